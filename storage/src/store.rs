@@ -1,0 +1,381 @@
+//! The store: P token partitions plus one meta partition, each a redb database with its own
+//! committer thread.
+//!
+//! Invariants: the partition count is fixed when the data directory is created and recorded in
+//! its manifest; token keys are per-partition sequence numbers handed out in increasing order
+//! (append-friendly B-tree inserts); the meta partition holds clients and per-client token
+//! watermarks; reads open a read transaction from any thread and never wait for a commit.
+
+use crate::commit::{Committer, Durability, Pending};
+use crate::records::{decode_token, encode_token, TokenRecord};
+use crate::StoreError;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Version of the data-directory layout written in the manifest.
+pub const FORMAT_VERSION: u32 = 1;
+const MANIFEST: &str = "MANIFEST";
+
+/// Tokens by per-partition sequence number.
+const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
+/// Clients by id: version byte + the client's JSON storage form.
+const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("clients");
+/// Per-client token watermarks: tokens of that client with a sequence number below the
+/// partition's mark are revoked. Survives client deletion so a re-created id does not revive
+/// old tokens. Value: little-endian u64 per partition.
+const WATERMARKS: TableDefinition<&str, &[u8]> = TableDefinition::new("token_watermarks");
+
+/// Version byte in front of a stored client.
+pub const CLIENT_RECORD_VERSION: u8 = 1;
+
+/// How the store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Partitions to create in a new data directory (a power of two). Ignored when the
+    /// directory already has a manifest.
+    pub partitions: u32,
+    pub durability: Durability,
+    /// redb page cache per partition, in bytes.
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { partitions: 16, durability: Durability::Immediate, cache_bytes: 32 << 20 }
+    }
+}
+
+/// One redb database and its single writer.
+#[derive(Debug)]
+pub struct Partition {
+    db: Arc<Database>,
+    committer: Committer,
+    next_seq: AtomicU64,
+}
+
+impl Partition {
+    fn new(name: String, db: Database, durability: Durability) -> Result<Self, StoreError> {
+        let db = Arc::new(db);
+        // Create the tables up front so that read transactions never find them missing.
+        let wtx = db.begin_write()?;
+        wtx.open_table(TOKENS)?;
+        wtx.open_table(CLIENTS)?;
+        wtx.open_table(WATERMARKS)?;
+        wtx.commit()?;
+        let last = {
+            let rtx = db.begin_read()?;
+            let table = rtx.open_table(TOKENS)?;
+            let last = table.last()?.map(|(k, _)| k.value());
+            last
+        };
+        let committer = Committer::start(name, db.clone(), durability)?;
+        Ok(Partition { db, committer, next_seq: AtomicU64::new(last.map_or(1, |k| k + 1)) })
+    }
+
+    /// Commit counters of this partition.
+    pub fn stats(&self) -> &crate::commit::CommitStats {
+        &self.committer.stats
+    }
+}
+
+/// What a client write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written,
+    /// Create: the id is taken.
+    Exists,
+    /// Replace: no such client.
+    Missing,
+}
+
+/// Whether a client write may create or must replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    Create,
+    Replace,
+}
+
+/// Token operations, coarse: one call is one transaction. The shape a SQL backend would also fit.
+pub trait TokenStore: Send + Sync {
+    fn partition_count(&self) -> u32;
+    /// Hands out the next sequence number of a partition (increasing).
+    fn next_seq(&self, partition: u32) -> u64;
+    /// The next sequence number of every partition, in partition order.
+    fn seq_marks(&self) -> Vec<u64>;
+    fn insert_token(&self, partition: u32, seq: u64, record: &TokenRecord) -> Pending<()>;
+    fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>, StoreError>;
+    /// Deletes one token; resolves to whether it existed.
+    fn delete_token(&self, partition: u32, seq: u64) -> Pending<bool>;
+}
+
+/// Client and watermark operations on the meta partition.
+pub trait ClientStore: Send + Sync {
+    /// Every client, as stored bytes (without the version byte).
+    fn load_clients(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    fn put_client(&self, id: &str, body: Vec<u8>, mode: PutMode) -> Pending<PutOutcome>;
+    /// Deletes a client and raises its token watermarks in the same transaction.
+    fn delete_client(&self, id: &str, marks: Vec<u64>) -> Pending<bool>;
+    fn set_watermarks(&self, client_id: &str, marks: Vec<u64>) -> Pending<()>;
+    fn load_watermarks(&self) -> Result<Vec<(String, Vec<u64>)>, StoreError>;
+    /// Checks that the store answers (readiness).
+    fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The embedded store.
+#[derive(Debug)]
+pub struct Store {
+    partitions: Vec<Partition>,
+    meta: Partition,
+    dir: Option<PathBuf>,
+}
+
+impl Store {
+    /// Opens (or creates) a data directory.
+    pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Manifest(format!("cannot create {}: {e}", dir.display())))?;
+        let count = read_or_write_manifest(dir, opts.partitions)?;
+        let open = |file: &str| -> Result<Database, StoreError> {
+            let mut b = redb::Builder::new();
+            b.set_cache_size(opts.cache_bytes);
+            Ok(b.create(dir.join(file))?)
+        };
+        let meta = Partition::new("commit-meta".into(), open("meta.redb")?, opts.durability)?;
+        let mut partitions = Vec::with_capacity(count as usize);
+        for p in 0..count {
+            let db = open(&format!("p{p:04}.redb"))?;
+            partitions.push(Partition::new(format!("commit-p{p}"), db, opts.durability)?);
+        }
+        Ok(Store { partitions, meta, dir: Some(dir.to_path_buf()) })
+    }
+
+    /// An in-memory store (`DSN=memory`): the same code path on redb's in-memory backend.
+    pub fn memory(opts: &StoreOptions) -> Result<Store, StoreError> {
+        let count = valid_partition_count(opts.partitions)?;
+        let open = || -> Result<Database, StoreError> {
+            Ok(redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?)
+        };
+        let meta = Partition::new("commit-meta".into(), open()?, Durability::None)?;
+        let mut partitions = Vec::with_capacity(count as usize);
+        for p in 0..count {
+            partitions.push(Partition::new(format!("commit-p{p}"), open()?, Durability::None)?);
+        }
+        Ok(Store { partitions, meta, dir: None })
+    }
+
+    /// The data directory, when on disk.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// A partition's commit counters.
+    pub fn partition_stats(&self, partition: u32) -> Option<&crate::commit::CommitStats> {
+        self.partitions.get(partition as usize).map(Partition::stats)
+    }
+
+    /// Stops every committer after it has flushed what is queued.
+    pub fn shutdown(&mut self) {
+        for p in &mut self.partitions {
+            p.committer.shutdown();
+        }
+        self.meta.committer.shutdown();
+    }
+
+    fn part(&self, partition: u32) -> Result<&Partition, StoreError> {
+        self.partitions
+            .get(partition as usize)
+            .ok_or(StoreError::Corrupt("partition out of range"))
+    }
+}
+
+fn valid_partition_count(n: u32) -> Result<u32, StoreError> {
+    if n == 0 || !n.is_power_of_two() || n > 4096 {
+        return Err(StoreError::Manifest(format!(
+            "partition count must be a power of two between 1 and 4096, got {n}"
+        )));
+    }
+    Ok(n)
+}
+
+/// Reads the manifest, or writes a new one atomically (temp file, fsync, rename, fsync dir).
+fn read_or_write_manifest(dir: &Path, requested: u32) -> Result<u32, StoreError> {
+    let path = dir.join(MANIFEST);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_manifest(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let count = valid_partition_count(requested)?;
+            let body = format!("{{\"format\":{FORMAT_VERSION},\"partitions\":{count}}}\n");
+            let tmp = dir.join("MANIFEST.tmp");
+            let io = |e: std::io::Error| StoreError::Manifest(format!("writing manifest: {e}"));
+            {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp).map_err(io)?;
+                f.write_all(body.as_bytes()).map_err(io)?;
+                f.sync_all().map_err(io)?;
+            }
+            std::fs::rename(&tmp, &path).map_err(io)?;
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            Ok(count)
+        }
+        Err(e) => Err(StoreError::Manifest(format!("reading manifest: {e}"))),
+    }
+}
+
+/// Parses `{"format":N,"partitions":P}` without a JSON dependency (the file is ours).
+fn parse_manifest(text: &str) -> Result<u32, StoreError> {
+    let field = |name: &str| -> Option<u32> {
+        let at = text.find(&format!("\"{name}\""))?;
+        let rest = text[at + name.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    let format = field("format").ok_or_else(|| StoreError::Manifest("manifest has no format".into()))?;
+    if format != FORMAT_VERSION {
+        return Err(StoreError::Manifest(format!(
+            "data directory format {format} is not supported by this binary (expects {FORMAT_VERSION})"
+        )));
+    }
+    let count =
+        field("partitions").ok_or_else(|| StoreError::Manifest("manifest has no partitions".into()))?;
+    valid_partition_count(count)
+}
+
+fn encode_marks(marks: &[u64]) -> Vec<u8> {
+    marks.iter().flat_map(|m| m.to_le_bytes()).collect()
+}
+
+fn decode_marks(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            u64::from_le_bytes(a)
+        })
+        .collect()
+}
+
+impl TokenStore for Store {
+    fn partition_count(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+
+    fn next_seq(&self, partition: u32) -> u64 {
+        match self.partitions.get(partition as usize) {
+            Some(p) => p.next_seq.fetch_add(1, Ordering::Relaxed),
+            None => 0,
+        }
+    }
+
+    fn seq_marks(&self) -> Vec<u64> {
+        self.partitions.iter().map(|p| p.next_seq.load(Ordering::Relaxed)).collect()
+    }
+
+    fn insert_token(&self, partition: u32, seq: u64, record: &TokenRecord) -> Pending<()> {
+        let encoded = encode_token(record);
+        let part = match self.part(partition) {
+            Ok(p) => p,
+            Err(_) => return self.meta.committer.submit(|_| Err(StoreError::Corrupt("partition out of range"))),
+        };
+        part.committer.submit(move |wtx| {
+            let bytes = encoded?;
+            wtx.open_table(TOKENS)?.insert(seq, bytes.as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>, StoreError> {
+        let part = self.part(partition)?;
+        let rtx = part.db.begin_read()?;
+        let table = rtx.open_table(TOKENS)?;
+        let found = table.get(seq)?;
+        match found {
+            Some(v) => Ok(Some(decode_token(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn delete_token(&self, partition: u32, seq: u64) -> Pending<bool> {
+        let part = match self.part(partition) {
+            Ok(p) => p,
+            Err(_) => return self.meta.committer.submit(|_| Ok(false)),
+        };
+        part.committer.submit(move |wtx| {
+            let existed = wtx.open_table(TOKENS)?.remove(seq)?.is_some();
+            Ok(existed)
+        })
+    }
+}
+
+impl ClientStore for Store {
+    fn load_clients(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let rtx = self.meta.db.begin_read()?;
+        let table = rtx.open_table(CLIENTS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let bytes = v.value();
+            match bytes.split_first() {
+                Some((&CLIENT_RECORD_VERSION, body)) => out.push((k.value().to_string(), body.to_vec())),
+                _ => return Err(StoreError::Corrupt("unknown client record version")),
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_client(&self, id: &str, body: Vec<u8>, mode: PutMode) -> Pending<PutOutcome> {
+        let id = id.to_string();
+        self.meta.committer.submit(move |wtx| {
+            let mut table = wtx.open_table(CLIENTS)?;
+            let exists = table.get(id.as_str())?.is_some();
+            match (mode, exists) {
+                (PutMode::Create, true) => return Ok(PutOutcome::Exists),
+                (PutMode::Replace, false) => return Ok(PutOutcome::Missing),
+                _ => {}
+            }
+            let mut value = Vec::with_capacity(body.len() + 1);
+            value.push(CLIENT_RECORD_VERSION);
+            value.extend_from_slice(&body);
+            table.insert(id.as_str(), value.as_slice())?;
+            Ok(PutOutcome::Written)
+        })
+    }
+
+    fn delete_client(&self, id: &str, marks: Vec<u64>) -> Pending<bool> {
+        let id = id.to_string();
+        self.meta.committer.submit(move |wtx| {
+            let existed = wtx.open_table(CLIENTS)?.remove(id.as_str())?.is_some();
+            if existed {
+                wtx.open_table(WATERMARKS)?.insert(id.as_str(), encode_marks(&marks).as_slice())?;
+            }
+            Ok(existed)
+        })
+    }
+
+    fn set_watermarks(&self, client_id: &str, marks: Vec<u64>) -> Pending<()> {
+        let id = client_id.to_string();
+        self.meta.committer.submit(move |wtx| {
+            wtx.open_table(WATERMARKS)?.insert(id.as_str(), encode_marks(&marks).as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn load_watermarks(&self) -> Result<Vec<(String, Vec<u64>)>, StoreError> {
+        let rtx = self.meta.db.begin_read()?;
+        let table = rtx.open_table(WATERMARKS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_string(), decode_marks(v.value())));
+        }
+        Ok(out)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let rtx = self.meta.db.begin_read()?;
+        rtx.open_table(CLIENTS)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! Integration tests of the store on disk and in memory: durability across reopen, the
+//! manifest, client and watermark operations, and group commit under concurrency.
+
+use hydra_storage::*;
+use std::sync::Arc;
+
+fn rec(client: &str, n: u64) -> TokenRecord {
+    TokenRecord {
+        kind: TokenKind::Access,
+        signature: [n as u8; 32],
+        family: n,
+        client_id: client.into(),
+        subject: client.into(),
+        scope: "read".into(),
+        audience: vec![],
+        issued_at: 1000 + n as i64,
+        expires_at: 5000,
+        ext: String::new(),
+    }
+}
+
+fn opts(partitions: u32) -> StoreOptions {
+    StoreOptions { partitions, ..StoreOptions::default() }
+}
+
+#[test]
+fn tokens_survive_reopen_and_sequences_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path(), &opts(4)).unwrap();
+    let mut issued = vec![];
+    for i in 0..20u64 {
+        let p = (i % 4) as u32;
+        let seq = store.next_seq(p);
+        store.insert_token(p, seq, &rec("c", i)).wait().unwrap();
+        issued.push((p, seq, i));
+    }
+    store.shutdown();
+    drop(store);
+    let store = Store::open(dir.path(), &opts(8)).unwrap();
+    assert_eq!(store.partition_count(), 4, "the manifest fixes the partition count");
+    for (p, seq, i) in &issued {
+        assert_eq!(store.get_token(*p, *seq).unwrap(), Some(rec("c", *i)));
+    }
+    let max_seq = issued.iter().filter(|t| t.0 == 0).map(|t| t.1).max().unwrap();
+    assert_eq!(store.next_seq(0), max_seq + 1);
+}
+
+#[test]
+fn delete_reports_existence() {
+    let store = Store::memory(&opts(2)).unwrap();
+    let seq = store.next_seq(1);
+    store.insert_token(1, seq, &rec("c", 1)).wait().unwrap();
+    assert!(store.delete_token(1, seq).wait().unwrap());
+    assert!(!store.delete_token(1, seq).wait().unwrap());
+    assert_eq!(store.get_token(1, seq).unwrap(), None);
+    assert!(store.get_token(99, seq).is_err(), "out-of-range partition is an error");
+}
+
+#[test]
+fn bad_partition_counts_and_manifests_are_refused() {
+    assert!(Store::memory(&opts(3)).is_err());
+    assert!(Store::memory(&opts(0)).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("MANIFEST"), "{\"format\":99,\"partitions\":4}").unwrap();
+    let err = Store::open(dir.path(), &opts(4)).unwrap_err().to_string();
+    assert!(err.contains("format 99"), "{err}");
+}
+
+#[test]
+fn clients_create_replace_delete_and_watermarks() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), &opts(2)).unwrap();
+        assert_eq!(store.put_client("a", b"{}".to_vec(), PutMode::Create).wait().unwrap(), PutOutcome::Written);
+        assert_eq!(store.put_client("a", b"{}".to_vec(), PutMode::Create).wait().unwrap(), PutOutcome::Exists);
+        assert_eq!(store.put_client("b", b"{}".to_vec(), PutMode::Replace).wait().unwrap(), PutOutcome::Missing);
+        assert_eq!(store.put_client("a", b"{\"x\":1}".to_vec(), PutMode::Replace).wait().unwrap(), PutOutcome::Written);
+        assert_eq!(store.put_client("b", b"{}".to_vec(), PutMode::Create).wait().unwrap(), PutOutcome::Written);
+        assert!(store.delete_client("b", vec![5, 7]).wait().unwrap());
+        assert!(!store.delete_client("b", vec![9, 9]).wait().unwrap());
+        store.set_watermarks("a", vec![3, 4]).wait().unwrap();
+    }
+    let store = Store::open(dir.path(), &opts(2)).unwrap();
+    assert_eq!(store.load_clients().unwrap(), vec![("a".to_string(), b"{\"x\":1}".to_vec())]);
+    let mut marks = store.load_watermarks().unwrap();
+    marks.sort();
+    assert_eq!(marks, vec![("a".into(), vec![3, 4]), ("b".into(), vec![5, 7])]);
+    store.ping().unwrap();
+}
+
+#[test]
+fn concurrent_writers_lose_nothing_and_batches_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), &opts(2)).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut mine = vec![];
+                for i in 0..100u64 {
+                    let p = (t % 2) as u32;
+                    let seq = store.next_seq(p);
+                    store.insert_token(p, seq, &rec(&format!("c{t}"), i)).wait().unwrap();
+                    mine.push((p, seq, t, i));
+                }
+                mine
+            })
+        })
+        .collect();
+    let all: Vec<_> = threads.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert_eq!(all.len(), 800);
+    let mut keys: Vec<_> = all.iter().map(|(p, s, _, _)| (*p, *s)).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 800, "no sequence number handed out twice");
+    for (p, seq, t, i) in all {
+        assert_eq!(store.get_token(p, seq).unwrap(), Some(rec(&format!("c{t}"), i)));
+    }
+    let stats = store.partition_stats(0).unwrap();
+    let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+    let jobs = stats.jobs.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(jobs, 400);
+    assert!(commits <= jobs);
+}
