@@ -114,9 +114,13 @@ pub trait TokenStore: Send + Sync {
 pub trait ClientStore: Send + Sync {
     /// Every client, as stored bytes (without the version byte).
     fn load_clients(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
-    fn put_client(&self, id: &str, body: Vec<u8>, mode: PutMode) -> Pending<PutOutcome>;
-    /// Deletes a client and raises its token watermarks in the same transaction.
-    fn delete_client(&self, id: &str, marks: Vec<u64>) -> Pending<bool>;
+    /// Creates or replaces a client. Resolves to the outcome and a version number that increases
+    /// in commit order, so callers can apply concurrent writes to an in-memory view in the order
+    /// the disk saw them.
+    fn put_client(&self, id: &str, body: Vec<u8>, mode: PutMode) -> Pending<(PutOutcome, u64)>;
+    /// Deletes a client and raises its token watermarks in the same transaction. Resolves to
+    /// whether it existed and the commit-ordered version.
+    fn delete_client(&self, id: &str, marks: Vec<u64>) -> Pending<(bool, u64)>;
     fn set_watermarks(&self, client_id: &str, marks: Vec<u64>) -> Pending<()>;
     fn load_watermarks(&self) -> Result<Vec<(String, Vec<u64>)>, StoreError>;
     /// Checks that the store answers (readiness).
@@ -129,6 +133,8 @@ pub struct Store {
     partitions: Vec<Partition>,
     meta: Partition,
     dir: Option<PathBuf>,
+    /// Bumped inside meta write jobs, which the single committer runs in commit order.
+    meta_version: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -148,7 +154,7 @@ impl Store {
             let db = open(&format!("p{p:04}.redb"))?;
             partitions.push(Partition::new(format!("commit-p{p}"), db, opts.durability)?);
         }
-        Ok(Store { partitions, meta, dir: Some(dir.to_path_buf()) })
+        Ok(Store { partitions, meta, dir: Some(dir.to_path_buf()), meta_version: Arc::default() })
     }
 
     /// An in-memory store (`DSN=memory`): the same code path on redb's in-memory backend.
@@ -162,7 +168,7 @@ impl Store {
         for p in 0..count {
             partitions.push(Partition::new(format!("commit-p{p}"), open()?, Durability::None)?);
         }
-        Ok(Store { partitions, meta, dir: None })
+        Ok(Store { partitions, meta, dir: None, meta_version: Arc::default() })
     }
 
     /// The data directory, when on disk.
@@ -325,32 +331,36 @@ impl ClientStore for Store {
         Ok(out)
     }
 
-    fn put_client(&self, id: &str, body: Vec<u8>, mode: PutMode) -> Pending<PutOutcome> {
+    fn put_client(&self, id: &str, body: Vec<u8>, mode: PutMode) -> Pending<(PutOutcome, u64)> {
         let id = id.to_string();
+        let version = self.meta_version.clone();
         self.meta.committer.submit(move |wtx| {
+            let v = version.fetch_add(1, Ordering::Relaxed) + 1;
             let mut table = wtx.open_table(CLIENTS)?;
             let exists = table.get(id.as_str())?.is_some();
             match (mode, exists) {
-                (PutMode::Create, true) => return Ok(PutOutcome::Exists),
-                (PutMode::Replace, false) => return Ok(PutOutcome::Missing),
+                (PutMode::Create, true) => return Ok((PutOutcome::Exists, v)),
+                (PutMode::Replace, false) => return Ok((PutOutcome::Missing, v)),
                 _ => {}
             }
             let mut value = Vec::with_capacity(body.len() + 1);
             value.push(CLIENT_RECORD_VERSION);
             value.extend_from_slice(&body);
             table.insert(id.as_str(), value.as_slice())?;
-            Ok(PutOutcome::Written)
+            Ok((PutOutcome::Written, v))
         })
     }
 
-    fn delete_client(&self, id: &str, marks: Vec<u64>) -> Pending<bool> {
+    fn delete_client(&self, id: &str, marks: Vec<u64>) -> Pending<(bool, u64)> {
         let id = id.to_string();
+        let version = self.meta_version.clone();
         self.meta.committer.submit(move |wtx| {
+            let v = version.fetch_add(1, Ordering::Relaxed) + 1;
             let existed = wtx.open_table(CLIENTS)?.remove(id.as_str())?.is_some();
             if existed {
                 wtx.open_table(WATERMARKS)?.insert(id.as_str(), encode_marks(&marks).as_slice())?;
             }
-            Ok(existed)
+            Ok((existed, v))
         })
     }
 

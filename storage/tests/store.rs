@@ -71,13 +71,13 @@ fn clients_create_replace_delete_and_watermarks() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path(), &opts(2)).unwrap();
-        assert_eq!(store.put_client("a", b"{}".to_vec(), PutMode::Create).wait().unwrap(), PutOutcome::Written);
-        assert_eq!(store.put_client("a", b"{}".to_vec(), PutMode::Create).wait().unwrap(), PutOutcome::Exists);
-        assert_eq!(store.put_client("b", b"{}".to_vec(), PutMode::Replace).wait().unwrap(), PutOutcome::Missing);
-        assert_eq!(store.put_client("a", b"{\"x\":1}".to_vec(), PutMode::Replace).wait().unwrap(), PutOutcome::Written);
-        assert_eq!(store.put_client("b", b"{}".to_vec(), PutMode::Create).wait().unwrap(), PutOutcome::Written);
-        assert!(store.delete_client("b", vec![5, 7]).wait().unwrap());
-        assert!(!store.delete_client("b", vec![9, 9]).wait().unwrap());
+        assert_eq!(store.put_client("a", b"{}".to_vec(), PutMode::Create).wait().unwrap().0, PutOutcome::Written);
+        assert_eq!(store.put_client("a", b"{}".to_vec(), PutMode::Create).wait().unwrap().0, PutOutcome::Exists);
+        assert_eq!(store.put_client("b", b"{}".to_vec(), PutMode::Replace).wait().unwrap().0, PutOutcome::Missing);
+        assert_eq!(store.put_client("a", b"{\"x\":1}".to_vec(), PutMode::Replace).wait().unwrap().0, PutOutcome::Written);
+        assert_eq!(store.put_client("b", b"{}".to_vec(), PutMode::Create).wait().unwrap().0, PutOutcome::Written);
+        assert!(store.delete_client("b", vec![5, 7]).wait().unwrap().0);
+        assert!(!store.delete_client("b", vec![9, 9]).wait().unwrap().0);
         store.set_watermarks("a", vec![3, 4]).wait().unwrap();
     }
     let store = Store::open(dir.path(), &opts(2)).unwrap();

@@ -1,0 +1,896 @@
+//! Execution of the management commands (HTTP calls + output).
+
+use std::io::{Read, Write};
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::httpclient::{self, Response};
+use super::output::{go_json, go_json_ordered, multi_table, rfc3339, row_table};
+use super::{
+    ClientAuth, ClientFields, Command, ConnFlags, CreateWhat, DEFAULT_ADMIN_ENDPOINT,
+    DEFAULT_PUBLIC_ENDPOINT, DeleteWhat, Format, GetWhat, IntrospectWhat, ListWhat, PerformWhat,
+    RevokeWhat, UpdateWhat,
+};
+
+type Out<'a> = &'a mut dyn Write;
+
+pub(crate) const CLIENT_HEADER: [&str; 7] = [
+    "CLIENT ID",
+    "CLIENT SECRET",
+    "GRANT TYPES",
+    "RESPONSE TYPES",
+    "SCOPE",
+    "AUDIENCE",
+    "REDIRECT URIS",
+];
+pub(crate) const TOKEN_HEADER: [&str; 4] = ["ACCESS TOKEN", "REFRESH TOKEN", "ID TOKEN", "EXPIRY"];
+pub(crate) const INTROSPECT_HEADER: [&str; 6] = [
+    "ACTIVE",
+    "SUBJECT",
+    "CLIENT ID",
+    "SCOPE",
+    "EXPIRY",
+    "TOKEN USE",
+];
+const MISSING_CREDENTIALS: &str = "Please provide a Client ID and Client Secret using flags --client-id and --client-secret, or environment variables OAUTH2_CLIENT_ID and OAUTH2_CLIENT_SECRET";
+
+/// Runs one management command, writing results to `out` and errors to `err`.
+pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
+    let result = match cmd {
+        Command::Serve { .. } | Command::Version => {
+            Err("Error: `serve` and `version` are not management commands".to_string())
+        }
+        Command::Create(c) => match c.what {
+            CreateWhat::OAuth2Client { fields, conn } => create_client(&fields, &conn, out, err),
+        },
+        Command::Get(c) => match c.what {
+            GetWhat::OAuth2Client { ids, conn } => get_clients(&ids, &conn, out, err),
+        },
+        Command::List(c) => match c.what {
+            ListWhat::OAuth2Clients {
+                page_size,
+                page_token,
+                conn,
+            } => list_clients(page_size, page_token.as_deref(), &conn, out, err),
+        },
+        Command::Update(c) => match c.what {
+            UpdateWhat::OAuth2Client {
+                id_arg,
+                fields,
+                conn,
+            } => update_client(&id_arg, &fields, &conn, out, err),
+        },
+        Command::Delete(c) => match c.what {
+            DeleteWhat::OAuth2Client { ids, conn } => delete_clients(&ids, &conn, out, err),
+            DeleteWhat::AccessTokens { client_id, conn } => {
+                delete_access_tokens(&client_id, &conn, out, err)
+            }
+        },
+        Command::Perform(c) => match c.what {
+            PerformWhat::ClientCredentials {
+                creds,
+                scope,
+                audience,
+                conn,
+            } => client_credentials(&creds, &scope, &audience, &conn, out, err),
+        },
+        Command::Introspect(c) => match c.what {
+            IntrospectWhat::Token { token, scope, conn } => {
+                introspect(&token, &scope, &conn, out, err)
+            }
+        },
+        Command::Revoke(c) => match c.what {
+            RevokeWhat::Token { token, creds, conn } => revoke(&token, &creds, &conn, out, err),
+        },
+    };
+    match result {
+        Ok(()) => 0,
+        Err(msg) => {
+            if !msg.is_empty() {
+                let _ = writeln!(err, "{}", one_line(&msg));
+            }
+            1
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Encoding helpers
+// ---------------------------------------------------------------------------
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value: unreserved
+/// characters kept, space as `+`, everything else `%XX`.
+pub(crate) fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else if b == b' ' {
+            out.push('+');
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes one path segment (everything except unreserved characters).
+pub(crate) fn path_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes a form/query component (`+` is a space).
+pub(crate) fn form_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Builds a form body from key/value pairs.
+pub(crate) fn form_body(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `Authorization` header value for `client_secret_basic` (RFC 6749 §2.3.1:
+/// id and secret are form-encoded before base64).
+pub(crate) fn basic_auth(id: &str, secret: &str) -> String {
+    let raw = format!("{}:{}", form_encode(id), form_encode(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
+    )
+}
+
+/// Extracts the `page_token` of the `rel="next"` link of a `Link` header.
+pub(crate) fn next_page_token(link: &str) -> Option<String> {
+    let mut rest = link;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let close = after.find('>')?;
+        let url = &after[..close];
+        let params_all = &after[close + 1..];
+        let params = &params_all[..params_all.find('<').unwrap_or(params_all.len())];
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().trim_end_matches(',').trim();
+            match p.split_once('=') {
+                Some((k, v)) if k.trim().eq_ignore_ascii_case("rel") => v
+                    .trim()
+                    .trim_matches('"')
+                    .split_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case("next")),
+                _ => false,
+            }
+        });
+        if is_next {
+            let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+            let query = query.split('#').next().unwrap_or("");
+            return query.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (form_decode(k) == "page_token").then(|| form_decode(v))
+            });
+        }
+        rest = &after[close + 1..];
+    }
+    None
+}
+
+fn one_line(s: &str) -> String {
+    s.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One-line error for a non-2xx answer.
+pub(crate) fn api_error_line(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut msg = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => match m.get("error") {
+            Some(Value::String(e)) => {
+                let d = m
+                    .get("error_description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                join_err(e, d)
+            }
+            Some(Value::Object(e)) => {
+                let msg = e.get("message").and_then(Value::as_str).unwrap_or("error");
+                let d = e.get("reason").and_then(Value::as_str).unwrap_or("");
+                join_err(msg, d)
+            }
+            _ => text.trim().to_string(),
+        },
+        _ => text.trim().to_string(),
+    };
+    msg = one_line(&msg);
+    if msg.chars().count() > 500 {
+        msg = msg.chars().take(500).collect::<String>() + "...";
+    }
+    if msg.is_empty() {
+        format!("Error: {status}")
+    } else {
+        format!("Error: {status} {msg}")
+    }
+}
+
+fn join_err(e: &str, d: &str) -> String {
+    if d.is_empty() {
+        e.to_string()
+    } else {
+        format!("{e}: {d}")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP context
+// ---------------------------------------------------------------------------
+
+struct Ctx {
+    base: String,
+    headers: Vec<(String, String)>,
+    format: Format,
+    quiet: bool,
+}
+
+impl Ctx {
+    fn new(conn: &ConnFlags, default: &str, err: Out) -> Result<Ctx, String> {
+        if conn.skip_tls_verify {
+            let _ = writeln!(
+                err,
+                "Note: --skip-tls-verify is ignored; this CLI only supports http:// endpoints."
+            );
+        }
+        let base = conn
+            .endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .unwrap_or(default)
+            .trim_end_matches('/')
+            .to_string();
+        httpclient::parse_url(&base).map_err(|e| format!("Error: invalid endpoint: {e}"))?;
+        let mut headers = Vec::new();
+        for h in &conn.http_header {
+            let (k, v) = h.split_once(':').ok_or_else(|| {
+                "Error: HTTP headers must be given as `Name: value` (-H/--http-header)".to_string()
+            })?;
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        Ok(Ctx {
+            base,
+            headers,
+            format: conn.format,
+            quiet: conn.quiet,
+        })
+    }
+
+    /// Performs a request; transport failures become a one-line error naming the URL.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Response, String> {
+        let url = format!("{}{}", self.base, path);
+        let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
+        headers.extend(extra.iter().copied());
+        headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        httpclient::request(method, &url, &headers, body)
+            .map_err(|e| format!("Error: request to {url} failed: {e}"))
+    }
+
+    /// Like [`Ctx::call`] but turns non-2xx answers into an error line.
+    fn call_ok(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Response, String> {
+        let resp = self.call(method, path, extra, body)?;
+        if (200..300).contains(&resp.status) {
+            Ok(resp)
+        } else {
+            Err(api_error_line(resp.status, &resp.body))
+        }
+    }
+}
+
+fn parse_json(resp: &Response) -> Result<Value, String> {
+    serde_json::from_slice(&resp.body)
+        .map_err(|e| format!("Error: the server answered with invalid JSON: {e}"))
+}
+
+fn write_out(out: Out, s: &str) -> Result<(), String> {
+    out.write_all(s.as_bytes())
+        .map_err(|e| format!("Error: cannot write output: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------
+
+fn str_field(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn join_field(v: &Value, key: &str, sep: &str) -> String {
+    match v.get(key) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(sep),
+        _ => String::new(),
+    }
+}
+
+/// Table columns of an OAuth 2.0 client (Hydra joins audience with "," and
+/// the other lists with ", ").
+pub(crate) fn client_columns(c: &Value) -> Vec<String> {
+    vec![
+        str_field(c, "client_id"),
+        str_field(c, "client_secret"),
+        join_field(c, "grant_types", ", "),
+        join_field(c, "response_types", ", "),
+        str_field(c, "scope"),
+        join_field(c, "audience", ","),
+        join_field(c, "redirect_uris", ", "),
+    ]
+}
+
+/// Single item output (Go `cmdx.PrintRow`).
+fn render_row(ctx: &Ctx, header: &[&str], columns: &[String], json: &Value) -> String {
+    if ctx.quiet {
+        return format!("{}\n", columns.first().map(String::as_str).unwrap_or(""));
+    }
+    match ctx.format {
+        Format::Table => row_table(header, columns),
+        Format::Json => go_json(json, false),
+        Format::JsonPretty => go_json(json, true),
+    }
+}
+
+/// Collection output (Go `cmdx.PrintTable`).
+fn render_table(ctx: &Ctx, header: &[&str], rows: &[Vec<String>], json: &Value) -> String {
+    if ctx.quiet {
+        if rows.is_empty() {
+            return "\n".to_string();
+        }
+        return rows
+            .iter()
+            .map(|r| format!("{}\n", r.first().map(String::as_str).unwrap_or("")))
+            .collect();
+    }
+    match ctx.format {
+        Format::Table => multi_table(header, rows),
+        Format::Json => go_json(json, false),
+        Format::JsonPretty => go_json(json, true),
+    }
+}
+
+fn render_client(ctx: &Ctx, client: &Value) -> String {
+    render_row(ctx, &CLIENT_HEADER, &client_columns(client), client)
+}
+
+fn render_ids(ctx: &Ctx, ids: &[String]) -> String {
+    match ids {
+        [] => String::new(),
+        [one] => render_row(
+            ctx,
+            &["ID"],
+            std::slice::from_ref(one),
+            &Value::String(one.clone()),
+        ),
+        many => {
+            let rows: Vec<Vec<String>> = many.iter().map(|i| vec![i.clone()]).collect();
+            let json = Value::Array(many.iter().cloned().map(Value::String).collect());
+            render_table(ctx, &["ID"], &rows, &json)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Client body construction
+// ---------------------------------------------------------------------------
+
+fn read_file_arg(path: &str) -> Result<Value, String> {
+    let mut data = Vec::new();
+    if path == "-" {
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .map_err(|e| format!("Error: cannot read stdin: {e}"))?;
+    } else {
+        data = std::fs::read(path).map_err(|e| format!("Error: cannot read {path}: {e}"))?;
+    }
+    serde_json::from_slice(&data)
+        .map_err(|e| format!("Error: {path} does not contain valid JSON: {e}"))
+}
+
+fn str_list(v: &[String]) -> Value {
+    Value::Array(v.iter().cloned().map(Value::String).collect())
+}
+
+/// Applies the flags that were given to a client JSON object.
+pub(crate) fn apply_client_fields(
+    obj: &mut Map<String, Value>,
+    f: &ClientFields,
+    include_id: bool,
+) -> Result<(), String> {
+    let mut set_str = |key: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            obj.insert(key.to_string(), Value::String(v.clone()));
+        }
+    };
+    if include_id {
+        set_str("client_id", &f.id);
+    }
+    set_str("client_name", &f.name);
+    set_str("client_secret", &f.secret);
+    set_str("token_endpoint_auth_method", &f.token_endpoint_auth_method);
+    set_str("jwks_uri", &f.jwks_uri);
+    set_str("owner", &f.owner);
+    set_str("policy_uri", &f.policy_uri);
+    set_str("tos_uri", &f.tos_uri);
+    set_str("client_uri", &f.client_uri);
+    set_str("logo_uri", &f.logo_uri);
+    set_str("subject_type", &f.subject_type);
+    set_str("frontchannel_logout_uri", &f.frontchannel_logout_callback);
+    set_str("backchannel_logout_uri", &f.backchannel_logout_callback);
+    set_str("request_object_signing_alg", &f.request_object_signing_alg);
+    set_str("sector_identifier_uri", &f.sector_identifier_uri);
+    set_str("access_token_strategy", &f.access_token_strategy);
+
+    let lists: [(&str, &Vec<String>); 8] = [
+        ("redirect_uris", &f.redirect_uri),
+        ("grant_types", &f.grant_type),
+        ("response_types", &f.response_type),
+        ("audience", &f.audience),
+        ("allowed_cors_origins", &f.allowed_cors_origin),
+        ("post_logout_redirect_uris", &f.post_logout_callback),
+        ("contacts", &f.contact),
+        ("request_uris", &f.request_uri),
+    ];
+    for (key, v) in lists {
+        if !v.is_empty() {
+            obj.insert(key.to_string(), str_list(v));
+        }
+    }
+    if !f.scope.is_empty() {
+        obj.insert("scope".to_string(), Value::String(f.scope.join(" ")));
+    }
+    let bools = [
+        (
+            "frontchannel_logout_session_required",
+            f.frontchannel_logout_session_required,
+        ),
+        (
+            "backchannel_logout_session_required",
+            f.backchannel_logout_session_required,
+        ),
+        ("skip_consent", f.skip_consent),
+        ("skip_logout_consent", f.skip_logout_consent),
+    ];
+    for (key, v) in bools {
+        if let Some(b) = v {
+            obj.insert(key.to_string(), Value::Bool(b));
+        }
+    }
+    if let Some(m) = &f.metadata {
+        let v: Value = serde_json::from_str(m)
+            .map_err(|e| format!("Error: --metadata is not valid JSON: {e}"))?;
+        obj.insert("metadata".to_string(), v);
+    }
+    Ok(())
+}
+
+/// JSON body for `create oauth2-client` from flags, with Hydra's CLI defaults.
+pub(crate) fn create_body(f: &ClientFields) -> Result<Value, String> {
+    let mut obj = Map::new();
+    obj.insert(
+        "grant_types".into(),
+        str_list(&["authorization_code".into()]),
+    );
+    obj.insert("response_types".into(), str_list(&["code".into()]));
+    obj.insert(
+        "token_endpoint_auth_method".into(),
+        Value::String("client_secret_basic".into()),
+    );
+    obj.insert("subject_type".into(), Value::String("public".into()));
+    obj.insert(
+        "request_object_signing_alg".into(),
+        Value::String("RS256".into()),
+    );
+    obj.insert("metadata".into(), Value::Object(Map::new()));
+    apply_client_fields(&mut obj, f, true)?;
+    Ok(Value::Object(obj))
+}
+
+// ---------------------------------------------------------------------------
+// Commands
+// ---------------------------------------------------------------------------
+
+fn client_path(id: &str) -> String {
+    format!("/admin/clients/{}", path_escape(id))
+}
+
+fn create_client(f: &ClientFields, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let body = match &f.file {
+        Some(path) => read_file_arg(path)?,
+        None => create_body(f)?,
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    let resp = ctx.call_ok(
+        "POST",
+        "/admin/clients",
+        &[],
+        Some(("application/json", &bytes)),
+    )?;
+    let client = parse_json(&resp)?;
+    write_out(out, &render_client(&ctx, &client))
+}
+
+fn get_clients(ids: &[String], conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let mut clients = Vec::with_capacity(ids.len());
+    for id in ids {
+        let resp = ctx.call_ok("GET", &client_path(id), &[], None)?;
+        clients.push(parse_json(&resp)?);
+    }
+    let text = match clients.as_slice() {
+        [one] => render_client(&ctx, one),
+        many => {
+            let rows: Vec<Vec<String>> = many.iter().map(client_columns).collect();
+            render_table(&ctx, &CLIENT_HEADER, &rows, &Value::Array(many.to_vec()))
+        }
+    };
+    write_out(out, &text)
+}
+
+fn list_clients(
+    page_size: u32,
+    page_token: Option<&str>,
+    conn: &ConnFlags,
+    out: Out,
+    err: Out,
+) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let mut path = format!("/admin/clients?page_size={page_size}");
+    if let Some(t) = page_token.filter(|t| !t.is_empty()) {
+        path.push_str("&page_token=");
+        path.push_str(&form_encode(t));
+    }
+    let resp = ctx.call_ok("GET", &path, &[], None)?;
+    let items = match parse_json(&resp)? {
+        Value::Array(a) => a,
+        Value::Null => Vec::new(),
+        _ => return Err("Error: the server did not answer with a JSON array".to_string()),
+    };
+    let next = resp
+        .header_all("link")
+        .iter()
+        .find_map(|l| next_page_token(l))
+        .unwrap_or_default();
+    write_out(out, &render_client_list(&ctx, &items, &next))
+}
+
+/// Output of `list oauth2-clients` (Go `cmdx.PaginatedList`).
+fn render_client_list(ctx: &Ctx, items: &[Value], next: &str) -> String {
+    let is_last = next.is_empty();
+    if ctx.quiet {
+        return items
+            .iter()
+            .map(|c| format!("{}\n", str_field(c, "client_id")))
+            .collect();
+    }
+    match ctx.format {
+        Format::Table => {
+            let mut rows: Vec<Vec<String>> = items.iter().map(client_columns).collect();
+            rows.push(vec![String::new()]);
+            rows.push(vec!["NEXT PAGE TOKEN".into(), next.to_string()]);
+            rows.push(vec!["IS LAST PAGE".into(), is_last.to_string()]);
+            multi_table(&CLIENT_HEADER, &rows)
+        }
+        Format::Json | Format::JsonPretty => {
+            let items = Value::Array(items.to_vec());
+            let next = Value::String(next.to_string());
+            let last = Value::Bool(is_last);
+            go_json_ordered(
+                &[
+                    ("items", &items),
+                    ("next_page_token", &next),
+                    ("is_last_page", &last),
+                ],
+                ctx.format == Format::JsonPretty,
+            )
+        }
+    }
+}
+
+fn update_client(
+    id: &str,
+    f: &ClientFields,
+    conn: &ConnFlags,
+    out: Out,
+    err: Out,
+) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let body = match &f.file {
+        Some(path) => read_file_arg(path)?,
+        None => {
+            let resp = ctx.call_ok("GET", &client_path(id), &[], None)?;
+            let mut obj = match parse_json(&resp)? {
+                Value::Object(m) => m,
+                _ => return Err("Error: the server did not answer with a JSON object".into()),
+            };
+            apply_client_fields(&mut obj, f, false)?;
+            Value::Object(obj)
+        }
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    let resp = ctx.call_ok(
+        "PUT",
+        &client_path(id),
+        &[],
+        Some(("application/json", &bytes)),
+    )?;
+    let client = parse_json(&resp)?;
+    write_out(out, &render_client(&ctx, &client))
+}
+
+fn delete_clients(ids: &[String], conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let mut deleted = Vec::new();
+    let mut failures = Vec::new();
+    for id in ids {
+        let res = ctx.call_ok("DELETE", &client_path(id), &[], None);
+        match res {
+            Ok(_) => deleted.push(id.clone()),
+            Err(e) => failures.push(format!(
+                "Error: {}: {}",
+                id,
+                e.strip_prefix("Error: ").unwrap_or(&e)
+            )),
+        }
+    }
+    write_out(out, &render_ids(&ctx, &deleted))?;
+    if failures.is_empty() {
+        return Ok(());
+    }
+    for f in &failures {
+        let _ = writeln!(err, "{}", one_line(f));
+    }
+    Err(String::new())
+}
+
+fn delete_access_tokens(
+    client_id: &str,
+    conn: &ConnFlags,
+    out: Out,
+    err: Out,
+) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let path = format!("/admin/oauth2/tokens?client_id={}", form_encode(client_id));
+    ctx.call_ok("DELETE", &path, &[], None)?;
+    write_out(out, &render_ids(&ctx, &[client_id.to_string()]))
+}
+
+fn require_creds(creds: &ClientAuth) -> Result<(&str, &str), String> {
+    match (creds.client_id.as_deref(), creds.client_secret.as_deref()) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Ok((id, secret)),
+        _ => Err(MISSING_CREDENTIALS.to_string()),
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Go's zero `time.Time` in RFC 3339, used when the server sent no `expires_in`.
+const ZERO_TIME: i64 = -62_135_596_800;
+
+/// Table columns for a token response; `now` is the current Unix time.
+pub(crate) fn token_columns(tok: &Value, now: i64) -> Vec<String> {
+    let or_empty = |k: &str| {
+        let s = str_field(tok, k);
+        if s.is_empty() {
+            "<empty>".to_string()
+        } else {
+            s
+        }
+    };
+    vec![
+        str_field(tok, "access_token"),
+        or_empty("refresh_token"),
+        or_empty("id_token"),
+        rfc3339(token_expiry(tok, now)),
+    ]
+}
+
+fn token_expiry(tok: &Value, now: i64) -> i64 {
+    match tok.get("expires_in").and_then(|v| {
+        v.as_i64()
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    }) {
+        Some(n) if n > 0 => now + n,
+        _ => ZERO_TIME,
+    }
+}
+
+/// JSON printed for a token (shape of Go's `oauth2.Token`).
+pub(crate) fn token_json(tok: &Value, now: i64, pretty: bool) -> String {
+    let access = Value::String(str_field(tok, "access_token"));
+    let token_type = Value::String(str_field(tok, "token_type"));
+    let refresh = Value::String(str_field(tok, "refresh_token"));
+    let expiry = Value::String(rfc3339(token_expiry(tok, now)));
+    let expires_in = tok.get("expires_in").cloned().unwrap_or(Value::Null);
+    let mut fields: Vec<(&str, &Value)> = vec![("access_token", &access)];
+    if !str_field(tok, "token_type").is_empty() {
+        fields.push(("token_type", &token_type));
+    }
+    if !str_field(tok, "refresh_token").is_empty() {
+        fields.push(("refresh_token", &refresh));
+    }
+    fields.push(("expiry", &expiry));
+    if expires_in.as_i64().is_some_and(|n| n != 0) {
+        fields.push(("expires_in", &expires_in));
+    }
+    go_json_ordered(&fields, pretty)
+}
+
+fn client_credentials(
+    creds: &ClientAuth,
+    scope: &[String],
+    audience: &[String],
+    conn: &ConnFlags,
+    out: Out,
+    err: Out,
+) -> Result<(), String> {
+    let (id, secret) = require_creds(creds)?;
+    let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT, err)?;
+    let scope = scope.join(" ");
+    let audience = audience.join(" ");
+    let mut pairs = vec![("grant_type", "client_credentials")];
+    if !scope.is_empty() {
+        pairs.push(("scope", &scope));
+    }
+    if !audience.is_empty() {
+        pairs.push(("audience", &audience));
+    }
+    let body = form_body(&pairs);
+    let auth = basic_auth(id, secret);
+    let resp = ctx.call_ok(
+        "POST",
+        "/oauth2/token",
+        &[("Authorization", &auth)],
+        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+    )?;
+    let tok = parse_json(&resp)?;
+    if str_field(&tok, "access_token").is_empty() {
+        return Err("Error: the token response contains no access_token".to_string());
+    }
+    let now = now_unix();
+    let text = if ctx.quiet {
+        format!("{}\n", str_field(&tok, "access_token"))
+    } else {
+        match ctx.format {
+            Format::Table => row_table(&TOKEN_HEADER, &token_columns(&tok, now)),
+            Format::Json => token_json(&tok, now, false),
+            Format::JsonPretty => token_json(&tok, now, true),
+        }
+    };
+    write_out(out, &text)
+}
+
+/// Table columns for an introspection response.
+pub(crate) fn introspect_columns(v: &Value) -> Vec<String> {
+    let active = v.get("active").and_then(Value::as_bool).unwrap_or(false);
+    let exp = v.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    vec![
+        active.to_string(),
+        str_field(v, "sub"),
+        str_field(v, "client_id"),
+        str_field(v, "scope"),
+        rfc3339(exp),
+        str_field(v, "token_use"),
+    ]
+}
+
+fn introspect(
+    token: &str,
+    scope: &[String],
+    conn: &ConnFlags,
+    out: Out,
+    err: Out,
+) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let scope = scope.join(" ");
+    let mut pairs = vec![("token", token)];
+    if !scope.is_empty() {
+        pairs.push(("scope", &scope));
+    }
+    let body = form_body(&pairs);
+    let resp = ctx.call_ok(
+        "POST",
+        "/admin/oauth2/introspect",
+        &[],
+        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+    )?;
+    let v = parse_json(&resp)?;
+    write_out(
+        out,
+        &render_row(&ctx, &INTROSPECT_HEADER, &introspect_columns(&v), &v),
+    )
+}
+
+fn revoke(
+    token: &str,
+    creds: &ClientAuth,
+    conn: &ConnFlags,
+    out: Out,
+    err: Out,
+) -> Result<(), String> {
+    let (id, secret) = require_creds(creds)?;
+    let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT, err)?;
+    let body = form_body(&[("token", token)]);
+    let auth = basic_auth(id, secret);
+    ctx.call_ok(
+        "POST",
+        "/oauth2/revoke",
+        &[("Authorization", &auth)],
+        Some(("application/x-www-form-urlencoded", body.as_bytes())),
+    )?;
+    write_out(out, &render_ids(&ctx, &[token.to_string()]))
+}

@@ -1,0 +1,438 @@
+//! `application/x-www-form-urlencoded` decoding and encoding for OAuth endpoints and
+//! query strings.
+//!
+//! Invariants: decoding is strict (malformed escapes, invalid UTF-8 and NUL bytes are
+//! errors, never silently repaired), so two components can't read different values out of
+//! the same bytes; error descriptions are static text and never echo parameter data.
+
+use std::fmt;
+
+/// Most pairs accepted in one form or query string; OAuth requests need a few dozen at most.
+pub const MAX_PARAMS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormError {
+    MalformedEscape,
+    InvalidUtf8,
+    NulByte,
+    DuplicateParameter,
+    TooManyParameters,
+    EmptyName,
+}
+
+impl FormError {
+    pub fn description(&self) -> &'static str {
+        match self {
+            FormError::MalformedEscape => "The request contains a malformed percent-encoding.",
+            FormError::InvalidUtf8 => "The request contains a parameter that is not valid UTF-8.",
+            FormError::NulByte => "The request contains a parameter with a NUL byte.",
+            FormError::DuplicateParameter => "The request contains a duplicated parameter.",
+            FormError::TooManyParameters => "The request contains too many parameters.",
+            FormError::EmptyName => "The request contains a parameter with an empty name.",
+        }
+    }
+}
+
+impl fmt::Display for FormError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+impl std::error::Error for FormError {}
+
+/// Decoded name/value pairs in their original order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Form {
+    pairs: Vec<(String, String)>,
+}
+
+impl Form {
+    /// First value for `name`; with [`decode`] it is also the only one.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value for `name`, in order (meaningful for [`decode_multi`]).
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.pairs
+    }
+}
+
+/// Strict decoding: '+' is space; %XX must be two hex digits; decoded bytes must be UTF-8
+/// (names and values); NUL (raw or %00) rejected; a name appearing twice rejected (RFC 6749
+/// §3.1: "Request and response parameters MUST NOT be included more than once"); more than
+/// MAX_PARAMS pairs rejected; empty segments are skipped; a pair without '=' is a name with
+/// an empty value; an empty name with '=' is `EmptyName`.
+pub fn decode(input: &[u8]) -> Result<Form, FormError> {
+    decode_with(input, false)
+}
+
+/// Like [`decode`] but a repeated name is allowed and all values kept (for admin list filters).
+pub fn decode_multi(input: &[u8]) -> Result<Form, FormError> {
+    decode_with(input, true)
+}
+
+fn decode_with(input: &[u8], allow_repeats: bool) -> Result<Form, FormError> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for segment in input.split(|&b| b == b'&') {
+        if segment.is_empty() {
+            continue;
+        }
+        if pairs.len() == MAX_PARAMS {
+            return Err(FormError::TooManyParameters);
+        }
+        let (raw_name, raw_value) = match segment.iter().position(|&b| b == b'=') {
+            Some(i) => (
+                segment.get(..i).unwrap_or_default(),
+                segment.get(i + 1..).unwrap_or_default(),
+            ),
+            None => (segment, &b""[..]),
+        };
+        if raw_name.is_empty() {
+            return Err(FormError::EmptyName);
+        }
+        let name = unescape(raw_name, true)?;
+        let value = unescape(raw_value, true)?;
+        if !allow_repeats && pairs.iter().any(|(n, _)| *n == name) {
+            return Err(FormError::DuplicateParameter);
+        }
+        pairs.push((name, value));
+    }
+    Ok(Form { pairs })
+}
+
+/// Percent-decoding without '+' handling (a '+' stays a '+'), same strictness as [`decode`].
+pub fn percent_decode(input: &[u8]) -> Result<String, FormError> {
+    unescape(input, false)
+}
+
+/// Form-value unescaping ('+' is space): for HTTP Basic credentials, which RFC 6749 §2.3.1
+/// says are form-encoded before being base64-encoded.
+pub fn form_unescape(input: &[u8]) -> Result<String, FormError> {
+    unescape(input, true)
+}
+
+fn unescape(input: &[u8], plus_is_space: bool) -> Result<String, FormError> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        let decoded = match b {
+            b'%' => {
+                let hi = input.get(i + 1).and_then(|&h| hex_digit(h));
+                let lo = input.get(i + 2).and_then(|&l| hex_digit(l));
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => {
+                        i += 3;
+                        hi << 4 | lo
+                    }
+                    _ => return Err(FormError::MalformedEscape),
+                }
+            }
+            b'+' if plus_is_space => {
+                i += 1;
+                b' '
+            }
+            _ => {
+                i += 1;
+                b
+            }
+        };
+        if decoded == 0 {
+            return Err(FormError::NulByte);
+        }
+        out.push(decoded);
+    }
+    String::from_utf8(out).map_err(|_| FormError::InvalidUtf8)
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Appends `s` form-encoded: unreserved characters (A-Z a-z 0-9 - . _ ~) kept, space as
+/// '+', every other byte of the UTF-8 encoding as uppercase %XX.
+pub fn form_escape(s: &str, out: &mut String) {
+    out.reserve(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => {
+                out.push('%');
+                out.push(hex_upper(b >> 4));
+                out.push(hex_upper(b));
+            }
+        }
+    }
+}
+
+/// Uppercase hex digit for the low nibble of `n`.
+fn hex_upper(n: u8) -> char {
+    let n = n & 0x0f;
+    char::from(if n < 10 { b'0' + n } else { b'A' + n - 10 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(form: &Form) -> Vec<(&str, &str)> {
+        form.iter().collect()
+    }
+
+    #[test]
+    fn decodes_typical_token_request() {
+        let f = decode(b"grant_type=authorization_code&code=abc%2Fdef&redirect_uri=https%3A%2F%2Fapp.example%2Fcb%3Fx%3D1").unwrap();
+        assert_eq!(f.len(), 3);
+        assert!(!f.is_empty());
+        assert_eq!(f.get("grant_type"), Some("authorization_code"));
+        assert_eq!(f.get("code"), Some("abc/def"));
+        assert_eq!(f.get("redirect_uri"), Some("https://app.example/cb?x=1"));
+        assert_eq!(f.get("scope"), None);
+    }
+
+    #[test]
+    fn valid_inputs() {
+        type Case = (&'static [u8], &'static [(&'static str, &'static str)]);
+        let table: &[Case] = &[
+            (b"", &[]),
+            (b"&&&", &[]),
+            (b"a=1", &[("a", "1")]),
+            (b"a=1&&b=2", &[("a", "1"), ("b", "2")]),
+            (b"&a=1&b=2&", &[("a", "1"), ("b", "2")]),
+            (b"a", &[("a", "")]),
+            (b"a=", &[("a", "")]),
+            (b"a=&b", &[("a", ""), ("b", "")]),
+            (b"a=b=c", &[("a", "b=c")]),
+            (b"scope=openid+offline", &[("scope", "openid offline")]),
+            (b"x=a%20b+c", &[("x", "a b c")]),
+            (b"x=%2B", &[("x", "+")]),
+            (b"x=%2b%2F", &[("x", "+/")]),
+            (b"my+name=v", &[("my name", "v")]),
+            (b"n=%C3%A9t%C3%A9", &[("n", "été")]),
+            (b"n=%E2%82%AC%F0%9F%98%80", &[("n", "€😀")]),
+            ("n=日本".as_bytes(), &[("n", "日本")]),
+            (b"%C3%A9=1", &[("é", "1")]),
+            (b"b=2&a=1", &[("b", "2"), ("a", "1")]),
+        ];
+        for (input, want) in table {
+            let f = decode(input).unwrap();
+            assert_eq!(pairs(&f), *want, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn invalid_inputs() {
+        let table: &[(&[u8], FormError)] = &[
+            (b"a=%", FormError::MalformedEscape),
+            (b"a=%4", FormError::MalformedEscape),
+            (b"a=%4g", FormError::MalformedEscape),
+            (b"a=%g4", FormError::MalformedEscape),
+            (b"a=%%41", FormError::MalformedEscape),
+            (b"a%=1", FormError::MalformedEscape),
+            (b"a=% 1", FormError::MalformedEscape),
+            (b"a=%C3", FormError::InvalidUtf8),
+            (b"a=%FF", FormError::InvalidUtf8),
+            (b"a=%C0%AF", FormError::InvalidUtf8),
+            (b"a=\xff", FormError::InvalidUtf8),
+            (b"%FF=1", FormError::InvalidUtf8),
+            (b"a=%00", FormError::NulByte),
+            (b"a=x\0y", FormError::NulByte),
+            (b"a%00=1", FormError::NulByte),
+            (b"a=1&a=2", FormError::DuplicateParameter),
+            (b"a=1&a=1", FormError::DuplicateParameter),
+            (b"a&a", FormError::DuplicateParameter),
+            (b"a=1&%61=2", FormError::DuplicateParameter),
+            (b"a+b=1&a%20b=2", FormError::DuplicateParameter),
+            (b"=x", FormError::EmptyName),
+            (b"=", FormError::EmptyName),
+            (b"a=1&=", FormError::EmptyName),
+        ];
+        for (input, want) in table {
+            assert_eq!(
+                decode(input).unwrap_err(),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn parameter_count_limit() {
+        let build = |n: usize| {
+            (0..n)
+                .map(|i| format!("p{i}=v"))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        assert_eq!(decode(build(MAX_PARAMS).as_bytes()).unwrap().len(), 100);
+        assert_eq!(
+            decode(build(MAX_PARAMS + 1).as_bytes()).unwrap_err(),
+            FormError::TooManyParameters
+        );
+        // Empty segments don't count towards the limit.
+        let padded = format!("{}&&&&", build(MAX_PARAMS));
+        assert_eq!(decode(padded.as_bytes()).unwrap().len(), 100);
+        let repeated = vec!["a=1"; MAX_PARAMS + 1].join("&");
+        assert_eq!(
+            decode_multi(repeated.as_bytes()).unwrap_err(),
+            FormError::TooManyParameters
+        );
+    }
+
+    #[test]
+    fn decode_multi_keeps_repeats() {
+        let f = decode_multi(b"owner=a&x=1&owner=b&owner=").unwrap();
+        assert_eq!(f.len(), 4);
+        assert_eq!(f.get("owner"), Some("a"));
+        assert_eq!(f.get_all("owner").collect::<Vec<_>>(), ["a", "b", ""]);
+        assert_eq!(f.get_all("nope").count(), 0);
+        assert_eq!(
+            pairs(&f),
+            [("owner", "a"), ("x", "1"), ("owner", "b"), ("owner", "")]
+        );
+        // Everything else is as strict as decode.
+        assert_eq!(
+            decode_multi(b"a=%zz").unwrap_err(),
+            FormError::MalformedEscape
+        );
+        assert_eq!(decode_multi(b"=1").unwrap_err(), FormError::EmptyName);
+        assert_eq!(decode_multi(b"a=%00").unwrap_err(), FormError::NulByte);
+    }
+
+    #[test]
+    fn percent_decode_keeps_plus() {
+        assert_eq!(percent_decode(b"a+b%20c").unwrap(), "a+b c");
+        assert_eq!(percent_decode(b"%7E%2b").unwrap(), "~+");
+        assert_eq!(percent_decode(b"").unwrap(), "");
+        assert_eq!(
+            percent_decode(b"%").unwrap_err(),
+            FormError::MalformedEscape
+        );
+        assert_eq!(percent_decode(b"%00").unwrap_err(), FormError::NulByte);
+        assert_eq!(
+            percent_decode(b"%E2%82").unwrap_err(),
+            FormError::InvalidUtf8
+        );
+    }
+
+    #[test]
+    fn form_unescape_maps_plus_to_space() {
+        assert_eq!(form_unescape(b"my+client%3Aid").unwrap(), "my client:id");
+        assert_eq!(form_unescape(b"s%2Bcret").unwrap(), "s+cret");
+        // '&' and '=' have no structure here: credentials are single values.
+        assert_eq!(form_unescape(b"a&b=c").unwrap(), "a&b=c");
+        assert_eq!(
+            form_unescape(b"%x1").unwrap_err(),
+            FormError::MalformedEscape
+        );
+    }
+
+    #[test]
+    fn escape_output() {
+        let table = [
+            ("", ""),
+            ("abcXYZ019-._~", "abcXYZ019-._~"),
+            ("a b", "a+b"),
+            ("a+b", "a%2Bb"),
+            (
+                "https://x.example/cb?a=1&b=2",
+                "https%3A%2F%2Fx.example%2Fcb%3Fa%3D1%26b%3D2",
+            ),
+            ("é€", "%C3%A9%E2%82%AC"),
+            ("%", "%25"),
+            ("*'()!", "%2A%27%28%29%21"),
+        ];
+        for (input, want) in table {
+            let mut out = String::from("prefix=");
+            form_escape(input, &mut out);
+            assert_eq!(out, format!("prefix={want}"), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn escape_round_trip() {
+        let samples = [
+            "plain",
+            "with space and + plus",
+            "redirect=https://a.example/cb?x=1&y=2#frag",
+            "ünïcødé 日本語 😀",
+            "\t\r\n control",
+            "%41 not an escape",
+        ];
+        for s in samples {
+            let mut encoded = String::new();
+            form_escape(s, &mut encoded);
+            assert_eq!(form_unescape(encoded.as_bytes()).unwrap(), s);
+            let mut query = String::from("k=");
+            query.push_str(&encoded);
+            assert_eq!(decode(query.as_bytes()).unwrap().get("k"), Some(s));
+        }
+    }
+
+    #[test]
+    fn descriptions_are_distinct_and_static() {
+        let all = [
+            FormError::MalformedEscape,
+            FormError::InvalidUtf8,
+            FormError::NulByte,
+            FormError::DuplicateParameter,
+            FormError::TooManyParameters,
+            FormError::EmptyName,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            assert!(a.description().starts_with("The request"));
+            assert_eq!(a.to_string(), a.description());
+            for b in &all[i + 1..] {
+                assert_ne!(a.description(), b.description());
+            }
+        }
+        assert_eq!(
+            FormError::DuplicateParameter.description(),
+            "The request contains a duplicated parameter."
+        );
+    }
+
+    #[test]
+    fn into_pairs_preserves_order() {
+        let f = decode(b"z=1&a=2").unwrap();
+        assert_eq!(
+            f.into_pairs(),
+            vec![
+                ("z".to_owned(), "1".to_owned()),
+                ("a".to_owned(), "2".to_owned())
+            ]
+        );
+    }
+}

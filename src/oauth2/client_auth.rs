@@ -1,0 +1,181 @@
+//! Client authentication at the token and revocation endpoints (RFC 6749 §2.3): which
+//! credentials were presented, and whether the method matches the client's registration.
+//!
+//! Invariants: exactly one method per request (§2.3: "MUST NOT use more than one authentication
+//! method in each request"); Basic credentials are form-url-decoded after base64 (§2.3.1);
+//! the registered `token_endpoint_auth_method` must match the presented method exactly, as
+//! Hydra requires; secret values never appear in errors or Debug output.
+
+use crate::http::form::{form_unescape, Form};
+use crate::oauth2::error::{ErrorCode, OAuthError};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+/// How the client presented itself.
+#[derive(PartialEq, Eq)]
+pub enum Presented {
+    Basic { id: String, secret: String },
+    Post { id: String, secret: String },
+    /// A public client: `client_id` in the body, no secret.
+    None { id: String },
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Presented::Basic { id, .. } => write!(f, "Basic({id:?}, ..)"),
+            Presented::Post { id, .. } => write!(f, "Post({id:?}, ..)"),
+            Presented::None { id } => write!(f, "None({id:?})"),
+        }
+    }
+}
+
+impl Presented {
+    pub fn id(&self) -> &str {
+        match self {
+            Presented::Basic { id, .. } | Presented::Post { id, .. } | Presented::None { id } => id,
+        }
+    }
+
+    pub fn method(&self) -> &'static str {
+        match self {
+            Presented::Basic { .. } => "client_secret_basic",
+            Presented::Post { .. } => "client_secret_post",
+            Presented::None { .. } => "none",
+        }
+    }
+
+    pub fn is_basic(&self) -> bool {
+        matches!(self, Presented::Basic { .. })
+    }
+
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Presented::Basic { secret, .. } | Presented::Post { secret, .. } => Some(secret),
+            Presented::None { .. } => None,
+        }
+    }
+}
+
+fn malformed_basic() -> OAuthError {
+    OAuthError::hint(ErrorCode::InvalidRequest, "The client credentials in the HTTP authorization header could not be decoded.")
+}
+
+/// Extracts the presented credentials from the `Authorization` header and the form body.
+pub fn extract(authorization: Option<&str>, form: &Form) -> Result<Presented, OAuthError> {
+    let basic = match authorization {
+        Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => Some(h[6..].trim()),
+        _ => None,
+    };
+    if let Some(encoded) = basic {
+        let raw = STANDARD.decode(encoded).map_err(|_| malformed_basic())?;
+        let colon = raw.iter().position(|b| *b == b':').ok_or_else(malformed_basic)?;
+        let id = form_unescape(&raw[..colon]).map_err(|_| malformed_basic())?;
+        let secret = form_unescape(&raw[colon + 1..]).map_err(|_| malformed_basic())?;
+        if id.is_empty() {
+            return Err(malformed_basic());
+        }
+        if form.get("client_secret").is_some() {
+            return Err(OAuthError::hint(
+                ErrorCode::InvalidRequest,
+                "Client credentials were sent both in the HTTP authorization header and in the request body; use exactly one authentication method.",
+            ));
+        }
+        if form.get("client_id").is_some_and(|b| b != id) {
+            return Err(OAuthError::hint(
+                ErrorCode::InvalidRequest,
+                "The client_id in the request body does not match the HTTP authorization header.",
+            ));
+        }
+        return Ok(Presented::Basic { id, secret });
+    }
+    match (form.get("client_id"), form.get("client_secret")) {
+        (Some(id), Some(secret)) if !id.is_empty() => Ok(Presented::Post { id: id.into(), secret: secret.into() }),
+        (Some(id), None) if !id.is_empty() => Ok(Presented::None { id: id.into() }),
+        _ => Err(OAuthError::hint(
+            ErrorCode::InvalidClient,
+            "Client credentials missing or malformed in both HTTP Authorization header and HTTP POST body.",
+        )),
+    }
+}
+
+/// Hydra: the presented method must be exactly the registered one.
+pub fn check_method(registered: &str, presented: &Presented) -> Result<(), OAuthError> {
+    if registered == presented.method() {
+        return Ok(());
+    }
+    Err(OAuthError::hint(
+        ErrorCode::InvalidClient,
+        format!(
+            "The OAuth 2.0 Client supports client authentication method '{registered}', but method '{}' was requested. You must configure the OAuth 2.0 client's 'token_endpoint_auth_method' value to accept '{}'.",
+            presented.method(),
+            presented.method()
+        ),
+    )
+    .with_basic(presented.is_basic()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::form::decode;
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    #[test]
+    fn basic_is_form_decoded() {
+        let f = decode(b"grant_type=client_credentials").unwrap();
+        let p = extract(Some(&basic("my%20client", "s%3Acret+x")), &f).unwrap();
+        assert_eq!(p, Presented::Basic { id: "my client".into(), secret: "s:cret x".into() });
+        assert_eq!(p.method(), "client_secret_basic");
+    }
+
+    #[test]
+    fn post_and_none() {
+        let f = decode(b"client_id=a&client_secret=b").unwrap();
+        assert_eq!(extract(None, &f).unwrap(), Presented::Post { id: "a".into(), secret: "b".into() });
+        let f = decode(b"client_id=a").unwrap();
+        assert_eq!(extract(None, &f).unwrap(), Presented::None { id: "a".into() });
+        let f = decode(b"client_id=a").unwrap();
+        assert_eq!(
+            extract(Some("Bearer xyz"), &f).unwrap(),
+            Presented::None { id: "a".into() },
+            "non-Basic schemes are not client authentication"
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let empty = decode(b"").unwrap();
+        let cases: Vec<(Option<String>, &[u8], ErrorCode, &str)> = vec![
+            (None, b"", ErrorCode::InvalidClient, "nothing presented"),
+            (None, b"client_secret=x", ErrorCode::InvalidClient, "secret without id"),
+            (Some("Basic !!!".into()), b"", ErrorCode::InvalidRequest, "bad base64"),
+            (Some(format!("Basic {}", STANDARD.encode("nocolon"))), b"", ErrorCode::InvalidRequest, "no colon"),
+            (Some(basic("", "x")), b"", ErrorCode::InvalidRequest, "empty id"),
+            (Some(basic("a%zz", "x")), b"", ErrorCode::InvalidRequest, "bad escape"),
+            (Some(basic("a", "b")), b"client_secret=b", ErrorCode::InvalidRequest, "two methods"),
+            (Some(basic("a", "b")), b"client_id=other", ErrorCode::InvalidRequest, "id mismatch"),
+        ];
+        for (auth, body, code, what) in cases {
+            let f = if body.is_empty() { empty.clone() } else { decode(body).unwrap() };
+            assert_eq!(extract(auth.as_deref(), &f).unwrap_err().code, code, "{what}");
+        }
+        let f = decode(b"client_id=a").unwrap();
+        assert!(extract(Some(&basic("a", "b")), &f).is_ok(), "same id in body and header is fine");
+    }
+
+    #[test]
+    fn method_must_match() {
+        let p = Presented::Post { id: "a".into(), secret: "b".into() };
+        assert!(check_method("client_secret_post", &p).is_ok());
+        let e = check_method("client_secret_basic", &p).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidClient);
+        assert!(!e.basic_auth);
+        let b = Presented::Basic { id: "a".into(), secret: "b".into() };
+        assert!(check_method("client_secret_post", &b).unwrap_err().basic_auth);
+        assert!(format!("{b:?}").find('b').is_none() || !format!("{b:?}").contains("\"b\""), "secret not in Debug");
+    }
+}

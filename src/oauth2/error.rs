@@ -1,0 +1,185 @@
+//! OAuth 2.0 protocol errors as data, and their single mapping to an HTTP status and an
+//! RFC 6749 §5.2-shaped body (`{"error","error_description"}`, Hydra's non-legacy format).
+//!
+//! Invariant: descriptions and hints are static or built from server-side facts; nothing a client
+//! sent (tokens, secrets, parameter values) is echoed into an error.
+
+use std::borrow::Cow;
+
+/// The RFC names of the errors this server emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    AccessDenied,
+    ServerError,
+    TemporarilyUnavailable,
+    InvalidClientMetadata,
+    InvalidRedirectUri,
+    NotFound,
+    MethodNotAllowed,
+    RequestForbidden,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestForbidden => "request_forbidden",
+        }
+    }
+
+    /// Hydra's status for each code (§0.1 of the surface notes).
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidClient => 401,
+            ErrorCode::AccessDenied | ErrorCode::RequestForbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 503,
+            _ => 400,
+        }
+    }
+
+    /// fosite's standard description of the code.
+    pub fn description(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed.",
+            ErrorCode::InvalidClient => "Client authentication failed (e.g., unknown client, no client authentication included, or unsupported authentication method).",
+            ErrorCode::InvalidGrant => "The provided authorization grant (e.g., authorization code, resource owner credentials) or refresh token is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.",
+            ErrorCode::UnauthorizedClient => "The client is not authorized to request a token using this method.",
+            ErrorCode::UnsupportedGrantType => "The authorization grant type is not supported by the authorization server.",
+            ErrorCode::InvalidScope => "The requested scope is invalid, unknown, or malformed.",
+            ErrorCode::AccessDenied => "The resource owner or authorization server denied the request.",
+            ErrorCode::ServerError => "The authorization server encountered an unexpected condition that prevented it from fulfilling the request.",
+            ErrorCode::TemporarilyUnavailable => "The authorization server is currently unable to handle the request due to a temporary overloading or maintenance of the server.",
+            ErrorCode::InvalidClientMetadata => "The value of one of the Client Metadata fields is invalid and the server has rejected this request.",
+            ErrorCode::InvalidRedirectUri => "The value of one or more redirect_uris is invalid.",
+            ErrorCode::NotFound => "The requested resource could not be found.",
+            ErrorCode::MethodNotAllowed => "The requested method is not allowed on this resource.",
+            ErrorCode::RequestForbidden => "The request is not allowed.",
+        }
+    }
+}
+
+/// An error answer: code, optional hint (appended to the description, as Hydra does), and
+/// whether the client used HTTP Basic (then a 401 carries `WWW-Authenticate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub hint: Option<Cow<'static, str>>,
+    pub basic_auth: bool,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode) -> Self {
+        OAuthError { code, hint: None, basic_auth: false }
+    }
+
+    pub fn hint(code: ErrorCode, hint: impl Into<Cow<'static, str>>) -> Self {
+        OAuthError { code, hint: Some(hint.into()), basic_auth: false }
+    }
+
+    pub fn with_basic(mut self, basic: bool) -> Self {
+        self.basic_auth = basic;
+        self
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
+    /// The `error_description`: description, then the hint after a space; double quotes become
+    /// single quotes (Hydra's rendering).
+    pub fn full_description(&self) -> String {
+        let mut d = self.code.description().to_string();
+        if let Some(h) = &self.hint {
+            d.push(' ');
+            d.push_str(h);
+        }
+        d.replace('"', "'")
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "error": self.code.as_str(),
+            "error_description": self.full_description(),
+        }))
+        .unwrap_or_default()
+    }
+}
+
+impl From<hydra_storage::StoreError> for OAuthError {
+    /// The one place storage failures become protocol errors: a failed or aborted commit means
+    /// nothing was acknowledged, so the client may retry (`temporarily_unavailable`, 503);
+    /// anything else is a `server_error`.
+    fn from(e: hydra_storage::StoreError) -> Self {
+        use hydra_storage::StoreError as S;
+        match e {
+            S::Commit(_) | S::Closed => OAuthError::hint(
+                ErrorCode::TemporarilyUnavailable,
+                "The write could not be made durable; retry later.",
+            ),
+            _ => OAuthError::new(ErrorCode::ServerError),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_hydra() {
+        let cases = [
+            (ErrorCode::InvalidRequest, 400),
+            (ErrorCode::InvalidClient, 401),
+            (ErrorCode::UnauthorizedClient, 400),
+            (ErrorCode::AccessDenied, 403),
+            (ErrorCode::ServerError, 500),
+            (ErrorCode::TemporarilyUnavailable, 503),
+        ];
+        for (code, status) in cases {
+            assert_eq!(code.status(), status, "{}", code.as_str());
+        }
+    }
+
+    #[test]
+    fn body_appends_hint_and_replaces_double_quotes() {
+        let e = OAuthError::hint(ErrorCode::InvalidScope, "Scope \"x\" is not allowed.");
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"], "invalid_scope");
+        assert_eq!(
+            v["error_description"],
+            "The requested scope is invalid, unknown, or malformed. Scope 'x' is not allowed."
+        );
+        assert_eq!(v.as_object().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn store_errors_map_to_retryable_or_server_error() {
+        let e: OAuthError = hydra_storage::StoreError::Commit("disk full".into()).into();
+        assert_eq!(e.status(), 503);
+        assert!(!e.full_description().contains("disk full"));
+        let e: OAuthError = hydra_storage::StoreError::Corrupt("x").into();
+        assert_eq!(e.status(), 500);
+    }
+}

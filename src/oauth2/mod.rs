@@ -1,0 +1,11 @@
+//! OAuth 2.0 protocol rules, sans-IO: no runtime, no store, no sockets. Each function takes
+//! typed values and returns typed values or an [`error::OAuthError`].
+
+pub mod client;
+pub mod client_auth;
+pub mod client_credentials;
+pub mod error;
+pub mod hasher;
+pub mod introspection;
+pub mod scope;
+pub mod token_request;

@@ -1,0 +1,77 @@
+//! Client authentication against the worker's client snapshot, with the secret-digest cache of
+//! DESIGN.md §5.
+//!
+//! Invariants: a PBKDF2 check runs on the helper pool, never on the worker; an unknown client
+//! costs one PBKDF2 of a dummy hash, the same as a wrong secret, so the two are not told apart by
+//! timing; after a secret verifies, an HMAC of it (keyed per process) is cached per client and
+//! client version, compared in constant time, and ignored once the client changes.
+
+use crate::oauth2::client_auth::{check_method, Presented};
+use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::oauth2::hasher::{dummy_hash, verify_secret};
+use crate::server::state::{ClientEntry, Worker};
+use ring::hmac;
+use std::sync::Arc;
+
+fn invalid_client(basic: bool) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClient).with_basic(basic)
+}
+
+/// Authenticates the presented credentials; returns the client on success.
+pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<ClientEntry>, OAuthError> {
+    let basic = presented.is_basic();
+    let entry = w.shared.clients.load().clients.get(presented.id()).cloned();
+    let Some(entry) = entry else {
+        // Spend what a wrong secret costs.
+        let secret = presented.secret().unwrap_or("").to_string();
+        let _ = w.shared.pool.run(move || verify_secret(dummy_hash(), secret.as_bytes())).await;
+        return Err(invalid_client(basic));
+    };
+    check_method(entry.stored.client.auth_method(), presented)?;
+    let Some(secret) = presented.secret() else {
+        // `none`: a public client, identified but not authenticated.
+        return Ok(entry);
+    };
+    let id = presented.id();
+    let cached = w.secret_cache.borrow().get(id).copied();
+    if let Some((version, digest)) = cached {
+        if version == entry.version && hmac::verify(&w.shared.secret_cache_key, &cache_input(id, secret), &digest).is_ok() {
+            return Ok(entry);
+        }
+    }
+    let current = entry.stored.secret_hash.clone();
+    let rotated = entry.stored.rotated_secret_hashes.clone();
+    let owned = secret.to_string();
+    let ok = w
+        .shared
+        .pool
+        .run(move || {
+            let s = owned.as_bytes();
+            match current {
+                Some(h) => verify_secret(&h, s) || rotated.iter().any(|r| verify_secret(r, s)),
+                None => {
+                    verify_secret(dummy_hash(), s);
+                    false
+                }
+            }
+        })
+        .await
+        .ok_or_else(|| OAuthError::new(ErrorCode::ServerError))?;
+    if !ok {
+        return Err(invalid_client(basic));
+    }
+    let tag = hmac::sign(&w.shared.secret_cache_key, &cache_input(id, secret));
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(tag.as_ref());
+    w.secret_cache.borrow_mut().insert(id.to_string(), (entry.version, digest));
+    Ok(entry)
+}
+
+/// The cached digest binds the client id, so one client's digest never vouches for another.
+fn cache_input(id: &str, secret: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(id.len() + secret.len() + 8);
+    v.extend_from_slice(&(id.len() as u64).to_le_bytes());
+    v.extend_from_slice(id.as_bytes());
+    v.extend_from_slice(secret.as_bytes());
+    v
+}

@@ -1,0 +1,281 @@
+//! The admin client API (`/admin/clients…`) and `DELETE /admin/oauth2/tokens`.
+//!
+//! Invariants: validation lives in `oauth2::client` (sans-IO); a new secret is hashed on the
+//! helper pool; every write is durable before the answer and before the client snapshot changes;
+//! plaintext secrets appear only in the answers of create, rotate, and PUT/PATCH that set one.
+
+use crate::http::form;
+use crate::oauth2::client::{self, ClientError, ClientPolicy, NewClient, StoredClient};
+use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::oauth2::hasher::hash_secret;
+use crate::server::conn::Request;
+use crate::server::respond::Response;
+use crate::server::state::{unix_now, ClientEntry, Worker};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hydra_storage::{ClientStore, PutMode, PutOutcome, TokenStore};
+use ring::rand::{SecureRandom, SystemRandom};
+use std::sync::Arc;
+
+const DEFAULT_PAGE_SIZE: usize = 100;
+const MAX_PAGE_SIZE: usize = 500;
+
+fn policy(w: &Worker) -> ClientPolicy {
+    let c = w.config();
+    ClientPolicy {
+        default_scope: c.default_client_scope.clone(),
+        subject_types_supported: c.subject_types.clone(),
+        dev: c.dev,
+        public_url: format!("{}/", c.public_url),
+    }
+}
+
+fn client_error(e: ClientError) -> Response {
+    Response::json_value(e.status, &e.to_json())
+}
+
+fn not_found() -> Response {
+    Response::generic_error(404, "Unable to locate the resource", "")
+}
+
+fn store_error(e: hydra_storage::StoreError) -> Response {
+    Response::oauth_error(&OAuthError::from(e))
+}
+
+fn lookup(w: &Worker, id: &str) -> Option<Arc<ClientEntry>> {
+    w.shared.clients.load().clients.get(id).cloned()
+}
+
+/// Hashes a new secret off the worker thread.
+async fn hash(w: &Worker, secret: String) -> Result<String, Response> {
+    let mut salt = [0u8; 16];
+    SystemRandom::new().fill(&mut salt).map_err(|_| Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)))?;
+    let iterations = w.config().pbkdf2_iterations;
+    w.shared
+        .pool
+        .run(move || hash_secret(secret.as_bytes(), iterations, &salt))
+        .await
+        .ok_or_else(|| Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)))
+}
+
+/// Writes a client durably, then publishes it to the snapshot.
+async fn write(w: &Worker, stored: StoredClient, mode: PutMode) -> Result<(), Response> {
+    let id = stored.client.client_id.clone();
+    let (outcome, version) =
+        w.shared.store.put_client(&id, stored.to_bytes(), mode).await.map_err(store_error)?;
+    match outcome {
+        PutOutcome::Written => {
+            w.shared.apply_client(&id, version, Some(stored));
+            Ok(())
+        }
+        PutOutcome::Exists => Err(Response::generic_error(
+            409,
+            "Unable to insert or update resource because a resource with that value exists already",
+            "",
+        )),
+        PutOutcome::Missing => Err(not_found()),
+    }
+}
+
+pub async fn create(w: &Worker, req: &Request) -> Response {
+    let nc = match client::prepare_create(&req.body, &policy(w), &SystemRandom::new(), unix_now()) {
+        Ok(nc) => nc,
+        Err(e) => return client_error(e),
+    };
+    let secret_hash = match &nc.plaintext_secret {
+        Some(s) => match hash(w, s.clone()).await {
+            Ok(h) => Some(h),
+            Err(r) => return r,
+        },
+        None => None,
+    };
+    let stored = StoredClient::new(nc.client.clone(), secret_hash);
+    if let Err(r) = write(w, stored, PutMode::Create).await {
+        return r;
+    }
+    Response::json_value(201, &nc.client.to_json(nc.plaintext_secret.as_deref()))
+        .header("Location", client::admin_location(&nc.client.client_id))
+}
+
+pub fn get(w: &Worker, id: &str) -> Response {
+    match lookup(w, id) {
+        Some(e) => Response::json_value(200, &e.stored.client.to_json(None)),
+        None => not_found(),
+    }
+}
+
+pub fn list(w: &Worker, req: &Request) -> Response {
+    let q = match form::decode_multi(req.head.query.as_deref().unwrap_or("").as_bytes()) {
+        Ok(q) => q,
+        Err(e) => return Response::oauth_error(&OAuthError::hint(ErrorCode::InvalidRequest, e.description())),
+    };
+    let page_size = match q.get("page_size").map(str::parse::<i64>) {
+        None => DEFAULT_PAGE_SIZE,
+        Some(Ok(n)) if n <= 0 => DEFAULT_PAGE_SIZE,
+        Some(Ok(n)) => (n as usize).min(MAX_PAGE_SIZE),
+        Some(Err(_)) => {
+            return Response::oauth_error(&OAuthError::hint(ErrorCode::InvalidRequest, "page_size must be an integer."))
+        }
+    };
+    let after = match q.get("page_token").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => match URL_SAFE_NO_PAD.decode(t).ok().and_then(|b| String::from_utf8(b).ok()) {
+            Some(id) => Some(id),
+            None => {
+                return Response::oauth_error(&OAuthError::hint(ErrorCode::InvalidRequest, "The page_token is invalid."))
+            }
+        },
+    };
+    let name = q.get("client_name");
+    let owner = q.get("owner");
+    let snap = w.shared.clients.load();
+    let mut matching: Vec<&Arc<ClientEntry>> = snap
+        .clients
+        .values()
+        .filter(|e| name.is_none_or(|n| e.stored.client.client_name == n))
+        .filter(|e| owner.is_none_or(|o| e.stored.client.owner == o))
+        .filter(|e| after.as_deref().is_none_or(|a| e.stored.client.client_id.as_str() > a))
+        .collect();
+    matching.sort_by(|a, b| a.stored.client.client_id.cmp(&b.stored.client.client_id));
+    let has_next = matching.len() > page_size;
+    matching.truncate(page_size);
+    let body: Vec<serde_json::Value> = matching.iter().map(|e| e.stored.client.to_json(None)).collect();
+    let mut filters = String::new();
+    for (k, v) in [("client_name", name), ("owner", owner)] {
+        if let Some(v) = v {
+            filters.push('&');
+            filters.push_str(k);
+            filters.push('=');
+            form::form_escape(v, &mut filters);
+        }
+    }
+    let mut link = format!("</admin/clients?page_size={page_size}{filters}>; rel=\"first\"");
+    if let (true, Some(last)) = (has_next, matching.last()) {
+        let token = URL_SAFE_NO_PAD.encode(last.stored.client.client_id.as_bytes());
+        link.push_str(&format!(",</admin/clients?page_size={page_size}&page_token={token}{filters}>; rel=\"next\""));
+    }
+    Response::json_value(200, &serde_json::Value::Array(body)).header("Link", link)
+}
+
+/// Stores the result of a PUT or PATCH: a new secret replaces the hash and clears rotated ones;
+/// otherwise both are kept.
+async fn replace(w: &Worker, existing: &ClientEntry, nc: NewClient) -> Response {
+    let stored = match &nc.plaintext_secret {
+        Some(s) => match hash(w, s.clone()).await {
+            Ok(h) => StoredClient::new(nc.client.clone(), Some(h)),
+            Err(r) => return r,
+        },
+        None => {
+            let mut st = StoredClient::new(nc.client.clone(), existing.stored.secret_hash.clone());
+            st.rotated_secret_hashes = existing.stored.rotated_secret_hashes.clone();
+            st
+        }
+    };
+    if let Err(r) = write(w, stored, PutMode::Replace).await {
+        return r;
+    }
+    Response::json_value(200, &nc.client.to_json(nc.plaintext_secret.as_deref()))
+}
+
+pub async fn put(w: &Worker, req: &Request, id: &str) -> Response {
+    let Some(existing) = lookup(w, id) else { return not_found() };
+    match client::prepare_update(&existing.stored, id, &req.body, &policy(w), &SystemRandom::new(), unix_now()) {
+        Ok(nc) => replace(w, &existing, nc).await,
+        Err(e) => client_error(e),
+    }
+}
+
+pub async fn patch(w: &Worker, req: &Request, id: &str) -> Response {
+    let Some(existing) = lookup(w, id) else { return not_found() };
+    match client::prepare_patch(&existing.stored, &req.body, &policy(w), &SystemRandom::new(), unix_now()) {
+        Ok(nc) => replace(w, &existing, nc).await,
+        Err(e) => client_error(e),
+    }
+}
+
+pub async fn delete(w: &Worker, id: &str) -> Response {
+    // Tokens issued before this point die with the client, and stay dead if the id is reused.
+    let marks = w.shared.store.seq_marks();
+    match w.shared.store.delete_client(id, marks.clone()).await {
+        Ok((true, version)) => {
+            w.shared.apply_client(id, version, None);
+            w.shared.raise_watermarks(id, &marks);
+            Response::empty(204)
+        }
+        Ok((false, _)) => not_found(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub async fn lifespans(w: &Worker, req: &Request, id: &str) -> Response {
+    let Some(existing) = lookup(w, id) else { return not_found() };
+    let updated = match client::set_lifespans(&existing.stored, &req.body, unix_now()) {
+        Ok(c) => c,
+        Err(e) => return client_error(e),
+    };
+    let mut stored = existing.stored.clone();
+    stored.client = updated.clone();
+    if let Err(r) = write(w, stored, PutMode::Replace).await {
+        return r;
+    }
+    Response::json_value(200, &updated.to_json(None))
+}
+
+pub async fn rotate(w: &Worker, id: &str) -> Response {
+    let Some(existing) = lookup(w, id) else { return not_found() };
+    if let Err(e) = client::rotation_allowed(&existing.stored.client) {
+        return client_error(e);
+    }
+    let secret = match client::generate_secret(&SystemRandom::new()) {
+        Ok(s) => s,
+        Err(e) => return client_error(e),
+    };
+    let h = match hash(w, secret.clone()).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let mut stored = existing.stored.clone();
+    stored.rotate_secret(h, unix_now());
+    let body = stored.client.to_json(Some(&secret));
+    if let Err(r) = write(w, stored, PutMode::Replace).await {
+        return r;
+    }
+    Response::json_value(200, &body)
+}
+
+pub async fn delete_rotated(w: &Worker, id: &str) -> Response {
+    let Some(existing) = lookup(w, id) else { return not_found() };
+    if let Err(e) = client::rotation_allowed(&existing.stored.client) {
+        return client_error(e);
+    }
+    let mut stored = existing.stored.clone();
+    stored.clear_rotated_secrets(unix_now());
+    let body = stored.client.to_json(None);
+    if let Err(r) = write(w, stored, PutMode::Replace).await {
+        return r;
+    }
+    Response::json_value(200, &body)
+}
+
+/// `DELETE /admin/oauth2/tokens?client_id=`: revokes every access token of the client issued so
+/// far, by raising its per-partition watermarks (one durable write, whatever the token count).
+pub async fn delete_tokens(w: &Worker, req: &Request) -> Response {
+    let q = match form::decode_multi(req.head.query.as_deref().unwrap_or("").as_bytes()) {
+        Ok(q) => q,
+        Err(e) => return Response::oauth_error(&OAuthError::hint(ErrorCode::InvalidRequest, e.description())),
+    };
+    let Some(id) = q.get("client_id").filter(|c| !c.is_empty()) else {
+        return Response::oauth_error(&OAuthError::hint(
+            ErrorCode::InvalidRequest,
+            "Query parameter 'client_id' is not defined but it should have been.",
+        ));
+    };
+    let marks = w.shared.store.seq_marks();
+    match w.shared.store.set_watermarks(id, marks.clone()).await {
+        Ok(()) => {
+            w.shared.raise_watermarks(id, &marks);
+            Response::empty(204)
+        }
+        Err(e) => store_error(e),
+    }
+}

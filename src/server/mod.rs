@@ -1,0 +1,307 @@
+//! The runtime: one monoio worker per core, each with its own SO_REUSEPORT listeners on the
+//! public and admin ports; start-up, signals and graceful shutdown.
+//!
+//! Invariants: a connection lives on the worker that accepted it; workers never block (PBKDF2
+//! runs on the helper pool, fsync on the store's committer threads); on SIGINT/SIGTERM workers
+//! stop accepting, finish in-flight requests, close idle connections, and the store's committers
+//! flush what is queued before the process exits.
+
+pub mod conn;
+pub mod handlers;
+pub mod pool;
+pub mod respond;
+pub mod router;
+pub mod state;
+
+mod auth;
+mod clients;
+mod introspect;
+mod revoke;
+mod token;
+
+use crate::cli::{ServeArgs, ServeMode};
+use crate::config::{Config, Driver, Dsn, LogFormat};
+use crate::oauth2::client::StoredClient;
+use crate::{error, info, warn};
+use hydra_storage::{ClientStore, Store, StoreOptions};
+use router::Api;
+use state::{ClientSnapshot, Shared, Worker};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Server version reported by `/version` and `hydra version`.
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+/// Runs `hydra serve …` until a signal stops it; returns the exit code.
+pub fn serve(mode: ServeMode, args: &ServeArgs) -> i32 {
+    let config = match Config::load(&args.config, args.dev, &|k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    crate::log::init(config.log_level, config.log_format == LogFormat::Json);
+    match start(mode, config) {
+        Ok(code) => code,
+        Err(e) => {
+            error!("the server could not start", "error" = e);
+            1
+        }
+    }
+}
+
+fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
+    if config.dev {
+        warn!("running in --dev mode: cookies are not Secure and http URLs are allowed; never use this in production");
+    }
+    if mode != ServeMode::All && config.dsn == Dsn::Memory {
+        return Err("the in-memory DSN only works with `hydra serve all`: each process would have its own store".into());
+    }
+    let opts = StoreOptions { partitions: config.partitions, durability: config.durability, cache_bytes: config.cache_bytes };
+    let store = match &config.dsn {
+        Dsn::Memory => {
+            warn!("DSN=memory: every token and client is lost when the process exits");
+            Store::memory(&opts)
+        }
+        Dsn::Redb(dir) => Store::open(dir, &opts),
+    }
+    .map_err(|e| e.to_string())?;
+    if config.durability == hydra_storage::Durability::None && config.dsn != Dsn::Memory {
+        warn!("engine.durability=none: acknowledged writes can be LOST on a crash or power failure; for benchmarks and development only");
+    }
+    if config.secrets_system.is_empty() {
+        config.secrets_system = vec![dev_secret(store.dir())?];
+    }
+    let mut clients = Vec::new();
+    for (id, bytes) in store.load_clients().map_err(|e| e.to_string())? {
+        let stored = StoredClient::from_bytes(&bytes).map_err(|e| format!("client {id:?} is unreadable: {e}"))?;
+        clients.push((id, stored));
+    }
+    let watermarks = store.load_watermarks().map_err(|e| e.to_string())?;
+    let cache_key = crate::token::derive_key(&config.secrets_system[0], "hydra-rs/secret-cache/v1");
+    let workers = config.workers;
+    let shared = Arc::new(Shared {
+        token_keys: crate::token::TokenKeys::new(&config.secrets_system),
+        secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cache_key),
+        clients: arc_swap::ArcSwap::from_pointee(ClientSnapshot::from_store(clients, watermarks)),
+        store: Arc::new(store),
+        pool: pool::Pool::new(2).map_err(|e| format!("cannot start helper threads: {e}"))?,
+        shutting_down: Default::default(),
+        config,
+    });
+    let cfg = &shared.config;
+    let mut apis = Vec::new();
+    if mode != ServeMode::Admin {
+        apis.push((Api::Public, cfg.public.addr()));
+    }
+    if mode != ServeMode::Public {
+        apis.push((Api::Admin, cfg.admin.addr()));
+    }
+    // Bind every worker's listeners up front so that port 0 resolves once and every worker
+    // shares the resolved port.
+    let mut per_worker: Vec<Vec<(Api, std::net::TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
+    for (api, addr) in &apis {
+        let mut resolved: Option<SocketAddr> = None;
+        for slot in per_worker.iter_mut() {
+            let target = match resolved {
+                Some(a) => a,
+                None => resolve(addr)?,
+            };
+            let l = bind_reuseport(target).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            if resolved.is_none() {
+                resolved = Some(l.local_addr().map_err(|e| e.to_string())?);
+            }
+            slot.push((*api, l));
+        }
+        let name = match api {
+            Api::Public => "public",
+            Api::Admin => "admin",
+        };
+        if let Some(a) = resolved {
+            info!("listening", "api" = name, "addr" = a);
+        }
+    }
+    let signals = {
+        let shared = shared.clone();
+        let mut sig = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let handle = sig.handle();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if sig.forever().next().is_some() {
+                    info!("shutting down: no new connections, finishing in-flight requests");
+                    shared.shutting_down.store(true, Ordering::SeqCst);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        handle
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut threads = Vec::new();
+    for (index, listeners) in per_worker.into_iter().enumerate() {
+        let shared = shared.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("worker-{index}"))
+            .spawn(move || run_worker(shared, index, workers, cores, listeners))
+            .map_err(|e| e.to_string())?;
+        threads.push(t);
+    }
+    let mut code = 0;
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                error!("worker failed", "error" = e);
+                code = 1;
+            }
+            Err(_) => code = 1,
+        }
+    }
+    signals.close();
+    // Dropping the last reference to the store joins its committers after a final flush.
+    drop(shared);
+    info!("shutdown complete");
+    Ok(code)
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {addr}"))
+}
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+/// Generates (once) and stores the system secret used by `--dev` without configuration.
+fn dev_secret(dir: Option<&std::path::Path>) -> Result<String, String> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut bytes).map_err(|_| "no randomness available".to_string())?;
+    let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let Some(dir) = dir else {
+        warn!("--dev without secrets.system: generated an ephemeral system secret (memory store)");
+        return Ok(fresh);
+    };
+    let path = dir.join("system-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 16 => {
+            info!("--dev: using the system secret stored in the data directory", "path" = path.display());
+            return Ok(s.trim().to_string());
+        }
+        Ok(_) => return Err(format!("{} holds a secret shorter than 16 characters", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(fresh.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    info!("--dev: generated a system secret and stored it with mode 0600", "path" = path.display());
+    Ok(fresh)
+}
+
+fn run_worker(
+    shared: Arc<Shared>,
+    index: usize,
+    workers: usize,
+    cores: usize,
+    listeners: Vec<(Api, std::net::TcpListener)>,
+) -> Result<(), String> {
+    if monoio::utils::bind_to_cpu_set([index % cores]).is_err() {
+        warn!("could not pin worker to its core", "worker" = index);
+    }
+    let driver = match shared.config.driver {
+        Driver::Auto if monoio::utils::detect_uring() => Driver::IoUring,
+        Driver::Auto => Driver::Legacy,
+        d => d,
+    };
+    let w = Rc::new(Worker::new(shared, index, workers)?);
+    match driver {
+        Driver::IoUring => {
+            let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .with_entries(1024)
+                .enable_timer()
+                .build()
+                .map_err(|e| format!("io_uring runtime: {e} (set ENGINE_DRIVER=legacy to use epoll)"))?;
+            info!("worker started", "worker" = index, "driver" = "io_uring");
+            rt.block_on(worker_main(w, listeners))
+        }
+        _ => {
+            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build()
+                .map_err(|e| format!("epoll runtime: {e}"))?;
+            info!("worker started", "worker" = index, "driver" = "legacy (epoll)");
+            rt.block_on(worker_main(w, listeners))
+        }
+    }
+}
+
+async fn worker_main(w: Rc<Worker>, listeners: Vec<(Api, std::net::TcpListener)>) -> Result<(), String> {
+    {
+        let w = w.clone();
+        monoio::spawn(async move {
+            while !w.shared.shutting_down.load(Ordering::Relaxed) {
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+            w.signal_stop();
+        });
+    }
+    for (api, std_listener) in listeners {
+        let l = monoio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+        let w = w.clone();
+        monoio::spawn(async move {
+            loop {
+                let accepted = monoio::select! {
+                    r = l.accept() => Some(r),
+                    _ = w.stopped() => None,
+                };
+                match accepted {
+                    None => break,
+                    Some(Ok((stream, _peer))) => {
+                        let _ = stream.set_nodelay(true);
+                        w.connections.set(w.connections.get() + 1);
+                        let w = w.clone();
+                        monoio::spawn(async move {
+                            conn::serve(stream, &w, api).await;
+                            w.connections.set(w.connections.get() - 1);
+                        });
+                    }
+                    Some(Err(e)) => {
+                        // Out of file descriptors and similar: back off instead of spinning.
+                        warn!("accept failed", "error" = e);
+                        monoio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        });
+    }
+    w.stopped().await;
+    let grace = std::time::Instant::now() + Duration::from_secs(10);
+    while w.connections.get() > 0 && std::time::Instant::now() < grace {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}

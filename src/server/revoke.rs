@@ -1,0 +1,41 @@
+//! `POST /oauth2/revoke` (RFC 7009) with Hydra's answers: `200` with an empty body for every
+//! token, known or not, of this client or not; only `invalid_request` and `invalid_client` are
+//! surfaced. A revocation is acknowledged after its delete is durable.
+
+use crate::oauth2::client_auth;
+use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::server::auth::authenticate;
+use crate::server::conn::Request;
+use crate::server::respond::Response;
+use crate::server::state::Worker;
+use crate::server::token::read_form;
+use crate::token::{same_signature, verify};
+use hydra_storage::TokenStore;
+
+pub async fn handle(w: &Worker, req: &Request) -> Response {
+    match run(w, req).await {
+        Ok(()) => Response::empty(200),
+        Err(e) => Response::oauth_error(&e),
+    }
+    .no_store()
+}
+
+async fn run(w: &Worker, req: &Request) -> Result<(), OAuthError> {
+    let form = read_form(req)?;
+    let presented = client_auth::extract(req.head.header("authorization"), &form)?;
+    let client = authenticate(w, &presented).await?;
+    let token = match form.get("token") {
+        Some(t) if !t.is_empty() => t,
+        _ => return Err(OAuthError::hint(ErrorCode::InvalidRequest, "The request is missing the 'token' parameter.")),
+    };
+    // RFC 7009 §2.2: an invalid token is not an error for the client.
+    let Some(r) = verify(&w.shared.token_keys, token) else { return Ok(()) };
+    let store = &w.shared.store;
+    let Some(rec) = store.get_token(r.partition as u32, r.seq)? else { return Ok(()) };
+    if !same_signature(&rec.signature, &r.signature) || rec.client_id != client.stored.client.client_id {
+        // A token of another client is left alone, silently (RFC 7009 §2.1, Hydra).
+        return Ok(());
+    }
+    store.delete_token(r.partition as u32, r.seq).await?;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Routing (sans-IO): (listener, method, path) → a closed set of endpoints.
+//!
+//! Invariants: the admin listener accepts every path with or without the `/admin` prefix (as
+//! Hydra); the public listener never serves an admin route; an unknown path is 404 and a known
+//! path with the wrong method is 405 with `Allow`.
+
+use crate::http::request::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Public,
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    HealthAlive,
+    HealthReady,
+    Version,
+    Token,
+    Revoke,
+    Introspect,
+    DeleteTokens,
+    ListClients,
+    CreateClient,
+    GetClient(String),
+    PutClient(String),
+    PatchClient(String),
+    DeleteClient(String),
+    ClientLifespans(String),
+    RotateSecret(String),
+    DeleteRotatedSecrets(String),
+    NotFound,
+    MethodNotAllowed(&'static str),
+}
+
+/// Maps a request to its endpoint. `path` is the raw (still percent-encoded) path.
+pub fn route(api: Api, method: Method, path: &str) -> Route {
+    // HEAD is served as GET without a body.
+    let m = if method == Method::Head { Method::Get } else { method };
+    match api {
+        Api::Public => public(m, path),
+        Api::Admin => {
+            let p = path.strip_prefix("/admin").filter(|r| r.is_empty() || r.starts_with('/')).unwrap_or(path);
+            admin(m, p)
+        }
+    }
+}
+
+fn only(m: Method, want: Method, allow: &'static str, r: Route) -> Route {
+    if m == want {
+        r
+    } else {
+        Route::MethodNotAllowed(allow)
+    }
+}
+
+fn health(m: Method, path: &str) -> Option<Route> {
+    match path {
+        "/health/alive" => Some(only(m, Method::Get, "GET, HEAD", Route::HealthAlive)),
+        "/health/ready" => Some(only(m, Method::Get, "GET, HEAD", Route::HealthReady)),
+        _ => None,
+    }
+}
+
+fn public(m: Method, path: &str) -> Route {
+    if let Some(r) = health(m, path) {
+        return r;
+    }
+    match path {
+        "/oauth2/token" => only(m, Method::Post, "POST", Route::Token),
+        "/oauth2/revoke" => only(m, Method::Post, "POST", Route::Revoke),
+        _ => Route::NotFound,
+    }
+}
+
+fn admin(m: Method, path: &str) -> Route {
+    if let Some(r) = health(m, path) {
+        return r;
+    }
+    match path {
+        "/version" => return only(m, Method::Get, "GET, HEAD", Route::Version),
+        "/oauth2/introspect" => return only(m, Method::Post, "POST", Route::Introspect),
+        "/oauth2/tokens" => return only(m, Method::Delete, "DELETE", Route::DeleteTokens),
+        "/clients" => {
+            return match m {
+                Method::Get => Route::ListClients,
+                Method::Post => Route::CreateClient,
+                _ => Route::MethodNotAllowed("GET, HEAD, POST"),
+            }
+        }
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix("/clients/") else { return Route::NotFound };
+    let mut parts = rest.splitn(2, '/');
+    let raw_id = parts.next().unwrap_or("");
+    let Ok(id) = crate::http::form::percent_decode(raw_id.as_bytes()) else { return Route::NotFound };
+    if id.is_empty() {
+        return Route::NotFound;
+    }
+    match parts.next() {
+        None => match m {
+            Method::Get => Route::GetClient(id),
+            Method::Put => Route::PutClient(id),
+            Method::Patch => Route::PatchClient(id),
+            Method::Delete => Route::DeleteClient(id),
+            _ => Route::MethodNotAllowed("GET, HEAD, PUT, PATCH, DELETE"),
+        },
+        Some("lifespans") => only(m, Method::Put, "PUT", Route::ClientLifespans(id)),
+        Some("secrets/rotate") => match m {
+            Method::Post => Route::RotateSecret(id),
+            Method::Delete => Route::DeleteRotatedSecrets(id),
+            _ => Route::MethodNotAllowed("POST, DELETE"),
+        },
+        Some(_) => Route::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Method::*;
+
+    #[test]
+    fn table() {
+        let cases = [
+            (Api::Public, Post, "/oauth2/token", Route::Token),
+            (Api::Public, Get, "/oauth2/token", Route::MethodNotAllowed("POST")),
+            (Api::Public, Get, "/health/alive", Route::HealthAlive),
+            (Api::Public, Head, "/health/ready", Route::HealthReady),
+            (Api::Public, Get, "/admin/clients", Route::NotFound),
+            (Api::Public, Post, "/oauth2/introspect", Route::NotFound),
+            (Api::Admin, Get, "/admin/clients", Route::ListClients),
+            (Api::Admin, Post, "/clients", Route::CreateClient),
+            (Api::Admin, Get, "/admin/clients/a%20b", Route::GetClient("a b".into())),
+            (Api::Admin, Put, "/clients/x/lifespans", Route::ClientLifespans("x".into())),
+            (Api::Admin, Post, "/admin/clients/x/secrets/rotate", Route::RotateSecret("x".into())),
+            (Api::Admin, Delete, "/clients/x/secrets/rotate", Route::DeleteRotatedSecrets("x".into())),
+            (Api::Admin, Post, "/admin/oauth2/introspect", Route::Introspect),
+            (Api::Admin, Delete, "/oauth2/tokens", Route::DeleteTokens),
+            (Api::Admin, Get, "/admin/version", Route::Version),
+            (Api::Admin, Get, "/administrator", Route::NotFound),
+            (Api::Admin, Options, "/clients/x", Route::MethodNotAllowed("GET, HEAD, PUT, PATCH, DELETE")),
+            (Api::Admin, Get, "/clients/%zz", Route::NotFound),
+            (Api::Admin, Get, "/clients/x/other", Route::NotFound),
+            (Api::Admin, Post, "/oauth2/token", Route::NotFound),
+        ];
+        for (api, m, path, want) in cases {
+            assert_eq!(route(api, m, path), want, "{api:?} {m:?} {path}");
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Process-wide state shared by all workers, and the per-worker context.
+//!
+//! Invariants: clients and token watermarks are read from an immutable snapshot swapped
+//! atomically on change (`ArcSwap`), so the request path takes no lock to read a client; a
+//! snapshot change is applied only after its write is durable, in the store's commit order
+//! (versions), so the view never goes back in time; per-worker state (RNG, secret-digest cache,
+//! partition cursor) lives in `Worker` and is never shared across threads.
+
+use crate::config::Config;
+use crate::oauth2::client::StoredClient;
+use crate::rng::FastRng;
+use crate::server::pool::Pool;
+use crate::token::TokenKeys;
+use arc_swap::ArcSwap;
+use hydra_storage::Store;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// One client as the request path sees it.
+#[derive(Debug)]
+pub struct ClientEntry {
+    pub stored: StoredClient,
+    /// Commit-ordered version of the write that produced this entry; secret-digest caches are
+    /// keyed by it, so a secret change invalidates them.
+    pub version: u64,
+}
+
+/// The immutable view of clients and token watermarks.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSnapshot {
+    pub clients: HashMap<String, Arc<ClientEntry>>,
+    /// Last applied version per id, including deleted ids, to order concurrent writes.
+    versions: HashMap<String, u64>,
+    /// Per-client token watermarks (one sequence number per partition).
+    pub watermarks: HashMap<String, Arc<Vec<u64>>>,
+}
+
+impl ClientSnapshot {
+    pub fn from_store(
+        clients: Vec<(String, StoredClient)>,
+        watermarks: Vec<(String, Vec<u64>)>,
+    ) -> ClientSnapshot {
+        ClientSnapshot {
+            clients: clients
+                .into_iter()
+                .map(|(id, stored)| (id, Arc::new(ClientEntry { stored, version: 0 })))
+                .collect(),
+            versions: HashMap::new(),
+            watermarks: watermarks.into_iter().map(|(id, m)| (id, Arc::new(m))).collect(),
+        }
+    }
+
+    /// Whether a token of `client_id` with sequence `seq` in `partition` was revoked by a
+    /// watermark (`DELETE /admin/oauth2/tokens` or client deletion).
+    pub fn below_watermark(&self, client_id: &str, partition: u16, seq: u64) -> bool {
+        self.watermarks
+            .get(client_id)
+            .and_then(|m| m.get(partition as usize).copied())
+            .is_some_and(|mark| seq < mark)
+    }
+}
+
+pub struct Shared {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub clients: ArcSwap<ClientSnapshot>,
+    pub token_keys: TokenKeys,
+    /// Key of the per-worker client-secret digest caches.
+    pub secret_cache_key: ring::hmac::Key,
+    pub pool: Pool,
+    pub shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Applies a durable client write (`Some`) or deletion (`None`) to the snapshot, unless a
+    /// later write of the same id was applied already.
+    pub fn apply_client(&self, id: &str, version: u64, stored: Option<StoredClient>) {
+        let entry = stored.map(|s| Arc::new(ClientEntry { stored: s, version }));
+        self.clients.rcu(|old| {
+            let mut next = ClientSnapshot::clone(old);
+            if next.versions.get(id).is_some_and(|v| *v >= version) {
+                return next;
+            }
+            next.versions.insert(id.to_string(), version);
+            match &entry {
+                Some(e) => next.clients.insert(id.to_string(), e.clone()),
+                None => next.clients.remove(id),
+            };
+            next
+        });
+    }
+
+    /// Raises a client's watermarks (element-wise maximum, so concurrent raises commute).
+    pub fn raise_watermarks(&self, id: &str, marks: &[u64]) {
+        self.clients.rcu(|old| {
+            let mut next = ClientSnapshot::clone(old);
+            let merged: Vec<u64> = match next.watermarks.get(id) {
+                Some(cur) => {
+                    (0..marks.len().max(cur.len()))
+                        .map(|i| marks.get(i).copied().unwrap_or(0).max(cur.get(i).copied().unwrap_or(0)))
+                        .collect()
+                }
+                None => marks.to_vec(),
+            };
+            next.watermarks.insert(id.to_string(), Arc::new(merged));
+            next
+        });
+    }
+}
+
+/// Per-worker context: owned by one thread.
+pub struct Worker {
+    pub shared: Arc<Shared>,
+    pub index: usize,
+    /// Partitions this worker creates new grant families in.
+    owned: Vec<u32>,
+    cursor: Cell<usize>,
+    pub rng: RefCell<FastRng>,
+    /// client id → (client version, HMAC of the last secret that verified).
+    pub secret_cache: RefCell<HashMap<String, (u64, [u8; 32])>>,
+    /// Live connections, for graceful shutdown.
+    pub connections: Cell<usize>,
+    /// Set once this worker has seen the shutdown flag.
+    pub stopping: Cell<bool>,
+    pub stop_wakers: RefCell<Vec<std::task::Waker>>,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, index: usize, workers: usize) -> Result<Worker, String> {
+        let partitions = hydra_storage::TokenStore::partition_count(&*shared.store);
+        let mut owned: Vec<u32> = (0..partitions).filter(|p| *p as usize % workers == index).collect();
+        if owned.is_empty() {
+            // More workers than partitions: share one (the committer stays the single writer).
+            owned.push((index as u32) % partitions.max(1));
+        }
+        let rng = FastRng::new().map_err(|_| "the operating system has no randomness to give".to_string())?;
+        Ok(Worker {
+            shared,
+            index,
+            owned,
+            cursor: Cell::new(0),
+            rng: RefCell::new(rng),
+            secret_cache: RefCell::new(HashMap::new()),
+            connections: Cell::new(0),
+            stopping: Cell::new(false),
+            stop_wakers: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// The partition for a new grant family: round-robin over this worker's partitions, so
+    /// several commits are in flight per core (DESIGN.md §4).
+    pub fn next_partition(&self) -> u32 {
+        let i = self.cursor.get();
+        self.cursor.set(i.wrapping_add(1));
+        self.owned[i % self.owned.len()]
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Resolves when this worker starts shutting down.
+    pub fn stopped(&self) -> StopWait<'_> {
+        StopWait { w: self }
+    }
+
+    pub fn signal_stop(&self) {
+        self.stopping.set(true);
+        for w in self.stop_wakers.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+}
+
+pub struct StopWait<'a> {
+    w: &'a Worker,
+}
+
+impl std::future::Future for StopWait<'_> {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.w.stopping.get() {
+            std::task::Poll::Ready(())
+        } else {
+            self.w.stop_wakers.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,95 @@
+//! `POST /oauth2/token`: parse, authenticate, check the grant (sans-IO), mint, store durably,
+//! answer. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`.
+
+use crate::http::form;
+use crate::oauth2::client_auth;
+use crate::oauth2::client_credentials::{self, Policy};
+use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::oauth2::token_request::{self, TokenRequest};
+use crate::server::auth::authenticate;
+use crate::server::conn::Request;
+use crate::server::handlers::is_form;
+use crate::server::respond::Response;
+use crate::server::state::{unix_now, Worker};
+use crate::token::{mint, TokenType};
+use hydra_storage::{TokenKind, TokenRecord, TokenStore};
+use serde_json::json;
+
+pub async fn handle(w: &Worker, req: &Request) -> Response {
+    match run(w, req).await {
+        Ok(r) => r,
+        Err(e) => Response::oauth_error(&e),
+    }
+    .no_store()
+}
+
+/// Decodes an OAuth form body, refusing credentials in the query string (RFC 6749 §2.3.1:
+/// client credentials "MUST NOT be included in the request URI").
+pub fn read_form(req: &Request) -> Result<form::Form, OAuthError> {
+    if !is_form(req) {
+        return Err(OAuthError::hint(
+            ErrorCode::InvalidRequest,
+            "The request must use the content type application/x-www-form-urlencoded.",
+        ));
+    }
+    if let Some(q) = &req.head.query {
+        let query = form::decode_multi(q.as_bytes()).map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
+        if query.iter().any(|(k, _)| k == "client_secret" || k == "token" || k == "code" || k == "refresh_token") {
+            return Err(OAuthError::hint(
+                ErrorCode::InvalidRequest,
+                "Credentials and tokens must be sent in the request body, not in the URL.",
+            ));
+        }
+    }
+    form::decode(&req.body).map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))
+}
+
+async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
+    let form = read_form(req)?;
+    let presented = client_auth::extract(req.head.header("authorization"), &form)?;
+    let client = authenticate(w, &presented).await?;
+    let request = token_request::parse(&form)?;
+    let cfg = w.config();
+    match request {
+        TokenRequest::ClientCredentials { scope, audience } => {
+            let policy = Policy {
+                strategy: cfg.scope_strategy,
+                default_grant_allowed_scope: cfg.cc_default_grant_allowed_scope,
+                access_token_ttl: cfg.ttl_access_token,
+            };
+            let plan = client_credentials::check(&client.stored.client, scope.as_deref(), &audience, &policy)
+                .map_err(|e| e.with_basic(presented.is_basic()))?;
+            let store = &w.shared.store;
+            let partition = w.next_partition();
+            let seq = store.next_seq(partition);
+            let random = w.rng.borrow_mut().next32();
+            let minted = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, seq, &random);
+            let now = unix_now();
+            let lifespan = plan.lifespan.as_secs().min(i64::MAX as u64 / 2) as i64;
+            let scope = plan.scope.join(" ");
+            let record = TokenRecord {
+                kind: TokenKind::Access,
+                signature: minted.signature,
+                family: seq,
+                client_id: client.stored.client.client_id.clone(),
+                subject: client.stored.client.client_id.clone(),
+                scope: scope.clone(),
+                audience: plan.audience,
+                issued_at: now,
+                expires_at: now.saturating_add(lifespan),
+                ext: String::new(),
+            };
+            // Acknowledge only after the record is durable.
+            store.insert_token(partition, seq, &record).await?;
+            Ok(Response::json_value(
+                200,
+                &json!({
+                    "access_token": minted.token,
+                    "expires_in": lifespan,
+                    "scope": scope,
+                    "token_type": "bearer",
+                }),
+            ))
+        }
+    }
+}
