@@ -84,6 +84,9 @@ pub struct Config {
     pub public_url: String,
     /// Admin base URL without a trailing slash.
     pub admin_url: String,
+    /// Which of issuer / public / admin URLs were derived from the listeners (not configured),
+    /// so the server can correct them once port 0 has resolved.
+    pub derived_urls: (bool, bool, bool),
     pub public: Listen,
     pub admin: Listen,
     pub ttl_access_token: Duration,
@@ -255,9 +258,9 @@ impl Raw {
                 .map(|v| v.as_str().map(str::to_string).ok_or_else(|| err(key, "must be a list of strings")))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
-            Some(Value::String(s)) => Ok(Some(
-                s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect(),
-            )),
+            Some(Value::String(s)) => {
+                Ok(Some(s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()))
+            }
             Some(_) => Err(err(key, "must be a list of strings")),
         }
     }
@@ -379,6 +382,11 @@ impl Config {
                 l.addr()
             }
         };
+        let derived_urls = (
+            raw.str("urls.self.issuer")?.is_none(),
+            raw.str("urls.self.public")?.is_none(),
+            raw.str("urls.self.admin")?.is_none(),
+        );
         let issuer = match raw.str("urls.self.issuer")? {
             Some(s) => check_url("urls.self.issuer", &s, dev)?,
             None => format!("http://{}/", loopback(&public)),
@@ -405,9 +413,7 @@ impl Config {
         }
         match raw.str("oauth2.hashers.algorithm")?.as_deref() {
             None | Some("pbkdf2") => {}
-            Some("bcrypt") => {
-                return Err(err("oauth2.hashers.algorithm", "bcrypt is not supported yet; use pbkdf2"))
-            }
+            Some("bcrypt") => return Err(err("oauth2.hashers.algorithm", "bcrypt is not supported yet; use pbkdf2")),
             Some(s) => return Err(err("oauth2.hashers.algorithm", format!("must be pbkdf2 or bcrypt, got {s:?}"))),
         }
         let pbkdf2_iterations = match raw.int("oauth2.hashers.pbkdf2.iterations")? {
@@ -420,8 +426,9 @@ impl Config {
         let ttl = |key: &str, d: Duration| raw.duration(key, d);
         let log_level = match raw.str("log.level")? {
             None => crate::log::Level::Info,
-            Some(s) => crate::log::Level::parse(&s)
-                .ok_or_else(|| err("log.level", format!("must be one of trace, debug, info, warn, error, fatal, panic; got {s:?}")))?,
+            Some(s) => crate::log::Level::parse(&s).ok_or_else(|| {
+                err("log.level", format!("must be one of trace, debug, info, warn, error, fatal, panic; got {s:?}"))
+            })?,
         };
         let log_format = match raw.str("log.format")?.as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -474,6 +481,7 @@ impl Config {
             secrets_system,
             issuer,
             public_url,
+            derived_urls,
             admin_url,
             public,
             admin,
@@ -500,6 +508,32 @@ impl Config {
             header_timeout: raw.duration("engine.header_timeout", Duration::from_secs(10))?,
             idle_timeout: raw.duration("engine.idle_timeout", Duration::from_secs(120))?,
         })
+    }
+}
+
+impl Config {
+    /// Replaces the URLs that were derived from the listeners with the addresses actually bound
+    /// (port 0 resolves at bind time).
+    pub fn adopt_bound(&mut self, public: Option<std::net::SocketAddr>, admin: Option<std::net::SocketAddr>) {
+        let show = |a: std::net::SocketAddr| {
+            if a.ip().is_unspecified() {
+                format!("localhost:{}", a.port())
+            } else {
+                a.to_string()
+            }
+        };
+        let (issuer, public_url, admin_url) = self.derived_urls;
+        if let Some(p) = public {
+            if issuer {
+                self.issuer = format!("http://{}/", show(p));
+                if public_url {
+                    self.public_url = strip_slash(&self.issuer);
+                }
+            }
+        }
+        if let (Some(a), true) = (admin, admin_url) {
+            self.admin_url = format!("http://{}", show(a));
+        }
     }
 }
 
@@ -620,7 +654,8 @@ mod tests {
             "dsn: memory\nsecrets:\n  system:\n    - file-secret-0123456789\nserve:\n  public:\n    port: 5555\nttl:\n  access_token: 2h\n",
         )
         .unwrap();
-        let c = Config::load(&[p.clone()], false, &|k| (k == "SERVE_PUBLIC_PORT").then(|| "6666".into())).unwrap();
+        let c = Config::load(std::slice::from_ref(&p), false, &|k| (k == "SERVE_PUBLIC_PORT").then(|| "6666".into()))
+            .unwrap();
         assert_eq!(c.public.port, 6666, "env wins over file");
         assert_eq!(c.ttl_access_token, Duration::from_secs(7200));
         assert_eq!(c.secrets_system, vec!["file-secret-0123456789"]);

@@ -54,10 +54,8 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
             return None;
         }
         // Unit: everything up to the next digit or dot; Go rejects a missing unit.
-        let unit_len = after_num
-            .char_indices()
-            .find(|&(_, c)| c == '.' || c.is_ascii_digit())
-            .map_or(after_num.len(), |(i, _)| i);
+        let unit_len =
+            after_num.char_indices().find(|&(_, c)| c == '.' || c.is_ascii_digit()).map_or(after_num.len(), |(i, _)| i);
         let (unit, next) = after_num.split_at(unit_len);
         let unit = unit_nanos(unit)?;
 
@@ -229,15 +227,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for s in [
-            "1h0m0s",
-            "30m0s",
-            "1.5s",
-            "100ms",
-            "47h0m0s",
-            "1m30s",
-            "2.25\u{b5}s",
-        ] {
+        for s in ["1h0m0s", "30m0s", "1.5s", "100ms", "47h0m0s", "1m30s", "2.25\u{b5}s"] {
             let parsed = parse_go_duration(s).expect("valid");
             assert_eq!(format_go_duration(parsed), s);
         }

@@ -86,10 +86,8 @@ fn render(level: Level, msg: &str, fields: &[(&str, &dyn std::fmt::Display)], js
 
 /// RFC 3339 UTC timestamp of now, second precision.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     rfc3339(secs)
 }
 

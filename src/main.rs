@@ -11,7 +11,11 @@ fn main() {
     let code = match cli.command {
         Command::Serve { which } => hydra::server::serve(which.mode(), which.args()),
         Command::Version => {
-            print_version(hydra::server::VERSION, option_env!("GIT_HASH").unwrap_or("unknown"), option_env!("BUILD_TIME").unwrap_or("unknown"));
+            print_version(
+                hydra::server::VERSION,
+                option_env!("GIT_HASH").unwrap_or("unknown"),
+                option_env!("BUILD_TIME").unwrap_or("unknown"),
+            );
             0
         }
         other => run_management(other),

@@ -8,7 +8,6 @@
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
-
 const RESEED_AFTER: u64 = 1 << 16;
 
 pub struct FastRng {

@@ -8,31 +8,16 @@ use serde_json::{Map, Value};
 use super::httpclient::{self, Response};
 use super::output::{go_json, go_json_ordered, multi_table, rfc3339, row_table};
 use super::{
-    ClientAuth, ClientFields, Command, ConnFlags, CreateWhat, DEFAULT_ADMIN_ENDPOINT,
-    DEFAULT_PUBLIC_ENDPOINT, DeleteWhat, Format, GetWhat, IntrospectWhat, ListWhat, PerformWhat,
-    RevokeWhat, UpdateWhat,
+    ClientAuth, ClientFields, Command, ConnFlags, CreateWhat, DeleteWhat, Format, GetWhat, IntrospectWhat, ListWhat,
+    PerformWhat, RevokeWhat, UpdateWhat, DEFAULT_ADMIN_ENDPOINT, DEFAULT_PUBLIC_ENDPOINT,
 };
 
 type Out<'a> = &'a mut dyn Write;
 
-pub(crate) const CLIENT_HEADER: [&str; 7] = [
-    "CLIENT ID",
-    "CLIENT SECRET",
-    "GRANT TYPES",
-    "RESPONSE TYPES",
-    "SCOPE",
-    "AUDIENCE",
-    "REDIRECT URIS",
-];
+pub(crate) const CLIENT_HEADER: [&str; 7] =
+    ["CLIENT ID", "CLIENT SECRET", "GRANT TYPES", "RESPONSE TYPES", "SCOPE", "AUDIENCE", "REDIRECT URIS"];
 pub(crate) const TOKEN_HEADER: [&str; 4] = ["ACCESS TOKEN", "REFRESH TOKEN", "ID TOKEN", "EXPIRY"];
-pub(crate) const INTROSPECT_HEADER: [&str; 6] = [
-    "ACTIVE",
-    "SUBJECT",
-    "CLIENT ID",
-    "SCOPE",
-    "EXPIRY",
-    "TOKEN USE",
-];
+pub(crate) const INTROSPECT_HEADER: [&str; 6] = ["ACTIVE", "SUBJECT", "CLIENT ID", "SCOPE", "EXPIRY", "TOKEN USE"];
 const MISSING_CREDENTIALS: &str = "Please provide a Client ID and Client Secret using flags --client-id and --client-secret, or environment variables OAUTH2_CLIENT_ID and OAUTH2_CLIENT_SECRET";
 
 /// Runs one management command, writing results to `out` and errors to `err`.
@@ -48,37 +33,24 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
             GetWhat::OAuth2Client { ids, conn } => get_clients(&ids, &conn, out, err),
         },
         Command::List(c) => match c.what {
-            ListWhat::OAuth2Clients {
-                page_size,
-                page_token,
-                conn,
-            } => list_clients(page_size, page_token.as_deref(), &conn, out, err),
+            ListWhat::OAuth2Clients { page_size, page_token, conn } => {
+                list_clients(page_size, page_token.as_deref(), &conn, out, err)
+            }
         },
         Command::Update(c) => match c.what {
-            UpdateWhat::OAuth2Client {
-                id_arg,
-                fields,
-                conn,
-            } => update_client(&id_arg, &fields, &conn, out, err),
+            UpdateWhat::OAuth2Client { id_arg, fields, conn } => update_client(&id_arg, &fields, &conn, out, err),
         },
         Command::Delete(c) => match c.what {
             DeleteWhat::OAuth2Client { ids, conn } => delete_clients(&ids, &conn, out, err),
-            DeleteWhat::AccessTokens { client_id, conn } => {
-                delete_access_tokens(&client_id, &conn, out, err)
-            }
+            DeleteWhat::AccessTokens { client_id, conn } => delete_access_tokens(&client_id, &conn, out, err),
         },
         Command::Perform(c) => match c.what {
-            PerformWhat::ClientCredentials {
-                creds,
-                scope,
-                audience,
-                conn,
-            } => client_credentials(&creds, &scope, &audience, &conn, out, err),
+            PerformWhat::ClientCredentials { creds, scope, audience, conn } => {
+                client_credentials(&creds, &scope, &audience, &conn, out, err)
+            }
         },
         Command::Introspect(c) => match c.what {
-            IntrospectWhat::Token { token, scope, conn } => {
-                introspect(&token, &scope, &conn, out, err)
-            }
+            IntrospectWhat::Token { token, scope, conn } => introspect(&token, &scope, &conn, out, err),
         },
         Command::Revoke(c) => match c.what {
             RevokeWhat::Token { token, creds, conn } => revoke(&token, &creds, &conn, out, err),
@@ -141,9 +113,7 @@ pub(crate) fn form_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = s
-                    .get(i + 1..i + 3)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -161,21 +131,14 @@ pub(crate) fn form_decode(s: &str) -> String {
 
 /// Builds a form body from key/value pairs.
 pub(crate) fn form_body(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&")
 }
 
 /// `Authorization` header value for `client_secret_basic` (RFC 6749 §2.3.1:
 /// id and secret are form-encoded before base64).
 pub(crate) fn basic_auth(id: &str, secret: &str) -> String {
     let raw = format!("{}:{}", form_encode(id), form_encode(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw.as_bytes()))
 }
 
 /// Extracts the `page_token` of the `rel="next"` link of a `Link` header.
@@ -190,11 +153,9 @@ pub(crate) fn next_page_token(link: &str) -> Option<String> {
         let is_next = params.split(';').any(|p| {
             let p = p.trim().trim_end_matches(',').trim();
             match p.split_once('=') {
-                Some((k, v)) if k.trim().eq_ignore_ascii_case("rel") => v
-                    .trim()
-                    .trim_matches('"')
-                    .split_whitespace()
-                    .any(|r| r.eq_ignore_ascii_case("next")),
+                Some((k, v)) if k.trim().eq_ignore_ascii_case("rel") => {
+                    v.trim().trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next"))
+                }
                 _ => false,
             }
         });
@@ -212,11 +173,7 @@ pub(crate) fn next_page_token(link: &str) -> Option<String> {
 }
 
 fn one_line(s: &str) -> String {
-    s.split(['\r', '\n'])
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    s.split(['\r', '\n']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// One-line error for a non-2xx answer.
@@ -225,10 +182,7 @@ pub(crate) fn api_error_line(status: u16, body: &[u8]) -> String {
     let mut msg = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => match m.get("error") {
             Some(Value::String(e)) => {
-                let d = m
-                    .get("error_description")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+                let d = m.get("error_description").and_then(Value::as_str).unwrap_or("");
                 join_err(e, d)
             }
             Some(Value::Object(e)) => {
@@ -273,10 +227,7 @@ struct Ctx {
 impl Ctx {
     fn new(conn: &ConnFlags, default: &str, err: Out) -> Result<Ctx, String> {
         if conn.skip_tls_verify {
-            let _ = writeln!(
-                err,
-                "Note: --skip-tls-verify is ignored; this CLI only supports http:// endpoints."
-            );
+            let _ = writeln!(err, "Note: --skip-tls-verify is ignored; this CLI only supports http:// endpoints.");
         }
         let base = conn
             .endpoint
@@ -289,17 +240,12 @@ impl Ctx {
         httpclient::parse_url(&base).map_err(|e| format!("Error: invalid endpoint: {e}"))?;
         let mut headers = Vec::new();
         for h in &conn.http_header {
-            let (k, v) = h.split_once(':').ok_or_else(|| {
-                "Error: HTTP headers must be given as `Name: value` (-H/--http-header)".to_string()
-            })?;
+            let (k, v) = h
+                .split_once(':')
+                .ok_or_else(|| "Error: HTTP headers must be given as `Name: value` (-H/--http-header)".to_string())?;
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
-        Ok(Ctx {
-            base,
-            headers,
-            format: conn.format,
-            quiet: conn.quiet,
-        })
+        Ok(Ctx { base, headers, format: conn.format, quiet: conn.quiet })
     }
 
     /// Performs a request; transport failures become a one-line error naming the URL.
@@ -314,8 +260,7 @@ impl Ctx {
         let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
         headers.extend(extra.iter().copied());
         headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        httpclient::request(method, &url, &headers, body)
-            .map_err(|e| format!("Error: request to {url} failed: {e}"))
+        httpclient::request(method, &url, &headers, body).map_err(|e| format!("Error: request to {url} failed: {e}"))
     }
 
     /// Like [`Ctx::call`] but turns non-2xx answers into an error line.
@@ -336,13 +281,11 @@ impl Ctx {
 }
 
 fn parse_json(resp: &Response) -> Result<Value, String> {
-    serde_json::from_slice(&resp.body)
-        .map_err(|e| format!("Error: the server answered with invalid JSON: {e}"))
+    serde_json::from_slice(&resp.body).map_err(|e| format!("Error: the server answered with invalid JSON: {e}"))
 }
 
 fn write_out(out: Out, s: &str) -> Result<(), String> {
-    out.write_all(s.as_bytes())
-        .map_err(|e| format!("Error: cannot write output: {e}"))
+    out.write_all(s.as_bytes()).map_err(|e| format!("Error: cannot write output: {e}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -361,11 +304,7 @@ fn join_field(v: &Value, key: &str, sep: &str) -> String {
     match v.get(key) {
         Some(Value::Array(a)) => a
             .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string())
-            })
+            .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
             .collect::<Vec<_>>()
             .join(sep),
         _ => String::new(),
@@ -404,10 +343,7 @@ fn render_table(ctx: &Ctx, header: &[&str], rows: &[Vec<String>], json: &Value) 
         if rows.is_empty() {
             return "\n".to_string();
         }
-        return rows
-            .iter()
-            .map(|r| format!("{}\n", r.first().map(String::as_str).unwrap_or("")))
-            .collect();
+        return rows.iter().map(|r| format!("{}\n", r.first().map(String::as_str).unwrap_or(""))).collect();
     }
     match ctx.format {
         Format::Table => multi_table(header, rows),
@@ -423,12 +359,7 @@ fn render_client(ctx: &Ctx, client: &Value) -> String {
 fn render_ids(ctx: &Ctx, ids: &[String]) -> String {
     match ids {
         [] => String::new(),
-        [one] => render_row(
-            ctx,
-            &["ID"],
-            std::slice::from_ref(one),
-            &Value::String(one.clone()),
-        ),
+        [one] => render_row(ctx, &["ID"], std::slice::from_ref(one), &Value::String(one.clone())),
         many => {
             let rows: Vec<Vec<String>> = many.iter().map(|i| vec![i.clone()]).collect();
             let json = Value::Array(many.iter().cloned().map(Value::String).collect());
@@ -444,14 +375,11 @@ fn render_ids(ctx: &Ctx, ids: &[String]) -> String {
 fn read_file_arg(path: &str) -> Result<Value, String> {
     let mut data = Vec::new();
     if path == "-" {
-        std::io::stdin()
-            .read_to_end(&mut data)
-            .map_err(|e| format!("Error: cannot read stdin: {e}"))?;
+        std::io::stdin().read_to_end(&mut data).map_err(|e| format!("Error: cannot read stdin: {e}"))?;
     } else {
         data = std::fs::read(path).map_err(|e| format!("Error: cannot read {path}: {e}"))?;
     }
-    serde_json::from_slice(&data)
-        .map_err(|e| format!("Error: {path} does not contain valid JSON: {e}"))
+    serde_json::from_slice(&data).map_err(|e| format!("Error: {path} does not contain valid JSON: {e}"))
 }
 
 fn str_list(v: &[String]) -> Value {
@@ -507,14 +435,8 @@ pub(crate) fn apply_client_fields(
         obj.insert("scope".to_string(), Value::String(f.scope.join(" ")));
     }
     let bools = [
-        (
-            "frontchannel_logout_session_required",
-            f.frontchannel_logout_session_required,
-        ),
-        (
-            "backchannel_logout_session_required",
-            f.backchannel_logout_session_required,
-        ),
+        ("frontchannel_logout_session_required", f.frontchannel_logout_session_required),
+        ("backchannel_logout_session_required", f.backchannel_logout_session_required),
         ("skip_consent", f.skip_consent),
         ("skip_logout_consent", f.skip_logout_consent),
     ];
@@ -524,8 +446,7 @@ pub(crate) fn apply_client_fields(
         }
     }
     if let Some(m) = &f.metadata {
-        let v: Value = serde_json::from_str(m)
-            .map_err(|e| format!("Error: --metadata is not valid JSON: {e}"))?;
+        let v: Value = serde_json::from_str(m).map_err(|e| format!("Error: --metadata is not valid JSON: {e}"))?;
         obj.insert("metadata".to_string(), v);
     }
     Ok(())
@@ -534,20 +455,11 @@ pub(crate) fn apply_client_fields(
 /// JSON body for `create oauth2-client` from flags, with Hydra's CLI defaults.
 pub(crate) fn create_body(f: &ClientFields) -> Result<Value, String> {
     let mut obj = Map::new();
-    obj.insert(
-        "grant_types".into(),
-        str_list(&["authorization_code".into()]),
-    );
+    obj.insert("grant_types".into(), str_list(&["authorization_code".into()]));
     obj.insert("response_types".into(), str_list(&["code".into()]));
-    obj.insert(
-        "token_endpoint_auth_method".into(),
-        Value::String("client_secret_basic".into()),
-    );
+    obj.insert("token_endpoint_auth_method".into(), Value::String("client_secret_basic".into()));
     obj.insert("subject_type".into(), Value::String("public".into()));
-    obj.insert(
-        "request_object_signing_alg".into(),
-        Value::String("RS256".into()),
-    );
+    obj.insert("request_object_signing_alg".into(), Value::String("RS256".into()));
     obj.insert("metadata".into(), Value::Object(Map::new()));
     apply_client_fields(&mut obj, f, true)?;
     Ok(Value::Object(obj))
@@ -568,12 +480,7 @@ fn create_client(f: &ClientFields, conn: &ConnFlags, out: Out, err: Out) -> Resu
         None => create_body(f)?,
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-    let resp = ctx.call_ok(
-        "POST",
-        "/admin/clients",
-        &[],
-        Some(("application/json", &bytes)),
-    )?;
+    let resp = ctx.call_ok("POST", "/admin/clients", &[], Some(("application/json", &bytes)))?;
     let client = parse_json(&resp)?;
     write_out(out, &render_client(&ctx, &client))
 }
@@ -595,13 +502,7 @@ fn get_clients(ids: &[String], conn: &ConnFlags, out: Out, err: Out) -> Result<(
     write_out(out, &text)
 }
 
-fn list_clients(
-    page_size: u32,
-    page_token: Option<&str>,
-    conn: &ConnFlags,
-    out: Out,
-    err: Out,
-) -> Result<(), String> {
+fn list_clients(page_size: u32, page_token: Option<&str>, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
     let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
     let mut path = format!("/admin/clients?page_size={page_size}");
     if let Some(t) = page_token.filter(|t| !t.is_empty()) {
@@ -614,11 +515,7 @@ fn list_clients(
         Value::Null => Vec::new(),
         _ => return Err("Error: the server did not answer with a JSON array".to_string()),
     };
-    let next = resp
-        .header_all("link")
-        .iter()
-        .find_map(|l| next_page_token(l))
-        .unwrap_or_default();
+    let next = resp.header_all("link").iter().find_map(|l| next_page_token(l)).unwrap_or_default();
     write_out(out, &render_client_list(&ctx, &items, &next))
 }
 
@@ -626,10 +523,7 @@ fn list_clients(
 fn render_client_list(ctx: &Ctx, items: &[Value], next: &str) -> String {
     let is_last = next.is_empty();
     if ctx.quiet {
-        return items
-            .iter()
-            .map(|c| format!("{}\n", str_field(c, "client_id")))
-            .collect();
+        return items.iter().map(|c| format!("{}\n", str_field(c, "client_id"))).collect();
     }
     match ctx.format {
         Format::Table => {
@@ -644,24 +538,14 @@ fn render_client_list(ctx: &Ctx, items: &[Value], next: &str) -> String {
             let next = Value::String(next.to_string());
             let last = Value::Bool(is_last);
             go_json_ordered(
-                &[
-                    ("items", &items),
-                    ("next_page_token", &next),
-                    ("is_last_page", &last),
-                ],
+                &[("items", &items), ("next_page_token", &next), ("is_last_page", &last)],
                 ctx.format == Format::JsonPretty,
             )
         }
     }
 }
 
-fn update_client(
-    id: &str,
-    f: &ClientFields,
-    conn: &ConnFlags,
-    out: Out,
-    err: Out,
-) -> Result<(), String> {
+fn update_client(id: &str, f: &ClientFields, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
     let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
     let body = match &f.file {
         Some(path) => read_file_arg(path)?,
@@ -676,12 +560,7 @@ fn update_client(
         }
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-    let resp = ctx.call_ok(
-        "PUT",
-        &client_path(id),
-        &[],
-        Some(("application/json", &bytes)),
-    )?;
+    let resp = ctx.call_ok("PUT", &client_path(id), &[], Some(("application/json", &bytes)))?;
     let client = parse_json(&resp)?;
     write_out(out, &render_client(&ctx, &client))
 }
@@ -694,11 +573,7 @@ fn delete_clients(ids: &[String], conn: &ConnFlags, out: Out, err: Out) -> Resul
         let res = ctx.call_ok("DELETE", &client_path(id), &[], None);
         match res {
             Ok(_) => deleted.push(id.clone()),
-            Err(e) => failures.push(format!(
-                "Error: {}: {}",
-                id,
-                e.strip_prefix("Error: ").unwrap_or(&e)
-            )),
+            Err(e) => failures.push(format!("Error: {}: {}", id, e.strip_prefix("Error: ").unwrap_or(&e))),
         }
     }
     write_out(out, &render_ids(&ctx, &deleted))?;
@@ -711,12 +586,7 @@ fn delete_clients(ids: &[String], conn: &ConnFlags, out: Out, err: Out) -> Resul
     Err(String::new())
 }
 
-fn delete_access_tokens(
-    client_id: &str,
-    conn: &ConnFlags,
-    out: Out,
-    err: Out,
-) -> Result<(), String> {
+fn delete_access_tokens(client_id: &str, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
     let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
     let path = format!("/admin/oauth2/tokens?client_id={}", form_encode(client_id));
     ctx.call_ok("DELETE", &path, &[], None)?;
@@ -731,10 +601,7 @@ fn require_creds(creds: &ClientAuth) -> Result<(&str, &str), String> {
 }
 
 fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Go's zero `time.Time` in RFC 3339, used when the server sent no `expires_in`.
@@ -760,9 +627,7 @@ pub(crate) fn token_columns(tok: &Value, now: i64) -> Vec<String> {
 
 fn token_expiry(tok: &Value, now: i64) -> i64 {
     match tok.get("expires_in").and_then(|v| {
-        v.as_i64()
-            .or_else(|| v.as_f64().map(|f| f as i64))
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)).or_else(|| v.as_str().and_then(|s| s.parse().ok()))
     }) {
         Some(n) if n > 0 => now + n,
         _ => ZERO_TIME,
@@ -848,13 +713,7 @@ pub(crate) fn introspect_columns(v: &Value) -> Vec<String> {
     ]
 }
 
-fn introspect(
-    token: &str,
-    scope: &[String],
-    conn: &ConnFlags,
-    out: Out,
-    err: Out,
-) -> Result<(), String> {
+fn introspect(token: &str, scope: &[String], conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
     let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
     let scope = scope.join(" ");
     let mut pairs = vec![("token", token)];
@@ -869,19 +728,10 @@ fn introspect(
         Some(("application/x-www-form-urlencoded", body.as_bytes())),
     )?;
     let v = parse_json(&resp)?;
-    write_out(
-        out,
-        &render_row(&ctx, &INTROSPECT_HEADER, &introspect_columns(&v), &v),
-    )
+    write_out(out, &render_row(&ctx, &INTROSPECT_HEADER, &introspect_columns(&v), &v))
 }
 
-fn revoke(
-    token: &str,
-    creds: &ClientAuth,
-    conn: &ConnFlags,
-    out: Out,
-    err: Out,
-) -> Result<(), String> {
+fn revoke(token: &str, creds: &ClientAuth, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
     let (id, secret) = require_creds(creds)?;
     let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT, err)?;
     let body = form_body(&[("token", token)]);

@@ -21,19 +21,12 @@ pub struct Response {
 impl Response {
     /// First header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// All values of headers with this name (case-insensitive), in order.
     pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 }
 
@@ -60,25 +53,18 @@ impl Url {
     }
 
     fn connect_host(&self) -> &str {
-        self.host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(&self.host)
+        self.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&self.host)
     }
 }
 
 /// Parses an `http://` URL. `https://` gives a clear "not supported" error.
 pub fn parse_url(url: &str) -> Result<Url, String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| "URL must start with http://".to_string())?;
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| "URL must start with http://".to_string())?;
     if scheme.eq_ignore_ascii_case("https") {
         return Err("TLS endpoints are not supported by this CLI yet".to_string());
     }
     if !scheme.eq_ignore_ascii_case("http") {
-        return Err(format!(
-            "unsupported URL scheme {scheme:?}; only http:// is supported"
-        ));
+        return Err(format!("unsupported URL scheme {scheme:?}; only http:// is supported"));
     }
     let rest = rest.split('#').next().unwrap_or("");
     let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -88,17 +74,12 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
         return Err("credentials in the endpoint URL are not supported".to_string());
     }
     let (host, port_str) = if let Some(after) = authority.strip_prefix('[') {
-        let close = after
-            .find(']')
-            .ok_or_else(|| "invalid IPv6 literal in URL".to_string())?;
+        let close = after.find(']').ok_or_else(|| "invalid IPv6 literal in URL".to_string())?;
         let host = &authority[..close + 2];
         let remainder = &after[close + 1..];
         let port = match remainder {
             "" => None,
-            r => Some(
-                r.strip_prefix(':')
-                    .ok_or_else(|| "invalid characters after IPv6 literal in URL".to_string())?,
-            ),
+            r => Some(r.strip_prefix(':').ok_or_else(|| "invalid characters after IPv6 literal in URL".to_string())?),
         };
         (host, port)
     } else {
@@ -112,11 +93,7 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     }
     let (port, explicit_port) = match port_str {
         None | Some("") => (80, false),
-        Some(p) => (
-            p.parse::<u16>()
-                .map_err(|_| format!("invalid port {p:?} in URL"))?,
-            true,
-        ),
+        Some(p) => (p.parse::<u16>().map_err(|_| format!("invalid port {p:?} in URL"))?, true),
     };
     let path_and_query = if tail.is_empty() {
         "/".to_string()
@@ -125,12 +102,7 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     } else {
         tail.to_string()
     };
-    Ok(Url {
-        host: host.to_string(),
-        port,
-        explicit_port,
-        path_and_query,
-    })
+    Ok(Url { host: host.to_string(), port, explicit_port, path_and_query })
 }
 
 /// Sends one request and reads the whole response.
@@ -141,10 +113,8 @@ pub fn request(
     body: Option<(&str, &[u8])>,
 ) -> Result<Response, String> {
     let u = parse_url(url)?;
-    let addrs: Vec<_> = (u.connect_host(), u.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", u.host))?
-        .collect();
+    let addrs: Vec<_> =
+        (u.connect_host(), u.port).to_socket_addrs().map_err(|e| format!("cannot resolve {}: {e}", u.host))?.collect();
     let mut last_err = format!("no address found for {}", u.host);
     let mut stream = None;
     for addr in addrs {
@@ -169,17 +139,9 @@ pub fn request(
 }
 
 /// Serializes the request head and body.
-pub(crate) fn build_request(
-    method: &str,
-    u: &Url,
-    headers: &[(&str, &str)],
-    body: Option<(&str, &[u8])>,
-) -> Vec<u8> {
-    let mut head = format!(
-        "{method} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-        u.path_and_query,
-        u.host_header()
-    );
+pub(crate) fn build_request(method: &str, u: &Url, headers: &[(&str, &str)], body: Option<(&str, &[u8])>) -> Vec<u8> {
+    let mut head =
+        format!("{method} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", u.path_and_query, u.host_header());
     let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
     if !has("user-agent") {
         head.push_str("User-Agent: hydra-cli\r\n");
@@ -215,9 +177,7 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
     if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
         return Some((i, i + 4));
     }
-    buf.windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|i| (i, i + 2))
+    buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2))
 }
 
 /// Reads more bytes; returns false at EOF.
@@ -261,11 +221,7 @@ pub(crate) fn read_response(r: &mut dyn Read, head_request: bool) -> Result<Resp
         if (100..200).contains(&status) && status != 101 {
             continue;
         }
-        let resp = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
+        let resp = Response { status, headers, body: Vec::new() };
         let body = read_body(r, buf, &resp, head_request)?;
         return Ok(Response { body, ..resp });
     }
@@ -296,19 +252,11 @@ fn parse_head(head: &str) -> Result<(u16, Vec<(String, String)>), String> {
     Ok((status, headers))
 }
 
-fn read_body(
-    r: &mut dyn Read,
-    mut buf: Vec<u8>,
-    resp: &Response,
-    head_request: bool,
-) -> Result<Vec<u8>, String> {
+fn read_body(r: &mut dyn Read, mut buf: Vec<u8>, resp: &Response, head_request: bool) -> Result<Vec<u8>, String> {
     if head_request || resp.status == 204 || resp.status == 304 {
         return Ok(Vec::new());
     }
-    let chunked = resp
-        .header_all("transfer-encoding")
-        .iter()
-        .any(|v| v.to_ascii_lowercase().contains("chunked"));
+    let chunked = resp.header_all("transfer-encoding").iter().any(|v| v.to_ascii_lowercase().contains("chunked"));
     if chunked {
         loop {
             if let Some(body) = decode_chunked(&buf)? {
@@ -320,16 +268,10 @@ fn read_body(
         }
     }
     if let Some(cl) = resp.header("content-length") {
-        let n: usize = cl
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid Content-Length {cl:?}"))?;
+        let n: usize = cl.trim().parse().map_err(|_| format!("invalid Content-Length {cl:?}"))?;
         while buf.len() < n {
             if !fill(r, &mut buf)? {
-                return Err(format!(
-                    "truncated response body: got {} of {n} bytes",
-                    buf.len()
-                ));
+                return Err(format!("truncated response body: got {} of {n} bytes", buf.len()));
             }
         }
         buf.truncate(n);
@@ -349,8 +291,7 @@ pub(crate) fn decode_chunked(data: &[u8]) -> Result<Option<Vec<u8>>, String> {
         };
         let line = String::from_utf8_lossy(&data[pos..pos + rel]).into_owned();
         let size_str = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_str, 16)
-            .map_err(|_| format!("invalid chunk size {size_str:?}"))?;
+        let size = usize::from_str_radix(size_str, 16).map_err(|_| format!("invalid chunk size {size_str:?}"))?;
         pos += rel + 2;
         if size == 0 {
             // Trailer section ends with an empty line.

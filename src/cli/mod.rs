@@ -251,12 +251,7 @@ pub struct CreateCmd {
 #[derive(Subcommand, Debug)]
 pub enum CreateWhat {
     /// Create an OAuth 2.0 Client
-    #[command(
-        name = "oauth2-client",
-        visible_alias = "client",
-        alias = "clients",
-        alias = "oauth2-clients"
-    )]
+    #[command(name = "oauth2-client", visible_alias = "client", alias = "clients", alias = "oauth2-clients")]
     OAuth2Client {
         #[command(flatten)]
         fields: ClientFields,
@@ -275,12 +270,7 @@ pub struct GetCmd {
 #[derive(Subcommand, Debug)]
 pub enum GetWhat {
     /// Get one or more OAuth 2.0 Clients by their ID(s)
-    #[command(
-        name = "oauth2-client",
-        visible_alias = "client",
-        alias = "clients",
-        alias = "oauth2-clients"
-    )]
+    #[command(name = "oauth2-client", visible_alias = "client", alias = "clients", alias = "oauth2-clients")]
     OAuth2Client {
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
@@ -299,12 +289,7 @@ pub struct ListCmd {
 #[derive(Subcommand, Debug)]
 pub enum ListWhat {
     /// List OAuth 2.0 Clients
-    #[command(
-        name = "oauth2-clients",
-        visible_alias = "clients",
-        alias = "client",
-        alias = "oauth2-client"
-    )]
+    #[command(name = "oauth2-clients", visible_alias = "clients", alias = "client", alias = "oauth2-client")]
     OAuth2Clients {
         /// Sets how many items should be returned per page.
         #[arg(long = "page-size", default_value_t = 100)]
@@ -327,12 +312,7 @@ pub struct UpdateCmd {
 #[derive(Subcommand, Debug)]
 pub enum UpdateWhat {
     /// Update an OAuth 2.0 Client
-    #[command(
-        name = "oauth2-client",
-        visible_alias = "client",
-        alias = "clients",
-        alias = "oauth2-clients"
-    )]
+    #[command(name = "oauth2-client", visible_alias = "client", alias = "clients", alias = "oauth2-clients")]
     OAuth2Client {
         #[arg(value_name = "ID")]
         id_arg: String,
@@ -353,12 +333,7 @@ pub struct DeleteCmd {
 #[derive(Subcommand, Debug)]
 pub enum DeleteWhat {
     /// Delete one or more OAuth 2.0 Clients by their ID(s)
-    #[command(
-        name = "oauth2-client",
-        visible_alias = "client",
-        alias = "clients",
-        alias = "oauth2-clients"
-    )]
+    #[command(name = "oauth2-client", visible_alias = "client", alias = "clients", alias = "oauth2-clients")]
     OAuth2Client {
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
@@ -382,11 +357,7 @@ pub struct ClientAuth {
     #[arg(long = "client-id", env = "OAUTH2_CLIENT_ID")]
     pub client_id: Option<String>,
     /// Use the provided OAuth 2.0 Client Secret, defaults to environment variable OAUTH2_CLIENT_SECRET.
-    #[arg(
-        long = "client-secret",
-        env = "OAUTH2_CLIENT_SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long = "client-secret", env = "OAUTH2_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
 }
 
@@ -478,11 +449,7 @@ pub fn print_version(version: &str, git_hash: &str, build_time: &str) {
 /// The text printed by [`print_version`]. A leading `v` is added to the
 /// version if missing.
 pub fn version_text(version: &str, git_hash: &str, build_time: &str) -> String {
-    let v = if version.starts_with('v') {
-        version.to_string()
-    } else {
-        format!("v{version}")
-    };
+    let v = if version.starts_with('v') { version.to_string() } else { format!("v{version}") };
     format!("Version:    {v}\nGit Hash:   {git_hash}\nBuild Time: {build_time}\n")
 }
 

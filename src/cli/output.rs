@@ -26,13 +26,7 @@ fn text_width(s: &str) -> usize {
     s.chars().count()
 }
 
-fn format_block(
-    lines: &[Vec<&str>],
-    line0: usize,
-    line1: usize,
-    widths: &mut Vec<usize>,
-    out: &mut String,
-) {
+fn format_block(lines: &[Vec<&str>], line0: usize, line1: usize, widths: &mut Vec<usize>, out: &mut String) {
     let column = widths.len();
     let mut start = line0;
     let mut this = line0;
@@ -74,11 +68,7 @@ fn write_lines(lines: &[Vec<&str>], from: usize, to: usize, widths: &[usize], ou
 
 /// Go `cmdx.PrintRow` table layout: one `HEADER<tab>value` line per column.
 pub(crate) fn row_table(header: &[&str], columns: &[String]) -> String {
-    let rows: Vec<Vec<String>> = header
-        .iter()
-        .zip(columns)
-        .map(|(h, c)| vec![h.to_string(), c.clone()])
-        .collect();
+    let rows: Vec<Vec<String>> = header.iter().zip(columns).map(|(h, c)| vec![h.to_string(), c.clone()]).collect();
     tabwrite(&rows)
 }
 
@@ -102,13 +92,7 @@ pub(crate) fn go_json(v: &Value, pretty: bool) -> String {
 /// Like [`go_json`] for an object whose keys must keep the given order.
 pub(crate) fn go_json_ordered(fields: &[(&str, &Value)], pretty: bool) -> String {
     let mut out = String::new();
-    write_object(
-        &mut out,
-        fields.iter().map(|(k, v)| (*k, *v)),
-        fields.is_empty(),
-        pretty,
-        0,
-    );
+    write_object(&mut out, fields.iter().map(|(k, v)| (*k, *v)), fields.is_empty(), pretty, 0);
     out.push('\n');
     out
 }
@@ -175,13 +159,7 @@ fn write_value(out: &mut String, v: &Value, pretty: bool, level: usize) {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            write_object(
-                out,
-                keys.into_iter().map(|k| (k.as_str(), &m[k])),
-                m.is_empty(),
-                pretty,
-                level,
-            );
+            write_object(out, keys.into_iter().map(|k| (k.as_str(), &m[k])), m.is_empty(), pretty, level);
         }
     }
 }
@@ -197,9 +175,7 @@ fn write_string(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -212,12 +188,7 @@ pub(crate) fn rfc3339(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, (secs % 3600) / 60, secs % 60)
 }
 
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day).

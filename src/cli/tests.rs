@@ -3,11 +3,11 @@ use std::net::TcpListener;
 use std::thread;
 
 use clap::Parser;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 use super::commands::{
-    api_error_line, basic_auth, client_columns, create_body, execute, form_body, form_decode,
-    form_encode, introspect_columns, next_page_token, path_escape, token_columns, token_json,
+    api_error_line, basic_auth, client_columns, create_body, execute, form_body, form_decode, form_encode,
+    introspect_columns, next_page_token, path_escape, token_columns, token_json,
 };
 use super::httpclient::{self, decode_chunked, parse_url};
 use super::output::{go_json, multi_table, rfc3339, row_table};
@@ -29,46 +29,21 @@ fn clap_definition_is_consistent() {
 
 #[test]
 fn parses_serve_modes_and_flags() {
-    let cli = parse(&[
-        "hydra",
-        "serve",
-        "all",
-        "--dev",
-        "-c",
-        "a.yml",
-        "--config",
-        "b.yml,c.yml",
-    ]);
-    let Command::Serve { which } = cli.command else {
-        panic!("not serve")
-    };
+    let cli = parse(&["hydra", "serve", "all", "--dev", "-c", "a.yml", "--config", "b.yml,c.yml"]);
+    let Command::Serve { which } = cli.command else { panic!("not serve") };
     assert_eq!(which.mode(), ServeMode::All);
     assert!(which.args().dev);
     assert!(!which.args().sqa_opt_out);
-    assert_eq!(
-        which.args().config,
-        vec![
-            PathBuf::from("a.yml"),
-            PathBuf::from("b.yml"),
-            PathBuf::from("c.yml")
-        ]
-    );
+    assert_eq!(which.args().config, vec![PathBuf::from("a.yml"), PathBuf::from("b.yml"), PathBuf::from("c.yml")]);
     let cli = parse(&["hydra", "serve", "admin", "--sqa-opt-out"]);
-    let Command::Serve { which } = cli.command else {
-        panic!("not serve")
-    };
+    let Command::Serve { which } = cli.command else { panic!("not serve") };
     assert_eq!(which.mode(), ServeMode::Admin);
     assert!(which.args().sqa_opt_out);
-    let Command::Serve { which } = parse(&["hydra", "serve", "public"]).command else {
-        panic!()
-    };
+    let Command::Serve { which } = parse(&["hydra", "serve", "public"]).command else { panic!() };
     assert_eq!(which.mode(), ServeMode::Public);
     assert!(Cli::try_parse_from(["hydra", "serve"]).is_err());
     assert!(Cli::try_parse_from(["hydra", "serve", "bogus"]).is_err());
-    assert!(matches!(
-        parse(&["hydra", "version"]).command,
-        Command::Version
-    ));
+    assert!(matches!(parse(&["hydra", "version"]).command, Command::Version));
 }
 
 #[test]
@@ -96,16 +71,10 @@ fn parses_create_client_with_alias_repeats_and_commas() {
             "-e",
             "http://localhost:9",
         ]);
-        let Command::Create(CreateCmd {
-            what: CreateWhat::OAuth2Client { fields, conn },
-        }) = cli.command
-        else {
+        let Command::Create(CreateCmd { what: CreateWhat::OAuth2Client { fields, conn } }) = cli.command else {
             panic!("wrong command")
         };
-        assert_eq!(
-            fields.redirect_uri,
-            ["http://a/cb", "http://b/cb", "http://c/cb"]
-        );
+        assert_eq!(fields.redirect_uri, ["http://a/cb", "http://b/cb", "http://c/cb"]);
         assert_eq!(fields.scope, ["openid", "offline", "email"]);
         assert_eq!(fields.skip_consent, Some(true));
         assert_eq!(fields.skip_logout_consent, None);
@@ -123,9 +92,8 @@ fn parses_create_client_with_alias_repeats_and_commas() {
 
 #[test]
 fn create_defaults_and_bad_metadata() {
-    let Command::Create(CreateCmd {
-        what: CreateWhat::OAuth2Client { fields, conn },
-    }) = parse(&["hydra", "create", "client"]).command
+    let Command::Create(CreateCmd { what: CreateWhat::OAuth2Client { fields, conn } }) =
+        parse(&["hydra", "create", "client"]).command
     else {
         panic!()
     };
@@ -138,97 +106,53 @@ fn create_defaults_and_bad_metadata() {
     assert_eq!(body["request_object_signing_alg"], "RS256");
     assert!(body.get("client_secret").is_none());
     assert!(body.get("scope").is_none());
-    let bad = ClientFields {
-        metadata: Some("{nope".into()),
-        ..Default::default()
-    };
+    let bad = ClientFields { metadata: Some("{nope".into()), ..Default::default() };
     assert!(create_body(&bad).unwrap_err().contains("--metadata"));
     assert!(Cli::try_parse_from(["hydra", "create", "client", "--format", "yaml-ish"]).is_err());
 }
 
 #[test]
 fn parses_get_list_update_delete() {
-    let Command::Get(GetCmd {
-        what: GetWhat::OAuth2Client { ids, .. },
-    }) = parse(&["hydra", "get", "client", "a", "b"]).command
+    let Command::Get(GetCmd { what: GetWhat::OAuth2Client { ids, .. } }) =
+        parse(&["hydra", "get", "client", "a", "b"]).command
     else {
         panic!()
     };
     assert_eq!(ids, ["a", "b"]);
     assert!(Cli::try_parse_from(["hydra", "get", "oauth2-client"]).is_err());
 
-    let Command::List(ListCmd {
-        what:
-            ListWhat::OAuth2Clients {
-                page_size,
-                page_token,
-                ..
-            },
-    }) = parse(&["hydra", "list", "oauth2-clients"]).command
+    let Command::List(ListCmd { what: ListWhat::OAuth2Clients { page_size, page_token, .. } }) =
+        parse(&["hydra", "list", "oauth2-clients"]).command
     else {
         panic!()
     };
     assert_eq!(page_size, 100);
     assert_eq!(page_token, None);
-    let Command::List(ListCmd {
-        what:
-            ListWhat::OAuth2Clients {
-                page_size,
-                page_token,
-                conn,
-            },
-    }) = parse(&[
-        "hydra",
-        "list",
-        "clients",
-        "--page-size",
-        "5",
-        "--page-token",
-        "tok",
-        "-q",
-    ])
-    .command
+    let Command::List(ListCmd { what: ListWhat::OAuth2Clients { page_size, page_token, conn } }) =
+        parse(&["hydra", "list", "clients", "--page-size", "5", "--page-token", "tok", "-q"]).command
     else {
         panic!()
     };
-    assert_eq!(
-        (page_size, page_token.as_deref(), conn.quiet),
-        (5, Some("tok"), true)
-    );
+    assert_eq!((page_size, page_token.as_deref(), conn.quiet), (5, Some("tok"), true));
 
-    let Command::Update(UpdateCmd {
-        what: UpdateWhat::OAuth2Client { id_arg, fields, .. },
-    }) = parse(&[
-        "hydra",
-        "update",
-        "oauth2-client",
-        "cid",
-        "--name",
-        "n",
-        "--skip-consent=false",
-    ])
-    .command
+    let Command::Update(UpdateCmd { what: UpdateWhat::OAuth2Client { id_arg, fields, .. } }) =
+        parse(&["hydra", "update", "oauth2-client", "cid", "--name", "n", "--skip-consent=false"]).command
     else {
         panic!()
     };
     assert_eq!(id_arg, "cid");
     assert_eq!(fields.name.as_deref(), Some("n"));
     assert_eq!(fields.skip_consent, Some(false));
-    assert!(
-        fields.grant_type.is_empty(),
-        "update must not apply create defaults"
-    );
+    assert!(fields.grant_type.is_empty(), "update must not apply create defaults");
 
-    let Command::Delete(DeleteCmd {
-        what: DeleteWhat::OAuth2Client { ids, .. },
-    }) = parse(&["hydra", "delete", "oauth2-clients", "x", "y"]).command
+    let Command::Delete(DeleteCmd { what: DeleteWhat::OAuth2Client { ids, .. } }) =
+        parse(&["hydra", "delete", "oauth2-clients", "x", "y"]).command
     else {
         panic!()
     };
     assert_eq!(ids, ["x", "y"]);
-    let Command::Delete(DeleteCmd {
-        what: DeleteWhat::AccessTokens { client_id, .. },
-    }) = parse(&["hydra", "delete", "access-tokens", "cid"]).command
+    let Command::Delete(DeleteCmd { what: DeleteWhat::AccessTokens { client_id, .. } }) =
+        parse(&["hydra", "delete", "access-tokens", "cid"]).command
     else {
         panic!()
     };
@@ -237,31 +161,24 @@ fn parses_get_list_update_delete() {
 
 #[test]
 fn parses_perform_introspect_revoke() {
-    let Command::Perform(PerformCmd {
-        what:
-            PerformWhat::ClientCredentials {
-                creds,
-                scope,
-                audience,
-                conn,
-            },
-    }) = parse(&[
-        "hydra",
-        "perform",
-        "client-credentials",
-        "--client-id",
-        "id",
-        "--client-secret",
-        "sec",
-        "--scope",
-        "a,b",
-        "--audience",
-        "x",
-        "--audience",
-        "y",
-        "--skip-tls-verify",
-    ])
-    .command
+    let Command::Perform(PerformCmd { what: PerformWhat::ClientCredentials { creds, scope, audience, conn } }) =
+        parse(&[
+            "hydra",
+            "perform",
+            "client-credentials",
+            "--client-id",
+            "id",
+            "--client-secret",
+            "sec",
+            "--scope",
+            "a,b",
+            "--audience",
+            "x",
+            "--audience",
+            "y",
+            "--skip-tls-verify",
+        ])
+        .command
     else {
         panic!()
     };
@@ -271,32 +188,15 @@ fn parses_perform_introspect_revoke() {
     assert_eq!(audience, ["x", "y"]);
     assert!(conn.skip_tls_verify);
 
-    let Command::Introspect(IntrospectCmd {
-        what: IntrospectWhat::Token { token, scope, .. },
-    }) = parse(&["hydra", "introspect", "token", "tkn", "--scope", "s1,s2"]).command
+    let Command::Introspect(IntrospectCmd { what: IntrospectWhat::Token { token, scope, .. } }) =
+        parse(&["hydra", "introspect", "token", "tkn", "--scope", "s1,s2"]).command
     else {
         panic!()
     };
-    assert_eq!(
-        (token.as_str(), scope),
-        ("tkn", vec!["s1".to_string(), "s2".to_string()])
-    );
+    assert_eq!((token.as_str(), scope), ("tkn", vec!["s1".to_string(), "s2".to_string()]));
 
-    let Command::Revoke(RevokeCmd {
-        what: RevokeWhat::Token { token, creds, conn },
-    }) = parse(&[
-        "hydra",
-        "revoke",
-        "token",
-        "t",
-        "--client-id",
-        "c",
-        "--client-secret",
-        "s",
-        "-H",
-        "X-A: b",
-    ])
-    .command
+    let Command::Revoke(RevokeCmd { what: RevokeWhat::Token { token, creds, conn } }) =
+        parse(&["hydra", "revoke", "token", "t", "--client-id", "c", "--client-secret", "s", "-H", "X-A: b"]).command
     else {
         panic!()
     };
@@ -339,10 +239,7 @@ fn link_header_parsing() {
     assert_eq!(next_page_token(link).as_deref(), Some("n=1 x"));
     let only_first = r#"</admin/clients?page_size=5&page_token=abc>; rel="first""#;
     assert_eq!(next_page_token(only_first), None);
-    assert_eq!(
-        next_page_token(r#"<http://h/x?page_token=t2>;rel=next"#).as_deref(),
-        Some("t2")
-    );
+    assert_eq!(next_page_token(r#"<http://h/x?page_token=t2>;rel=next"#).as_deref(), Some("t2"));
     assert_eq!(next_page_token("garbage"), None);
 }
 
@@ -359,21 +256,12 @@ fn rfc3339_formatting() {
 #[test]
 fn api_error_lines() {
     let b = br#"{"error":"invalid_client","error_description":"Client authentication failed."}"#;
-    assert_eq!(
-        api_error_line(401, b),
-        "Error: 401 invalid_client: Client authentication failed."
-    );
+    assert_eq!(api_error_line(401, b), "Error: 401 invalid_client: Client authentication failed.");
     let b = br#"{"error":"Unable to locate the resource","error_description":""}"#;
-    assert_eq!(
-        api_error_line(404, b),
-        "Error: 404 Unable to locate the resource"
-    );
+    assert_eq!(api_error_line(404, b), "Error: 404 Unable to locate the resource");
     let b = br#"{"error":{"code":404,"message":"Not Found","reason":"no route"}}"#;
     assert_eq!(api_error_line(404, b), "Error: 404 Not Found: no route");
-    assert_eq!(
-        api_error_line(502, b"bad\ngateway\n"),
-        "Error: 502 bad gateway"
-    );
+    assert_eq!(api_error_line(502, b"bad\ngateway\n"), "Error: 502 bad gateway");
     assert_eq!(api_error_line(500, b""), "Error: 500");
 }
 
@@ -400,35 +288,22 @@ fn tables_match_go_tabwriter() {
     assert_eq!(lines[0], "CLIENT ID\tcid\t\t\t\t\t");
     assert_eq!(lines[4], "SCOPE\t\topenid\t\t\t\t\t");
     assert_eq!(lines[2], "GRANT TYPES\tauthorization_code, refresh_token\t");
-    let m = multi_table(
-        &["ID", "NAME"],
-        &[vec!["a".into(), "longer-than-eight".into()]],
-    );
+    let m = multi_table(&["ID", "NAME"], &[vec!["a".into(), "longer-than-eight".into()]]);
     assert_eq!(m, "ID\tNAME\t\t\t\na\tlonger-than-eight\t\n");
 }
 
 #[test]
 fn go_style_json() {
     let v = json!({"b": [], "a": {"x": "<&>"}, "c": [1, "s"], "d": {}});
-    assert_eq!(
-        go_json(&v, false),
-        "{\"a\":{\"x\":\"\\u003c\\u0026\\u003e\"},\"b\":[],\"c\":[1,\"s\"],\"d\":{}}\n"
-    );
-    assert_eq!(
-        go_json(&json!({"k": [1], "e": []}), true),
-        "{\n  \"e\": [],\n  \"k\": [\n    1\n  ]\n}\n"
-    );
+    assert_eq!(go_json(&v, false), "{\"a\":{\"x\":\"\\u003c\\u0026\\u003e\"},\"b\":[],\"c\":[1,\"s\"],\"d\":{}}\n");
+    assert_eq!(go_json(&json!({"k": [1], "e": []}), true), "{\n  \"e\": [],\n  \"k\": [\n    1\n  ]\n}\n");
     assert_eq!(go_json(&Value::String("id".into()), false), "\"id\"\n");
 }
 
 #[test]
 fn token_and_introspection_columns() {
-    let tok =
-        json!({"access_token": "at", "token_type": "bearer", "expires_in": 3600, "scope": "a"});
-    assert_eq!(
-        token_columns(&tok, 0),
-        ["at", "<empty>", "<empty>", "1970-01-01T01:00:00Z"]
-    );
+    let tok = json!({"access_token": "at", "token_type": "bearer", "expires_in": 3600, "scope": "a"});
+    assert_eq!(token_columns(&tok, 0), ["at", "<empty>", "<empty>", "1970-01-01T01:00:00Z"]);
     let tok2 = json!({"access_token": "at", "refresh_token": "rt", "id_token": "it"});
     assert_eq!(token_columns(&tok2, 0)[1..3], ["rt", "it"]);
     assert_eq!(token_columns(&tok2, 0)[3], "0001-01-01T00:00:00Z");
@@ -436,18 +311,9 @@ fn token_and_introspection_columns() {
         token_json(&tok, 0, false),
         "{\"access_token\":\"at\",\"token_type\":\"bearer\",\"expiry\":\"1970-01-01T01:00:00Z\",\"expires_in\":3600}\n"
     );
-    let intro = json!({"active": true, "sub": "u", "client_id": "c", "scope": "a b", "exp": 60, "token_use": "access_token"});
-    assert_eq!(
-        introspect_columns(&intro),
-        [
-            "true",
-            "u",
-            "c",
-            "a b",
-            "1970-01-01T00:01:00Z",
-            "access_token"
-        ]
-    );
+    let intro =
+        json!({"active": true, "sub": "u", "client_id": "c", "scope": "a b", "exp": 60, "token_use": "access_token"});
+    assert_eq!(introspect_columns(&intro), ["true", "u", "c", "a b", "1970-01-01T00:01:00Z", "access_token"]);
     assert_eq!(introspect_columns(&json!({"active": false}))[0], "false");
 }
 
@@ -529,10 +395,7 @@ fn http_content_length_response_and_request_bytes() {
     let req = String::from_utf8(h.join().unwrap()).unwrap();
     let port = base.rsplit(':').next().unwrap();
     assert!(req.starts_with("POST /x/y?q=1 HTTP/1.1\r\n"), "{req}");
-    assert!(
-        req.contains(&format!("\r\nHost: 127.0.0.1:{port}\r\n")),
-        "{req}"
-    );
+    assert!(req.contains(&format!("\r\nHost: 127.0.0.1:{port}\r\n")), "{req}");
     assert!(req.contains("\r\nConnection: close\r\n"));
     assert!(req.contains("\r\nAuthorization: Basic abc\r\n"));
     assert!(req.contains("\r\nContent-Type: application/json\r\n"));
@@ -547,23 +410,16 @@ fn http_chunked_response() {
     );
     let resp = httpclient::request("GET", &format!("{base}/"), &[], None).unwrap();
     assert_eq!(resp.status, 200);
-    assert_eq!(
-        String::from_utf8(resp.body).unwrap(),
-        "Wikipedia in \r\n\r\nchunks."
-    );
+    assert_eq!(String::from_utf8(resp.body).unwrap(), "Wikipedia in \r\n\r\nchunks.");
     let req = String::from_utf8(h.join().unwrap()).unwrap();
     assert!(req.starts_with("GET / HTTP/1.1\r\n"));
-    assert!(
-        !req.to_ascii_lowercase().contains("content-length"),
-        "GET without body sends no Content-Length"
-    );
+    assert!(!req.to_ascii_lowercase().contains("content-length"), "GET without body sends no Content-Length");
 }
 
 #[test]
 fn http_eof_delimited_and_interim_responses() {
     let (base, h) = serve_once(
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 404 Not Found\r\nServer: t\r\n\r\nnot here\nat all"
-            .to_vec(),
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 404 Not Found\r\nServer: t\r\n\r\nnot here\nat all".to_vec(),
     );
     let resp = httpclient::request("DELETE", &format!("{base}/c/1"), &[], None).unwrap();
     assert_eq!(resp.status, 404);
@@ -575,47 +431,27 @@ fn http_eof_delimited_and_interim_responses() {
 
 #[test]
 fn http_errors() {
-    assert!(
-        httpclient::request("GET", "https://example.com/", &[], None)
-            .unwrap_err()
-            .contains("TLS endpoints are not supported by this CLI yet")
-    );
+    assert!(httpclient::request("GET", "https://example.com/", &[], None)
+        .unwrap_err()
+        .contains("TLS endpoints are not supported by this CLI yet"));
     // Closed port: bind then drop to get a free port.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     assert!(httpclient::request("GET", &format!("http://127.0.0.1:{port}/"), &[], None).is_err());
     let (base, h) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort".to_vec());
-    assert!(
-        httpclient::request("GET", &base, &[], None)
-            .unwrap_err()
-            .contains("truncated")
-    );
+    assert!(httpclient::request("GET", &base, &[], None).unwrap_err().contains("truncated"));
     h.join().unwrap();
     let (base, h) = serve_once(b"garbage\r\n\r\n".to_vec());
-    assert!(
-        httpclient::request("GET", &base, &[], None)
-            .unwrap_err()
-            .contains("malformed")
-    );
+    assert!(httpclient::request("GET", &base, &[], None).unwrap_err().contains("malformed"));
     h.join().unwrap();
 }
 
 #[test]
 fn url_parsing() {
     let u = parse_url("http://[::1]:4445/admin/clients?x=1#frag").unwrap();
-    assert_eq!(
-        (u.host.as_str(), u.port, u.path_and_query.as_str()),
-        ("[::1]", 4445, "/admin/clients?x=1")
-    );
+    assert_eq!((u.host.as_str(), u.port, u.path_and_query.as_str()), ("[::1]", 4445, "/admin/clients?x=1"));
     assert_eq!(u.host_header(), "[::1]:4445");
     let u = parse_url("HTTP://Example.com").unwrap();
-    assert_eq!(
-        (u.host.as_str(), u.port, u.path_and_query.as_str()),
-        ("Example.com", 80, "/")
-    );
+    assert_eq!((u.host.as_str(), u.port, u.path_and_query.as_str()), ("Example.com", 80, "/"));
     assert_eq!(u.host_header(), "Example.com");
     assert_eq!(parse_url("http://h?q=1").unwrap().path_and_query, "/?q=1");
     assert!(parse_url("http://h:99999/").is_err());
@@ -629,10 +465,7 @@ fn url_parsing() {
 fn chunked_decoder_incremental() {
     assert_eq!(decode_chunked(b"3\r\nab").unwrap(), None);
     assert_eq!(decode_chunked(b"3\r\nabc\r\n0\r\n").unwrap(), None);
-    assert_eq!(
-        decode_chunked(b"3\r\nabc\r\n0\r\n\r\n").unwrap(),
-        Some(b"abc".to_vec())
-    );
+    assert_eq!(decode_chunked(b"3\r\nabc\r\n0\r\n\r\n").unwrap(), Some(b"abc".to_vec()));
     assert!(decode_chunked(b"zz\r\n").is_err());
 }
 
@@ -644,11 +477,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
     let cli = parse(args);
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = execute(cli.command, &mut out, &mut err);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
 }
 
 fn http_json(status: &str, body: &str, extra: &str) -> Vec<u8> {
@@ -663,29 +492,14 @@ fn http_json(status: &str, body: &str, extra: &str) -> Vec<u8> {
 fn e2e_get_client() {
     let body = r#"{"client_id":"my id/1","client_name":"n","grant_types":["client_credentials"],"response_types":["token"],"scope":"a b","audience":[],"redirect_uris":["http://x/cb"]}"#;
     let (base, h) = serve_once(http_json("200 OK", body, ""));
-    let (code, out, err) = run(&[
-        "hydra",
-        "get",
-        "oauth2-client",
-        "my id/1",
-        "--endpoint",
-        &base,
-        "--format",
-        "json",
-    ]);
+    let (code, out, err) = run(&["hydra", "get", "oauth2-client", "my id/1", "--endpoint", &base, "--format", "json"]);
     assert_eq!(code, 0, "stderr: {err}");
     let req = String::from_utf8(h.join().unwrap()).unwrap();
-    assert!(
-        req.starts_with("GET /admin/clients/my%20id%2F1 HTTP/1.1\r\n"),
-        "{req}"
-    );
+    assert!(req.starts_with("GET /admin/clients/my%20id%2F1 HTTP/1.1\r\n"), "{req}");
     assert!(req.contains("Accept: application/json\r\n"));
     let printed: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(printed["client_id"], "my id/1");
-    assert!(
-        out.ends_with("}\n") && !out.contains("\n  "),
-        "compact json: {out}"
-    );
+    assert!(out.ends_with("}\n") && !out.contains("\n  "), "compact json: {out}");
 
     // Table format.
     let (base, h) = serve_once(http_json("200 OK", body, ""));
@@ -733,25 +547,15 @@ fn e2e_perform_client_credentials() {
     assert_eq!(code, 0, "stderr: {err}");
     let req = String::from_utf8(h.join().unwrap()).unwrap();
     assert!(req.starts_with("POST /oauth2/token HTTP/1.1\r\n"), "{req}");
-    assert!(req.contains(&format!(
-        "\r\n{}\r\n",
-        "Authorization: ".to_string() + &basic_auth("my:client", "s3cr%t é")
-    )));
+    assert!(req.contains(&format!("\r\n{}\r\n", "Authorization: ".to_string() + &basic_auth("my:client", "s3cr%t é"))));
     assert!(req.contains("Content-Type: application/x-www-form-urlencoded\r\n"));
     let body = req.split("\r\n\r\n").nth(1).unwrap();
-    assert_eq!(
-        body,
-        "grant_type=client_credentials&scope=a+b&audience=https%3A%2F%2Faud"
-    );
+    assert_eq!(body, "grant_type=client_credentials&scope=a+b&audience=https%3A%2F%2Faud");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
     assert!(lines[0].starts_with("ACCESS TOKEN\tory_at_x"));
     assert!(lines[1].starts_with("REFRESH TOKEN\t<empty>"));
-    assert!(
-        lines[3].starts_with("EXPIRY\t\t")
-            && lines[3].contains('T')
-            && lines[3].trim_end().ends_with('Z')
-    );
+    assert!(lines[3].starts_with("EXPIRY\t\t") && lines[3].contains('T') && lines[3].trim_end().ends_with('Z'));
     assert!(!err.contains("s3cr"), "secret must never reach stderr");
 
     // Server rejects credentials.
@@ -773,32 +577,16 @@ fn e2e_perform_client_credentials() {
     ]);
     h.join().unwrap();
     assert_eq!(code, 1);
-    assert_eq!(
-        err,
-        "Error: 401 invalid_client: Client authentication failed.\n"
-    );
+    assert_eq!(err, "Error: 401 invalid_client: Client authentication failed.\n");
 }
 
 #[test]
 fn e2e_missing_credentials_and_connection_failure() {
-    let (code, out, err) = run(&[
-        "hydra",
-        "revoke",
-        "token",
-        "t",
-        "--client-id",
-        "",
-        "-e",
-        "http://127.0.0.1:1",
-    ]);
+    let (code, out, err) = run(&["hydra", "revoke", "token", "t", "--client-id", "", "-e", "http://127.0.0.1:1"]);
     assert_eq!(code, 1);
     assert_eq!(out, "");
     assert!(err.contains("Please provide a Client ID and Client Secret"));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
     let (code, _, err) = run(&["hydra", "introspect", "token", "secret-token", "-e", &url]);
     assert_eq!(code, 1);
@@ -814,10 +602,7 @@ fn e2e_missing_credentials_and_connection_failure() {
 fn e2e_list_with_next_page() {
     let body = r#"[{"client_id":"a","scope":"s"},{"client_id":"b"}]"#;
     let link = "Link: </admin/clients?page_size=2&page_token=abc>; rel=\"first\",</admin/clients?page_size=2&page_token=NEXT>; rel=\"next\"\r\n";
-    let (base, h) = serve_many(vec![
-        http_json("200 OK", body, link),
-        http_json("200 OK", "[]", ""),
-    ]);
+    let (base, h) = serve_many(vec![http_json("200 OK", body, link), http_json("200 OK", "[]", "")]);
     let (code, out, _) = run(&[
         "hydra",
         "list",
@@ -839,10 +624,7 @@ fn e2e_list_with_next_page() {
     let (code, out, _) = run(&["hydra", "list", "clients", "-e", &base]);
     assert_eq!(code, 0);
     let req = String::from_utf8(h.join().unwrap()).unwrap();
-    assert!(
-        req.starts_with("GET /admin/clients?page_size=2&page_token=t+1 HTTP/1.1\r\n"),
-        "{req}"
-    );
+    assert!(req.starts_with("GET /admin/clients?page_size=2&page_token=t+1 HTTP/1.1\r\n"), "{req}");
     assert!(req.contains("GET /admin/clients?page_size=100 HTTP/1.1\r\n"));
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("CLIENT ID\t"));
@@ -855,38 +637,22 @@ fn e2e_list_with_next_page() {
 fn e2e_update_and_delete() {
     let current = r#"{"client_id":"c1","client_name":"old","scope":"a","metadata":{}}"#;
     let updated = r#"{"client_id":"c1","client_name":"new","scope":"x y"}"#;
-    let (base, h) = serve_many(vec![
-        http_json("200 OK", current, ""),
-        http_json("200 OK", updated, ""),
-    ]);
-    let (code, out, err) = run(&[
-        "hydra", "update", "client", "c1", "--name", "new", "--scope", "x", "--scope", "y", "-e",
-        &base, "-q",
-    ]);
+    let (base, h) = serve_many(vec![http_json("200 OK", current, ""), http_json("200 OK", updated, "")]);
+    let (code, out, err) =
+        run(&["hydra", "update", "client", "c1", "--name", "new", "--scope", "x", "--scope", "y", "-e", &base, "-q"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "c1\n");
     let req = String::from_utf8(h.join().unwrap()).unwrap();
-    let put = &req[req
-        .find("PUT /admin/clients/c1 HTTP/1.1")
-        .expect("PUT sent")..];
+    let put = &req[req.find("PUT /admin/clients/c1 HTTP/1.1").expect("PUT sent")..];
     let sent: Value = serde_json::from_str(put.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    assert_eq!(
-        sent,
-        json!({"client_id":"c1","client_name":"new","scope":"x y","metadata":{}})
-    );
+    assert_eq!(sent, json!({"client_id":"c1","client_name":"new","scope":"x y","metadata":{}}));
 
     let (base, h) = serve_many(vec![
         b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
-        http_json(
-            "404 Not Found",
-            r#"{"error":"Unable to locate the resource","error_description":""}"#,
-            "",
-        ),
+        http_json("404 Not Found", r#"{"error":"Unable to locate the resource","error_description":""}"#, ""),
         b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
     ]);
-    let (code, out, err) = run(&[
-        "hydra", "delete", "client", "a", "missing", "b", "-e", &base, "--format", "json",
-    ]);
+    let (code, out, err) = run(&["hydra", "delete", "client", "a", "missing", "b", "-e", &base, "--format", "json"]);
     h.join().unwrap();
     assert_eq!(code, 1);
     assert_eq!(out, "[\"a\",\"b\"]\n");

@@ -88,11 +88,7 @@ impl ChunkedDecoder {
     /// On `NeedMore` all of `input` was consumed. On `Done` the bytes after the returned
     /// count belong to the next request. After an error the decoder stays failed: the
     /// framing is lost, so the connection must be closed.
-    pub fn feed(
-        &mut self,
-        input: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(usize, ChunkedProgress), HttpError> {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(usize, ChunkedProgress), HttpError> {
         let mut pos = 0;
         while pos < input.len() {
             match self.state {
@@ -105,11 +101,7 @@ impl ChunkedDecoder {
                     out.extend_from_slice(chunk);
                     pos += take;
                     let left = remaining - take as u64;
-                    self.state = if left == 0 {
-                        State::DataCr
-                    } else {
-                        State::Data { remaining: left }
-                    };
+                    self.state = if left == 0 { State::DataCr } else { State::Data { remaining: left } };
                 }
                 _ => {
                     let byte = input.get(pos).copied().unwrap_or_default();
@@ -148,11 +140,7 @@ impl ChunkedDecoder {
         self.state = match (self.state, b) {
             (State::SizeDigits, _) if b.is_ascii_hexdigit() => {
                 let digit = hex_value(b);
-                self.size = self
-                    .size
-                    .checked_mul(16)
-                    .and_then(|s| s.checked_add(digit))
-                    .ok_or(MALFORMED)?;
+                self.size = self.size.checked_mul(16).and_then(|s| s.checked_add(digit)).ok_or(MALFORMED)?;
                 self.size_digits += 1;
                 State::SizeDigits
             }
@@ -265,10 +253,7 @@ mod tests {
         (b"3 ; name=\"quoted;value\"\r\nabc\r\n0\r\n\r\n", b"abc"),
         (b"3\t\r\nabc\r\n0\r\n\r\n", b"abc"),
         (b"3\r\na\r\n\r\n0\r\n\r\n", b"a\r\n"),
-        (
-            b"4\r\ndata\r\n0\r\nExpires: never\r\nX-Checksum: abc\r\n\r\n",
-            b"data",
-        ),
+        (b"4\r\ndata\r\n0\r\nExpires: never\r\nX-Checksum: abc\r\n\r\n", b"data"),
     ];
 
     #[test]
@@ -296,9 +281,7 @@ mod tests {
         let mut body = Vec::new();
         for i in 0..40u8 {
             let len = (rng.next() % 300) as usize + 1;
-            let chunk: Vec<u8> = (0..len)
-                .map(|j| i.wrapping_mul(31).wrapping_add(j as u8))
-                .collect();
+            let chunk: Vec<u8> = (0..len).map(|j| i.wrapping_mul(31).wrapping_add(j as u8)).collect();
             body.extend_from_slice(format!("{len:x};i={i}\r\n").as_bytes());
             body.extend_from_slice(&chunk);
             body.extend_from_slice(b"\r\n");
@@ -306,9 +289,7 @@ mod tests {
         }
         body.extend_from_slice(b"0\r\nTrailer: yes\r\n\r\n");
         for _ in 0..200 {
-            let sizes: Vec<usize> = (0..body.len())
-                .map(|_| (rng.next() % 17) as usize + 1)
-                .collect();
+            let sizes: Vec<usize> = (0..body.len()).map(|_| (rng.next() % 17) as usize + 1).collect();
             let (used, out) = feed_pieces(1 << 20, &body, sizes).unwrap();
             assert_eq!(used, body.len());
             assert_eq!(out, payload);
@@ -326,10 +307,7 @@ mod tests {
         assert!(dec.is_done());
         assert_eq!(dec.decoded_len(), 3);
         // Once done, further input is left untouched.
-        assert_eq!(
-            dec.feed(b"more", &mut out).unwrap(),
-            (0, ChunkedProgress::Done)
-        );
+        assert_eq!(dec.feed(b"more", &mut out).unwrap(), (0, ChunkedProgress::Done));
         assert_eq!(out, b"abc");
     }
 
@@ -337,19 +315,10 @@ mod tests {
     fn need_more_consumes_everything() {
         let mut dec = ChunkedDecoder::new(100);
         let mut out = Vec::new();
-        assert_eq!(
-            dec.feed(b"5\r\nhel", &mut out).unwrap(),
-            (6, ChunkedProgress::NeedMore)
-        );
+        assert_eq!(dec.feed(b"5\r\nhel", &mut out).unwrap(), (6, ChunkedProgress::NeedMore));
         assert_eq!(out, b"hel");
-        assert_eq!(
-            dec.feed(b"", &mut out).unwrap(),
-            (0, ChunkedProgress::NeedMore)
-        );
-        assert_eq!(
-            dec.feed(b"lo\r\n0\r\n\r\n", &mut out).unwrap(),
-            (9, ChunkedProgress::Done)
-        );
+        assert_eq!(dec.feed(b"", &mut out).unwrap(), (0, ChunkedProgress::NeedMore));
+        assert_eq!(dec.feed(b"lo\r\n0\r\n\r\n", &mut out).unwrap(), (9, ChunkedProgress::Done));
         assert_eq!(out, b"hello");
     }
 
@@ -418,10 +387,7 @@ mod tests {
 
     #[test]
     fn body_limit_is_413() {
-        assert_eq!(
-            decode_all(5, b"5\r\nhello\r\n0\r\n\r\n").unwrap().1,
-            b"hello"
-        );
+        assert_eq!(decode_all(5, b"5\r\nhello\r\n0\r\n\r\n").unwrap().1, b"hello");
         let err = decode_all(4, b"5\r\nhello\r\n0\r\n\r\n").unwrap_err();
         assert_eq!(err, HttpError::PAYLOAD_TOO_LARGE);
         // The sum across chunks counts, and it is refused before the data arrives.

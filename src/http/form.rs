@@ -50,18 +50,12 @@ pub struct Form {
 impl Form {
     /// First value for `name`; with [`decode`] it is also the only one.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Every value for `name`, in order (meaningful for [`decode_multi`]).
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     pub fn len(&self) -> usize {
@@ -105,10 +99,7 @@ fn decode_with(input: &[u8], allow_repeats: bool) -> Result<Form, FormError> {
             return Err(FormError::TooManyParameters);
         }
         let (raw_name, raw_value) = match segment.iter().position(|&b| b == b'=') {
-            Some(i) => (
-                segment.get(..i).unwrap_or_default(),
-                segment.get(i + 1..).unwrap_or_default(),
-            ),
+            Some(i) => (segment.get(..i).unwrap_or_default(), segment.get(i + 1..).unwrap_or_default()),
             None => (segment, &b""[..]),
         };
         if raw_name.is_empty() {
@@ -183,9 +174,7 @@ pub fn form_escape(s: &str, out: &mut String) {
     out.reserve(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(char::from(b))
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(char::from(b)),
             b' ' => out.push('+'),
             _ => {
                 out.push('%');
@@ -212,7 +201,9 @@ mod tests {
 
     #[test]
     fn decodes_typical_token_request() {
-        let f = decode(b"grant_type=authorization_code&code=abc%2Fdef&redirect_uri=https%3A%2F%2Fapp.example%2Fcb%3Fx%3D1").unwrap();
+        let f =
+            decode(b"grant_type=authorization_code&code=abc%2Fdef&redirect_uri=https%3A%2F%2Fapp.example%2Fcb%3Fx%3D1")
+                .unwrap();
         assert_eq!(f.len(), 3);
         assert!(!f.is_empty());
         assert_eq!(f.get("grant_type"), Some("authorization_code"));
@@ -279,36 +270,20 @@ mod tests {
             (b"a=1&=", FormError::EmptyName),
         ];
         for (input, want) in table {
-            assert_eq!(
-                decode(input).unwrap_err(),
-                *want,
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(decode(input).unwrap_err(), *want, "{:?}", String::from_utf8_lossy(input));
         }
     }
 
     #[test]
     fn parameter_count_limit() {
-        let build = |n: usize| {
-            (0..n)
-                .map(|i| format!("p{i}=v"))
-                .collect::<Vec<_>>()
-                .join("&")
-        };
+        let build = |n: usize| (0..n).map(|i| format!("p{i}=v")).collect::<Vec<_>>().join("&");
         assert_eq!(decode(build(MAX_PARAMS).as_bytes()).unwrap().len(), 100);
-        assert_eq!(
-            decode(build(MAX_PARAMS + 1).as_bytes()).unwrap_err(),
-            FormError::TooManyParameters
-        );
+        assert_eq!(decode(build(MAX_PARAMS + 1).as_bytes()).unwrap_err(), FormError::TooManyParameters);
         // Empty segments don't count towards the limit.
         let padded = format!("{}&&&&", build(MAX_PARAMS));
         assert_eq!(decode(padded.as_bytes()).unwrap().len(), 100);
         let repeated = vec!["a=1"; MAX_PARAMS + 1].join("&");
-        assert_eq!(
-            decode_multi(repeated.as_bytes()).unwrap_err(),
-            FormError::TooManyParameters
-        );
+        assert_eq!(decode_multi(repeated.as_bytes()).unwrap_err(), FormError::TooManyParameters);
     }
 
     #[test]
@@ -318,15 +293,9 @@ mod tests {
         assert_eq!(f.get("owner"), Some("a"));
         assert_eq!(f.get_all("owner").collect::<Vec<_>>(), ["a", "b", ""]);
         assert_eq!(f.get_all("nope").count(), 0);
-        assert_eq!(
-            pairs(&f),
-            [("owner", "a"), ("x", "1"), ("owner", "b"), ("owner", "")]
-        );
+        assert_eq!(pairs(&f), [("owner", "a"), ("x", "1"), ("owner", "b"), ("owner", "")]);
         // Everything else is as strict as decode.
-        assert_eq!(
-            decode_multi(b"a=%zz").unwrap_err(),
-            FormError::MalformedEscape
-        );
+        assert_eq!(decode_multi(b"a=%zz").unwrap_err(), FormError::MalformedEscape);
         assert_eq!(decode_multi(b"=1").unwrap_err(), FormError::EmptyName);
         assert_eq!(decode_multi(b"a=%00").unwrap_err(), FormError::NulByte);
     }
@@ -336,15 +305,9 @@ mod tests {
         assert_eq!(percent_decode(b"a+b%20c").unwrap(), "a+b c");
         assert_eq!(percent_decode(b"%7E%2b").unwrap(), "~+");
         assert_eq!(percent_decode(b"").unwrap(), "");
-        assert_eq!(
-            percent_decode(b"%").unwrap_err(),
-            FormError::MalformedEscape
-        );
+        assert_eq!(percent_decode(b"%").unwrap_err(), FormError::MalformedEscape);
         assert_eq!(percent_decode(b"%00").unwrap_err(), FormError::NulByte);
-        assert_eq!(
-            percent_decode(b"%E2%82").unwrap_err(),
-            FormError::InvalidUtf8
-        );
+        assert_eq!(percent_decode(b"%E2%82").unwrap_err(), FormError::InvalidUtf8);
     }
 
     #[test]
@@ -353,10 +316,7 @@ mod tests {
         assert_eq!(form_unescape(b"s%2Bcret").unwrap(), "s+cret");
         // '&' and '=' have no structure here: credentials are single values.
         assert_eq!(form_unescape(b"a&b=c").unwrap(), "a&b=c");
-        assert_eq!(
-            form_unescape(b"%x1").unwrap_err(),
-            FormError::MalformedEscape
-        );
+        assert_eq!(form_unescape(b"%x1").unwrap_err(), FormError::MalformedEscape);
     }
 
     #[test]
@@ -366,10 +326,7 @@ mod tests {
             ("abcXYZ019-._~", "abcXYZ019-._~"),
             ("a b", "a+b"),
             ("a+b", "a%2Bb"),
-            (
-                "https://x.example/cb?a=1&b=2",
-                "https%3A%2F%2Fx.example%2Fcb%3Fa%3D1%26b%3D2",
-            ),
+            ("https://x.example/cb?a=1&b=2", "https%3A%2F%2Fx.example%2Fcb%3Fa%3D1%26b%3D2"),
             ("é€", "%C3%A9%E2%82%AC"),
             ("%", "%25"),
             ("*'()!", "%2A%27%28%29%21"),
@@ -418,21 +375,12 @@ mod tests {
                 assert_ne!(a.description(), b.description());
             }
         }
-        assert_eq!(
-            FormError::DuplicateParameter.description(),
-            "The request contains a duplicated parameter."
-        );
+        assert_eq!(FormError::DuplicateParameter.description(), "The request contains a duplicated parameter.");
     }
 
     #[test]
     fn into_pairs_preserves_order() {
         let f = decode(b"z=1&a=2").unwrap();
-        assert_eq!(
-            f.into_pairs(),
-            vec![
-                ("z".to_owned(), "1".to_owned()),
-                ("a".to_owned(), "2".to_owned())
-            ]
-        );
+        assert_eq!(f.into_pairs(), vec![("z".to_owned(), "1".to_owned()), ("a".to_owned(), "2".to_owned())]);
     }
 }

@@ -25,44 +25,22 @@ impl HttpError {
     /// 400 with a specific description; the error code stays `invalid_request`
     /// because that is what OAuth clients know how to interpret.
     pub const fn bad_request(description: &'static str) -> Self {
-        HttpError {
-            status: 400,
-            error: "invalid_request",
-            description,
-        }
+        HttpError { status: 400, error: "invalid_request", description }
     }
 
     pub const BAD_REQUEST: HttpError = HttpError::bad_request("The request is malformed.");
-    pub const REQUEST_TIMEOUT: HttpError = HttpError {
-        status: 408,
-        error: "invalid_request",
-        description: "The request was not received in time.",
-    };
-    pub const PAYLOAD_TOO_LARGE: HttpError = HttpError {
-        status: 413,
-        error: "invalid_request",
-        description: "The request body is too large.",
-    };
-    pub const URI_TOO_LONG: HttpError = HttpError {
-        status: 414,
-        error: "invalid_request",
-        description: "The request URI is too long.",
-    };
-    pub const HEADERS_TOO_LARGE: HttpError = HttpError {
-        status: 431,
-        error: "invalid_request",
-        description: "The request header fields are too large.",
-    };
-    pub const NOT_IMPLEMENTED: HttpError = HttpError {
-        status: 501,
-        error: "invalid_request",
-        description: "The transfer encoding is not supported.",
-    };
-    pub const VERSION_NOT_SUPPORTED: HttpError = HttpError {
-        status: 505,
-        error: "invalid_request",
-        description: "The HTTP version is not supported.",
-    };
+    pub const REQUEST_TIMEOUT: HttpError =
+        HttpError { status: 408, error: "invalid_request", description: "The request was not received in time." };
+    pub const PAYLOAD_TOO_LARGE: HttpError =
+        HttpError { status: 413, error: "invalid_request", description: "The request body is too large." };
+    pub const URI_TOO_LONG: HttpError =
+        HttpError { status: 414, error: "invalid_request", description: "The request URI is too long." };
+    pub const HEADERS_TOO_LARGE: HttpError =
+        HttpError { status: 431, error: "invalid_request", description: "The request header fields are too large." };
+    pub const NOT_IMPLEMENTED: HttpError =
+        HttpError { status: 501, error: "invalid_request", description: "The transfer encoding is not supported." };
+    pub const VERSION_NOT_SUPPORTED: HttpError =
+        HttpError { status: 505, error: "invalid_request", description: "The HTTP version is not supported." };
 }
 
 impl fmt::Display for HttpError {
@@ -93,10 +71,7 @@ mod tests {
             assert_eq!(err.error, "invalid_request");
             assert!(!err.description.is_empty());
         }
-        assert_eq!(
-            HttpError::PAYLOAD_TOO_LARGE.description,
-            "The request body is too large."
-        );
+        assert_eq!(HttpError::PAYLOAD_TOO_LARGE.description, "The request body is too large.");
     }
 
     #[test]

@@ -18,11 +18,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_head_bytes: 16 * 1024,
-            max_url_bytes: 8 * 1024,
-            max_headers: 64,
-        }
+        Limits { max_head_bytes: 16 * 1024, max_url_bytes: 8 * 1024, max_headers: 64 }
     }
 }
 
@@ -81,18 +77,12 @@ pub struct RequestHead {
 impl RequestHead {
     /// First value of the header, looked up by its lower-case name.
     pub fn header(&self, name_lowercase: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name_lowercase)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name_lowercase).map(|(_, v)| v.as_str())
     }
 
     /// All values of a header in arrival order (for fields that may repeat).
     pub fn header_all<'a>(&'a self, name_lowercase: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n == name_lowercase)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().filter(move |(n, _)| n == name_lowercase).map(|(_, v)| v.as_str())
     }
 }
 
@@ -163,48 +153,29 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, Ht
         if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return Err(INVALID_HEADER_VALUE);
         }
-        headers.push((
-            h.name.to_ascii_lowercase(),
-            value.trim_matches(|c| c == ' ' || c == '\t').to_owned(),
-        ));
+        headers.push((h.name.to_ascii_lowercase(), value.trim_matches(|c| c == ' ' || c == '\t').to_owned()));
     }
 
     let body = body_kind(&headers, http10)?;
     let keep_alive = keep_alive(&headers, http10);
     // RFC 9110 §10.1.1: a server MUST ignore 100-continue in an HTTP/1.0 request.
-    let expect_continue = !http10
-        && headers
-            .iter()
-            .any(|(n, v)| n == "expect" && v.eq_ignore_ascii_case("100-continue"));
+    let expect_continue =
+        !http10 && headers.iter().any(|(n, v)| n == "expect" && v.eq_ignore_ascii_case("100-continue"));
 
-    Ok(Some(RequestHead {
-        method,
-        path,
-        query,
-        headers,
-        head_len,
-        body,
-        keep_alive,
-        expect_continue,
-    }))
+    Ok(Some(RequestHead { method, path, query, headers, head_len, body, keep_alive, expect_continue }))
 }
 
 const INVALID_HEADER_VALUE: HttpError = HttpError::bad_request("A header value is invalid.");
 const INVALID_TARGET: HttpError = HttpError::bad_request("The request target is invalid.");
-const INVALID_CONTENT_LENGTH: HttpError =
-    HttpError::bad_request("The Content-Length header is invalid.");
+const INVALID_CONTENT_LENGTH: HttpError = HttpError::bad_request("The Content-Length header is invalid.");
 const AMBIGUOUS_FRAMING: HttpError =
     HttpError::bad_request("The request has both Transfer-Encoding and Content-Length.");
-const TE_IN_HTTP10: HttpError =
-    HttpError::bad_request("Transfer-Encoding is not allowed in HTTP/1.0 requests.");
+const TE_IN_HTTP10: HttpError = HttpError::bad_request("Transfer-Encoding is not allowed in HTTP/1.0 requests.");
 
 /// The request line as received so far: leading empty lines (which httparse tolerates
 /// per RFC 9112 §2.2) skipped, line terminator excluded.
 fn first_line(buf: &[u8]) -> &[u8] {
-    let start = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buf.len());
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
     let rest = buf.get(start..).unwrap_or_default();
     match rest.iter().position(|&b| b == b'\n') {
         Some(end) => {
@@ -223,9 +194,7 @@ fn version_error(line: &[u8]) -> HttpError {
         None => return HttpError::BAD_REQUEST,
     };
     match token {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
             HttpError::VERSION_NOT_SUPPORTED
         }
         // The version may still be arriving; a major digit is enough to know it's not 1.x.
@@ -248,11 +217,7 @@ fn split_target(target: &str) -> Result<(String, Option<String>), HttpError> {
         Some((p, q)) => (p, Some(q.to_owned())),
         None => (target, None),
     };
-    let path = if path.len() > 1 {
-        path.strip_suffix('/').unwrap_or(path)
-    } else {
-        path
-    };
+    let path = if path.len() > 1 { path.strip_suffix('/').unwrap_or(path) } else { path };
     Ok((path.to_owned(), query))
 }
 
@@ -303,10 +268,7 @@ fn parse_content_length(value: &str) -> Result<u64, HttpError> {
         if !b.is_ascii_digit() {
             return Err(INVALID_CONTENT_LENGTH);
         }
-        n = n
-            .checked_mul(10)
-            .and_then(|n| n.checked_add(u64::from(b - b'0')))
-            .ok_or(INVALID_CONTENT_LENGTH)?;
+        n = n.checked_mul(10).and_then(|n| n.checked_add(u64::from(b - b'0'))).ok_or(INVALID_CONTENT_LENGTH)?;
     }
     Ok(n)
 }
@@ -314,11 +276,7 @@ fn parse_content_length(value: &str) -> Result<u64, HttpError> {
 fn keep_alive(headers: &[(String, String)], http10: bool) -> bool {
     let mut close = false;
     let mut keep = false;
-    let tokens = headers
-        .iter()
-        .filter(|(n, _)| n == "connection")
-        .flat_map(|(_, v)| v.split(','))
-        .map(str::trim);
+    let tokens = headers.iter().filter(|(n, _)| n == "connection").flat_map(|(_, v)| v.split(',')).map(str::trim);
     for token in tokens {
         if token.eq_ignore_ascii_case("close") {
             close = true;
@@ -363,10 +321,7 @@ mod tests {
         assert_eq!(h.query.as_deref(), Some("x=1"));
         assert_eq!(h.body, BodyKind::Length(5));
         assert_eq!(h.head_len, raw.len() - 5);
-        assert_eq!(
-            h.header("content-type"),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!(h.header("content-type"), Some("application/x-www-form-urlencoded"));
         assert_eq!(h.header("host"), Some("a"));
         assert_eq!(h.header("missing"), None);
         assert!(h.keep_alive);
@@ -405,10 +360,7 @@ mod tests {
     fn partial_at_every_split_point() {
         let raw = b"POST /a/b/?q=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\nConnection: close\r\n\r\n";
         for i in 0..raw.len() {
-            assert!(
-                parse(&raw[..i]).unwrap().is_none(),
-                "prefix of {i} bytes must need more"
-            );
+            assert!(parse(&raw[..i]).unwrap().is_none(), "prefix of {i} bytes must need more");
         }
         let h = parse_ok(raw);
         assert_eq!(h.head_len, raw.len());
@@ -481,11 +433,7 @@ mod tests {
         ];
         for (version, headers, want) in table {
             let raw = format!("GET / HTTP/{version}\r\n{headers}\r\n");
-            assert_eq!(
-                parse_ok(raw.as_bytes()).keep_alive,
-                *want,
-                "{version} {headers:?}"
-            );
+            assert_eq!(parse_ok(raw.as_bytes()).keep_alive, *want, "{version} {headers:?}");
         }
     }
 
@@ -501,11 +449,7 @@ mod tests {
         ];
         for (version, headers, want) in table {
             let raw = format!("POST / HTTP/{version}\r\n{headers}Content-Length: 1\r\n\r\n");
-            assert_eq!(
-                parse_ok(raw.as_bytes()).expect_continue,
-                *want,
-                "{version} {headers:?}"
-            );
+            assert_eq!(parse_ok(raw.as_bytes()).expect_continue, *want, "{version} {headers:?}");
         }
     }
 
@@ -516,10 +460,7 @@ mod tests {
             ("Content-Length: 0\r\n", Ok(BodyKind::Length(0))),
             ("Content-Length: 42\r\n", Ok(BodyKind::Length(42))),
             ("Content-Length: 007\r\n", Ok(BodyKind::Length(7))),
-            (
-                "Content-Length: 18446744073709551615\r\n",
-                Ok(BodyKind::Length(u64::MAX)),
-            ),
+            ("Content-Length: 18446744073709551615\r\n", Ok(BodyKind::Length(u64::MAX))),
             ("Content-Length: 18446744073709551616\r\n", Err(400)),
             ("Content-Length: +5\r\n", Err(400)),
             ("Content-Length: -5\r\n", Err(400)),
@@ -536,19 +477,10 @@ mod tests {
             ("Transfer-Encoding: gzip, chunked\r\n", Err(501)),
             ("Transfer-Encoding: chunked, chunked\r\n", Err(501)),
             ("Transfer-Encoding: chunked;x=1\r\n", Err(501)),
-            (
-                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
-                Err(501),
-            ),
+            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", Err(501)),
             ("Transfer-Encoding: \r\n", Err(501)),
-            (
-                "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
-                Err(400),
-            ),
-            (
-                "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
-                Err(400),
-            ),
+            ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", Err(400)),
+            ("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", Err(400)),
             ("Content-Length: 5\r\nTransfer-Encoding: gzip\r\n", Err(400)),
         ];
         for (headers, want) in table {
@@ -560,10 +492,7 @@ mod tests {
 
     #[test]
     fn transfer_encoding_in_http10_rejected() {
-        assert_eq!(
-            status_of(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            400
-        );
+        assert_eq!(status_of(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
     }
 
     #[test]
@@ -603,12 +532,8 @@ mod tests {
 
     #[test]
     fn other_versions_are_505() {
-        let table: &[&[u8]] = &[
-            b"GET / HTTP/2.0\r\n\r\n",
-            b"GET / HTTP/1.2\r\n\r\n",
-            b"GET / HTTP/0.9\r\n\r\n",
-            b"GET / HTTP/3",
-        ];
+        let table: &[&[u8]] =
+            &[b"GET / HTTP/2.0\r\n\r\n", b"GET / HTTP/1.2\r\n\r\n", b"GET / HTTP/0.9\r\n\r\n", b"GET / HTTP/3"];
         for raw in table {
             assert_eq!(status_of(raw), 505, "{:?}", String::from_utf8_lossy(raw));
         }
@@ -616,10 +541,7 @@ mod tests {
 
     #[test]
     fn too_many_headers_is_431() {
-        let limits = Limits {
-            max_headers: 3,
-            ..Limits::default()
-        };
+        let limits = Limits { max_headers: 3, ..Limits::default() };
         let ok = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
         assert!(parse_head(ok, &limits).unwrap().is_some());
         let bad = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
@@ -632,14 +554,8 @@ mod tests {
         assert_eq!(status_of(&many), 431);
 
         // Above the on-stack capacity the parser must still honour the configured limit.
-        let roomy = Limits {
-            max_headers: 100,
-            ..Limits::default()
-        };
-        assert_eq!(
-            parse_head(&many, &roomy).unwrap().unwrap().headers.len(),
-            65
-        );
+        let roomy = Limits { max_headers: 100, ..Limits::default() };
+        assert_eq!(parse_head(&many, &roomy).unwrap().unwrap().headers.len(), 65);
     }
 
     #[test]
@@ -665,10 +581,7 @@ mod tests {
         let mut raw = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
         raw.resize(limits.max_head_bytes - 4, b'a');
         raw.extend_from_slice(b"\r\n\r\n");
-        assert_eq!(
-            parse_head(&raw, &limits).unwrap().unwrap().head_len,
-            raw.len()
-        );
+        assert_eq!(parse_head(&raw, &limits).unwrap().unwrap().head_len, raw.len());
     }
 
     #[test]
@@ -688,11 +601,7 @@ mod tests {
 
     #[test]
     fn streaming_long_uri_is_414_not_431() {
-        let limits = Limits {
-            max_head_bytes: 1024,
-            max_url_bytes: 512,
-            max_headers: 8,
-        };
+        let limits = Limits { max_head_bytes: 1024, max_url_bytes: 512, max_headers: 8 };
         let mut raw = b"GET /".to_vec();
         let mut got = None;
         for _ in 0..2000 {
@@ -708,10 +617,7 @@ mod tests {
         }
         let (status, len) = got.expect("an error before 2000 bytes");
         assert_eq!(status, 414);
-        assert!(
-            len <= limits.max_url_bytes + REQUEST_LINE_SLACK + 1,
-            "{len}"
-        );
+        assert!(len <= limits.max_url_bytes + REQUEST_LINE_SLACK + 1, "{len}");
     }
 
     #[test]

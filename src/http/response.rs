@@ -157,8 +157,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     // Month index counted from March, using the 153-days-per-5-months pattern.
     let mp = (5 * day_of_year + 2) / 153;
@@ -213,15 +212,8 @@ mod tests {
 
     #[test]
     fn json_response_bytes() {
-        let got = render(
-            200,
-            &[
-                ("Content-Type", "application/json"),
-                ("Cache-Control", "no-store"),
-            ],
-            b"{\"a\":1}",
-            true,
-        );
+        let got =
+            render(200, &[("Content-Type", "application/json"), ("Cache-Control", "no-store")], b"{\"a\":1}", true);
         assert_eq!(
             got,
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
@@ -238,14 +230,8 @@ mod tests {
 
     #[test]
     fn no_content_has_neither_length_nor_body() {
-        assert_eq!(
-            render(204, &[], b"ignored", true),
-            "HTTP/1.1 204 No Content\r\n\r\n"
-        );
-        assert_eq!(
-            render(204, &[], b"", false),
-            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
-        );
+        assert_eq!(render(204, &[], b"ignored", true), "HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(render(204, &[], b"", false), "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
     }
 
     #[test]
@@ -280,10 +266,7 @@ mod tests {
         let mut w = ResponseWriter::new(&mut buf, 201);
         w.header("A", "1").header("B", "2");
         w.finish(b"", true);
-        assert_eq!(
-            buf,
-            b"HTTP/1.1 201 Created\r\nA: 1\r\nB: 2\r\nContent-Length: 0\r\n\r\n"
-        );
+        assert_eq!(buf, b"HTTP/1.1 201 Created\r\nA: 1\r\nB: 2\r\nContent-Length: 0\r\n\r\n");
     }
 
     #[test]
@@ -308,10 +291,7 @@ mod tests {
     #[test]
     fn header_injection_is_neutralised_in_release() {
         let got = render(302, &[("Location", "/x\r\nSet-Cookie: a=b")], b"", true);
-        assert_eq!(
-            got,
-            "HTTP/1.1 302 Found\r\nLocation: /xSet-Cookie: a=b\r\nContent-Length: 0\r\n\r\n"
-        );
+        assert_eq!(got, "HTTP/1.1 302 Found\r\nLocation: /xSet-Cookie: a=b\r\nContent-Length: 0\r\n\r\n");
     }
 
     #[test]
@@ -394,13 +374,9 @@ mod tests {
             let next_day = (prev.0, prev.1, prev.2 + 1);
             let next_month = (prev.0, prev.1 + 1, 1);
             let next_year = (prev.0 + 1, 1, 1);
-            assert!(
-                cur == next_day || cur == next_month || cur == next_year,
-                "{prev:?} -> {cur:?}"
-            );
+            assert!(cur == next_day || cur == next_month || cur == next_year, "{prev:?} -> {cur:?}");
             if cur == next_month || cur == next_year {
-                let leap = prev.0.is_multiple_of(4)
-                    && (!prev.0.is_multiple_of(100) || prev.0.is_multiple_of(400));
+                let leap = prev.0.is_multiple_of(4) && (!prev.0.is_multiple_of(100) || prev.0.is_multiple_of(400));
                 let len = match prev.1 {
                     2 if leap => 29,
                     2 => 28,

@@ -90,43 +90,22 @@ pub struct Client {
     pub client_secret_expires_at: i64,
     #[serde(deserialize_with = "null_default")]
     pub subject_type: String,
-    #[serde(
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub sector_identifier_uri: String,
-    #[serde(
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub jwks_uri: String,
     /// JWK set; `Null` on input means "not set" and is stored as `{}`. A set counts as present
     /// only if it has a `keys` member (Go leaves its embedded key-set pointer nil for `{}`).
     pub jwks: Value,
-    #[serde(
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub token_endpoint_auth_method: String,
-    #[serde(
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub token_endpoint_auth_signing_alg: String,
-    #[serde(
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "null_default")]
     pub request_uris: Vec<String>,
-    #[serde(
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub request_object_signing_alg: String,
-    #[serde(
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub userinfo_signed_response_alg: String,
     /// Unix seconds; RFC 3339 UTC on the wire (Go always emits it, `omitempty` has no effect on
     /// `time.Time`).
@@ -134,31 +113,19 @@ pub struct Client {
     pub created_at: i64,
     #[serde(with = "rfc3339")]
     pub updated_at: i64,
-    #[serde(
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub frontchannel_logout_uri: String,
     #[serde(skip_serializing_if = "is_false", deserialize_with = "null_default")]
     pub frontchannel_logout_session_required: bool,
-    #[serde(
-        skip_serializing_if = "Vec::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "null_default")]
     pub post_logout_redirect_uris: Vec<String>,
-    #[serde(
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub backchannel_logout_uri: String,
     #[serde(skip_serializing_if = "is_false", deserialize_with = "null_default")]
     pub backchannel_logout_session_required: bool,
     /// Free-form JSON object; `Null` is stored as `{}`.
     pub metadata: Value,
-    #[serde(
-        skip_serializing_if = "String::is_empty",
-        deserialize_with = "null_default"
-    )]
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub access_token_strategy: String,
     #[serde(deserialize_with = "null_default")]
     pub skip_consent: bool,
@@ -209,12 +176,7 @@ mod rfc3339 {
     pub fn format(unix: i64) -> String {
         let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
         let s = unix.rem_euclid(86_400);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            s / 3600,
-            (s % 3600) / 60,
-            s % 60
-        )
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, (s % 3600) / 60, s % 60)
     }
 
     fn num(s: &str) -> Option<i64> {
@@ -235,11 +197,7 @@ mod rfc3339 {
             return None;
         }
         let (y, mo, d) = (num(s.get(0..4)?)?, num(s.get(5..7)?)?, num(s.get(8..10)?)?);
-        let (h, mi, sec) = (
-            num(s.get(11..13)?)?,
-            num(s.get(14..16)?)?,
-            num(s.get(17..19)?)?,
-        );
+        let (h, mi, sec) = (num(s.get(11..13)?)?, num(s.get(14..16)?)?, num(s.get(17..19)?)?);
         if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
             return None;
         }
@@ -276,8 +234,7 @@ mod rfc3339 {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(0),
-            Some(s) => parse(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 time {s:?}"))),
+            Some(s) => parse(&s).ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 time {s:?}"))),
         }
     }
 }
@@ -326,16 +283,10 @@ impl Lifespan {
     /// The JSON field name.
     pub fn field_name(self) -> &'static str {
         match self {
-            Lifespan::AuthorizationCodeAccessToken => {
-                "authorization_code_grant_access_token_lifespan"
-            }
+            Lifespan::AuthorizationCodeAccessToken => "authorization_code_grant_access_token_lifespan",
             Lifespan::AuthorizationCodeIdToken => "authorization_code_grant_id_token_lifespan",
-            Lifespan::AuthorizationCodeRefreshToken => {
-                "authorization_code_grant_refresh_token_lifespan"
-            }
-            Lifespan::ClientCredentialsAccessToken => {
-                "client_credentials_grant_access_token_lifespan"
-            }
+            Lifespan::AuthorizationCodeRefreshToken => "authorization_code_grant_refresh_token_lifespan",
+            Lifespan::ClientCredentialsAccessToken => "client_credentials_grant_access_token_lifespan",
             Lifespan::ImplicitAccessToken => "implicit_grant_access_token_lifespan",
             Lifespan::ImplicitIdToken => "implicit_grant_id_token_lifespan",
             Lifespan::JwtBearerAccessToken => "jwt_bearer_grant_access_token_lifespan",
@@ -343,12 +294,8 @@ impl Lifespan {
             Lifespan::RefreshTokenAccessToken => "refresh_token_grant_access_token_lifespan",
             Lifespan::RefreshTokenRefreshToken => "refresh_token_grant_refresh_token_lifespan",
             Lifespan::DeviceAuthorizationIdToken => "device_authorization_grant_id_token_lifespan",
-            Lifespan::DeviceAuthorizationAccessToken => {
-                "device_authorization_grant_access_token_lifespan"
-            }
-            Lifespan::DeviceAuthorizationRefreshToken => {
-                "device_authorization_grant_refresh_token_lifespan"
-            }
+            Lifespan::DeviceAuthorizationAccessToken => "device_authorization_grant_access_token_lifespan",
+            Lifespan::DeviceAuthorizationRefreshToken => "device_authorization_grant_refresh_token_lifespan",
         }
     }
 }
@@ -356,75 +303,43 @@ impl Lifespan {
 impl Client {
     fn lifespan_slot(&self, l: Lifespan) -> &Option<String> {
         match l {
-            Lifespan::AuthorizationCodeAccessToken => {
-                &self.authorization_code_grant_access_token_lifespan
-            }
+            Lifespan::AuthorizationCodeAccessToken => &self.authorization_code_grant_access_token_lifespan,
             Lifespan::AuthorizationCodeIdToken => &self.authorization_code_grant_id_token_lifespan,
-            Lifespan::AuthorizationCodeRefreshToken => {
-                &self.authorization_code_grant_refresh_token_lifespan
-            }
-            Lifespan::ClientCredentialsAccessToken => {
-                &self.client_credentials_grant_access_token_lifespan
-            }
+            Lifespan::AuthorizationCodeRefreshToken => &self.authorization_code_grant_refresh_token_lifespan,
+            Lifespan::ClientCredentialsAccessToken => &self.client_credentials_grant_access_token_lifespan,
             Lifespan::ImplicitAccessToken => &self.implicit_grant_access_token_lifespan,
             Lifespan::ImplicitIdToken => &self.implicit_grant_id_token_lifespan,
             Lifespan::JwtBearerAccessToken => &self.jwt_bearer_grant_access_token_lifespan,
             Lifespan::RefreshTokenIdToken => &self.refresh_token_grant_id_token_lifespan,
             Lifespan::RefreshTokenAccessToken => &self.refresh_token_grant_access_token_lifespan,
             Lifespan::RefreshTokenRefreshToken => &self.refresh_token_grant_refresh_token_lifespan,
-            Lifespan::DeviceAuthorizationIdToken => {
-                &self.device_authorization_grant_id_token_lifespan
-            }
-            Lifespan::DeviceAuthorizationAccessToken => {
-                &self.device_authorization_grant_access_token_lifespan
-            }
-            Lifespan::DeviceAuthorizationRefreshToken => {
-                &self.device_authorization_grant_refresh_token_lifespan
-            }
+            Lifespan::DeviceAuthorizationIdToken => &self.device_authorization_grant_id_token_lifespan,
+            Lifespan::DeviceAuthorizationAccessToken => &self.device_authorization_grant_access_token_lifespan,
+            Lifespan::DeviceAuthorizationRefreshToken => &self.device_authorization_grant_refresh_token_lifespan,
         }
     }
 
     fn lifespan_slot_mut(&mut self, l: Lifespan) -> &mut Option<String> {
         match l {
-            Lifespan::AuthorizationCodeAccessToken => {
-                &mut self.authorization_code_grant_access_token_lifespan
-            }
-            Lifespan::AuthorizationCodeIdToken => {
-                &mut self.authorization_code_grant_id_token_lifespan
-            }
-            Lifespan::AuthorizationCodeRefreshToken => {
-                &mut self.authorization_code_grant_refresh_token_lifespan
-            }
-            Lifespan::ClientCredentialsAccessToken => {
-                &mut self.client_credentials_grant_access_token_lifespan
-            }
+            Lifespan::AuthorizationCodeAccessToken => &mut self.authorization_code_grant_access_token_lifespan,
+            Lifespan::AuthorizationCodeIdToken => &mut self.authorization_code_grant_id_token_lifespan,
+            Lifespan::AuthorizationCodeRefreshToken => &mut self.authorization_code_grant_refresh_token_lifespan,
+            Lifespan::ClientCredentialsAccessToken => &mut self.client_credentials_grant_access_token_lifespan,
             Lifespan::ImplicitAccessToken => &mut self.implicit_grant_access_token_lifespan,
             Lifespan::ImplicitIdToken => &mut self.implicit_grant_id_token_lifespan,
             Lifespan::JwtBearerAccessToken => &mut self.jwt_bearer_grant_access_token_lifespan,
             Lifespan::RefreshTokenIdToken => &mut self.refresh_token_grant_id_token_lifespan,
-            Lifespan::RefreshTokenAccessToken => {
-                &mut self.refresh_token_grant_access_token_lifespan
-            }
-            Lifespan::RefreshTokenRefreshToken => {
-                &mut self.refresh_token_grant_refresh_token_lifespan
-            }
-            Lifespan::DeviceAuthorizationIdToken => {
-                &mut self.device_authorization_grant_id_token_lifespan
-            }
-            Lifespan::DeviceAuthorizationAccessToken => {
-                &mut self.device_authorization_grant_access_token_lifespan
-            }
-            Lifespan::DeviceAuthorizationRefreshToken => {
-                &mut self.device_authorization_grant_refresh_token_lifespan
-            }
+            Lifespan::RefreshTokenAccessToken => &mut self.refresh_token_grant_access_token_lifespan,
+            Lifespan::RefreshTokenRefreshToken => &mut self.refresh_token_grant_refresh_token_lifespan,
+            Lifespan::DeviceAuthorizationIdToken => &mut self.device_authorization_grant_id_token_lifespan,
+            Lifespan::DeviceAuthorizationAccessToken => &mut self.device_authorization_grant_access_token_lifespan,
+            Lifespan::DeviceAuthorizationRefreshToken => &mut self.device_authorization_grant_refresh_token_lifespan,
         }
     }
 
     /// Per-client override for a token lifespan; `None` means "use the global TTL".
     pub fn lifespan(&self, field: Lifespan) -> Option<Duration> {
-        self.lifespan_slot(field)
-            .as_deref()
-            .and_then(parse_go_duration)
+        self.lifespan_slot(field).as_deref().and_then(parse_go_duration)
     }
 
     /// Wire JSON. `plaintext_secret` is only passed by the endpoints that reveal a secret once
@@ -489,20 +404,13 @@ impl Client {
 
     /// Whether a JWK set was registered (see field docs on `jwks`).
     pub fn has_jwks(&self) -> bool {
-        self.jwks
-            .as_object()
-            .is_some_and(|m| m.contains_key("keys"))
+        self.jwks.as_object().is_some_and(|m| m.contains_key("keys"))
     }
 
     /// What a database round trip does in Hydra: nil slices become `[]`, nil jwks/metadata `{}`.
     /// This is why a GET shows `"grant_types": []` where the create response showed `null`.
     pub fn normalized_for_storage(mut self) -> Client {
-        for s in [
-            &mut self.redirect_uris,
-            &mut self.grant_types,
-            &mut self.response_types,
-            &mut self.contacts,
-        ] {
+        for s in [&mut self.redirect_uris, &mut self.grant_types, &mut self.response_types, &mut self.contacts] {
             if s.is_none() {
                 *s = Some(Vec::new());
             }
@@ -591,10 +499,7 @@ impl fmt::Debug for StoredClient {
         f.debug_struct("StoredClient")
             .field("v", &self.v)
             .field("client", &self.client)
-            .field(
-                "secret_hash",
-                &self.secret_hash.as_ref().map(|_| "<redacted>"),
-            )
+            .field("secret_hash", &self.secret_hash.as_ref().map(|_| "<redacted>"))
             .field("rotated_secret_hashes", &self.rotated_secret_hashes.len())
             .finish()
     }
@@ -613,10 +518,7 @@ impl fmt::Debug for NewClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NewClient")
             .field("client", &self.client)
-            .field(
-                "plaintext_secret",
-                &self.plaintext_secret.as_ref().map(|_| "<redacted>"),
-            )
+            .field("plaintext_secret", &self.plaintext_secret.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -635,11 +537,7 @@ const INVALID_REDIRECT_URI_DESC: &str = "The value of one or more redirect_uris 
 impl ClientError {
     /// Hydra renders double quotes in descriptions as single quotes.
     fn new(status: u16, error: &str, description: String) -> ClientError {
-        ClientError {
-            status,
-            error: error.to_owned(),
-            description: description.replace('"', "'"),
-        }
+        ClientError { status, error: error.to_owned(), description: description.replace('"', "'") }
     }
 
     /// fosite `invalid_client_metadata` with a hint (hint appended after a space).
@@ -653,20 +551,12 @@ impl ClientError {
     }
 
     pub fn invalid_redirect_uri(hint: &str) -> ClientError {
-        ClientError::new(
-            400,
-            "invalid_redirect_uri",
-            format!("{INVALID_REDIRECT_URI_DESC} {hint}"),
-        )
+        ClientError::new(400, "invalid_redirect_uri", format!("{INVALID_REDIRECT_URI_DESC} {hint}"))
     }
 
     /// herodot `ErrBadRequest` converted by Hydra's error enhancer: prose in `error`.
     pub fn bad_request(reason: &str) -> ClientError {
-        ClientError::new(
-            400,
-            "The request was malformed or contained invalid parameters",
-            reason.to_owned(),
-        )
+        ClientError::new(400, "The request was malformed or contained invalid parameters", reason.to_owned())
     }
 
     /// The body-decoding failure Hydra reports for every client endpoint.
@@ -715,15 +605,13 @@ pub fn rotation_allowed(client: &Client) -> Result<(), ClientError> {
 // ---------------------------------------------------------------------------------------------
 
 /// Hydra's secret alphabet (x.GenerateSecret): 66 characters.
-const SECRET_ALPHABET: &[u8] =
-    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890_-.~";
+const SECRET_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890_-.~";
 /// Length of generated secrets.
 pub const GENERATED_SECRET_LEN: usize = 26;
 
 fn random_bytes<const N: usize>(rng: &dyn SecureRandom) -> Result<[u8; N], ClientError> {
     let mut b = [0u8; N];
-    rng.fill(&mut b)
-        .map_err(|_| ClientError::internal("Unable to generate random bytes."))?;
+    rng.fill(&mut b).map_err(|_| ClientError::internal("Unable to generate random bytes."))?;
     Ok(b)
 }
 
@@ -738,9 +626,7 @@ pub fn generate_secret(rng: &dyn SecureRandom) -> Result<String, ClientError> {
             if out.len() == GENERATED_SECRET_LEN {
                 break;
             }
-            out.push(char::from(
-                SECRET_ALPHABET[usize::from(b) % SECRET_ALPHABET.len()],
-            ));
+            out.push(char::from(SECRET_ALPHABET[usize::from(b) % SECRET_ALPHABET.len()]));
         }
     }
     Ok(out)
@@ -752,14 +638,7 @@ pub fn generate_uuid_v4(rng: &dyn SecureRandom) -> Result<String, ClientError> {
     b[6] = (b[6] & 0x0f) | 0x40; // version 4
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    ))
+    Ok(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -783,10 +662,7 @@ struct Uri<'a> {
 impl Uri<'_> {
     /// Host without IPv6 brackets (Go's `Hostname()`).
     fn hostname(&self) -> &str {
-        self.host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(self.host)
+        self.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(self.host)
     }
 }
 
@@ -795,8 +671,7 @@ fn valid_percent_escapes(s: &str) -> bool {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let ok =
-                b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
+            let ok = b.len() > i + 2 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
             if !ok {
                 return false;
             }
@@ -817,10 +692,7 @@ fn parse_uri(s: &str) -> Result<Uri<'_>, String> {
         Some((r, f)) => (r, Some(f)),
         None => (s, None),
     };
-    let mut uri = Uri {
-        fragment,
-        ..Uri::default()
-    };
+    let mut uri = Uri { fragment, ..Uri::default() };
     // Scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" — only if it appears before any '/'.
     let mut rest = rest;
     if let Some(colon) = rest.find(':') {
@@ -869,9 +741,7 @@ fn parse_uri(s: &str) -> Result<Uri<'_>, String> {
         if !port.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("invalid port \":{port}\" after host"));
         }
-        let host_ok = host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b));
+        let host_ok = host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b));
         if !host_ok {
             return Err(format!("invalid character in host name {host:?}"));
         }
@@ -911,18 +781,12 @@ pub fn is_redirect_uri_secure(uri: &str) -> bool {
 fn is_localhost(hostname: &str) -> bool {
     hostname == "localhost"
         || hostname.ends_with(".localhost")
-        || hostname
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+        || hostname.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `registration_client_uri` as Hydra builds it: `<public>/oauth2/register/<PathEscape(id)>`.
 pub fn registration_client_uri(policy: &ClientPolicy, client_id: &str) -> String {
-    format!(
-        "{}/oauth2/register/{}",
-        policy.public_url.trim_end_matches('/'),
-        path_escape(client_id)
-    )
+    format!("{}/oauth2/register/{}", policy.public_url.trim_end_matches('/'), path_escape(client_id))
 }
 
 /// `Location` header of the admin create response: `/admin/clients/<PathEscape(id)>`.
@@ -947,15 +811,8 @@ pub fn path_escape(s: &str) -> String {
 // Validation
 // ---------------------------------------------------------------------------------------------
 
-const AUTH_METHODS: [&str; 4] = [
-    "client_secret_basic",
-    "client_secret_post",
-    "private_key_jwt",
-    "none",
-];
-const AUTH_SIGNING_ALGS: [&str; 9] = [
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
-];
+const AUTH_METHODS: [&str; 4] = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+const AUTH_SIGNING_ALGS: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"];
 const GRANT_TYPES: [&str; 6] = [
     "authorization_code",
     "implicit",
@@ -983,8 +840,8 @@ fn normalize_lifespans(c: &mut Client) -> Result<(), ClientError> {
     for l in Lifespan::ALL {
         let slot = c.lifespan_slot_mut(l);
         if let Some(s) = slot.as_deref() {
-            let d = parse_go_duration(s)
-                .ok_or_else(|| ClientError::decode(&format!("time: invalid duration \"{s}\"")))?;
+            let d =
+                parse_go_duration(s).ok_or_else(|| ClientError::decode(&format!("time: invalid duration \"{s}\"")))?;
             *slot = Some(format_go_duration(d));
         }
     }
@@ -993,11 +850,7 @@ fn normalize_lifespans(c: &mut Client) -> Result<(), ClientError> {
 
 /// Hydra's `Validator.Validate` (same order, same hints) plus the checks the brief adds (known
 /// auth methods, grant/response types, metadata shape). Mutates `c` to apply defaults.
-pub fn validate(
-    c: &mut Client,
-    secret: Option<&str>,
-    policy: &ClientPolicy,
-) -> Result<(), ClientError> {
+pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> Result<(), ClientError> {
     normalize_lifespans(c)?;
 
     if c.token_endpoint_auth_method.is_empty() {
@@ -1030,17 +883,13 @@ pub fn validate(
             if let Some(keys) = m.get("keys") {
                 let valid = match keys {
                     Value::Null => true,
-                    Value::Array(ks) => ks.iter().all(|k| {
-                        k.get("kty")
-                            .and_then(Value::as_str)
-                            .is_some_and(|s| !s.is_empty())
-                    }),
+                    Value::Array(ks) => {
+                        ks.iter().all(|k| k.get("kty").and_then(Value::as_str).is_some_and(|s| !s.is_empty()))
+                    }
                     _ => false,
                 };
                 if !valid {
-                    return Err(ClientError::invalid_client_metadata(
-                        "Invalid JSON web key in set.",
-                    ));
+                    return Err(ClientError::invalid_client_metadata("Invalid JSON web key in set."));
                 }
             }
         }
@@ -1062,9 +911,8 @@ pub fn validate(
         if uri.is_empty() {
             continue;
         }
-        let u = parse_request_uri(uri).map_err(|_| {
-            ClientError::invalid_client_metadata(&format!("Field {field} must be a valid URI."))
-        })?;
+        let u = parse_request_uri(uri)
+            .map_err(|_| ClientError::invalid_client_metadata(&format!("Field {field} must be a valid URI.")))?;
         if u.scheme != "https" && u.scheme != "http" {
             return Err(ClientError::invalid_client_metadata(&format!(
                 "{uri} must use https:// or http:// as HTTP scheme for field {field}."
@@ -1102,19 +950,12 @@ pub fn validate(
             )));
         }
         let path = u.path.trim_end_matches('/');
-        if !path.is_empty()
-            || u.query.is_some_and(|q| !q.is_empty())
-            || u.fragment.is_some_and(|f| !f.is_empty())
-        {
+        if !path.is_empty() || u.query.is_some_and(|q| !q.is_empty()) || u.fragment.is_some_and(|f| !f.is_empty()) {
             return Err(ClientError::invalid_client_metadata(&format!(
                 "Origin URL {origin} must have an empty path, query, and fragment but one of the parts is not empty."
             )));
         }
-        let port = if u.port.is_empty() {
-            String::new()
-        } else {
-            format!(":{}", u.port)
-        };
+        let port = if u.port.is_empty() { String::new() } else { format!(":{}", u.port) };
         *origin = format!("{}://{}{}", u.scheme, u.host, port);
     }
 
@@ -1145,18 +986,14 @@ pub fn validate(
     let mut redirects = Vec::new();
     for r in c.redirect_uris.iter().flatten() {
         if r.contains('#') {
-            return Err(ClientError::invalid_redirect_uri(
-                "Redirect URIs must not contain fragments (#).",
-            ));
+            return Err(ClientError::invalid_redirect_uri("Redirect URIs must not contain fragments (#)."));
         }
         // Stricter than Go's ParseRequestURI, which would also take a bare "/path": a redirect
         // target must be absolute to be matched safely.
         match parse_request_uri(r) {
             Ok(u) if !u.scheme.is_empty() => redirects.push(u),
             _ => {
-                return Err(ClientError::invalid_redirect_uri(&format!(
-                    "Unable to parse redirect URL: {r}"
-                )));
+                return Err(ClientError::invalid_redirect_uri(&format!("Unable to parse redirect URL: {r}")));
             }
         }
     }
@@ -1169,8 +1006,7 @@ pub fn validate(
                 policy.subject_types_supported.join(" ")
             )));
         }
-    } else if policy.subject_types_supported.iter().any(|s| s == "public")
-        || policy.subject_types_supported.is_empty()
+    } else if policy.subject_types_supported.iter().any(|s| s == "public") || policy.subject_types_supported.is_empty()
     {
         c.subject_type = "public".to_owned();
     } else if let Some(first) = policy.subject_types_supported.first() {
@@ -1179,13 +1015,10 @@ pub fn validate(
 
     for l in &c.post_logout_redirect_uris {
         let u = parse_request_uri(l).map_err(|_| {
-            ClientError::invalid_client_metadata(&format!(
-                "Unable to parse post_logout_redirect_uri: {l}"
-            ))
+            ClientError::invalid_client_metadata(&format!("Unable to parse post_logout_redirect_uri: {l}"))
         })?;
-        let matches = redirects
-            .iter()
-            .any(|r| r.scheme == u.scheme && r.hostname() == u.hostname() && r.port == u.port);
+        let matches =
+            redirects.iter().any(|r| r.scheme == u.scheme && r.hostname() == u.hostname() && r.port == u.port);
         if !matches {
             return Err(ClientError::invalid_client_metadata(&format!(
                 "post_logout_redirect_uri \"{l}\" must match the domain, port, scheme of at least one of the registered redirect URIs but did not"
@@ -1207,25 +1040,19 @@ pub fn validate(
     // Checks Hydra itself does not make (it stores anything and fails later at runtime).
     for g in c.grant_types.iter().flatten() {
         if !GRANT_TYPES.contains(&g.as_str()) {
-            return Err(ClientError::invalid_client_metadata(&format!(
-                "Grant type {g} is not supported."
-            )));
+            return Err(ClientError::invalid_client_metadata(&format!("Grant type {g} is not supported.")));
         }
     }
     for rt in c.response_types.iter().flatten() {
         if !valid_response_type(rt) {
-            return Err(ClientError::invalid_client_metadata(&format!(
-                "Response type {rt} is not supported."
-            )));
+            return Err(ClientError::invalid_client_metadata(&format!("Response type {rt} is not supported.")));
         }
     }
     match &c.metadata {
         Value::Object(_) => {}
         Value::Null => c.metadata = Value::Object(Map::new()),
         _ => {
-            return Err(ClientError::invalid_client_metadata(
-                "Field metadata must be a JSON object.",
-            ));
+            return Err(ClientError::invalid_client_metadata("Field metadata must be a JSON object."));
         }
     }
     // BeforeSave defaults, so the create/PUT echo already shows `{}`.
@@ -1240,19 +1067,13 @@ pub fn validate(
 // ---------------------------------------------------------------------------------------------
 
 /// Server-managed or response-only fields that a body must not influence.
-const IGNORED_INPUT_FIELDS: [&str; 4] = [
-    "created_at",
-    "updated_at",
-    "registration_access_token",
-    "registration_client_uri",
-];
+const IGNORED_INPUT_FIELDS: [&str; 4] =
+    ["created_at", "updated_at", "registration_access_token", "registration_client_uri"];
 
 /// Decodes a client body: JSON object → (client, non-empty secret).
 fn decode_client_value(mut v: Value) -> Result<(Client, Option<String>), ClientError> {
     let Value::Object(map) = &mut v else {
-        return Err(ClientError::decode(
-            "json: cannot unmarshal non-object into Go value of type client.Client",
-        ));
+        return Err(ClientError::decode("json: cannot unmarshal non-object into Go value of type client.Client"));
     };
     let secret = match map.remove("client_secret") {
         None | Some(Value::Null) => None,
@@ -1267,8 +1088,7 @@ fn decode_client_value(mut v: Value) -> Result<(Client, Option<String>), ClientE
     for f in IGNORED_INPUT_FIELDS {
         map.remove(f);
     }
-    let client: Client =
-        serde_json::from_value(v).map_err(|e| ClientError::decode(&e.to_string()))?;
+    let client: Client = serde_json::from_value(v).map_err(|e| ClientError::decode(&e.to_string()))?;
     Ok((client, secret))
 }
 
@@ -1302,10 +1122,7 @@ pub fn prepare_create(
     };
     client.created_at = now_unix;
     client.updated_at = now_unix;
-    Ok(NewClient {
-        client,
-        plaintext_secret,
-    })
+    Ok(NewClient { client, plaintext_secret })
 }
 
 fn finish_update(
@@ -1320,10 +1137,7 @@ fn finish_update(
     validate(&mut client, secret.as_deref(), policy)?;
     client.created_at = existing.client.created_at;
     client.updated_at = now_unix;
-    Ok(NewClient {
-        client,
-        plaintext_secret: secret,
-    })
+    Ok(NewClient { client, plaintext_secret: secret })
 }
 
 /// `PUT /admin/clients/{id}`: full replacement. `path_id` must name `existing` (the caller looked it
@@ -1352,11 +1166,7 @@ fn unescape_pointer_token(t: &str) -> String {
 
 /// Creates missing parent objects for an `add` (Hydra enables json-patch's EnsurePathExistsOnAdd).
 fn ensure_parents(doc: &mut Value, path: &str) {
-    let tokens: Vec<String> = path
-        .split('/')
-        .skip(1)
-        .map(unescape_pointer_token)
-        .collect();
+    let tokens: Vec<String> = path.split('/').skip(1).map(unescape_pointer_token).collect();
     let mut cur = doc;
     for tok in tokens.iter().take(tokens.len().saturating_sub(1)) {
         let next = match cur {
@@ -1395,25 +1205,13 @@ pub fn prepare_patch(
 ) -> Result<NewClient, ClientError> {
     let ops = match parse_body(patch_body)? {
         Value::Array(ops) => ops,
-        _ => {
-            return Err(bad_patch(
-                "The JSON Patch document must be an array of operations.",
-            ))
-        }
+        _ => return Err(bad_patch("The JSON Patch document must be an array of operations.")),
     };
     let old_hash = existing.secret_hash.clone().unwrap_or_default();
-    let mut doc = existing.client.to_json(
-        Some(&old_hash)
-            .filter(|h| !h.is_empty())
-            .map(String::as_str),
-    );
+    let mut doc = existing.client.to_json(Some(&old_hash).filter(|h| !h.is_empty()).map(String::as_str));
 
     for mut op in ops {
-        let kind = op
-            .get("op")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let kind = op.get("op").and_then(Value::as_str).unwrap_or("").to_owned();
         let Some(path) = op.get("path").and_then(Value::as_str).map(str::to_owned) else {
             return Err(bad_patch("error parsing patch operations: missing path"));
         };
@@ -1435,8 +1233,8 @@ pub fn prepare_patch(
         if op.get("op").and_then(Value::as_str) == Some("add") {
             ensure_parents(&mut doc, &path);
         }
-        let parsed: json_patch::PatchOperation = serde_json::from_value(op)
-            .map_err(|e| bad_patch(&format!("error parsing patch operations: {e}")))?;
+        let parsed: json_patch::PatchOperation =
+            serde_json::from_value(op).map_err(|e| bad_patch(&format!("error parsing patch operations: {e}")))?;
         json_patch::patch(&mut doc, &[parsed]).map_err(|e| bad_patch(&e.to_string()))?;
     }
 
@@ -1448,16 +1246,10 @@ pub fn prepare_patch(
 
 /// `PUT /admin/clients/{id}/lifespans`: replaces all 13 lifespans (missing → null) and re-validates.
 /// The secret is untouched; the response never contains one.
-pub fn set_lifespans(
-    existing: &StoredClient,
-    body: &[u8],
-    now_unix: i64,
-) -> Result<Client, ClientError> {
+pub fn set_lifespans(existing: &StoredClient, body: &[u8], now_unix: i64) -> Result<Client, ClientError> {
     let v = parse_body(body)?;
     let Value::Object(map) = v else {
-        return Err(ClientError::decode(
-            "json: cannot unmarshal non-object into Go value of type client.Lifespans",
-        ));
+        return Err(ClientError::decode("json: cannot unmarshal non-object into Go value of type client.Lifespans"));
     };
     let mut client = existing.client.clone();
     for l in Lifespan::ALL {
@@ -1550,14 +1342,8 @@ mod tests {
         let obj = got.as_object_mut().unwrap();
         let id = obj.remove("client_id").unwrap();
         assert_eq!(id.as_str().unwrap().len(), 36);
-        assert_eq!(
-            obj.remove("created_at").unwrap(),
-            json!("2023-11-14T22:13:20Z")
-        );
-        assert_eq!(
-            obj.remove("updated_at").unwrap(),
-            json!("2023-11-14T22:13:20Z")
-        );
+        assert_eq!(obj.remove("created_at").unwrap(), json!("2023-11-14T22:13:20Z"));
+        assert_eq!(obj.remove("updated_at").unwrap(), json!("2023-11-14T22:13:20Z"));
         assert_eq!(got, want);
     }
 
@@ -1701,33 +1487,16 @@ mod tests {
         assert_eq!(n.plaintext_secret, None);
         // Non-string secret is a decode error.
         let e = create(with(base(), "client_secret", json!(5))).unwrap_err();
-        assert_eq!(
-            e.error,
-            "The request was malformed or contained invalid parameters"
-        );
+        assert_eq!(e.error, "The request was malformed or contained invalid parameters");
     }
 
     #[test]
     fn malformed_json_is_herodot_bad_request() {
-        for body in [
-            &b"{"[..],
-            b"",
-            b"[]",
-            b"\"x\"",
-            b"{\"client_name\": 5}",
-            b"{\"redirect_uris\": \"x\"}",
-        ] {
+        for body in [&b"{"[..], b"", b"[]", b"\"x\"", b"{\"client_name\": 5}", b"{\"redirect_uris\": \"x\"}"] {
             let e = prepare_create(body, &policy(), &rng(), NOW).unwrap_err();
             assert_eq!(e.status, 400);
-            assert_eq!(
-                e.error,
-                "The request was malformed or contained invalid parameters"
-            );
-            assert!(
-                e.description
-                    .starts_with("Unable to decode the request body: "),
-                "{e}"
-            );
+            assert_eq!(e.error, "The request was malformed or contained invalid parameters");
+            assert!(e.description.starts_with("Unable to decode the request body: "), "{e}");
             assert!(!e.description.contains('"'));
         }
     }
@@ -1832,31 +1601,16 @@ mod tests {
         }))
         .unwrap()
         .client;
-        assert_eq!(
-            c.allowed_cors_origins,
-            vec!["https://a.example:8443", "http://b.example"]
-        );
-        assert_eq!(
-            c.client_credentials_grant_access_token_lifespan.as_deref(),
-            Some("1h30m0s")
-        );
-        assert_eq!(
-            c.authorization_code_grant_id_token_lifespan.as_deref(),
-            Some("0s")
-        );
-        assert_eq!(
-            c.lifespan(Lifespan::ClientCredentialsAccessToken),
-            Some(Duration::from_secs(5400))
-        );
+        assert_eq!(c.allowed_cors_origins, vec!["https://a.example:8443", "http://b.example"]);
+        assert_eq!(c.client_credentials_grant_access_token_lifespan.as_deref(), Some("1h30m0s"));
+        assert_eq!(c.authorization_code_grant_id_token_lifespan.as_deref(), Some("0s"));
+        assert_eq!(c.lifespan(Lifespan::ClientCredentialsAccessToken), Some(Duration::from_secs(5400)));
         assert_eq!(c.lifespan(Lifespan::ImplicitAccessToken), None);
     }
 
     #[test]
     fn subject_type_defaults_follow_policy() {
-        let p = ClientPolicy {
-            subject_types_supported: vec!["pairwise".into()],
-            ..ClientPolicy::default()
-        };
+        let p = ClientPolicy { subject_types_supported: vec!["pairwise".into()], ..ClientPolicy::default() };
         let n = prepare_create(b"{}", &p, &rng(), NOW).unwrap();
         assert_eq!(n.client.subject_type, "pairwise");
         let p = ClientPolicy {
@@ -1873,23 +1627,13 @@ mod tests {
 
     #[test]
     fn put_replaces_and_keeps_identity() {
-        let mut old = stored(
-            json!({"client_id": "c1", "client_name": "old", "audience": ["x"],
-            "metadata": {"a": 1}}),
-        );
+        let mut old = stored(json!({"client_id": "c1", "client_name": "old", "audience": ["x"],
+            "metadata": {"a": 1}}));
         old.rotated_secret_hashes = vec!["r1".into()];
         let body = json!({"client_id": "ignored", "client_name": "new",
             "redirect_uris": ["http://localhost:3000/cb", "https://foobar.com"],
             "created_at": "2000-01-01T00:00:00Z"});
-        let n = prepare_update(
-            &old,
-            "c1",
-            body.to_string().as_bytes(),
-            &policy(),
-            &rng(),
-            NOW + 10,
-        )
-        .unwrap();
+        let n = prepare_update(&old, "c1", body.to_string().as_bytes(), &policy(), &rng(), NOW + 10).unwrap();
         assert_eq!(n.client.client_id, "c1");
         assert_eq!(n.client.client_name, "new");
         assert_eq!(n.client.audience, Vec::<String>::new()); // full replace
@@ -1901,27 +1645,11 @@ mod tests {
         assert_eq!(n.client.to_json(None)["grant_types"], Value::Null);
 
         let body = json!({"client_secret": "averylongsecret"});
-        let n = prepare_update(
-            &old,
-            "c1",
-            body.to_string().as_bytes(),
-            &policy(),
-            &rng(),
-            NOW,
-        )
-        .unwrap();
+        let n = prepare_update(&old, "c1", body.to_string().as_bytes(), &policy(), &rng(), NOW).unwrap();
         assert_eq!(n.plaintext_secret.as_deref(), Some("averylongsecret"));
 
         let body = json!({"client_secret": "short"});
-        let e = prepare_update(
-            &old,
-            "c1",
-            body.to_string().as_bytes(),
-            &policy(),
-            &rng(),
-            NOW,
-        )
-        .unwrap_err();
+        let e = prepare_update(&old, "c1", body.to_string().as_bytes(), &policy(), &rng(), NOW).unwrap_err();
         assert_eq!(e.error, "invalid_client_metadata");
         let e = prepare_update(&old, "c1", b"nope", &policy(), &rng(), NOW).unwrap_err();
         assert_eq!(e.status, 400);
@@ -1933,10 +1661,8 @@ mod tests {
 
     #[test]
     fn patch_semantics() {
-        let old = stored(
-            json!({"client_id": "c1", "client_secret": "averylongsecret",
-            "redirect_uris": ["https://a.example/cb"], "metadata": {"k": "v"}}),
-        );
+        let old = stored(json!({"client_id": "c1", "client_secret": "averylongsecret",
+            "redirect_uris": ["https://a.example/cb"], "metadata": {"k": "v"}}));
         assert_eq!(old.secret_hash.as_deref(), Some("hash-of-averylongsecret"));
 
         // replace of a scalar, add to an array, nested add with missing parents.
@@ -1963,27 +1689,15 @@ mod tests {
         assert_eq!(n.client.to_json(None)["grant_types"], json!([]));
 
         // replace of a member that does not exist acts as add (Hydra's tolerance).
-        let n = patch(
-            &old,
-            json!([{"op": "replace", "path": "/jwks_uri", "value": "https://a/j"}]),
-        )
-        .unwrap();
+        let n = patch(&old, json!([{"op": "replace", "path": "/jwks_uri", "value": "https://a/j"}])).unwrap();
         assert_eq!(n.client.jwks_uri, "https://a/j");
 
         // Secret changes.
-        let n = patch(
-            &old,
-            json!([{"op": "replace", "path": "/client_secret", "value": "newsecret"}]),
-        )
-        .unwrap();
+        let n = patch(&old, json!([{"op": "replace", "path": "/client_secret", "value": "newsecret"}])).unwrap();
         assert_eq!(n.plaintext_secret.as_deref(), Some("newsecret"));
         let n = patch(&old, json!([{"op": "remove", "path": "/client_secret"}])).unwrap();
         assert_eq!(n.plaintext_secret, None);
-        let e = patch(
-            &old,
-            json!([{"op": "replace", "path": "/client_secret", "value": "abc"}]),
-        )
-        .unwrap_err();
+        let e = patch(&old, json!([{"op": "replace", "path": "/client_secret", "value": "abc"}])).unwrap_err();
         assert_eq!(e.error, "invalid_client_metadata");
 
         // Denied paths, unsupported ops, malformed documents.
@@ -2004,11 +1718,7 @@ mod tests {
             let e = patch(&old, ops.clone()).unwrap_err();
             assert_eq!(e.status, 400, "{ops}");
         }
-        let e = patch(
-            &old,
-            json!([{"op": "add", "path": "/redirect_uris/-", "value": "https://x#y"}]),
-        )
-        .unwrap_err();
+        let e = patch(&old, json!([{"op": "add", "path": "/redirect_uris/-", "value": "https://x#y"}])).unwrap_err();
         assert_eq!(e.error, "invalid_redirect_uri");
     }
 
@@ -2022,20 +1732,10 @@ mod tests {
         }
         body.remove("implicit_grant_id_token_lifespan");
         let c = set_lifespans(&old, Value::Object(body).to_string().as_bytes(), NOW + 1).unwrap();
-        assert_eq!(
-            c.authorization_code_grant_access_token_lifespan.as_deref(),
-            Some("31h0m0s")
-        );
-        assert_eq!(
-            c.device_authorization_grant_refresh_token_lifespan
-                .as_deref(),
-            Some("43h0m0s")
-        );
+        assert_eq!(c.authorization_code_grant_access_token_lifespan.as_deref(), Some("31h0m0s"));
+        assert_eq!(c.device_authorization_grant_refresh_token_lifespan.as_deref(), Some("43h0m0s"));
         assert_eq!(c.implicit_grant_id_token_lifespan, None);
-        assert_eq!(
-            c.lifespan(Lifespan::RefreshTokenRefreshToken),
-            Some(Duration::from_secs(40 * 3600))
-        );
+        assert_eq!(c.lifespan(Lifespan::RefreshTokenRefreshToken), Some(Duration::from_secs(40 * 3600)));
         assert_eq!(c.updated_at, NOW + 1);
         assert_eq!(c.client_name, "update-existing-client-lifespans");
 
@@ -2050,10 +1750,7 @@ mod tests {
         ] {
             let e = set_lifespans(&old, bad, NOW).unwrap_err();
             assert_eq!(e.status, 400);
-            assert_eq!(
-                e.error,
-                "The request was malformed or contained invalid parameters"
-            );
+            assert_eq!(e.error, "The request was malformed or contained invalid parameters");
         }
     }
 
@@ -2062,13 +1759,8 @@ mod tests {
         let c = Client::default();
         let v = c.to_json(None);
         let names: Vec<&str> = Lifespan::ALL.iter().map(|l| l.field_name()).collect();
-        let json_names: Vec<&str> = v
-            .as_object()
-            .unwrap()
-            .keys()
-            .filter(|k| k.ends_with("_lifespan"))
-            .map(String::as_str)
-            .collect();
+        let json_names: Vec<&str> =
+            v.as_object().unwrap().keys().filter(|k| k.ends_with("_lifespan")).map(String::as_str).collect();
         assert_eq!(names.len(), 13);
         let mut a = names.clone();
         a.sort_unstable();
@@ -2112,39 +1804,21 @@ mod tests {
             assert!(s.bytes().all(|c| SECRET_ALPHABET.contains(&c)));
         }
         // Bytes >= 198 are rejected: an all-0xFF RNG would loop forever, 197 maps to the last char.
-        assert_eq!(
-            generate_secret(&FixedByteRandom { byte: 197 }).unwrap(),
-            "~".repeat(26)
-        );
-        assert_eq!(
-            generate_secret(&FixedByteRandom { byte: 0 }).unwrap(),
-            "a".repeat(26)
-        );
+        assert_eq!(generate_secret(&FixedByteRandom { byte: 197 }).unwrap(), "~".repeat(26));
+        assert_eq!(generate_secret(&FixedByteRandom { byte: 0 }).unwrap(), "a".repeat(26));
         let id = generate_uuid_v4(&sys).unwrap();
         let parts: Vec<&str> = id.split('-').collect();
-        assert_eq!(
-            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
-            vec![8, 4, 4, 4, 12]
-        );
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), vec![8, 4, 4, 4, 12]);
         assert!(parts[2].starts_with('4'));
         assert!(matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'));
-        assert_eq!(
-            generate_uuid_v4(&FixedByteRandom { byte: 0 }).unwrap(),
-            "00000000-0000-4000-8000-000000000000"
-        );
+        assert_eq!(generate_uuid_v4(&FixedByteRandom { byte: 0 }).unwrap(), "00000000-0000-4000-8000-000000000000");
     }
 
     #[test]
     fn uri_helpers() {
         let p = policy();
-        assert_eq!(
-            registration_client_uri(&p, "not-a-uuid"),
-            "http://localhost:4444/oauth2/register/not-a-uuid"
-        );
-        assert_eq!(
-            registration_client_uri(&p, "a b/c"),
-            "http://localhost:4444/oauth2/register/a%20b%2Fc"
-        );
+        assert_eq!(registration_client_uri(&p, "not-a-uuid"), "http://localhost:4444/oauth2/register/not-a-uuid");
+        assert_eq!(registration_client_uri(&p, "a b/c"), "http://localhost:4444/oauth2/register/a%20b%2Fc");
         assert_eq!(admin_location("x?y"), "/admin/clients/x%3Fy");
         for (u, ok) in [
             ("https://a.example/cb", true),
@@ -2173,13 +1847,7 @@ mod tests {
             assert_eq!(rfc3339::parse(s), Some(unix));
         }
         assert_eq!(rfc3339::parse("2023-11-14T23:13:20.123+01:00"), Some(NOW));
-        for bad in [
-            "",
-            "2023-11-14",
-            "2023-13-14T00:00:00Z",
-            "2023-11-14T00:00:00",
-            "2023-11-14T00:00:00+0100",
-        ] {
+        for bad in ["", "2023-11-14", "2023-13-14T00:00:00Z", "2023-11-14T00:00:00", "2023-11-14T00:00:00+0100"] {
             assert_eq!(rfc3339::parse(bad), None, "{bad}");
         }
     }

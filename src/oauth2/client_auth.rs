@@ -14,10 +14,18 @@ use base64::Engine;
 /// How the client presented itself.
 #[derive(PartialEq, Eq)]
 pub enum Presented {
-    Basic { id: String, secret: String },
-    Post { id: String, secret: String },
+    Basic {
+        id: String,
+        secret: String,
+    },
+    Post {
+        id: String,
+        secret: String,
+    },
     /// A public client: `client_id` in the body, no secret.
-    None { id: String },
+    None {
+        id: String,
+    },
 }
 
 impl std::fmt::Debug for Presented {
@@ -58,7 +66,10 @@ impl Presented {
 }
 
 fn malformed_basic() -> OAuthError {
-    OAuthError::hint(ErrorCode::InvalidRequest, "The client credentials in the HTTP authorization header could not be decoded.")
+    OAuthError::hint(
+        ErrorCode::InvalidRequest,
+        "The client credentials in the HTTP authorization header could not be decoded.",
+    )
 }
 
 /// Extracts the presented credentials from the `Authorization` header and the form body.

@@ -27,7 +27,12 @@ pub struct IssuePlan {
     pub lifespan: Duration,
 }
 
-pub fn check(client: &Client, scope: Option<&str>, audience: &[String], policy: &Policy) -> Result<IssuePlan, OAuthError> {
+pub fn check(
+    client: &Client,
+    scope: Option<&str>,
+    audience: &[String],
+    policy: &Policy,
+) -> Result<IssuePlan, OAuthError> {
     if client.is_public() {
         return Err(OAuthError::hint(
             ErrorCode::UnauthorizedClient,
@@ -43,7 +48,10 @@ pub fn check(client: &Client, scope: Option<&str>, audience: &[String], policy: 
     let requested = scope.map(scope::split).unwrap_or_default();
     for s in &requested {
         if !scope::is_valid_token(s) {
-            return Err(OAuthError::hint(ErrorCode::InvalidScope, "The scope parameter contains an invalid character."));
+            return Err(OAuthError::hint(
+                ErrorCode::InvalidScope,
+                "The scope parameter contains an invalid character.",
+            ));
         }
         if !policy.strategy.matches(client.scopes(), s) {
             return Err(OAuthError::hint(
@@ -74,17 +82,22 @@ mod tests {
     use super::*;
 
     fn client(grants: &[&str], scope: &str, method: &str) -> Client {
-        let mut c = Client::default();
-        c.client_id = "c".into();
-        c.grant_types = Some(grants.iter().map(|s| s.to_string()).collect());
-        c.scope = scope.into();
-        c.token_endpoint_auth_method = method.into();
-        c.audience = vec!["https://api.example.com".into()];
-        c
+        Client {
+            client_id: "c".into(),
+            grant_types: Some(grants.iter().map(|s| s.to_string()).collect()),
+            scope: scope.into(),
+            token_endpoint_auth_method: method.into(),
+            audience: vec!["https://api.example.com".into()],
+            ..Default::default()
+        }
     }
 
     fn policy(default_all: bool) -> Policy {
-        Policy { strategy: ScopeStrategy::Wildcard, default_grant_allowed_scope: default_all, access_token_ttl: Duration::from_secs(3600) }
+        Policy {
+            strategy: ScopeStrategy::Wildcard,
+            default_grant_allowed_scope: default_all,
+            access_token_ttl: Duration::from_secs(3600),
+        }
     }
 
     #[test]

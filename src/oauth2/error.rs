@@ -134,10 +134,9 @@ impl From<hydra_storage::StoreError> for OAuthError {
     fn from(e: hydra_storage::StoreError) -> Self {
         use hydra_storage::StoreError as S;
         match e {
-            S::Commit(_) | S::Closed => OAuthError::hint(
-                ErrorCode::TemporarilyUnavailable,
-                "The write could not be made durable; retry later.",
-            ),
+            S::Commit(_) | S::Closed => {
+                OAuthError::hint(ErrorCode::TemporarilyUnavailable, "The write could not be made durable; retry later.")
+            }
             _ => OAuthError::new(ErrorCode::ServerError),
         }
     }

@@ -57,14 +57,9 @@ fn parse_decimal(s: &str) -> Option<u32> {
 pub fn verify_secret(encoded: &str, secret: &[u8]) -> bool {
     let mut parts = encoded.split('$');
     // A leading '$' yields an empty first part.
-    let (Some(""), Some(kind), Some(params), Some(salt_b64), Some(key_b64), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some(""), Some(kind), Some(params), Some(salt_b64), Some(key_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
     let Some(alg) = kind.strip_prefix("pbkdf2-").and_then(algorithm) else {
@@ -85,10 +80,7 @@ pub fn verify_secret(encoded: &str, secret: &[u8]) -> bool {
     let Some(rounds) = NonZeroU32::new(iterations) else {
         return false;
     };
-    let (Ok(salt), Ok(key)) = (
-        STANDARD_NO_PAD.decode(salt_b64),
-        STANDARD_NO_PAD.decode(key_b64),
-    ) else {
+    let (Ok(salt), Ok(key)) = (STANDARD_NO_PAD.decode(salt_b64), STANDARD_NO_PAD.decode(key_b64)) else {
         return false;
     };
     // An empty key would make verification vacuous; the declared length must match what is stored;
@@ -105,11 +97,7 @@ pub fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
         const SALT: [u8; 16] = *b"hydra-rs-dummy!!";
-        hash_secret(
-            b"\x00dummy secret that no client can have\x00",
-            DEFAULT_ITERATIONS,
-            &SALT,
-        )
+        hash_secret(b"\x00dummy secret that no client can have\x00", DEFAULT_ITERATIONS, &SALT)
     })
 }
 
@@ -158,15 +146,11 @@ mod tests {
     fn verifies_known_vector() {
         // PBKDF2-HMAC-SHA256("password", "salt", 1, 32) from RFC 7914 §11 test vectors.
         let key = [
-            0x12, 0x0f, 0xb6, 0xcf, 0xfc, 0xf8, 0xb3, 0x2c, 0x43, 0xe7, 0x22, 0x52, 0x56, 0xc4,
-            0xf8, 0x37, 0xa8, 0x65, 0x48, 0xc9, 0x2c, 0xcc, 0x35, 0x48, 0x08, 0x05, 0x98, 0x7c,
-            0xb7, 0x0b, 0xe1, 0x7b,
+            0x12, 0x0f, 0xb6, 0xcf, 0xfc, 0xf8, 0xb3, 0x2c, 0x43, 0xe7, 0x22, 0x52, 0x56, 0xc4, 0xf8, 0x37, 0xa8, 0x65,
+            0x48, 0xc9, 0x2c, 0xcc, 0x35, 0x48, 0x08, 0x05, 0x98, 0x7c, 0xb7, 0x0b, 0xe1, 0x7b,
         ];
-        let enc = format!(
-            "$pbkdf2-sha256$i=1,l=32${}${}",
-            STANDARD_NO_PAD.encode(b"salt"),
-            STANDARD_NO_PAD.encode(key)
-        );
+        let enc =
+            format!("$pbkdf2-sha256$i=1,l=32${}${}", STANDARD_NO_PAD.encode(b"salt"), STANDARD_NO_PAD.encode(key));
         assert!(verify_secret(&enc, b"password"));
         assert!(!verify_secret(&enc, b"passwore"));
     }
@@ -208,9 +192,6 @@ mod tests {
         assert!(h.starts_with("$pbkdf2-sha256$i=25000,l=32$"));
         assert_eq!(h, dummy_hash());
         assert!(!verify_secret(h, b"secret"));
-        assert!(verify_secret(
-            h,
-            b"\x00dummy secret that no client can have\x00"
-        ));
+        assert!(verify_secret(h, b"\x00dummy secret that no client can have\x00"));
     }
 }

@@ -14,11 +14,7 @@ pub fn inactive() -> Value {
 /// Whether every scope in `required` (space separated) is covered by the granted scopes.
 pub fn has_required_scopes(strategy: ScopeStrategy, granted: &str, required: Option<&str>) -> bool {
     let granted: Vec<&str> = scope::split(granted);
-    required
-        .map(scope::split)
-        .unwrap_or_default()
-        .iter()
-        .all(|r| strategy.matches(granted.iter().copied(), r))
+    required.map(scope::split).unwrap_or_default().iter().all(|r| strategy.matches(granted.iter().copied(), r))
 }
 
 /// The active answer for a record that passed every check.

@@ -14,7 +14,12 @@ pub enum TokenRequest {
 pub fn parse(form: &Form) -> Result<TokenRequest, OAuthError> {
     let grant_type = match form.get("grant_type") {
         Some(g) if !g.is_empty() => g,
-        _ => return Err(OAuthError::hint(ErrorCode::InvalidRequest, "The request is missing the 'grant_type' parameter.")),
+        _ => {
+            return Err(OAuthError::hint(
+                ErrorCode::InvalidRequest,
+                "The request is missing the 'grant_type' parameter.",
+            ))
+        }
     };
     match grant_type {
         "client_credentials" => Ok(TokenRequest::ClientCredentials {
@@ -24,10 +29,7 @@ pub fn parse(form: &Form) -> Result<TokenRequest, OAuthError> {
                 .map(|a| a.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect())
                 .unwrap_or_default(),
         }),
-        _ => Err(OAuthError::hint(
-            ErrorCode::UnsupportedGrantType,
-            "The grant_type is not supported by this server.",
-        )),
+        _ => Err(OAuthError::hint(ErrorCode::UnsupportedGrantType, "The grant_type is not supported by this server.")),
     }
 }
 
@@ -53,6 +55,9 @@ mod tests {
         assert_eq!(parse(&decode(b"").unwrap()).unwrap_err().code, ErrorCode::InvalidRequest);
         assert_eq!(parse(&decode(b"grant_type=").unwrap()).unwrap_err().code, ErrorCode::InvalidRequest);
         assert_eq!(parse(&decode(b"grant_type=password").unwrap()).unwrap_err().code, ErrorCode::UnsupportedGrantType);
-        assert_eq!(parse(&decode(b"grant_type=CLIENT_CREDENTIALS").unwrap()).unwrap_err().code, ErrorCode::UnsupportedGrantType);
+        assert_eq!(
+            parse(&decode(b"grant_type=CLIENT_CREDENTIALS").unwrap()).unwrap_err().code,
+            ErrorCode::UnsupportedGrantType
+        );
     }
 }

@@ -35,7 +35,9 @@ pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<Clien
     let id = presented.id();
     let cached = w.secret_cache.borrow().get(id).copied();
     if let Some((version, digest)) = cached {
-        if version == entry.version && hmac::verify(&w.shared.secret_cache_key, &cache_input(id, secret), &digest).is_ok() {
+        if version == entry.version
+            && hmac::verify(&w.shared.secret_cache_key, &cache_input(id, secret), &digest).is_ok()
+        {
             return Ok(entry);
         }
     }

@@ -61,8 +61,7 @@ async fn hash(w: &Worker, secret: String) -> Result<String, Response> {
 /// Writes a client durably, then publishes it to the snapshot.
 async fn write(w: &Worker, stored: StoredClient, mode: PutMode) -> Result<(), Response> {
     let id = stored.client.client_id.clone();
-    let (outcome, version) =
-        w.shared.store.put_client(&id, stored.to_bytes(), mode).await.map_err(store_error)?;
+    let (outcome, version) = w.shared.store.put_client(&id, stored.to_bytes(), mode).await.map_err(store_error)?;
     match outcome {
         PutOutcome::Written => {
             w.shared.apply_client(&id, version, Some(stored));
@@ -122,7 +121,10 @@ pub fn list(w: &Worker, req: &Request) -> Response {
         Some(t) => match URL_SAFE_NO_PAD.decode(t).ok().and_then(|b| String::from_utf8(b).ok()) {
             Some(id) => Some(id),
             None => {
-                return Response::oauth_error(&OAuthError::hint(ErrorCode::InvalidRequest, "The page_token is invalid."))
+                return Response::oauth_error(&OAuthError::hint(
+                    ErrorCode::InvalidRequest,
+                    "The page_token is invalid.",
+                ))
             }
         },
     };

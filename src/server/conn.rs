@@ -85,7 +85,8 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
 
     /// Writes an HTTP-level error and flushes; the caller closes the connection.
     async fn fail(&mut self, e: HttpError) {
-        let r = Response::json_value(e.status, &serde_json::json!({"error": e.error, "error_description": e.description}));
+        let r =
+            Response::json_value(e.status, &serde_json::json!({"error": e.error, "error_description": e.description}));
         write_response(&mut self.out, &r, false, false);
         let _ = self.flush().await;
     }

@@ -61,7 +61,8 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     if mode != ServeMode::All && config.dsn == Dsn::Memory {
         return Err("the in-memory DSN only works with `hydra serve all`: each process would have its own store".into());
     }
-    let opts = StoreOptions { partitions: config.partitions, durability: config.durability, cache_bytes: config.cache_bytes };
+    let opts =
+        StoreOptions { partitions: config.partitions, durability: config.durability, cache_bytes: config.cache_bytes };
     let store = match &config.dsn {
         Dsn::Memory => {
             warn!("DSN=memory: every token and client is lost when the process exits");
@@ -82,18 +83,8 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         clients.push((id, stored));
     }
     let watermarks = store.load_watermarks().map_err(|e| e.to_string())?;
-    let cache_key = crate::token::derive_key(&config.secrets_system[0], "hydra-rs/secret-cache/v1");
     let workers = config.workers;
-    let shared = Arc::new(Shared {
-        token_keys: crate::token::TokenKeys::new(&config.secrets_system),
-        secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cache_key),
-        clients: arc_swap::ArcSwap::from_pointee(ClientSnapshot::from_store(clients, watermarks)),
-        store: Arc::new(store),
-        pool: pool::Pool::new(2).map_err(|e| format!("cannot start helper threads: {e}"))?,
-        shutting_down: Default::default(),
-        config,
-    });
-    let cfg = &shared.config;
+    let cfg = &config;
     let mut apis = Vec::new();
     if mode != ServeMode::Admin {
         apis.push((Api::Public, cfg.public.addr()));
@@ -103,6 +94,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     }
     // Bind every worker's listeners up front so that port 0 resolves once and every worker
     // shares the resolved port.
+    let mut bound: Vec<(Api, SocketAddr)> = Vec::new();
     let mut per_worker: Vec<Vec<(Api, std::net::TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
     for (api, addr) in &apis {
         let mut resolved: Option<SocketAddr> = None;
@@ -123,8 +115,21 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         };
         if let Some(a) = resolved {
             info!("listening", "api" = name, "addr" = a);
+            bound.push((*api, a));
         }
     }
+    let find = |want: Api| bound.iter().find(|(api, _)| *api == want).map(|(_, a)| *a);
+    config.adopt_bound(find(Api::Public), find(Api::Admin));
+    let cache_key = crate::token::derive_key(&config.secrets_system[0], "hydra-rs/secret-cache/v1");
+    let shared = Arc::new(Shared {
+        token_keys: crate::token::TokenKeys::new(&config.secrets_system),
+        secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cache_key),
+        clients: arc_swap::ArcSwap::from_pointee(ClientSnapshot::from_store(clients, watermarks)),
+        store: Arc::new(store),
+        pool: pool::Pool::new(2).map_err(|e| format!("cannot start helper threads: {e}"))?,
+        shutting_down: Default::default(),
+        config,
+    });
     let signals = {
         let shared = shared.clone();
         let mut sig = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
@@ -141,13 +146,14 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
             .map_err(|e| e.to_string())?;
         handle
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = allowed_cpus();
     let mut threads = Vec::new();
     for (index, listeners) in per_worker.into_iter().enumerate() {
         let shared = shared.clone();
+        let cpu = cpus.get(index % cpus.len().max(1)).copied();
         let t = std::thread::Builder::new()
             .name(format!("worker-{index}"))
-            .spawn(move || run_worker(shared, index, workers, cores, listeners))
+            .spawn(move || run_worker(shared, index, workers, cpu, listeners))
             .map_err(|e| e.to_string())?;
         threads.push(t);
     }
@@ -217,20 +223,39 @@ fn dev_secret(dir: Option<&std::path::Path>) -> Result<String, String> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    f.write_all(fresh.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.write_all(fresh.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     info!("--dev: generated a system secret and stored it with mode 0600", "path" = path.display());
     Ok(fresh)
+}
+
+/// The CPUs this process may run on (respects `taskset` and cgroup cpusets), in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is plain data for which all-zero is a valid (empty) value, and
+    // `sched_getaffinity` writes at most `size_of::<cpu_set_t>()` bytes into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is this thread; the size matches the buffer passed.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Vec::new();
+    }
+    // SAFETY: `CPU_ISSET` only reads the set initialised above, for indices below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize).filter(|c| unsafe { libc::CPU_ISSET(*c, &set) }).collect()
 }
 
 fn run_worker(
     shared: Arc<Shared>,
     index: usize,
     workers: usize,
-    cores: usize,
+    cpu: Option<usize>,
     listeners: Vec<(Api, std::net::TcpListener)>,
 ) -> Result<(), String> {
-    if monoio::utils::bind_to_cpu_set([index % cores]).is_err() {
-        warn!("could not pin worker to its core", "worker" = index);
+    // One worker per core: pin to the index-th CPU this process is allowed on.
+    if let Some(cpu) = cpu {
+        if monoio::utils::bind_to_cpu_set([cpu]).is_err() {
+            warn!("could not pin worker to its core", "worker" = index, "cpu" = cpu);
+        }
     }
     let driver = match shared.config.driver {
         Driver::Auto if monoio::utils::detect_uring() => Driver::IoUring,

@@ -38,10 +38,7 @@ pub struct ClientSnapshot {
 }
 
 impl ClientSnapshot {
-    pub fn from_store(
-        clients: Vec<(String, StoredClient)>,
-        watermarks: Vec<(String, Vec<u64>)>,
-    ) -> ClientSnapshot {
+    pub fn from_store(clients: Vec<(String, StoredClient)>, watermarks: Vec<(String, Vec<u64>)>) -> ClientSnapshot {
         ClientSnapshot {
             clients: clients
                 .into_iter()
@@ -55,10 +52,7 @@ impl ClientSnapshot {
     /// Whether a token of `client_id` with sequence `seq` in `partition` was revoked by a
     /// watermark (`DELETE /admin/oauth2/tokens` or client deletion).
     pub fn below_watermark(&self, client_id: &str, partition: u16, seq: u64) -> bool {
-        self.watermarks
-            .get(client_id)
-            .and_then(|m| m.get(partition as usize).copied())
-            .is_some_and(|mark| seq < mark)
+        self.watermarks.get(client_id).and_then(|m| m.get(partition as usize).copied()).is_some_and(|mark| seq < mark)
     }
 }
 
@@ -103,11 +97,9 @@ impl Shared {
         self.clients.rcu(|old| {
             let mut next = ClientSnapshot::clone(old);
             let merged: Vec<u64> = match next.watermarks.get(id) {
-                Some(cur) => {
-                    (0..marks.len().max(cur.len()))
-                        .map(|i| marks.get(i).copied().unwrap_or(0).max(cur.get(i).copied().unwrap_or(0)))
-                        .collect()
-                }
+                Some(cur) => (0..marks.len().max(cur.len()))
+                    .map(|i| marks.get(i).copied().unwrap_or(0).max(cur.get(i).copied().unwrap_or(0)))
+                    .collect(),
                 None => marks.to_vec(),
             };
             next.watermarks.insert(id.to_string(), Arc::new(merged));
@@ -130,7 +122,10 @@ pub struct Worker {
     pub connections: Cell<usize>,
     /// Set once this worker has seen the shutdown flag.
     pub stopping: Cell<bool>,
-    pub stop_wakers: RefCell<Vec<std::task::Waker>>,
+    /// Tasks waiting for shutdown (idle reads, accept loops), by waiter id; an entry lives only
+    /// while its `StopWait` does, so the map stays as small as the number of waiting tasks.
+    stop_wakers: RefCell<HashMap<u64, std::task::Waker>>,
+    next_waiter: Cell<u64>,
 }
 
 impl Worker {
@@ -151,7 +146,8 @@ impl Worker {
             secret_cache: RefCell::new(HashMap::new()),
             connections: Cell::new(0),
             stopping: Cell::new(false),
-            stop_wakers: RefCell::new(Vec::new()),
+            stop_wakers: RefCell::new(HashMap::new()),
+            next_waiter: Cell::new(0),
         })
     }
 
@@ -169,12 +165,15 @@ impl Worker {
 
     /// Resolves when this worker starts shutting down.
     pub fn stopped(&self) -> StopWait<'_> {
-        StopWait { w: self }
+        let id = self.next_waiter.get();
+        self.next_waiter.set(id.wrapping_add(1));
+        StopWait { w: self, id }
     }
 
     pub fn signal_stop(&self) {
         self.stopping.set(true);
-        for w in self.stop_wakers.borrow_mut().drain(..) {
+        let wakers: Vec<_> = self.stop_wakers.borrow_mut().drain().map(|(_, w)| w).collect();
+        for w in wakers {
             w.wake();
         }
     }
@@ -182,6 +181,7 @@ impl Worker {
 
 pub struct StopWait<'a> {
     w: &'a Worker,
+    id: u64,
 }
 
 impl std::future::Future for StopWait<'_> {
@@ -190,16 +190,107 @@ impl std::future::Future for StopWait<'_> {
         if self.w.stopping.get() {
             std::task::Poll::Ready(())
         } else {
-            self.w.stop_wakers.borrow_mut().push(cx.waker().clone());
+            let mut map = self.w.stop_wakers.borrow_mut();
+            match map.get_mut(&self.id) {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                Some(w) => w.clone_from(cx.waker()),
+                None => {
+                    map.insert(self.id, cx.waker().clone());
+                }
+            }
             std::task::Poll::Pending
+        }
+    }
+}
+
+impl Drop for StopWait<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.w.stop_wakers.try_borrow_mut() {
+            map.remove(&self.id);
         }
     }
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    fn shared() -> Arc<Shared> {
+        let config = Config::load(&[], false, &|k| match k {
+            "SECRETS_SYSTEM" => Some("test-secret-0123456789".into()),
+            "DSN" => Some("memory".into()),
+            _ => None,
+        })
+        .unwrap();
+        let store = Store::memory(&hydra_storage::StoreOptions { partitions: 4, ..Default::default() }).unwrap();
+        Arc::new(Shared {
+            token_keys: TokenKeys::new(&config.secrets_system),
+            secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[1; 32]),
+            clients: ArcSwap::from_pointee(ClientSnapshot::default()),
+            store: Arc::new(store),
+            pool: Pool::new(1).unwrap(),
+            shutting_down: AtomicBool::new(false),
+            config,
+        })
+    }
+
+    #[test]
+    fn stop_waiters_do_not_accumulate_and_all_wake() {
+        let w = Worker::new(shared(), 0, 2).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..1000 {
+            let mut f = std::pin::pin!(w.stopped());
+            assert_eq!(f.as_mut().poll(&mut cx), Poll::Pending);
+            assert_eq!(f.as_mut().poll(&mut cx), Poll::Pending);
+        }
+        assert_eq!(w.stop_wakers.borrow().len(), 0, "dropped waiters leave no waker behind");
+        let mut held = Box::pin(w.stopped());
+        assert_eq!(held.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(w.stop_wakers.borrow().len(), 1);
+        w.signal_stop();
+        assert_eq!(held.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert_eq!(Box::pin(w.stopped()).as_mut().poll(&mut cx), Poll::Ready(()));
+    }
+
+    #[test]
+    fn partitions_are_split_between_workers() {
+        let s = shared();
+        let a = Worker::new(s.clone(), 0, 2).unwrap();
+        let b = Worker::new(s, 1, 2).unwrap();
+        let pa: Vec<u32> = (0..4).map(|_| a.next_partition()).collect();
+        let pb: Vec<u32> = (0..4).map(|_| b.next_partition()).collect();
+        assert_eq!(pa, vec![0, 2, 0, 2]);
+        assert_eq!(pb, vec![1, 3, 1, 3]);
+    }
+
+    #[test]
+    fn snapshot_applies_writes_in_version_order_and_watermarks_only_rise() {
+        let s = shared();
+        let mk = |name: &str| {
+            let c =
+                crate::oauth2::client::Client { client_id: "a".into(), client_name: name.into(), ..Default::default() };
+            StoredClient::new(c, None)
+        };
+        s.apply_client("a", 2, Some(mk("second")));
+        s.apply_client("a", 1, Some(mk("first")));
+        assert_eq!(s.clients.load().clients["a"].stored.client.client_name, "second");
+        s.apply_client("a", 3, None);
+        assert!(!s.clients.load().clients.contains_key("a"));
+        s.apply_client("a", 2, Some(mk("stale")));
+        assert!(!s.clients.load().clients.contains_key("a"), "a stale write cannot resurrect a deleted client");
+        s.raise_watermarks("a", &[5, 1]);
+        s.raise_watermarks("a", &[3, 7]);
+        let snap = s.clients.load();
+        assert!(snap.below_watermark("a", 0, 4));
+        assert!(!snap.below_watermark("a", 0, 5));
+        assert!(snap.below_watermark("a", 1, 6));
+        assert!(!snap.below_watermark("b", 1, 0));
+    }
 }

@@ -33,7 +33,8 @@ pub fn read_form(req: &Request) -> Result<form::Form, OAuthError> {
         ));
     }
     if let Some(q) = &req.head.query {
-        let query = form::decode_multi(q.as_bytes()).map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
+        let query = form::decode_multi(q.as_bytes())
+            .map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
         if query.iter().any(|(k, _)| k == "client_secret" || k == "token" || k == "code" || k == "refresh_token") {
             return Err(OAuthError::hint(
                 ErrorCode::InvalidRequest,

@@ -100,12 +100,7 @@ impl Drop for Committer {
     }
 }
 
-fn run(
-    db: &Database,
-    receiver: &crossbeam_channel::Receiver<Job>,
-    durability: Durability,
-    stats: &CommitStats,
-) {
+fn run(db: &Database, receiver: &crossbeam_channel::Receiver<Job>, durability: Durability, stats: &CommitStats) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut batch: Vec<Job> = Vec::new();
     let mut completions: Vec<Completion> = Vec::new();
@@ -133,9 +128,9 @@ fn run(
     }
     if durability == Durability::None {
         // Make everything committed without fsync durable before the process goes away.
-        let flushed = db.begin_write().and_then(|mut w| {
+        let flushed = db.begin_write().map(|mut w| {
             let _ = w.set_durability(redb::Durability::Immediate);
-            Ok(w)
+            w
         });
         if let Ok(w) = flushed {
             let _ = w.commit();
@@ -154,8 +149,7 @@ fn commit_batch(
         Durability::Immediate => redb::Durability::Immediate,
         Durability::None => redb::Durability::None,
     };
-    wtx.set_durability(d)
-        .map_err(|e| StoreError::Database(e.to_string()))?;
+    wtx.set_durability(d).map_err(|e| StoreError::Database(e.to_string()))?;
     for job in batch.drain(..) {
         match job(&wtx) {
             Ok(done) => completions.push(done),
@@ -180,9 +174,9 @@ impl<T> Future for Pending<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match Pin::new(&mut self.rx).poll(cx) {
             Poll::Ready(Ok(r)) => Poll::Ready(r),
-            Poll::Ready(Err(_)) => Poll::Ready(Err(StoreError::Commit(
-                "the batch was aborted or the store is closed".into(),
-            ))),
+            Poll::Ready(Err(_)) => {
+                Poll::Ready(Err(StoreError::Commit("the batch was aborted or the store is closed".into())))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -42,13 +42,7 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError
-);
+from_redb!(redb::Error, redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError);
 
 impl From<redb::CommitError> for StoreError {
     fn from(e: redb::CommitError) -> Self {

@@ -20,6 +20,5 @@ pub use commit::{CommitStats, Durability, Pending};
 pub use error::StoreError;
 pub use records::{TokenKind, TokenRecord};
 pub use store::{
-    ClientStore, PutMode, PutOutcome, Store, StoreOptions, TokenStore, CLIENT_RECORD_VERSION,
-    FORMAT_VERSION,
+    ClientStore, PutMode, PutOutcome, Store, StoreOptions, TokenStore, CLIENT_RECORD_VERSION, FORMAT_VERSION,
 };

@@ -46,8 +46,8 @@ pub struct TokenRecord {
 
 /// Encodes a token record: version byte + archive.
 pub fn encode_token(rec: &TokenRecord) -> Result<Vec<u8>, StoreError> {
-    let archive = rkyv::to_bytes::<rancor::Error>(rec)
-        .map_err(|_| StoreError::Corrupt("token record does not serialize"))?;
+    let archive =
+        rkyv::to_bytes::<rancor::Error>(rec).map_err(|_| StoreError::Corrupt("token record does not serialize"))?;
     let mut out = Vec::with_capacity(archive.len() + 1);
     out.push(TOKEN_RECORD_VERSION);
     out.extend_from_slice(&archive);
@@ -56,9 +56,7 @@ pub fn encode_token(rec: &TokenRecord) -> Result<Vec<u8>, StoreError> {
 
 /// Decodes and validates a token record.
 pub fn decode_token(bytes: &[u8]) -> Result<TokenRecord, StoreError> {
-    let (&version, body) = bytes
-        .split_first()
-        .ok_or(StoreError::Corrupt("empty token record"))?;
+    let (&version, body) = bytes.split_first().ok_or(StoreError::Corrupt("empty token record"))?;
     if version != TOKEN_RECORD_VERSION {
         return Err(StoreError::Corrupt("unknown token record version"));
     }
@@ -103,9 +101,8 @@ mod tests {
         assert!(decode_token(&bytes[..bytes.len() / 2]).is_err());
         bytes[0] = 99;
         assert!(decode_token(&bytes).is_err());
-        let garbage: Vec<u8> = std::iter::once(TOKEN_RECORD_VERSION)
-            .chain((0..200u32).map(|i| (i * 37 % 251) as u8))
-            .collect();
+        let garbage: Vec<u8> =
+            std::iter::once(TOKEN_RECORD_VERSION).chain((0..200u32).map(|i| (i * 37 % 251) as u8)).collect();
         assert!(decode_token(&garbage).is_err());
     }
 

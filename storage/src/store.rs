@@ -154,7 +154,16 @@ impl Store {
             let db = open(&format!("p{p:04}.redb"))?;
             partitions.push(Partition::new(format!("commit-p{p}"), db, opts.durability)?);
         }
-        Ok(Store { partitions, meta, dir: Some(dir.to_path_buf()), meta_version: Arc::default() })
+        let store = Store { partitions, meta, dir: Some(dir.to_path_buf()), meta_version: Arc::default() };
+        // Sequence numbers must never fall back below a watermark: if the newest tokens of a
+        // partition were deleted before a restart, the last stored key alone would hand out
+        // numbers that a watermark already revoked.
+        for (_, marks) in store.load_watermarks()? {
+            for (p, mark) in store.partitions.iter().zip(marks) {
+                p.next_seq.fetch_max(mark, Ordering::Relaxed);
+            }
+        }
+        Ok(store)
     }
 
     /// An in-memory store (`DSN=memory`): the same code path on redb's in-memory backend.
@@ -190,9 +199,7 @@ impl Store {
     }
 
     fn part(&self, partition: u32) -> Result<&Partition, StoreError> {
-        self.partitions
-            .get(partition as usize)
-            .ok_or(StoreError::Corrupt("partition out of range"))
+        self.partitions.get(partition as usize).ok_or(StoreError::Corrupt("partition out of range"))
     }
 }
 
@@ -243,8 +250,7 @@ fn parse_manifest(text: &str) -> Result<u32, StoreError> {
             "data directory format {format} is not supported by this binary (expects {FORMAT_VERSION})"
         )));
     }
-    let count =
-        field("partitions").ok_or_else(|| StoreError::Manifest("manifest has no partitions".into()))?;
+    let count = field("partitions").ok_or_else(|| StoreError::Manifest("manifest has no partitions".into()))?;
     valid_partition_count(count)
 }
 

@@ -74,7 +74,10 @@ fn clients_create_replace_delete_and_watermarks() {
         assert_eq!(store.put_client("a", b"{}".to_vec(), PutMode::Create).wait().unwrap().0, PutOutcome::Written);
         assert_eq!(store.put_client("a", b"{}".to_vec(), PutMode::Create).wait().unwrap().0, PutOutcome::Exists);
         assert_eq!(store.put_client("b", b"{}".to_vec(), PutMode::Replace).wait().unwrap().0, PutOutcome::Missing);
-        assert_eq!(store.put_client("a", b"{\"x\":1}".to_vec(), PutMode::Replace).wait().unwrap().0, PutOutcome::Written);
+        assert_eq!(
+            store.put_client("a", b"{\"x\":1}".to_vec(), PutMode::Replace).wait().unwrap().0,
+            PutOutcome::Written
+        );
         assert_eq!(store.put_client("b", b"{}".to_vec(), PutMode::Create).wait().unwrap().0, PutOutcome::Written);
         assert!(store.delete_client("b", vec![5, 7]).wait().unwrap().0);
         assert!(!store.delete_client("b", vec![9, 9]).wait().unwrap().0);
@@ -121,4 +124,32 @@ fn concurrent_writers_lose_nothing_and_batches_group() {
     let jobs = stats.jobs.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(jobs, 400);
     assert!(commits <= jobs);
+}
+
+#[test]
+fn sequences_resume_above_watermarks_after_deleting_the_newest_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seq_a, seq_b);
+    {
+        let store = Store::open(dir.path(), &opts(1)).unwrap();
+        seq_a = store.next_seq(0);
+        store.insert_token(0, seq_a, &rec("c", 1)).wait().unwrap();
+        seq_b = store.next_seq(0);
+        store.insert_token(0, seq_b, &rec("c", 2)).wait().unwrap();
+        assert!(store.delete_token(0, seq_b).wait().unwrap());
+        store.set_watermarks("c", store.seq_marks()).wait().unwrap();
+    }
+    let store = Store::open(dir.path(), &opts(1)).unwrap();
+    let next = store.next_seq(0);
+    assert!(next > seq_b, "next {next} must be above every watermark ({seq_b})");
+    assert!(seq_a < seq_b);
+}
+
+#[test]
+fn meta_versions_increase_in_commit_order() {
+    let store = Store::memory(&opts(1)).unwrap();
+    let (_, v1) = store.put_client("a", b"{}".to_vec(), PutMode::Create).wait().unwrap();
+    let (_, v2) = store.put_client("a", b"{}".to_vec(), PutMode::Replace).wait().unwrap();
+    let (_, v3) = store.delete_client("a", vec![1]).wait().unwrap();
+    assert!(v1 < v2 && v2 < v3);
 }

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Load test: builds in release, starts the server on a fresh data directory (durable commits),
+# creates a client, and drives three scenarios with oha for $DURATION each at $CONNS connections:
+#   ceiling     GET /health/alive            (our own HTTP stack, no work)
+#   issuance    POST /oauth2/token           (client_credentials, client_secret_basic)
+#   introspect  POST /admin/oauth2/introspect (a pool of valid tokens, one per body line)
+# Prints one table and writes it, with the exact commands, under loadtest/runs/.
+#
+# Env: DURATION (15s), CONNS (64), SERVER_CPUS (0), LOAD_CPUS (1), POOL (2000 tokens),
+#      ENGINE_WORKERS (default: CPUs in SERVER_CPUS), EXTRA_ENV (extra server env, e.g.
+#      "ENGINE_PARTITIONS=8"), LABEL (added to the run file name).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-15s}
+CONNS=${CONNS:-64}
+SERVER_CPUS=${SERVER_CPUS:-0}
+LOAD_CPUS=${LOAD_CPUS:-1}
+POOL=${POOL:-2000}
+PUB=${PUBLIC_PORT:-14444}
+ADM=${ADMIN_PORT:-14445}
+
+cargo build --release --bin hydra
+if ! command -v oha >/dev/null; then
+  cargo install --locked oha
+fi
+BIN=target/release/hydra
+DATA=$(mktemp -d)
+trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
+
+SERVER_ENV=(DSN="redb://$DATA" SECRETS_SYSTEM=loadtest-system-secret-0123456789
+  SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$PUB" SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADM"
+  LOG_LEVEL=warn ${ENGINE_WORKERS:+ENGINE_WORKERS=$ENGINE_WORKERS} ${EXTRA_ENV:-})
+env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPUS" "$BIN" serve all >"$DATA/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$PUB/health/ready" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+CLIENT=$("$BIN" create oauth2-client -e "http://127.0.0.1:$ADM" --grant-type client_credentials \
+  --scope read --name loadtest --format json)
+ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$CLIENT")
+SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$CLIENT")
+
+# A pool of valid tokens for introspection, one form body per line.
+python3 - "$PUB" "$ID" "$SECRET" "$POOL" >"$DATA/pool.txt" <<'PY'
+import base64, http.client, json, sys, urllib.parse
+port, cid, secret, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+auth = base64.b64encode(f"{urllib.parse.quote_plus(cid)}:{urllib.parse.quote_plus(secret)}".encode()).decode()
+c = http.client.HTTPConnection("127.0.0.1", int(port))
+for _ in range(n):
+    c.request("POST", "/oauth2/token", "grant_type=client_credentials&scope=read",
+              {"Authorization": "Basic " + auth, "Content-Type": "application/x-www-form-urlencoded"})
+    r = c.getresponse()
+    body = json.loads(r.read())
+    assert r.status == 200, body
+    print("token=" + body["access_token"])
+PY
+
+STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+OUT="loadtest/runs/$STAMP-$COMMIT${LABEL:+-$LABEL}.md"
+OHA=(taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z "$DURATION" -c "$CONNS")
+declare -A CMDS
+CMDS[ceiling]="${OHA[*]} http://127.0.0.1:$PUB/health/alive"
+CMDS[issuance]="${OHA[*]} -m POST -a $ID:<secret> -T application/x-www-form-urlencoded -d grant_type=client_credentials&scope=read http://127.0.0.1:$PUB/oauth2/token"
+CMDS[introspect]="${OHA[*]} -m POST -T application/x-www-form-urlencoded -Z <pool of $POOL token bodies> http://127.0.0.1:$ADM/admin/oauth2/introspect"
+
+"${OHA[@]}" "http://127.0.0.1:$PUB/health/alive" >"$DATA/ceiling.json"
+sleep 1
+"${OHA[@]}" -m POST -a "$ID:$SECRET" -T application/x-www-form-urlencoded \
+  -d 'grant_type=client_credentials&scope=read' "http://127.0.0.1:$PUB/oauth2/token" >"$DATA/issuance.json"
+sleep 1
+"${OHA[@]}" -m POST -T application/x-www-form-urlencoded -Z "$DATA/pool.txt" \
+  "http://127.0.0.1:$ADM/admin/oauth2/introspect" >"$DATA/introspect.json"
+
+TABLE=$(python3 - "$DATA" <<'PY'
+import json, sys
+d = sys.argv[1]
+rows = []
+base = None
+for name in ["ceiling", "issuance", "introspect"]:
+    j = json.load(open(f"{d}/{name}.json"))
+    s = j["summary"]
+    rps = s["requestsPerSec"]
+    lat = j.get("latencyPercentiles", {})
+    codes = j.get("statusCodeDistribution", {})
+    ok = sum(v for k, v in codes.items() if k.startswith("2"))
+    bad = sum(v for k, v in codes.items() if not k.startswith("2"))
+    dist = j.get("errorDistribution", {})
+    # oha cancels the requests still in flight when the duration ends; those are the load
+    # generator's own cut-off, not server errors, and are reported in their own column.
+    cut = sum(v for k, v in dist.items() if "deadline" in k)
+    errors = bad + sum(v for k, v in dist.items() if "deadline" not in k)
+    if base is None:
+        base = rps
+    rows.append((name, rps, lat.get("p50", 0) * 1000, lat.get("p99", 0) * 1000, errors, cut, ok, rps / base))
+print("| scenario | req/s | p50 ms | p99 ms | errors | cut at end | 2xx | ratio to ceiling |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for r in rows:
+    print(f"| {r[0]} | {r[1]:.0f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.2f} |")
+for name in ["ceiling", "issuance", "introspect"]:
+    dist = json.load(open(f"{d}/{name}.json")).get("errorDistribution", {})
+    for k, v in dist.items():
+        print(f"\n{name}: {v} x {k}")
+PY
+)
+echo "$TABLE"
+
+{
+  echo "# Load test $STAMP ($COMMIT)"
+  echo
+  echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)."
+  echo "Server: \`taskset -c $SERVER_CPUS\`, env: \`$(printf '%s ' "${SERVER_ENV[@]}" | sed "s|$DATA|<fresh dir>|; s|SECRETS_SYSTEM=[^ ]*|SECRETS_SYSTEM=<secret>|")\`"
+  echo "Driver: $(grep -m1 -o 'driver=[^ ]*' "$DATA/server.log" || echo 'see log (LOG_LEVEL=warn hides it)')."
+  echo "Load: oha $(oha --version | awk '{print $2}'), \`taskset -c $LOAD_CPUS\`, $CONNS connections, $DURATION per scenario, durable commits (fsync)."
+  echo
+  echo "$TABLE"
+  echo
+  echo "Commands:"
+  echo
+  for k in ceiling issuance introspect; do echo "- $k: \`${CMDS[$k]}\`"; done
+} >"$OUT"
+echo "wrote $OUT"

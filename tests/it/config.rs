@@ -1,0 +1,82 @@
+//! Area 10: configuration errors and `--dev` secret handling.
+
+use crate::harness::*;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs a command that should exit by itself; returns (code, stderr).
+fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped()).stdin(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.code(), err)
+}
+
+#[test]
+fn bad_port_names_the_key() {
+    let opts = Opts::new("legacy").env("SERVE_PUBLIC_PORT", "abc");
+    let (code, err) = run_to_exit(opts.command());
+    assert_eq!(code, Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("serve.public.port")).collect();
+    assert_eq!(lines.len(), 1, "one line naming the key: {err:?}");
+    assert!(lines[0].contains("invalid configuration"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn other_bad_values_name_their_keys() {
+    for (k, v, key) in [
+        ("SERVE_ADMIN_PORT", "70000", "serve.admin.port"),
+        ("ENGINE_PARTITIONS", "3", "engine.partitions"),
+        ("DSN", "postgres://x", "dsn"),
+        ("TTL_ACCESS_TOKEN", "1 hour", "ttl.access_token"),
+        ("SECRETS_SYSTEM", "short", "secrets.system"),
+    ] {
+        let (code, err) = run_to_exit(Opts::new("legacy").env(k, v).command());
+        assert_eq!(code, Some(1), "{k}={v}: {err}");
+        assert!(err.lines().any(|l| l.contains(key)), "{k}={v}: {err}");
+    }
+}
+
+#[test]
+fn missing_secret_without_dev() {
+    let (code, err) = run_to_exit(Opts::new("legacy").no_secret().command());
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.lines().filter(|l| l.contains("secrets.system")).count(), 1, "{err}");
+}
+
+#[test]
+fn dev_generates_and_reuses_system_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Opts::new("io_uring").dir(dir.path()).no_secret().dev();
+    let s = opts.start();
+    let path = dir.path().join("system-secret");
+    let meta = std::fs::metadata(&path).expect("system-secret created");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let secret = std::fs::read_to_string(&path).unwrap();
+    assert!(secret.trim().len() >= 16);
+    let (id, sec) = cc_client(&s, "a");
+    let tok = access_token(&s, &id, &sec);
+    assert!(is_active(&s, &tok));
+    s.stop();
+
+    let s = opts.start();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), secret, "secret file unchanged");
+    assert!(is_active(&s, &tok), "token from run 1 verifies in run 2");
+    s.stop();
+}

@@ -1,0 +1,14 @@
+//! Integration tests: the real `hydra` binary on ephemeral ports, spoken to over raw TCP.
+
+mod harness;
+
+mod api;
+mod cli;
+mod clients;
+mod concurrency;
+mod config;
+mod engine;
+mod introspect;
+mod restart;
+mod revoke;
+mod token;

@@ -1,0 +1,82 @@
+//! Area 5: revocation.
+
+use crate::harness::*;
+use serde_json::json;
+
+#[test]
+fn revoke_own_token() {
+    let s = api();
+    let (id, secret) = cc_client(s, "a");
+    let tok = access_token(s, &id, &secret);
+    let r = revoke(s, &id, &secret, &tok);
+    r.expect(200);
+    assert!(r.body.is_empty(), "{:?}", r.text());
+    r.assert_no_store();
+    assert!(!is_active(s, &tok));
+    // Revoking again is still 200.
+    revoke(s, &id, &secret, &tok).expect(200);
+    // client_secret_post works at the revocation endpoint too.
+    let (pid, psecret) = cc_client_with(s, json!({"scope": "a", "token_endpoint_auth_method": "client_secret_post"}));
+    let r = Req::new("POST", "/oauth2/token")
+        .form(&[("grant_type", "client_credentials"), ("client_id", &pid), ("client_secret", &psecret)])
+        .send(s.public);
+    let ptok = r.json()["access_token"].as_str().unwrap().to_string();
+    Req::new("POST", "/oauth2/revoke")
+        .form(&[("token", &ptok), ("client_id", &pid), ("client_secret", &psecret)])
+        .send(s.public)
+        .expect(200);
+    assert!(!is_active(s, &ptok));
+}
+
+#[test]
+fn revoke_other_clients_token_is_silent_noop() {
+    let s = api();
+    let (a, asec) = cc_client(s, "a");
+    let (b, bsec) = cc_client(s, "a");
+    let tok = access_token(s, &a, &asec);
+    let r = revoke(s, &b, &bsec, &tok);
+    r.expect(200);
+    assert!(r.body.is_empty());
+    assert!(is_active(s, &tok), "another client's token stays active");
+}
+
+#[test]
+fn revoke_unknown_and_garbage_tokens() {
+    let s = api();
+    let (id, secret) = cc_client(s, "a");
+    let tok = access_token(s, &id, &secret);
+    let forged = format!("{}A", &tok[..tok.len() - 1]);
+    for t in ["garbage", "ory_at_abc.def", forged.as_str(), "ory_rt_x.y"] {
+        let r = revoke(s, &id, &secret, t);
+        r.expect(200);
+        assert!(r.body.is_empty());
+    }
+    if forged != tok {
+        assert!(is_active(s, &tok), "a forged sibling does not revoke the real token");
+    }
+}
+
+#[test]
+fn revoke_errors() {
+    let s = api();
+    let (id, secret) = cc_client(s, "a");
+    let tok = access_token(s, &id, &secret);
+    let r = Req::new("POST", "/oauth2/revoke")
+        .form(&[("token_type_hint", "access_token")])
+        .basic(&id, &secret)
+        .send(s.public);
+    r.expect_error(400, "invalid_request");
+    r.assert_no_store();
+    let r = revoke(s, &id, "wrong-secret", &tok);
+    r.expect_error(401, "invalid_client");
+    assert!(r.header("www-authenticate").is_some());
+    r.assert_no_store();
+    revoke(s, "unknown-client-xyz", "whatever", &tok).expect_error(401, "invalid_client");
+    assert!(is_active(s, &tok), "failed revocations revoke nothing");
+    // Token in the query string.
+    Req::new("POST", &format!("/oauth2/revoke?token={tok}"))
+        .form(&[("client_id", &id)])
+        .basic(&id, &secret)
+        .send(s.public)
+        .expect_error(400, "invalid_request");
+}

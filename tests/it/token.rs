@@ -1,0 +1,215 @@
+//! Area 3: the token endpoint with the client_credentials grant.
+
+use crate::harness::*;
+use serde_json::json;
+
+fn post_client(s: &Server, scope: &str) -> (String, String) {
+    cc_client_with(s, json!({"scope": scope, "token_endpoint_auth_method": "client_secret_post"}))
+}
+
+fn post_req(id: &str, secret: &str, extra: &[(&str, &str)]) -> Req {
+    let mut pairs = vec![("grant_type", "client_credentials"), ("client_id", id), ("client_secret", secret)];
+    pairs.extend_from_slice(extra);
+    Req::new("POST", "/oauth2/token").form(&pairs)
+}
+
+#[test]
+fn basic_and_post_both_work() {
+    let s = api();
+    let (id, secret) = cc_client(s, "a b");
+    let r = token_req(&id, &secret, &[("scope", "a b")]).send(s.public);
+    r.expect(200);
+    r.assert_no_store();
+    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    let t = r.json();
+    assert_eq!(t["token_type"], "bearer");
+    assert_eq!(t["scope"], "a b");
+    assert_eq!(t["expires_in"], 3600);
+    assert!(t.get("refresh_token").is_none() && t.get("id_token").is_none(), "{t}");
+    let tok = t["access_token"].as_str().unwrap();
+    assert!(tok.starts_with("ory_at_"), "{tok}");
+
+    let (pid, psecret) = post_client(s, "a");
+    let r = post_req(&pid, &psecret, &[("scope", "a")]).send(s.public);
+    r.expect(200);
+    r.assert_no_store();
+    let i = introspect(s, r.json()["access_token"].as_str().unwrap());
+    assert_eq!(i["client_id"], json!(pid));
+}
+
+#[test]
+fn method_mismatch_is_invalid_client() {
+    let s = api();
+    let (bid, bsecret) = cc_client(s, "a");
+    let r = post_req(&bid, &bsecret, &[]).send(s.public);
+    r.expect_error(401, "invalid_client");
+    r.assert_no_store();
+    assert!(r.header("www-authenticate").is_none(), "no Basic used");
+    let (pid, psecret) = post_client(s, "a");
+    let r = token_req(&pid, &psecret, &[]).send(s.public);
+    r.expect_error(401, "invalid_client");
+    assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Basic")));
+}
+
+#[test]
+fn bad_credentials_are_401() {
+    let s = api();
+    let (id, secret) = cc_client(s, "a");
+    for (id, secret) in [(id.as_str(), "wrong-secret"), ("no-such-client-id", secret.as_str())] {
+        let r = token_req(id, secret, &[]).send(s.public);
+        let v = r.expect_error(401, "invalid_client");
+        assert!(v["error_description"].is_string());
+        assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"oauth2\""));
+        r.assert_no_store();
+    }
+    // With client_secret_post, no WWW-Authenticate.
+    let r = post_req("no-such-client-id", "x", &[]).send(s.public);
+    r.expect_error(401, "invalid_client");
+    assert!(r.header("www-authenticate").is_none());
+    // Nothing presented.
+    let r = Req::new("POST", "/oauth2/token").form(&[("grant_type", "client_credentials")]).send(s.public);
+    r.expect_error(401, "invalid_client");
+    r.assert_no_store();
+}
+
+#[test]
+fn scopes_and_wildcards() {
+    let s = api();
+    let (id, secret) = cc_client(s, "read foo.*");
+    let r = token_req(&id, &secret, &[("scope", "write")]).send(s.public);
+    r.expect_error(400, "invalid_scope");
+    r.assert_no_store();
+    let t = token(s, &id, &secret, &[("scope", "foo.bar read")]);
+    assert_eq!(t["scope"], "foo.bar read");
+    token(s, &id, &secret, &[("scope", "foo.bar.baz")]);
+    token_req(&id, &secret, &[("scope", "foo")]).send(s.public).expect_error(400, "invalid_scope");
+    token_req(&id, &secret, &[("scope", "readx")]).send(s.public).expect_error(400, "invalid_scope");
+    // No scope requested: nothing granted (default_grant_allowed_scope=false).
+    let t = token(s, &id, &secret, &[]);
+    assert_eq!(t["scope"], "");
+}
+
+#[test]
+fn audience_allow_list() {
+    let s = api();
+    let (id, secret) =
+        cc_client_with(s, json!({"scope": "a", "audience": ["https://api.example.com", "https://other.example.com"]}));
+    let r = token_req(&id, &secret, &[("audience", "https://evil.example.com")]).send(s.public);
+    r.expect_error(400, "invalid_request");
+    r.assert_no_store();
+    let t = token(s, &id, &secret, &[("audience", "https://api.example.com")]);
+    let i = introspect(s, t["access_token"].as_str().unwrap());
+    assert_eq!(i["aud"], json!(["https://api.example.com"]));
+    let t = token(s, &id, &secret, &[]);
+    assert_eq!(introspect(s, t["access_token"].as_str().unwrap())["aud"], json!([]));
+}
+
+#[test]
+fn client_without_grant_is_unauthorized() {
+    let s = api();
+    let (id, secret) = cc_client_with(
+        s,
+        json!({"scope": "a", "grant_types": ["authorization_code"], "redirect_uris": ["https://x.example/cb"], "response_types": ["code"]}),
+    );
+    let r = token_req(&id, &secret, &[]).send(s.public);
+    r.expect_error(400, "unauthorized_client");
+    r.assert_no_store();
+}
+
+#[test]
+fn grant_type_errors() {
+    let s = api();
+    let (id, secret) = cc_client(s, "a");
+    let r = Req::new("POST", "/oauth2/token").form(&[("scope", "a")]).basic(&id, &secret).send(s.public);
+    r.expect_error(400, "invalid_request");
+    r.assert_no_store();
+    let r = Req::new("POST", "/oauth2/token").form(&[("grant_type", "password")]).basic(&id, &secret).send(s.public);
+    r.expect_error(400, "unsupported_grant_type");
+    r.assert_no_store();
+}
+
+#[test]
+fn malformed_forms_are_400() {
+    let s = api();
+    let (id, secret) = cc_client(s, "a");
+    let many: String = (0..101).map(|i| format!("p{i}=v")).collect::<Vec<_>>().join("&");
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("duplicate", b"grant_type=client_credentials&grant_type=client_credentials".to_vec()),
+        ("duplicate scope", b"grant_type=client_credentials&scope=a&scope=a".to_vec()),
+        ("bad escape", b"grant_type=client_credentials&scope=%zz".to_vec()),
+        ("truncated escape", b"grant_type=client_credentials&scope=%4".to_vec()),
+        ("invalid utf-8", b"grant_type=client_credentials&scope=%ff%fe".to_vec()),
+        ("raw invalid utf-8", b"grant_type=client_credentials&scope=\xff".to_vec()),
+        ("nul", b"grant_type=client_credentials&scope=a%00b".to_vec()),
+        ("raw nul", b"grant_type=client_credentials&scope=a\x00b".to_vec()),
+        (">100 params", format!("grant_type=client_credentials&{many}").into_bytes()),
+    ];
+    for (what, body) in bodies {
+        let r = Req::new("POST", "/oauth2/token").raw_form(&body).basic(&id, &secret).send(s.public);
+        assert_eq!(r.status, 400, "{what}: {}", r.text());
+        assert_eq!(r.json()["error"], "invalid_request", "{what}");
+        r.assert_no_store();
+    }
+    // 100 parameters is fine (unknown ones are ignored).
+    let ok: String = (0..99).map(|i| format!("p{i}=v")).collect::<Vec<_>>().join("&");
+    let r = Req::new("POST", "/oauth2/token")
+        .raw_form(format!("grant_type=client_credentials&{ok}").as_bytes())
+        .basic(&id, &secret)
+        .send(s.public);
+    r.expect(200);
+}
+
+#[test]
+fn credentials_and_content_type_rules() {
+    let s = api();
+    let (id, secret) = cc_client(s, "a");
+    let (pid, psecret) = post_client(s, "a");
+    // client_secret in the query string.
+    let r = Req::new("POST", &format!("/oauth2/token?client_secret={psecret}"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", &pid)])
+        .send(s.public);
+    r.expect_error(400, "invalid_request");
+    r.assert_no_store();
+    // Wrong content type.
+    let mut req = Req::new("POST", "/oauth2/token").basic(&id, &secret).header("Content-Type", "application/json");
+    req.body = br#"{"grant_type":"client_credentials"}"#.to_vec();
+    let r = req.send(s.public);
+    r.expect_error(400, "invalid_request");
+    r.assert_no_store();
+    // No content type.
+    let mut req = Req::new("POST", "/oauth2/token").basic(&id, &secret);
+    req.body = b"grant_type=client_credentials".to_vec();
+    req.send(s.public).expect_error(400, "invalid_request");
+    // Content type with a charset parameter is fine.
+    let mut req = Req::new("POST", "/oauth2/token")
+        .basic(&id, &secret)
+        .header("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8");
+    req.body = b"grant_type=client_credentials".to_vec();
+    req.send(s.public).expect(200);
+    // Basic and client_secret in the body.
+    let r = Req::new("POST", "/oauth2/token")
+        .form(&[("grant_type", "client_credentials"), ("client_secret", &secret)])
+        .basic(&id, &secret)
+        .send(s.public);
+    r.expect_error(400, "invalid_request");
+    r.assert_no_store();
+    // Malformed Basic header.
+    let r = Req::new("POST", "/oauth2/token")
+        .form(&[("grant_type", "client_credentials")])
+        .header("Authorization", "Basic !!!notbase64")
+        .send(s.public);
+    r.expect_error(400, "invalid_request");
+}
+
+#[test]
+fn tokens_are_unique_and_opaque() {
+    let s = api();
+    let (id, secret) = cc_client(s, "a");
+    let mut c = Conn::open(s.public);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let r = c.request(&token_req(&id, &secret, &[("scope", "a")]));
+        r.expect(200);
+        assert!(seen.insert(r.json()["access_token"].as_str().unwrap().to_string()));
+    }
+}
