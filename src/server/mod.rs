@@ -14,6 +14,7 @@ pub mod router;
 pub mod state;
 
 mod auth;
+mod batch;
 mod clients;
 mod introspect;
 mod revoke;
@@ -169,6 +170,16 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         }
     }
     signals.close();
+    for p in 0..hydra_storage::TokenStore::partition_count(&*shared.store) {
+        if let Some(st) = shared.store.partition_stats(p) {
+            crate::debug!(
+                "partition commit stats",
+                "partition" = p,
+                "commits" = st.commits.load(Ordering::Relaxed),
+                "jobs" = st.jobs.load(Ordering::Relaxed)
+            );
+        }
+    }
     // Dropping the last reference to the store joins its committers after a final flush.
     drop(shared);
     info!("shutdown complete");

@@ -81,7 +81,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
                 ext: String::new(),
             };
             // Acknowledge only after the record is durable.
-            store.insert_token(partition, seq, &record).await?;
+            w.batcher.insert(store, partition, seq, record).await?;
             Ok(Response::json_value(
                 200,
                 &json!({

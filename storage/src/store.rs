@@ -105,6 +105,8 @@ pub trait TokenStore: Send + Sync {
     /// The next sequence number of every partition, in partition order.
     fn seq_marks(&self) -> Vec<u64>;
     fn insert_token(&self, partition: u32, seq: u64, record: &TokenRecord) -> Pending<()>;
+    /// Inserts several tokens of one partition in one job (one commit, one completion).
+    fn insert_tokens(&self, partition: u32, records: Vec<(u64, TokenRecord)>) -> Pending<()>;
     fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>, StoreError>;
     /// Deletes one token; resolves to whether it existed.
     fn delete_token(&self, partition: u32, seq: u64) -> Pending<bool>;
@@ -294,6 +296,20 @@ impl TokenStore for Store {
         part.committer.submit(move |wtx| {
             let bytes = encoded?;
             wtx.open_table(TOKENS)?.insert(seq, bytes.as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn insert_tokens(&self, partition: u32, records: Vec<(u64, TokenRecord)>) -> Pending<()> {
+        let part = match self.part(partition) {
+            Ok(p) => p,
+            Err(_) => return self.meta.committer.submit(|_| Err(StoreError::Corrupt("partition out of range"))),
+        };
+        part.committer.submit(move |wtx| {
+            let mut table = wtx.open_table(TOKENS)?;
+            for (seq, rec) in &records {
+                table.insert(*seq, encode_token(rec)?.as_slice())?;
+            }
             Ok(())
         })
     }

@@ -153,3 +153,15 @@ fn meta_versions_increase_in_commit_order() {
     let (_, v3) = store.delete_client("a", vec![1]).wait().unwrap();
     assert!(v1 < v2 && v2 < v3);
 }
+
+#[test]
+fn batch_insert_is_one_job_and_all_visible() {
+    let store = Store::memory(&opts(2)).unwrap();
+    let batch: Vec<_> = (0..10u64).map(|i| (store.next_seq(1), rec("b", i))).collect();
+    store.insert_tokens(1, batch.clone()).wait().unwrap();
+    for (seq, r) in batch {
+        assert_eq!(store.get_token(1, seq).unwrap(), Some(r));
+    }
+    assert_eq!(store.partition_stats(1).unwrap().jobs.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(store.insert_tokens(9, vec![(1, rec("b", 1))]).wait().is_err());
+}
