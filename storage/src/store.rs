@@ -142,8 +142,15 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) a data directory.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Manifest(format!("cannot create {}: {e}", dir.display())))?;
+        // A new data directory is private to its owner: it holds client secret hashes.
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| StoreError::Manifest(format!("cannot create {}: {e}", dir.display())))?;
+        }
         let count = read_or_write_manifest(dir, opts.partitions)?;
         let open = |file: &str| -> Result<Database, StoreError> {
             let mut b = redb::Builder::new();

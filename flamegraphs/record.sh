@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Records a flamegraph of the server under one load scenario.
+#   flamegraphs/record.sh issuance|introspect
+# Starts the release server on a fresh data directory (durable commits) pinned to CPU 0, drives it
+# with oha on CPU 1 at 64 connections, records `perf record -F 999 -g` of the server for 8 s in the
+# middle of a 14 s run, and writes flamegraphs/<date>-<scenario>-<commit>.svg.
+# Needs perf (Debian's linux-perf) and inferno (`cargo install --locked inferno`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SC=${1:?issuance or introspect}
+cargo build --release --bin hydra
+command -v inferno-flamegraph >/dev/null || cargo install --locked inferno
+BIN=target/release/hydra
+DATA=$(mktemp -d)
+trap 'kill $S 2>/dev/null || true; rm -rf "$DATA"' EXIT
+env DSN="redb://$DATA" SECRETS_SYSTEM=flamegraph-system-secret-0123456789 SERVE_PUBLIC_HOST=127.0.0.1 \
+  SERVE_PUBLIC_PORT=14444 SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT=14445 LOG_LEVEL=warn \
+  taskset -c 0 "$BIN" serve all >"$DATA/log" 2>&1 &
+S=$!
+for _ in $(seq 100); do curl -sf http://127.0.0.1:14444/health/ready >/dev/null 2>&1 && break; sleep 0.1; done
+C=$("$BIN" create oauth2-client -e http://127.0.0.1:14445 --grant-type client_credentials --scope read --format json)
+ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$C")
+SEC=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$C")
+OHA=(taskset -c 1 oha --no-tui -z 14s -c 64 -m POST -T application/x-www-form-urlencoded)
+case "$SC" in
+  issuance)
+    "${OHA[@]}" -a "$ID:$SEC" -d 'grant_type=client_credentials&scope=read' http://127.0.0.1:14444/oauth2/token >/dev/null &
+    ;;
+  introspect)
+    for _ in $(seq 2000); do
+      curl -s -u "$ID:$SEC" -d 'grant_type=client_credentials&scope=read' http://127.0.0.1:14444/oauth2/token |
+        python3 -c 'import json,sys; print("token=" + json.load(sys.stdin)["access_token"])'
+    done >"$DATA/pool.txt"
+    "${OHA[@]}" -Z "$DATA/pool.txt" http://127.0.0.1:14445/admin/oauth2/introspect >/dev/null &
+    ;;
+  *) echo "unknown scenario $SC" >&2; exit 2 ;;
+esac
+O=$!
+sleep 3
+perf record -F 999 -g -p "$S" -o "$DATA/perf.data" -- sleep 8 >/dev/null 2>&1
+wait $O
+OUT="flamegraphs/$(date -u +%Y-%m-%d)-$SC-$(git rev-parse --short HEAD).svg"
+perf script -i "$DATA/perf.data" 2>/dev/null | inferno-collapse-perf | inferno-flamegraph --title "hydra-rs $SC (oha -c 64, server on 1 core)" >"$OUT"
+echo "wrote $OUT"
