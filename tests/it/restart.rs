@@ -79,25 +79,45 @@ fn sigkill_during_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let opts = Opts::new("io_uring").dir(dir.path());
     let s = opts.start();
-    let (a, asec) = cc_client(&s, "a");
-    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = (0..4)
-        .map(|_| {
-            let (acked, stop, a, asec, addr) = (acked.clone(), stop.clone(), a.clone(), asec.clone(), s.public);
-            std::thread::spawn(move || load(addr, &a, &asec, &acked, &stop))
-        })
-        .collect();
+    let load = Load::start(&s, 4);
     std::thread::sleep(Duration::from_millis(400));
     s.kill();
-    stop.store(true, Ordering::SeqCst);
-    for h in handles {
-        h.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = load.finish();
     assert!(!acked.is_empty());
     let s = opts.start();
     assert_eq!(count_active(s.admin, &acked), acked.len(), "acknowledged before SIGKILL ⇒ durable");
+}
+
+/// Threads issuing tokens for one client until stopped; collects every token that got a 200.
+struct Load {
+    acked: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(s: &Server, threads: usize) -> Load {
+        let (a, asec) = cc_client(s, "a");
+        let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = (0..threads)
+            .map(|_| {
+                let (acked, stop, a, asec, addr) = (acked.clone(), stop.clone(), a.clone(), asec.clone(), s.public);
+                std::thread::spawn(move || load(addr, &a, &asec, &acked, &stop))
+            })
+            .collect();
+        Load { acked, stop, handles }
+    }
+
+    /// Stops the threads and returns the acknowledged tokens.
+    fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        for h in self.handles {
+            h.join().unwrap();
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        acked
+    }
 }
 
 /// Issues tokens on keep-alive connections until the server goes away or `stop` is set;
@@ -137,25 +157,12 @@ fn graceful_shutdown_under_load() {
     let dir = tempfile::tempdir().unwrap();
     let opts = Opts::new("io_uring").dir(dir.path());
     let s = opts.start();
-    let (a, asec) = cc_client(&s, "a");
-    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = (0..8)
-        .map(|_| {
-            let (acked, stop, a, asec, addr) = (acked.clone(), stop.clone(), a.clone(), asec.clone(), s.public);
-            std::thread::spawn(move || load(addr, &a, &asec, &acked, &stop))
-        })
-        .collect();
+    let load = Load::start(&s, 8);
     std::thread::sleep(Duration::from_millis(500));
-    let before = acked.lock().unwrap().len();
-    assert!(before > 0, "load is running");
+    assert!(!load.acked.lock().unwrap().is_empty(), "load is running");
     let took = s.stop(); // asserts exit code 0 within 15 s
     assert!(took < Duration::from_secs(15), "{took:?}");
-    stop.store(true, Ordering::SeqCst);
-    for h in handles {
-        h.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = load.finish();
     let unique: std::collections::HashSet<_> = acked.iter().collect();
     assert_eq!(unique.len(), acked.len(), "no token issued twice");
     let s = opts.start();
