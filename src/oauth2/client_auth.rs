@@ -75,8 +75,12 @@ fn malformed_basic() -> OAuthError {
 /// Extracts the presented credentials from the `Authorization` header and the form body.
 pub fn extract(authorization: Option<&str>, form: &Form) -> Result<Presented, OAuthError> {
     let basic = match authorization {
-        Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => Some(h[6..].trim()),
-        _ => None,
+        // `get` rather than indexing: the header may hold multi-byte UTF-8 at any offset.
+        Some(h) => match (h.get(..6), h.get(6..)) {
+            (Some(scheme), Some(rest)) if scheme.eq_ignore_ascii_case("basic ") => Some(rest.trim()),
+            _ => None,
+        },
+        None => None,
     };
     if let Some(encoded) = basic {
         let raw = STANDARD.decode(encoded).map_err(|_| malformed_basic())?;
@@ -176,6 +180,11 @@ mod tests {
         }
         let f = decode(b"client_id=a").unwrap();
         assert!(extract(Some(&basic("a", "b")), &f).is_ok(), "same id in body and header is fine");
+        // Multi-byte UTF-8 around the scheme boundary must not panic.
+        for h in ["Basicé", "Basé", "éééé", "Basic é", "Basic"] {
+            let _ = extract(Some(h), &f);
+        }
+        assert_eq!(extract(Some("Basic é"), &empty).unwrap_err().code, ErrorCode::InvalidRequest);
     }
 
     #[test]

@@ -83,13 +83,69 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
         res.is_ok()
     }
 
-    /// Writes an HTTP-level error and flushes; the caller closes the connection.
+    /// Writes an HTTP-level error, then closes gracefully: shut down our sending side and drain
+    /// what the client is still sending (bounded), so that unread request bytes do not make the
+    /// kernel answer with a reset that destroys the error response before the client reads it.
     async fn fail(&mut self, e: HttpError) {
         let r =
             Response::json_value(e.status, &serde_json::json!({"error": e.error, "error_description": e.description}));
         write_response(&mut self.out, &r, false, false);
-        let _ = self.flush().await;
+        if !self.flush().await {
+            return;
+        }
+        let _ = self.stream.shutdown().await;
+        let deadline = Instant::now() + LINGER;
+        let mut drained = 0usize;
+        while drained < LINGER_BYTES {
+            self.buf.clear();
+            let buf = std::mem::take(&mut self.buf);
+            let cap = buf.capacity().max(4096);
+            let mut buf = buf;
+            buf.reserve(cap);
+            let read = self.stream.read(buf);
+            match monoio::time::timeout_at(deadline.into(), read).await {
+                Ok((Ok(n), b)) if n > 0 => {
+                    drained += n;
+                    self.buf = b;
+                }
+                _ => break,
+            }
+        }
     }
+
+    /// Reads a body that is not fully buffered yet: flushes queued responses first (pipelining
+    /// must not wait on a slow body), then reads until `deadline`.
+    async fn read_body(&mut self, deadline: Instant, w: &Worker) -> Result<(), Option<HttpError>> {
+        if !self.flush().await {
+            return Err(None);
+        }
+        match self.read_more(deadline, w, false).await {
+            ReadOutcome::Data => Ok(()),
+            ReadOutcome::TimedOut => Err(Some(HttpError::REQUEST_TIMEOUT)),
+            _ => Err(None),
+        }
+    }
+}
+
+/// How long, and how many bytes, a connection is drained after an error answer.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 << 10;
+
+/// Whether `buf` may hold a complete head, or is already past a limit: parsing is skipped until
+/// then, so a head trickling in byte by byte is not re-parsed from the start on every read.
+/// `from` is where the previous check stopped.
+fn head_worth_parsing(buf: &[u8], from: usize, limits: &Limits) -> bool {
+    if buf.len() > limits.max_head_bytes {
+        return true;
+    }
+    let start = from.saturating_sub(3);
+    let tail = buf.get(start..).unwrap_or(&[]);
+    // httparse also accepts bare LF line ends.
+    if tail.windows(2).any(|w| w == b"\n\n") || tail.windows(4).any(|w| w == b"\r\n\r\n") {
+        return true;
+    }
+    // A request line longer than the URL limit is answered (414) without waiting for more.
+    !buf.contains(&b'\n') && buf.len() > limits.max_url_bytes + 16
 }
 
 /// Serves one connection until it closes.
@@ -100,16 +156,23 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, w: &Worker, api
         Api::Public => cfg.max_body_oauth,
         Api::Admin => cfg.max_body_admin,
     };
+    // Chunk framing may add overhead, but not without bound: a body arriving as one-byte chunks
+    // with long extensions would otherwise hold a thousand times its size in memory.
+    let max_wire = max_body.saturating_mul(2).saturating_add(16 << 10);
     let mut c = Conn { stream, buf: Vec::with_capacity(8192), out: Vec::with_capacity(8192) };
     loop {
         // Head.
         let mut head_deadline: Option<Instant> = None;
+        let mut scanned = 0;
         let head = loop {
-            match parse_head(&c.buf, &limits) {
-                Ok(Some(h)) => break h,
-                Ok(None) => {}
-                Err(e) => return c.fail(e).await,
+            if head_worth_parsing(&c.buf, scanned, &limits) {
+                match parse_head(&c.buf, &limits) {
+                    Ok(Some(h)) => break h,
+                    Ok(None) => {}
+                    Err(e) => return c.fail(e).await,
+                }
             }
+            scanned = c.buf.len();
             if !c.flush().await {
                 return;
             }
@@ -132,61 +195,59 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, w: &Worker, api
                 _ => return,
             }
         };
-        // Body.
+        // The head is parsed into owned values; from here the buffer starts at the body.
+        c.buf.drain(..head.head_len);
         let body_deadline = Instant::now() + cfg.header_timeout.max(Duration::from_secs(1)) * 3;
-        let (body, consumed) = match head.body {
-            BodyKind::None => (Vec::new(), head.head_len),
+        let body = match head.body {
+            BodyKind::None => Vec::new(),
             BodyKind::Length(n) => {
                 if n > max_body as u64 {
                     return c.fail(HttpError::PAYLOAD_TOO_LARGE).await;
                 }
-                let need = head.head_len + n as usize;
+                let need = n as usize;
                 if c.buf.len() < need && head.expect_continue {
                     c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                    if !c.flush().await {
-                        return;
-                    }
                 }
                 while c.buf.len() < need {
-                    match c.read_more(body_deadline, w, false).await {
-                        ReadOutcome::Data => {}
-                        ReadOutcome::TimedOut => return c.fail(HttpError::REQUEST_TIMEOUT).await,
-                        _ => return,
+                    match c.read_body(body_deadline, w).await {
+                        Ok(()) => {}
+                        Err(Some(e)) => return c.fail(e).await,
+                        Err(None) => return,
                     }
                 }
-                (c.buf[head.head_len..need].to_vec(), need)
+                c.buf.drain(..need).collect()
             }
             BodyKind::Chunked => {
                 let mut dec = ChunkedDecoder::new(max_body);
                 let mut body = Vec::new();
-                let mut pos = head.head_len;
-                let mut continued = false;
+                let mut wire = 0usize;
+                if head.expect_continue {
+                    c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
                 loop {
-                    match dec.feed(c.buf.get(pos..).unwrap_or(&[]), &mut body) {
-                        Ok((used, ChunkedProgress::Done)) => {
-                            pos += used;
-                            break;
+                    match dec.feed(&c.buf, &mut body) {
+                        Ok((used, progress)) => {
+                            // Decoded bytes are kept once, in `body`; the framing is dropped.
+                            c.buf.drain(..used.min(c.buf.len()));
+                            wire = wire.saturating_add(used);
+                            if progress == ChunkedProgress::Done {
+                                break;
+                            }
                         }
-                        Ok((used, ChunkedProgress::NeedMore)) => pos += used,
                         Err(e) => return c.fail(e).await,
                     }
-                    if head.expect_continue && !continued {
-                        continued = true;
-                        c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                        if !c.flush().await {
-                            return;
-                        }
+                    if wire > max_wire || c.buf.len() > max_wire {
+                        return c.fail(HttpError::PAYLOAD_TOO_LARGE).await;
                     }
-                    match c.read_more(body_deadline, w, false).await {
-                        ReadOutcome::Data => {}
-                        ReadOutcome::TimedOut => return c.fail(HttpError::REQUEST_TIMEOUT).await,
-                        _ => return,
+                    match c.read_body(body_deadline, w).await {
+                        Ok(()) => {}
+                        Err(Some(e)) => return c.fail(e).await,
+                        Err(None) => return,
                     }
                 }
-                (body, pos)
+                body
             }
         };
-        c.buf.drain(..consumed);
         let is_head = head.method == Method::Head;
         let keep_alive = head.keep_alive;
         let req = Request { head, body };
@@ -228,5 +289,26 @@ pub fn write_response(out: &mut Vec<u8>, r: &Response, keep_alive: bool, head_on
         w.finish_head(&r.body, keep_alive);
     } else {
         w.finish(&r.body, keep_alive);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_is_parsed_only_once_it_can_be_complete_or_too_big() {
+        let l = Limits::default();
+        assert!(!head_worth_parsing(b"GET / HTTP/1.1\r\nHost: x\r\n", 0, &l));
+        assert!(head_worth_parsing(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0, &l));
+        assert!(head_worth_parsing(b"GET / HTTP/1.1\nHost: x\n\n", 0, &l), "bare LF heads");
+        // The terminator split across two reads is still found.
+        let full = b"GET / HTTP/1.1\r\n\r\n";
+        assert!(head_worth_parsing(full, full.len() - 2, &l));
+        let long_line = vec![b'a'; l.max_url_bytes + 17];
+        assert!(head_worth_parsing(&long_line, 0, &l), "an over-long request line is answered at once");
+        let mut big = b"GET / HTTP/1.1\r\n".to_vec();
+        big.resize(l.max_head_bytes + 1, b'x');
+        assert!(head_worth_parsing(&big, big.len() - 1, &l));
     }
 }

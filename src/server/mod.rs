@@ -321,7 +321,10 @@ async fn worker_main(w: Rc<Worker>, listeners: Vec<(Api, std::net::TcpListener)>
                         w.connections.set(w.connections.get() + 1);
                         let w = w.clone();
                         monoio::spawn(async move {
-                            conn::serve(stream, &w, api).await;
+                            // A bug must cost one connection, never the worker and its listeners.
+                            if CatchUnwind(Box::pin(conn::serve(stream, &w, api))).await.is_err() {
+                                error!("a connection handler panicked; the connection was closed", "worker" = w.index);
+                            }
                             w.connections.set(w.connections.get() - 1);
                         });
                     }
@@ -340,4 +343,37 @@ async fn worker_main(w: Rc<Worker>, listeners: Vec<(Api, std::net::TcpListener)>
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
+}
+
+/// Turns a panic inside a future into an error result (monoio does not catch panics in tasks:
+/// one would unwind out of the worker's `block_on`).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catch_unwind_turns_a_panic_into_an_error() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().build().unwrap();
+        let r = rt.block_on(CatchUnwind(Box::pin(async {
+            let v: Vec<u8> = Vec::new();
+            v[usize::from(v.is_empty())]
+        })));
+        assert!(r.is_err());
+        let ok = rt.block_on(CatchUnwind(Box::pin(async { 7 })));
+        assert_eq!(ok, Ok(7));
+    }
 }

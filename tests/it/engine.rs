@@ -30,6 +30,9 @@ both_drivers!(
     garbage_does_not_affect_others,
     malformed_flood,
     http10_and_connection_close,
+    non_ascii_authorization_does_not_kill_the_worker,
+    chunk_framing_overhead_is_bounded,
+    pipelined_answer_is_not_held_behind_a_slow_body,
 );
 
 fn client(s: &Server) -> (String, String) {
@@ -401,4 +404,62 @@ fn http10_and_connection_close(d: &str) {
     let r = c.response();
     assert_eq!(r.header("connection"), Some("close"));
     assert!(c.is_closed());
+}
+
+/// Review finding: `Authorization: Basicé` (multi-byte UTF-8 at byte 6) used to panic the
+/// worker thread. Send it more times than there are workers, then prove both still serve.
+fn non_ascii_authorization_does_not_kill_the_worker(d: &str) {
+    let s = Opts::new(d).start();
+    for _ in 0..8 {
+        let raw = "POST /oauth2/token HTTP/1.1\r\nHost: x\r\nAuthorization: Basicé\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let mut c = Conn::open(s.public);
+        c.send(raw.as_bytes());
+        let r = c.response();
+        assert!(r.status == 400 || r.status == 401, "got {}", r.status);
+    }
+    for _ in 0..16 {
+        Req::get("/health/alive").send(s.public).expect(200);
+    }
+}
+
+/// Review finding: one-byte chunks with 1000-byte extensions used to keep every wire byte in
+/// memory. The body limit now also bounds the framing: the answer is 413, not a held gigabyte.
+fn chunk_framing_overhead_is_bounded(d: &str) {
+    let s = shared(d);
+    let mut c = Conn::open(s.public);
+    c.set_timeout(Duration::from_secs(10));
+    let head = "POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n";
+    c.send(head.as_bytes());
+    let chunk = format!("1;{}\r\na\r\n", "x".repeat(1000));
+    let mut sent = 0;
+    let mut answered = None;
+    // 200 chunks = ~200 KB of framing for 200 bytes of body: far past 2 x 64 KiB.
+    for _ in 0..200 {
+        if !c.send_lossy(chunk.as_bytes()) {
+            break;
+        }
+        sent += 1;
+    }
+    if let Ok(r) = c.read_response() {
+        answered = Some(r.status);
+    }
+    assert_eq!(answered, Some(413), "after {sent} chunks");
+    Req::get("/health/alive").send(s.public).expect(200);
+}
+
+/// Review finding: a complete pipelined request's answer must not wait for the next request's
+/// body to arrive.
+fn pipelined_answer_is_not_held_behind_a_slow_body(d: &str) {
+    let s = shared(d);
+    let mut c = Conn::open(s.public);
+    c.set_timeout(Duration::from_secs(3));
+    let mut bytes = Req::get("/health/alive").bytes(false);
+    bytes.extend_from_slice(
+        b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 40\r\n\r\ngrant",
+    );
+    let t = Instant::now();
+    c.send(&bytes);
+    let r = c.response();
+    r.expect(200);
+    assert!(t.elapsed() < Duration::from_secs(2), "first answer held for {:?}", t.elapsed());
 }
