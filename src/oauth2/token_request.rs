@@ -24,10 +24,13 @@ pub fn parse(form: &Form) -> Result<TokenRequest, OAuthError> {
     match grant_type {
         "client_credentials" => Ok(TokenRequest::ClientCredentials {
             scope: form.get("scope").map(str::to_string),
+            // Space-separated, repeated, or both (Hydra accepts either form).
             audience: form
-                .get("audience")
-                .map(|a| a.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect())
-                .unwrap_or_default(),
+                .get_all("audience")
+                .flat_map(|a| a.split(' '))
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
         }),
         _ => Err(OAuthError::hint(ErrorCode::UnsupportedGrantType, "The grant_type is not supported by this server.")),
     }
@@ -47,6 +50,15 @@ mod tests {
                 scope: Some("a b".into()),
                 audience: vec!["https://x".into(), "https://y".into()]
             }
+        );
+    }
+
+    #[test]
+    fn repeated_audience_is_collected() {
+        let f = crate::http::form::decode_multi(b"grant_type=client_credentials&audience=a+b&audience=c").unwrap();
+        assert_eq!(
+            parse(&f).unwrap(),
+            TokenRequest::ClientCredentials { scope: None, audience: vec!["a".into(), "b".into(), "c".into()] }
         );
     }
 

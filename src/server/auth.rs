@@ -2,13 +2,15 @@
 //! DESIGN.md §5.
 //!
 //! Invariants: a PBKDF2 check runs on the helper pool, never on the worker; an unknown client
-//! costs one PBKDF2 of a dummy hash, the same as a wrong secret, so the two are not told apart by
-//! timing; after a secret verifies, an HMAC of it (keyed per process) is cached per client and
+//! costs one PBKDF2 of a dummy hash made with the configured iteration count, the same as a wrong
+//! secret of a client without rotated secrets, so the two are not told apart by timing (a client
+//! with rotated secrets costs one more PBKDF2 per rotated secret on a wrong secret, until
+//! `DELETE …/secrets/rotate`); after a secret verifies, an HMAC of it (keyed per process) is cached per client and
 //! client version, compared in constant time, and ignored once the client changes.
 
 use crate::oauth2::client_auth::{check_method, Presented};
 use crate::oauth2::error::{ErrorCode, OAuthError};
-use crate::oauth2::hasher::{dummy_hash, verify_secret};
+use crate::oauth2::hasher::verify_secret;
 use crate::server::state::{ClientEntry, Worker};
 use ring::hmac;
 use std::sync::Arc;
@@ -24,7 +26,9 @@ pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<Clien
     let Some(entry) = entry else {
         // Spend what a wrong secret costs.
         let secret = presented.secret().unwrap_or("").to_string();
-        let _ = w.shared.pool.run(move || verify_secret(dummy_hash(), secret.as_bytes())).await;
+        let dummy = w.shared.dummy_hash.clone();
+        // A full pool answers 503 here too, or saturation would tell unknown ids apart.
+        w.shared.pool.run(move || verify_secret(&dummy, secret.as_bytes())).await?;
         return Err(invalid_client(basic));
     };
     check_method(entry.stored.client.auth_method(), presented)?;
@@ -44,6 +48,7 @@ pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<Clien
     let current = entry.stored.secret_hash.clone();
     let rotated = entry.stored.rotated_secret_hashes.clone();
     let owned = secret.to_string();
+    let dummy = w.shared.dummy_hash.clone();
     let ok = w
         .shared
         .pool
@@ -52,13 +57,12 @@ pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<Clien
             match current {
                 Some(h) => verify_secret(&h, s) || rotated.iter().any(|r| verify_secret(r, s)),
                 None => {
-                    verify_secret(dummy_hash(), s);
+                    verify_secret(&dummy, s);
                     false
                 }
             }
         })
-        .await
-        .ok_or_else(|| OAuthError::new(ErrorCode::ServerError))?;
+        .await?;
     if !ok {
         return Err(invalid_client(basic));
     }

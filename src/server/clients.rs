@@ -55,18 +55,35 @@ async fn hash(w: &Worker, secret: String) -> Result<String, Response> {
         .pool
         .run(move || hash_secret(secret.as_bytes(), iterations, &salt))
         .await
-        .ok_or_else(|| Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)))
+        .map_err(|e| Response::oauth_error(&OAuthError::from(e)))
+}
+
+/// How a client write relates to what is stored.
+enum Write<'a> {
+    Create,
+    /// Replace exactly this entry (compare-and-set on its stored bytes).
+    Replace(&'a ClientEntry),
 }
 
 /// Writes a client durably, then publishes it to the snapshot.
-async fn write(w: &Worker, stored: StoredClient, mode: PutMode) -> Result<(), Response> {
+async fn write(w: &Worker, stored: StoredClient, how: Write<'_>) -> Result<(), Response> {
     let id = stored.client.client_id.clone();
-    let (outcome, version) = w.shared.store.put_client(&id, stored.to_bytes(), mode).await.map_err(store_error)?;
+    let mode = match how {
+        Write::Create => PutMode::Create { marks: w.shared.store.seq_marks() },
+        Write::Replace(e) => PutMode::Replace { expected: e.raw.clone() },
+    };
+    let raw = stored.to_bytes();
+    let (outcome, version) = w.shared.store.put_client(&id, raw.clone(), mode).await.map_err(store_error)?;
     match outcome {
         PutOutcome::Written => {
-            w.shared.apply_client(&id, version, Some(stored));
+            w.shared.apply_client(&id, version, Some((stored, raw)));
             Ok(())
         }
+        PutOutcome::Conflict => Err(Response::generic_error(
+            409,
+            "conflict",
+            "The OAuth 2.0 client was changed by another request while this one was processed; retry.",
+        )),
         PutOutcome::Exists => Err(Response::generic_error(
             409,
             "Unable to insert or update resource because a resource with that value exists already",
@@ -89,7 +106,7 @@ pub async fn create(w: &Worker, req: &Request) -> Response {
         None => None,
     };
     let stored = StoredClient::new(nc.client.clone(), secret_hash);
-    if let Err(r) = write(w, stored, PutMode::Create).await {
+    if let Err(r) = write(w, stored, Write::Create).await {
         return r;
     }
     Response::json_value(201, &nc.client.to_json(nc.plaintext_secret.as_deref()))
@@ -173,7 +190,7 @@ async fn replace(w: &Worker, existing: &ClientEntry, nc: NewClient) -> Response 
             st
         }
     };
-    if let Err(r) = write(w, stored, PutMode::Replace).await {
+    if let Err(r) = write(w, stored, Write::Replace(existing)).await {
         return r;
     }
     Response::json_value(200, &nc.client.to_json(nc.plaintext_secret.as_deref()))
@@ -217,7 +234,7 @@ pub async fn lifespans(w: &Worker, req: &Request, id: &str) -> Response {
     };
     let mut stored = existing.stored.clone();
     stored.client = updated.clone();
-    if let Err(r) = write(w, stored, PutMode::Replace).await {
+    if let Err(r) = write(w, stored, Write::Replace(&existing)).await {
         return r;
     }
     Response::json_value(200, &updated.to_json(None))
@@ -239,7 +256,7 @@ pub async fn rotate(w: &Worker, id: &str) -> Response {
     let mut stored = existing.stored.clone();
     stored.rotate_secret(h, unix_now());
     let body = stored.client.to_json(Some(&secret));
-    if let Err(r) = write(w, stored, PutMode::Replace).await {
+    if let Err(r) = write(w, stored, Write::Replace(&existing)).await {
         return r;
     }
     Response::json_value(200, &body)
@@ -253,7 +270,7 @@ pub async fn delete_rotated(w: &Worker, id: &str) -> Response {
     let mut stored = existing.stored.clone();
     stored.clear_rotated_secrets(unix_now());
     let body = stored.client.to_json(None);
-    if let Err(r) = write(w, stored, PutMode::Replace).await {
+    if let Err(r) = write(w, stored, Write::Replace(&existing)).await {
         return r;
     }
     Response::json_value(200, &body)

@@ -33,6 +33,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Connections one worker serves at once; more wait in the listen backlog. Bounds memory (each
+/// connection holds at least its 8 KiB buffers) under a connection flood.
+const MAX_CONNECTIONS_PER_WORKER: usize = 16_384;
+
 /// Server version reported by `/version` and `hydra version`.
 pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
@@ -81,7 +85,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     let mut clients = Vec::new();
     for (id, bytes) in store.load_clients().map_err(|e| e.to_string())? {
         let stored = StoredClient::from_bytes(&bytes).map_err(|e| format!("client {id:?} is unreadable: {e}"))?;
-        clients.push((id, stored));
+        clients.push((id, stored, bytes));
     }
     let watermarks = store.load_watermarks().map_err(|e| e.to_string())?;
     let workers = config.workers;
@@ -128,6 +132,12 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         clients: arc_swap::ArcSwap::from_pointee(ClientSnapshot::from_store(clients, watermarks)),
         store: Arc::new(store),
         pool: pool::Pool::new(2).map_err(|e| format!("cannot start helper threads: {e}"))?,
+        dummy_hash: {
+            use ring::rand::SecureRandom;
+            let mut salt = [0u8; 16];
+            ring::rand::SystemRandom::new().fill(&mut salt).map_err(|_| "no randomness available".to_string())?;
+            Arc::from(crate::oauth2::hasher::hash_secret(&salt, config.pbkdf2_iterations, &salt))
+        },
         shutting_down: Default::default(),
         config,
     });
@@ -309,7 +319,16 @@ async fn worker_main(w: Rc<Worker>, listeners: Vec<(Api, std::net::TcpListener)>
         let l = monoio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
         let w = w.clone();
         monoio::spawn(async move {
+            let mut last_warning: Option<std::time::Instant> = None;
             loop {
+                if w.connections.get() >= MAX_CONNECTIONS_PER_WORKER {
+                    // Leave further connections in the kernel's backlog until some close.
+                    monoio::time::sleep(Duration::from_millis(5)).await;
+                    if w.stopping.get() {
+                        break;
+                    }
+                    continue;
+                }
                 let accepted = monoio::select! {
                     r = l.accept() => Some(r),
                     _ = w.stopped() => None,
@@ -329,8 +348,13 @@ async fn worker_main(w: Rc<Worker>, listeners: Vec<(Api, std::net::TcpListener)>
                         });
                     }
                     Some(Err(e)) => {
-                        // Out of file descriptors and similar: back off instead of spinning.
-                        warn!("accept failed", "error" = e);
+                        // Out of file descriptors and similar: back off instead of spinning, and
+                        // say so at most once a second.
+                        let now = std::time::Instant::now();
+                        if last_warning.is_none_or(|t: std::time::Instant| now - t >= Duration::from_secs(1)) {
+                            warn!("accept failed", "error" = e);
+                            last_warning = Some(now);
+                        }
                         monoio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }

@@ -1,6 +1,8 @@
-//! `POST /oauth2/revoke` (RFC 7009) with Hydra's answers: `200` with an empty body for every
-//! token, known or not, of this client or not; only `invalid_request` and `invalid_client` are
-//! surfaced. A revocation is acknowledged after its delete is durable.
+//! `POST /oauth2/revoke` (RFC 7009) with Hydra's answers: `200` with an empty body for an unknown,
+//! invalid or already revoked token (§2.2); `400 unauthorized_client` for a token issued to
+//! another client (§2.1: "the request is refused and the client is informed of the error", as
+//! current fosite does); `invalid_request` / `invalid_client` for bad requests. A revocation is
+//! acknowledged after its delete is durable.
 
 use crate::oauth2::client_auth;
 use crate::oauth2::error::{ErrorCode, OAuthError};
@@ -32,9 +34,16 @@ async fn run(w: &Worker, req: &Request) -> Result<(), OAuthError> {
     let Some(r) = verify(&w.shared.token_keys, token) else { return Ok(()) };
     let store = &w.shared.store;
     let Some(rec) = store.get_token(r.partition as u32, r.seq)? else { return Ok(()) };
-    if !same_signature(&rec.signature, &r.signature) || rec.client_id != client.stored.client.client_id {
-        // A token of another client is left alone, silently (RFC 7009 §2.1, Hydra).
+    if !same_signature(&rec.signature, &r.signature) {
         return Ok(());
+    }
+    if rec.client_id != client.stored.client.client_id {
+        // RFC 7009 §2.1: the token must have been issued to the client making the request.
+        return Err(OAuthError::hint(
+            ErrorCode::UnauthorizedClient,
+            "The OAuth 2.0 Client is not allowed to revoke a token issued to another client.",
+        )
+        .with_basic(presented.is_basic()));
     }
     store.delete_token(r.partition as u32, r.seq).await?;
     Ok(())

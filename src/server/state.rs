@@ -22,6 +22,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct ClientEntry {
     pub stored: StoredClient,
+    /// The exact stored bytes, the compare-and-set token of read-modify-write admin calls.
+    pub raw: Vec<u8>,
     /// Commit-ordered version of the write that produced this entry; secret-digest caches are
     /// keyed by it, so a secret change invalidates them.
     pub version: u64,
@@ -38,11 +40,15 @@ pub struct ClientSnapshot {
 }
 
 impl ClientSnapshot {
-    pub fn from_store(clients: Vec<(String, StoredClient)>, watermarks: Vec<(String, Vec<u64>)>) -> ClientSnapshot {
+    /// Builds the start-up view from stored clients (id, decoded, exact bytes) and watermarks.
+    pub fn from_store(
+        clients: Vec<(String, StoredClient, Vec<u8>)>,
+        watermarks: Vec<(String, Vec<u64>)>,
+    ) -> ClientSnapshot {
         ClientSnapshot {
             clients: clients
                 .into_iter()
-                .map(|(id, stored)| (id, Arc::new(ClientEntry { stored, version: 0 })))
+                .map(|(id, stored, raw)| (id, Arc::new(ClientEntry { stored, raw, version: 0 })))
                 .collect(),
             versions: HashMap::new(),
             watermarks: watermarks.into_iter().map(|(id, m)| (id, Arc::new(m))).collect(),
@@ -64,6 +70,8 @@ pub struct Shared {
     /// Key of the per-worker client-secret digest caches.
     pub secret_cache_key: ring::hmac::Key,
     pub pool: Pool,
+    /// A PBKDF2 hash with the configured parameters, verified when a client id is unknown.
+    pub dummy_hash: Arc<str>,
     pub shutting_down: AtomicBool,
 }
 
@@ -76,8 +84,8 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     /// Applies a durable client write (`Some`) or deletion (`None`) to the snapshot, unless a
     /// later write of the same id was applied already.
-    pub fn apply_client(&self, id: &str, version: u64, stored: Option<StoredClient>) {
-        let entry = stored.map(|s| Arc::new(ClientEntry { stored: s, version }));
+    pub fn apply_client(&self, id: &str, version: u64, stored: Option<(StoredClient, Vec<u8>)>) {
+        let entry = stored.map(|(s, raw)| Arc::new(ClientEntry { stored: s, raw, version }));
         self.clients.rcu(|old| {
             let mut next = ClientSnapshot::clone(old);
             if next.versions.get(id).is_some_and(|v| *v >= version) {
@@ -236,6 +244,7 @@ mod tests {
             clients: ArcSwap::from_pointee(ClientSnapshot::default()),
             store: Arc::new(store),
             pool: Pool::new(1).unwrap(),
+            dummy_hash: Arc::from(crate::oauth2::hasher::dummy_hash()),
             shutting_down: AtomicBool::new(false),
             config,
         })
@@ -276,7 +285,9 @@ mod tests {
         let mk = |name: &str| {
             let c =
                 crate::oauth2::client::Client { client_id: "a".into(), client_name: name.into(), ..Default::default() };
-            StoredClient::new(c, None)
+            let st = StoredClient::new(c, None);
+            let raw = st.to_bytes();
+            (st, raw)
         };
         s.apply_client("a", 2, Some(mk("second")));
         s.apply_client("a", 1, Some(mk("first")));

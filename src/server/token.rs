@@ -42,7 +42,16 @@ pub fn read_form(req: &Request) -> Result<form::Form, OAuthError> {
             ));
         }
     }
-    form::decode(&req.body).map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))
+    let form =
+        form::decode_multi(&req.body).map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
+    // RFC 6749 §3.1: a parameter MUST NOT be sent twice. `audience` is not an RFC 6749 parameter
+    // and Hydra documents it as repeatable, so it alone may repeat.
+    let mut names: Vec<&str> = form.iter().map(|(k, _)| k).filter(|k| *k != "audience").collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(OAuthError::hint(ErrorCode::InvalidRequest, form::FormError::DuplicateParameter.description()));
+    }
+    Ok(form)
 }
 
 async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
@@ -63,6 +72,17 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
             let store = &w.shared.store;
             let partition = w.next_partition();
             let seq = store.next_seq(partition);
+            // The client may have been deleted, or deleted and re-created, while this request
+            // waited for authentication. Deletion and re-creation raise the id's watermarks from
+            // the sequence counters; a number taken after that must not become a token of the
+            // old client, so the client must still be the one that authenticated.
+            let still_same = w.shared.clients.load().clients.get(&client.stored.client.client_id).is_some_and(|now| {
+                now.stored.client.created_at == client.stored.client.created_at
+                    && now.stored.secret_hash == client.stored.secret_hash
+            });
+            if !still_same {
+                return Err(OAuthError::new(ErrorCode::InvalidClient).with_basic(presented.is_basic()));
+            }
             let random = w.rng.borrow_mut().next32();
             let minted = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, seq, &random);
             let now = unix_now();

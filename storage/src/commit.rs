@@ -117,14 +117,15 @@ fn run(db: &Database, receiver: &crossbeam_channel::Receiver<Job>, durability: D
         if result.is_err() {
             stats.failures.fetch_add(1, Relaxed);
         }
+        // Counted before anyone is told, so a caller that saw its write done sees it counted.
+        stats.commits.fetch_add(1, Relaxed);
+        stats.jobs.fetch_add(n, Relaxed);
         for done in completions.drain(..) {
             done(result.clone());
         }
         // Jobs that never ran (the batch aborted early) are dropped here; their callers see
         // the reply channel close, which `Pending` reports as an aborted commit.
         batch.clear();
-        stats.commits.fetch_add(1, Relaxed);
-        stats.jobs.fetch_add(n, Relaxed);
     }
     if durability == Durability::None {
         // Make everything committed without fsync durable before the process goes away.

@@ -20,6 +20,10 @@ const MANIFEST: &str = "MANIFEST";
 
 /// Tokens by per-partition sequence number.
 const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
+/// One row (key 0): a sequence number above every deleted token of the partition, written when
+/// a token is deleted, so that deleting the newest tokens never lets a restart hand their numbers
+/// out again.
+const SEQ_FLOOR: TableDefinition<u8, u64> = TableDefinition::new("seq_floor");
 /// Clients by id: version byte + the client's JSON storage form.
 const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("clients");
 /// Per-client token watermarks: tokens of that client with a sequence number below the
@@ -61,17 +65,19 @@ impl Partition {
         // Create the tables up front so that read transactions never find them missing.
         let wtx = db.begin_write()?;
         wtx.open_table(TOKENS)?;
+        wtx.open_table(SEQ_FLOOR)?;
         wtx.open_table(CLIENTS)?;
         wtx.open_table(WATERMARKS)?;
         wtx.commit()?;
         let last = {
             let rtx = db.begin_read()?;
             let table = rtx.open_table(TOKENS)?;
-            let last = table.last()?.map(|(k, _)| k.value());
-            last
+            let last = table.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+            let floor = rtx.open_table(SEQ_FLOOR)?.get(0)?.map(|v| v.value()).unwrap_or(1);
+            last.max(floor)
         };
         let committer = Committer::start(name, db.clone(), durability)?;
-        Ok(Partition { db, committer, next_seq: AtomicU64::new(last.map_or(1, |k| k + 1)) })
+        Ok(Partition { db, committer, next_seq: AtomicU64::new(last) })
     }
 
     /// Commit counters of this partition.
@@ -88,13 +94,20 @@ pub enum PutOutcome {
     Exists,
     /// Replace: no such client.
     Missing,
+    /// Replace: the stored client is no longer the one the change was computed from.
+    Conflict,
 }
 
 /// Whether a client write may create or must replace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutMode {
-    Create,
-    Replace,
+    /// Create a new client. If the id had token watermarks (an earlier client of that id was
+    /// deleted), they are raised to the given marks in the same transaction, so that no token
+    /// minted for the earlier client can become valid for the new one.
+    Create { marks: Vec<u64> },
+    /// Replace the client whose stored bytes are exactly `expected` (compare-and-set: a
+    /// read-modify-write computed from an older version is refused).
+    Replace { expected: Vec<u8> },
 }
 
 /// Token operations, coarse: one call is one transaction. The shape a SQL backend would also fit.
@@ -153,9 +166,18 @@ impl Store {
         }
         let count = read_or_write_manifest(dir, opts.partitions)?;
         let open = |file: &str| -> Result<Database, StoreError> {
+            let path = dir.join(file);
+            let fresh = !path.exists();
             let mut b = redb::Builder::new();
             b.set_cache_size(opts.cache_bytes);
-            Ok(b.create(dir.join(file))?)
+            let db = b.create(&path)?;
+            if fresh {
+                // Whatever the umask: the files hold client secret hashes.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| StoreError::Manifest(format!("cannot restrict {}: {e}", path.display())))?;
+            }
+            Ok(db)
         };
         let meta = Partition::new("commit-meta".into(), open("meta.redb")?, opts.durability)?;
         let mut partitions = Vec::with_capacity(count as usize);
@@ -263,6 +285,23 @@ fn parse_manifest(text: &str) -> Result<u32, StoreError> {
     valid_partition_count(count)
 }
 
+/// Raises a client's stored watermarks to at least `marks` (element-wise maximum, so concurrent
+/// raises commute and a mark never goes down). With `create` false, only an existing row is
+/// raised.
+fn raise_marks(wtx: &redb::WriteTransaction, id: &str, marks: &[u64], create: bool) -> Result<(), StoreError> {
+    let mut table = wtx.open_table(WATERMARKS)?;
+    let current = table.get(id)?.map(|g| decode_marks(g.value()));
+    let merged: Vec<u64> = match current {
+        None if !create => return Ok(()),
+        None => marks.to_vec(),
+        Some(cur) => (0..cur.len().max(marks.len()))
+            .map(|i| cur.get(i).copied().unwrap_or(0).max(marks.get(i).copied().unwrap_or(0)))
+            .collect(),
+    };
+    table.insert(id, encode_marks(&merged).as_slice())?;
+    Ok(())
+}
+
 fn encode_marks(marks: &[u64]) -> Vec<u8> {
     marks.iter().flat_map(|m| m.to_le_bytes()).collect()
 }
@@ -339,6 +378,13 @@ impl TokenStore for Store {
         };
         part.committer.submit(move |wtx| {
             let existed = wtx.open_table(TOKENS)?.remove(seq)?.is_some();
+            if existed {
+                let mut floor = wtx.open_table(SEQ_FLOOR)?;
+                let current = floor.get(0)?.map(|v| v.value()).unwrap_or(1);
+                if seq + 1 > current {
+                    floor.insert(0, seq + 1)?;
+                }
+            }
             Ok(existed)
         })
     }
@@ -366,10 +412,12 @@ impl ClientStore for Store {
         self.meta.committer.submit(move |wtx| {
             let v = version.fetch_add(1, Ordering::Relaxed) + 1;
             let mut table = wtx.open_table(CLIENTS)?;
-            let exists = table.get(id.as_str())?.is_some();
-            match (mode, exists) {
-                (PutMode::Create, true) => return Ok((PutOutcome::Exists, v)),
-                (PutMode::Replace, false) => return Ok((PutOutcome::Missing, v)),
+            let current: Option<Vec<u8>> = table.get(id.as_str())?.map(|g| g.value().get(1..).unwrap_or(&[]).to_vec());
+            match (&mode, current) {
+                (PutMode::Create { .. }, Some(_)) => return Ok((PutOutcome::Exists, v)),
+                (PutMode::Replace { .. }, None) => return Ok((PutOutcome::Missing, v)),
+                (PutMode::Replace { expected }, Some(cur)) if *expected != cur => return Ok((PutOutcome::Conflict, v)),
+                (PutMode::Create { marks }, None) => raise_marks(wtx, &id, marks, false)?,
                 _ => {}
             }
             let mut value = Vec::with_capacity(body.len() + 1);
@@ -387,7 +435,7 @@ impl ClientStore for Store {
             let v = version.fetch_add(1, Ordering::Relaxed) + 1;
             let existed = wtx.open_table(CLIENTS)?.remove(id.as_str())?.is_some();
             if existed {
-                wtx.open_table(WATERMARKS)?.insert(id.as_str(), encode_marks(&marks).as_slice())?;
+                raise_marks(wtx, &id, &marks, true)?;
             }
             Ok((existed, v))
         })
@@ -395,10 +443,7 @@ impl ClientStore for Store {
 
     fn set_watermarks(&self, client_id: &str, marks: Vec<u64>) -> Pending<()> {
         let id = client_id.to_string();
-        self.meta.committer.submit(move |wtx| {
-            wtx.open_table(WATERMARKS)?.insert(id.as_str(), encode_marks(&marks).as_slice())?;
-            Ok(())
-        })
+        self.meta.committer.submit(move |wtx| raise_marks(wtx, &id, &marks, true))
     }
 
     fn load_watermarks(&self) -> Result<Vec<(String, Vec<u64>)>, StoreError> {

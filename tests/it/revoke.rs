@@ -29,14 +29,15 @@ fn revoke_own_token() {
 }
 
 #[test]
-fn revoke_other_clients_token_is_silent_noop() {
+fn revoke_other_clients_token_is_refused() {
     let s = api();
     let (a, asec) = cc_client(s, "a");
     let (b, bsec) = cc_client(s, "a");
     let tok = access_token(s, &a, &asec);
+    // RFC 7009 §2.1 and current fosite: refused, and the client is told.
     let r = revoke(s, &b, &bsec, &tok);
-    r.expect(200);
-    assert!(r.body.is_empty());
+    r.expect_error(400, "unauthorized_client");
+    r.assert_no_store();
     assert!(is_active(s, &tok), "another client's token stays active");
 }
 

@@ -102,6 +102,12 @@ fn audience_allow_list() {
     assert_eq!(i["aud"], json!(["https://api.example.com"]));
     let t = token(s, &id, &secret, &[]);
     assert_eq!(introspect(s, t["access_token"].as_str().unwrap())["aud"], json!([]));
+    // `audience` may repeat (Hydra's documented form); other parameters may not.
+    let t =
+        token(s, &id, &secret, &[("audience", "https://api.example.com"), ("audience", "https://other.example.com")]);
+    let i = introspect(s, t["access_token"].as_str().unwrap());
+    assert_eq!(i["aud"], json!(["https://api.example.com", "https://other.example.com"]));
+    token_req(&id, &secret, &[("scope", "a"), ("scope", "a")]).send(s.public).expect_error(400, "invalid_request");
 }
 
 #[test]
