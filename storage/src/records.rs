@@ -88,6 +88,14 @@ mod tests {
     }
 
     #[test]
+    fn size_of_a_client_credentials_record() {
+        // Printed for capacity planning; asserted loosely so a layout change is noticed.
+        let n = encode_token(&sample()).unwrap().len();
+        eprintln!("client credentials token record: {n} bytes");
+        assert!(n < 256, "{n}");
+    }
+
+    #[test]
     fn round_trip() {
         let bytes = encode_token(&sample()).unwrap();
         assert_eq!(bytes[0], TOKEN_RECORD_VERSION);
