@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need, then runs every test of the
 # workspace (unit tests, the storage crate's tests, and the integration suite that starts the
-# real server on ephemeral ports under both monoio drivers).
+# real server on ephemeral ports under both monoio drivers), and closes with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,4 +10,11 @@ cd "$(dirname "$0")"
 command -v cargo >/dev/null || { echo "cargo is required (rustup.rs)" >&2; exit 1; }
 
 cargo build --bins
-cargo test --workspace --no-fail-fast
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+# One closing line over every test binary (cargo prints one `test result:` line per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"
