@@ -164,7 +164,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         let cpu = cpus.get(index % cpus.len().max(1)).copied();
         let t = std::thread::Builder::new()
             .name(format!("worker-{index}"))
-            .spawn(move || run_worker(shared, index, workers, cpu, listeners))
+            .spawn(move || run_worker(shared, index, cpu, listeners))
             .map_err(|e| e.to_string())?;
         threads.push(t);
     }
@@ -268,7 +268,6 @@ fn allowed_cpus() -> Vec<usize> {
 fn run_worker(
     shared: Arc<Shared>,
     index: usize,
-    workers: usize,
     cpu: Option<usize>,
     listeners: Vec<(Api, std::net::TcpListener)>,
 ) -> Result<(), String> {
@@ -283,7 +282,7 @@ fn run_worker(
         Driver::Auto => Driver::Legacy,
         d => d,
     };
-    let w = Rc::new(Worker::new(shared, index, workers)?);
+    let w = Rc::new(Worker::new(shared, index)?);
     match driver {
         Driver::IoUring => {
             let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()

@@ -138,12 +138,11 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, index: usize, workers: usize) -> Result<Worker, String> {
+    pub fn new(shared: Arc<Shared>, index: usize) -> Result<Worker, String> {
         let partitions = hydra_storage::TokenStore::partition_count(&*shared.store).max(1);
         // With more workers than partitions, workers share a partition: its committer stays the
         // single writer and each worker's batch is one job of the shared commit.
         let home = (index % partitions as usize) as u32;
-        let _ = workers;
         let rng = FastRng::new().map_err(|_| "the operating system has no randomness to give".to_string())?;
         Ok(Worker {
             shared,
@@ -252,7 +251,7 @@ mod tests {
 
     #[test]
     fn stop_waiters_do_not_accumulate_and_all_wake() {
-        let w = Worker::new(shared(), 0, 2).unwrap();
+        let w = Worker::new(shared(), 0).unwrap();
         let mut cx = Context::from_waker(Waker::noop());
         for _ in 0..1000 {
             let mut f = std::pin::pin!(w.stopped());
@@ -271,11 +270,11 @@ mod tests {
     #[test]
     fn each_worker_writes_to_its_home_partition() {
         let s = shared();
-        let a = Worker::new(s.clone(), 0, 2).unwrap();
-        let b = Worker::new(s, 1, 2).unwrap();
+        let a = Worker::new(s.clone(), 0).unwrap();
+        let b = Worker::new(s, 1).unwrap();
         assert_eq!((a.next_partition(), a.next_partition()), (0, 0));
         assert_eq!((b.next_partition(), b.next_partition()), (1, 1));
-        let c = Worker::new(a.shared.clone(), 5, 6).unwrap();
+        let c = Worker::new(a.shared.clone(), 5).unwrap();
         assert_eq!(c.next_partition(), 1, "more workers than partitions share them");
     }
 
