@@ -3,11 +3,12 @@
 //!
 //! Invariants: a PBKDF2 check runs on the helper pool, never on the worker; an unknown client
 //! costs one PBKDF2 of a dummy hash made with the configured iteration count, the same as a wrong
-//! secret of a client without rotated secrets, so the two are not told apart by timing (a client
-//! with rotated secrets costs one more PBKDF2 per rotated secret on a wrong secret, until
-//! `DELETE …/secrets/rotate`; and a method mismatch answers at once, naming the registered method,
-//! exactly as Hydra does, so it tells that the id exists); after a secret verifies, an HMAC of it (keyed per process) is cached per client and
-//! client version, compared in constant time, and ignored once the client changes.
+//! secret of a client without rotated secrets, so the two are not told apart by timing. Known
+//! exceptions: a client with rotated secrets costs one more PBKDF2 per rotated secret on a wrong
+//! secret (until `DELETE …/secrets/rotate`), and a method mismatch answers at once naming the
+//! registered method, exactly as Hydra does, which tells that the id exists. After a secret
+//! verifies, an HMAC of it (keyed per process) is cached per client and client version, compared
+//! in constant time, and ignored once the client changes.
 
 use crate::oauth2::client_auth::{check_method, Presented};
 use crate::oauth2::error::{ErrorCode, OAuthError};
