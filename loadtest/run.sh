@@ -8,7 +8,8 @@
 #
 # Env: DURATION (15s), CONNS (64), SERVER_CPUS (0), LOAD_CPUS (1), POOL (2000 tokens),
 #      ENGINE_WORKERS (default: CPUs in SERVER_CPUS), EXTRA_ENV (extra server env, e.g.
-#      "ENGINE_PARTITIONS=8"), LABEL (added to the run file name).
+#      "ENGINE_PARTITIONS=8"), LABEL (added to the run file name), ROUNDS (1; with more, each
+#      scenario runs that many times, interleaved, and the table shows the median round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15s}
@@ -16,6 +17,7 @@ CONNS=${CONNS:-64}
 SERVER_CPUS=${SERVER_CPUS:-0}
 LOAD_CPUS=${LOAD_CPUS:-1}
 POOL=${POOL:-2000}
+ROUNDS=${ROUNDS:-1}
 PUB=${PUBLIC_PORT:-14444}
 ADM=${ADMIN_PORT:-14445}
 
@@ -66,21 +68,30 @@ CMDS[ceiling]="${OHA[*]} http://127.0.0.1:$PUB/health/alive"
 CMDS[issuance]="${OHA[*]} -m POST -a $ID:<secret> -T application/x-www-form-urlencoded -d grant_type=client_credentials&scope=read http://127.0.0.1:$PUB/oauth2/token"
 CMDS[introspect]="${OHA[*]} -m POST -T application/x-www-form-urlencoded -Z <pool of $POOL token bodies> http://127.0.0.1:$ADM/admin/oauth2/introspect"
 
-"${OHA[@]}" "http://127.0.0.1:$PUB/health/alive" >"$DATA/ceiling.json"
-sleep 1
-"${OHA[@]}" -m POST -a "$ID:$SECRET" -T application/x-www-form-urlencoded \
-  -d 'grant_type=client_credentials&scope=read' "http://127.0.0.1:$PUB/oauth2/token" >"$DATA/issuance.json"
-sleep 1
-"${OHA[@]}" -m POST -T application/x-www-form-urlencoded -Z "$DATA/pool.txt" \
-  "http://127.0.0.1:$ADM/admin/oauth2/introspect" >"$DATA/introspect.json"
+# ROUNDS > 1 repeats the three scenarios in turn; the table shows each scenario's median round,
+# which damps the noise of a shared machine.
+for r in $(seq "$ROUNDS"); do
+  "${OHA[@]}" "http://127.0.0.1:$PUB/health/alive" >"$DATA/ceiling.$r.json"
+  sleep 1
+  "${OHA[@]}" -m POST -a "$ID:$SECRET" -T application/x-www-form-urlencoded \
+    -d 'grant_type=client_credentials&scope=read' "http://127.0.0.1:$PUB/oauth2/token" >"$DATA/issuance.$r.json"
+  sleep 1
+  "${OHA[@]}" -m POST -T application/x-www-form-urlencoded -Z "$DATA/pool.txt" \
+    "http://127.0.0.1:$ADM/admin/oauth2/introspect" >"$DATA/introspect.$r.json"
+  sleep 1
+done
 
-TABLE=$(python3 - "$DATA" <<'PY'
+TABLE=$(python3 - "$DATA" "$ROUNDS" <<'PY'
 import json, sys
-d = sys.argv[1]
+d, rounds = sys.argv[1], int(sys.argv[2])
 rows = []
 base = None
+def median_round(name):
+    runs = [json.load(open(f"{d}/{name}.{r}.json")) for r in range(1, rounds + 1)]
+    runs.sort(key=lambda j: j["summary"]["requestsPerSec"])
+    return runs[len(runs) // 2]
 for name in ["ceiling", "issuance", "introspect"]:
-    j = json.load(open(f"{d}/{name}.json"))
+    j = median_round(name)
     s = j["summary"]
     rps = s["requestsPerSec"]
     lat = j.get("latencyPercentiles", {})
@@ -100,7 +111,7 @@ print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
     print(f"| {r[0]} | {r[1]:.0f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.2f} |")
 for name in ["ceiling", "issuance", "introspect"]:
-    dist = json.load(open(f"{d}/{name}.json")).get("errorDistribution", {})
+    dist = median_round(name).get("errorDistribution", {})
     for k, v in dist.items():
         print(f"\n{name}: {v} x {k}")
 PY
@@ -113,7 +124,7 @@ echo "$TABLE"
   echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)."
   echo "Server: \`taskset -c $SERVER_CPUS\`, env: \`$(printf '%s ' "${SERVER_ENV[@]}" | sed "s|$DATA|<fresh dir>|; s|SECRETS_SYSTEM=[^ ]*|SECRETS_SYSTEM=<secret>|")\`"
   echo "Driver: $(grep -m1 -o 'driver=[^ ]*' "$DATA/server.log" || echo 'see log (LOG_LEVEL=warn hides it)')."
-  echo "Load: oha $(oha --version | awk '{print $2}'), \`taskset -c $LOAD_CPUS\`, $CONNS connections, $DURATION per scenario, durable commits (fsync)."
+  echo "Load: oha $(oha --version | awk '{print $2}'), \`taskset -c $LOAD_CPUS\`, $CONNS connections, $DURATION per scenario, $ROUNDS round(s) (median shown), durable commits (fsync)."
   echo
   echo "$TABLE"
   echo
