@@ -640,6 +640,21 @@ mod tests {
     }
 
     #[test]
+    fn derived_urls_follow_the_bound_ports_but_configured_ones_stay() {
+        let mut c = load(&[SECRET, ("SERVE_PUBLIC_PORT", "0"), ("SERVE_ADMIN_PORT", "0")], false).unwrap();
+        let public: std::net::SocketAddr = "0.0.0.0:41234".parse().unwrap();
+        let admin: std::net::SocketAddr = "127.0.0.1:41235".parse().unwrap();
+        c.adopt_bound(Some(public), Some(admin));
+        assert_eq!(c.issuer, "http://localhost:41234/");
+        assert_eq!(c.public_url, "http://localhost:41234");
+        assert_eq!(c.admin_url, "http://127.0.0.1:41235");
+        let mut c = load(&[SECRET, ("URLS_SELF_ISSUER", "https://auth.example.com/")], false).unwrap();
+        c.adopt_bound(Some(public), Some(admin));
+        assert_eq!(c.issuer, "https://auth.example.com/", "a configured issuer is kept byte for byte");
+        assert_eq!(c.public_url, "https://auth.example.com");
+    }
+
+    #[test]
     fn dev_allows_missing_secret_and_http_issuer() {
         let c = load(&[("URLS_SELF_ISSUER", "http://auth.example.com")], true).unwrap();
         assert!(c.secrets_system.is_empty());
