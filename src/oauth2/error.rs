@@ -15,14 +15,10 @@ pub enum ErrorCode {
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
-    AccessDenied,
     ServerError,
     TemporarilyUnavailable,
-    InvalidClientMetadata,
-    InvalidRedirectUri,
     NotFound,
     MethodNotAllowed,
-    RequestForbidden,
 }
 
 impl ErrorCode {
@@ -34,14 +30,10 @@ impl ErrorCode {
             ErrorCode::UnauthorizedClient => "unauthorized_client",
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidScope => "invalid_scope",
-            ErrorCode::AccessDenied => "access_denied",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
-            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
-            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::RequestForbidden => "request_forbidden",
         }
     }
 
@@ -49,7 +41,6 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::InvalidClient => 401,
-            ErrorCode::AccessDenied | ErrorCode::RequestForbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::ServerError => 500,
@@ -67,14 +58,10 @@ impl ErrorCode {
             ErrorCode::UnauthorizedClient => "The client is not authorized to request a token using this method.",
             ErrorCode::UnsupportedGrantType => "The authorization grant type is not supported by the authorization server.",
             ErrorCode::InvalidScope => "The requested scope is invalid, unknown, or malformed.",
-            ErrorCode::AccessDenied => "The resource owner or authorization server denied the request.",
             ErrorCode::ServerError => "The authorization server encountered an unexpected condition that prevented it from fulfilling the request.",
             ErrorCode::TemporarilyUnavailable => "The authorization server is currently unable to handle the request due to a temporary overloading or maintenance of the server.",
-            ErrorCode::InvalidClientMetadata => "The value of one of the Client Metadata fields is invalid and the server has rejected this request.",
-            ErrorCode::InvalidRedirectUri => "The value of one or more redirect_uris is invalid.",
             ErrorCode::NotFound => "The requested resource could not be found.",
             ErrorCode::MethodNotAllowed => "The requested method is not allowed on this resource.",
-            ErrorCode::RequestForbidden => "The request is not allowed.",
         }
     }
 }
@@ -152,7 +139,6 @@ mod tests {
             (ErrorCode::InvalidRequest, 400),
             (ErrorCode::InvalidClient, 401),
             (ErrorCode::UnauthorizedClient, 400),
-            (ErrorCode::AccessDenied, 403),
             (ErrorCode::ServerError, 500),
             (ErrorCode::TemporarilyUnavailable, 503),
         ];

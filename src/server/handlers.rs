@@ -1,11 +1,14 @@
 //! Dispatch from a route to its handler, plus the trivial endpoints (health, version).
 
+use crate::http::form::{self, Form, FormError};
+use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::server::conn::Request;
 use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
 use crate::server::{clients, introspect, revoke, token, VERSION};
-use hydra_storage::ClientStore;
+use crate::token::{same_signature, verify, TokenRef, TokenType};
+use hydra_storage::{ClientStore, TokenKind, TokenRecord, TokenStore};
 use serde_json::json;
 
 pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
@@ -53,10 +56,50 @@ fn ready(w: &Worker, api: Api) -> Response {
     }
 }
 
-/// Whether the request declares a form body (`application/x-www-form-urlencoded`, parameters
-/// such as `charset` allowed).
-pub fn is_form(req: &Request) -> bool {
-    req.head.header("content-type").is_some_and(|ct| {
+/// Decodes a protocol endpoint's body: `application/x-www-form-urlencoded` (parameters such as
+/// `charset` allowed) and strict form rules; a parameter may appear once, except the names in
+/// `repeatable` (RFC 6749 §3.1 binds only its own parameters).
+pub fn form_body(req: &Request, repeatable: &[&str]) -> Result<Form, OAuthError> {
+    let is_form = req.head.header("content-type").is_some_and(|ct| {
         ct.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-    })
+    });
+    if !is_form {
+        return Err(OAuthError::hint(
+            ErrorCode::InvalidRequest,
+            "The request must use the content type application/x-www-form-urlencoded.",
+        ));
+    }
+    let form =
+        form::decode_multi(&req.body).map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
+    // At most 100 parameters (form decoding enforces it), usually three: a pairwise scan.
+    for (i, (a, _)) in form.iter().enumerate() {
+        if !repeatable.contains(&a) && form.iter().skip(i + 1).any(|(b, _)| b == a) {
+            return Err(OAuthError::hint(ErrorCode::InvalidRequest, FormError::DuplicateParameter.description()));
+        }
+    }
+    Ok(form)
+}
+
+/// The `token` parameter of revocation and introspection (required, non-empty).
+pub fn required_token(form: &Form) -> Result<&str, OAuthError> {
+    match form.get("token") {
+        Some(t) if !t.is_empty() => Ok(t),
+        _ => Err(OAuthError::hint(ErrorCode::InvalidRequest, "The request is missing the 'token' parameter.")),
+    }
+}
+
+/// Finds the stored record of a presented token: the MAC is verified first (no storage access for
+/// a forged token), then the record is read straight from its partition (redb read transactions
+/// are safe from any thread) and must carry the same signature and kind. `None` for anything else.
+pub fn find_token(w: &Worker, token: &str) -> Result<Option<(TokenRef, TokenRecord)>, OAuthError> {
+    let Some(r) = verify(&w.shared.token_keys, token) else { return Ok(None) };
+    let Some(rec) = w.shared.store.get_token(u32::from(r.partition), r.seq)? else { return Ok(None) };
+    let kind_matches = matches!(
+        (r.token_type, rec.kind),
+        (TokenType::AccessToken, TokenKind::Access) | (TokenType::RefreshToken, TokenKind::Refresh)
+    );
+    if !kind_matches || !same_signature(&rec.signature, &r.signature) {
+        return Ok(None);
+    }
+    Ok(Some((r, rec)))
 }

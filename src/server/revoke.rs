@@ -8,10 +8,10 @@ use crate::oauth2::client_auth;
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::server::auth::authenticate;
 use crate::server::conn::Request;
+use crate::server::handlers::{find_token, required_token};
 use crate::server::respond::Response;
 use crate::server::state::Worker;
 use crate::server::token::read_form;
-use crate::token::{same_signature, verify};
 use hydra_storage::TokenStore;
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
@@ -26,17 +26,9 @@ async fn run(w: &Worker, req: &Request) -> Result<(), OAuthError> {
     let form = read_form(req)?;
     let presented = client_auth::extract(req.head.header("authorization"), &form)?;
     let client = authenticate(w, &presented).await?;
-    let token = match form.get("token") {
-        Some(t) if !t.is_empty() => t,
-        _ => return Err(OAuthError::hint(ErrorCode::InvalidRequest, "The request is missing the 'token' parameter.")),
-    };
+    let token = required_token(&form)?;
     // RFC 7009 §2.2: an invalid token is not an error for the client.
-    let Some(r) = verify(&w.shared.token_keys, token) else { return Ok(()) };
-    let store = &w.shared.store;
-    let Some(rec) = store.get_token(r.partition as u32, r.seq)? else { return Ok(()) };
-    if !same_signature(&rec.signature, &r.signature) {
-        return Ok(());
-    }
+    let Some((r, rec)) = find_token(w, token)? else { return Ok(()) };
     if rec.client_id != client.stored.client.client_id {
         // RFC 7009 §2.1: the token must have been issued to the client making the request.
         return Err(OAuthError::hint(
@@ -45,6 +37,6 @@ async fn run(w: &Worker, req: &Request) -> Result<(), OAuthError> {
         )
         .with_basic(presented.is_basic()));
     }
-    store.delete_token(r.partition as u32, r.seq).await?;
+    w.shared.store.delete_token(u32::from(r.partition), r.seq).await?;
     Ok(())
 }

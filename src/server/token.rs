@@ -8,7 +8,7 @@ use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::token_request::{self, TokenRequest};
 use crate::server::auth::authenticate;
 use crate::server::conn::Request;
-use crate::server::handlers::is_form;
+use crate::server::handlers::form_body;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, TokenType};
@@ -23,15 +23,10 @@ pub async fn handle(w: &Worker, req: &Request) -> Response {
     .no_store()
 }
 
-/// Decodes an OAuth form body, refusing credentials in the query string (RFC 6749 §2.3.1:
-/// client credentials "MUST NOT be included in the request URI").
+/// Decodes a token or revocation request body, refusing credentials in the query string
+/// (RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI"). `audience`
+/// may repeat: it is not an RFC 6749 parameter and Hydra documents it as repeatable.
 pub fn read_form(req: &Request) -> Result<form::Form, OAuthError> {
-    if !is_form(req) {
-        return Err(OAuthError::hint(
-            ErrorCode::InvalidRequest,
-            "The request must use the content type application/x-www-form-urlencoded.",
-        ));
-    }
     if let Some(q) = &req.head.query {
         let query = form::decode_multi(q.as_bytes())
             .map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
@@ -42,17 +37,7 @@ pub fn read_form(req: &Request) -> Result<form::Form, OAuthError> {
             ));
         }
     }
-    let form =
-        form::decode_multi(&req.body).map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
-    // RFC 6749 §3.1: a parameter MUST NOT be sent twice. `audience` is not an RFC 6749 parameter
-    // and Hydra documents it as repeatable, so it alone may repeat.
-    // At most 100 parameters (form decoding enforces it), usually three: a pairwise scan.
-    for (i, (a, _)) in form.iter().enumerate() {
-        if a != "audience" && form.iter().skip(i + 1).any(|(b, _)| b == a) {
-            return Err(OAuthError::hint(ErrorCode::InvalidRequest, form::FormError::DuplicateParameter.description()));
-        }
-    }
-    Ok(form)
+    form_body(req, &["audience"])
 }
 
 async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {

@@ -117,9 +117,11 @@ pub trait TokenStore: Send + Sync {
     fn next_seq(&self, partition: u32) -> u64;
     /// The next sequence number of every partition, in partition order.
     fn seq_marks(&self) -> Vec<u64>;
-    fn insert_token(&self, partition: u32, seq: u64, record: &TokenRecord) -> Pending<()>;
     /// Inserts several tokens of one partition in one job (one commit, one completion).
     fn insert_tokens(&self, partition: u32, records: Vec<(u64, TokenRecord)>) -> Pending<()>;
+    fn insert_token(&self, partition: u32, seq: u64, record: &TokenRecord) -> Pending<()> {
+        self.insert_tokens(partition, vec![(seq, record.clone())])
+    }
     fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>, StoreError>;
     /// Deletes one token; resolves to whether it existed.
     fn delete_token(&self, partition: u32, seq: u64) -> Pending<bool>;
@@ -331,19 +333,6 @@ impl TokenStore for Store {
 
     fn seq_marks(&self) -> Vec<u64> {
         self.partitions.iter().map(|p| p.next_seq.load(Ordering::Relaxed)).collect()
-    }
-
-    fn insert_token(&self, partition: u32, seq: u64, record: &TokenRecord) -> Pending<()> {
-        let encoded = encode_token(record);
-        let part = match self.part(partition) {
-            Ok(p) => p,
-            Err(_) => return self.meta.committer.submit(|_| Err(StoreError::Corrupt("partition out of range"))),
-        };
-        part.committer.submit(move |wtx| {
-            let bytes = encoded?;
-            wtx.open_table(TOKENS)?.insert(seq, bytes.as_slice())?;
-            Ok(())
-        })
     }
 
     fn insert_tokens(&self, partition: u32, records: Vec<(u64, TokenRecord)>) -> Pending<()> {
