@@ -105,6 +105,8 @@ pub struct Config {
     pub durability: hydra_storage::Durability,
     pub driver: Driver,
     pub cache_bytes: usize,
+    /// Write-ahead log size per database; 0 turns the log off.
+    pub wal_bytes: u64,
     /// Per-connection limits.
     pub max_body_oauth: usize,
     pub max_body_admin: usize,
@@ -166,6 +168,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("engine.durability", Kind::Str),
     ("engine.driver", Kind::Str),
     ("engine.cache_size_mb", Kind::Int),
+    ("engine.wal_size_mb", Kind::Int),
     ("engine.header_timeout", Kind::Str),
     ("engine.idle_timeout", Kind::Str),
 ];
@@ -465,6 +468,11 @@ impl Config {
             Some(n) if (1..=65536).contains(&n) => (n as usize) << 20,
             Some(n) => return Err(err("engine.cache_size_mb", format!("must be between 1 and 65536, got {n}"))),
         };
+        let wal_bytes = match raw.int("engine.wal_size_mb")? {
+            None => hydra_storage::DEFAULT_WAL_BYTES,
+            Some(n) if (0..=4096).contains(&n) => (n as u64) << 20,
+            Some(n) => return Err(err("engine.wal_size_mb", format!("must be between 0 and 4096, got {n}"))),
+        };
         let default_scope = raw
             .list("oidc.dynamic_client_registration.default_scope")?
             .map(|v| v.join(" "))
@@ -504,6 +512,7 @@ impl Config {
             durability,
             driver,
             cache_bytes,
+            wal_bytes,
             max_body_oauth: 64 << 10,
             max_body_admin: 1 << 20,
             header_timeout: raw.duration("engine.header_timeout", Duration::from_secs(10))?,
@@ -582,6 +591,7 @@ mod tests {
         assert_eq!(c.ttl_access_token, Duration::from_secs(3600));
         assert_eq!(c.scope_strategy, ScopeStrategy::Wildcard);
         assert_eq!(c.durability, hydra_storage::Durability::Immediate);
+        assert_eq!(c.wal_bytes, hydra_storage::DEFAULT_WAL_BYTES);
         assert!(matches!(c.dsn, Dsn::Redb(_)));
         assert_eq!(c.default_client_scope, "offline_access offline openid");
     }
@@ -599,6 +609,7 @@ mod tests {
                 ("OAUTH2_CLIENT_CREDENTIALS_DEFAULT_GRANT_ALLOWED_SCOPE", "true"),
                 ("ENGINE_WORKERS", "3"),
                 ("ENGINE_DURABILITY", "none"),
+                ("ENGINE_WAL_SIZE_MB", "0"),
                 ("LOG_FORMAT", "json"),
             ],
             false,
@@ -614,6 +625,7 @@ mod tests {
         assert!(c.cc_default_grant_allowed_scope);
         assert_eq!(c.workers, 3);
         assert_eq!(c.durability, hydra_storage::Durability::None);
+        assert_eq!(c.wal_bytes, 0);
         assert_eq!(c.log_format, LogFormat::Json);
     }
 
@@ -629,6 +641,7 @@ mod tests {
             (&[SECRET, ("DSN", "postgres://x")], "dsn"),
             (&[SECRET, ("DSN", "redb://relative")], "dsn"),
             (&[SECRET, ("ENGINE_PARTITIONS", "3")], "engine.partitions"),
+            (&[SECRET, ("ENGINE_WAL_SIZE_MB", "-1")], "engine.wal_size_mb"),
             (&[SECRET, ("LOG_LEVEL", "loud")], "log.level"),
             (&[SECRET, ("URLS_SELF_ISSUER", "http://auth.example.com")], "urls.self.issuer"),
         ];

@@ -66,8 +66,12 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     if mode != ServeMode::All && config.dsn == Dsn::Memory {
         return Err("the in-memory DSN only works with `hydra serve all`: each process would have its own store".into());
     }
-    let opts =
-        StoreOptions { partitions: config.partitions, durability: config.durability, cache_bytes: config.cache_bytes };
+    let opts = StoreOptions {
+        partitions: config.partitions,
+        durability: config.durability,
+        cache_bytes: config.cache_bytes,
+        wal_bytes: config.wal_bytes,
+    };
     let store = match &config.dsn {
         Dsn::Memory => {
             warn!("DSN=memory: every token and client is lost when the process exits");

@@ -17,6 +17,8 @@ pub enum StoreError {
     Closed,
     /// The data directory or its manifest is unusable.
     Manifest(String),
+    /// A file of the store could not be read or written (the write-ahead log).
+    Io(String),
 }
 
 impl fmt::Display for StoreError {
@@ -27,6 +29,7 @@ impl fmt::Display for StoreError {
             StoreError::Corrupt(what) => write!(f, "corrupt record: {what}"),
             StoreError::Closed => f.write_str("store is shutting down"),
             StoreError::Manifest(e) => write!(f, "data directory: {e}"),
+            StoreError::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
 }

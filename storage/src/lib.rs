@@ -15,6 +15,8 @@ mod commit;
 mod error;
 pub mod records;
 mod store;
+mod tx;
+mod wal;
 
 pub use commit::{CommitStats, Durability, Pending};
 pub use error::StoreError;
@@ -22,3 +24,5 @@ pub use records::{TokenKind, TokenRecord};
 pub use store::{
     ClientStore, PutMode, PutOutcome, Store, StoreOptions, TokenStore, CLIENT_RECORD_VERSION, FORMAT_VERSION,
 };
+pub use tx::{Table, Tx};
+pub use wal::DEFAULT_WAL_BYTES;

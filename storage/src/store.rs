@@ -6,30 +6,27 @@
 //! (append-friendly B-tree inserts); the meta partition holds clients and per-client token
 //! watermarks; reads open a read transaction from any thread and never wait for a commit.
 
-use crate::commit::{Committer, Durability, Pending};
+use crate::commit::{Committer, Durability, Pending, SyncMode};
 use crate::records::{decode_token, encode_token, TokenRecord};
+use crate::tx::{Table, Tx};
+use crate::wal::{Wal, DEFAULT_WAL_BYTES};
 use crate::StoreError;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Version of the data-directory layout written in the manifest.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the data-directory layout written in the manifest. 2: every table bytes → bytes,
+/// one write-ahead log per database.
+pub const FORMAT_VERSION: u32 = 2;
 const MANIFEST: &str = "MANIFEST";
 
-/// Tokens by per-partition sequence number.
-const TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("tokens");
-/// One row (key 0): a sequence number above every deleted token of the partition, written when
-/// a token is deleted, so that deleting the newest tokens never lets a restart hand their numbers
-/// out again.
-const SEQ_FLOOR: TableDefinition<u8, u64> = TableDefinition::new("seq_floor");
-/// Clients by id: version byte + the client's JSON storage form.
-const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("clients");
-/// Per-client token watermarks: tokens of that client with a sequence number below the
-/// partition's mark are revoked. Survives client deletion so a re-created id does not revive
-/// old tokens. Value: little-endian u64 per partition.
-const WATERMARKS: TableDefinition<&str, &[u8]> = TableDefinition::new("token_watermarks");
+/// The single row of [`Table::SeqFloor`].
+const FLOOR_KEY: &[u8] = &[0];
+
+fn token_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
 
 /// Version byte in front of a stored client.
 pub const CLIENT_RECORD_VERSION: u8 = 1;
@@ -43,11 +40,19 @@ pub struct StoreOptions {
     pub durability: Durability,
     /// redb page cache per partition, in bytes.
     pub cache_bytes: usize,
+    /// Size of each database's write-ahead log file. 0: no log, every batch is a durable redb
+    /// commit (about twice the CPU per commit).
+    pub wal_bytes: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { partitions: 16, durability: Durability::Immediate, cache_bytes: 32 << 20 }
+        StoreOptions {
+            partitions: 16,
+            durability: Durability::Immediate,
+            cache_bytes: 32 << 20,
+            wal_bytes: DEFAULT_WAL_BYTES,
+        }
     }
 }
 
@@ -60,23 +65,24 @@ pub struct Partition {
 }
 
 impl Partition {
-    fn new(name: String, db: Database, durability: Durability) -> Result<Self, StoreError> {
+    fn new(name: String, db: Database, sync: SyncMode) -> Result<Self, StoreError> {
         let db = Arc::new(db);
         // Create the tables up front so that read transactions never find them missing.
         let wtx = db.begin_write()?;
-        wtx.open_table(TOKENS)?;
-        wtx.open_table(SEQ_FLOOR)?;
-        wtx.open_table(CLIENTS)?;
-        wtx.open_table(WATERMARKS)?;
+        for t in Table::all() {
+            wtx.open_table(t.def())?;
+        }
         wtx.commit()?;
+        let committer = Committer::start(name, db.clone(), sync)?;
+        // After the log is replayed: the replayed tokens count.
         let last = {
             let rtx = db.begin_read()?;
-            let table = rtx.open_table(TOKENS)?;
-            let last = table.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-            let floor = rtx.open_table(SEQ_FLOOR)?.get(0)?.map(|v| v.value()).unwrap_or(1);
+            let table = rtx.open_table(Table::Tokens.def())?;
+            let last = table.last()?.map(|(k, _)| decode_u64_be(k.value()) + 1).unwrap_or(1);
+            let floor =
+                rtx.open_table(Table::SeqFloor.def())?.get(FLOOR_KEY)?.map(|v| decode_u64(v.value())).unwrap_or(1);
             last.max(floor)
         };
-        let committer = Committer::start(name, db.clone(), durability)?;
         Ok(Partition { db, committer, next_seq: AtomicU64::new(last) })
     }
 
@@ -167,8 +173,8 @@ impl Store {
                 .map_err(|e| StoreError::Manifest(format!("cannot create {}: {e}", dir.display())))?;
         }
         let count = read_or_write_manifest(dir, opts.partitions)?;
-        let open = |file: &str| -> Result<Database, StoreError> {
-            let path = dir.join(file);
+        let open = |file: &str| -> Result<(Database, SyncMode), StoreError> {
+            let path = dir.join(format!("{file}.redb"));
             let fresh = !path.exists();
             let mut b = redb::Builder::new();
             b.set_cache_size(opts.cache_bytes);
@@ -179,13 +185,24 @@ impl Store {
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                     .map_err(|e| StoreError::Manifest(format!("cannot restrict {}: {e}", path.display())))?;
             }
-            Ok(db)
+            let wal_path = dir.join(format!("{file}.wal"));
+            let sync = match opts.durability {
+                Durability::Immediate if opts.wal_bytes > 0 => SyncMode::Log(Wal::open(&wal_path, opts.wal_bytes)?),
+                Durability::Immediate => SyncMode::Each,
+                Durability::None => SyncMode::Lazy,
+            };
+            if !matches!(sync, SyncMode::Log(_)) && wal_path.exists() {
+                // A log left by a run with the log on is replayed all the same.
+                crate::commit::recover(&db, &mut Wal::open(&wal_path, 0)?)?;
+            }
+            Ok((db, sync))
         };
-        let meta = Partition::new("commit-meta".into(), open("meta.redb")?, opts.durability)?;
+        let (db, sync) = open("meta")?;
+        let meta = Partition::new("commit-meta".into(), db, sync)?;
         let mut partitions = Vec::with_capacity(count as usize);
         for p in 0..count {
-            let db = open(&format!("p{p:04}.redb"))?;
-            partitions.push(Partition::new(format!("commit-p{p}"), db, opts.durability)?);
+            let (db, sync) = open(&format!("p{p:04}"))?;
+            partitions.push(Partition::new(format!("commit-p{p}"), db, sync)?);
         }
         let store = Store { partitions, meta, dir: Some(dir.to_path_buf()), meta_version: Arc::default() };
         // Sequence numbers must never fall back below a watermark: if the newest tokens of a
@@ -205,10 +222,10 @@ impl Store {
         let open = || -> Result<Database, StoreError> {
             Ok(redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?)
         };
-        let meta = Partition::new("commit-meta".into(), open()?, Durability::None)?;
+        let meta = Partition::new("commit-meta".into(), open()?, SyncMode::Lazy)?;
         let mut partitions = Vec::with_capacity(count as usize);
         for p in 0..count {
-            partitions.push(Partition::new(format!("commit-p{p}"), open()?, Durability::None)?);
+            partitions.push(Partition::new(format!("commit-p{p}"), open()?, SyncMode::Lazy)?);
         }
         Ok(Store { partitions, meta, dir: None, meta_version: Arc::default() })
     }
@@ -290,9 +307,8 @@ fn parse_manifest(text: &str) -> Result<u32, StoreError> {
 /// Raises a client's stored watermarks to at least `marks` (element-wise maximum, so concurrent
 /// raises commute and a mark never goes down). With `create` false, only an existing row is
 /// raised.
-fn raise_marks(wtx: &redb::WriteTransaction, id: &str, marks: &[u64], create: bool) -> Result<(), StoreError> {
-    let mut table = wtx.open_table(WATERMARKS)?;
-    let current = table.get(id)?.map(|g| decode_marks(g.value()));
+fn raise_marks(tx: &mut Tx<'_>, id: &str, marks: &[u64], create: bool) -> Result<(), StoreError> {
+    let current = tx.get(Table::Watermarks, id.as_bytes())?.map(|v| decode_marks(&v));
     let merged: Vec<u64> = match current {
         None if !create => return Ok(()),
         None => marks.to_vec(),
@@ -300,8 +316,7 @@ fn raise_marks(wtx: &redb::WriteTransaction, id: &str, marks: &[u64], create: bo
             .map(|i| cur.get(i).copied().unwrap_or(0).max(marks.get(i).copied().unwrap_or(0)))
             .collect(),
     };
-    table.insert(id, encode_marks(&merged).as_slice())?;
-    Ok(())
+    tx.insert(Table::Watermarks, id.as_bytes(), &encode_marks(&merged))
 }
 
 fn encode_marks(marks: &[u64]) -> Vec<u8> {
@@ -309,14 +324,16 @@ fn encode_marks(marks: &[u64]) -> Vec<u8> {
 }
 
 fn decode_marks(bytes: &[u8]) -> Vec<u64> {
-    bytes
-        .chunks_exact(8)
-        .map(|c| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(c);
-            u64::from_le_bytes(a)
-        })
-        .collect()
+    bytes.chunks_exact(8).map(decode_u64).collect()
+}
+
+/// A little-endian u64 (0 when the slice is not 8 bytes).
+fn decode_u64(b: &[u8]) -> u64 {
+    b.try_into().map(u64::from_le_bytes).unwrap_or(0)
+}
+
+fn decode_u64_be(b: &[u8]) -> u64 {
+    b.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 impl TokenStore for Store {
@@ -340,10 +357,9 @@ impl TokenStore for Store {
             Ok(p) => p,
             Err(_) => return self.meta.committer.submit(|_| Err(StoreError::Corrupt("partition out of range"))),
         };
-        part.committer.submit(move |wtx| {
-            let mut table = wtx.open_table(TOKENS)?;
+        part.committer.submit(move |tx| {
             for (seq, rec) in &records {
-                table.insert(*seq, encode_token(rec)?.as_slice())?;
+                tx.insert(Table::Tokens, &token_key(*seq), &encode_token(rec)?)?;
             }
             Ok(())
         })
@@ -352,8 +368,8 @@ impl TokenStore for Store {
     fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>, StoreError> {
         let part = self.part(partition)?;
         let rtx = part.db.begin_read()?;
-        let table = rtx.open_table(TOKENS)?;
-        let found = table.get(seq)?;
+        let table = rtx.open_table(Table::Tokens.def())?;
+        let found = table.get(&token_key(seq)[..])?;
         match found {
             Some(v) => Ok(Some(decode_token(v.value())?)),
             None => Ok(None),
@@ -365,13 +381,12 @@ impl TokenStore for Store {
             Ok(p) => p,
             Err(_) => return self.meta.committer.submit(|_| Ok(false)),
         };
-        part.committer.submit(move |wtx| {
-            let existed = wtx.open_table(TOKENS)?.remove(seq)?.is_some();
+        part.committer.submit(move |tx| {
+            let existed = tx.remove(Table::Tokens, &token_key(seq))?;
             if existed {
-                let mut floor = wtx.open_table(SEQ_FLOOR)?;
-                let current = floor.get(0)?.map(|v| v.value()).unwrap_or(1);
+                let current = tx.get(Table::SeqFloor, FLOOR_KEY)?.map(|v| decode_u64(&v)).unwrap_or(1);
                 if seq + 1 > current {
-                    floor.insert(0, seq + 1)?;
+                    tx.insert(Table::SeqFloor, FLOOR_KEY, &(seq + 1).to_le_bytes())?;
                 }
             }
             Ok(existed)
@@ -382,13 +397,13 @@ impl TokenStore for Store {
 impl ClientStore for Store {
     fn load_clients(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let rtx = self.meta.db.begin_read()?;
-        let table = rtx.open_table(CLIENTS)?;
+        let table = rtx.open_table(Table::Clients.def())?;
         let mut out = Vec::new();
         for row in table.iter()? {
             let (k, v) = row?;
-            let bytes = v.value();
-            match bytes.split_first() {
-                Some((&CLIENT_RECORD_VERSION, body)) => out.push((k.value().to_string(), body.to_vec())),
+            let id = String::from_utf8(k.value().to_vec()).map_err(|_| StoreError::Corrupt("client id"))?;
+            match v.value().split_first() {
+                Some((&CLIENT_RECORD_VERSION, body)) => out.push((id, body.to_vec())),
                 _ => return Err(StoreError::Corrupt("unknown client record version")),
             }
         }
@@ -398,21 +413,22 @@ impl ClientStore for Store {
     fn put_client(&self, id: &str, body: Vec<u8>, mode: PutMode) -> Pending<(PutOutcome, u64)> {
         let id = id.to_string();
         let version = self.meta_version.clone();
-        self.meta.committer.submit(move |wtx| {
+        self.meta.committer.submit(move |tx| {
             let v = version.fetch_add(1, Ordering::Relaxed) + 1;
-            let mut table = wtx.open_table(CLIENTS)?;
-            let current: Option<Vec<u8>> = table.get(id.as_str())?.map(|g| g.value().get(1..).unwrap_or(&[]).to_vec());
+            let current = tx.get(Table::Clients, id.as_bytes())?;
             match (&mode, current) {
                 (PutMode::Create { .. }, Some(_)) => return Ok((PutOutcome::Exists, v)),
                 (PutMode::Replace { .. }, None) => return Ok((PutOutcome::Missing, v)),
-                (PutMode::Replace { expected }, Some(cur)) if *expected != cur => return Ok((PutOutcome::Conflict, v)),
-                (PutMode::Create { marks }, None) => raise_marks(wtx, &id, marks, false)?,
+                (PutMode::Replace { expected }, Some(cur)) if cur.get(1..) != Some(expected.as_slice()) => {
+                    return Ok((PutOutcome::Conflict, v))
+                }
+                (PutMode::Create { marks }, None) => raise_marks(tx, &id, marks, false)?,
                 _ => {}
             }
             let mut value = Vec::with_capacity(body.len() + 1);
             value.push(CLIENT_RECORD_VERSION);
             value.extend_from_slice(&body);
-            table.insert(id.as_str(), value.as_slice())?;
+            tx.insert(Table::Clients, id.as_bytes(), &value)?;
             Ok((PutOutcome::Written, v))
         })
     }
@@ -420,11 +436,11 @@ impl ClientStore for Store {
     fn delete_client(&self, id: &str, marks: Vec<u64>) -> Pending<(bool, u64)> {
         let id = id.to_string();
         let version = self.meta_version.clone();
-        self.meta.committer.submit(move |wtx| {
+        self.meta.committer.submit(move |tx| {
             let v = version.fetch_add(1, Ordering::Relaxed) + 1;
-            let existed = wtx.open_table(CLIENTS)?.remove(id.as_str())?.is_some();
+            let existed = tx.remove(Table::Clients, id.as_bytes())?;
             if existed {
-                raise_marks(wtx, &id, &marks, true)?;
+                raise_marks(tx, &id, &marks, true)?;
             }
             Ok((existed, v))
         })
@@ -432,23 +448,24 @@ impl ClientStore for Store {
 
     fn set_watermarks(&self, client_id: &str, marks: Vec<u64>) -> Pending<()> {
         let id = client_id.to_string();
-        self.meta.committer.submit(move |wtx| raise_marks(wtx, &id, &marks, true))
+        self.meta.committer.submit(move |tx| raise_marks(tx, &id, &marks, true))
     }
 
     fn load_watermarks(&self) -> Result<Vec<(String, Vec<u64>)>, StoreError> {
         let rtx = self.meta.db.begin_read()?;
-        let table = rtx.open_table(WATERMARKS)?;
+        let table = rtx.open_table(Table::Watermarks.def())?;
         let mut out = Vec::new();
         for row in table.iter()? {
             let (k, v) = row?;
-            out.push((k.value().to_string(), decode_marks(v.value())));
+            let id = String::from_utf8(k.value().to_vec()).map_err(|_| StoreError::Corrupt("client id"))?;
+            out.push((id, decode_marks(v.value())));
         }
         Ok(out)
     }
 
     fn ping(&self) -> Result<(), StoreError> {
         let rtx = self.meta.db.begin_read()?;
-        rtx.open_table(CLIENTS)?;
+        rtx.open_table(Table::Clients.def())?;
         Ok(())
     }
 }

@@ -250,3 +250,43 @@ fn new_data_directories_are_private() {
     assert_eq!(mode(&dir.join("meta.redb")), 0o600);
     assert_eq!(mode(&dir.join("p0000.redb")), 0o600);
 }
+
+#[test]
+fn a_batch_larger_than_the_log_becomes_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = StoreOptions { partitions: 1, wal_bytes: 64 << 10, ..StoreOptions::default() };
+    let store = Store::open(dir.path(), &o).unwrap();
+    let stats = store.partition_stats(0).unwrap();
+    let before = stats.checkpoints.load(std::sync::atomic::Ordering::Relaxed);
+    // About 120 KiB of records: more than the whole log.
+    let records: Vec<(u64, TokenRecord)> = (0..1000).map(|i| (store.next_seq(0), rec("c", i))).collect();
+    store.insert_tokens(0, records.clone()).wait().unwrap();
+    assert!(stats.checkpoints.load(std::sync::atomic::Ordering::Relaxed) > before);
+    // A small one afterwards goes through the log again.
+    let seq = store.next_seq(0);
+    store.insert_token(0, seq, &rec("c", 5000)).wait().unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &o).unwrap();
+    for (seq, r) in records.iter().chain([(seq, rec("c", 5000))].iter()) {
+        assert_eq!(store.get_token(0, *seq).unwrap().as_ref(), Some(r));
+    }
+}
+
+#[test]
+fn without_a_log_every_commit_is_durable_and_no_log_file_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = StoreOptions { partitions: 1, wal_bytes: 0, ..StoreOptions::default() };
+    let store = Store::open(dir.path(), &o).unwrap();
+    for i in 0..5 {
+        let seq = store.next_seq(0);
+        store.insert_token(0, seq, &rec("c", i)).wait().unwrap();
+    }
+    let stats = store.partition_stats(0).unwrap();
+    assert_eq!(stats.checkpoints.load(std::sync::atomic::Ordering::Relaxed), 5);
+    assert!(!dir.path().join("p0000.wal").exists());
+    drop(store);
+    // Reopened with the log on: the log file appears, zero-filled to its full size.
+    let store = Store::open(dir.path(), &StoreOptions { partitions: 1, ..StoreOptions::default() }).unwrap();
+    assert_eq!(std::fs::metadata(dir.path().join("p0000.wal")).unwrap().len(), DEFAULT_WAL_BYTES);
+    assert_eq!(store.get_token(0, 4).unwrap(), Some(rec("c", 3)));
+}
