@@ -110,6 +110,12 @@ print("| scenario | req/s | p50 ms | p99 ms | errors | cut at end | 2xx | ratio 
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
     print(f"| {r[0]} | {r[1]:.0f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.2f} |")
+if rounds > 1:
+    print("\nEvery round (req/s, ratio to that round's ceiling):\n")
+    for r in range(1, rounds + 1):
+        rps = {n: json.load(open(f"{d}/{n}.{r}.json"))["summary"]["requestsPerSec"] for n in ["ceiling", "issuance", "introspect"]}
+        print(f"- round {r}: ceiling {rps['ceiling']:.0f}, issuance {rps['issuance']:.0f} ({rps['issuance'] / rps['ceiling']:.2f}), "
+              f"introspect {rps['introspect']:.0f} ({rps['introspect'] / rps['ceiling']:.2f})")
 for name in ["ceiling", "issuance", "introspect"]:
     dist = median_round(name).get("errorDistribution", {})
     for k, v in dist.items():
@@ -124,7 +130,7 @@ echo "$TABLE"
   echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)."
   echo "Server: \`taskset -c $SERVER_CPUS\`, env: \`$(printf '%s ' "${SERVER_ENV[@]}" | sed "s|$DATA|<fresh dir>|; s|SECRETS_SYSTEM=[^ ]*|SECRETS_SYSTEM=<secret>|")\`"
   echo "Driver: $(grep -m1 -o 'driver=[^ ]*' "$DATA/server.log" || echo 'see log (LOG_LEVEL=warn hides it)')."
-  echo "Load: oha $(oha --version | awk '{print $2}'), \`taskset -c $LOAD_CPUS\`, $CONNS connections, $DURATION per scenario, $ROUNDS round(s) (median shown), durable commits (fsync)."
+  echo "Load: oha $(oha --version | awk '{print $2}'), \`taskset -c $LOAD_CPUS\`, $CONNS connections, $DURATION per scenario, $ROUNDS round(s) (median shown), durable commits (a write-ahead log record written with O_DSYNC before every 2xx)."
   echo
   echo "$TABLE"
   echo
