@@ -28,9 +28,13 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
         }
         Command::Create(c) => match c.what {
             CreateWhat::OAuth2Client { fields, conn } => create_client(&fields, &conn, out, err),
+            CreateWhat::Jwk { set, kid, alg, use_, public, conn } => {
+                create_jwk(&set, kid.as_deref(), &alg, &use_, public, &conn, out, err)
+            }
         },
         Command::Get(c) => match c.what {
             GetWhat::OAuth2Client { ids, conn } => get_clients(&ids, &conn, out, err),
+            GetWhat::Jwk { sets, public, conn } => get_jwks(&sets, public, &conn, out, err),
         },
         Command::List(c) => match c.what {
             ListWhat::OAuth2Clients { page_size, page_token, conn } => {
@@ -43,6 +47,7 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
         Command::Delete(c) => match c.what {
             DeleteWhat::OAuth2Client { ids, conn } => delete_clients(&ids, &conn, out, err),
             DeleteWhat::AccessTokens { client_id, conn } => delete_access_tokens(&client_id, &conn, out, err),
+            DeleteWhat::Jwk { sets, conn } => delete_jwks(&sets, &conn, out, err),
         },
         Command::Perform(c) => match c.what {
             PerformWhat::ClientCredentials { creds, scope, audience, conn } => {
@@ -591,6 +596,83 @@ fn delete_access_tokens(client_id: &str, conn: &ConnFlags, out: Out, err: Out) -
     let path = format!("/admin/oauth2/tokens?client_id={}", form_encode(client_id));
     ctx.call_ok("DELETE", &path, &[], None)?;
     write_out(out, &render_ids(&ctx, &[client_id.to_string()]))
+}
+
+pub(crate) const JWK_HEADER: [&str; 4] = ["SET ID", "KEY ID", "ALGORITHM", "USE"];
+
+fn keys_path(set: &str) -> String {
+    format!("/admin/keys/{}", path_escape(set))
+}
+
+/// A key without its private members (`--public`).
+fn public_jwk(key: &Value) -> Value {
+    let mut k = key.clone();
+    if let Some(o) = k.as_object_mut() {
+        for m in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            o.remove(m);
+        }
+    }
+    k
+}
+
+/// Prints key sets as Hydra's CLI does: a table row per key, or `{"set","keys"}` per set.
+fn render_jwks(ctx: &Ctx, sets: &[(String, Vec<Value>)], public: bool) -> String {
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for (set, keys) in sets {
+        let keys: Vec<Value> = keys.iter().map(|k| if public { public_jwk(k) } else { k.clone() }).collect();
+        for k in &keys {
+            rows.push(vec![set.clone(), str_field(k, "kid"), str_field(k, "alg"), str_field(k, "use")]);
+        }
+        json.push(serde_json::json!({"set": set, "keys": keys}));
+    }
+    let json = match json.len() {
+        1 => json.remove(0),
+        _ => Value::Array(json),
+    };
+    render_table(ctx, &JWK_HEADER, &rows, &json)
+}
+
+fn keys_of(resp: &Response) -> Result<Vec<Value>, String> {
+    match parse_json(resp)?.get("keys") {
+        Some(Value::Array(a)) => Ok(a.clone()),
+        _ => Err("Error: the server did not answer with a JSON Web Key Set".to_string()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_jwk(
+    set: &str,
+    kid: Option<&str>,
+    alg: &str,
+    use_: &str,
+    public: bool,
+    conn: &ConnFlags,
+    out: Out,
+    err: Out,
+) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let body = serde_json::json!({"alg": alg, "kid": kid.unwrap_or(""), "use": use_}).to_string();
+    let resp = ctx.call_ok("POST", &keys_path(set), &[], Some(("application/json", body.as_bytes())))?;
+    write_out(out, &render_jwks(&ctx, &[(set.to_string(), keys_of(&resp)?)], public))
+}
+
+fn get_jwks(sets: &[String], public: bool, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let mut found = Vec::with_capacity(sets.len());
+    for set in sets {
+        let resp = ctx.call_ok("GET", &keys_path(set), &[], None)?;
+        found.push((set.clone(), keys_of(&resp)?));
+    }
+    write_out(out, &render_jwks(&ctx, &found, public))
+}
+
+fn delete_jwks(sets: &[String], conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    for set in sets {
+        ctx.call_ok("DELETE", &keys_path(set), &[], None)?;
+    }
+    write_out(out, &render_ids(&ctx, sets))
 }
 
 fn require_creds(creds: &ClientAuth) -> Result<(&str, &str), String> {

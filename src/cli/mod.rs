@@ -248,6 +248,8 @@ pub struct CreateCmd {
     pub what: CreateWhat,
 }
 
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum CreateWhat {
     /// Create an OAuth 2.0 Client
@@ -255,6 +257,25 @@ pub enum CreateWhat {
     OAuth2Client {
         #[command(flatten)]
         fields: ClientFields,
+        #[command(flatten)]
+        conn: ConnFlags,
+    },
+    /// Create a JSON Web Key Set with a JSON Web Key
+    #[command(name = "jwk", visible_alias = "jwks")]
+    Jwk {
+        #[arg(value_name = "SET_ID")]
+        set: String,
+        #[arg(value_name = "KEY_ID")]
+        kid: Option<String>,
+        /// The algorithm to be used to generate the key (RS256, ES256 or EdDSA).
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+        /// The intended use of this key.
+        #[arg(long = "use", default_value = "sig")]
+        use_: String,
+        /// Only return public keys.
+        #[arg(long)]
+        public: bool,
         #[command(flatten)]
         conn: ConnFlags,
     },
@@ -274,6 +295,17 @@ pub enum GetWhat {
     OAuth2Client {
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
+        #[command(flatten)]
+        conn: ConnFlags,
+    },
+    /// Get one or more JSON Web Key Sets by their set ID(s)
+    #[command(name = "jwk", visible_alias = "jwks")]
+    Jwk {
+        #[arg(required = true, value_name = "SET_ID")]
+        sets: Vec<String>,
+        /// Only return public keys.
+        #[arg(long)]
+        public: bool,
         #[command(flatten)]
         conn: ConnFlags,
     },
@@ -337,6 +369,14 @@ pub enum DeleteWhat {
     OAuth2Client {
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
+        #[command(flatten)]
+        conn: ConnFlags,
+    },
+    /// Delete one or more JSON Web Key Sets by their set ID(s)
+    #[command(name = "jwk", visible_alias = "jwks")]
+    Jwk {
+        #[arg(required = true, value_name = "SET_ID")]
+        sets: Vec<String>,
         #[command(flatten)]
         conn: ConnFlags,
     },

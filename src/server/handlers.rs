@@ -6,7 +6,7 @@ use crate::server::conn::Request;
 use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
-use crate::server::{clients, introspect, revoke, token, VERSION};
+use crate::server::{clients, introspect, keys, revoke, token, VERSION};
 use crate::token::{same_signature, verify, TokenRef, TokenType};
 use hydra_storage::{ClientStore, TokenKind, TokenRecord, TokenStore};
 use serde_json::json;
@@ -30,6 +30,14 @@ pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
         Route::ClientLifespans(id) => clients::lifespans(w, req, &id).await,
         Route::RotateSecret(id) => clients::rotate(w, &id).await,
         Route::DeleteRotatedSecrets(id) => clients::delete_rotated(w, &id).await,
+        Route::GetKeySet(set) => keys::get_set(w, &set),
+        Route::CreateKey(set) => keys::create(w, req, &set).await,
+        Route::PutKeySet(set) => keys::put_set(w, req, &set).await,
+        Route::DeleteKeySet(set) => keys::delete_set(w, &set).await,
+        Route::GetKey(set, kid) => keys::get_key(w, &set, &kid),
+        Route::PutKey(set, kid) => keys::put_key(w, req, &set, &kid).await,
+        Route::DeleteKey(set, kid) => keys::delete_key(w, &set, &kid).await,
+        Route::WellKnownJwks => keys::well_known(w).await,
         Route::NotFound => Response::not_found(),
         Route::MethodNotAllowed(allow) => Response::method_not_allowed(allow),
     };

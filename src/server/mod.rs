@@ -17,6 +17,7 @@ mod auth;
 mod batch;
 mod clients;
 mod introspect;
+pub mod keys;
 mod revoke;
 mod token;
 
@@ -92,6 +93,11 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         clients.push((id, stored, bytes));
     }
     let watermarks = store.load_watermarks().map_err(|e| e.to_string())?;
+    let key_seal = keys::seal_keys(&config.secrets_system);
+    let mut key_snapshot = keys::load(&store, &key_seal)?;
+    for set in keys::ensure_defaults(&store, &key_seal, &mut key_snapshot)? {
+        info!("generated a signing key", "set" = set, "alg" = "RS256");
+    }
     let workers = config.workers;
     let cfg = &config;
     let mut apis = Vec::new();
@@ -134,6 +140,8 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         token_keys: crate::token::TokenKeys::new(&config.secrets_system),
         secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cache_key),
         clients: arc_swap::ArcSwap::from_pointee(ClientSnapshot::from_store(clients, watermarks)),
+        keys: arc_swap::ArcSwap::from_pointee(key_snapshot),
+        key_seal,
         store: Arc::new(store),
         pool: pool::Pool::new(2).map_err(|e| format!("cannot start helper threads: {e}"))?,
         dummy_hash: {

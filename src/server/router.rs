@@ -30,6 +30,16 @@ pub enum Route {
     ClientLifespans(String),
     RotateSecret(String),
     DeleteRotatedSecrets(String),
+    /// `/admin/keys/{set}`
+    GetKeySet(String),
+    CreateKey(String),
+    PutKeySet(String),
+    DeleteKeySet(String),
+    /// `/admin/keys/{set}/{kid}`
+    GetKey(String, String),
+    PutKey(String, String),
+    DeleteKey(String, String),
+    WellKnownJwks,
     NotFound,
     MethodNotAllowed(&'static str),
 }
@@ -70,6 +80,7 @@ fn public(m: Method, path: &str) -> Route {
     match path {
         "/oauth2/token" => only(m, Method::Post, "POST", Route::Token),
         "/oauth2/revoke" => only(m, Method::Post, "POST", Route::Revoke),
+        "/.well-known/jwks.json" => only(m, Method::Get, "GET, HEAD", Route::WellKnownJwks),
         _ => Route::NotFound,
     }
 }
@@ -90,6 +101,9 @@ fn admin(m: Method, path: &str) -> Route {
             }
         }
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/keys/") {
+        return keys(m, rest);
     }
     let Some(rest) = path.strip_prefix("/clients/") else { return Route::NotFound };
     let mut parts = rest.splitn(2, '/');
@@ -116,6 +130,33 @@ fn admin(m: Method, path: &str) -> Route {
     }
 }
 
+/// `/keys/{set}` and `/keys/{set}/{kid}`, each segment percent-decoded and non-empty.
+fn keys(m: Method, rest: &str) -> Route {
+    let decode = |raw: &str| crate::http::form::percent_decode(raw.as_bytes()).ok().filter(|s| !s.is_empty());
+    let mut parts = rest.split('/');
+    let (Some(set), kid, None) = (parts.next().and_then(decode), parts.next(), parts.next()) else {
+        return Route::NotFound;
+    };
+    match kid {
+        None => match m {
+            Method::Get => Route::GetKeySet(set),
+            Method::Post => Route::CreateKey(set),
+            Method::Put => Route::PutKeySet(set),
+            Method::Delete => Route::DeleteKeySet(set),
+            _ => Route::MethodNotAllowed("GET, HEAD, POST, PUT, DELETE"),
+        },
+        Some(raw) => {
+            let Some(kid) = decode(raw) else { return Route::NotFound };
+            match m {
+                Method::Get => Route::GetKey(set, kid),
+                Method::Put => Route::PutKey(set, kid),
+                Method::Delete => Route::DeleteKey(set, kid),
+                _ => Route::MethodNotAllowed("GET, HEAD, PUT, DELETE"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +180,20 @@ mod tests {
             (Api::Admin, Post, "/admin/oauth2/introspect", Route::Introspect),
             (Api::Admin, Delete, "/oauth2/tokens", Route::DeleteTokens),
             (Api::Admin, Get, "/admin/version", Route::Version),
+            (Api::Admin, Get, "/admin/keys/hydra.openid.id-token", Route::GetKeySet("hydra.openid.id-token".into())),
+            (Api::Admin, Post, "/keys/a%2Fb", Route::CreateKey("a/b".into())),
+            (Api::Admin, Put, "/admin/keys/s", Route::PutKeySet("s".into())),
+            (Api::Admin, Delete, "/keys/s", Route::DeleteKeySet("s".into())),
+            (Api::Admin, Get, "/keys/s/k%201", Route::GetKey("s".into(), "k 1".into())),
+            (Api::Admin, Put, "/admin/keys/s/k", Route::PutKey("s".into(), "k".into())),
+            (Api::Admin, Delete, "/keys/s/k", Route::DeleteKey("s".into(), "k".into())),
+            (Api::Admin, Post, "/keys/s/k", Route::MethodNotAllowed("GET, HEAD, PUT, DELETE")),
+            (Api::Admin, Get, "/keys/s/k/x", Route::NotFound),
+            (Api::Admin, Get, "/keys/", Route::NotFound),
+            (Api::Admin, Get, "/keys/s/", Route::NotFound),
+            (Api::Public, Get, "/.well-known/jwks.json", Route::WellKnownJwks),
+            (Api::Public, Get, "/admin/keys/s", Route::NotFound),
+            (Api::Admin, Get, "/.well-known/jwks.json", Route::NotFound),
             (Api::Admin, Get, "/administrator", Route::NotFound),
             (Api::Admin, Options, "/clients/x", Route::MethodNotAllowed("GET, HEAD, PUT, PATCH, DELETE")),
             (Api::Admin, Get, "/clients/%zz", Route::NotFound),

@@ -66,6 +66,10 @@ pub struct Shared {
     pub config: Config,
     pub store: Arc<Store>,
     pub clients: ArcSwap<ClientSnapshot>,
+    /// JSON Web Key sets (ID-token and access-token signing keys, admin-managed sets).
+    pub keys: ArcSwap<crate::server::keys::KeySnapshot>,
+    /// Keys that seal stored JWKs, one per `secrets.system` entry.
+    pub key_seal: Vec<[u8; 32]>,
     pub token_keys: TokenKeys,
     /// Key of the per-worker client-secret digest caches.
     pub secret_cache_key: ring::hmac::Key,
@@ -241,6 +245,8 @@ mod tests {
             token_keys: TokenKeys::new(&config.secrets_system),
             secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[1; 32]),
             clients: ArcSwap::from_pointee(ClientSnapshot::default()),
+            keys: ArcSwap::from_pointee(crate::server::keys::KeySnapshot::default()),
+            key_seal: vec![[7; 32]],
             store: Arc::new(store),
             pool: Pool::new(1).unwrap(),
             dummy_hash: Arc::from(crate::oauth2::hasher::dummy_hash()),

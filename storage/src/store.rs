@@ -150,6 +150,70 @@ pub trait ClientStore: Send + Sync {
     fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// One stored JSON Web Key: its set, id, creation order and the sealed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub set: String,
+    pub kid: String,
+    /// Larger is newer (the caller's clock, in microseconds).
+    pub created: u64,
+    pub sealed: Vec<u8>,
+}
+
+/// A change to one key set; each is one transaction.
+#[derive(Debug, Clone)]
+pub enum KeyWrite {
+    /// Adds keys (replacing any with the same id).
+    Add(Vec<KeyRow>),
+    /// Adds keys only if the set is empty (two first-use generations race harmlessly).
+    AddIfEmpty(Vec<KeyRow>),
+    /// Replaces the whole set with these keys.
+    Replace(Vec<KeyRow>),
+    DeleteSet,
+    DeleteKey(String),
+}
+
+/// JSON Web Key operations on the meta partition.
+pub trait KeyStore: Send + Sync {
+    fn load_keys(&self) -> Result<Vec<KeyRow>, StoreError>;
+    /// Resolves to whether anything was there before (delete: the set or key existed;
+    /// `AddIfEmpty`: the set was empty and the keys were written) and the commit-ordered
+    /// version shared with client writes.
+    fn write_keys(&self, set: &str, write: KeyWrite) -> Pending<(bool, u64)>;
+}
+
+/// Version byte in front of a stored key row.
+const KEY_RECORD_VERSION: u8 = 1;
+
+fn key_row_key(set: &str, kid: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(set.len() + kid.len() + 1);
+    k.extend_from_slice(set.as_bytes());
+    k.push(0);
+    k.extend_from_slice(kid.as_bytes());
+    k
+}
+
+fn put_key_row(tx: &mut Tx<'_>, row: &KeyRow) -> Result<(), StoreError> {
+    let mut v = Vec::with_capacity(9 + row.sealed.len());
+    v.push(KEY_RECORD_VERSION);
+    v.extend_from_slice(&row.created.to_le_bytes());
+    v.extend_from_slice(&row.sealed);
+    tx.insert(Table::Jwks, &key_row_key(&row.set, &row.kid), &v)
+}
+
+fn decode_key_row(k: &[u8], v: &[u8]) -> Result<KeyRow, StoreError> {
+    const BAD: StoreError = StoreError::Corrupt("key row");
+    let at = k.iter().position(|b| *b == 0).ok_or(BAD)?;
+    let set = String::from_utf8(k[..at].to_vec()).map_err(|_| BAD)?;
+    let kid = String::from_utf8(k[at + 1..].to_vec()).map_err(|_| BAD)?;
+    match v.split_first() {
+        Some((&KEY_RECORD_VERSION, rest)) if rest.len() >= 8 => {
+            Ok(KeyRow { set, kid, created: decode_u64(&rest[..8]), sealed: rest[8..].to_vec() })
+        }
+        _ => Err(BAD),
+    }
+}
+
 /// The embedded store.
 #[derive(Debug)]
 pub struct Store {
@@ -467,5 +531,49 @@ impl ClientStore for Store {
         let rtx = self.meta.db.begin_read()?;
         rtx.open_table(Table::Clients.def())?;
         Ok(())
+    }
+}
+
+impl KeyStore for Store {
+    fn load_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let rtx = self.meta.db.begin_read()?;
+        let table = rtx.open_table(Table::Jwks.def())?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push(decode_key_row(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn write_keys(&self, set: &str, write: KeyWrite) -> Pending<(bool, u64)> {
+        let set = set.to_string();
+        let version = self.meta_version.clone();
+        self.meta.committer.submit(move |tx| {
+            let v = version.fetch_add(1, Ordering::Relaxed) + 1;
+            let prefix = key_row_key(&set, "");
+            let existing = tx.keys_with_prefix(Table::Jwks, &prefix)?;
+            let had = !existing.is_empty();
+            let (rows, clear) = match &write {
+                KeyWrite::Add(rows) => (rows.as_slice(), false),
+                KeyWrite::AddIfEmpty(rows) if !had => (rows.as_slice(), false),
+                KeyWrite::AddIfEmpty(_) => return Ok((false, v)),
+                KeyWrite::Replace(rows) => (rows.as_slice(), true),
+                KeyWrite::DeleteSet => (&[][..], true),
+                KeyWrite::DeleteKey(kid) => return Ok((tx.remove(Table::Jwks, &key_row_key(&set, kid))?, v)),
+            };
+            if clear {
+                for k in &existing {
+                    tx.remove(Table::Jwks, k)?;
+                }
+            }
+            for row in rows {
+                if row.set != set {
+                    return Err(StoreError::Corrupt("key row of another set"));
+                }
+                put_key_row(tx, row)?;
+            }
+            Ok((matches!(write, KeyWrite::AddIfEmpty(_)) || had, v))
+        })
     }
 }

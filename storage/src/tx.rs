@@ -24,9 +24,13 @@ pub enum Table {
     Watermarks = 4,
     /// Bookkeeping of the store itself (the write-ahead log's epoch).
     State = 5,
+    /// JSON Web Keys by set name + 0x00 + key id: version byte, creation order (u64 LE), and the
+    /// key sealed by the server (the store never sees key material in the clear).
+    Jwks = 6,
 }
 
-const TABLES: [Table; 5] = [Table::Tokens, Table::SeqFloor, Table::Clients, Table::Watermarks, Table::State];
+const TABLES: [Table; 6] =
+    [Table::Tokens, Table::SeqFloor, Table::Clients, Table::Watermarks, Table::State, Table::Jwks];
 
 impl Table {
     pub(crate) fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
@@ -36,6 +40,7 @@ impl Table {
             Table::Clients => "clients",
             Table::Watermarks => "token_watermarks",
             Table::State => "state",
+            Table::Jwks => "jwks",
         })
     }
 
@@ -44,7 +49,7 @@ impl Table {
     }
 
     /// Every table, so a new database can create them all up front.
-    pub(crate) fn all() -> [Table; 5] {
+    pub(crate) fn all() -> [Table; 6] {
         TABLES
     }
 }
@@ -57,7 +62,7 @@ type OpenTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 /// A batch's view of its write transaction.
 pub struct Tx<'t> {
     wtx: &'t WriteTransaction,
-    open: [Option<OpenTable<'t>>; 5],
+    open: [Option<OpenTable<'t>>; 6],
     /// The redo log of everything changed so far, or `None` when nothing is logged (checkpoint
     /// commits, replay, in-memory stores).
     log: Option<Vec<u8>>,
@@ -89,6 +94,19 @@ impl<'t> Tx<'t> {
             put_bytes(log, value);
         }
         Ok(())
+    }
+
+    /// Every key of a table that starts with `prefix`, in order.
+    pub fn keys_with_prefix(&mut self, t: Table, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for row in self.table(t)?.range(prefix..)? {
+            let (k, _) = row?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push(k.value().to_vec());
+        }
+        Ok(out)
     }
 
     /// Removes a key; returns whether it was there.

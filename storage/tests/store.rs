@@ -290,3 +290,34 @@ fn without_a_log_every_commit_is_durable_and_no_log_file_is_made() {
     assert_eq!(std::fs::metadata(dir.path().join("p0000.wal")).unwrap().len(), DEFAULT_WAL_BYTES);
     assert_eq!(store.get_token(0, 4).unwrap(), Some(rec("c", 3)));
 }
+
+#[test]
+fn key_sets_add_replace_delete_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |set: &str, kid: &str, created: u64| KeyRow {
+        set: set.into(),
+        kid: kid.into(),
+        created,
+        sealed: format!("{set}/{kid}").into_bytes(),
+    };
+    {
+        let store = Store::open(dir.path(), &opts(1)).unwrap();
+        assert!(store.write_keys("a", KeyWrite::AddIfEmpty(vec![row("a", "k1", 1)])).wait().unwrap().0);
+        // The set is no longer empty: a second first-use generation writes nothing.
+        assert!(!store.write_keys("a", KeyWrite::AddIfEmpty(vec![row("a", "k9", 9)])).wait().unwrap().0);
+        store.write_keys("a", KeyWrite::Add(vec![row("a", "k2", 2)])).wait().unwrap();
+        // A set whose name is a prefix of another's is its own set.
+        store.write_keys("ab", KeyWrite::Add(vec![row("ab", "x", 3)])).wait().unwrap();
+        store.write_keys("b", KeyWrite::Replace(vec![row("b", "old", 4)])).wait().unwrap();
+        store.write_keys("b", KeyWrite::Replace(vec![row("b", "new", 5)])).wait().unwrap();
+        assert!(store.write_keys("a", KeyWrite::DeleteKey("k1".into())).wait().unwrap().0);
+        assert!(!store.write_keys("a", KeyWrite::DeleteKey("k1".into())).wait().unwrap().0);
+        assert!(store.write_keys("ab", KeyWrite::DeleteSet).wait().unwrap().0);
+        assert!(!store.write_keys("zz", KeyWrite::DeleteSet).wait().unwrap().0);
+        assert!(store.write_keys("a", KeyWrite::Add(vec![row("b", "wrong", 6)])).wait().is_err());
+    }
+    let store = Store::open(dir.path(), &opts(1)).unwrap();
+    let mut rows = store.load_keys().unwrap();
+    rows.sort_by_key(|r| r.created);
+    assert_eq!(rows, vec![row("a", "k2", 2), row("b", "new", 5)]);
+}

@@ -104,3 +104,36 @@ fn cli_round_trip() {
     let out = hydra(&["perform", "client-credentials", "--client-id", &id, "--client-secret", "x", "-e", &public]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn cli_jwk_create_get_delete() {
+    let s = api();
+    let admin = format!("http://{}", s.admin);
+    let created = ok_json(&["create", "jwk", "cli-set", "cli-kid", "--alg", "ES256", "-e", &admin, "--format", "json"]);
+    assert_eq!(created["set"], "cli-set");
+    assert_eq!(created["keys"][0]["kid"], "cli-kid");
+    assert_eq!(created["keys"][0]["alg"], "ES256");
+    assert!(created["keys"][0]["d"].is_string());
+    let public = ok_json(&["get", "jwk", "cli-set", "--public", "-e", &admin, "--format", "json"]);
+    assert_eq!(public["keys"][0]["x"], created["keys"][0]["x"]);
+    assert!(public["keys"][0].get("d").is_none(), "--public strips the private part");
+    let table = hydra(&["get", "jwk", "cli-set", "-e", &admin]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("SET ID"), "{text}");
+    assert!(
+        text.contains("cli-set") && text.contains("cli-kid") && text.contains("ES256") && text.contains("sig"),
+        "{text}"
+    );
+    let del = hydra(&["delete", "jwk", "cli-set", "-e", &admin]);
+    assert!(del.status.success());
+    assert!(String::from_utf8_lossy(&del.stdout).contains("cli-set"));
+    let gone = hydra(&["get", "jwk", "cli-set", "-e", &admin]);
+    assert!(!gone.status.success());
+    let bad = hydra(&["create", "jwk", "cli-set", "--alg", "HS256", "-e", &admin]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("Unsupported key algorithm"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -1,31 +1,7 @@
 //! Area 10: configuration errors and `--dev` secret handling.
 
 use crate::harness::*;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Runs a command that should exit by itself; returns (code, stderr).
-fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped()).stdin(Stdio::null());
-    let mut child = cmd.spawn().expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("process did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    (status.code(), err)
-}
 
 #[test]
 fn bad_port_names_the_key() {

@@ -633,3 +633,24 @@ pub fn count_active(addr: SocketAddr, tokens: &[String]) -> usize {
 pub fn revoke(s: &Server, id: &str, secret: &str, tok: &str) -> Response {
     Req::new("POST", "/oauth2/revoke").form(&[("token", tok)]).basic(id, secret).send(s.public)
 }
+
+/// Runs a command that should exit by itself; returns (code, stderr).
+pub fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped()).stdin(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.code(), err)
+}

@@ -9,6 +9,7 @@ mod concurrency;
 mod config;
 mod engine;
 mod introspect;
+mod keys;
 mod restart;
 mod revoke;
 mod token;

@@ -1,0 +1,188 @@
+//! JSON Web Key sets: generation at first start, the admin API, `/.well-known/jwks.json`,
+//! persistence (sealed at rest) and secret rotation.
+
+use crate::harness::*;
+use serde_json::{json, Value};
+
+const PRIVATE: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
+
+fn keys(r: &Response) -> Vec<Value> {
+    r.json()["keys"].as_array().cloned().unwrap_or_default()
+}
+
+fn get_set(s: &Server, set: &str) -> Response {
+    Req::new("GET", &format!("/admin/keys/{set}")).send(s.admin)
+}
+
+#[test]
+fn default_sets_exist_and_jwks_json_publishes_only_public_parts() {
+    let s = api();
+    let published = Req::new("GET", "/.well-known/jwks.json").send(s.public);
+    published.expect(200);
+    let public = keys(&published);
+    assert!(public.len() >= 2, "{}", published.text());
+    for set in ["hydra.openid.id-token", "hydra.jwt.access-token"] {
+        let r = get_set(s, set);
+        r.expect(200);
+        let private = keys(&r);
+        assert!(!private.is_empty(), "{set}");
+        for k in &private {
+            assert_eq!(k["kty"], "RSA");
+            assert_eq!(k["alg"], "RS256");
+            assert_eq!(k["use"], "sig");
+            for m in PRIVATE {
+                assert!(k[m].is_string(), "{set}: the admin API returns private member {m}");
+            }
+            // The same key, public members only, is published.
+            let p =
+                public.iter().find(|p| p["kid"] == k["kid"]).unwrap_or_else(|| panic!("{} not published", k["kid"]));
+            assert_eq!(p["n"], k["n"]);
+            assert_eq!(p["e"], k["e"]);
+            for m in PRIVATE {
+                assert!(p.get(m).is_none(), "published key leaks {m}");
+            }
+            // 2048-bit modulus: 256 bytes, 342 base64url characters.
+            assert_eq!(k["n"].as_str().unwrap().len(), 342);
+        }
+    }
+    // The admin port does not serve the public document, nor the public port the admin API.
+    Req::new("GET", "/.well-known/jwks.json").send(s.admin).expect(404);
+    Req::new("GET", "/admin/keys/hydra.openid.id-token").send(s.public).expect(404);
+}
+
+#[test]
+fn create_get_put_and_delete_keys() {
+    let s = api();
+    let set = "it-keys-crud";
+    get_set(s, set).expect(404);
+    for (alg, kty) in [("ES256", "EC"), ("EdDSA", "OKP"), ("RS256", "RSA")] {
+        let r = Req::new("POST", &format!("/admin/keys/{set}"))
+            .json(&json!({"alg": alg, "kid": format!("k-{alg}"), "use": "sig"}))
+            .send(s.admin);
+        r.expect(201);
+        let k = &keys(&r)[0];
+        assert_eq!(k["kid"], format!("k-{alg}"));
+        assert_eq!(k["kty"], kty);
+        assert_eq!(k["alg"], alg);
+        assert!(k["d"].is_string(), "a created key is returned with its private part");
+    }
+    let all = keys(&get_set(s, set));
+    assert_eq!(all.len(), 3);
+    // Newest first.
+    assert_eq!(all[0]["kid"], "k-RS256");
+    let one = Req::new("GET", &format!("/admin/keys/{set}/k-ES256")).send(s.admin);
+    one.expect(200);
+    assert_eq!(keys(&one).len(), 1);
+    assert_eq!(keys(&one)[0]["crv"], "P-256");
+    Req::new("GET", &format!("/admin/keys/{set}/absent")).send(s.admin).expect(404);
+
+    // A generated kid when none is given.
+    let r = Req::new("POST", &format!("/admin/keys/{set}")).json(&json!({"alg": "ES256", "use": "sig"})).send(s.admin);
+    r.expect(201);
+    assert_eq!(keys(&r)[0]["kid"].as_str().unwrap().len(), 36);
+
+    // PUT one key under its kid, then the whole set.
+    let mut es = keys(&one)[0].clone();
+    es["kid"] = json!("copied");
+    let r = Req::new("PUT", &format!("/admin/keys/{set}/copied")).json(&es).send(s.admin);
+    r.expect(200);
+    assert_eq!(r.json()["kid"], "copied");
+    assert_eq!(keys(&get_set(s, set)).len(), 5);
+    let r = Req::new("PUT", &format!("/admin/keys/{set}")).json(&json!({"keys": [es]})).send(s.admin);
+    r.expect(200);
+    let after = keys(&get_set(s, set));
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["kid"], "copied");
+
+    Req::new("DELETE", &format!("/admin/keys/{set}/copied")).send(s.admin).expect(204);
+    get_set(s, set).expect(404);
+    Req::new("DELETE", &format!("/admin/keys/{set}")).send(s.admin).expect(204);
+}
+
+#[test]
+fn bad_key_requests_are_refused() {
+    let s = api();
+    let set = "it-keys-bad";
+    for body in [
+        json!({"alg": "HS256", "use": "sig"}),
+        json!({"alg": "RS1", "use": "sig"}),
+        json!({"use": "sig"}),
+        json!({"alg": "RS256", "use": "enc"}),
+    ] {
+        let r = Req::new("POST", &format!("/admin/keys/{set}")).json(&body).send(s.admin);
+        r.expect_error(400, "invalid_request");
+    }
+    let mut garbled = Req::new("POST", &format!("/admin/keys/{set}")).header("Content-Type", "application/json");
+    garbled.body = b"{not json".to_vec();
+    garbled.send(s.admin).expect_error(400, "invalid_request");
+    // A public EC key with a short coordinate, an RSA key with a 512-bit modulus, a kid that
+    // does not match the path, a set with two keys of one kid.
+    let short = json!({"kty": "EC", "crv": "P-256", "kid": "a", "x": "AAAA", "y": "AAAA"});
+    Req::new("PUT", &format!("/admin/keys/{set}/a")).json(&short).send(s.admin).expect_error(400, "invalid_request");
+    let weak = json!({"kty": "RSA", "kid": "a", "e": "AQAB", "n": "x".repeat(86)});
+    Req::new("PUT", &format!("/admin/keys/{set}/a")).json(&weak).send(s.admin).expect_error(400, "invalid_request");
+    let r = Req::new("POST", "/admin/keys/it-keys-src")
+        .json(&json!({"alg": "ES256", "kid": "src", "use": "sig"}))
+        .send(s.admin);
+    let good = keys(&r)[0].clone();
+    Req::new("PUT", &format!("/admin/keys/{set}/other")).json(&good).send(s.admin).expect_error(400, "invalid_request");
+    Req::new("PUT", &format!("/admin/keys/{set}"))
+        .json(&json!({"keys": [good, good]}))
+        .send(s.admin)
+        .expect_error(400, "invalid_request");
+    get_set(s, set).expect(404);
+}
+
+#[test]
+fn keys_survive_restart_sealed_at_rest_and_through_secret_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = "first-system-secret-0123456789";
+    let s = Opts::new("io_uring").dir(dir.path()).env("SECRETS_SYSTEM", old).start();
+    let before = keys(&get_set(&s, "hydra.openid.id-token"));
+    assert_eq!(before.len(), 1);
+    let r =
+        Req::new("POST", "/admin/keys/custom").json(&json!({"alg": "EdDSA", "kid": "ed", "use": "sig"})).send(s.admin);
+    r.expect(201);
+    let ed = keys(&r)[0].clone();
+    s.stop();
+    // No private member appears in any file of the data directory.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for secret in [before[0]["d"].as_str().unwrap(), before[0]["p"].as_str().unwrap(), ed["d"].as_str().unwrap()] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a private key member is stored in the clear"
+            );
+        }
+    }
+    let new = "second-system-secret-0123456789";
+    let s = Opts::new("io_uring").dir(dir.path()).env("SECRETS_SYSTEM", &format!("{new},{old}")).start();
+    assert_eq!(keys(&get_set(&s, "hydra.openid.id-token")), before, "the same key after restart, not a new one");
+    assert_eq!(keys(&get_set(&s, "custom")), vec![ed.clone()]);
+    s.stop();
+    // That start sealed every key again with the new secret: the old one can go.
+    let s = Opts::new("io_uring").dir(dir.path()).env("SECRETS_SYSTEM", new).start();
+    assert_eq!(keys(&get_set(&s, "custom")), vec![ed.clone()]);
+    s.stop();
+    // Without any secret that sealed them, the keys cannot be opened: the server refuses to start.
+    let (code, err) = run_to_exit(
+        Opts::new("io_uring").dir(dir.path()).env("SECRETS_SYSTEM", "third-system-secret-0123456789").command(),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("secrets.system"), "{err}");
+}
+
+#[test]
+fn a_deleted_default_set_is_generated_again_on_first_use() {
+    let s = Opts::new("legacy").start();
+    let first = keys(&get_set(&s, "hydra.openid.id-token"))[0]["kid"].clone();
+    Req::new("DELETE", "/admin/keys/hydra.openid.id-token").send(s.admin).expect(204);
+    get_set(&s, "hydra.openid.id-token").expect(404);
+    let r = Req::new("GET", "/.well-known/jwks.json").send(s.public);
+    r.expect(200);
+    let published = keys(&r);
+    let again = keys(&get_set(&s, "hydra.openid.id-token"));
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0]["kid"], first);
+    assert!(published.iter().any(|k| k["kid"] == again[0]["kid"]));
+}
