@@ -29,19 +29,30 @@ pub fn active(rec: &TokenRecord, issuer: &str) -> Value {
         "aud": rec.audience,
         "iss": issuer,
         "token_type": "Bearer",
-        "token_use": match rec.kind { TokenKind::Access => "access_token", TokenKind::Refresh => "refresh_token" },
+        "token_use": if rec.kind == TokenKind::Refresh { "refresh_token" } else { "access_token" },
     });
     if let Value::Object(m) = &mut v {
         if !rec.scope.is_empty() {
             m.insert("scope".into(), Value::String(rec.scope.clone()));
         }
-        if let Ok(Value::Object(ext)) = serde_json::from_str::<Value>(&rec.ext) {
+        if let Some(Value::Object(ext)) = access_ext(rec) {
             if !ext.is_empty() {
                 m.insert("ext".into(), Value::Object(ext));
             }
         }
     }
     v
+}
+
+/// The access-token claims (`session.access_token`, introspection `ext`) of a record: the whole
+/// `ext` of an access token; the `at` member of a refresh token's or code's grant object, which
+/// also carries what re-issuing an ID token needs.
+pub fn access_ext(rec: &TokenRecord) -> Option<Value> {
+    let v: Value = serde_json::from_str(&rec.ext).ok()?;
+    match rec.kind {
+        TokenKind::Access => Some(v),
+        _ => v.get("at").cloned(),
+    }
 }
 
 #[cfg(test)]

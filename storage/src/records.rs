@@ -19,6 +19,12 @@ pub const TOKEN_RECORD_VERSION: u8 = 1;
 pub enum TokenKind {
     Access = 0,
     Refresh = 1,
+    /// An authorization code not yet exchanged; `ext` holds the grant (JSON).
+    Code = 2,
+    /// An exchanged code, kept until it expires so a replay is recognised (and revokes the family).
+    CodeUsed = 3,
+    /// A rotated refresh token, kept until it expires so a reuse is recognised.
+    RefreshUsed = 4,
 }
 
 /// One issued token. Only the token's signature is kept, so a copy of the database holds no

@@ -7,7 +7,7 @@
 //! watermarks; reads open a read transaction from any thread and never wait for a commit.
 
 use crate::commit::{Committer, Durability, Pending, SyncMode};
-use crate::records::{decode_token, encode_token, TokenRecord};
+use crate::records::{decode_token, encode_token, TokenKind, TokenRecord};
 use crate::tx::{Table, Tx};
 use crate::wal::{Wal, DEFAULT_WAL_BYTES};
 use crate::StoreError;
@@ -148,6 +148,95 @@ pub trait ClientStore: Send + Sync {
     fn load_watermarks(&self) -> Result<Vec<(String, Vec<u64>)>, StoreError>;
     /// Checks that the store answers (readiness).
     fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// What exchanging an authorization code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeem {
+    /// The code was fresh: it is now spent and the tokens are stored. Carries the code record.
+    Done(Box<TokenRecord>),
+    /// The code was spent before: every token of its grant was revoked.
+    Replayed,
+    /// No such code (or the signature does not match).
+    Missing,
+}
+
+/// What rotating a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotate {
+    /// The token was active: it is now spent, the grant's earlier access tokens are revoked and
+    /// the new tokens stored. Carries the old refresh record.
+    Done(Box<TokenRecord>),
+    /// The token was rotated before: every token of its grant was revoked.
+    Reused,
+    Missing,
+}
+
+/// Authorization-code grants: every token of one grant lives in the partition of its code.
+pub trait GrantStore: Send + Sync {
+    /// Stores a code for a completed flow unless that flow already produced one (resolves to
+    /// `false`: the consent verifier was used before).
+    fn issue_code(&self, partition: u32, flow_id: &str, seq: u64, code: TokenRecord) -> Pending<bool>;
+    /// Spends a code and stores the tokens it buys, or revokes the grant on a replay.
+    fn redeem_code(
+        &self,
+        partition: u32,
+        seq: u64,
+        signature: [u8; 32],
+        tokens: Vec<(u64, TokenRecord)>,
+    ) -> Pending<Redeem>;
+    /// Spends a refresh token and stores its successors, or revokes the grant on a reuse.
+    fn rotate_refresh(
+        &self,
+        partition: u32,
+        seq: u64,
+        signature: [u8; 32],
+        tokens: Vec<(u64, TokenRecord)>,
+    ) -> Pending<Rotate>;
+    /// Deletes every live token of a grant; resolves to how many.
+    fn revoke_family(&self, partition: u32, family: u64) -> Pending<usize>;
+}
+
+fn family_key(family: u64, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&family.to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn put_family_token(tx: &mut Tx<'_>, seq: u64, rec: &TokenRecord) -> Result<(), StoreError> {
+    tx.insert(Table::Tokens, &token_key(seq), &encode_token(rec)?)?;
+    tx.insert(Table::Families, &family_key(rec.family, seq), &[])
+}
+
+fn get_record(tx: &mut Tx<'_>, seq: u64) -> Result<Option<TokenRecord>, StoreError> {
+    tx.get(Table::Tokens, &token_key(seq))?.map(|b| decode_token(&b)).transpose()
+}
+
+/// Deletes the family's tokens of the given kinds (all live kinds when `None`); spent-code and
+/// spent-refresh markers stay, so a later replay is still recognised.
+fn delete_family(tx: &mut Tx<'_>, family: u64, only: Option<TokenKind>) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for k in tx.keys_with_prefix(Table::Families, &family.to_be_bytes())? {
+        let seq = k.get(8..16).map(decode_u64_be).unwrap_or(0);
+        let Some(rec) = get_record(tx, seq)? else {
+            tx.remove(Table::Families, &k)?;
+            continue;
+        };
+        let live = matches!(rec.kind, TokenKind::Access | TokenKind::Refresh | TokenKind::Code);
+        if live && only.is_none_or(|kind| kind == rec.kind) {
+            tx.remove(Table::Tokens, &token_key(seq))?;
+            tx.remove(Table::Families, &k)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Marks a record spent in place (same key, new kind).
+fn spend(tx: &mut Tx<'_>, seq: u64, rec: &TokenRecord, kind: TokenKind) -> Result<(), StoreError> {
+    let spent = TokenRecord { kind, ..rec.clone() };
+    tx.insert(Table::Tokens, &token_key(seq), &encode_token(&spent)?)
 }
 
 /// One stored JSON Web Key: its set, id, creation order and the sealed key.
@@ -575,5 +664,88 @@ impl KeyStore for Store {
             }
             Ok((matches!(write, KeyWrite::AddIfEmpty(_)) || had, v))
         })
+    }
+}
+
+impl GrantStore for Store {
+    fn issue_code(&self, partition: u32, flow_id: &str, seq: u64, code: TokenRecord) -> Pending<bool> {
+        let Ok(part) = self.part(partition) else {
+            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("partition out of range")));
+        };
+        let flow = flow_id.as_bytes().to_vec();
+        part.committer.submit(move |tx| {
+            if tx.get(Table::Flows, &flow)?.is_some() {
+                return Ok(false);
+            }
+            tx.insert(Table::Flows, &flow, &seq.to_le_bytes())?;
+            put_family_token(tx, seq, &code)?;
+            Ok(true)
+        })
+    }
+
+    fn redeem_code(
+        &self,
+        partition: u32,
+        seq: u64,
+        signature: [u8; 32],
+        tokens: Vec<(u64, TokenRecord)>,
+    ) -> Pending<Redeem> {
+        let Ok(part) = self.part(partition) else { return self.meta.committer.submit(|_| Ok(Redeem::Missing)) };
+        part.committer.submit(move |tx| {
+            let Some(rec) = get_record(tx, seq)? else { return Ok(Redeem::Missing) };
+            if rec.signature != signature {
+                return Ok(Redeem::Missing);
+            }
+            match rec.kind {
+                TokenKind::Code => {
+                    spend(tx, seq, &rec, TokenKind::CodeUsed)?;
+                    for (s, t) in &tokens {
+                        put_family_token(tx, *s, t)?;
+                    }
+                    Ok(Redeem::Done(Box::new(rec)))
+                }
+                TokenKind::CodeUsed => {
+                    delete_family(tx, rec.family, None)?;
+                    Ok(Redeem::Replayed)
+                }
+                _ => Ok(Redeem::Missing),
+            }
+        })
+    }
+
+    fn rotate_refresh(
+        &self,
+        partition: u32,
+        seq: u64,
+        signature: [u8; 32],
+        tokens: Vec<(u64, TokenRecord)>,
+    ) -> Pending<Rotate> {
+        let Ok(part) = self.part(partition) else { return self.meta.committer.submit(|_| Ok(Rotate::Missing)) };
+        part.committer.submit(move |tx| {
+            let Some(rec) = get_record(tx, seq)? else { return Ok(Rotate::Missing) };
+            if rec.signature != signature {
+                return Ok(Rotate::Missing);
+            }
+            match rec.kind {
+                TokenKind::Refresh => {
+                    spend(tx, seq, &rec, TokenKind::RefreshUsed)?;
+                    delete_family(tx, rec.family, Some(TokenKind::Access))?;
+                    for (s, t) in &tokens {
+                        put_family_token(tx, *s, t)?;
+                    }
+                    Ok(Rotate::Done(Box::new(rec)))
+                }
+                TokenKind::RefreshUsed => {
+                    delete_family(tx, rec.family, None)?;
+                    Ok(Rotate::Reused)
+                }
+                _ => Ok(Rotate::Missing),
+            }
+        })
+    }
+
+    fn revoke_family(&self, partition: u32, family: u64) -> Pending<usize> {
+        let Ok(part) = self.part(partition) else { return self.meta.committer.submit(|_| Ok(0)) };
+        part.committer.submit(move |tx| delete_family(tx, family, None))
     }
 }

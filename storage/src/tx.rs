@@ -27,10 +27,25 @@ pub enum Table {
     /// JSON Web Keys by set name + 0x00 + key id: version byte, creation order (u64 LE), and the
     /// key sealed by the server (the store never sees key material in the clear).
     Jwks = 6,
+    /// Completed login/consent flows by flow id: the sequence number of the code they produced.
+    /// Makes a consent verifier single-use.
+    Flows = 7,
+    /// Grant families: family (u64 BE) ‖ sequence (u64 BE) → nothing. Every token of a grant
+    /// (code, access and refresh tokens of every rotation) lives in one partition and is listed
+    /// here, so revoking the grant is one range scan.
+    Families = 8,
 }
 
-const TABLES: [Table; 6] =
-    [Table::Tokens, Table::SeqFloor, Table::Clients, Table::Watermarks, Table::State, Table::Jwks];
+const TABLES: [Table; 8] = [
+    Table::Tokens,
+    Table::SeqFloor,
+    Table::Clients,
+    Table::Watermarks,
+    Table::State,
+    Table::Jwks,
+    Table::Flows,
+    Table::Families,
+];
 
 impl Table {
     pub(crate) fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
@@ -41,6 +56,8 @@ impl Table {
             Table::Watermarks => "token_watermarks",
             Table::State => "state",
             Table::Jwks => "jwks",
+            Table::Flows => "flows",
+            Table::Families => "families",
         })
     }
 
@@ -49,7 +66,7 @@ impl Table {
     }
 
     /// Every table, so a new database can create them all up front.
-    pub(crate) fn all() -> [Table; 6] {
+    pub(crate) fn all() -> [Table; 8] {
         TABLES
     }
 }
@@ -62,7 +79,7 @@ type OpenTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 /// A batch's view of its write transaction.
 pub struct Tx<'t> {
     wtx: &'t WriteTransaction,
-    open: [Option<OpenTable<'t>>; 6],
+    open: [Option<OpenTable<'t>>; 8],
     /// The redo log of everything changed so far, or `None` when nothing is logged (checkpoint
     /// commits, replay, in-memory stores).
     log: Option<Vec<u8>>,

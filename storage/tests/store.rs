@@ -321,3 +321,99 @@ fn key_sets_add_replace_delete_and_survive_reopen() {
     rows.sort_by_key(|r| r.created);
     assert_eq!(rows, vec![row("a", "k2", 2), row("b", "new", 5)]);
 }
+
+fn grant_rec(kind: TokenKind, family: u64, sig: u8) -> TokenRecord {
+    TokenRecord { kind, signature: [sig; 32], family, ..rec("c", family) }
+}
+
+#[test]
+fn codes_are_single_use_and_a_replay_revokes_the_grant() {
+    let store = Store::memory(&opts(2)).unwrap();
+    let code = store.next_seq(1);
+    assert!(store.issue_code(1, "flow-1", code, grant_rec(TokenKind::Code, code, 1)).wait().unwrap());
+    // The same flow cannot produce a second code (consent verifier replay).
+    let other = store.next_seq(1);
+    assert!(!store.issue_code(1, "flow-1", other, grant_rec(TokenKind::Code, other, 2)).wait().unwrap());
+    assert_eq!(store.get_token(1, other).unwrap(), None);
+
+    let (at, rt) = (store.next_seq(1), store.next_seq(1));
+    let tokens = vec![(at, grant_rec(TokenKind::Access, code, 3)), (rt, grant_rec(TokenKind::Refresh, code, 4))];
+    assert!(store.redeem_code(1, code, [9; 32], tokens.clone()).wait().unwrap() == Redeem::Missing, "wrong signature");
+    match store.redeem_code(1, code, [1; 32], tokens).wait().unwrap() {
+        Redeem::Done(r) => assert_eq!(r.kind, TokenKind::Code),
+        other => panic!("{other:?}"),
+    }
+    assert!(store.get_token(1, at).unwrap().is_some() && store.get_token(1, rt).unwrap().is_some());
+    // Second exchange: refused, and both tokens of the grant are gone.
+    assert_eq!(store.redeem_code(1, code, [1; 32], vec![]).wait().unwrap(), Redeem::Replayed);
+    assert_eq!(store.get_token(1, at).unwrap(), None);
+    assert_eq!(store.get_token(1, rt).unwrap(), None);
+    assert_eq!(store.get_token(1, code).unwrap().map(|r| r.kind), Some(TokenKind::CodeUsed));
+}
+
+#[test]
+fn refresh_rotation_is_exclusive_and_reuse_revokes_the_family() {
+    let store = Arc::new(Store::memory(&opts(1)).unwrap());
+    let fam = store.next_seq(0);
+    let (at0, rt0) = (store.next_seq(0), store.next_seq(0));
+    store.issue_code(0, "f", fam, grant_rec(TokenKind::Code, fam, 1)).wait().unwrap();
+    store
+        .redeem_code(
+            0,
+            fam,
+            [1; 32],
+            vec![(at0, grant_rec(TokenKind::Access, fam, 2)), (rt0, grant_rec(TokenKind::Refresh, fam, 3))],
+        )
+        .wait()
+        .unwrap();
+    // Eight concurrent rotations of the same refresh token: exactly one wins.
+    let handles: Vec<_> = (0..8u8)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let (at, rt) = (store.next_seq(0), store.next_seq(0));
+                let toks = vec![
+                    (at, grant_rec(TokenKind::Access, fam, 10 + i)),
+                    (rt, grant_rec(TokenKind::Refresh, fam, 20 + i)),
+                ];
+                (store.rotate_refresh(0, rt0, [3; 32], toks).wait().unwrap(), at, rt)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let winners: Vec<_> = results.iter().filter(|(r, _, _)| matches!(r, Rotate::Done(_))).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    // The losers were reuses: the first reuse revoked the whole family, winner's tokens included.
+    assert!(results.iter().any(|(r, _, _)| *r == Rotate::Reused));
+    let (_, at1, rt1) = winners[0];
+    assert_eq!(store.get_token(0, *at1).unwrap(), None);
+    assert_eq!(store.get_token(0, *rt1).unwrap(), None);
+    assert_eq!(store.get_token(0, at0).unwrap(), None, "the old access token goes with the rotation");
+}
+
+#[test]
+fn rotation_revokes_earlier_access_tokens_and_revoke_family_clears_the_grant() {
+    let store = Store::memory(&opts(1)).unwrap();
+    let fam = store.next_seq(0);
+    let (at0, rt0) = (store.next_seq(0), store.next_seq(0));
+    store.issue_code(0, "g", fam, grant_rec(TokenKind::Code, fam, 1)).wait().unwrap();
+    store
+        .redeem_code(
+            0,
+            fam,
+            [1; 32],
+            vec![(at0, grant_rec(TokenKind::Access, fam, 2)), (rt0, grant_rec(TokenKind::Refresh, fam, 3))],
+        )
+        .wait()
+        .unwrap();
+    let (at1, rt1) = (store.next_seq(0), store.next_seq(0));
+    let toks = vec![(at1, grant_rec(TokenKind::Access, fam, 4)), (rt1, grant_rec(TokenKind::Refresh, fam, 5))];
+    assert!(matches!(store.rotate_refresh(0, rt0, [3; 32], toks).wait().unwrap(), Rotate::Done(_)));
+    assert_eq!(store.get_token(0, at0).unwrap(), None);
+    assert_eq!(store.get_token(0, rt0).unwrap().map(|r| r.kind), Some(TokenKind::RefreshUsed));
+    assert!(store.get_token(0, at1).unwrap().is_some());
+    assert_eq!(store.revoke_family(0, fam).wait().unwrap(), 2);
+    assert_eq!(store.get_token(0, at1).unwrap(), None);
+    assert_eq!(store.get_token(0, rt1).unwrap(), None);
+    assert_eq!(store.rotate_refresh(0, rt1, [5; 32], vec![]).wait().unwrap(), Rotate::Missing);
+}
