@@ -91,6 +91,17 @@ pub struct Config {
     pub admin: Listen,
     pub ttl_access_token: Duration,
     pub ttl_refresh_token: Duration,
+    pub ttl_id_token: Duration,
+    pub ttl_auth_code: Duration,
+    pub ttl_login_consent_request: Duration,
+    /// `urls.login`, `urls.consent`, `urls.error`: absolute, or paths on the public URL.
+    pub url_login: String,
+    pub url_consent: String,
+    pub url_error: String,
+    pub pkce_enforced: bool,
+    pub pkce_enforced_for_public_clients: bool,
+    /// `oidc.subject_identifiers.pairwise.salt`.
+    pub pairwise_salt: String,
     pub scope_strategy: ScopeStrategy,
     pub pbkdf2_iterations: u32,
     pub cc_default_grant_allowed_scope: bool,
@@ -152,6 +163,15 @@ const KEYS: &[(&str, Kind)] = &[
     ("serve.admin.port", Kind::Int),
     ("ttl.access_token", Kind::Str),
     ("ttl.refresh_token", Kind::Str),
+    ("ttl.id_token", Kind::Str),
+    ("ttl.auth_code", Kind::Str),
+    ("ttl.login_consent_request", Kind::Str),
+    ("urls.login", Kind::Str),
+    ("urls.consent", Kind::Str),
+    ("urls.error", Kind::Str),
+    ("oauth2.pkce.enforced", Kind::Bool),
+    ("oauth2.pkce.enforced_for_public_clients", Kind::Bool),
+    ("oidc.subject_identifiers.pairwise.salt", Kind::Str),
     ("strategies.scope", Kind::Str),
     ("strategies.access_token", Kind::Str),
     ("oauth2.hashers.algorithm", Kind::Str),
@@ -496,6 +516,21 @@ impl Config {
             admin,
             ttl_access_token: ttl("ttl.access_token", Duration::from_secs(3600))?,
             ttl_refresh_token: ttl("ttl.refresh_token", Duration::from_secs(720 * 3600))?,
+            ttl_id_token: ttl("ttl.id_token", Duration::from_secs(3600))?,
+            ttl_auth_code: ttl("ttl.auth_code", Duration::from_secs(600))?,
+            ttl_login_consent_request: ttl("ttl.login_consent_request", Duration::from_secs(1800))?,
+            url_login: flow_url(raw, "urls.login", "/oauth2/fallbacks/login", dev)?,
+            url_consent: flow_url(raw, "urls.consent", "/oauth2/fallbacks/consent", dev)?,
+            url_error: flow_url(raw, "urls.error", "/oauth2/fallbacks/error", dev)?,
+            pkce_enforced: raw.bool("oauth2.pkce.enforced")?.unwrap_or(false),
+            pkce_enforced_for_public_clients: raw.bool("oauth2.pkce.enforced_for_public_clients")?.unwrap_or(false),
+            pairwise_salt: match raw.str("oidc.subject_identifiers.pairwise.salt")? {
+                Some(s) if s.len() < 8 => {
+                    return Err(err("oidc.subject_identifiers.pairwise.salt", "must be at least 8 characters"))
+                }
+                Some(s) => s,
+                None => String::new(),
+            },
             scope_strategy,
             pbkdf2_iterations,
             cc_default_grant_allowed_scope: raw
@@ -544,6 +579,16 @@ impl Config {
         if let (Some(a), true) = (admin, admin_url) {
             self.admin_url = format!("http://{}", show(a));
         }
+    }
+}
+
+/// `urls.login` and friends: an absolute http(s) URL, or a path (kept as is and resolved against
+/// the public URL when used, so it follows a port bound at start-up).
+fn flow_url(raw: &Raw, key: &str, default: &str, dev: bool) -> Result<String, ConfigError> {
+    match raw.str(key)? {
+        None => Ok(default.to_string()),
+        Some(s) if s.starts_with('/') && !s.starts_with("//") => Ok(s),
+        Some(s) => check_url(key, &s, dev),
     }
 }
 

@@ -19,6 +19,9 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     NotFound,
     MethodNotAllowed,
+    /// RFC 6750 §3.1 (bearer token at a resource endpoint).
+    InvalidToken,
+    InsufficientScope,
 }
 
 impl ErrorCode {
@@ -34,13 +37,16 @@ impl ErrorCode {
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
         }
     }
 
     /// Hydra's status for each code (§0.1 of the surface notes).
     pub fn status(self) -> u16 {
         match self {
-            ErrorCode::InvalidClient => 401,
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::InsufficientScope => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::ServerError => 500,
@@ -62,6 +68,8 @@ impl ErrorCode {
             ErrorCode::TemporarilyUnavailable => "The authorization server is currently unable to handle the request due to a temporary overloading or maintenance of the server.",
             ErrorCode::NotFound => "The requested resource could not be found.",
             ErrorCode::MethodNotAllowed => "The requested method is not allowed on this resource.",
+            ErrorCode::InvalidToken => "The access token provided is expired, revoked, malformed, or invalid for other reasons.",
+            ErrorCode::InsufficientScope => "The request requires higher privileges than provided by the access token.",
         }
     }
 }

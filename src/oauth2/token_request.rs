@@ -7,6 +7,21 @@ use crate::oauth2::error::{ErrorCode, OAuthError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRequest {
     ClientCredentials { scope: Option<String>, audience: Vec<String> },
+    AuthorizationCode { code: String, redirect_uri: Option<String>, code_verifier: Option<String> },
+    RefreshToken { refresh_token: String, scope: Option<String> },
+}
+
+fn required(form: &Form, name: &str) -> Result<String, OAuthError> {
+    match form.get(name) {
+        Some(v) if !v.is_empty() => Ok(v.to_string()),
+        _ => {
+            Err(OAuthError::hint(ErrorCode::InvalidRequest, format!("The request is missing the '{name}' parameter.")))
+        }
+    }
+}
+
+fn optional(form: &Form, name: &str) -> Option<String> {
+    form.get(name).filter(|v| !v.is_empty()).map(str::to_string)
 }
 
 /// Grant types defined by RFCs that this server does not (yet) implement: answered with
@@ -31,6 +46,15 @@ pub fn parse(form: &Form) -> Result<TokenRequest, OAuthError> {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
+        }),
+        "authorization_code" => Ok(TokenRequest::AuthorizationCode {
+            code: required(form, "code")?,
+            redirect_uri: optional(form, "redirect_uri"),
+            code_verifier: optional(form, "code_verifier"),
+        }),
+        "refresh_token" => Ok(TokenRequest::RefreshToken {
+            refresh_token: required(form, "refresh_token")?,
+            scope: optional(form, "scope"),
         }),
         _ => Err(OAuthError::hint(ErrorCode::UnsupportedGrantType, "The grant_type is not supported by this server.")),
     }

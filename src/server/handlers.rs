@@ -6,7 +6,7 @@ use crate::server::conn::Request;
 use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
-use crate::server::{clients, introspect, keys, revoke, token, VERSION};
+use crate::server::{authorize, clients, flows, introspect, keys, oidc, revoke, token, VERSION};
 use crate::token::{same_signature, verify, TokenRef, TokenType};
 use hydra_storage::{ClientStore, TokenKind, TokenRecord, TokenStore};
 use serde_json::json;
@@ -38,6 +38,17 @@ pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
         Route::PutKey(set, kid) => keys::put_key(w, req, &set, &kid).await,
         Route::DeleteKey(set, kid) => keys::delete_key(w, &set, &kid).await,
         Route::WellKnownJwks => keys::well_known(w).await,
+        Route::Authorize => authorize::handle(w, req).await,
+        Route::Fallback(which) => authorize::fallback(req, which),
+        Route::Discovery => oidc::discovery(w),
+        Route::Userinfo => oidc::userinfo(w, req),
+        Route::FlowRequest(consent, action) => {
+            let step = if consent { flows::Step::Consent } else { flows::Step::Login };
+            match action {
+                None => flows::get(w, req, step),
+                Some(accept) => flows::answer(w, req, step, accept),
+            }
+        }
         Route::NotFound => Response::not_found(),
         Route::MethodNotAllowed(allow) => Response::method_not_allowed(allow),
     };

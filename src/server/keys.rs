@@ -362,6 +362,15 @@ async fn regenerate(w: &Worker, set: &'static str) -> Result<(), Response> {
     write(w, set, KeyWrite::AddIfEmpty(vec![row])).await.map(|_| ())
 }
 
+/// The key that signs for a default set, generated again if an admin deleted the set.
+pub async fn signer(w: &Worker, set: &'static str) -> Result<Arc<Signer>, Response> {
+    if let Some(s) = w.shared.keys.load().signer(set) {
+        return Ok(s);
+    }
+    regenerate(w, set).await?;
+    w.shared.keys.load().signer(set).ok_or_else(|| server_error("the key set has no signing key"))
+}
+
 /// `GET /.well-known/jwks.json`: the public parts of the default sets.
 pub async fn well_known(w: &Worker) -> Response {
     for set in DEFAULT_SETS {

@@ -14,10 +14,14 @@ pub mod router;
 pub mod state;
 
 mod auth;
+pub mod authorize;
 mod batch;
 mod clients;
+mod code_grant;
+mod flows;
 mod introspect;
 pub mod keys;
+mod oidc;
 mod revoke;
 mod token;
 
@@ -142,6 +146,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         clients: arc_swap::ArcSwap::from_pointee(ClientSnapshot::from_store(clients, watermarks)),
         keys: arc_swap::ArcSwap::from_pointee(key_snapshot),
         key_seal,
+        flow_keys: crate::oauth2::flow::keys(&config.secrets_system),
         store: Arc::new(store),
         pool: pool::Pool::new(2).map_err(|e| format!("cannot start helper threads: {e}"))?,
         dummy_hash: {

@@ -12,7 +12,7 @@ use crate::server::handlers::{find_token, required_token};
 use crate::server::respond::Response;
 use crate::server::state::Worker;
 use crate::server::token::read_form;
-use hydra_storage::TokenStore;
+use hydra_storage::{GrantStore, TokenStore};
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
     match run(w, req).await {
@@ -37,6 +37,13 @@ async fn run(w: &Worker, req: &Request) -> Result<(), OAuthError> {
         )
         .with_basic(presented.is_basic()));
     }
-    w.shared.store.delete_token(u32::from(r.partition), r.seq).await?;
+    let partition = u32::from(r.partition);
+    if rec.family != r.seq {
+        // A token of an authorization-code grant: revoking it revokes the grant (every access
+        // and refresh token of it), as Hydra.
+        w.shared.store.revoke_family(partition, rec.family).await?;
+    } else {
+        w.shared.store.delete_token(partition, r.seq).await?;
+    }
     Ok(())
 }

@@ -40,6 +40,13 @@ pub enum Route {
     PutKey(String, String),
     DeleteKey(String, String),
     WellKnownJwks,
+    /// `/oauth2/auth` (GET and POST).
+    Authorize,
+    Fallback(&'static str),
+    Discovery,
+    Userinfo,
+    /// `/oauth2/auth/requests/{login,consent}[/accept|/reject]`: (consent?, None = GET, Some(accept?)).
+    FlowRequest(bool, Option<bool>),
     NotFound,
     MethodNotAllowed(&'static str),
 }
@@ -81,6 +88,18 @@ fn public(m: Method, path: &str) -> Route {
         "/oauth2/token" => only(m, Method::Post, "POST", Route::Token),
         "/oauth2/revoke" => only(m, Method::Post, "POST", Route::Revoke),
         "/.well-known/jwks.json" => only(m, Method::Get, "GET, HEAD", Route::WellKnownJwks),
+        "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => {
+            only(m, Method::Get, "GET, HEAD", Route::Discovery)
+        }
+        "/oauth2/auth" | "/userinfo" => match m {
+            Method::Get | Method::Post if path == "/userinfo" => Route::Userinfo,
+            Method::Get | Method::Post => Route::Authorize,
+            _ => Route::MethodNotAllowed("GET, HEAD, POST"),
+        },
+        "/oauth2/fallbacks/login" => only(m, Method::Get, "GET, HEAD", Route::Fallback("login")),
+        "/oauth2/fallbacks/consent" => only(m, Method::Get, "GET, HEAD", Route::Fallback("consent")),
+        "/oauth2/fallbacks/logout" => only(m, Method::Get, "GET, HEAD", Route::Fallback("logout")),
+        "/oauth2/fallbacks/error" => only(m, Method::Get, "GET, HEAD", Route::Fallback("error")),
         _ => Route::NotFound,
     }
 }
@@ -93,6 +112,20 @@ fn admin(m: Method, path: &str) -> Route {
         "/version" => return only(m, Method::Get, "GET, HEAD", Route::Version),
         "/oauth2/introspect" => return only(m, Method::Post, "POST", Route::Introspect),
         "/oauth2/tokens" => return only(m, Method::Delete, "DELETE", Route::DeleteTokens),
+        "/oauth2/auth/requests/login" => return only(m, Method::Get, "GET, HEAD", Route::FlowRequest(false, None)),
+        "/oauth2/auth/requests/consent" => return only(m, Method::Get, "GET, HEAD", Route::FlowRequest(true, None)),
+        "/oauth2/auth/requests/login/accept" => {
+            return only(m, Method::Put, "PUT", Route::FlowRequest(false, Some(true)))
+        }
+        "/oauth2/auth/requests/login/reject" => {
+            return only(m, Method::Put, "PUT", Route::FlowRequest(false, Some(false)))
+        }
+        "/oauth2/auth/requests/consent/accept" => {
+            return only(m, Method::Put, "PUT", Route::FlowRequest(true, Some(true)))
+        }
+        "/oauth2/auth/requests/consent/reject" => {
+            return only(m, Method::Put, "PUT", Route::FlowRequest(true, Some(false)))
+        }
         "/clients" => {
             return match m {
                 Method::Get => Route::ListClients,
@@ -192,6 +225,15 @@ mod tests {
             (Api::Admin, Get, "/keys/", Route::NotFound),
             (Api::Admin, Get, "/keys/s/", Route::NotFound),
             (Api::Public, Get, "/.well-known/jwks.json", Route::WellKnownJwks),
+            (Api::Public, Get, "/.well-known/openid-configuration", Route::Discovery),
+            (Api::Public, Post, "/oauth2/auth", Route::Authorize),
+            (Api::Public, Delete, "/oauth2/auth", Route::MethodNotAllowed("GET, HEAD, POST")),
+            (Api::Public, Post, "/userinfo", Route::Userinfo),
+            (Api::Public, Get, "/oauth2/fallbacks/error", Route::Fallback("error")),
+            (Api::Admin, Get, "/admin/oauth2/auth/requests/login", Route::FlowRequest(false, None)),
+            (Api::Admin, Put, "/oauth2/auth/requests/consent/reject", Route::FlowRequest(true, Some(false))),
+            (Api::Admin, Post, "/oauth2/auth/requests/login/accept", Route::MethodNotAllowed("PUT")),
+            (Api::Admin, Get, "/oauth2/auth", Route::NotFound),
             (Api::Public, Get, "/admin/keys/s", Route::NotFound),
             (Api::Admin, Get, "/.well-known/jwks.json", Route::NotFound),
             (Api::Admin, Get, "/administrator", Route::NotFound),

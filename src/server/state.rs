@@ -70,6 +70,8 @@ pub struct Shared {
     pub keys: ArcSwap<crate::server::keys::KeySnapshot>,
     /// Keys that seal stored JWKs, one per `secrets.system` entry.
     pub key_seal: Vec<[u8; 32]>,
+    /// Keys that seal login and consent challenges and verifiers.
+    pub flow_keys: Vec<[u8; 32]>,
     pub token_keys: TokenKeys,
     /// Key of the per-worker client-secret digest caches.
     pub secret_cache_key: ring::hmac::Key,
@@ -247,6 +249,7 @@ mod tests {
             clients: ArcSwap::from_pointee(ClientSnapshot::default()),
             keys: ArcSwap::from_pointee(crate::server::keys::KeySnapshot::default()),
             key_seal: vec![[7; 32]],
+            flow_keys: vec![[8; 32]],
             store: Arc::new(store),
             pool: Pool::new(1).unwrap(),
             dummy_hash: Arc::from(crate::oauth2::hasher::dummy_hash()),

@@ -7,6 +7,7 @@ use crate::oauth2::client_credentials::{self, Policy};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::token_request::{self, TokenRequest};
 use crate::server::auth::authenticate;
+use crate::server::code_grant;
 use crate::server::conn::Request;
 use crate::server::handlers::form_body;
 use crate::server::respond::Response;
@@ -97,6 +98,19 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
                     "token_type": "bearer",
                 }),
             ))
+        }
+        TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
+            let c = &client.stored.client;
+            code_grant::exchange_code(w, c, &code, redirect_uri.as_deref(), code_verifier.as_deref())
+                .await
+                .map(|v| Response::json_value(200, &v))
+                .map_err(|e| e.with_basic(presented.is_basic()))
+        }
+        TokenRequest::RefreshToken { refresh_token, scope } => {
+            code_grant::refresh(w, &client.stored.client, &refresh_token, scope.as_deref())
+                .await
+                .map(|v| Response::json_value(200, &v))
+                .map_err(|e| e.with_basic(presented.is_basic()))
         }
     }
 }

@@ -195,6 +195,8 @@ pub trait GrantStore: Send + Sync {
     ) -> Pending<Rotate>;
     /// Deletes every live token of a grant; resolves to how many.
     fn revoke_family(&self, partition: u32, family: u64) -> Pending<usize>;
+    /// Whether a flow already produced its code (a read; never waits for a commit).
+    fn flow_used(&self, partition: u32, flow_id: &str) -> Result<bool, StoreError>;
 }
 
 fn family_key(family: u64, seq: u64) -> [u8; 16] {
@@ -747,5 +749,11 @@ impl GrantStore for Store {
     fn revoke_family(&self, partition: u32, family: u64) -> Pending<usize> {
         let Ok(part) = self.part(partition) else { return self.meta.committer.submit(|_| Ok(0)) };
         part.committer.submit(move |tx| delete_family(tx, family, None))
+    }
+
+    fn flow_used(&self, partition: u32, flow_id: &str) -> Result<bool, StoreError> {
+        let rtx = self.part(partition)?.db.begin_read()?;
+        let used = rtx.open_table(Table::Flows.def())?.get(flow_id.as_bytes())?.is_some();
+        Ok(used)
     }
 }

@@ -8,6 +8,7 @@ mod clients;
 mod concurrency;
 mod config;
 mod engine;
+mod flow;
 mod introspect;
 mod keys;
 mod restart;

@@ -1,0 +1,992 @@
+//! Validates OAuth 2.0 / OIDC authorization requests (code flow only) without I/O; invariant: an error is only ever
+//! `Redirect`ed to a redirect URI that matched the client's registration, everything before that point is `Fatal`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What the module needs to know about the client (the caller builds it from its client object).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientView<'a> {
+    pub client_id: &'a str,
+    pub redirect_uris: &'a [String],
+    pub response_types: &'a [String],
+    pub grant_types: &'a [String],
+    /// Space-separated scopes the client may request.
+    pub scope: &'a str,
+    /// Audiences the client may request.
+    pub audience: &'a [String],
+    /// token_endpoint_auth_method == "none".
+    pub public: bool,
+}
+
+pub struct Policy<'a> {
+    pub pkce_enforced: bool,
+    pub pkce_enforced_for_public_clients: bool,
+    /// Whether `requested` scope is covered by the client's allowed scope list (strategy is the caller's).
+    pub scope_allowed: &'a dyn Fn(&[&str], &str) -> bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+impl ResponseMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseMode::Query => "query",
+            ResponseMode::FormPost => "form_post",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub client_id: String,
+    /// The exact string to redirect to: the registered URI, or for a loopback match the requested one (its port).
+    pub redirect_uri: String,
+    /// Whether the request carried redirect_uri (the token request must then repeat it).
+    pub redirect_uri_given: bool,
+    pub response_type: String,
+    pub response_mode: ResponseMode,
+    pub scope: Vec<String>,
+    pub audience: Vec<String>,
+    pub state: String,
+    pub nonce: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<u64>,
+    pub id_token_hint: Option<String>,
+    pub login_hint: Option<String>,
+    pub acr_values: Vec<String>,
+    pub ui_locales: Vec<String>,
+    pub display: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// Must NOT be redirected to the client (unknown client, missing/unregistered/invalid redirect_uri): the caller
+    /// shows an error page.
+    Fatal { error: &'static str, description: String },
+    /// The redirect URI is validated: the caller redirects to it with these parameters.
+    Redirect {
+        redirect_uri: String,
+        response_mode: ResponseMode,
+        error: &'static str,
+        description: String,
+        state: Option<String>,
+    },
+}
+
+impl AuthError {
+    pub fn error(&self) -> &'static str {
+        match self {
+            AuthError::Fatal { error, .. } | AuthError::Redirect { error, .. } => error,
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        match self {
+            AuthError::Fatal { description, .. } | AuthError::Redirect { description, .. } => description,
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error(), self.description())
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+const STATE_MIN_LEN: usize = 8;
+const NONCE_MAX_LEN: usize = 512;
+const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
+const DISPLAYS: [&str; 4] = ["page", "popup", "touch", "wap"];
+
+fn fatal(error: &'static str, description: impl Into<String>) -> AuthError {
+    AuthError::Fatal { error, description: description.into() }
+}
+
+/// RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+fn param<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+/// Splits on single spaces, drops empty items (repeated spaces) and duplicates, keeping the first occurrence's order.
+fn space_list(value: Option<&str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in value.unwrap_or("").split(' ').filter(|s| !s.is_empty()) {
+        if !out.iter().any(|o| o == item) {
+            out.push(item.to_string());
+        }
+    }
+    out
+}
+
+/// Everything after the redirect URI is known good fails the same way, so the context is collected once.
+struct RedirectCtx {
+    redirect_uri: String,
+    response_mode: ResponseMode,
+    state: Option<String>,
+}
+
+impl RedirectCtx {
+    fn err(&self, error: &'static str, description: impl Into<String>) -> AuthError {
+        AuthError::Redirect {
+            redirect_uri: self.redirect_uri.clone(),
+            response_mode: self.response_mode,
+            error,
+            description: description.into(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+pub fn parse(
+    params: &[(String, String)],
+    client: Option<&ClientView>,
+    policy: &Policy,
+) -> Result<AuthRequest, AuthError> {
+    let client_id = param(params, "client_id").ok_or_else(|| fatal("invalid_client", "The client_id is missing."))?;
+    let client = match client {
+        // A caller that looked up the wrong client must not lead us into trusting its redirect URIs.
+        Some(c) if c.client_id == client_id => c,
+        _ => return Err(fatal("invalid_client", "The requested OAuth 2.0 client does not exist.")),
+    };
+
+    let given = param(params, "redirect_uri");
+    let redirect_uri = match given {
+        None => match client.redirect_uris {
+            [only] => only.clone(),
+            _ => {
+                return Err(fatal(
+                    "invalid_request",
+                    "The redirect_uri parameter is required because the client does not have exactly one registered redirect URI.",
+                ))
+            }
+        },
+        Some(uri) => match_redirect_uri(uri, client.redirect_uris)?,
+    };
+
+    let mut ctx = RedirectCtx {
+        redirect_uri,
+        response_mode: ResponseMode::Query,
+        state: param(params, "state").map(str::to_string),
+    };
+
+    ctx.response_mode = match param(params, "response_mode") {
+        None | Some("query") => ResponseMode::Query,
+        Some("form_post") => ResponseMode::FormPost,
+        Some("fragment") => {
+            return Err(ctx.err("invalid_request", "The response_mode fragment is not allowed with response_type code."))
+        }
+        Some(_) => return Err(ctx.err("invalid_request", "The response_mode is not supported.")),
+    };
+
+    if param(params, "response_type") != Some("code") {
+        return Err(ctx.err("unsupported_response_type", "Only response_type code is supported."));
+    }
+    if !client.response_types.iter().any(|r| r == "code") {
+        return Err(ctx.err("unauthorized_client", "The client is not allowed to use response_type code."));
+    }
+    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(ctx.err("unauthorized_client", "The client is not allowed to use grant_type authorization_code."));
+    }
+
+    let state = match &ctx.state {
+        Some(s) if s.chars().count() >= STATE_MIN_LEN => s.clone(),
+        _ => {
+            return Err(ctx.err(
+                "invalid_state",
+                "The state is missing or does not have enough characters and is therefore considered too weak.",
+            ))
+        }
+    };
+
+    let scope = space_list(param(params, "scope"));
+    let allowed: Vec<&str> = client.scope.split_whitespace().collect();
+    for s in &scope {
+        if !s.bytes().all(is_nqchar) {
+            return Err(ctx.err("invalid_scope", "A requested scope contains characters that are not allowed."));
+        }
+        if !(policy.scope_allowed)(&allowed, s) {
+            return Err(ctx.err("invalid_scope", format!("The client is not allowed to request scope '{s}'.")));
+        }
+    }
+
+    let audience = space_list(param(params, "audience"));
+    for a in &audience {
+        if !client.audience.iter().any(|ca| ca == a) {
+            return Err(ctx.err("invalid_request", format!("The client is not allowed to request audience '{a}'.")));
+        }
+    }
+
+    let prompt = space_list(param(params, "prompt"));
+    if let Some(p) = prompt.iter().find(|p| !PROMPTS.contains(&p.as_str())) {
+        return Err(ctx.err("invalid_request", format!("The prompt value '{p}' is not supported.")));
+    }
+    if prompt.len() > 1 && prompt.iter().any(|p| p == "none") {
+        return Err(ctx.err("invalid_request", "The prompt value none must not be combined with other values."));
+    }
+
+    let max_age = match param(params, "max_age") {
+        None => None,
+        // u64::from_str accepts a leading '+', which is not a valid non-negative integer literal here.
+        Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => match v.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => return Err(ctx.err("invalid_request", "The max_age is out of range.")),
+        },
+        Some(_) => return Err(ctx.err("invalid_request", "The max_age must be a non-negative integer.")),
+    };
+
+    let display = param(params, "display").map(str::to_string);
+    if let Some(d) = &display {
+        if !DISPLAYS.contains(&d.as_str()) {
+            return Err(ctx.err("invalid_request", "The display value is not supported."));
+        }
+    }
+
+    let code_challenge = param(params, "code_challenge").map(str::to_string);
+    let code_challenge_method = param(params, "code_challenge_method");
+    match (&code_challenge, code_challenge_method) {
+        (None, Some(_)) => {
+            return Err(ctx.err("invalid_request", "The code_challenge_method was given without a code_challenge."))
+        }
+        (Some(_), None | Some("plain")) => {
+            return Err(ctx.err(
+                "invalid_request",
+                "The code_challenge_method must be S256; plain (the default when absent) is not allowed.",
+            ))
+        }
+        (Some(_), Some(m)) if m != "S256" => {
+            return Err(ctx.err("invalid_request", "The code_challenge_method must be S256."))
+        }
+        (Some(c), Some(_)) if !is_s256_challenge(c) => {
+            return Err(ctx.err(
+                "invalid_request",
+                "The code_challenge must be the 43-character base64url encoding of a SHA-256 hash.",
+            ))
+        }
+        (None, None) if policy.pkce_enforced || (policy.pkce_enforced_for_public_clients && client.public) => {
+            return Err(ctx.err("invalid_request", "PKCE is required: the code_challenge is missing."))
+        }
+        _ => {}
+    }
+    let code_challenge_method = code_challenge.as_ref().map(|_| "S256".to_string());
+
+    if param(params, "request").is_some() {
+        return Err(ctx.err("request_not_supported", "The request parameter is not supported."));
+    }
+    if param(params, "request_uri").is_some() {
+        return Err(ctx.err("request_uri_not_supported", "The request_uri parameter is not supported."));
+    }
+
+    let nonce = param(params, "nonce").map(str::to_string);
+    if nonce.as_ref().is_some_and(|n| n.chars().count() > NONCE_MAX_LEN) {
+        return Err(ctx.err("invalid_request", "The nonce is too long."));
+    }
+
+    Ok(AuthRequest {
+        client_id: client_id.to_string(),
+        redirect_uri: ctx.redirect_uri,
+        redirect_uri_given: given.is_some(),
+        response_type: "code".to_string(),
+        response_mode: ctx.response_mode,
+        scope,
+        audience,
+        state,
+        nonce,
+        prompt,
+        max_age,
+        id_token_hint: param(params, "id_token_hint").map(str::to_string),
+        login_hint: param(params, "login_hint").map(str::to_string),
+        acr_values: space_list(param(params, "acr_values")),
+        ui_locales: space_list(param(params, "ui_locales")),
+        display,
+        code_challenge,
+        code_challenge_method,
+    })
+}
+
+/// RFC 6749 Appendix A.4 scope-token characters.
+fn is_nqchar(b: u8) -> bool {
+    b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
+}
+
+/// Requiring a canonical 32-byte decode rules out challenges no S256 verifier could ever produce.
+fn is_s256_challenge(c: &str) -> bool {
+    c.len() == 43 && URL_SAFE_NO_PAD.decode(c).is_ok_and(|d| d.len() == 32)
+}
+
+fn match_redirect_uri(given: &str, registered: &[String]) -> Result<String, AuthError> {
+    let uri =
+        parse_uri(given).ok_or_else(|| fatal("invalid_request", "The redirect_uri is not a valid absolute URI."))?;
+    if uri.fragment.is_some() {
+        return Err(fatal("invalid_request", "The redirect_uri must not contain a fragment."));
+    }
+    if uri.authority.as_ref().is_some_and(|a| a.userinfo) {
+        return Err(fatal("invalid_request", "The redirect_uri must not contain user information."));
+    }
+    if registered.iter().any(|r| r == given) {
+        return Ok(given.to_string());
+    }
+    if registered.iter().filter_map(|r| parse_uri(r)).any(|r| loopback_matches(&r, &uri)) {
+        // The native app listens on the port it chose at run time, so that is where it must be sent.
+        return Ok(given.to_string());
+    }
+    Err(fatal("invalid_request", "The redirect_uri does not match any of the client's registered redirect URIs."))
+}
+
+/// RFC 8252 §7.3; `localhost` is left out because its resolution is not guaranteed to stay on the loopback (§8.3).
+fn loopback_matches(reg: &Uri, req: &Uri) -> bool {
+    let (Some(ra), Some(qa)) = (&reg.authority, &req.authority) else { return false };
+    reg.scheme == "http"
+        && req.scheme == "http"
+        && !ra.userinfo
+        && !qa.userinfo
+        && (ra.host == "127.0.0.1" || ra.host == "[::1]")
+        && ra.host == qa.host
+        && qa.port.is_none_or(valid_port)
+        && reg.path == req.path
+        && reg.query == req.query
+        && reg.fragment.is_none()
+        && req.fragment.is_none()
+}
+
+fn valid_port(p: &str) -> bool {
+    p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
+}
+
+struct Uri<'a> {
+    scheme: &'a str,
+    authority: Option<Authority<'a>>,
+    path: &'a str,
+    query: Option<&'a str>,
+    fragment: Option<&'a str>,
+}
+
+struct Authority<'a> {
+    userinfo: bool,
+    host: &'a str,
+    port: Option<&'a str>,
+}
+
+/// A strict RFC 3986 absolute-URI splitter: only URI characters, well-formed percent escapes, a valid scheme.
+fn parse_uri(s: &str) -> Option<Uri<'_>> {
+    let bytes = s.as_bytes();
+    if !bytes.iter().all(|&b| is_uri_char(b)) {
+        return None;
+    }
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        {
+            return None;
+        }
+    }
+    let colon = s.find(':')?;
+    let scheme = &s[..colon];
+    let mut sb = scheme.bytes();
+    if !sb.next().is_some_and(|b| b.is_ascii_alphabetic())
+        || !sb.all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+    {
+        return None;
+    }
+    let rest = &s[colon + 1..];
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((r, f)) if !f.contains('#') => (r, Some(f)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    let (hier, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match hier.strip_prefix("//") {
+        Some(after) => {
+            let end = after.find('/').unwrap_or(after.len());
+            (Some(parse_authority(&after[..end])?), &after[end..])
+        }
+        None => (None, hier),
+    };
+    if authority.is_none() && path.is_empty() {
+        return None;
+    }
+    Some(Uri { scheme, authority, path, query, fragment })
+}
+
+fn parse_authority(a: &str) -> Option<Authority<'_>> {
+    let (userinfo, hostport) = match a.rsplit_once('@') {
+        Some((_, hp)) => (true, hp),
+        None => (false, a),
+    };
+    let (host, port) = if hostport.starts_with('[') {
+        let close = hostport.find(']')?;
+        let (host, after) = hostport.split_at(close + 1);
+        match after {
+            "" => (host, None),
+            _ => (host, Some(after.strip_prefix(':')?)),
+        }
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    // Brackets and colons belong only to an IP-literal; anywhere else they signal a confused authority.
+    let inner = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    if inner.contains(['[', ']']) || (inner.len() == host.len() && host.contains(':')) {
+        return None;
+    }
+    if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    Some(Authority { userinfo, host, port })
+}
+
+fn is_uri_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
+}
+
+/// RFC 7636 §4.1 verifier syntax, then an S256 comparison that does not leak the position of the first mismatch.
+pub fn verify_pkce(challenge: &str, verifier: &str) -> bool {
+    let ok_syntax = (43..=128).contains(&verifier.len())
+        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !ok_syntax {
+        return false;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    let computed = URL_SAFE_NO_PAD.encode(digest.as_ref());
+    constant_time_eq(computed.as_bytes(), challenge.as_bytes())
+}
+
+/// ring's `verify_slices_are_equal` is deprecated in 0.17.14, so the comparison lives here.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // Lengths are not secret (a challenge is always 43 characters), only the contents are.
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+fn form_urlencode(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else if b == b' ' {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        }
+    }
+}
+
+/// Appends `params` to the query of `redirect_uri`, keeping any registered query (RFC 6749 §3.1.2).
+pub fn redirect_url(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    // A validated redirect URI has no fragment; if one slips through, the query must still precede it.
+    let (base, fragment) = match redirect_uri.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (redirect_uri, None),
+    };
+    let mut out = String::with_capacity(base.len() + 64);
+    out.push_str(base);
+    let mut need_sep = match base.find('?') {
+        None => {
+            if !params.is_empty() {
+                out.push('?');
+            }
+            false
+        }
+        Some(i) => !(base.ends_with('?') || base.ends_with('&') || i + 1 == base.len()),
+    };
+    for (k, v) in params {
+        if need_sep {
+            out.push('&');
+        }
+        form_urlencode(k, &mut out);
+        out.push('=');
+        form_urlencode(v, &mut out);
+        need_sep = true;
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+fn html_escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// OAuth 2.0 Form Post Response Mode page; every interpolated value is escaped because all of them are
+/// attacker-influenced (state, error_description) or client-registered.
+pub fn form_post_html(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::from(
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"referrer\" content=\"no-referrer\">\n\
+         <title>Submit This Form</title>\n</head>\n<body>\n<form method=\"post\" action=\"",
+    );
+    html_escape(redirect_uri, &mut out);
+    out.push_str("\">\n");
+    for (k, v) in params {
+        out.push_str("<input type=\"hidden\" name=\"");
+        html_escape(k, &mut out);
+        out.push_str("\" value=\"");
+        html_escape(v, &mut out);
+        out.push_str("\">\n");
+    }
+    out.push_str(
+        "<noscript><button type=\"submit\">Continue</button></noscript>\n</form>\n\
+         <script>window.addEventListener(\"load\", function () { document.forms[0].submit(); });</script>\n\
+         </body>\n</html>\n",
+    );
+    out
+}
+
+/// Error response parameters (RFC 6749 §4.1.2.1) plus `iss` (RFC 9207).
+pub fn error_params<'a>(
+    error: &'a str,
+    description: &'a str,
+    state: Option<&'a str>,
+    iss: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    let mut v = vec![("error", error), ("error_description", description)];
+    if let Some(s) = state {
+        v.push(("state", s));
+    }
+    v.push(("iss", iss));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const STATE: &str = "state-12345";
+
+    struct Fixture {
+        redirect_uris: Vec<String>,
+        response_types: Vec<String>,
+        grant_types: Vec<String>,
+        audience: Vec<String>,
+        scope: String,
+        public: bool,
+    }
+
+    impl Fixture {
+        fn new(uris: &[&str]) -> Self {
+            Fixture {
+                redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+                response_types: vec!["code".into()],
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                audience: vec!["https://api.example".into(), "https://other.example".into()],
+                scope: "openid offline profile".into(),
+                public: false,
+            }
+        }
+        fn view(&self) -> ClientView<'_> {
+            ClientView {
+                client_id: "app",
+                redirect_uris: &self.redirect_uris,
+                response_types: &self.response_types,
+                grant_types: &self.grant_types,
+                scope: &self.scope,
+                audience: &self.audience,
+                public: self.public,
+            }
+        }
+    }
+
+    fn exact_scope(allowed: &[&str], s: &str) -> bool {
+        allowed.contains(&s)
+    }
+
+    fn policy(pkce: bool, pkce_public: bool) -> Policy<'static> {
+        Policy { pkce_enforced: pkce, pkce_enforced_for_public_clients: pkce_public, scope_allowed: &exact_scope }
+    }
+
+    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("client_id", "app"),
+            ("response_type", "code"),
+            ("state", STATE),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ]
+    }
+
+    /// Base request with `overrides` replacing or adding parameters; a value of "\0" removes the parameter.
+    fn with(overrides: &[(&'static str, &'static str)]) -> Vec<(String, String)> {
+        let mut v = base();
+        for (k, val) in overrides {
+            v.retain(|(bk, _)| bk != k);
+            if *val != "\0" {
+                v.push((k, val));
+            }
+        }
+        p(&v)
+    }
+
+    fn run(params: &[(String, String)], fx: &Fixture, pol: &Policy) -> Result<AuthRequest, AuthError> {
+        parse(params, Some(&fx.view()), pol)
+    }
+
+    fn one() -> Fixture {
+        Fixture::new(&["https://good.example/cb"])
+    }
+
+    fn expect_redirect(params: &[(String, String)], fx: &Fixture, pol: &Policy, want: &str) -> AuthError {
+        let err = run(params, fx, pol).unwrap_err();
+        match &err {
+            AuthError::Redirect { error, state, redirect_uri, .. } => {
+                assert_eq!(*error, want, "{err:?}");
+                let given = params.iter().find(|(k, _)| k == "state").map(|(_, v)| v.clone());
+                assert_eq!(*state, given);
+                assert_eq!(redirect_uri, "https://good.example/cb");
+            }
+            other => panic!("expected Redirect {want}, got {other:?}"),
+        }
+        err
+    }
+
+    #[test]
+    fn full_valid_request() {
+        let fx = Fixture::new(&["https://good.example/cb", "https://good.example/cb2"]);
+        let params = p(&[
+            ("client_id", "app"),
+            ("redirect_uri", "https://good.example/cb2"),
+            ("response_type", "code"),
+            ("response_mode", "form_post"),
+            ("scope", "openid profile openid"),
+            ("audience", "https://api.example"),
+            ("state", STATE),
+            ("nonce", "n-0S6_WzA2Mj"),
+            ("prompt", "login consent"),
+            ("max_age", "3600"),
+            ("id_token_hint", "eyJ.hint"),
+            ("login_hint", "alice@example.com"),
+            ("acr_values", "urn:a urn:b"),
+            ("ui_locales", "de en"),
+            ("display", "popup"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+            ("unknown_param", "ignored"),
+        ]);
+        let got = run(&params, &fx, &policy(true, true)).unwrap();
+        let want = AuthRequest {
+            client_id: "app".into(),
+            redirect_uri: "https://good.example/cb2".into(),
+            redirect_uri_given: true,
+            response_type: "code".into(),
+            response_mode: ResponseMode::FormPost,
+            scope: vec!["openid".into(), "profile".into()],
+            audience: vec!["https://api.example".into()],
+            state: STATE.into(),
+            nonce: Some("n-0S6_WzA2Mj".into()),
+            prompt: vec!["login".into(), "consent".into()],
+            max_age: Some(3600),
+            id_token_hint: Some("eyJ.hint".into()),
+            login_hint: Some("alice@example.com".into()),
+            acr_values: vec!["urn:a".into(), "urn:b".into()],
+            ui_locales: vec!["de".into(), "en".into()],
+            display: Some("popup".into()),
+            code_challenge: Some(CHALLENGE.into()),
+            code_challenge_method: Some("S256".into()),
+        };
+        assert_eq!(got, want);
+        let json = serde_json::to_string(&got).unwrap();
+        assert!(json.contains("\"form_post\""));
+        assert_eq!(serde_json::from_str::<AuthRequest>(&json).unwrap(), want);
+    }
+
+    #[test]
+    fn single_registered_uri_is_default() {
+        let got = run(&with(&[]), &one(), &policy(false, false)).unwrap();
+        assert_eq!(got.redirect_uri, "https://good.example/cb");
+        assert!(!got.redirect_uri_given);
+        assert_eq!(got.response_mode, ResponseMode::Query);
+        assert!(got.scope.is_empty());
+    }
+
+    fn assert_fatal(fx: &Fixture, uri: &'static str) {
+        let params = with(&[("redirect_uri", uri)]);
+        match run(&params, fx, &policy(false, false)) {
+            Err(AuthError::Fatal { error, .. }) => assert_eq!(error, "invalid_request", "{uri}"),
+            other => panic!("{uri} should be Fatal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn redirect_uri_tricks_are_fatal() {
+        let fx = Fixture::new(&["https://good.example/cb", "https://good.example/q?a=1"]);
+        for uri in [
+            "https://good.example/c",
+            "https://good.example/cb/x",
+            "https://good.example/cbx",
+            "https://good.example/cb/",
+            "https://GOOD.example/cb",
+            "https://good.example/CB",
+            "HTTPS://good.example/cb",
+            "https://good.example/cb?x=1",
+            "https://good.example/q?a=1&b=2",
+            "https://good.example/q",
+            "https://good.example/cb#frag",
+            "https://good.example/cb#",
+            "https://good.example@evil.example/cb",
+            "https://user@good.example/cb",
+            "https://good.example.evil.example/cb",
+            "https://good.example:443/cb",
+            "/cb",
+            "//good.example/cb",
+            "good.example/cb",
+            "https://good.example/cb ",
+            "https://good.example/%zz",
+            "https://evil.example/cb",
+        ] {
+            assert_fatal(&fx, uri);
+        }
+    }
+
+    #[test]
+    fn registered_query_is_matched_exactly() {
+        let fx = Fixture::new(&["https://good.example/cb", "https://good.example/q?a=1"]);
+        let got = run(&with(&[("redirect_uri", "https://good.example/q?a=1")]), &fx, &policy(false, false)).unwrap();
+        assert_eq!(got.redirect_uri, "https://good.example/q?a=1");
+    }
+
+    #[test]
+    fn missing_redirect_uri_with_two_registered_is_fatal() {
+        let fx = Fixture::new(&["https://good.example/cb", "https://good.example/cb2"]);
+        let err = run(&with(&[]), &fx, &policy(false, false)).unwrap_err();
+        assert!(matches!(err, AuthError::Fatal { error: "invalid_request", .. }), "{err:?}");
+        let none = Fixture::new(&[]);
+        let err = run(&with(&[]), &none, &policy(false, false)).unwrap_err();
+        assert!(matches!(err, AuthError::Fatal { error: "invalid_request", .. }), "{err:?}");
+    }
+
+    #[test]
+    fn loopback_port_may_vary() {
+        let fx = Fixture::new(&["http://127.0.0.1:8080/cb", "http://[::1]/cb", "http://localhost:8080/cb"]);
+        let ok = |uri: &'static str| run(&with(&[("redirect_uri", uri)]), &fx, &policy(false, false));
+        assert_eq!(ok("http://127.0.0.1:9999/cb").unwrap().redirect_uri, "http://127.0.0.1:9999/cb");
+        assert_eq!(ok("http://127.0.0.1/cb").unwrap().redirect_uri, "http://127.0.0.1/cb");
+        assert_eq!(ok("http://[::1]:51234/cb").unwrap().redirect_uri, "http://[::1]:51234/cb");
+        assert_eq!(ok("http://localhost:8080/cb").unwrap().redirect_uri, "http://localhost:8080/cb");
+        for uri in [
+            "http://127.0.0.1:9999/cb2",
+            "http://127.0.0.1:9999/cb?x=1",
+            "http://localhost:9999/cb",
+            "https://127.0.0.1:9999/cb",
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:70000/cb",
+            "http://127.0.0.1:/cb",
+            "http://x@127.0.0.1:9999/cb",
+            "http://127.0.0.2:8080/cb",
+            "http://[::1]:9999/cb/",
+        ] {
+            assert_fatal(&fx, uri);
+        }
+    }
+
+    #[test]
+    fn unknown_client_is_fatal() {
+        let fx = one();
+        let params = with(&[("redirect_uri", "https://good.example/cb")]);
+        for err in [
+            parse(&params, None, &policy(false, false)).unwrap_err(),
+            parse(&with(&[("client_id", "\0")]), Some(&fx.view()), &policy(false, false)).unwrap_err(),
+            parse(&with(&[("client_id", "other")]), Some(&fx.view()), &policy(false, false)).unwrap_err(),
+        ] {
+            assert!(matches!(err, AuthError::Fatal { error: "invalid_client", .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn redirect_errors_carry_state() {
+        let fx = one();
+        let pol = policy(false, false);
+        let err = expect_redirect(&with(&[("state", "\0")]), &fx, &pol, "invalid_state");
+        assert_eq!(
+            err.description(),
+            "The state is missing or does not have enough characters and is therefore considered too weak."
+        );
+        expect_redirect(&with(&[("state", "short")]), &fx, &pol, "invalid_state");
+        expect_redirect(&with(&[("response_type", "token")]), &fx, &pol, "unsupported_response_type");
+        expect_redirect(&with(&[("response_type", "code id_token")]), &fx, &pol, "unsupported_response_type");
+        expect_redirect(&with(&[("response_type", "\0")]), &fx, &pol, "unsupported_response_type");
+        expect_redirect(&with(&[("response_mode", "fragment")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("response_mode", "web_message")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("prompt", "login bogus")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("prompt", "none login")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("max_age", "-1")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("max_age", "abc")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("max_age", "+5")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("max_age", "99999999999999999999999")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("display", "tv")]), &fx, &pol, "invalid_request");
+        let err = expect_redirect(&with(&[("code_challenge_method", "plain")]), &fx, &pol, "invalid_request");
+        assert!(err.description().contains("plain"));
+        expect_redirect(&with(&[("code_challenge_method", "\0")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("code_challenge_method", "s256")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("code_challenge", "\0")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("code_challenge", "abc")]), &fx, &pol, "invalid_request");
+        expect_redirect(
+            &with(&[("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw+cM")]),
+            &fx,
+            &pol,
+            "invalid_request",
+        );
+        expect_redirect(&with(&[("scope", "openid admin")]), &fx, &pol, "invalid_scope");
+        expect_redirect(&with(&[("scope", "openid \"x")]), &fx, &pol, "invalid_scope");
+        expect_redirect(&with(&[("audience", "https://evil.example")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("audience", "https://api.example/")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("request", "eyJhbGciOiJub25lIn0.e30.")]), &fx, &pol, "request_not_supported");
+        expect_redirect(&with(&[("request_uri", "https://x.example/r")]), &fx, &pol, "request_uri_not_supported");
+        let long: &'static str = "n".repeat(513).leak();
+        expect_redirect(&with(&[("nonce", long)]), &fx, &pol, "invalid_request");
+    }
+
+    #[test]
+    fn error_without_state_has_none_and_keeps_valid_response_mode() {
+        let fx = one();
+        let err = run(&with(&[("state", "\0"), ("response_mode", "form_post")]), &fx, &policy(false, false));
+        match err.unwrap_err() {
+            AuthError::Redirect { state, response_mode, .. } => {
+                assert_eq!(state, None);
+                assert_eq!(response_mode, ResponseMode::FormPost);
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = run(&with(&[("response_mode", "fragment")]), &fx, &policy(false, false));
+        assert!(matches!(err, Err(AuthError::Redirect { response_mode: ResponseMode::Query, .. })));
+    }
+
+    #[test]
+    fn client_must_be_allowed_code_flow() {
+        let mut fx = one();
+        fx.grant_types = vec!["client_credentials".into()];
+        expect_redirect(&with(&[]), &fx, &policy(false, false), "unauthorized_client");
+        let mut fx = one();
+        fx.response_types = vec!["token".into()];
+        expect_redirect(&with(&[]), &fx, &policy(false, false), "unauthorized_client");
+    }
+
+    #[test]
+    fn pkce_enforcement() {
+        let no_pkce = with(&[("code_challenge", "\0"), ("code_challenge_method", "\0")]);
+        let mut fx = one();
+        expect_redirect(&no_pkce, &fx, &policy(true, false), "invalid_request");
+        // Only public clients are forced: the confidential one passes.
+        let got = run(&no_pkce, &fx, &policy(false, true)).unwrap();
+        assert_eq!((got.code_challenge, got.code_challenge_method), (None, None));
+        fx.public = true;
+        expect_redirect(&no_pkce, &fx, &policy(false, true), "invalid_request");
+        assert!(run(&no_pkce, &fx, &policy(false, false)).is_ok());
+        assert!(run(&with(&[]), &fx, &policy(true, true)).is_ok());
+    }
+
+    #[test]
+    fn pkce_verification() {
+        assert!(verify_pkce(CHALLENGE, VERIFIER));
+        assert!(!verify_pkce(CHALLENGE, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK"));
+        assert!(!verify_pkce("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN", VERIFIER));
+        assert!(!verify_pkce(CHALLENGE, &VERIFIER[..42]));
+        let v42 = "a".repeat(42);
+        let v43 = "a".repeat(43);
+        let v128 = "a".repeat(128);
+        let v129 = "a".repeat(129);
+        assert!(!verify_pkce(&challenge_of(&v42), &v42));
+        assert!(verify_pkce(&challenge_of(&v43), &v43));
+        assert!(verify_pkce(&challenge_of(&v128), &v128));
+        assert!(!verify_pkce(&challenge_of(&v129), &v129));
+        let bad = format!("{}+", "a".repeat(42));
+        assert!(!verify_pkce(&challenge_of(&bad), &bad));
+        let bad = format!("{} ", "a".repeat(42));
+        assert!(!verify_pkce(&challenge_of(&bad), &bad));
+        assert!(!verify_pkce("", VERIFIER));
+    }
+
+    fn challenge_of(v: &str) -> String {
+        URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, v.as_bytes()).as_ref())
+    }
+
+    #[test]
+    fn redirect_url_encoding() {
+        let url = redirect_url("https://c.example/cb?keep=1", &[("code", "a b&c=d"), ("state", "ü~._-*")]);
+        assert_eq!(url, "https://c.example/cb?keep=1&code=a+b%26c%3Dd&state=%C3%BC~._-%2A");
+        assert_eq!(redirect_url("https://c.example/cb", &[("a", "1"), ("b", "2")]), "https://c.example/cb?a=1&b=2");
+        assert_eq!(redirect_url("https://c.example/cb?", &[("a", "1")]), "https://c.example/cb?a=1");
+        assert_eq!(redirect_url("https://c.example/cb?x=1&", &[("a", "1")]), "https://c.example/cb?x=1&a=1");
+        assert_eq!(redirect_url("https://c.example/cb", &[]), "https://c.example/cb");
+    }
+
+    #[test]
+    fn form_post_escapes_everything() {
+        let html =
+            form_post_html("https://c.example/cb?a=1&b=\"><script>", &[("state", "\"><script>alert('x')</script>")]);
+        assert!(!html.contains("\"><script>"));
+        assert!(!html.contains("alert('x')"));
+        assert!(html.contains("action=\"https://c.example/cb?a=1&amp;b=&quot;&gt;&lt;script&gt;\""));
+        assert!(html.contains("name=\"state\" value=\"&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;\""));
+        assert!(html.contains("<form method=\"post\""));
+        assert!(html.contains("<noscript>"));
+        assert!(html.contains("document.forms[0].submit()"));
+        assert_eq!(html.matches("<script>").count(), 1);
+    }
+
+    #[test]
+    fn error_params_shape() {
+        assert_eq!(
+            error_params("invalid_request", "bad", Some("st"), "https://issuer"),
+            vec![
+                ("error", "invalid_request"),
+                ("error_description", "bad"),
+                ("state", "st"),
+                ("iss", "https://issuer")
+            ]
+        );
+        assert_eq!(error_params("e", "d", None, "i").len(), 3);
+    }
+
+    #[test]
+    fn malformed_input_never_panics() {
+        let fx = Fixture::new(&["http://[::1", "https://good.example/cb", "x:"]);
+        for uri in ["http://[::1", "http://[::1]x/cb", "a:", ":", "%", "http://é.example/cb", "h://a:b:c/", "x:"] {
+            let err = run(&with(&[("redirect_uri", uri)]), &fx, &policy(false, false)).unwrap_err();
+            assert!(matches!(err, AuthError::Fatal { .. }), "{uri}: {err:?}");
+        }
+        for v in ["é", "\u{0}", "%", " ", "  x  "] {
+            for k in ["scope", "prompt", "max_age", "audience", "state", "code_challenge", "nonce", "display"] {
+                let params = p(&[("client_id", "app"), ("redirect_uri", "https://good.example/cb"), (k, v)]);
+                let err = run(&params, &fx, &policy(true, true)).unwrap_err();
+                assert!(matches!(err, AuthError::Redirect { .. }), "{k}={v:?}: {err:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! `GET/POST /oauth2/auth`: the authorization endpoint and its three legs (new request → login
+//! app; login verifier → consent app; consent verifier → code to the client), plus the fallback
+//! pages under `/oauth2/fallbacks/`.
+//!
+//! Invariants: nothing is ever redirected to a URI that was not validated against the client's
+//! registration (an unknown client or redirect URI goes to `urls.error`); every verifier is
+//! checked against its CSRF cookie; a flow produces at most one code (the store enforces it);
+//! the code is answered only after it is durable.
+
+use crate::http::form;
+use crate::oauth2::authorization_code::{Grant, GrantExt};
+use crate::oauth2::authorize::{self, AuthError, AuthRequest, ClientView, Policy, ResponseMode};
+use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
+use crate::oauth2::id_token::subject_for;
+use crate::server::conn::Request;
+use crate::server::handlers::form_body;
+use crate::server::respond::Response;
+use crate::server::state::{unix_now, Worker};
+use crate::token::{mint, TokenType};
+use hydra_storage::{GrantStore, TokenKind, TokenRecord, TokenStore};
+use ring::rand::SystemRandom;
+
+/// Resolves `urls.login` and friends: a path is taken relative to the public URL.
+pub fn absolute(w: &Worker, url: &str) -> String {
+    if url.starts_with('/') {
+        format!("{}{}", w.config().public_url, url)
+    } else {
+        url.to_string()
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn found(location: String) -> Response {
+    Response::empty(302).header("Location", location)
+}
+
+/// An error that must not reach the client: to `urls.error` with the error in the query.
+fn fatal(w: &Worker, error: &str, description: &str) -> Response {
+    let url = absolute(w, &w.config().url_error);
+    found(authorize::redirect_url(&url, &[("error", error), ("error_description", description)]))
+}
+
+/// An answer to the client's validated redirect URI, in its response mode.
+fn to_client(uri: &str, mode: ResponseMode, params: &[(&str, &str)]) -> Response {
+    match mode {
+        ResponseMode::Query => found(authorize::redirect_url(uri, params)),
+        ResponseMode::FormPost => Response {
+            status: 200,
+            headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+            body: authorize::form_post_html(uri, params).into_bytes(),
+            close: false,
+        }
+        .header("Cache-Control", "no-store"),
+    }
+}
+
+fn error_to_client(w: &Worker, r: &AuthRequest, error: &str, description: &str) -> Response {
+    let params = authorize::error_params(error, description, Some(&r.state), &w.config().issuer);
+    to_client(&r.redirect_uri, r.response_mode, &params)
+}
+
+fn cookie(w: &Worker, name: &str, value: &str, max_age: i64) -> String {
+    let secure = if w.config().dev { "" } else { "; Secure" };
+    format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+}
+
+fn cookie_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.head
+        .header_all("cookie")
+        .flat_map(|h| h.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn csrf_ok(req: &Request, name: &str, expected: &str) -> bool {
+    // Compared as digests: constant time whatever the lengths.
+    let digest = |s: &str| {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref());
+        out
+    };
+    cookie_value(req, name).is_some_and(|v| crate::token::same_signature(&digest(v), &digest(expected)))
+}
+
+pub async fn handle(w: &Worker, req: &Request) -> Response {
+    let params = match params(req) {
+        Ok(p) => p,
+        Err(d) => return fatal(w, "invalid_request", &d),
+    };
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let r = if let Some(v) = get("consent_verifier") {
+        consent_done(w, req, v, get("client_id")).await
+    } else if let Some(v) = get("login_verifier") {
+        login_done(w, req, v)
+    } else {
+        start(w, req, &params)
+    };
+    r.header("Cache-Control", "no-store")
+}
+
+/// The request parameters: the query of a GET, the form body of a POST (OIDC Core §3.1.2.1).
+fn params(req: &Request) -> Result<Vec<(String, String)>, String> {
+    if req.head.method == crate::http::request::Method::Post {
+        return form_body(req, &[]).map(form::Form::into_pairs).map_err(|e| e.full_description());
+    }
+    let q = req.head.query.as_deref().unwrap_or("");
+    form::decode(q.as_bytes()).map(form::Form::into_pairs).map_err(|e| e.description().to_string())
+}
+
+fn expired(w: &Worker, flow: &Flow) -> bool {
+    unix_now() - flow.requested_at > w.config().ttl_login_consent_request.as_secs() as i64
+}
+
+/// A new authorization request: validate, then hand over to the login app.
+fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
+    let cfg = w.config();
+    let snapshot = w.shared.clients.load();
+    let client_id = params.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.as_str()).unwrap_or("");
+    let entry = snapshot.clients.get(client_id);
+    let view = entry.map(|e| {
+        let c = &e.stored.client;
+        ClientView {
+            client_id: &c.client_id,
+            redirect_uris: c.redirect_uris.as_deref().unwrap_or(&[]),
+            response_types: c.response_types.as_deref().unwrap_or(&[]),
+            grant_types: c.grant_types.as_deref().unwrap_or(&[]),
+            scope: &c.scope,
+            audience: &c.audience,
+            public: c.is_public(),
+        }
+    });
+    let strategy = cfg.scope_strategy;
+    let allowed = move |allowed: &[&str], s: &str| strategy.matches(allowed.iter().copied(), s);
+    let policy = Policy {
+        pkce_enforced: cfg.pkce_enforced,
+        pkce_enforced_for_public_clients: cfg.pkce_enforced_for_public_clients,
+        scope_allowed: &allowed,
+    };
+    let r = match authorize::parse(params, view.as_ref(), &policy) {
+        Ok(r) => r,
+        Err(AuthError::Fatal { error, description }) => return fatal(w, error, &description),
+        Err(AuthError::Redirect { redirect_uri, response_mode, error, description, state }) => {
+            let p = authorize::error_params(error, &description, state.as_deref(), &cfg.issuer);
+            return to_client(&redirect_uri, response_mode, &p);
+        }
+    };
+    // No remembered login sessions yet: a request that may not show a login page cannot succeed.
+    if r.prompt.iter().any(|p| p == "none") {
+        return error_to_client(
+            w,
+            &r,
+            "login_required",
+            "The user is not logged in and prompt=none forbids a login page.",
+        );
+    }
+    let rng = SystemRandom::new();
+    let ids = (flow::random_id(&rng), flow::random_id(&rng), flow::random_id(&rng), flow::random_id(&rng));
+    let (Ok(id), Ok(session_id), Ok(login_csrf), Ok(consent_csrf)) = ids else {
+        return error_to_client(w, &r, "server_error", "No randomness available.");
+    };
+    let request_url = match (&req.head.method, &req.head.query) {
+        (crate::http::request::Method::Get, Some(q)) => format!("{}/oauth2/auth?{q}", cfg.public_url),
+        _ => {
+            let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            authorize::redirect_url(&format!("{}/oauth2/auth", cfg.public_url), &pairs)
+        }
+    };
+    let flow = Flow {
+        id,
+        request: r,
+        request_url,
+        requested_at: unix_now(),
+        session_id,
+        login_csrf,
+        login: None,
+        consent_csrf,
+        consent: None,
+    };
+    let Ok(challenge) = flow::seal_flow(&w.shared.flow_keys, Purpose::LoginChallenge, &flow, &rng) else {
+        return error_to_client(w, &flow.request, "server_error", "The login challenge could not be sealed.");
+    };
+    let name = flow::csrf_cookie_name("login", cfg.dev, &flow.request.client_id);
+    let ttl = cfg.ttl_login_consent_request.as_secs() as i64;
+    found(authorize::redirect_url(&absolute(w, &cfg.url_login), &[("login_challenge", &challenge)]))
+        .header("Set-Cookie", cookie(w, &name, &flow.login_csrf, ttl))
+}
+
+/// Back from the login app: check the verifier and its cookie, then hand over to the consent app.
+fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
+    let cfg = w.config();
+    let Ok(flow) = flow::open_flow(&w.shared.flow_keys, Purpose::LoginVerifier, verifier) else {
+        return fatal(w, "invalid_request", "The login verifier is invalid.");
+    };
+    let r = &flow.request;
+    if expired(w, &flow) {
+        return error_to_client(w, r, "request_unauthorized", "The login request has expired.");
+    }
+    let login_cookie = flow::csrf_cookie_name("login", cfg.dev, &r.client_id);
+    if !csrf_ok(req, &login_cookie, &flow.login_csrf) {
+        return error_to_client(w, r, "request_forbidden", "The login CSRF cookie is missing or does not match.");
+    }
+    match &flow.login {
+        Some(Outcome::Accepted(_)) => {}
+        Some(Outcome::Rejected(e)) => return error_to_client(w, r, &e.error, &e.error_description),
+        None => return error_to_client(w, r, "server_error", "The login request was not handled."),
+    }
+    let rng = SystemRandom::new();
+    let Ok(challenge) = flow::seal_flow(&w.shared.flow_keys, Purpose::ConsentChallenge, &flow, &rng) else {
+        return error_to_client(w, r, "server_error", "The consent challenge could not be sealed.");
+    };
+    let name = flow::csrf_cookie_name("consent", cfg.dev, &r.client_id);
+    let ttl = cfg.ttl_login_consent_request.as_secs() as i64;
+    found(authorize::redirect_url(&absolute(w, &cfg.url_consent), &[("consent_challenge", &challenge)]))
+        .header("Set-Cookie", cookie(w, &name, &flow.consent_csrf, ttl))
+        .header("Set-Cookie", cookie(w, &login_cookie, "", 0))
+}
+
+/// The partition of a flow's grant: fixed by the flow id, so every attempt to redeem one
+/// consent verifier meets the same committer and only one can succeed.
+pub fn grant_partition(w: &Worker, flow_id: &str) -> u32 {
+    let p = w.shared.store.partition_count().max(1);
+    let h = flow_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (h % u64::from(p)) as u32
+}
+
+/// Back from the consent app: issue the code.
+async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Option<&str>) -> Response {
+    let cfg = w.config();
+    let Ok(flow) = flow::open_flow(&w.shared.flow_keys, Purpose::ConsentVerifier, verifier) else {
+        return fatal(w, "invalid_request", "The consent verifier is invalid.");
+    };
+    let r = &flow.request;
+    if client_id.is_some_and(|c| c != r.client_id) {
+        return fatal(w, "invalid_request", "The client_id does not match the consent verifier.");
+    }
+    if expired(w, &flow) {
+        return error_to_client(w, r, "request_unauthorized", "The consent request has expired.");
+    }
+    let consent_cookie = flow::csrf_cookie_name("consent", cfg.dev, &r.client_id);
+    if !csrf_ok(req, &consent_cookie, &flow.consent_csrf) {
+        return error_to_client(w, r, "request_forbidden", "The consent CSRF cookie is missing or does not match.");
+    }
+    let (Some(Outcome::Accepted(login)), Some(consent)) = (&flow.login, &flow.consent) else {
+        return error_to_client(w, r, "server_error", "The consent request was not handled.");
+    };
+    let consent = match consent {
+        Outcome::Accepted(c) => c,
+        Outcome::Rejected(e) => return error_to_client(w, r, &e.error, &e.error_description),
+    };
+    let snapshot = w.shared.clients.load();
+    let Some(entry) = snapshot.clients.get(&r.client_id) else {
+        return error_to_client(w, r, "invalid_client", "The client no longer exists.");
+    };
+    let client = &entry.stored.client;
+    // Only what was asked for is issued, whatever the consent app grants beyond it.
+    let scope: Vec<String> = consent.grant_scope.iter().filter(|s| r.scope.contains(s)).cloned().collect();
+    let audience: Vec<String> =
+        consent.grant_access_token_audience.iter().filter(|a| r.audience.contains(a)).cloned().collect();
+    let subject = if login.force_subject_identifier.is_empty() {
+        match subject_for(
+            &client.subject_type,
+            &login.subject,
+            client.redirect_uris.as_deref().unwrap_or(&[]),
+            &cfg.pairwise_salt,
+        ) {
+            Some(s) => s,
+            None => {
+                return error_to_client(
+                    w,
+                    r,
+                    "server_error",
+                    "The pairwise subject cannot be computed for this client.",
+                )
+            }
+        }
+    } else {
+        login.force_subject_identifier.clone()
+    };
+    let ext = GrantExt {
+        at: consent.access_token.clone(),
+        g: Grant {
+            redirect_uri: r.redirect_uri.clone(),
+            redirect_uri_given: r.redirect_uri_given,
+            code_challenge: r.code_challenge.clone(),
+            nonce: r.nonce.clone(),
+            auth_time: login.auth_time,
+            requested_at: flow.requested_at,
+            acr: login.acr.clone(),
+            amr: login.amr.clone(),
+            sid: flow.session_id.clone(),
+            client_subject: subject,
+            id_token: consent.id_token.clone(),
+            flow: flow.id.clone(),
+        },
+    };
+    let store = &w.shared.store;
+    let partition = grant_partition(w, &flow.id);
+    let seq = store.next_seq(partition);
+    let random = w.rng.borrow_mut().next32();
+    let minted = mint(&w.shared.token_keys, TokenType::AuthorizeCode, partition as u16, seq, &random);
+    let now = unix_now();
+    let record = TokenRecord {
+        kind: TokenKind::Code,
+        signature: minted.signature,
+        family: seq,
+        client_id: r.client_id.clone(),
+        subject: login.subject.clone(),
+        scope: scope.join(" "),
+        audience,
+        issued_at: now,
+        expires_at: now + cfg.ttl_auth_code.as_secs() as i64,
+        ext: ext.encode(),
+    };
+    match store.issue_code(partition, &flow.id, seq, record).await {
+        Ok(true) => {}
+        Ok(false) => return error_to_client(w, r, "invalid_request", "The consent verifier has already been used."),
+        Err(_) => {
+            return error_to_client(w, r, "temporarily_unavailable", "The code could not be stored; retry later.")
+        }
+    }
+    let scope = scope.join(" ");
+    let params = [("code", minted.token.as_str()), ("scope", &scope), ("state", &r.state), ("iss", &cfg.issuer)];
+    to_client(&r.redirect_uri, r.response_mode, &params).header("Set-Cookie", cookie(w, &consent_cookie, "", 0))
+}
+
+/// `/oauth2/fallbacks/{login,consent,logout,error}`: what runs when no app is configured.
+pub fn fallback(req: &Request, which: &str) -> Response {
+    let q = form::decode_multi(req.head.query.as_deref().unwrap_or("").as_bytes()).ok();
+    let get = |k: &str| q.as_ref().and_then(|q| q.get(k)).unwrap_or("").to_string();
+    let (title, body) = match which {
+        "error" => (
+            "An error occurred",
+            format!("<p><b>{}</b></p><p>{}</p>", html_escape(&get("error")), html_escape(&get("error_description"))),
+        ),
+        "login" | "consent" => (
+            "No login and consent app is configured",
+            format!(
+                "<p>This server has no <code>urls.{which}</code> configured. Set <code>urls.login</code> and \
+                 <code>urls.consent</code> to your app (for example <code>hydra example login-consent</code>).</p>"
+            ),
+        ),
+        _ => ("You are logged out", "<p>You have been logged out.</p>".to_string()),
+    };
+    let html = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
+    );
+    Response {
+        status: 200,
+        headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+        body: html.into_bytes(),
+        close: false,
+    }
+}

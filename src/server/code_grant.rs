@@ -1,0 +1,237 @@
+//! `POST /oauth2/token` for `authorization_code` and `refresh_token`: exchange a code, rotate a
+//! refresh token; access, refresh and ID tokens of one grant are written with the spent code or
+//! refresh token in one commit, in the grant's partition.
+//!
+//! Invariants: the checks of `oauth2::authorization_code` run before any write; the store decides
+//! single use (a replayed code or a reused refresh token revokes the whole grant and answers
+//! `invalid_grant`); tokens are answered only after they are durable.
+
+use crate::oauth2::authorization_code::{self, GrantExt};
+use crate::oauth2::client::Client;
+use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::oauth2::id_token::IdTokenClaims;
+use crate::server::keys::{self, ID_TOKEN_SET};
+use crate::server::state::{unix_now, Worker};
+use crate::token::{mint, verify, TokenType};
+use hydra_storage::{GrantStore, Redeem, Rotate, TokenKind, TokenRecord, TokenStore};
+use serde_json::{json, Map, Value};
+
+fn invalid_grant(hint: &'static str) -> OAuthError {
+    OAuthError::hint(ErrorCode::InvalidGrant, hint)
+}
+
+/// What one exchange issues.
+struct Issued {
+    records: Vec<(u64, TokenRecord)>,
+    body: Value,
+}
+
+/// Mints the access token, a refresh token when the grant allows one, and an ID token for
+/// `openid`, all in the family and partition of `grant` (the code or refresh token spent);
+/// `scope` is the access token's, the grant's own scope goes to the refresh token.
+async fn issue(
+    w: &Worker,
+    client: &Client,
+    partition: u32,
+    grant: &TokenRecord,
+    scope: &[String],
+    ext: &GrantExt,
+) -> Result<Issued, OAuthError> {
+    let (family, subject, refresh_scope, audience) = (grant.family, &grant.subject, &grant.scope, &grant.audience);
+    let cfg = w.config();
+    let store = &w.shared.store;
+    let now = unix_now();
+    let at_life = cfg.ttl_access_token.as_secs() as i64;
+    let at_seq = store.next_seq(partition);
+    let at = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, at_seq, &w.rng.borrow_mut().next32());
+    let base = TokenRecord {
+        kind: TokenKind::Access,
+        signature: at.signature,
+        family,
+        client_id: client.client_id.clone(),
+        subject: subject.clone(),
+        scope: scope.join(" "),
+        audience: audience.to_vec(),
+        issued_at: now,
+        expires_at: now + at_life,
+        ext: serde_json::to_string(&ext.at).unwrap_or_default(),
+    };
+    let mut records = vec![(at_seq, base.clone())];
+    let mut body = json!({
+        "access_token": at.token,
+        "expires_in": at_life,
+        "scope": scope.join(" "),
+        "token_type": "bearer",
+    });
+    let refresh_grant: Vec<String> = refresh_scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+    if authorization_code::issues_refresh(&refresh_grant, client.has_grant("refresh_token")) {
+        let rt_seq = store.next_seq(partition);
+        let rt =
+            mint(&w.shared.token_keys, TokenType::RefreshToken, partition as u16, rt_seq, &w.rng.borrow_mut().next32());
+        let rt_life = cfg.ttl_refresh_token.as_secs().min(i64::MAX as u64 / 4) as i64;
+        records.push((
+            rt_seq,
+            TokenRecord {
+                kind: TokenKind::Refresh,
+                signature: rt.signature,
+                scope: refresh_scope.clone(),
+                expires_at: now.saturating_add(rt_life),
+                ext: ext.encode(),
+                ..base.clone()
+            },
+        ));
+        body["refresh_token"] = json!(rt.token);
+    }
+    if scope.iter().any(|s| s == "openid") {
+        let signer = keys::signer(w, ID_TOKEN_SET).await.map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
+        let jti = crate::oauth2::client::generate_uuid_v4(&ring::rand::SystemRandom::new())
+            .map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
+        let g = &ext.g;
+        let claims = IdTokenClaims {
+            issuer: &cfg.issuer,
+            subject: &g.client_subject,
+            client_id: &client.client_id,
+            now,
+            lifespan_secs: cfg.ttl_id_token.as_secs() as i64,
+            requested_at: g.requested_at,
+            auth_time: g.auth_time,
+            nonce: g.nonce.as_deref(),
+            acr: &g.acr,
+            amr: &g.amr,
+            sid: &g.sid,
+            jti: &jti,
+            access_token: Some(at.token.as_str()),
+            alg: signer.alg(),
+            extra: &g.id_token,
+        };
+        let payload = serde_json::to_vec(&claims.to_json()).map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
+        let id_token = signer.sign(&payload).map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
+        body["id_token"] = json!(id_token);
+    }
+    Ok(Issued { records, body })
+}
+
+/// Finds a presented token's record for a grant: MAC first, then the read.
+fn stored(w: &Worker, token: &str, want: TokenType) -> Result<(u32, u64, TokenRecord), OAuthError> {
+    let r = verify(&w.shared.token_keys, token).filter(|r| r.token_type == want);
+    let Some(r) = r else { return Err(invalid_grant("The token is malformed, forged or of another kind.")) };
+    let partition = u32::from(r.partition);
+    let rec = w
+        .shared
+        .store
+        .get_token(partition, r.seq)?
+        .ok_or_else(|| invalid_grant("The token is unknown or was revoked."))?;
+    if !crate::token::same_signature(&rec.signature, &r.signature) {
+        return Err(invalid_grant("The token is unknown or was revoked."));
+    }
+    Ok((partition, r.seq, rec))
+}
+
+pub async fn exchange_code(
+    w: &Worker,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<Value, OAuthError> {
+    if !client.has_grant("authorization_code") {
+        return Err(OAuthError::hint(
+            ErrorCode::UnauthorizedClient,
+            "The client is not allowed to use the authorization_code grant.",
+        ));
+    }
+    let (partition, seq, rec) = stored(w, code, TokenType::AuthorizeCode)?;
+    if rec.kind == TokenKind::CodeUsed {
+        // A replay: the store revokes every token the code bought.
+        w.shared.store.redeem_code(partition, seq, rec.signature, Vec::new()).await?;
+        return Err(invalid_grant("The authorization code has already been used."));
+    }
+    if rec.kind != TokenKind::Code {
+        return Err(invalid_grant("The token is not an authorization code."));
+    }
+    let ext = GrantExt::parse(&rec.ext)?;
+    authorization_code::check_exchange(
+        &rec.client_id,
+        rec.expires_at,
+        &ext.g,
+        &client.client_id,
+        redirect_uri,
+        code_verifier,
+        unix_now(),
+    )?;
+    let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+    let issued = issue(w, client, partition, &rec, &scope, &ext).await?;
+    match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await? {
+        Redeem::Done(_) => Ok(issued.body),
+        Redeem::Replayed => Err(invalid_grant("The authorization code has already been used.")),
+        Redeem::Missing => Err(invalid_grant("The authorization code is unknown or was revoked.")),
+    }
+}
+
+pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&str>) -> Result<Value, OAuthError> {
+    if !client.has_grant("refresh_token") {
+        return Err(OAuthError::hint(
+            ErrorCode::UnauthorizedClient,
+            "The client is not allowed to use the refresh_token grant.",
+        ));
+    }
+    let (partition, seq, rec) = stored(w, token, TokenType::RefreshToken)?;
+    if rec.client_id != client.client_id {
+        return Err(invalid_grant("The refresh token was issued to another client."));
+    }
+    if rec.kind == TokenKind::RefreshUsed {
+        w.shared.store.rotate_refresh(partition, seq, rec.signature, Vec::new()).await?;
+        return Err(invalid_grant("The refresh token has already been used; the grant is revoked."));
+    }
+    if rec.kind != TokenKind::Refresh || unix_now() >= rec.expires_at {
+        return Err(invalid_grant("The refresh token is expired or invalid."));
+    }
+    let ext = GrantExt::parse(&rec.ext)?;
+    let new_scope = authorization_code::refreshed_scope(&rec.scope, scope)?;
+    let issued = issue(w, client, partition, &rec, &new_scope, &ext).await?;
+    match w.shared.store.rotate_refresh(partition, seq, rec.signature, issued.records).await? {
+        Rotate::Done(_) => Ok(issued.body),
+        Rotate::Reused => Err(invalid_grant("The refresh token has already been used; the grant is revoked.")),
+        Rotate::Missing => Err(invalid_grant("The refresh token is unknown or was revoked.")),
+    }
+}
+
+/// `GET/POST /userinfo` (OIDC Core §5.3): the ID-token claims of the access token's grant.
+pub fn userinfo_claims(w: &Worker, access: &TokenRecord, partition: u32) -> Result<Value, OAuthError> {
+    if !access.scope.split(' ').any(|s| s == "openid") {
+        return Err(OAuthError::hint(
+            ErrorCode::InsufficientScope,
+            "The access token was not granted the openid scope.",
+        ));
+    }
+    // The grant's first record (its code) holds the claims.
+    let code = w.shared.store.get_token(partition, access.family)?.ok_or(OAuthError::new(ErrorCode::InvalidToken))?;
+    if !matches!(code.kind, TokenKind::Code | TokenKind::CodeUsed) {
+        return Err(OAuthError::hint(
+            ErrorCode::InsufficientScope,
+            "The access token was not issued through a user's authorization.",
+        ));
+    }
+    let ext = GrantExt::parse(&code.ext)?;
+    let mut m: Map<String, Value> = ext.g.id_token.clone();
+    for k in [
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "nonce",
+        "at_hash",
+        "c_hash",
+        "sid",
+        "jti",
+        "auth_time",
+        "rat",
+        "acr",
+        "amr",
+    ] {
+        m.remove(k);
+    }
+    m.insert("sub".into(), json!(ext.g.client_subject));
+    Ok(Value::Object(m))
+}

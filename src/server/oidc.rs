@@ -1,0 +1,107 @@
+//! OpenID Connect discovery (`/.well-known/openid-configuration`, also served as
+//! `/.well-known/oauth-authorization-server`) and userinfo (`GET/POST /userinfo`).
+//!
+//! Invariant: discovery advertises only what this server does (no implicit or hybrid response
+//! types, no `plain` PKCE, no request objects).
+
+use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::server::conn::Request;
+use crate::server::handlers::find_token;
+use crate::server::keys::ID_TOKEN_SET;
+use crate::server::respond::Response;
+use crate::server::state::{unix_now, Worker};
+use serde_json::json;
+
+pub fn discovery(w: &Worker) -> Response {
+    let cfg = w.config();
+    let public = &cfg.public_url;
+    let issuer = cfg.issuer.trim_end_matches('/');
+    let alg = w.shared.keys.load().signer(ID_TOKEN_SET).map(|s| s.alg().as_str()).unwrap_or("RS256");
+    let mut subject_types = vec!["public"];
+    if !cfg.pairwise_salt.is_empty() && cfg.subject_types.iter().any(|t| t == "pairwise") {
+        subject_types.push("pairwise");
+    }
+    Response::json_value(
+        200,
+        &json!({
+            "issuer": cfg.issuer,
+            "authorization_endpoint": format!("{public}/oauth2/auth"),
+            "token_endpoint": format!("{public}/oauth2/token"),
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "userinfo_endpoint": format!("{public}/userinfo"),
+            "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+            "subject_types_supported": subject_types,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query", "form_post"],
+            "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+            "scopes_supported": ["offline_access", "offline", "openid"],
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
+            "id_token_signing_alg_values_supported": [alg],
+            "id_token_signed_response_alg": [alg],
+            "userinfo_signing_alg_values_supported": ["none"],
+            "userinfo_signed_response_alg": ["none"],
+            "request_object_signing_alg_values_supported": ["none"],
+            "code_challenge_methods_supported": ["S256"],
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "require_request_uri_registration": false,
+            "claims_parameter_supported": false,
+            "authorization_response_iss_parameter_supported": true,
+            "backchannel_logout_supported": false,
+            "frontchannel_logout_supported": false,
+        }),
+    )
+}
+
+/// RFC 6750 §3: a bearer error with `WWW-Authenticate`.
+fn bearer_error(e: &OAuthError) -> Response {
+    let mut header = String::from("Bearer");
+    if matches!(e.code, ErrorCode::InvalidToken | ErrorCode::InsufficientScope | ErrorCode::InvalidRequest) {
+        header.push_str(&format!(" error=\"{}\"", e.code.as_str()));
+    }
+    Response::oauth_error(e).header("WWW-Authenticate", header)
+}
+
+/// The bearer token: the `Authorization` header, or (POST) the `access_token` form field
+/// (RFC 6750 §2.1–2.2); never both, never the query string.
+fn bearer(req: &Request) -> Result<Option<String>, OAuthError> {
+    let header = req.head.header("authorization").and_then(|h| {
+        let (scheme, rest) = h.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_string())
+    });
+    let query_token = req.head.query.as_deref().is_some_and(|q| q.split('&').any(|p| p.starts_with("access_token=")));
+    if query_token {
+        return Err(OAuthError::hint(ErrorCode::InvalidRequest, "Access tokens must not be sent in the URL."));
+    }
+    let form_token = if req.head.method == crate::http::request::Method::Post && !req.body.is_empty() {
+        crate::server::handlers::form_body(req, &[])?.get("access_token").map(String::from)
+    } else {
+        None
+    };
+    match (header, form_token) {
+        (Some(_), Some(_)) => Err(OAuthError::hint(ErrorCode::InvalidRequest, "Send the access token once.")),
+        (h, f) => Ok(h.or(f).filter(|t| !t.is_empty())),
+    }
+}
+
+pub fn userinfo(w: &Worker, req: &Request) -> Response {
+    let r = (|| {
+        let Some(token) = bearer(req)? else { return Err(OAuthError::new(ErrorCode::InvalidToken)) };
+        let Some((tref, rec)) = find_token(w, &token)? else { return Err(OAuthError::new(ErrorCode::InvalidToken)) };
+        let snapshot = w.shared.clients.load();
+        let revoked = snapshot.below_watermark(&rec.client_id, tref.partition, tref.seq);
+        if rec.kind != hydra_storage::TokenKind::Access
+            || unix_now() >= rec.expires_at
+            || revoked
+            || !snapshot.clients.contains_key(&rec.client_id)
+        {
+            return Err(OAuthError::new(ErrorCode::InvalidToken));
+        }
+        crate::server::code_grant::userinfo_claims(w, &rec, u32::from(tref.partition))
+    })();
+    match r {
+        Ok(v) => Response::json_value(200, &v).no_store(),
+        Err(e) => bearer_error(&e),
+    }
+}

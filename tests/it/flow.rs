@@ -1,0 +1,467 @@
+//! The authorization code flow end to end: authorize → login challenge → accept → consent
+//! challenge → accept → code → token exchange (with PKCE and an ID token), refresh rotation,
+//! userinfo, discovery, and the bad inputs of each leg.
+
+use crate::harness::*;
+use serde_json::{json, Value};
+
+const CB: &str = "https://rp.example/cb";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+pub struct Rp {
+    pub id: String,
+    pub secret: String,
+}
+
+pub fn rp(s: &Server, extra: Value) -> Rp {
+    let mut body = json!({
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "redirect_uris": [CB],
+        "scope": "openid offline_access profile",
+    });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    let c = create_client(s, &body);
+    Rp { id: c["client_id"].as_str().unwrap().into(), secret: c["client_secret"].as_str().unwrap_or("").into() }
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    q.split('&').find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Path and query of an absolute URL on our server.
+fn local(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_else(|| "/".into())
+}
+
+fn set_cookie(r: &Response) -> Vec<(String, String)> {
+    r.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.split(';').next()?.split_once('=').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect()
+}
+
+/// A browser's cookie jar, just enough for one flow.
+#[derive(Default)]
+pub struct Jar(Vec<(String, String)>);
+
+impl Jar {
+    fn take(&mut self, r: &Response) {
+        for (k, v) in set_cookie(r) {
+            self.0.retain(|(n, _)| *n != k);
+            if !v.is_empty() {
+                self.0.push((k, v));
+            }
+        }
+    }
+    fn header(&self) -> String {
+        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+    fn get(&self, s: &Server, path: &str) -> Response {
+        let mut req = Req::get(path);
+        if !self.0.is_empty() {
+            req = req.header("Cookie", &self.header());
+        }
+        req.send(s.public)
+    }
+}
+
+pub fn auth_path(rp: &Rp, extra: &[(&str, &str)]) -> String {
+    let mut p = vec![
+        ("response_type", "code"),
+        ("client_id", rp.id.as_str()),
+        ("redirect_uri", CB),
+        ("scope", "openid offline_access"),
+        ("state", "state-0123456789"),
+        ("nonce", "nonce-abc"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    for (k, v) in extra {
+        p.retain(|(n, _)| n != k);
+        if !v.is_empty() {
+            p.push((k, v));
+        }
+    }
+    format!("/oauth2/auth?{}", form(&p))
+}
+
+fn put_json(s: &Server, path: &str, body: &Value) -> Response {
+    Req::new("PUT", path).json(body).send(s.admin)
+}
+
+/// Runs the browser side of a flow up to the redirect back to the client; returns the final
+/// redirect URL.
+pub fn run_flow(s: &Server, rp: &Rp, extra: &[(&str, &str)], login: &Value, consent: &Value) -> String {
+    let mut jar = Jar::default();
+    let r = jar.get(s, &auth_path(rp, extra));
+    r.expect(302);
+    jar.take(&r);
+    let to_login = r.header("location").unwrap().to_string();
+    assert!(to_login.contains("/oauth2/fallbacks/login?login_challenge="), "{to_login}");
+    let challenge = query_param(&to_login, "login_challenge").unwrap();
+    let lr = Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={}", form_escape(&challenge)))
+        .send(s.admin);
+    lr.expect(200);
+    let lr = lr.json();
+    assert_eq!(lr["client"]["client_id"], rp.id);
+    assert_eq!(lr["skip"], false);
+    assert_eq!(lr["challenge"], challenge);
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={}", form_escape(&challenge)),
+        login,
+    );
+    a.expect(200);
+    let back = a.json()["redirect_to"].as_str().unwrap().to_string();
+    assert!(back.contains("login_verifier="), "{back}");
+    let r = jar.get(s, &local(&back));
+    r.expect(302);
+    jar.take(&r);
+    let to_consent = r.header("location").unwrap().to_string();
+    let challenge = query_param(&to_consent, "consent_challenge").unwrap_or_else(|| panic!("{to_consent}"));
+    let cr = Req::get(&format!("/admin/oauth2/auth/requests/consent?consent_challenge={}", form_escape(&challenge)))
+        .send(s.admin);
+    cr.expect(200);
+    assert_eq!(cr.json()["subject"], login["subject"]);
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={}", form_escape(&challenge)),
+        consent,
+    );
+    a.expect(200);
+    let back = a.json()["redirect_to"].as_str().unwrap().to_string();
+    let r = jar.get(s, &local(&back));
+    r.expect(302);
+    r.header("location").unwrap().to_string()
+}
+
+fn exchange(s: &Server, rp: &Rp, code: &str, verifier: Option<&str>) -> Response {
+    let mut p = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB)];
+    if let Some(v) = verifier {
+        p.push(("code_verifier", v));
+    }
+    Req::new("POST", "/oauth2/token").basic(&rp.id, &rp.secret).form(&p).send(s.public)
+}
+
+fn standard_login() -> Value {
+    json!({"subject": "alice", "acr": "urn:loa:1", "amr": ["pwd"]})
+}
+
+fn standard_consent() -> Value {
+    json!({"grant_scope": ["openid", "offline_access"], "session": {"id_token": {"email": "alice@example.com"}, "access_token": {"tier": "gold"}}})
+}
+
+#[test]
+fn full_flow_issues_a_verified_id_token_and_rotates_refresh_tokens() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let done = run_flow(s, &rp, &[], &standard_login(), &standard_consent());
+    assert!(done.starts_with(&format!("{CB}?")), "{done}");
+    assert_eq!(query_param(&done, "state").as_deref(), Some("state-0123456789"));
+    let issuer =
+        Req::get("/.well-known/openid-configuration").send(s.public).json()["issuer"].as_str().unwrap().to_string();
+    assert_eq!(query_param(&done, "iss").as_deref(), Some(issuer.as_str()), "RFC 9207 iss");
+    let code = query_param(&done, "code").unwrap();
+    assert!(code.starts_with("ory_ac_"));
+
+    let r = exchange(s, &rp, &code, Some(VERIFIER));
+    r.expect(200);
+    r.assert_no_store();
+    let t = r.json();
+    let at = t["access_token"].as_str().unwrap();
+    let rt = t["refresh_token"].as_str().unwrap().to_string();
+    assert!(rt.starts_with("ory_rt_"));
+    assert_eq!(t["scope"], "openid offline_access");
+
+    // The ID token verifies against the published keys and says what it should.
+    let id = t["id_token"].as_str().unwrap();
+    let jwks: Vec<hydra::jose::jwk::Jwk> =
+        serde_json::from_value(Req::get("/.well-known/jwks.json").send(s.public).json()["keys"].clone()).unwrap();
+    let verified = hydra::jose::jws::verify(id, &jwks).expect("ID token signature");
+    assert_eq!(verified.header["alg"], "RS256");
+    let claims: Value = serde_json::from_slice(&verified.payload).unwrap();
+    assert_eq!(claims["iss"], issuer);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], json!([rp.id]));
+    assert_eq!(claims["nonce"], "nonce-abc");
+    assert_eq!(claims["acr"], "urn:loa:1");
+    assert_eq!(claims["amr"], json!(["pwd"]));
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["at_hash"], hydra::jose::jws::half_hash(hydra::jose::jwk::Alg::RS256, at.as_bytes()));
+    assert!(claims["sid"].is_string() && claims["jti"].is_string() && claims["auth_time"].is_i64());
+    assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
+
+    // Introspection shows the access token with its ext; userinfo answers the ID-token claims.
+    let i = introspect(s, at);
+    assert_eq!(i["active"], true);
+    assert_eq!(i["sub"], "alice");
+    assert_eq!(i["ext"], json!({"tier": "gold"}));
+    let u = Req::get("/userinfo").header("Authorization", &format!("Bearer {at}")).send(s.public);
+    u.expect(200);
+    assert_eq!(u.json()["sub"], "alice");
+    assert_eq!(u.json()["email"], "alice@example.com");
+    assert!(u.json().get("nonce").is_none());
+
+    // Refresh: new tokens, a new ID token, the old access token revoked.
+    let r = Req::new("POST", "/oauth2/token")
+        .basic(&rp.id, &rp.secret)
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)])
+        .send(s.public);
+    r.expect(200);
+    let t2 = r.json();
+    let at2 = t2["access_token"].as_str().unwrap();
+    let rt2 = t2["refresh_token"].as_str().unwrap();
+    assert_ne!(rt2, rt);
+    assert!(t2["id_token"].is_string(), "an ID token again on refresh");
+    assert!(!is_active(s, at), "the access token of the rotated refresh token is revoked");
+    assert!(is_active(s, at2));
+    // Reusing the rotated refresh token fails and revokes the whole grant.
+    let r = Req::new("POST", "/oauth2/token")
+        .basic(&rp.id, &rp.secret)
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)])
+        .send(s.public);
+    r.expect_error(400, "invalid_grant");
+    assert!(!is_active(s, at2));
+    assert!(!is_active(s, rt2));
+}
+
+#[test]
+fn a_replayed_code_fails_and_revokes_what_it_bought() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let done = run_flow(s, &rp, &[], &standard_login(), &standard_consent());
+    let code = query_param(&done, "code").unwrap();
+    let t = exchange(s, &rp, &code, Some(VERIFIER));
+    t.expect(200);
+    let at = t.json()["access_token"].as_str().unwrap().to_string();
+    assert!(is_active(s, &at));
+    exchange(s, &rp, &code, Some(VERIFIER)).expect_error(400, "invalid_grant");
+    assert!(!is_active(s, &at), "a replayed code revokes the tokens it was exchanged for");
+}
+
+#[test]
+fn pkce_and_redirect_uri_are_enforced_at_the_token_endpoint() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let done = run_flow(s, &rp, &[], &standard_login(), &standard_consent());
+    let code = query_param(&done, "code").unwrap();
+    exchange(s, &rp, &code, None).expect_error(400, "invalid_grant");
+    exchange(s, &rp, &code, Some("wrong-verifier-wrong-verifier-wrong-verifier-x")).expect_error(400, "invalid_grant");
+    let r = Req::new("POST", "/oauth2/token")
+        .basic(&rp.id, &rp.secret)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://rp.example/other"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send(s.public);
+    r.expect_error(400, "invalid_grant");
+    // Another client cannot redeem it.
+    let other = self::rp(s, json!({}));
+    exchange(s, &other, &code, Some(VERIFIER)).expect_error(400, "invalid_grant");
+    // The failed attempts did not spend the code.
+    exchange(s, &rp, &code, Some(VERIFIER)).expect(200);
+
+    // Without a challenge, a verifier is a downgrade attempt.
+    let done = run_flow(
+        s,
+        &rp,
+        &[("code_challenge", ""), ("code_challenge_method", "")],
+        &standard_login(),
+        &standard_consent(),
+    );
+    let code = query_param(&done, "code").unwrap();
+    exchange(s, &rp, &code, Some(VERIFIER)).expect_error(400, "invalid_grant");
+}
+
+#[test]
+fn authorization_errors_never_redirect_to_unvalidated_uris() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    for path in [
+        auth_path(&Rp { id: "no-such-client".into(), secret: String::new() }, &[]),
+        auth_path(&rp, &[("redirect_uri", "https://evil.example/cb")]),
+        auth_path(&rp, &[("redirect_uri", "https://rp.example/cb/")]),
+        auth_path(&rp, &[("redirect_uri", "https://rp.example/cb?x=1")]),
+        auth_path(&rp, &[("redirect_uri", "https://rp.example@evil.example/cb")]),
+    ] {
+        let r = Req::get(&path).send(s.public);
+        r.expect(302);
+        let loc = r.header("location").unwrap();
+        assert!(loc.contains("/oauth2/fallbacks/error?"), "{path} → {loc}");
+        assert!(!loc.contains("evil.example/cb?"), "{loc}");
+    }
+    // After the redirect URI is validated, errors go to the client with state and iss.
+    for (extra, error) in [
+        (vec![("state", "short")], "invalid_state"),
+        (vec![("response_type", "token")], "unsupported_response_type"),
+        (vec![("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("scope", "openid admin")], "invalid_scope"),
+        (vec![("prompt", "none")], "login_required"),
+    ] {
+        let r = Req::get(&auth_path(&rp, &extra)).send(s.public);
+        r.expect(302);
+        let loc = r.header("location").unwrap();
+        assert!(loc.starts_with(&format!("{CB}?")), "{loc}");
+        assert_eq!(query_param(loc, "error").as_deref(), Some(error), "{loc}");
+    }
+    // The error page escapes what it shows.
+    let r = Req::get("/oauth2/fallbacks/error?error=%3Cscript%3E&error_description=%22x").send(s.public);
+    r.expect(200);
+    assert!(r.text().contains("&lt;script&gt;") && !r.text().contains("<script>"), "{}", r.text());
+}
+
+#[test]
+fn challenges_are_checked_for_csrf_tampering_purpose_and_reuse() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let r = Req::get(&auth_path(&rp, &[])).send(s.public);
+    let challenge = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    let csrf = set_cookie(&r);
+    assert_eq!(csrf.len(), 1);
+    let set = r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("set-cookie")).unwrap().1.clone();
+    assert!(set.contains("HttpOnly") && set.contains("Secure") && set.contains("SameSite=Lax"), "{set}");
+    // Tampered, or presented for another purpose: 404.
+    let mut t = challenge.clone();
+    t.pop();
+    t.push(if challenge.ends_with('A') { 'B' } else { 'A' });
+    Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={t}")).send(s.admin).expect(404);
+    Req::get(&format!("/admin/oauth2/auth/requests/consent?consent_challenge={challenge}")).send(s.admin).expect(404);
+    Req::get("/admin/oauth2/auth/requests/login").send(s.admin).expect(400);
+    // Accept without a subject: 400.
+    put_json(s, &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={challenge}"), &json!({}))
+        .expect(400);
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={challenge}"),
+        &standard_login(),
+    );
+    let back = a.json()["redirect_to"].as_str().unwrap().to_string();
+    // Without the CSRF cookie, or with another one: request_forbidden to the client.
+    for cookie in [None, Some(format!("{}=forged", csrf[0].0))] {
+        let mut req = Req::get(&local(&back));
+        if let Some(c) = &cookie {
+            req = req.header("Cookie", c);
+        }
+        let r = req.send(s.public);
+        r.expect(302);
+        assert_eq!(query_param(r.header("location").unwrap(), "error").as_deref(), Some("request_forbidden"));
+    }
+
+    // A consent verifier works once.
+    let mut jar = Jar::default();
+    let r = jar.get(s, &auth_path(&rp, &[]));
+    jar.take(&r);
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    let a = put_json(s, &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={lc}"), &standard_login());
+    let r = jar.get(s, &local(a.json()["redirect_to"].as_str().unwrap()));
+    jar.take(&r);
+    let cc = query_param(r.header("location").unwrap(), "consent_challenge").unwrap();
+    let a =
+        put_json(s, &format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={cc}"), &standard_consent());
+    let back = local(a.json()["redirect_to"].as_str().unwrap());
+    let first = jar.get(s, &back);
+    assert!(query_param(first.header("location").unwrap(), "code").is_some());
+    let again = jar.get(s, &back);
+    again.expect(302);
+    assert_eq!(query_param(again.header("location").unwrap(), "error").as_deref(), Some("invalid_request"));
+    // The used flow's requests answer 410 with where to go.
+    let g = Req::get(&format!("/admin/oauth2/auth/requests/consent?consent_challenge={cc}")).send(s.admin);
+    g.expect(410);
+    assert!(g.json()["redirect_to"].as_str().unwrap().contains("/oauth2/auth?"));
+}
+
+#[test]
+fn rejections_reach_the_client_as_errors() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let mut jar = Jar::default();
+    let r = jar.get(s, &auth_path(&rp, &[]));
+    jar.take(&r);
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/login/reject?login_challenge={lc}"),
+        &json!({"error": "access_denied", "error_description": "no thanks"}),
+    );
+    a.expect(200);
+    let r = jar.get(s, &local(a.json()["redirect_to"].as_str().unwrap()));
+    let loc = r.header("location").unwrap();
+    assert!(loc.starts_with(CB), "{loc}");
+    assert_eq!(query_param(loc, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query_param(loc, "error_description").as_deref(), Some("no thanks"));
+    assert_eq!(query_param(loc, "state").as_deref(), Some("state-0123456789"));
+}
+
+#[test]
+fn form_post_response_mode_escapes_every_value() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let mut jar = Jar::default();
+    let r = jar.get(s, &auth_path(&rp, &[("response_mode", "form_post"), ("state", "\"><script>x</script>")]));
+    jar.take(&r);
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    let a = put_json(s, &format!("/admin/oauth2/auth/requests/login/reject?login_challenge={lc}"), &json!({}));
+    let r = jar.get(s, &local(a.json()["redirect_to"].as_str().unwrap()));
+    r.expect(200);
+    let html = r.text();
+    assert!(html.contains("<form") && html.contains("method=\"post\""), "{html}");
+    assert!(!html.contains("<script>x</script>"), "{html}");
+    assert!(html.contains("&lt;script&gt;"), "{html}");
+}
+
+#[test]
+fn discovery_advertises_what_works() {
+    let s = api();
+    let d = Req::get("/.well-known/openid-configuration").send(s.public);
+    d.expect(200);
+    let d = d.json();
+    assert_eq!(d["response_types_supported"], json!(["code"]));
+    assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS256"]));
+    assert!(d["jwks_uri"].as_str().unwrap().ends_with("/.well-known/jwks.json"));
+    assert!(d["authorization_endpoint"].as_str().unwrap().ends_with("/oauth2/auth"));
+    let same = Req::get("/.well-known/oauth-authorization-server").send(s.public).json();
+    assert_eq!(same, d);
+    // Userinfo without or with a bad token: 401 with a Bearer challenge.
+    let r = Req::get("/userinfo").send(s.public);
+    r.expect(401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    let r = Req::get("/userinfo").header("Authorization", "Bearer ory_at_x.y").send(s.public);
+    r.expect(401);
+    assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
+}
