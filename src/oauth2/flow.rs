@@ -22,6 +22,8 @@ pub enum Purpose {
     LoginVerifier = 1,
     ConsentChallenge = 4,
     ConsentVerifier = 5,
+    /// The login session cookie.
+    SessionCookie = 9,
 }
 
 /// An error a login or consent app sends back (`PUT …/reject`).
@@ -87,6 +89,17 @@ pub struct Flow {
     pub login: Option<Outcome<LoginResult>>,
     pub consent_csrf: String,
     pub consent: Option<Outcome<ConsentResult>>,
+    /// A remembered login session covers this request: the login app is asked to skip.
+    #[serde(default)]
+    pub login_skip: bool,
+    /// The remembered session's subject and authentication time (when `login_skip`).
+    #[serde(default)]
+    pub session_subject: String,
+    #[serde(default)]
+    pub session_auth_time: i64,
+    /// A remembered consent (or the client's `skip_consent`) covers this request.
+    #[serde(default)]
+    pub consent_skip: bool,
 }
 
 /// Why a blob was refused.
@@ -107,14 +120,32 @@ pub fn seal_flow(
     flow: &Flow,
     rng: &dyn SecureRandom,
 ) -> Result<String, FlowError> {
-    let json = serde_json::to_vec(flow).map_err(|_| FlowError::Invalid)?;
+    seal_json(keys, purpose, flow, rng)
+}
+
+pub fn open_flow(keys: &[[u8; 32]], purpose: Purpose, blob: &str) -> Result<Flow, FlowError> {
+    open_json(keys, purpose, blob)
+}
+
+/// Seals any value for one purpose (flows, the session cookie).
+pub fn seal_json<T: Serialize>(
+    keys: &[[u8; 32]],
+    purpose: Purpose,
+    v: &T,
+    rng: &dyn SecureRandom,
+) -> Result<String, FlowError> {
+    let json = serde_json::to_vec(v).map_err(|_| FlowError::Invalid)?;
     let key = keys.first().ok_or(FlowError::Invalid)?;
     let sealed = seal::seal(key, &[purpose as u8], &json, rng).map_err(|_| FlowError::Invalid)?;
     Ok(URL_SAFE_NO_PAD.encode(sealed))
 }
 
-pub fn open_flow(keys: &[[u8; 32]], purpose: Purpose, blob: &str) -> Result<Flow, FlowError> {
-    // Challenges are at most a few KiB; anything far larger is not ours.
+pub fn open_json<T: serde::de::DeserializeOwned>(
+    keys: &[[u8; 32]],
+    purpose: Purpose,
+    blob: &str,
+) -> Result<T, FlowError> {
+    // Blobs are at most a few KiB; anything far larger is not ours.
     if blob.is_empty() || blob.len() > 16 * 1024 {
         return Err(FlowError::Invalid);
     }
@@ -262,8 +293,8 @@ pub fn login_request_json(flow: &Flow, challenge: &str, client: Value) -> Value 
         "requested_access_token_audience": flow.request.audience,
         "requested_scope": flow.request.scope,
         "session_id": flow.session_id,
-        "skip": false,
-        "subject": "",
+        "skip": flow.login_skip,
+        "subject": if flow.login_skip { flow.session_subject.as_str() } else { "" },
     })
 }
 
@@ -286,7 +317,7 @@ pub fn consent_request_json(flow: &Flow, challenge: &str, client: Value) -> Valu
         "request_url": flow.request_url,
         "requested_access_token_audience": flow.request.audience,
         "requested_scope": flow.request.scope,
-        "skip": false,
+        "skip": flow.consent_skip,
         "subject": login.map(|l| l.subject.as_str()).unwrap_or(""),
     })
 }
@@ -360,6 +391,10 @@ mod tests {
             login: None,
             consent_csrf: "k".into(),
             consent: None,
+            login_skip: false,
+            session_subject: String::new(),
+            session_auth_time: 0,
+            consent_skip: false,
         }
     }
 

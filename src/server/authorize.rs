@@ -15,6 +15,7 @@ use crate::oauth2::id_token::subject_for;
 use crate::server::conn::Request;
 use crate::server::handlers::form_body;
 use crate::server::respond::Response;
+use crate::server::sessions;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, TokenType};
 use hydra_storage::{GrantStore, TokenKind, TokenRecord, TokenStore};
@@ -73,12 +74,12 @@ fn error_to_client(w: &Worker, r: &AuthRequest, error: &str, description: &str) 
     to_client(&r.redirect_uri, r.response_mode, &params)
 }
 
-fn cookie(w: &Worker, name: &str, value: &str, max_age: i64) -> String {
+pub fn cookie(w: &Worker, name: &str, value: &str, max_age: i64) -> String {
     let secure = if w.config().dev { "" } else { "; Secure" };
     format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
 }
 
-fn cookie_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+pub fn cookie_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.head
         .header_all("cookie")
         .flat_map(|h| h.split(';'))
@@ -106,7 +107,7 @@ pub async fn handle(w: &Worker, req: &Request) -> Response {
     let r = if let Some(v) = get("consent_verifier") {
         consent_done(w, req, v, get("client_id")).await
     } else if let Some(v) = get("login_verifier") {
-        login_done(w, req, v)
+        login_done(w, req, v).await
     } else {
         start(w, req, &params)
     };
@@ -159,8 +160,28 @@ fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
             return to_client(&redirect_uri, response_mode, &p);
         }
     };
-    // No remembered login sessions yet: a request that may not show a login page cannot succeed.
-    if r.prompt.iter().any(|p| p == "none") {
+    let now = unix_now();
+    let prompt = |p: &str| r.prompt.iter().any(|x| x == p);
+    let session = sessions::current(w, req);
+    // Whether the remembered session may stand in for a login (OIDC Core §3.1.2.1).
+    let mut skip = session.as_ref().is_some_and(|(_, s)| {
+        !prompt("login") && !prompt("select_account") && r.max_age.is_none_or(|m| now - s.auth_time <= m as i64)
+    });
+    if let (Some(hint), Some((_, s))) = (&r.id_token_hint, &session) {
+        let Some(sub) = hinted_subject(w, hint) else {
+            return error_to_client(w, &r, "invalid_request", "The id_token_hint is not an ID token of this server.");
+        };
+        let ours = entry.map(|e| &e.stored.client).and_then(|c| {
+            subject_for(&c.subject_type, &s.subject, c.redirect_uris.as_deref().unwrap_or(&[]), &cfg.pairwise_salt)
+        });
+        if ours.as_deref() != Some(sub.as_str()) {
+            skip = false;
+            if prompt("none") {
+                return error_to_client(w, &r, "login_required", "The id_token_hint names another user.");
+            }
+        }
+    }
+    if prompt("none") && !skip {
         return error_to_client(
             w,
             &r,
@@ -180,16 +201,24 @@ fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
             authorize::redirect_url(&format!("{}/oauth2/auth", cfg.public_url), &pairs)
         }
     };
+    let (session_id, session_subject, session_auth_time) = match (&session, skip) {
+        (Some((sid, s)), true) => (sid.clone(), s.subject.clone(), s.auth_time),
+        _ => (session_id, String::new(), 0),
+    };
     let flow = Flow {
         id,
         request: r,
         request_url,
-        requested_at: unix_now(),
+        requested_at: now,
         session_id,
         login_csrf,
         login: None,
         consent_csrf,
         consent: None,
+        login_skip: skip,
+        session_subject,
+        session_auth_time,
+        consent_skip: false,
     };
     let Ok(challenge) = flow::seal_flow(&w.shared.flow_keys, Purpose::LoginChallenge, &flow, &rng) else {
         return error_to_client(w, &flow.request, "server_error", "The login challenge could not be sealed.");
@@ -200,10 +229,22 @@ fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
         .header("Set-Cookie", cookie(w, &name, &flow.login_csrf, ttl))
 }
 
-/// Back from the login app: check the verifier and its cookie, then hand over to the consent app.
-fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
+/// The subject an `id_token_hint` names, if it is an ID token this server signed (expired ones
+/// count: OIDC Core §3.1.2.1).
+fn hinted_subject(w: &Worker, hint: &str) -> Option<String> {
+    let snap = w.shared.keys.load();
+    let keys: Vec<crate::jose::jwk::Jwk> =
+        snap.sets.get(crate::server::keys::ID_TOKEN_SET)?.iter().map(|k| k.jwk.public()).collect();
+    let v = crate::jose::jws::verify(hint, &keys).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&v.payload).ok()?;
+    (claims["iss"] == w.config().issuer.as_str()).then(|| claims["sub"].as_str().map(String::from))?
+}
+
+/// Back from the login app: check the verifier and its cookie, remember the login if asked,
+/// then hand over to the consent app (or skip it when a remembered consent covers the request).
+async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
     let cfg = w.config();
-    let Ok(flow) = flow::open_flow(&w.shared.flow_keys, Purpose::LoginVerifier, verifier) else {
+    let Ok(mut flow) = flow::open_flow(&w.shared.flow_keys, Purpose::LoginVerifier, verifier) else {
         return fatal(w, "invalid_request", "The login verifier is invalid.");
     };
     let r = &flow.request;
@@ -214,10 +255,37 @@ fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
     if !csrf_ok(req, &login_cookie, &flow.login_csrf) {
         return error_to_client(w, r, "request_forbidden", "The login CSRF cookie is missing or does not match.");
     }
-    match &flow.login {
-        Some(Outcome::Accepted(_)) => {}
+    let login = match &flow.login {
+        Some(Outcome::Accepted(l)) => l.clone(),
         Some(Outcome::Rejected(e)) => return error_to_client(w, r, &e.error, &e.error_description),
         None => return error_to_client(w, r, "server_error", "The login request was not handled."),
+    };
+    let mut session_cookie = None;
+    if !flow.login_skip {
+        if login.remember {
+            match sessions::remember_login(w, &flow.session_id, &login.subject, login.auth_time, login.remember_for)
+                .await
+            {
+                Ok(c) => session_cookie = Some(c),
+                Err(()) => {
+                    return error_to_client(w, r, "temporarily_unavailable", "The login session could not be stored.")
+                }
+            }
+        } else {
+            session_cookie = Some(cookie(w, sessions::cookie_name(w), "", 0));
+        }
+    }
+    let client_skips = w.shared.clients.load().clients.get(&r.client_id).is_some_and(|e| e.stored.client.skip_consent);
+    flow.consent_skip = !r.prompt.iter().any(|p| p == "consent")
+        && (client_skips || sessions::remembered_consent(w, &login.subject, &r.client_id, &r.scope, &r.audience));
+    let r = &flow.request;
+    if r.prompt.iter().any(|p| p == "none") && !flow.consent_skip {
+        return error_to_client(
+            w,
+            r,
+            "consent_required",
+            "The user has not consented and prompt=none forbids a consent page.",
+        );
     }
     let rng = SystemRandom::new();
     let Ok(challenge) = flow::seal_flow(&w.shared.flow_keys, Purpose::ConsentChallenge, &flow, &rng) else {
@@ -225,9 +293,13 @@ fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
     };
     let name = flow::csrf_cookie_name("consent", cfg.dev, &r.client_id);
     let ttl = cfg.ttl_login_consent_request.as_secs() as i64;
-    found(authorize::redirect_url(&absolute(w, &cfg.url_consent), &[("consent_challenge", &challenge)]))
+    let mut resp = found(authorize::redirect_url(&absolute(w, &cfg.url_consent), &[("consent_challenge", &challenge)]))
         .header("Set-Cookie", cookie(w, &name, &flow.consent_csrf, ttl))
-        .header("Set-Cookie", cookie(w, &login_cookie, "", 0))
+        .header("Set-Cookie", cookie(w, &login_cookie, "", 0));
+    if let Some(c) = session_cookie {
+        resp = resp.header("Set-Cookie", c);
+    }
+    resp
 }
 
 /// The partition of a flow's grant: fixed by the flow id, so every attempt to redeem one
@@ -271,6 +343,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     let scope: Vec<String> = consent.grant_scope.iter().filter(|s| r.scope.contains(s)).cloned().collect();
     let audience: Vec<String> =
         consent.grant_access_token_audience.iter().filter(|a| r.audience.contains(a)).cloned().collect();
+    let granted_audience = audience.clone();
     let subject = if login.force_subject_identifier.is_empty() {
         match subject_for(
             &client.subject_type,
@@ -332,6 +405,27 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         Err(_) => {
             return error_to_client(w, r, "temporarily_unavailable", "The code could not be stored; retry later.")
         }
+    }
+    let remembered = sessions::ConsentSession {
+        client_id: r.client_id.clone(),
+        subject: login.subject.clone(),
+        flow_id: flow.id.clone(),
+        login_session_id: flow.session_id.clone(),
+        requested_scope: r.scope.clone(),
+        requested_audience: r.audience.clone(),
+        grant_scope: scope.clone(),
+        grant_audience: granted_audience,
+        remember: consent.remember,
+        remember_for: consent.remember_for,
+        handled_at: consent.handled_at,
+        context: consent.context.clone(),
+        access_token: consent.access_token.clone(),
+        id_token: consent.id_token.clone(),
+        grant_partition: partition,
+        grant_family: seq,
+    };
+    if sessions::store_consent(w, &remembered).await.is_err() {
+        return error_to_client(w, r, "temporarily_unavailable", "The consent could not be stored; retry later.");
     }
     let scope = scope.join(" ");
     let params = [("code", minted.token.as_str()), ("scope", &scope), ("state", &r.state), ("iss", &cfg.issuer)];

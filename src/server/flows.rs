@@ -95,8 +95,17 @@ pub fn answer(w: &Worker, req: &Request, step: Step, accept: bool) -> Response {
     let now = unix_now();
     let outcome = if accept {
         match step {
-            Step::Login => flow::parse_login_accept(&req.body, now).map(|l| {
+            Step::Login => flow::parse_login_accept(&req.body, now).and_then(|mut l| {
+                if flow.login_skip {
+                    // A skipped login keeps the remembered session: same subject, same time.
+                    if l.subject != flow.session_subject {
+                        return Err("The subject does not match the subject of the remembered login session.".into());
+                    }
+                    l.auth_time = flow.session_auth_time;
+                    l.remember = true;
+                }
                 flow.login = Some(Outcome::Accepted(l));
+                Ok(())
             }),
             Step::Consent => flow::parse_consent_accept(&req.body, now).map(|c| {
                 flow.consent = Some(Outcome::Accepted(c));

@@ -6,7 +6,7 @@ use crate::server::conn::Request;
 use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
-use crate::server::{authorize, clients, flows, introspect, keys, oidc, revoke, token, VERSION};
+use crate::server::{authorize, clients, flows, introspect, keys, oidc, revoke, sessions, token, VERSION};
 use crate::token::{same_signature, verify, TokenRef, TokenType};
 use hydra_storage::{ClientStore, TokenKind, TokenRecord, TokenStore};
 use serde_json::json;
@@ -42,6 +42,9 @@ pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
         Route::Fallback(which) => authorize::fallback(req, which),
         Route::Discovery => oidc::discovery(w),
         Route::Userinfo => oidc::userinfo(w, req),
+        Route::ListConsentSessions => sessions::list_consent(w, req),
+        Route::RevokeConsentSessions => sessions::revoke_consent(w, req).await,
+        Route::RevokeLoginSessions => sessions::revoke_login(w, req).await,
         Route::FlowRequest(consent, action) => {
             let step = if consent { flows::Step::Consent } else { flows::Step::Login };
             match action {

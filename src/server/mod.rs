@@ -23,6 +23,7 @@ mod introspect;
 pub mod keys;
 mod oidc;
 mod revoke;
+mod sessions;
 mod token;
 
 use crate::cli::{ServeArgs, ServeMode};

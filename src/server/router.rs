@@ -47,6 +47,9 @@ pub enum Route {
     Userinfo,
     /// `/oauth2/auth/requests/{login,consent}[/accept|/reject]`: (consent?, None = GET, Some(accept?)).
     FlowRequest(bool, Option<bool>),
+    ListConsentSessions,
+    RevokeConsentSessions,
+    RevokeLoginSessions,
     NotFound,
     MethodNotAllowed(&'static str),
 }
@@ -112,6 +115,14 @@ fn admin(m: Method, path: &str) -> Route {
         "/version" => return only(m, Method::Get, "GET, HEAD", Route::Version),
         "/oauth2/introspect" => return only(m, Method::Post, "POST", Route::Introspect),
         "/oauth2/tokens" => return only(m, Method::Delete, "DELETE", Route::DeleteTokens),
+        "/oauth2/auth/sessions/consent" => {
+            return match m {
+                Method::Get => Route::ListConsentSessions,
+                Method::Delete => Route::RevokeConsentSessions,
+                _ => Route::MethodNotAllowed("GET, HEAD, DELETE"),
+            }
+        }
+        "/oauth2/auth/sessions/login" => return only(m, Method::Delete, "DELETE", Route::RevokeLoginSessions),
         "/oauth2/auth/requests/login" => return only(m, Method::Get, "GET, HEAD", Route::FlowRequest(false, None)),
         "/oauth2/auth/requests/consent" => return only(m, Method::Get, "GET, HEAD", Route::FlowRequest(true, None)),
         "/oauth2/auth/requests/login/accept" => {

@@ -241,6 +241,27 @@ fn spend(tx: &mut Tx<'_>, seq: u64, rec: &TokenRecord, kind: TokenKind) -> Resul
     tx.insert(Table::Tokens, &token_key(seq), &encode_token(&spent)?)
 }
 
+/// Key–value rows as stored.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Documents the server keeps per subject (login and consent sessions), in the partition of the
+/// subject: keys and values are the server's; only the session tables are reachable.
+pub trait DocStore: Send + Sync {
+    fn doc_get(&self, partition: u32, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every (key, value) whose key starts with `prefix`.
+    fn doc_scan(&self, partition: u32, table: Table, prefix: &[u8]) -> Result<Rows, StoreError>;
+    fn doc_put(&self, partition: u32, table: Table, key: Vec<u8>, value: Vec<u8>) -> Pending<()>;
+    /// Deletes every key starting with `prefix`; resolves to the deleted (key, value) pairs.
+    fn doc_delete_prefix(&self, partition: u32, table: Table, prefix: Vec<u8>) -> Pending<Rows>;
+}
+
+fn doc_table(t: Table) -> Result<Table, StoreError> {
+    match t {
+        Table::LoginSessions | Table::ConsentSessions => Ok(t),
+        _ => Err(StoreError::Corrupt("not a document table")),
+    }
+}
+
 /// One stored JSON Web Key: its set, id, creation order and the sealed key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRow {
@@ -755,5 +776,51 @@ impl GrantStore for Store {
         let rtx = self.part(partition)?.db.begin_read()?;
         let used = rtx.open_table(Table::Flows.def())?.get(flow_id.as_bytes())?.is_some();
         Ok(used)
+    }
+}
+
+impl DocStore for Store {
+    fn doc_get(&self, partition: u32, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let rtx = self.part(partition)?.db.begin_read()?;
+        let t = rtx.open_table(doc_table(table)?.def())?;
+        let v = t.get(key)?.map(|v| v.value().to_vec());
+        Ok(v)
+    }
+
+    fn doc_scan(&self, partition: u32, table: Table, prefix: &[u8]) -> Result<Rows, StoreError> {
+        let rtx = self.part(partition)?.db.begin_read()?;
+        let t = rtx.open_table(doc_table(table)?.def())?;
+        let mut out = Vec::new();
+        for row in t.range(prefix..)? {
+            let (k, v) = row?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn doc_put(&self, partition: u32, table: Table, key: Vec<u8>, value: Vec<u8>) -> Pending<()> {
+        let (Ok(part), Ok(table)) = (self.part(partition), doc_table(table)) else {
+            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("bad document location")));
+        };
+        part.committer.submit(move |tx| tx.insert(table, &key, &value))
+    }
+
+    fn doc_delete_prefix(&self, partition: u32, table: Table, prefix: Vec<u8>) -> Pending<Rows> {
+        let (Ok(part), Ok(table)) = (self.part(partition), doc_table(table)) else {
+            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("bad document location")));
+        };
+        part.committer.submit(move |tx| {
+            let mut out = Vec::new();
+            for k in tx.keys_with_prefix(table, &prefix)? {
+                if let Some(v) = tx.get(table, &k)? {
+                    tx.remove(table, &k)?;
+                    out.push((k, v));
+                }
+            }
+            Ok(out)
+        })
     }
 }

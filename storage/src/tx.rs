@@ -34,9 +34,13 @@ pub enum Table {
     /// (code, access and refresh tokens of every rotation) lives in one partition and is listed
     /// here, so revoking the grant is one range scan.
     Families = 8,
+    /// Remembered login sessions: subject ‖ 0 ‖ session id → JSON (the server's).
+    LoginSessions = 9,
+    /// Consent sessions: subject ‖ 0 ‖ client id ‖ 0 ‖ flow id → JSON (the server's).
+    ConsentSessions = 10,
 }
 
-const TABLES: [Table; 8] = [
+const TABLES: [Table; 10] = [
     Table::Tokens,
     Table::SeqFloor,
     Table::Clients,
@@ -45,6 +49,8 @@ const TABLES: [Table; 8] = [
     Table::Jwks,
     Table::Flows,
     Table::Families,
+    Table::LoginSessions,
+    Table::ConsentSessions,
 ];
 
 impl Table {
@@ -58,6 +64,8 @@ impl Table {
             Table::Jwks => "jwks",
             Table::Flows => "flows",
             Table::Families => "families",
+            Table::LoginSessions => "login_sessions",
+            Table::ConsentSessions => "consent_sessions",
         })
     }
 
@@ -66,7 +74,7 @@ impl Table {
     }
 
     /// Every table, so a new database can create them all up front.
-    pub(crate) fn all() -> [Table; 8] {
+    pub(crate) fn all() -> [Table; 10] {
         TABLES
     }
 }
@@ -79,7 +87,7 @@ type OpenTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 /// A batch's view of its write transaction.
 pub struct Tx<'t> {
     wtx: &'t WriteTransaction,
-    open: [Option<OpenTable<'t>>; 8],
+    open: [Option<OpenTable<'t>>; 10],
     /// The redo log of everything changed so far, or `None` when nothing is logged (checkpoint
     /// commits, replay, in-memory stores).
     log: Option<Vec<u8>>,
@@ -246,7 +254,7 @@ mod tests {
         tx.insert(Table::Tokens, b"key", b"value").unwrap();
         let log = tx.finish();
         w.abort().unwrap();
-        for bad in [&log[..log.len() - 1], &[9u8, 1, 0, 0, 0, 0, 0, 0, 0, 0][..], &[1u8, 7, 0, 0, 0, 0][..]] {
+        for bad in [&log[..log.len() - 1], &[99u8, 1, 0, 0, 0, 0, 0, 0, 0, 0][..], &[1u8, 7, 0, 0, 0, 0][..]] {
             let w = a.begin_write().unwrap();
             let mut tx = Tx::new(&w, false);
             assert!(tx.replay(bad).is_err(), "{bad:?}");

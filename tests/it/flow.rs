@@ -465,3 +465,230 @@ fn discovery_advertises_what_works() {
     r.expect(401);
     assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
 }
+
+/// The subject `flow_in` logs in: one per client, so tests sharing a server do not share sessions.
+fn bob(rp: &Rp) -> String {
+    format!("bob-{}", rp.id)
+}
+
+/// One browser: a cookie jar that persists across flows.
+fn flow_in(s: &Server, jar: &mut Jar, rp: &Rp, extra: &[(&str, &str)], remember: bool) -> (String, Value, Value) {
+    let r = jar.get(s, &auth_path(rp, extra));
+    r.expect(302);
+    jar.take(&r);
+    let loc = r.header("location").unwrap().to_string();
+    let Some(lc) = query_param(&loc, "login_challenge") else { return (loc, Value::Null, Value::Null) };
+    let lr = Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={lc}")).send(s.admin).json();
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={lc}"),
+        &json!({"subject": bob(rp), "remember": remember, "remember_for": 3600}),
+    );
+    a.expect(200);
+    let r = jar.get(s, &local(a.json()["redirect_to"].as_str().unwrap()));
+    r.expect(302);
+    jar.take(&r);
+    let loc = r.header("location").unwrap().to_string();
+    let Some(cc) = query_param(&loc, "consent_challenge") else { return (loc, lr, Value::Null) };
+    let cr = Req::get(&format!("/admin/oauth2/auth/requests/consent?consent_challenge={cc}")).send(s.admin).json();
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={cc}"),
+        &json!({"grant_scope": cr["requested_scope"], "remember": remember, "remember_for": 3600}),
+    );
+    let r = jar.get(s, &local(a.json()["redirect_to"].as_str().unwrap()));
+    jar.take(&r);
+    (r.header("location").unwrap().to_string(), lr, cr)
+}
+
+fn id_claims(s: &Server, rp: &Rp, done: &str) -> Value {
+    let code = query_param(done, "code").unwrap_or_else(|| panic!("no code: {done}"));
+    let t = exchange(s, rp, &code, Some(VERIFIER)).json();
+    let id = t["id_token"].as_str().unwrap();
+    let payload = id.split('.').nth(1).unwrap();
+    use base64::Engine;
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[test]
+fn remembered_sessions_skip_login_and_consent_and_prompt_rules_apply() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let mut jar = Jar::default();
+    let (done, lr, cr) = flow_in(s, &mut jar, &rp, &[], true);
+    assert_eq!((lr["skip"].clone(), cr["skip"].clone()), (json!(false), json!(false)));
+    let first = id_claims(s, &rp, &done);
+    assert!(jar.0.iter().any(|(k, _)| k == "ory_hydra_session"), "{:?}", jar.0);
+
+    // Same browser: both steps are skipped, the subject and auth_time are the remembered ones.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (done, lr, cr) = flow_in(s, &mut jar, &rp, &[], true);
+    assert_eq!(lr["skip"], true);
+    assert_eq!(lr["subject"], bob(&rp));
+    assert_eq!(cr["skip"], true);
+    let second = id_claims(s, &rp, &done);
+    assert_eq!(second["auth_time"], first["auth_time"]);
+    assert_eq!(second["sub"], first["sub"]);
+
+    // prompt=none succeeds silently (the apps still see skip=true and accept).
+    let (done, lr, _) = flow_in(s, &mut jar, &rp, &[("prompt", "none")], true);
+    assert_eq!(lr["skip"], true);
+    assert!(query_param(&done, "code").is_some(), "{done}");
+    // id_token_hint of the same user with prompt=none: silent too.
+    let code_flow = flow_in(s, &mut jar, &rp, &[], true).0;
+    let code = query_param(&code_flow, "code").unwrap();
+    let hint = exchange(s, &rp, &code, Some(VERIFIER)).json()["id_token"].as_str().unwrap().to_string();
+    let (done, _, _) = flow_in(s, &mut jar, &rp, &[("prompt", "none"), ("id_token_hint", &hint)], true);
+    assert!(query_param(&done, "code").is_some(), "{done}");
+
+    // prompt=login and an exceeded max_age ask for a new login.
+    let (_, lr, _) = flow_in(s, &mut jar, &rp, &[("prompt", "login")], true);
+    assert_eq!(lr["skip"], false);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (_, lr, _) = flow_in(s, &mut jar, &rp, &[("max_age", "1")], true);
+    assert_eq!(lr["skip"], false);
+
+    // A hint for another user with prompt=none: login_required.
+    let other = self::rp(s, json!({}));
+    let mut jar2 = Jar::default();
+    let r = jar2.get(s, &auth_path(&other, &[]));
+    jar2.take(&r);
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={lc}"),
+        &json!({"subject": "carol"}),
+    );
+    let r = jar2.get(s, &local(a.json()["redirect_to"].as_str().unwrap()));
+    jar2.take(&r);
+    let (done, _, _) = flow_in(
+        s,
+        &mut jar,
+        &rp,
+        &[("prompt", "none"), ("id_token_hint", &forge_free_hint_for(s, &other, "carol"))],
+        true,
+    );
+    assert_eq!(query_param(&done, "error").as_deref(), Some("login_required"), "{done}");
+}
+
+/// An ID token for `subject`, obtained through a real flow of `rp` in a fresh browser.
+fn forge_free_hint_for(s: &Server, rp: &Rp, subject: &str) -> String {
+    let mut jar = Jar::default();
+    let r = jar.get(s, &auth_path(rp, &[]));
+    jar.take(&r);
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={lc}"),
+        &json!({"subject": subject}),
+    );
+    let r = jar.get(s, &local(a.json()["redirect_to"].as_str().unwrap()));
+    jar.take(&r);
+    let cc = query_param(r.header("location").unwrap(), "consent_challenge").unwrap();
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={cc}"),
+        &json!({"grant_scope": ["openid"]}),
+    );
+    let r = jar.get(s, &local(a.json()["redirect_to"].as_str().unwrap()));
+    let code = query_param(r.header("location").unwrap(), "code").unwrap();
+    exchange(s, rp, &code, Some(VERIFIER)).json()["id_token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn prompt_none_without_remembered_consent_is_consent_required_and_skip_needs_the_same_subject() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let mut jar = Jar::default();
+    // Login remembered, consent not.
+    let (done, _, _) = flow_in(s, &mut jar, &rp, &[], false);
+    assert!(query_param(&done, "code").is_some());
+    let r = jar.get(s, &auth_path(&rp, &[]));
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    // Not remembered (remember=false above): no skip.
+    assert_eq!(
+        Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={lc}")).send(s.admin).json()["skip"],
+        false
+    );
+
+    let mut jar = Jar::default();
+    let r = jar.get(s, &auth_path(&rp, &[]));
+    jar.take(&r);
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={lc}"),
+        &json!({"subject": "dave", "remember": true}),
+    );
+    let r = jar.get(s, &local(a.json()["redirect_to"].as_str().unwrap()));
+    jar.take(&r);
+    let r = jar.get(s, &auth_path(&rp, &[("prompt", "none")]));
+    r.expect(302);
+    jar.take(&r);
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    // A skipped login must be accepted for the remembered subject.
+    put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={lc}"),
+        &json!({"subject": "mallory"}),
+    )
+    .expect(400);
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={lc}"),
+        &json!({"subject": "dave"}),
+    );
+    let r = jar.get(s, &local(a.json()["redirect_to"].as_str().unwrap()));
+    assert_eq!(query_param(r.header("location").unwrap(), "error").as_deref(), Some("consent_required"));
+}
+
+#[test]
+fn consent_and_login_sessions_can_be_listed_and_revoked() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let mut jar = Jar::default();
+    let (done, _, _) = flow_in(s, &mut jar, &rp, &[], true);
+    let code = query_param(&done, "code").unwrap();
+    let t = exchange(s, &rp, &code, Some(VERIFIER)).json();
+    let at = t["access_token"].as_str().unwrap().to_string();
+    let sub = bob(&rp);
+    let list = Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={sub}")).send(s.admin);
+    list.expect(200);
+    let mine: Vec<Value> = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["consent_request"]["client"]["client_id"] == rp.id.as_str())
+        .cloned()
+        .collect();
+    assert_eq!(mine.len(), 1, "{}", list.text());
+    assert_eq!(mine[0]["grant_scope"], json!(["openid", "offline_access"]));
+    assert_eq!(mine[0]["remember"], true);
+    Req::get("/admin/oauth2/auth/sessions/consent").send(s.admin).expect(400);
+    Req::new("DELETE", &format!("/admin/oauth2/auth/sessions/consent?subject={sub}")).send(s.admin).expect(400);
+
+    assert!(is_active(s, &at));
+    Req::new("DELETE", &format!("/admin/oauth2/auth/sessions/consent?subject={sub}&client={}", rp.id))
+        .send(s.admin)
+        .expect(204);
+    assert!(!is_active(s, &at), "revoking the consent revokes its tokens");
+    let after = Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={sub}")).send(s.admin).json();
+    assert!(!after.as_array().unwrap().iter().any(|c| c["consent_request"]["client"]["client_id"] == rp.id.as_str()));
+
+    // The login session still holds until revoked.
+    let r = jar.get(s, &auth_path(&rp, &[]));
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    assert_eq!(
+        Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={lc}")).send(s.admin).json()["skip"],
+        true
+    );
+    Req::new("DELETE", "/admin/oauth2/auth/sessions/login").send(s.admin).expect(400);
+    Req::new("DELETE", &format!("/admin/oauth2/auth/sessions/login?subject={sub}")).send(s.admin).expect(204);
+    let r = jar.get(s, &auth_path(&rp, &[]));
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    assert_eq!(
+        Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={lc}")).send(s.admin).json()["skip"],
+        false
+    );
+}
