@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# The Rust toolchain comes with the machine; nothing else is needed yet. Later suites (the
-# conformity harness) install their packages here.
+# The Rust toolchain comes with the machine; the conformity harness installs its Python
+# packages into conformity/.venv itself (python3 with venv and pip is needed).
 command -v cargo >/dev/null || { echo "cargo is required (rustup.rs)" >&2; exit 1; }
 
 cargo build --bins
@@ -14,7 +14,12 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
-# One closing line over every test binary (cargo prints one `test result:` line per binary).
+# The OpenID Connect conformity harness (Basic and Config plans) against the debug binary.
+echo "== conformity (conformity/run.sh) =="
+conformity/run.sh target/debug/hydra 2>&1 | tee -a "$log" || status=$?
+# One closing line over every test binary (cargo prints one `test result:` line per binary;
+# the harness closes with its own `N passed, N failed`).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -102,6 +102,9 @@ pub struct Config {
     pub pkce_enforced_for_public_clients: bool,
     /// `oidc.subject_identifiers.pairwise.salt`.
     pub pairwise_salt: String,
+    /// `webfinger.oidc_discovery.supported_scope` and `.supported_claims`: added to discovery.
+    pub discovery_scopes: Vec<String>,
+    pub discovery_claims: Vec<String>,
     pub scope_strategy: ScopeStrategy,
     pub pbkdf2_iterations: u32,
     pub cc_default_grant_allowed_scope: bool,
@@ -172,6 +175,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("oauth2.pkce.enforced", Kind::Bool),
     ("oauth2.pkce.enforced_for_public_clients", Kind::Bool),
     ("oidc.subject_identifiers.pairwise.salt", Kind::Str),
+    ("webfinger.oidc_discovery.supported_scope", Kind::List),
+    ("webfinger.oidc_discovery.supported_claims", Kind::List),
     ("strategies.scope", Kind::Str),
     ("strategies.access_token", Kind::Str),
     ("oauth2.hashers.algorithm", Kind::Str),
@@ -531,6 +536,8 @@ impl Config {
                 Some(s) => s,
                 None => String::new(),
             },
+            discovery_scopes: raw.list("webfinger.oidc_discovery.supported_scope")?.unwrap_or_default(),
+            discovery_claims: raw.list("webfinger.oidc_discovery.supported_claims")?.unwrap_or_default(),
             scope_strategy,
             pbkdf2_iterations,
             cc_default_grant_allowed_scope: raw

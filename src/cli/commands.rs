@@ -49,7 +49,14 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
             DeleteWhat::AccessTokens { client_id, conn } => delete_access_tokens(&client_id, &conn, out, err),
             DeleteWhat::Jwk { sets, conn } => delete_jwks(&sets, &conn, out, err),
         },
+        Command::Example(c) => match c.what {
+            super::ExampleWhat::LoginConsent { port, conn } => Ctx::new(&conn, DEFAULT_ADMIN_ENDPOINT, err)
+                .and_then(|ctx| super::example::login_consent(&ctx.base, port, out)),
+        },
         Command::Perform(c) => match c.what {
+            PerformWhat::AuthorizationCode { creds, scope, port, conn } => {
+                authorization_code(&creds, &scope, port, &conn, out, err)
+            }
             PerformWhat::ClientCredentials { creds, scope, audience, conn } => {
                 client_credentials(&creds, &scope, &audience, &conn, out, err)
             }
@@ -734,6 +741,11 @@ pub(crate) fn token_json(tok: &Value, now: i64, pretty: bool) -> String {
     if expires_in.as_i64().is_some_and(|n| n != 0) {
         fields.push(("expires_in", &expires_in));
     }
+    // Only the authorization code flow returns one (client credentials never do).
+    let id_token = Value::String(str_field(tok, "id_token"));
+    if !str_field(tok, "id_token").is_empty() {
+        fields.push(("id_token", &id_token));
+    }
     go_json_ordered(&fields, pretty)
 }
 
@@ -777,6 +789,33 @@ fn client_credentials(
             Format::Json => token_json(&tok, now, false),
             Format::JsonPretty => token_json(&tok, now, true),
         }
+    };
+    write_out(out, &text)
+}
+
+fn authorization_code(
+    creds: &ClientAuth,
+    scope: &[String],
+    port: u16,
+    conn: &ConnFlags,
+    out: Out,
+    err: Out,
+) -> Result<(), String> {
+    let (id, secret) = require_creds(creds)?;
+    let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT, err)?;
+    let args = super::example::AuthCodeArgs {
+        public_url: &ctx.base,
+        client_id: id,
+        client_secret: secret,
+        scope: &scope.join(" "),
+        port,
+    };
+    let tok = super::example::perform_authorization_code(&args, out).map_err(|e| format!("Error: {e}"))?;
+    let now = now_unix();
+    let text = match ctx.format {
+        Format::Table => row_table(&TOKEN_HEADER, &token_columns(&tok, now)),
+        Format::Json => token_json(&tok, now, false),
+        Format::JsonPretty => token_json(&tok, now, true),
     };
     write_out(out, &text)
 }

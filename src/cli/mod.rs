@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod commands;
+pub mod example;
 pub mod httpclient;
 mod output;
 
@@ -58,6 +59,28 @@ pub enum Command {
     Introspect(IntrospectCmd),
     /// Revoke resources
     Revoke(RevokeCmd),
+    /// Example apps for trying the browser flow
+    Example(ExampleCmd),
+}
+
+/// `hydra example ...`
+#[derive(Args, Debug)]
+pub struct ExampleCmd {
+    #[command(subcommand)]
+    pub what: ExampleWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExampleWhat {
+    /// Run an example login & consent app (uses only the admin API)
+    #[command(name = "login-consent")]
+    LoginConsent {
+        /// The port to listen on (127.0.0.1).
+        #[arg(short = 'p', long, default_value_t = 3000)]
+        port: u16,
+        #[command(flatten)]
+        conn: ConnFlags,
+    },
 }
 
 /// Which server(s) `hydra serve` starts.
@@ -410,6 +433,20 @@ pub struct PerformCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum PerformWhat {
+    /// Perform the OAuth2 Authorization Code Flow (with PKCE) through a browser
+    #[command(name = "authorization-code")]
+    AuthorizationCode {
+        #[command(flatten)]
+        creds: ClientAuth,
+        /// OAuth2 scope to request.
+        #[arg(long, value_delimiter = ',', default_value = "offline,openid")]
+        scope: Vec<String>,
+        /// The port of the local callback server (127.0.0.1).
+        #[arg(short = 'p', long, default_value_t = 4446)]
+        port: u16,
+        #[command(flatten)]
+        conn: ConnFlags,
+    },
     /// Perform the OAuth2 Client Credentials Flow
     #[command(name = "client-credentials")]
     ClientCredentials {

@@ -190,6 +190,15 @@ pub fn parse(
         Some(_) => return Err(ctx.err("invalid_request", "The response_mode is not supported.")),
     };
 
+    // Before any other parameter: with a request object the other parameters may live inside
+    // it (OIDC Core §6.1), so judging them first would give the wrong error.
+    if param(params, "request").is_some() {
+        return Err(ctx.err("request_not_supported", "The request parameter is not supported."));
+    }
+    if param(params, "request_uri").is_some() {
+        return Err(ctx.err("request_uri_not_supported", "The request_uri parameter is not supported."));
+    }
+
     if param(params, "response_type") != Some("code") {
         return Err(ctx.err("unsupported_response_type", "Only response_type code is supported."));
     }
@@ -280,13 +289,6 @@ pub fn parse(
         _ => {}
     }
     let code_challenge_method = code_challenge.as_ref().map(|_| "S256".to_string());
-
-    if param(params, "request").is_some() {
-        return Err(ctx.err("request_not_supported", "The request parameter is not supported."));
-    }
-    if param(params, "request_uri").is_some() {
-        return Err(ctx.err("request_uri_not_supported", "The request_uri parameter is not supported."));
-    }
 
     let nonce = param(params, "nonce").map(str::to_string);
     if nonce.as_ref().is_some_and(|n| n.chars().count() > NONCE_MAX_LEN) {

@@ -17,6 +17,13 @@ pub fn discovery(w: &Worker) -> Response {
     let public = &cfg.public_url;
     let issuer = cfg.issuer.trim_end_matches('/');
     let alg = w.shared.keys.load().signer(ID_TOKEN_SET).map(|s| s.alg().as_str()).unwrap_or("RS256");
+    let mut scopes = vec!["offline_access".to_string(), "offline".into(), "openid".into()];
+    scopes.extend(cfg.discovery_scopes.iter().filter(|s| !scopes.contains(s)).cloned().collect::<Vec<_>>());
+    let mut claims: Vec<String> =
+        ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash"]
+            .map(String::from)
+            .to_vec();
+    claims.extend(cfg.discovery_claims.iter().filter(|c| !claims.contains(c)).cloned().collect::<Vec<_>>());
     let mut subject_types = vec!["public"];
     if !cfg.pairwise_salt.is_empty() && cfg.subject_types.iter().any(|t| t == "pairwise") {
         subject_types.push("pairwise");
@@ -34,8 +41,8 @@ pub fn discovery(w: &Worker) -> Response {
             "response_types_supported": ["code"],
             "response_modes_supported": ["query", "form_post"],
             "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
-            "scopes_supported": ["offline_access", "offline", "openid"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash"],
+            "scopes_supported": scopes,
+            "claims_supported": claims,
             "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
             "id_token_signing_alg_values_supported": [alg],
             "id_token_signed_response_alg": [alg],

@@ -137,3 +137,131 @@ fn cli_jwk_create_get_delete() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Reads lines from a child's stdout until one satisfies `f`.
+fn line_matching(r: &mut impl std::io::BufRead, f: impl Fn(&str) -> bool) -> String {
+    let mut line = String::new();
+    for _ in 0..50 {
+        line.clear();
+        if r.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if f(&line) {
+            return line.trim().to_string();
+        }
+    }
+    panic!("no matching line");
+}
+
+#[test]
+fn example_login_consent_app_and_perform_authorization_code() {
+    use crate::flow::{local, query_param, Jar};
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let app_port = free_port();
+    let app = format!("http://127.0.0.1:{app_port}");
+    let s = Opts::new("io_uring")
+        .env("URLS_LOGIN", &format!("{app}/login"))
+        .env("URLS_CONSENT", &format!("{app}/consent"))
+        .start();
+    let admin = format!("http://{}", s.admin);
+    let public = format!("http://{}", s.public);
+    let mut app_proc = Command::new(BIN)
+        .args(["example", "login-consent", "-p", &app_port.to_string(), "-e", &admin])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut app_out = std::io::BufReader::new(app_proc.stdout.take().unwrap());
+    line_matching(&mut app_out, |l| l.contains("Login & consent app on"));
+
+    let cb_port = free_port();
+    let c = ok_json(&[
+        "create",
+        "oauth2-client",
+        "--grant-type",
+        "authorization_code,refresh_token",
+        "--response-type",
+        "code",
+        "--scope",
+        "openid,offline",
+        "--redirect-uri",
+        &format!("http://127.0.0.1:{cb_port}/callback"),
+        "-e",
+        &admin,
+        "--format",
+        "json",
+    ]);
+    let mut rp = Command::new(BIN)
+        .args([
+            "perform",
+            "authorization-code",
+            "--client-id",
+            c["client_id"].as_str().unwrap(),
+            "--client-secret",
+            c["client_secret"].as_str().unwrap(),
+            "-p",
+            &cb_port.to_string(),
+            "-e",
+            &public,
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rp_out = std::io::BufReader::new(rp.stdout.take().unwrap());
+    let url = line_matching(&mut rp_out, |l| l.starts_with("http"));
+
+    // The browser.
+    let app_addr: std::net::SocketAddr = format!("127.0.0.1:{app_port}").parse().unwrap();
+    let mut jar = Jar::default();
+    let r = Req::get(&local(&url)).send(s.public);
+    jar.take(&r);
+    let to_login = r.header("location").unwrap().to_string();
+    assert!(to_login.starts_with(&format!("{app}/login?")), "{to_login}");
+    let page = Req::get(&local(&to_login)).send(app_addr);
+    page.expect(200);
+    assert!(page.text().contains("<form") && page.text().contains("password"), "{}", page.text());
+    let challenge = query_param(&to_login, "login_challenge").unwrap();
+    let r = Req::new("POST", "/login")
+        .form(&[
+            ("challenge", &challenge),
+            ("user", "foo@bar.com"),
+            ("password", "foobar"),
+            ("remember", "1"),
+            ("action", "accept"),
+        ])
+        .send(app_addr);
+    r.expect(302);
+    let r = Req::get(&local(r.header("location").unwrap())).header("Cookie", &jar.header()).send(s.public);
+    jar.take(&r);
+    let to_consent = r.header("location").unwrap().to_string();
+    assert!(to_consent.starts_with(&format!("{app}/consent?")), "{to_consent}");
+    let page = Req::get(&local(&to_consent)).send(app_addr);
+    assert!(page.text().contains("foo@bar.com") && page.text().contains("value=\"openid\""), "{}", page.text());
+    let challenge = query_param(&to_consent, "consent_challenge").unwrap();
+    let r = Req::new("POST", "/consent")
+        .form(&[("challenge", &challenge), ("scope", "openid"), ("scope", "offline"), ("action", "accept")])
+        .send(app_addr);
+    r.expect(302);
+    let r = Req::get(&local(r.header("location").unwrap())).header("Cookie", &jar.header()).send(s.public);
+    let callback = r.header("location").unwrap().to_string();
+    assert!(callback.starts_with(&format!("http://127.0.0.1:{cb_port}/callback?")), "{callback}");
+    let cb_addr: std::net::SocketAddr = format!("127.0.0.1:{cb_port}").parse().unwrap();
+    Req::get(&local(&callback)).send(cb_addr).expect(200);
+
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut rp_out, &mut rest).unwrap();
+    assert!(rp.wait().unwrap().success());
+    let tok: Value = rest.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| panic!("{rest}"));
+    assert!(tok["access_token"].as_str().unwrap().starts_with("ory_at_"), "{tok}");
+    assert!(tok["refresh_token"].as_str().unwrap().starts_with("ory_rt_"), "{tok}");
+    assert!(tok["id_token"].as_str().unwrap().split('.').count() == 3, "{tok}");
+    let _ = app_proc.kill();
+    let _ = app_proc.wait();
+    let _ = app_out.read_line(&mut String::new());
+}

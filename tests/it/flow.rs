@@ -28,7 +28,7 @@ pub fn rp(s: &Server, extra: Value) -> Rp {
     Rp { id: c["client_id"].as_str().unwrap().into(), secret: c["client_secret"].as_str().unwrap_or("").into() }
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
+pub fn query_param(url: &str, name: &str) -> Option<String> {
     let q = url.split_once('?')?.1;
     q.split('&').find_map(|p| {
         let (k, v) = p.split_once('=')?;
@@ -60,7 +60,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Path and query of an absolute URL on our server.
-fn local(url: &str) -> String {
+pub fn local(url: &str) -> String {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_else(|| "/".into())
 }
@@ -78,7 +78,7 @@ fn set_cookie(r: &Response) -> Vec<(String, String)> {
 pub struct Jar(Vec<(String, String)>);
 
 impl Jar {
-    fn take(&mut self, r: &Response) {
+    pub fn take(&mut self, r: &Response) {
         for (k, v) in set_cookie(r) {
             self.0.retain(|(n, _)| *n != k);
             if !v.is_empty() {
@@ -86,7 +86,7 @@ impl Jar {
             }
         }
     }
-    fn header(&self) -> String {
+    pub fn header(&self) -> String {
         self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
     fn get(&self, s: &Server, path: &str) -> Response {
