@@ -4,11 +4,15 @@
 #   ceiling     GET /health/alive            (our own HTTP stack, no work)
 #   issuance    POST /oauth2/token           (client_credentials, client_secret_basic)
 #   introspect  POST /admin/oauth2/introspect (a pool of valid tokens, one per body line)
+# and two browser-flow scenarios with bench's `flowload` (oha cannot chain requests):
+#   flow        authorize → login accept → consent accept → code exchange with an RS256 ID token,
+#               $FLOW_CONNS concurrent flows (8 HTTP requests each)
+#   refresh     refresh-token rotation (scope offline_access, so no ID token), $CONNS connections
 # Prints one table and writes it, with the exact commands, under loadtest/runs/.
 #
 # Env: DURATION (15s), CONNS (64), SERVER_CPUS (0), LOAD_CPUS (1), POOL (2000 tokens),
 #      ENGINE_WORKERS (default: CPUs in SERVER_CPUS), EXTRA_ENV (extra server env, e.g.
-#      "ENGINE_PARTITIONS=8"), LABEL (added to the run file name), ROUNDS (1; with more, each
+#      "ENGINE_PARTITIONS=8"), FLOW_CONNS (32), LABEL (added to the run file name), ROUNDS (1; with more, each
 #      scenario runs that many times, interleaved, and the table shows the median round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +26,8 @@ PUB=${PUBLIC_PORT:-14444}
 ADM=${ADMIN_PORT:-14445}
 
 cargo build --release --bin hydra
+cargo build --release -p hydra-bench --bin flowload
+FLOW_CONNS=${FLOW_CONNS:-32}
 if ! command -v oha >/dev/null; then
   cargo install --locked oha
 fi
@@ -39,6 +45,12 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+RP=$("$BIN" create oauth2-client -e "http://127.0.0.1:$ADM" --grant-type authorization_code,refresh_token \
+  --response-type code --scope openid,offline_access --redirect-uri https://rp.example/cb --name loadtest-rp --format json)
+RP_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$RP")
+RP_SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$RP")
+FLOWLOAD=(taskset -c "$LOAD_CPUS" target/release/flowload --public "http://127.0.0.1:$PUB" --admin "http://127.0.0.1:$ADM"
+  --client "$RP_ID" --secret "$RP_SECRET" --duration "${DURATION%s}")
 CLIENT=$("$BIN" create oauth2-client -e "http://127.0.0.1:$ADM" --grant-type client_credentials \
   --scope read --name loadtest --format json)
 ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$CLIENT")
@@ -67,6 +79,8 @@ declare -A CMDS
 CMDS[ceiling]="${OHA[*]} http://127.0.0.1:$PUB/health/alive"
 CMDS[issuance]="${OHA[*]} -m POST -a $ID:<secret> -T application/x-www-form-urlencoded -d grant_type=client_credentials&scope=read http://127.0.0.1:$PUB/oauth2/token"
 CMDS[introspect]="${OHA[*]} -m POST -T application/x-www-form-urlencoded -Z <pool of $POOL token bodies> http://127.0.0.1:$ADM/admin/oauth2/introspect"
+CMDS[flow]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode flow --conns $FLOW_CONNS"
+CMDS[refresh]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode refresh --scope offline_access --conns $CONNS"
 
 # ROUNDS > 1 repeats the three scenarios in turn; the table shows each scenario's median round,
 # which damps the noise of a shared machine.
@@ -78,6 +92,10 @@ for r in $(seq "$ROUNDS"); do
   sleep 1
   "${OHA[@]}" -m POST -T application/x-www-form-urlencoded -Z "$DATA/pool.txt" \
     "http://127.0.0.1:$ADM/admin/oauth2/introspect" >"$DATA/introspect.$r.json"
+  sleep 1
+  "${FLOWLOAD[@]}" --mode flow --conns "$FLOW_CONNS" >"$DATA/flow.$r.json"
+  sleep 1
+  "${FLOWLOAD[@]}" --mode refresh --scope offline_access --conns "$CONNS" >"$DATA/refresh.$r.json"
   sleep 1
 done
 
@@ -106,7 +124,15 @@ for name in ["ceiling", "issuance", "introspect"]:
     if base is None:
         base = rps
     rows.append((name, rps, lat.get("p50", 0) * 1000, lat.get("p99", 0) * 1000, errors, cut, ok, rps / base))
-print("| scenario | req/s | p50 ms | p99 ms | errors | cut at end | 2xx | ratio to ceiling |")
+# flowload's own output: completed operations (flows or refreshes) per second.
+def flow_median(name):
+    runs = [json.load(open(f"{d}/{name}.{r}.json")) for r in range(1, rounds + 1)]
+    runs.sort(key=lambda j: j["per_sec"])
+    return runs[len(runs) // 2]
+for name in ["flow", "refresh"]:
+    j = flow_median(name)
+    rows.append((name, j["per_sec"], j["p50_ms"], j["p99_ms"], j["errors"], 0, j["completed"], j["per_sec"] / base))
+print("| scenario | req/s (flow: flows/s) | p50 ms | p99 ms | errors | cut at end | 2xx (flow, refresh: completed) | ratio to ceiling |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
     print(f"| {r[0]} | {r[1]:.0f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.2f} |")
@@ -114,8 +140,10 @@ if rounds > 1:
     print("\nEvery round (req/s, ratio to that round's ceiling):\n")
     for r in range(1, rounds + 1):
         rps = {n: json.load(open(f"{d}/{n}.{r}.json"))["summary"]["requestsPerSec"] for n in ["ceiling", "issuance", "introspect"]}
+        rps.update({n: json.load(open(f"{d}/{n}.{r}.json"))["per_sec"] for n in ["flow", "refresh"]})
         print(f"- round {r}: ceiling {rps['ceiling']:.0f}, issuance {rps['issuance']:.0f} ({rps['issuance'] / rps['ceiling']:.2f}), "
-              f"introspect {rps['introspect']:.0f} ({rps['introspect'] / rps['ceiling']:.2f})")
+              f"introspect {rps['introspect']:.0f} ({rps['introspect'] / rps['ceiling']:.2f}), "
+              f"flow {rps['flow']:.0f}/s, refresh {rps['refresh']:.0f} ({rps['refresh'] / rps['ceiling']:.2f})")
 for name in ["ceiling", "issuance", "introspect"]:
     dist = median_round(name).get("errorDistribution", {})
     for k, v in dist.items():
@@ -136,6 +164,6 @@ echo "$TABLE"
   echo
   echo "Commands:"
   echo
-  for k in ceiling issuance introspect; do echo "- $k: \`${CMDS[$k]}\`"; done
+  for k in ceiling issuance introspect flow refresh; do echo "- $k: \`${CMDS[$k]}\`"; done
 } >"$OUT"
 echo "wrote $OUT"

@@ -72,7 +72,7 @@ pub async fn remember_login(
     let value = serde_json::to_vec(&s).map_err(|_| ())?;
     w.shared
         .store
-        .doc_put(subject_partition(w, subject), Table::LoginSessions, key(&[subject, sid]), value)
+        .doc_put(subject_partition(w, subject), Table::LoginSessions, vec![(key(&[subject, sid]), value)])
         .await
         .map_err(|_| ())?;
     let body = CookieBody { sid: sid.to_string(), sub: subject.to_string() };
@@ -131,22 +131,33 @@ impl ConsentSession {
     }
 }
 
-pub async fn store_consent(w: &Worker, c: &ConsentSession) -> Result<(), ()> {
-    let value = serde_json::to_vec(c).map_err(|_| ())?;
-    let k = key(&[&c.subject, &c.client_id, &c.flow_id]);
-    w.shared.store.doc_put(subject_partition(w, &c.subject), Table::ConsentSessions, k, value).await.map_err(|_| ())
+/// Key of the latest remembered consent of a subject for a client: the per-flow prefix itself
+/// (flow ids are never empty), so deleting that prefix removes it too, and deciding whether to
+/// skip consent is one read however many flows the pair has had.
+fn latest_key(subject: &str, client_id: &str) -> Vec<u8> {
+    key(&[subject, client_id, ""])
 }
 
-/// A remembered consent of this subject for this client that covers every requested scope and
-/// audience.
+/// Stores a consent decision (one row per flow, for listing and revocation) and, when it is
+/// remembered, as the pair's latest remembered consent; one commit.
+pub async fn store_consent(w: &Worker, c: &ConsentSession) -> Result<(), ()> {
+    let value = serde_json::to_vec(c).map_err(|_| ())?;
+    let mut rows = vec![(key(&[&c.subject, &c.client_id, &c.flow_id]), value.clone())];
+    if c.remember {
+        rows.push((latest_key(&c.subject, &c.client_id), value));
+    }
+    w.shared.store.doc_put(subject_partition(w, &c.subject), Table::ConsentSessions, rows).await.map_err(|_| ())
+}
+
+/// Whether the latest remembered consent of this subject for this client still holds and covers
+/// every requested scope and audience.
 pub fn remembered_consent(w: &Worker, subject: &str, client_id: &str, scope: &[String], audience: &[String]) -> bool {
-    let prefix = [key(&[subject, client_id]), vec![0]].concat();
-    let Ok(rows) = w.shared.store.doc_scan(subject_partition(w, subject), Table::ConsentSessions, &prefix) else {
+    let p = subject_partition(w, subject);
+    let Ok(Some(v)) = w.shared.store.doc_get(p, Table::ConsentSessions, &latest_key(subject, client_id)) else {
         return false;
     };
-    let now = unix_now();
-    rows.iter().filter_map(|(_, v)| serde_json::from_slice::<ConsentSession>(v).ok()).any(|c| {
-        c.holds(now)
+    serde_json::from_slice::<ConsentSession>(&v).is_ok_and(|c| {
+        c.holds(unix_now())
             && scope.iter().all(|s| c.grant_scope.contains(s))
             && audience.iter().all(|a| c.grant_audience.contains(a))
     })
@@ -172,6 +183,8 @@ pub fn list_consent(w: &Worker, req: &Request) -> Response {
     let now = unix_now();
     let list: Vec<Value> = rows
         .iter()
+        // The latest-consent rows repeat a flow's row.
+        .filter(|(k, _)| !k.ends_with(&[0]))
         .filter_map(|(_, v)| serde_json::from_slice::<ConsentSession>(v).ok())
         .filter(|c| c.holds(now) && sid.is_none_or(|s| c.login_session_id == s))
         .map(|c| {

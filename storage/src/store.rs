@@ -235,10 +235,14 @@ fn delete_family(tx: &mut Tx<'_>, family: u64, only: Option<TokenKind>) -> Resul
     Ok(n)
 }
 
-/// Marks a record spent in place (same key, new kind).
+/// Marks a record spent in place (same key, new kind) and takes it out of the family index: the
+/// marker only has to be found by its own key (to recognise a replay), and the index keeps
+/// listing live tokens only, so a long rotation chain does not make every rotation slower.
 fn spend(tx: &mut Tx<'_>, seq: u64, rec: &TokenRecord, kind: TokenKind) -> Result<(), StoreError> {
     let spent = TokenRecord { kind, ..rec.clone() };
-    tx.insert(Table::Tokens, &token_key(seq), &encode_token(&spent)?)
+    tx.insert(Table::Tokens, &token_key(seq), &encode_token(&spent)?)?;
+    tx.remove(Table::Families, &family_key(rec.family, seq))?;
+    Ok(())
 }
 
 /// Key–value rows as stored.
@@ -250,7 +254,8 @@ pub trait DocStore: Send + Sync {
     fn doc_get(&self, partition: u32, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every (key, value) whose key starts with `prefix`.
     fn doc_scan(&self, partition: u32, table: Table, prefix: &[u8]) -> Result<Rows, StoreError>;
-    fn doc_put(&self, partition: u32, table: Table, key: Vec<u8>, value: Vec<u8>) -> Pending<()>;
+    /// Writes every row in one commit.
+    fn doc_put(&self, partition: u32, table: Table, rows: Rows) -> Pending<()>;
     /// Deletes every key starting with `prefix`; resolves to the deleted (key, value) pairs.
     fn doc_delete_prefix(&self, partition: u32, table: Table, prefix: Vec<u8>) -> Pending<Rows>;
 }
@@ -801,11 +806,11 @@ impl DocStore for Store {
         Ok(out)
     }
 
-    fn doc_put(&self, partition: u32, table: Table, key: Vec<u8>, value: Vec<u8>) -> Pending<()> {
+    fn doc_put(&self, partition: u32, table: Table, rows: Rows) -> Pending<()> {
         let (Ok(part), Ok(table)) = (self.part(partition), doc_table(table)) else {
             return self.meta.committer.submit(|_| Err(StoreError::Corrupt("bad document location")));
         };
-        part.committer.submit(move |tx| tx.insert(table, &key, &value))
+        part.committer.submit(move |tx| rows.iter().try_for_each(|(k, v)| tx.insert(table, k, v)))
     }
 
     fn doc_delete_prefix(&self, partition: u32, table: Table, prefix: Vec<u8>) -> Pending<Rows> {

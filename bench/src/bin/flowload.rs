@@ -1,0 +1,279 @@
+//! Load generator for the browser flow, which oha cannot drive: each connection runs complete
+//! authorization-code flows (authorize → login accept → consent accept → code exchange with an
+//! RS256 ID token), or refresh-token rotations, in a loop over keep-alive connections, and
+//! prints one JSON object: completed operations per second, p50 and p99 latency, errors.
+//!
+//! `flowload --public http://127.0.0.1:4444 --admin http://127.0.0.1:4445 --client ID --secret S
+//!  --redirect https://rp.example/cb --mode flow|refresh --scope "openid offline_access" --conns 32
+//!  --duration 15`
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Conn {
+    addr: String,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Conn {
+    fn new(url: &str) -> Conn {
+        Conn { addr: url.trim_start_matches("http://").trim_end_matches('/').to_string(), stream: None }
+    }
+
+    fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Resp, String> {
+        for attempt in 0..2 {
+            if self.stream.is_none() {
+                let s = TcpStream::connect(&self.addr).map_err(|e| e.to_string())?;
+                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                self.stream = Some(BufReader::new(s));
+            }
+            match self.once(method, path, headers, body) {
+                Ok(r) => return Ok(r),
+                Err(e) if attempt == 0 => {
+                    self.stream = None;
+                    let _ = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err("unreachable".into())
+    }
+
+    fn once(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Resp, String> {
+        let s = self.stream.as_mut().ok_or("no connection")?;
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.addr, body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        s.get_mut().write_all(&bytes).map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        if s.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+            return Err("closed".into());
+        }
+        let status: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("bad status line")?;
+        let mut headers = Vec::new();
+        let mut len = 0;
+        loop {
+            line.clear();
+            s.read_line(&mut line).map_err(|e| e.to_string())?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().map_err(|_| "bad length")?;
+                }
+                headers.push((k.to_string(), v.trim().to_string()));
+            }
+        }
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).map_err(|e| e.to_string())?;
+        Ok(Resp { status, headers, body })
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn param(url: &str, name: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    q.split('&').find_map(|p| p.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+}
+
+fn local(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/').map_or("/".into(), |i| rest[i..].to_string())
+}
+
+fn json_field(body: &[u8], name: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get(name)?.as_str().map(String::from)
+}
+
+struct Cfg {
+    client: String,
+    scope: String,
+    redirect: String,
+    basic: String,
+}
+
+/// One complete flow; returns the refresh token.
+fn flow(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64) -> Result<String, String> {
+    let path = format!(
+        "/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope={}&state=state-{n:012}&nonce=n{n}",
+        enc(&c.client),
+        enc(&c.redirect),
+        enc(&c.scope)
+    );
+    let r = public.send("GET", &path, &[], b"")?;
+    let cookies: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.split(';').next().map(String::from))
+        .collect();
+    let loc = r.header("location").ok_or("no login redirect")?;
+    let ch = param(loc, "login_challenge").ok_or("no login challenge")?;
+    let json = [("Content-Type", "application/json")];
+    let a = admin.send(
+        "PUT",
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={ch}"),
+        &json,
+        br#"{"subject":"load-user"}"#,
+    )?;
+    let back = json_field(&a.body, "redirect_to").ok_or("no login redirect_to")?;
+    let cookie = cookies.join("; ");
+    let r = public.send("GET", &local(&back), &[("Cookie", &cookie)], b"")?;
+    let mut cookies2: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.split(';').next().filter(|c| !c.ends_with('=')).map(String::from))
+        .collect();
+    cookies2.retain(|c| !c.starts_with("ory_hydra_login"));
+    let loc = r.header("location").ok_or("no consent redirect")?;
+    let ch = param(loc, "consent_challenge").ok_or("no consent challenge")?;
+    let a = admin.send(
+        "PUT",
+        &format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={ch}"),
+        &json,
+        &serde_json::to_vec(&serde_json::json!({"grant_scope": c.scope.split(' ').collect::<Vec<_>>()}))
+            .unwrap_or_default(),
+    )?;
+    let back = json_field(&a.body, "redirect_to").ok_or("no consent redirect_to")?;
+    let r = public.send("GET", &local(&back), &[("Cookie", &cookies2.join("; "))], b"")?;
+    let loc = r.header("location").ok_or("no callback")?;
+    let code = param(loc, "code").ok_or_else(|| format!("no code: {loc}"))?;
+    let body = format!("grant_type=authorization_code&code={code}&redirect_uri={}", enc(&c.redirect));
+    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", c.basic.as_str())];
+    let t = public.send("POST", "/oauth2/token", &form, body.as_bytes())?;
+    if t.status != 200 || (c.scope.split(' ').any(|s| s == "openid") && json_field(&t.body, "id_token").is_none()) {
+        return Err(format!("token exchange answered {}", t.status));
+    }
+    json_field(&t.body, "refresh_token").ok_or_else(|| "no refresh token".into())
+}
+
+fn refresh(c: &Cfg, public: &mut Conn, rt: &str) -> Result<String, String> {
+    let body = format!("grant_type=refresh_token&refresh_token={}", enc(rt));
+    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", c.basic.as_str())];
+    let t = public.send("POST", "/oauth2/token", &form, body.as_bytes())?;
+    if t.status != 200 {
+        return Err(format!("refresh answered {}", t.status));
+    }
+    json_field(&t.body, "refresh_token").ok_or_else(|| "no refresh token".into())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str, default: &str| -> String {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let public_url = arg("--public", "http://127.0.0.1:4444");
+    let admin_url = arg("--admin", "http://127.0.0.1:4445");
+    let mode = arg("--mode", "flow");
+    let conns: usize = arg("--conns", "32").parse().unwrap_or(32);
+    let duration = Duration::from_secs(arg("--duration", "15").parse().unwrap_or(15));
+    let (client, secret) = (arg("--client", ""), arg("--secret", ""));
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(&client), enc(&secret)))
+    );
+    let cfg = Arc::new(Cfg {
+        client,
+        scope: arg("--scope", "openid offline_access"),
+        redirect: arg("--redirect", "https://rp.example/cb"),
+        basic,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..conns)
+        .map(|t| {
+            let (cfg, stop, latencies, errors) = (cfg.clone(), stop.clone(), latencies.clone(), errors.clone());
+            let (public_url, admin_url, mode) = (public_url.clone(), admin_url.clone(), mode.clone());
+            std::thread::spawn(move || {
+                let (mut public, mut admin) = (Conn::new(&public_url), Conn::new(&admin_url));
+                let mut mine = Vec::new();
+                let mut n = (t as u64) << 32;
+                // Refresh mode: each connection first gets its own refresh token (not timed).
+                let mut rt = if mode == "refresh" { flow(&cfg, &mut public, &mut admin, n).ok() } else { None };
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let t0 = Instant::now();
+                    let r = match (mode.as_str(), &rt) {
+                        ("refresh", Some(token)) => refresh(&cfg, &mut public, token).map(Some),
+                        ("refresh", None) => flow(&cfg, &mut public, &mut admin, n).map(Some),
+                        _ => flow(&cfg, &mut public, &mut admin, n).map(|_| None),
+                    };
+                    match r {
+                        Ok(next) => {
+                            mine.push(t0.elapsed());
+                            if next.is_some() {
+                                rt = next;
+                            }
+                        }
+                        Err(e) => {
+                            errors.lock().map(|mut v| v.push(e)).ok();
+                            rt = None;
+                        }
+                    }
+                }
+                latencies.lock().map(|mut v| v.extend(mine)).ok();
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut l = latencies.lock().map(|v| v.clone()).unwrap_or_default();
+    l.sort();
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let errs = errors.lock().map(|v| v.clone()).unwrap_or_default();
+    let out = serde_json::json!({
+        "mode": mode,
+        "conns": conns,
+        "completed": l.len(),
+        "per_sec": l.len() as f64 / elapsed,
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+        "errors": errs.len(),
+        "first_error": errs.first(),
+    });
+    println!("{out}");
+}
