@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Records a flamegraph of the server under one load scenario.
-#   flamegraphs/record.sh issuance|introspect
+#   flamegraphs/record.sh issuance|introspect|flow
 # Starts the release server on a fresh data directory (durable commits) pinned to CPU 0, drives it
 # with oha on CPU 1 at 64 connections, records `perf record -F 999 -g` of the server for 8 s in the
 # middle of a 14 s run, and writes flamegraphs/<date>-<scenario>-<commit>.svg.
@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SC=${1:?issuance or introspect}
 cargo build --release --bin hydra
+cargo build --release -p hydra-bench --bin flowload
 command -v inferno-flamegraph >/dev/null || cargo install --locked inferno
 BIN=target/release/hydra
 DATA=$(mktemp -d)
@@ -32,6 +33,14 @@ case "$SC" in
         python3 -c 'import json,sys; print("token=" + json.load(sys.stdin)["access_token"])'
     done >"$DATA/pool.txt"
     "${OHA[@]}" -Z "$DATA/pool.txt" http://127.0.0.1:14445/admin/oauth2/introspect >/dev/null &
+    ;;
+  flow)
+    RP=$("$BIN" create oauth2-client -e http://127.0.0.1:14445 --grant-type authorization_code,refresh_token \
+      --response-type code --scope openid,offline_access --redirect-uri https://rp.example/cb --format json)
+    RP_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$RP")
+    RP_SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$RP")
+    taskset -c 1 target/release/flowload --public http://127.0.0.1:14444 --admin http://127.0.0.1:14445 \
+      --client "$RP_ID" --secret "$RP_SECRET" --mode flow --conns 32 --duration 14 >/dev/null &
     ;;
   *) echo "unknown scenario $SC" >&2; exit 2 ;;
 esac

@@ -174,6 +174,17 @@ pub fn list_consent(w: &Worker, req: &Request) -> Response {
         return Response::generic_error(400, "invalid_request", "The subject query parameter is required.");
     };
     let sid = q.get("login_session_id").filter(|s| !s.is_empty());
+    let page_size: usize = match q.get("page_size").map(str::parse::<usize>) {
+        None => 250,
+        Some(Ok(n)) if (1..=500).contains(&n) => n,
+        _ => return Response::generic_error(400, "invalid_request", "page_size must be between 1 and 500."),
+    };
+    // The page token is the number of sessions already listed (opaque to callers).
+    let offset: usize = match q.get("page_token").filter(|t| !t.is_empty()).map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return Response::generic_error(400, "invalid_request", "The page_token is invalid."),
+    };
     let prefix = [subject.as_bytes(), &[0]].concat();
     let rows = match w.shared.store.doc_scan(subject_partition(w, subject), Table::ConsentSessions, &prefix) {
         Ok(r) => r,
@@ -181,7 +192,7 @@ pub fn list_consent(w: &Worker, req: &Request) -> Response {
     };
     let snapshot = w.shared.clients.load();
     let now = unix_now();
-    let list: Vec<Value> = rows
+    let all: Vec<Value> = rows
         .iter()
         // The latest-consent rows repeat a flow's row.
         .filter(|(k, _)| !k.ends_with(&[0]))
@@ -192,7 +203,18 @@ pub fn list_consent(w: &Worker, req: &Request) -> Response {
             c.to_json(client)
         })
         .collect();
-    Response::json_value(200, &Value::Array(list))
+    let list: Vec<Value> = all.iter().skip(offset).take(page_size).cloned().collect();
+    let mut resp = Response::json_value(200, &Value::Array(list));
+    if offset + page_size < all.len() {
+        let mut subject_q = String::new();
+        crate::http::form::form_escape(subject, &mut subject_q);
+        let next = offset + page_size;
+        resp = resp.header(
+            "Link",
+            format!("</admin/oauth2/auth/sessions/consent?subject={subject_q}&page_size={page_size}&page_token={next}>; rel=\"next\""),
+        );
+    }
+    resp.header("X-Total-Count", all.len().to_string())
 }
 
 /// `DELETE /admin/oauth2/auth/sessions/consent?subject=…&client=…` or `…&all=true`: forgets the

@@ -692,3 +692,145 @@ fn consent_and_login_sessions_can_be_listed_and_revoked() {
         false
     );
 }
+
+#[test]
+fn public_clients_use_pkce_and_revoking_a_refresh_token_revokes_the_grant() {
+    let s = api();
+    let public = rp(s, json!({"token_endpoint_auth_method": "none"}));
+    let done = run_flow(s, &public, &[], &standard_login(), &standard_consent());
+    let code = query_param(&done, "code").unwrap();
+    let exchange_public = |verifier: Option<&str>| {
+        let mut p = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CB),
+            ("client_id", public.id.as_str()),
+        ];
+        if let Some(v) = verifier {
+            p.push(("code_verifier", v));
+        }
+        Req::new("POST", "/oauth2/token").form(&p).send(s.public)
+    };
+    exchange_public(None).expect_error(400, "invalid_grant");
+    let t = exchange_public(Some(VERIFIER));
+    t.expect(200);
+    let t = t.json();
+    let (at, rt) = (t["access_token"].as_str().unwrap(), t["refresh_token"].as_str().unwrap());
+    // Revoking the refresh token revokes the access token of the same grant.
+    Req::new("POST", "/oauth2/revoke").form(&[("token", rt), ("client_id", &public.id)]).send(s.public).expect(200);
+    assert!(!is_active(s, at));
+    assert!(!is_active(s, rt));
+}
+
+#[test]
+fn pairwise_clients_see_their_own_subject() {
+    let s = Opts::new("io_uring")
+        .env("OIDC_SUBJECT_IDENTIFIERS_SUPPORTED_TYPES", "public,pairwise")
+        .env("OIDC_SUBJECT_IDENTIFIERS_PAIRWISE_SALT", "pairwise-salt-0123")
+        .start();
+    let a = rp(&s, json!({"subject_type": "pairwise"}));
+    let b = rp(&s, json!({"subject_type": "pairwise", "redirect_uris": ["https://other.example/cb"]}));
+    let sub_of = |c: &Rp, cb: &str| {
+        let mut jar = Jar::default();
+        let path = auth_path(c, &[("redirect_uri", cb)]);
+        let r = jar.get(&s, &path);
+        jar.take(&r);
+        let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+        let a = put_json(
+            &s,
+            &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={lc}"),
+            &json!({"subject": "erin"}),
+        );
+        let r = jar.get(&s, &local(a.json()["redirect_to"].as_str().unwrap()));
+        jar.take(&r);
+        let cc = query_param(r.header("location").unwrap(), "consent_challenge").unwrap();
+        let a = put_json(
+            &s,
+            &format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={cc}"),
+            &json!({"grant_scope": ["openid"]}),
+        );
+        let r = jar.get(&s, &local(a.json()["redirect_to"].as_str().unwrap()));
+        let code = query_param(r.header("location").unwrap(), "code").unwrap();
+        let t = Req::new("POST", "/oauth2/token")
+            .basic(&c.id, &c.secret)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", cb),
+                ("code_verifier", VERIFIER),
+            ])
+            .send(s.public)
+            .json();
+        let payload = t["id_token"].as_str().unwrap().split('.').nth(1).unwrap().to_string();
+        use base64::Engine;
+        let claims: Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        // Introspection keeps the real subject.
+        assert_eq!(introspect(&s, t["access_token"].as_str().unwrap())["sub"], "erin");
+        claims["sub"].as_str().unwrap().to_string()
+    };
+    let sa = sub_of(&a, CB);
+    let sb = sub_of(&b, "https://other.example/cb");
+    assert_ne!(sa, "erin");
+    assert_ne!(sa, sb, "different sectors see different subjects");
+    assert_eq!(sa.len(), 64);
+}
+
+#[test]
+fn expired_challenges_and_more_redirect_tricks() {
+    let s = Opts::new("legacy").env("TTL_LOGIN_CONSENT_REQUEST", "1s").start();
+    let c = rp(&s, json!({}));
+    let r = Req::get(&auth_path(&c, &[])).send(s.public);
+    let lc = query_param(r.header("location").unwrap(), "login_challenge").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={lc}"))
+        .send(s.admin)
+        .expect_error(401, "request_unauthorized");
+    put_json(&s, &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={lc}"), &standard_login())
+        .expect(401);
+    for bad in [
+        "https://RP.example/cb",
+        "https://rp.example/CB",
+        "https://rp.example/cb#frag",
+        "https://rp.example/c",
+        "https://rp.example.evil/cb",
+        "//rp.example/cb",
+    ] {
+        let r = Req::get(&auth_path(&c, &[("redirect_uri", bad)])).send(s.public);
+        r.expect(302);
+        let loc = r.header("location").unwrap();
+        assert!(loc.contains("/oauth2/fallbacks/error?"), "{bad} → {loc}");
+    }
+}
+
+#[test]
+fn consent_sessions_are_listed_in_pages() {
+    let s = api();
+    let c = rp(s, json!({}));
+    let mut jar = Jar::default();
+    for _ in 0..3 {
+        let (done, _, _) = flow_in(s, &mut jar, &c, &[("prompt", "consent")], true);
+        assert!(query_param(&done, "code").is_some(), "{done}");
+    }
+    let sub = bob(&c);
+    let first = Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={sub}&page_size=2")).send(s.admin);
+    first.expect(200);
+    assert_eq!(first.json().as_array().unwrap().len(), 2);
+    assert_eq!(first.header("x-total-count"), Some("3"));
+    let link = first.header("link").unwrap().to_string();
+    assert!(link.contains("rel=\"next\""), "{link}");
+    let next = link.trim_start_matches('<').split('>').next().unwrap();
+    let second = Req::get(next).send(s.admin);
+    assert_eq!(second.json().as_array().unwrap().len(), 1);
+    assert!(second.header("link").is_none());
+    let ids: std::collections::HashSet<String> = first
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second.json().as_array().unwrap())
+        .map(|c| c["consent_request_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "pages do not overlap");
+    Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={sub}&page_size=0")).send(s.admin).expect(400);
+}
