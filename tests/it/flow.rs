@@ -834,3 +834,32 @@ fn consent_sessions_are_listed_in_pages() {
     assert_eq!(ids.len(), 3, "pages do not overlap");
     Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={sub}&page_size=0")).send(s.admin).expect(400);
 }
+
+#[test]
+fn concurrent_refreshes_of_one_token_yield_exactly_one_success() {
+    let s = api();
+    let c = rp(s, json!({}));
+    let done = run_flow(s, &c, &[], &standard_login(), &standard_consent());
+    let code = query_param(&done, "code").unwrap();
+    let rt = exchange(s, &c, &code, Some(VERIFIER)).json()["refresh_token"].as_str().unwrap().to_string();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (rt, id, secret, barrier) = (rt.clone(), c.id.clone(), c.secret.clone(), barrier.clone());
+            let addr = s.public;
+            std::thread::spawn(move || {
+                let req = Req::new("POST", "/oauth2/token")
+                    .basic(&id, &secret)
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]);
+                barrier.wait();
+                req.send(addr)
+            })
+        })
+        .collect();
+    let answers: Vec<Response> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let ok: Vec<&Response> = answers.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(ok.len(), 1, "{:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
+    for r in answers.iter().filter(|r| r.status != 200) {
+        assert_eq!(r.json()["error"], "invalid_grant");
+    }
+}
