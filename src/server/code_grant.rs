@@ -161,8 +161,12 @@ pub async fn exchange_code(
     )?;
     let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     let issued = issue(w, client, partition, &rec, &scope, &ext).await?;
+    let n = issued.records.len() as u64;
     match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await? {
-        Redeem::Done(_) => Ok(issued.body),
+        Redeem::Done(_) => {
+            w.metrics.tokens_issued.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            Ok(issued.body)
+        }
         Redeem::Replayed => Err(invalid_grant("The authorization code has already been used.")),
         Redeem::Missing => Err(invalid_grant("The authorization code is unknown or was revoked.")),
     }
@@ -189,8 +193,12 @@ pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&st
     let ext = GrantExt::parse(&rec.ext)?;
     let new_scope = authorization_code::refreshed_scope(&rec.scope, scope)?;
     let issued = issue(w, client, partition, &rec, &new_scope, &ext).await?;
+    let n = issued.records.len() as u64;
     match w.shared.store.rotate_refresh(partition, seq, rec.signature, issued.records).await? {
-        Rotate::Done(_) => Ok(issued.body),
+        Rotate::Done(_) => {
+            w.metrics.tokens_issued.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            Ok(issued.body)
+        }
         Rotate::Reused => Err(invalid_grant("The refresh token has already been used; the grant is revoked.")),
         Rotate::Missing => Err(invalid_grant("The refresh token is unknown or was revoked.")),
     }

@@ -12,7 +12,15 @@ use hydra_storage::{ClientStore, TokenKind, TokenRecord, TokenStore};
 use serde_json::json;
 
 pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
+    let started = std::time::Instant::now();
     let r = route(api, req.head.method, &req.head.path);
+    let metric = crate::server::metrics::route_index(&r);
+    let resp = answer(w, api, req, r).await;
+    w.metrics.record(metric, resp.status, started.elapsed().as_micros() as u64);
+    resp
+}
+
+async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
     let resp = match r {
         Route::HealthAlive => Response::json_value(200, &json!({"status": "ok"})),
         Route::HealthReady => ready(w, api),
@@ -42,6 +50,7 @@ pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
         Route::Fallback(which) => authorize::fallback(req, which),
         Route::Discovery => oidc::discovery(w),
         Route::Userinfo => oidc::userinfo(w, req),
+        Route::Metrics => crate::server::metrics::handle(w),
         Route::ListConsentSessions => sessions::list_consent(w, req),
         Route::RevokeConsentSessions => sessions::revoke_consent(w, req).await,
         Route::RevokeLoginSessions => sessions::revoke_login(w, req).await,

@@ -10,7 +10,10 @@ use crate::server::state::{unix_now, Worker};
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
     match run(w, req) {
-        Ok(v) => Response::json_value(200, &v),
+        Ok(v) => {
+            w.metrics.introspections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Response::json_value(200, &v)
+        }
         Err(e) => Response::oauth_error(&e),
     }
     .no_store()

@@ -21,6 +21,7 @@ mod code_grant;
 mod flows;
 mod introspect;
 pub mod keys;
+pub mod metrics;
 mod oidc;
 mod revoke;
 mod sessions;
@@ -148,6 +149,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         keys: arc_swap::ArcSwap::from_pointee(key_snapshot),
         key_seal,
         flow_keys: crate::oauth2::flow::keys(&config.secrets_system),
+        metrics: (0..workers).map(|_| Default::default()).collect(),
         store: Arc::new(store),
         pool: pool::Pool::new(2).map_err(|e| format!("cannot start helper threads: {e}"))?,
         dummy_hash: {

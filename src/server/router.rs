@@ -50,6 +50,8 @@ pub enum Route {
     ListConsentSessions,
     RevokeConsentSessions,
     RevokeLoginSessions,
+    /// `GET /admin/metrics/prometheus`
+    Metrics,
     NotFound,
     MethodNotAllowed(&'static str),
 }
@@ -113,6 +115,7 @@ fn admin(m: Method, path: &str) -> Route {
     }
     match path {
         "/version" => return only(m, Method::Get, "GET, HEAD", Route::Version),
+        "/metrics/prometheus" => return only(m, Method::Get, "GET, HEAD", Route::Metrics),
         "/oauth2/introspect" => return only(m, Method::Post, "POST", Route::Introspect),
         "/oauth2/tokens" => return only(m, Method::Delete, "DELETE", Route::DeleteTokens),
         "/oauth2/auth/sessions/consent" => {
@@ -224,6 +227,8 @@ mod tests {
             (Api::Admin, Post, "/admin/oauth2/introspect", Route::Introspect),
             (Api::Admin, Delete, "/oauth2/tokens", Route::DeleteTokens),
             (Api::Admin, Get, "/admin/version", Route::Version),
+            (Api::Admin, Get, "/admin/metrics/prometheus", Route::Metrics),
+            (Api::Public, Get, "/admin/metrics/prometheus", Route::NotFound),
             (Api::Admin, Get, "/admin/keys/hydra.openid.id-token", Route::GetKeySet("hydra.openid.id-token".into())),
             (Api::Admin, Post, "/keys/a%2Fb", Route::CreateKey("a/b".into())),
             (Api::Admin, Put, "/admin/keys/s", Route::PutKeySet("s".into())),

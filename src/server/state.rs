@@ -72,6 +72,8 @@ pub struct Shared {
     pub key_seal: Vec<[u8; 32]>,
     /// Keys that seal login and consent challenges and verifiers.
     pub flow_keys: Vec<[u8; 32]>,
+    /// One block of counters per worker, summed on scrape.
+    pub metrics: Vec<Arc<crate::server::metrics::WorkerMetrics>>,
     pub token_keys: TokenKeys,
     /// Key of the per-worker client-secret digest caches.
     pub secret_cache_key: ring::hmac::Key,
@@ -129,6 +131,9 @@ pub struct Worker {
     /// The partition this worker creates new grant families in.
     home: u32,
     pub rng: RefCell<FastRng>,
+    /// This worker's counters (`shared.metrics[index]`, or a private block if the index is out
+    /// of range).
+    pub metrics: Arc<crate::server::metrics::WorkerMetrics>,
     /// Group commit of this worker's token inserts.
     pub batcher: std::rc::Rc<crate::server::batch::Batcher>,
     /// client id → (client version, HMAC of the last secret that verified).
@@ -150,7 +155,9 @@ impl Worker {
         // single writer and each worker's batch is one job of the shared commit.
         let home = (index % partitions as usize) as u32;
         let rng = FastRng::new().map_err(|_| "the operating system has no randomness to give".to_string())?;
+        let metrics = shared.metrics.get(index).cloned().unwrap_or_default();
         Ok(Worker {
+            metrics,
             shared,
             index,
             home,
@@ -250,6 +257,7 @@ mod tests {
             keys: ArcSwap::from_pointee(crate::server::keys::KeySnapshot::default()),
             key_seal: vec![[7; 32]],
             flow_keys: vec![[8; 32]],
+            metrics: vec![Default::default()],
             store: Arc::new(store),
             pool: Pool::new(1).unwrap(),
             dummy_hash: Arc::from(crate::oauth2::hasher::dummy_hash()),

@@ -89,6 +89,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
             };
             // Acknowledge only after the record is durable.
             w.batcher.insert(store, partition, seq, record).await?;
+            w.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(Response::json_value(
                 200,
                 &json!({

@@ -60,6 +60,8 @@ pub struct CommitStats {
     pub checkpoints: std::sync::atomic::AtomicU64,
     /// Log records replayed when the database was opened.
     pub replayed: std::sync::atomic::AtomicU64,
+    /// Microseconds spent making commits durable (log writes, durable commits).
+    pub sync_micros: std::sync::atomic::AtomicU64,
 }
 
 /// Handle to a database's committer thread.
@@ -176,6 +178,8 @@ struct State {
     last_checkpoint: Instant,
     /// A log append or a commit after it failed: the log's tail is unknown until a checkpoint.
     broken: bool,
+    /// Microseconds spent in durable writes since the counters were last read.
+    synced_us: u64,
 }
 
 impl State {
@@ -229,7 +233,9 @@ impl State {
         };
         if checkpoint {
             w.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Database(e.to_string()))?;
+            let t0 = Instant::now();
             w.commit()?;
+            self.synced_us += t0.elapsed().as_micros() as u64;
             if let SyncMode::Log(wal) = &mut self.sync {
                 let next = wal.epoch() + 1;
                 wal.reset(next);
@@ -242,7 +248,10 @@ impl State {
         w.set_durability(redb::Durability::None).map_err(|e| StoreError::Database(e.to_string()))?;
         if let SyncMode::Log(wal) = &mut self.sync {
             if !log.is_empty() {
-                if let Err(e) = wal.append(&log) {
+                let t0 = Instant::now();
+                let appended = wal.append(&log);
+                self.synced_us += t0.elapsed().as_micros() as u64;
+                if let Err(e) = appended {
                     self.broken = true;
                     let _ = w.abort();
                     return Err(e);
@@ -257,7 +266,7 @@ impl State {
 
 fn run(db: &Database, receiver: &crossbeam_channel::Receiver<Job>, sync: SyncMode, stats: &CommitStats) {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut state = State { sync, since: 0, last_checkpoint: Instant::now(), broken: false };
+    let mut state = State { sync, since: 0, last_checkpoint: Instant::now(), broken: false, synced_us: 0 };
     let mut batch: Vec<Job> = Vec::new();
     let mut completions: Vec<Completion> = Vec::new();
     loop {
@@ -285,6 +294,7 @@ fn run(db: &Database, receiver: &crossbeam_channel::Receiver<Job>, sync: SyncMod
             stats.checkpoints.fetch_add(1, Relaxed);
         }
         // Counted before anyone is told, so a caller that saw its write done sees it counted.
+        stats.sync_micros.fetch_add(std::mem::take(&mut state.synced_us), Relaxed);
         stats.commits.fetch_add(1, Relaxed);
         stats.jobs.fetch_add(n, Relaxed);
         for done in completions.drain(..) {

@@ -229,10 +229,21 @@ fn delete_family(tx: &mut Tx<'_>, family: u64, only: Option<TokenKind>) -> Resul
         if live && only.is_none_or(|kind| kind == rec.kind) {
             tx.remove(Table::Tokens, &token_key(seq))?;
             tx.remove(Table::Families, &k)?;
+            raise_floor(tx, seq)?;
             n += 1;
         }
     }
     Ok(n)
+}
+
+/// Keeps the partition's sequence floor above a deleted token, so that deleting the newest
+/// tokens never lets a restart hand their numbers out again.
+fn raise_floor(tx: &mut Tx<'_>, seq: u64) -> Result<(), StoreError> {
+    let current = tx.get(Table::SeqFloor, FLOOR_KEY)?.map(|v| decode_u64(&v)).unwrap_or(1);
+    if seq + 1 > current {
+        tx.insert(Table::SeqFloor, FLOOR_KEY, &(seq + 1).to_le_bytes())?;
+    }
+    Ok(())
 }
 
 /// Marks a record spent in place (same key, new kind) and takes it out of the family index: the
@@ -565,10 +576,7 @@ impl TokenStore for Store {
         part.committer.submit(move |tx| {
             let existed = tx.remove(Table::Tokens, &token_key(seq))?;
             if existed {
-                let current = tx.get(Table::SeqFloor, FLOOR_KEY)?.map(|v| decode_u64(&v)).unwrap_or(1);
-                if seq + 1 > current {
-                    tx.insert(Table::SeqFloor, FLOOR_KEY, &(seq + 1).to_le_bytes())?;
-                }
+                raise_floor(tx, seq)?;
             }
             Ok(existed)
         })

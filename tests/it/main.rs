@@ -11,6 +11,7 @@ mod engine;
 mod flow;
 mod introspect;
 mod keys;
+mod metrics;
 mod restart;
 mod revoke;
 mod token;

@@ -1,0 +1,226 @@
+//! Prometheus metrics (`GET /admin/metrics/prometheus`): requests by route and status, latency
+//! histograms by route, tokens issued, introspections, commits, batch sizes, durable-write
+//! latency, and data-file sizes.
+//!
+//! Invariants: every worker counts into its own block of relaxed atomics (no lock, no shared
+//! cache line on the request path); a scrape sums the blocks, so a scrape sees every request
+//! that finished before it, possibly plus some that finished during it.
+
+use crate::server::respond::Response;
+use crate::server::router::Route;
+use crate::server::state::Worker;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Route labels; `route_index` maps each `Route` to one of them.
+const ROUTES: [&str; 26] = [
+    "health_alive",
+    "health_ready",
+    "version",
+    "token",
+    "revoke",
+    "introspect",
+    "delete_tokens",
+    "list_clients",
+    "create_client",
+    "get_client",
+    "put_client",
+    "patch_client",
+    "delete_client",
+    "client_lifespans",
+    "rotate_secret",
+    "keys",
+    "jwks",
+    "authorize",
+    "fallback",
+    "discovery",
+    "userinfo",
+    "login_consent_requests",
+    "sessions",
+    "metrics",
+    "not_found",
+    "method_not_allowed",
+];
+
+/// Status codes counted apart; anything else counts as `other`.
+const STATUSES: [u16; 16] = [200, 201, 204, 302, 400, 401, 403, 404, 405, 408, 409, 410, 413, 429, 500, 503];
+
+/// Latency histogram bounds, in microseconds.
+pub const BUCKETS_US: [u64; 12] =
+    [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
+
+pub fn route_index(r: &Route) -> usize {
+    match r {
+        Route::HealthAlive => 0,
+        Route::HealthReady => 1,
+        Route::Version => 2,
+        Route::Token => 3,
+        Route::Revoke => 4,
+        Route::Introspect => 5,
+        Route::DeleteTokens => 6,
+        Route::ListClients => 7,
+        Route::CreateClient => 8,
+        Route::GetClient(_) => 9,
+        Route::PutClient(_) => 10,
+        Route::PatchClient(_) => 11,
+        Route::DeleteClient(_) => 12,
+        Route::ClientLifespans(_) => 13,
+        Route::RotateSecret(_) | Route::DeleteRotatedSecrets(_) => 14,
+        Route::GetKeySet(_)
+        | Route::CreateKey(_)
+        | Route::PutKeySet(_)
+        | Route::DeleteKeySet(_)
+        | Route::GetKey(..)
+        | Route::PutKey(..)
+        | Route::DeleteKey(..) => 15,
+        Route::WellKnownJwks => 16,
+        Route::Authorize => 17,
+        Route::Fallback(_) => 18,
+        Route::Discovery => 19,
+        Route::Userinfo => 20,
+        Route::FlowRequest(..) => 21,
+        Route::ListConsentSessions | Route::RevokeConsentSessions | Route::RevokeLoginSessions => 22,
+        Route::Metrics => 23,
+        Route::NotFound => 24,
+        Route::MethodNotAllowed(_) => 25,
+    }
+}
+
+/// One worker's counters. Written only by that worker; read by scrapes.
+#[derive(Debug)]
+pub struct WorkerMetrics {
+    requests: Vec<AtomicU64>,
+    latency: Vec<AtomicU64>,
+    latency_sum_us: Vec<AtomicU64>,
+    pub tokens_issued: AtomicU64,
+    pub introspections: AtomicU64,
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> Self {
+        let n = |k: usize| (0..k).map(|_| AtomicU64::new(0)).collect();
+        WorkerMetrics {
+            requests: n(ROUTES.len() * (STATUSES.len() + 1)),
+            latency: n(ROUTES.len() * (BUCKETS_US.len() + 1)),
+            latency_sum_us: n(ROUTES.len()),
+            tokens_issued: AtomicU64::new(0),
+            introspections: AtomicU64::new(0),
+        }
+    }
+}
+
+impl WorkerMetrics {
+    /// Counts one answered request of the route with index `r` (`route_index`).
+    pub fn record(&self, r: usize, status: u16, micros: u64) {
+        let s = STATUSES.iter().position(|x| *x == status).unwrap_or(STATUSES.len());
+        self.requests[r * (STATUSES.len() + 1) + s].fetch_add(1, Relaxed);
+        let b = BUCKETS_US.iter().position(|x| micros <= *x).unwrap_or(BUCKETS_US.len());
+        self.latency[r * (BUCKETS_US.len() + 1) + b].fetch_add(1, Relaxed);
+        self.latency_sum_us[r].fetch_add(micros, Relaxed);
+    }
+}
+
+fn sum(all: &[std::sync::Arc<WorkerMetrics>], f: impl Fn(&WorkerMetrics) -> &AtomicU64) -> u64 {
+    all.iter().map(|m| f(m).load(Relaxed)).sum()
+}
+
+/// The Prometheus text exposition of every counter.
+pub fn render(w: &Worker) -> String {
+    let all = &w.shared.metrics;
+    let mut out = String::with_capacity(16 * 1024);
+    let _ = writeln!(out, "# HELP hydra_http_requests_total HTTP requests answered, by route and status.");
+    let _ = writeln!(out, "# TYPE hydra_http_requests_total counter");
+    for (r, route) in ROUTES.iter().enumerate() {
+        for s in 0..=STATUSES.len() {
+            let n = sum(all, |m| &m.requests[r * (STATUSES.len() + 1) + s]);
+            if n > 0 {
+                let code = STATUSES.get(s).map_or("other".to_string(), u16::to_string);
+                let _ = writeln!(out, "hydra_http_requests_total{{route=\"{route}\",code=\"{code}\"}} {n}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP hydra_http_request_duration_seconds Time from a complete request to its answer, by route."
+    );
+    let _ = writeln!(out, "# TYPE hydra_http_request_duration_seconds histogram");
+    for (r, route) in ROUTES.iter().enumerate() {
+        let counts: Vec<u64> =
+            (0..=BUCKETS_US.len()).map(|b| sum(all, |m| &m.latency[r * (BUCKETS_US.len() + 1) + b])).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        let mut cumulative = 0;
+        for (b, bound) in BUCKETS_US.iter().enumerate() {
+            cumulative += counts[b];
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "hydra_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(out, "hydra_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {total}");
+        let secs = sum(all, |m| &m.latency_sum_us[r]) as f64 / 1e6;
+        let _ = writeln!(out, "hydra_http_request_duration_seconds_sum{{route=\"{route}\"}} {secs}");
+        let _ = writeln!(out, "hydra_http_request_duration_seconds_count{{route=\"{route}\"}} {total}");
+    }
+    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    };
+    counter(&mut out, "hydra_tokens_issued_total", "Access and refresh tokens issued.", sum(all, |m| &m.tokens_issued));
+    counter(
+        &mut out,
+        "hydra_introspections_total",
+        "Introspection requests answered.",
+        sum(all, |m| &m.introspections),
+    );
+    storage(w, &mut out);
+    out
+}
+
+fn storage(w: &Worker, out: &mut String) {
+    let store = &w.shared.store;
+    let parts = hydra_storage::TokenStore::partition_count(&**store);
+    let _ = writeln!(out, "# HELP hydra_store_commits_total Commits (group commits) per partition.\n# TYPE hydra_store_commits_total counter");
+    let _ = writeln!(out, "# HELP hydra_store_commit_jobs_total Writes carried by those commits (batch size = jobs / commits).\n# TYPE hydra_store_commit_jobs_total counter");
+    let _ = writeln!(out, "# HELP hydra_store_checkpoints_total Durable redb commits (write-ahead log checkpoints).\n# TYPE hydra_store_checkpoints_total counter");
+    let _ = writeln!(out, "# HELP hydra_store_commit_failures_total Commits that failed (nothing acknowledged).\n# TYPE hydra_store_commit_failures_total counter");
+    let _ = writeln!(out, "# HELP hydra_store_sync_seconds_total Time spent making commits durable (log writes and checkpoints).\n# TYPE hydra_store_sync_seconds_total counter");
+    for p in 0..parts {
+        let Some(s) = store.partition_stats(p) else { continue };
+        let _ = writeln!(out, "hydra_store_commits_total{{partition=\"{p}\"}} {}", s.commits.load(Relaxed));
+        let _ = writeln!(out, "hydra_store_commit_jobs_total{{partition=\"{p}\"}} {}", s.jobs.load(Relaxed));
+        let _ = writeln!(out, "hydra_store_checkpoints_total{{partition=\"{p}\"}} {}", s.checkpoints.load(Relaxed));
+        let _ = writeln!(out, "hydra_store_commit_failures_total{{partition=\"{p}\"}} {}", s.failures.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "hydra_store_sync_seconds_total{{partition=\"{p}\"}} {}",
+            s.sync_micros.load(Relaxed) as f64 / 1e6
+        );
+    }
+    if let Some(dir) = store.dir() {
+        let _ =
+            writeln!(out, "# HELP hydra_store_file_bytes Size of each data file.\n# TYPE hydra_store_file_bytes gauge");
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut files: Vec<(String, u64)> = entries
+                .filter_map(Result::ok)
+                .filter_map(|e| Some((e.file_name().into_string().ok()?, e.metadata().ok()?.len())))
+                .filter(|(n, _)| n.ends_with(".redb") || n.ends_with(".wal"))
+                .collect();
+            files.sort();
+            for (name, len) in files {
+                let _ = writeln!(out, "hydra_store_file_bytes{{file=\"{name}\"}} {len}");
+            }
+        }
+    }
+}
+
+pub fn handle(w: &Worker) -> Response {
+    Response {
+        status: 200,
+        headers: vec![("Content-Type", "text/plain; version=0.0.4; charset=utf-8".into())],
+        body: render(w).into_bytes(),
+        close: false,
+    }
+}
