@@ -16,8 +16,32 @@ pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
     let r = route(api, req.head.method, &req.head.path);
     let metric = crate::server::metrics::route_index(&r);
     let resp = answer(w, api, req, r).await;
-    w.metrics.record(metric, resp.status, started.elapsed().as_micros() as u64);
-    resp
+    let micros = started.elapsed().as_micros() as u64;
+    w.metrics.record(metric, resp.status, micros);
+    let id = request_id(w, req);
+    // The path only: queries carry challenges, verifiers and codes, which never reach a log.
+    crate::info!(
+        "request",
+        "api" = if api == Api::Public { "public" } else { "admin" },
+        "method" = req.head.method.as_str(),
+        "path" = req.head.path,
+        "status" = resp.status,
+        "duration_ms" = format_args!("{:.3}", micros as f64 / 1000.0),
+        "request_id" = id,
+    );
+    resp.header("X-Request-Id", id)
+}
+
+/// The caller's `X-Request-Id` when it is a plain token (at most 128 of `A-Za-z0-9._:-`), or a
+/// new random one: a value that goes into every log line must not be able to forge log syntax.
+fn request_id(w: &Worker, req: &Request) -> String {
+    let given = req.head.header("x-request-id").filter(|v| {
+        !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    });
+    match given {
+        Some(v) => v.to_string(),
+        None => w.rng.borrow_mut().next32()[..12].iter().map(|b| format!("{b:02x}")).collect(),
+    }
 }
 
 async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {

@@ -59,3 +59,35 @@ fn counters_histograms_and_store_figures() {
     let again = Req::get("/metrics/prometheus").send(s.admin).text();
     assert_eq!(metric(&again, "hydra_http_requests_total{route=\"metrics\",code=\"200\"}"), Some(1.0));
 }
+
+#[test]
+fn one_log_line_per_request_with_a_request_id_and_no_secrets() {
+    let s = Opts::new("legacy").start();
+    let (id, secret) = cc_client(&s, "read");
+    let tok = access_token(&s, &id, &secret);
+    let r = introspect_req(&tok, None).header("X-Request-Id", "trace-abc.123").send(s.admin);
+    r.expect(200);
+    assert_eq!(r.header("x-request-id"), Some("trace-abc.123"));
+    // A forged id (spaces, quotes) is replaced by a generated one.
+    let r = Req::get("/health/alive").header("X-Request-Id", "x\" level=error msg=\"forged").send(s.public);
+    let generated = r.header("x-request-id").unwrap().to_string();
+    assert_eq!(generated.len(), 24);
+    assert!(generated.bytes().all(|b| b.is_ascii_hexdigit()));
+    // A verifier in the query string is not logged.
+    Req::get("/oauth2/auth?consent_verifier=VERIFIER-SECRET-VALUE").send(s.public);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let log = s.log();
+    let line = log.lines().find(|l| l.contains("request_id=trace-abc.123")).unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("msg=\"request\"") && line.contains("/admin/oauth2/introspect") && line.contains("status=200"),
+        "{line}"
+    );
+    assert!(line.contains("method=POST") || line.contains("method=\"POST\""), "{line}");
+    assert!(line.contains("duration_ms="), "{line}");
+    assert!(log.contains(&format!("request_id={generated}")), "{log}");
+    assert!(!log.contains("forged"), "{log}");
+    assert!(!log.contains("VERIFIER-SECRET-VALUE"), "{log}");
+    assert!(!log.contains(&tok), "a token reached the log");
+    assert!(!log.contains(&secret), "a client secret reached the log");
+    assert_eq!(log.lines().filter(|l| l.contains("msg=\"request\"")).count(), log.matches("msg=\"request\"").count());
+}
