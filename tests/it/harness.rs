@@ -495,6 +495,15 @@ impl Req {
         b.extend_from_slice(&self.body);
         b
     }
+    /// Like `send`, but a refused or cut connection is an `Err`, not a panic (crash tests).
+    pub fn try_send(&self, addr: SocketAddr) -> std::io::Result<Response> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut c = Conn::from_stream(stream);
+        c.stream.write_all(&self.bytes(true))?;
+        c.read_response()
+    }
+
     /// Sends on a fresh connection and reads the answer.
     pub fn send(&self, addr: SocketAddr) -> Response {
         let mut c = Conn::open(addr);

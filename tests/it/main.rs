@@ -7,6 +7,7 @@ mod cli;
 mod clients;
 mod concurrency;
 mod config;
+mod crash;
 mod engine;
 mod flow;
 mod introspect;
