@@ -357,24 +357,7 @@ impl Config {
 
     fn from_raw(raw: &Raw, dev_flag: bool) -> Result<Config, ConfigError> {
         let dev = dev_flag || raw.bool("dev")?.unwrap_or(false);
-        let dsn = match raw.str("dsn")?.as_deref().map(str::trim) {
-            None | Some("") => Dsn::Redb(default_data_dir()),
-            Some("memory") => Dsn::Memory,
-            Some(s) if s.starts_with("redb://") => {
-                let path = &s["redb://".len()..];
-                if !path.starts_with('/') {
-                    return Err(err("dsn", "redb DSNs take an absolute directory: redb:///absolute/dir"));
-                }
-                Dsn::Redb(PathBuf::from(path))
-            }
-            Some(s) => {
-                let scheme = s.split("://").next().unwrap_or(s);
-                return Err(err(
-                    "dsn",
-                    format!("unsupported DSN scheme {scheme:?}: use memory or redb:///absolute/dir"),
-                ));
-            }
-        };
+        let dsn = parse_dsn(raw.str("dsn")?.as_deref())?;
         let secrets_system = raw.list("secrets.system")?.unwrap_or_default();
         for (i, s) in secrets_system.iter().enumerate() {
             if s.len() < 16 {
@@ -587,6 +570,25 @@ impl Config {
             self.admin_url = format!("http://{}", show(a));
         }
     }
+}
+
+/// A DSN: empty → the default data directory, `memory`, or `redb:///absolute/dir`.
+pub fn parse_dsn(s: Option<&str>) -> Result<Dsn, ConfigError> {
+    Ok(match s.map(str::trim) {
+        None | Some("") => Dsn::Redb(default_data_dir()),
+        Some("memory") => Dsn::Memory,
+        Some(s) if s.starts_with("redb://") => {
+            let path = &s["redb://".len()..];
+            if !path.starts_with('/') {
+                return Err(err("dsn", "redb DSNs take an absolute directory: redb:///absolute/dir"));
+            }
+            Dsn::Redb(PathBuf::from(path))
+        }
+        Some(s) => {
+            let scheme = s.split("://").next().unwrap_or(s);
+            return Err(err("dsn", format!("unsupported DSN scheme {scheme:?}: use memory or redb:///absolute/dir")));
+        }
+    })
 }
 
 /// `urls.login` and friends: an absolute http(s) URL, or a path (kept as is and resolved against

@@ -49,6 +49,28 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
             DeleteWhat::AccessTokens { client_id, conn } => delete_access_tokens(&client_id, &conn, out, err),
             DeleteWhat::Jwk { sets, conn } => delete_jwks(&sets, &conn, out, err),
         },
+        Command::Migrate(c) => {
+            use super::migrate::{run, Action};
+            match c.what {
+                super::MigrateWhat::Status { database_url, read_from_env, .. } => {
+                    run(Action::Status, database_url.as_deref(), read_from_env, out)
+                }
+                super::MigrateWhat::Sql { args, read_from_env, .. } => {
+                    let (action, url) = match args.first().map(String::as_str) {
+                        Some("up") => (Some(Action::Up), args.get(1)),
+                        Some("down") => (Some(Action::Down), args.get(1)),
+                        Some("status") => (Some(Action::Status), args.get(1)),
+                        Some(_) if args.len() == 1 => (Some(Action::Up), args.first()),
+                        None => (Some(Action::Up), None),
+                        Some(_) => (None, None),
+                    };
+                    match action {
+                        Some(a) => run(a, url.map(String::as_str), read_from_env, out),
+                        None => Err("Error: usage: hydra migrate sql [up|down|status] [database_url]".into()),
+                    }
+                }
+            }
+        }
         Command::Example(c) => match c.what {
             super::ExampleWhat::LoginConsent { port, conn } => Ctx::new(&conn, DEFAULT_ADMIN_ENDPOINT, err)
                 .and_then(|ctx| super::example::login_consent(&ctx.base, port, out)),

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod commands;
 pub mod example;
 pub mod httpclient;
+pub mod migrate;
 mod output;
 
 /// Default admin endpoint used by admin management commands.
@@ -61,6 +62,41 @@ pub enum Command {
     Revoke(RevokeCmd),
     /// Example apps for trying the browser flow
     Example(ExampleCmd),
+    /// Check the format of the embedded store (Hydra's SQL migrations have no equivalent)
+    Migrate(MigrateCmd),
+}
+
+/// `hydra migrate ...`
+#[derive(Args, Debug)]
+pub struct MigrateCmd {
+    #[command(subcommand)]
+    pub what: MigrateWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MigrateWhat {
+    /// Apply, roll back or show migrations (`up` when no action is given)
+    Sql {
+        /// up, down or status (default up), then optionally the database URL.
+        #[arg(value_name = "ARGS", num_args = 0..=2)]
+        args: Vec<String>,
+        /// Read the database URL from the DSN environment variable.
+        #[arg(short = 'e', long = "read-from-env")]
+        read_from_env: bool,
+        /// Do not ask for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// Show the migration status
+    Status {
+        #[arg(value_name = "DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(short = 'e', long = "read-from-env")]
+        read_from_env: bool,
+        /// Accepted for compatibility (the check does not wait).
+        #[arg(long)]
+        block: bool,
+    },
 }
 
 /// `hydra example ...`

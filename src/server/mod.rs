@@ -115,6 +115,10 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     }
     // Bind every worker's listeners up front so that port 0 resolves once and every worker
     // shares the resolved port.
+    // Installed before the listeners are announced: a SIGTERM that arrives right after
+    // "listening" is queued and handled as a graceful stop, not the default kill.
+    let mut sig = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let mut bound: Vec<(Api, SocketAddr)> = Vec::new();
     let mut per_worker: Vec<Vec<(Api, std::net::TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
     for (api, addr) in &apis {
@@ -163,8 +167,6 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     });
     let signals = {
         let shared = shared.clone();
-        let mut sig = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
         let handle = sig.handle();
         std::thread::Builder::new()
             .name("signals".into())

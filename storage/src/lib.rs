@@ -24,8 +24,8 @@ pub use commit::{CommitStats, Durability, Pending};
 pub use error::StoreError;
 pub use records::{TokenKind, TokenRecord};
 pub use store::{
-    ClientStore, DocStore, GrantStore, KeyRow, KeyStore, KeyWrite, PutMode, PutOutcome, Redeem, Rotate, Store,
-    StoreOptions, TokenStore, CLIENT_RECORD_VERSION, FORMAT_VERSION,
+    manifest_info, ClientStore, DocStore, GrantStore, KeyRow, KeyStore, KeyWrite, PutMode, PutOutcome, Redeem, Rotate,
+    Store, StoreOptions, TokenStore, CLIENT_RECORD_VERSION, FORMAT_VERSION,
 };
 pub use tx::{Table, Tx};
 pub use wal::DEFAULT_WAL_BYTES;

@@ -478,14 +478,32 @@ fn read_or_write_manifest(dir: &Path, requested: u32) -> Result<u32, StoreError>
     }
 }
 
+/// The format and partition count recorded in a data directory's manifest, without opening
+/// the store (`hydra migrate status`). `None` when the directory has no manifest yet.
+pub fn manifest_info(dir: &Path) -> Result<Option<(u32, u32)>, StoreError> {
+    match std::fs::read_to_string(dir.join(MANIFEST)) {
+        Ok(text) => {
+            let field = |name: &str| manifest_field(&text, name);
+            match (field("format"), field("partitions")) {
+                (Some(f), Some(p)) => Ok(Some((f, p))),
+                _ => Err(StoreError::Manifest("the manifest is unreadable".into())),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::Manifest(format!("reading manifest: {e}"))),
+    }
+}
+
+fn manifest_field(text: &str, name: &str) -> Option<u32> {
+    let at = text.find(&format!("\"{name}\""))?;
+    let rest = text[at + name.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 /// Parses `{"format":N,"partitions":P}` without a JSON dependency (the file is ours).
 fn parse_manifest(text: &str) -> Result<u32, StoreError> {
-    let field = |name: &str| -> Option<u32> {
-        let at = text.find(&format!("\"{name}\""))?;
-        let rest = text[at + name.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        digits.parse().ok()
-    };
+    let field = |name: &str| manifest_field(text, name);
     let format = field("format").ok_or_else(|| StoreError::Manifest("manifest has no format".into()))?;
     if format != FORMAT_VERSION {
         return Err(StoreError::Manifest(format!(

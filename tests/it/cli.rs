@@ -265,3 +265,35 @@ fn example_login_consent_app_and_perform_authorization_code() {
     let _ = app_proc.wait();
     let _ = app_out.read_line(&mut String::new());
 }
+
+#[test]
+fn migrate_answers_for_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = format!("redb://{}/data", dir.path().display());
+    let text = |args: &[&str]| {
+        let o = hydra(args);
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    };
+    // Before the first start: pending; `up` leaves the creation to the server.
+    let (ok, out) = text(&["migrate", "status", &dsn]);
+    assert!(ok && out.contains("Pending"), "{out}");
+    let (ok, out) = text(&["migrate", "sql", "up", &dsn, "--yes"]);
+    assert!(ok && out.contains("Successfully applied migrations!"), "{out}");
+    // After a start: applied, and `up` (also the bare form) has nothing to do.
+    let s = Opts::new("legacy").dir(&dir.path().join("data")).start();
+    s.stop();
+    let (ok, out) = text(&["migrate", "status", &dsn]);
+    assert!(ok && out.contains("Applied (4 partitions)"), "{out}");
+    let (ok, out) = text(&["migrate", "sql", &dsn]);
+    assert!(ok && out.contains("no migrations to apply"), "{out}");
+    let (ok, out) = text(&["migrate", "sql", "down", &dsn]);
+    assert!(!ok && out.contains("no down migrations"), "{out}");
+    let (ok, out) = text(&["migrate", "sql", "status", "memory"]);
+    assert!(ok && out.contains("nothing to do"), "{out}");
+    let (ok, out) = text(&["migrate", "status"]);
+    assert!(!ok && out.contains("--read-from-env"), "{out}");
+    // A data directory of another format is refused with a clear message.
+    std::fs::write(dir.path().join("data/MANIFEST"), "{\"format\":1,\"partitions\":4}\n").unwrap();
+    let (ok, out) = text(&["migrate", "sql", "up", &dsn]);
+    assert!(!ok && out.contains("format 1"), "{out}");
+}
