@@ -15,4 +15,5 @@ mod keys;
 mod metrics;
 mod restart;
 mod revoke;
+mod timing;
 mod token;
