@@ -1,10 +1,10 @@
 //! Crash test of the whole server: concurrent writes of every kind (client creation, token
-//! issuance, revocation, refresh rotation) against a data directory, `kill -9` at a random
+//! issuance, revocation, refresh rotation, remembered consents) against a data directory, `kill -9` at a random
 //! moment, restart, and check that every write acknowledged with a 2xx is there and every
 //! acknowledged revocation holds. Repeated; the short version runs in the test command, the long
 //! one with `CRASH_KILLS=50 cargo test --test it crash:: -- --nocapture`.
 
-use crate::flow::{query_param, rp, run_flow, Rp};
+use crate::flow::{auth_path, local, query_param, rp, run_flow, Jar, Rp};
 use crate::harness::*;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +18,39 @@ struct Acked {
     revoked: Vec<String>,
     /// The last acknowledged rotation of each refresh chain: (refresh, access, rotation in flight).
     chains: Vec<(String, String, bool)>,
+    /// Remembered consents acknowledged (a code came back), by subject.
+    consents: Vec<(String, usize)>,
+}
+
+/// One browser flow with a remembered consent, without panicking when the server goes away;
+/// `Some` once the code came back (the consent session is durable before that redirect).
+fn consent_flow(public: std::net::SocketAddr, admin: std::net::SocketAddr, c: &Rp, subject: &str) -> Option<()> {
+    let mut jar = Jar::default();
+    let get = |jar: &Jar, path: &str| {
+        let mut req = Req::get(path);
+        if !jar.0.is_empty() {
+            req = req.header("Cookie", &jar.header());
+        }
+        req.try_send(public).ok()
+    };
+    let put = |path: String, body: serde_json::Value| {
+        let r = Req::new("PUT", &path).json(&body).try_send(admin).ok().filter(|r| r.status == 200)?;
+        r.json()["redirect_to"].as_str().map(local)
+    };
+    let r = get(&jar, &auth_path(c, &[("code_challenge", ""), ("code_challenge_method", ""), ("prompt", "consent")]))?;
+    jar.take(&r);
+    let lc = query_param(r.header("location")?, "login_challenge")?;
+    let back =
+        put(format!("/admin/oauth2/auth/requests/login/accept?login_challenge={lc}"), json!({"subject": subject}))?;
+    let r = get(&jar, &back)?;
+    jar.take(&r);
+    let cc = query_param(r.header("location")?, "consent_challenge")?;
+    let back = put(
+        format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={cc}"),
+        json!({"grant_scope": ["openid"], "remember": true}),
+    )?;
+    let r = get(&jar, &back)?;
+    query_param(r.header("location")?, "code").map(|_| ())
 }
 
 /// Runs `f` until `stop`, or until it fails (the server was killed under it).
@@ -63,6 +96,13 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
         for t in &acked.revoked {
             assert!(!is_active(&s, t), "round {round}: an acknowledged revocation was lost");
         }
+        for (subject, n) in &acked.consents {
+            let listed =
+                Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={subject}&page_size=500")).send(s.admin);
+            listed.expect(200);
+            let found = listed.json().as_array().map_or(0, Vec::len);
+            assert!(found >= *n, "round {round}: {n} acknowledged consents of {subject}, {found} stored");
+        }
         for (rt, at, in_flight) in &acked.chains {
             if *in_flight {
                 // A rotation cut by the kill is all or nothing: the refresh token is spent and its
@@ -72,7 +112,11 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
                 assert!(is_active(&s, rt) && is_active(&s, at), "round {round}: an acknowledged rotation was lost");
             }
         }
-        checked += acked.clients.len() + acked.tokens.len() + acked.revoked.len() + acked.chains.len();
+        checked += acked.clients.len()
+            + acked.tokens.len()
+            + acked.revoked.len()
+            + acked.chains.len()
+            + acked.consents.iter().map(|c| c.1).sum::<usize>();
         let ((cc_id, cc_secret), web) = setup
             .get_or_insert_with(|| {
                 (cc_client(&s, "read"), rp(&s, json!({"client_id": format!("crash-rp-{}", std::process::id())})))
@@ -118,6 +162,22 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
                         .try_send(public)
                         .ok()?;
                     (r.status == 200).then(|| shared.lock().unwrap().revoked.push(t))
+                })
+            }));
+        }
+        {
+            let (stop, shared) = (stop.clone(), shared.clone());
+            let web = Rp { id: web.id.clone(), secret: web.secret.clone() };
+            let subject = format!("crash-consent-{round}");
+            shared.lock().unwrap().consents.push((subject.clone(), 0));
+            threads.push(std::thread::spawn(move || {
+                until_killed(&stop, || {
+                    consent_flow(public, admin, &web, &subject)?;
+                    let mut a = shared.lock().unwrap();
+                    if let Some(c) = a.consents.iter_mut().find(|c| c.0 == subject) {
+                        c.1 += 1;
+                    }
+                    Some(())
                 })
             }));
         }
@@ -167,9 +227,15 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
     for id in &acked.clients {
         Req::get(&format!("/admin/clients/{id}")).send(s.admin).expect(200);
     }
-    checked += acked.clients.len() + acked.tokens.len() + acked.revoked.len();
+    for (subject, n) in &acked.consents {
+        let listed =
+            Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={subject}&page_size=500")).send(s.admin);
+        assert!(listed.json().as_array().map_or(0, Vec::len) >= *n, "final: acknowledged consents of {subject} lost");
+    }
+    let consents: usize = acked.consents.iter().map(|c| c.1).sum();
+    checked += acked.clients.len() + acked.tokens.len() + acked.revoked.len() + consents;
     eprintln!(
-        "{kills} kills; {checked} acknowledged writes checked across restarts ({} clients, {} tokens, {} revocations, {} refresh chains in the last round)",
+        "{kills} kills; {checked} acknowledged writes checked across restarts ({} clients, {} tokens, {} revocations, {consents} remembered consents, {} refresh chains in the last round)",
         acked.clients.len(),
         acked.tokens.len(),
         acked.revoked.len(),

@@ -75,7 +75,7 @@ fn set_cookie(r: &Response) -> Vec<(String, String)> {
 
 /// A browser's cookie jar, just enough for one flow.
 #[derive(Default)]
-pub struct Jar(Vec<(String, String)>);
+pub struct Jar(pub Vec<(String, String)>);
 
 impl Jar {
     pub fn take(&mut self, r: &Response) {
