@@ -159,6 +159,17 @@ pub fn verify(keys: &TokenKeys, token: &str) -> Option<TokenRef> {
 }
 
 /// Constant-time equality of two signatures (the stored one and the presented one).
+/// Lowercase hex, one allocation (request ids, flow ids, pairwise subjects).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
 pub fn same_signature(a: &[u8; SIG_LEN], b: &[u8; SIG_LEN]) -> bool {
     a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

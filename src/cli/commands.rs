@@ -11,6 +11,7 @@ use super::{
     ClientAuth, ClientFields, Command, ConnFlags, CreateWhat, DeleteWhat, Format, GetWhat, IntrospectWhat, ListWhat,
     PerformWhat, RevokeWhat, UpdateWhat, DEFAULT_ADMIN_ENDPOINT, DEFAULT_PUBLIC_ENDPOINT,
 };
+use crate::http::form::form_escaped;
 
 type Out<'a> = &'a mut dyn Write;
 
@@ -109,22 +110,6 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// `application/x-www-form-urlencoded` encoding of one value: unreserved
-/// characters kept, space as `+`, everything else `%XX`.
-pub(crate) fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if is_unreserved(b) {
-            out.push(b as char);
-        } else if b == b' ' {
-            out.push('+');
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Percent-encodes one path segment (everything except unreserved characters).
 pub(crate) fn path_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -165,13 +150,13 @@ pub(crate) fn form_decode(s: &str) -> String {
 
 /// Builds a form body from key/value pairs.
 pub(crate) fn form_body(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>().join("&")
+    pairs.iter().map(|(k, v)| format!("{}={}", form_escaped(k), form_escaped(v))).collect::<Vec<_>>().join("&")
 }
 
 /// `Authorization` header value for `client_secret_basic` (RFC 6749 §2.3.1:
 /// id and secret are form-encoded before base64).
 pub(crate) fn basic_auth(id: &str, secret: &str) -> String {
-    let raw = format!("{}:{}", form_encode(id), form_encode(secret));
+    let raw = format!("{}:{}", form_escaped(id), form_escaped(secret));
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw.as_bytes()))
 }
 
@@ -541,7 +526,7 @@ fn list_clients(page_size: u32, page_token: Option<&str>, conn: &ConnFlags, out:
     let mut path = format!("/admin/clients?page_size={page_size}");
     if let Some(t) = page_token.filter(|t| !t.is_empty()) {
         path.push_str("&page_token=");
-        path.push_str(&form_encode(t));
+        path.push_str(&form_escaped(t));
     }
     let resp = ctx.call_ok("GET", &path, &[], None)?;
     let items = match parse_json(&resp)? {
@@ -622,7 +607,7 @@ fn delete_clients(ids: &[String], conn: &ConnFlags, out: Out, err: Out) -> Resul
 
 fn delete_access_tokens(client_id: &str, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
     let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
-    let path = format!("/admin/oauth2/tokens?client_id={}", form_encode(client_id));
+    let path = format!("/admin/oauth2/tokens?client_id={}", form_escaped(client_id));
     ctx.call_ok("DELETE", &path, &[], None)?;
     write_out(out, &render_ids(&ctx, &[client_id.to_string()]))
 }

@@ -7,24 +7,13 @@
 //! connection and never follow a redirect the server did not produce.
 
 use super::httpclient;
+use crate::http::form::form_escaped;
+use crate::oauth2::authorize::html_escape;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-
-pub fn html_escape(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            '\'' => "&#39;".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
-}
 
 /// A request as the tiny server sees it.
 struct Incoming {
@@ -109,12 +98,6 @@ fn redirect_to(stream: &mut TcpStream, v: &Value) {
     }
 }
 
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    crate::http::form::form_escape(s, &mut out);
-    out
-}
-
 /// `hydra example login-consent`: serves `/login` and `/consent` on `port` until killed.
 pub fn login_consent(admin_url: &str, port: u16, out: &mut dyn Write) -> Result<(), String> {
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("cannot listen on port {port}: {e}"))?;
@@ -147,14 +130,14 @@ fn handle_app(admin_url: &str, req: &Incoming, stream: &mut TcpStream) -> Result
             let lr = admin(
                 admin_url,
                 "GET",
-                &format!("/admin/oauth2/auth/requests/login?login_challenge={}", enc(ch)),
+                &format!("/admin/oauth2/auth/requests/login?login_challenge={}", form_escaped(ch)),
                 None,
             )?;
             if lr["skip"] == true {
                 let v = admin(
                     admin_url,
                     "PUT",
-                    &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={}", enc(ch)),
+                    &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={}", form_escaped(ch)),
                     Some(&json!({"subject": lr["subject"]})),
                 )?;
                 redirect_to(stream, &v);
@@ -180,7 +163,8 @@ fn handle_app(admin_url: &str, req: &Incoming, stream: &mut TcpStream) -> Result
         }
         ("POST", "/login") => {
             let ch = req.form.get("challenge").unwrap_or("");
-            let path = |what: &str| format!("/admin/oauth2/auth/requests/login/{what}?login_challenge={}", enc(ch));
+            let path =
+                |what: &str| format!("/admin/oauth2/auth/requests/login/{what}?login_challenge={}", form_escaped(ch));
             let user = req.form.get("user").unwrap_or("");
             let v = if req.form.get("action") == Some("deny") {
                 admin(
@@ -213,7 +197,7 @@ fn handle_app(admin_url: &str, req: &Incoming, stream: &mut TcpStream) -> Result
             let cr = admin(
                 admin_url,
                 "GET",
-                &format!("/admin/oauth2/auth/requests/consent?consent_challenge={}", enc(ch)),
+                &format!("/admin/oauth2/auth/requests/consent?consent_challenge={}", form_escaped(ch)),
                 None,
             )?;
             if cr["skip"] == true {
@@ -221,7 +205,7 @@ fn handle_app(admin_url: &str, req: &Incoming, stream: &mut TcpStream) -> Result
                 let v = admin(
                     admin_url,
                     "PUT",
-                    &format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={}", enc(ch)),
+                    &format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={}", form_escaped(ch)),
                     Some(&body),
                 )?;
                 redirect_to(stream, &v);
@@ -257,7 +241,9 @@ fn handle_app(admin_url: &str, req: &Incoming, stream: &mut TcpStream) -> Result
         }
         ("POST", "/consent") => {
             let ch = req.form.get("challenge").unwrap_or("");
-            let path = |what: &str| format!("/admin/oauth2/auth/requests/consent/{what}?consent_challenge={}", enc(ch));
+            let path = |what: &str| {
+                format!("/admin/oauth2/auth/requests/consent/{what}?consent_challenge={}", form_escaped(ch))
+            };
             let v = if req.form.get("action") == Some("deny") {
                 admin(
                     admin_url,
@@ -301,10 +287,10 @@ pub fn perform_authorization_code(a: &AuthCodeArgs, out: &mut dyn Write) -> Resu
     let url = format!(
         "{}/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&code_challenge={}&code_challenge_method=S256",
         a.public_url.trim_end_matches('/'),
-        enc(a.client_id),
-        enc(&redirect),
-        enc(a.scope),
-        enc(&state),
+        form_escaped(a.client_id),
+        form_escaped(&redirect),
+        form_escaped(a.scope),
+        form_escaped(&state),
         challenge
     );
     let _ =
@@ -335,13 +321,17 @@ pub fn perform_authorization_code(a: &AuthCodeArgs, out: &mut dyn Write) -> Resu
         let code = req.query.get("code").unwrap_or("");
         let form = format!(
             "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
-            enc(code),
-            enc(&redirect),
+            form_escaped(code),
+            form_escaped(&redirect),
             verifier
         );
         let auth = format!(
             "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(a.client_id), enc(a.client_secret)))
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                form_escaped(a.client_id),
+                form_escaped(a.client_secret)
+            ))
         );
         let token_url = format!("{}/oauth2/token", a.public_url.trim_end_matches('/'));
         let r = httpclient::request(

@@ -6,8 +6,8 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use super::commands::{
-    api_error_line, basic_auth, client_columns, create_body, execute, form_body, form_decode, form_encode,
-    introspect_columns, next_page_token, path_escape, token_columns, token_json,
+    api_error_line, basic_auth, client_columns, create_body, execute, form_body, form_decode, introspect_columns,
+    next_page_token, path_escape, token_columns, token_json,
 };
 use super::httpclient::{self, decode_chunked, parse_url};
 use super::output::{go_json, multi_table, rfc3339, row_table};
@@ -211,9 +211,9 @@ fn parses_perform_introspect_revoke() {
 
 #[test]
 fn form_encoding() {
-    assert_eq!(form_encode("aZ09-._~"), "aZ09-._~");
-    assert_eq!(form_encode("a b"), "a+b");
-    assert_eq!(form_encode("a+b&c=d/é"), "a%2Bb%26c%3Dd%2F%C3%A9");
+    assert_eq!(crate::http::form::form_escaped("aZ09-._~"), "aZ09-._~");
+    assert_eq!(crate::http::form::form_escaped("a b"), "a+b");
+    assert_eq!(crate::http::form::form_escaped("a+b&c=d/é"), "a%2Bb%26c%3Dd%2F%C3%A9");
     assert_eq!(
         form_body(&[("grant_type", "client_credentials"), ("scope", "a b")]),
         "grant_type=client_credentials&scope=a+b"

@@ -185,6 +185,13 @@ pub fn form_escape(s: &str, out: &mut String) {
     }
 }
 
+/// `form_escape` into a new string.
+pub fn form_escaped(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    form_escape(s, &mut out);
+    out
+}
+
 /// Uppercase hex digit for the low nibble of `n`.
 fn hex_upper(n: u8) -> char {
     let n = n & 0x0f;

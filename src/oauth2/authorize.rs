@@ -529,7 +529,14 @@ pub fn redirect_url(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     out
 }
 
-fn html_escape(s: &str, out: &mut String) {
+/// HTML-escapes `s` (`& < > " '`): every value a page interpolates goes through here.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    html_escape_into(s, &mut out);
+    out
+}
+
+fn html_escape_into(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -549,13 +556,13 @@ pub fn form_post_html(redirect_uri: &str, params: &[(&str, &str)]) -> String {
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"referrer\" content=\"no-referrer\">\n\
          <title>Submit This Form</title>\n</head>\n<body>\n<form method=\"post\" action=\"",
     );
-    html_escape(redirect_uri, &mut out);
+    html_escape_into(redirect_uri, &mut out);
     out.push_str("\">\n");
     for (k, v) in params {
         out.push_str("<input type=\"hidden\" name=\"");
-        html_escape(k, &mut out);
+        html_escape_into(k, &mut out);
         out.push_str("\" value=\"");
-        html_escape(v, &mut out);
+        html_escape_into(v, &mut out);
         out.push_str("\">\n");
     }
     out.push_str(

@@ -637,7 +637,7 @@ pub fn generate_uuid_v4(rng: &dyn SecureRandom) -> Result<String, ClientError> {
     let mut b: [u8; 16] = random_bytes(rng)?;
     b[6] = (b[6] & 0x0f) | 0x40; // version 4
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = crate::token::hex(&b);
     Ok(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]))
 }
 

@@ -158,7 +158,7 @@ pub fn open_json<T: serde::de::DeserializeOwned>(
 pub fn random_id(rng: &dyn SecureRandom) -> Result<String, FlowError> {
     let mut b = [0u8; 16];
     rng.fill(&mut b).map_err(|_| FlowError::Invalid)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(crate::token::hex(&b))
 }
 
 fn obj(body: &[u8]) -> Result<Map<String, Value>, String> {

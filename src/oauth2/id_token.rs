@@ -100,18 +100,16 @@ pub fn subject_for(subject_type: &str, subject: &str, redirect_uris: &[String], 
         &ring::digest::SHA256,
         [host.as_bytes(), subject.as_bytes(), salt.as_bytes()].concat().as_slice(),
     );
-    Some(d.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    Some(crate::token::hex(d.as_ref()))
 }
 
-/// Userinfo (Core §5.3): the ID-token claims minus those that only make sense in a token.
-pub fn userinfo(id_claims: &Value) -> Value {
-    let mut v = id_claims.clone();
-    if let Value::Object(m) = &mut v {
-        for k in ["nonce", "at_hash", "c_hash", "exp", "iat", "rat", "sid", "jti", "auth_time"] {
-            m.remove(k);
-        }
-    }
-    v
+/// Userinfo (Core §5.3): the grant's extra claims (the consent app's `session.id_token`, never
+/// one of the claims the server sets itself) and the subject the client sees.
+pub fn userinfo(client_subject: &str, extra: &Map<String, Value>) -> Value {
+    let mut m: Map<String, Value> =
+        extra.iter().filter(|(k, _)| !RESERVED.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    m.insert("sub".into(), json!(client_subject));
+    Value::Object(m)
 }
 
 #[cfg(test)]
@@ -157,7 +155,7 @@ mod tests {
         assert!(v.get("acr").is_none(), "empty acr is left out");
         // OpenID Connect Core A.3: at_hash of this access token.
         assert_eq!(v["at_hash"], "77QmUPtjPfzWtF2AnpK9RQ");
-        let u = userinfo(&v);
+        let u = userinfo("alice", &extra);
         assert!(u.get("nonce").is_none() && u.get("at_hash").is_none() && u.get("exp").is_none());
         assert_eq!(u["sub"], "alice");
         assert_eq!(u["email"], "alice@example.com");

@@ -9,7 +9,7 @@
 
 use crate::http::form;
 use crate::oauth2::authorization_code::{Grant, GrantExt};
-use crate::oauth2::authorize::{self, AuthError, AuthRequest, ClientView, Policy, ResponseMode};
+use crate::oauth2::authorize::{self, html_escape, AuthError, AuthRequest, ClientView, Policy, ResponseMode};
 use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
 use crate::oauth2::id_token::subject_for;
 use crate::server::conn::Request;
@@ -28,21 +28,6 @@ pub fn absolute(w: &Worker, url: &str) -> String {
     } else {
         url.to_string()
     }
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn found(location: String) -> Response {
@@ -64,8 +49,7 @@ fn to_client(uri: &str, mode: ResponseMode, params: &[(&str, &str)]) -> Response
             headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
             body: authorize::form_post_html(uri, params).into_bytes(),
             close: false,
-        }
-        .header("Cache-Control", "no-store"),
+        },
     }
 }
 
@@ -302,14 +286,6 @@ async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
     resp
 }
 
-/// The partition of a flow's grant: fixed by the flow id, so every attempt to redeem one
-/// consent verifier meets the same committer and only one can succeed.
-pub fn grant_partition(w: &Worker, flow_id: &str) -> u32 {
-    let p = w.shared.store.partition_count().max(1);
-    let h = flow_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    (h % u64::from(p)) as u32
-}
-
 /// Back from the consent app: issue the code.
 async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Option<&str>) -> Response {
     let cfg = w.config();
@@ -382,7 +358,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         },
     };
     let store = &w.shared.store;
-    let partition = grant_partition(w, &flow.id);
+    let partition = w.partition_for(&flow.id);
     let seq = store.next_seq(partition);
     let random = w.rng.borrow_mut().next32();
     let minted = mint(&w.shared.token_keys, TokenType::AuthorizeCode, partition as u16, seq, &random);

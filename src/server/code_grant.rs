@@ -14,7 +14,7 @@ use crate::server::keys::{self, ID_TOKEN_SET};
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, verify, TokenType};
 use hydra_storage::{GrantStore, Redeem, Rotate, TokenKind, TokenRecord, TokenStore};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 fn invalid_grant(hint: &'static str) -> OAuthError {
     OAuthError::hint(ErrorCode::InvalidGrant, hint)
@@ -221,25 +221,5 @@ pub fn userinfo_claims(w: &Worker, access: &TokenRecord, partition: u32) -> Resu
         ));
     }
     let ext = GrantExt::parse(&code.ext)?;
-    let mut m: Map<String, Value> = ext.g.id_token.clone();
-    for k in [
-        "iss",
-        "aud",
-        "exp",
-        "iat",
-        "nbf",
-        "nonce",
-        "at_hash",
-        "c_hash",
-        "sid",
-        "jti",
-        "auth_time",
-        "rat",
-        "acr",
-        "amr",
-    ] {
-        m.remove(k);
-    }
-    m.insert("sub".into(), json!(ext.g.client_subject));
-    Ok(Value::Object(m))
+    Ok(crate::oauth2::id_token::userinfo(&ext.g.client_subject, &ext.g.id_token))
 }

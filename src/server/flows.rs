@@ -58,7 +58,7 @@ fn load(w: &Worker, req: &Request, step: Step) -> Result<(Flow, String), Respons
     if unix_now() - flow.requested_at > w.config().ttl_login_consent_request.as_secs() as i64 {
         return Err(Response::generic_error(401, "request_unauthorized", "The request has expired."));
     }
-    let partition = crate::server::authorize::grant_partition(w, &flow.id);
+    let partition = w.partition_for(&flow.id);
     match w.shared.store.flow_used(partition, &flow.id) {
         Ok(false) => Ok((flow, c)),
         Ok(true) => Err(Response::json_value(410, &json!({"redirect_to": flow.request_url}))),

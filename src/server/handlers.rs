@@ -40,7 +40,7 @@ fn request_id(w: &Worker, req: &Request) -> String {
     });
     match given {
         Some(v) => v.to_string(),
-        None => w.rng.borrow_mut().next32()[..12].iter().map(|b| format!("{b:02x}")).collect(),
+        None => crate::token::hex(&w.rng.borrow_mut().next32()[..12]),
     }
 }
 

@@ -18,12 +18,6 @@ use serde_json::{json, Map, Value};
 /// `ttl.authentication_session` default, 30 days).
 const DEFAULT_SESSION_SECS: i64 = 30 * 24 * 3600;
 
-pub fn subject_partition(w: &Worker, subject: &str) -> u32 {
-    let p = w.shared.store.partition_count().max(1);
-    let h = subject.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    (h % u64::from(p)) as u32
-}
-
 fn key(parts: &[&str]) -> Vec<u8> {
     parts.join("\0").into_bytes()
 }
@@ -54,7 +48,7 @@ pub fn current(w: &Worker, req: &Request) -> Option<(String, LoginSession)> {
     let raw = crate::server::authorize::cookie_value(req, cookie_name(w))?;
     let c: CookieBody = flow::open_json(&w.shared.flow_keys, Purpose::SessionCookie, raw).ok()?;
     let bytes =
-        w.shared.store.doc_get(subject_partition(w, &c.sub), Table::LoginSessions, &key(&[&c.sub, &c.sid])).ok()??;
+        w.shared.store.doc_get(w.partition_for(&c.sub), Table::LoginSessions, &key(&[&c.sub, &c.sid])).ok()??;
     let s: LoginSession = serde_json::from_slice(&bytes).ok()?;
     (s.subject == c.sub && unix_now() < s.expires_at).then_some((c.sid, s))
 }
@@ -72,7 +66,7 @@ pub async fn remember_login(
     let value = serde_json::to_vec(&s).map_err(|_| ())?;
     w.shared
         .store
-        .doc_put(subject_partition(w, subject), Table::LoginSessions, vec![(key(&[subject, sid]), value)])
+        .doc_put(w.partition_for(subject), Table::LoginSessions, vec![(key(&[subject, sid]), value)])
         .await
         .map_err(|_| ())?;
     let body = CookieBody { sid: sid.to_string(), sub: subject.to_string() };
@@ -146,13 +140,13 @@ pub async fn store_consent(w: &Worker, c: &ConsentSession) -> Result<(), ()> {
     if c.remember {
         rows.push((latest_key(&c.subject, &c.client_id), value));
     }
-    w.shared.store.doc_put(subject_partition(w, &c.subject), Table::ConsentSessions, rows).await.map_err(|_| ())
+    w.shared.store.doc_put(w.partition_for(&c.subject), Table::ConsentSessions, rows).await.map_err(|_| ())
 }
 
 /// Whether the latest remembered consent of this subject for this client still holds and covers
 /// every requested scope and audience.
 pub fn remembered_consent(w: &Worker, subject: &str, client_id: &str, scope: &[String], audience: &[String]) -> bool {
-    let p = subject_partition(w, subject);
+    let p = w.partition_for(subject);
     let Ok(Some(v)) = w.shared.store.doc_get(p, Table::ConsentSessions, &latest_key(subject, client_id)) else {
         return false;
     };
@@ -186,7 +180,7 @@ pub fn list_consent(w: &Worker, req: &Request) -> Response {
         Some(Err(_)) => return Response::generic_error(400, "invalid_request", "The page_token is invalid."),
     };
     let prefix = [subject.as_bytes(), &[0]].concat();
-    let rows = match w.shared.store.doc_scan(subject_partition(w, subject), Table::ConsentSessions, &prefix) {
+    let rows = match w.shared.store.doc_scan(w.partition_for(subject), Table::ConsentSessions, &prefix) {
         Ok(r) => r,
         Err(e) => return Response::oauth_error(&e.into()),
     };
@@ -224,17 +218,16 @@ pub async fn revoke_consent(w: &Worker, req: &Request) -> Response {
     let subject = q.get("subject").filter(|s| !s.is_empty());
     let client = q.get("client").filter(|s| !s.is_empty());
     let all = q.get("all") == Some("true");
-    let prefix = match (subject, client, all) {
-        (Some(s), Some(c), false) => [key(&[s, c]), vec![0]].concat(),
-        (Some(s), None, true) => [s.as_bytes(), &[0]].concat(),
+    let (subject, prefix) = match (subject, client, all) {
+        (Some(s), Some(c), false) => (s, [key(&[s, c]), vec![0]].concat()),
+        (Some(s), None, true) => (s, [s.as_bytes(), &[0]].concat()),
         _ => return Response::generic_error(400, "invalid_request", "Invalid combination of query parameters."),
     };
-    let Some(subject) = subject else { return Response::empty(400) };
-    let removed =
-        match w.shared.store.doc_delete_prefix(subject_partition(w, subject), Table::ConsentSessions, prefix).await {
-            Ok(r) => r,
-            Err(e) => return Response::oauth_error(&e.into()),
-        };
+    let removed = match w.shared.store.doc_delete_prefix(w.partition_for(subject), Table::ConsentSessions, prefix).await
+    {
+        Ok(r) => r,
+        Err(e) => return Response::oauth_error(&e.into()),
+    };
     for (_, v) in removed {
         if let Ok(c) = serde_json::from_slice::<ConsentSession>(&v) {
             if let Err(e) = w.shared.store.revoke_family(c.grant_partition, c.grant_family).await {
@@ -253,7 +246,7 @@ pub async fn revoke_login(w: &Worker, req: &Request) -> Response {
     match (q.get("subject").filter(|s| !s.is_empty()), q.get("sid").filter(|s| !s.is_empty())) {
         (Some(subject), _) => {
             let prefix = [subject.as_bytes(), &[0]].concat();
-            if let Err(e) = store.doc_delete_prefix(subject_partition(w, subject), Table::LoginSessions, prefix).await {
+            if let Err(e) = store.doc_delete_prefix(w.partition_for(subject), Table::LoginSessions, prefix).await {
                 return Response::oauth_error(&e.into());
             }
         }

@@ -721,6 +721,54 @@ impl KeyStore for Store {
     }
 }
 
+/// What spending a code or refresh token found (shared by `redeem_code` and `rotate_refresh`).
+enum Spent {
+    Done(Box<TokenRecord>),
+    /// Spent before: the grant was revoked.
+    Again,
+    Missing,
+}
+
+impl Store {
+    /// Spends the record `seq` of kind `live` (a code or a refresh token) and stores `tokens` in
+    /// the same commit; a refresh also revokes the grant's earlier access tokens. Presenting an
+    /// already spent record revokes the whole grant.
+    fn exchange<T: Send + 'static>(
+        &self,
+        partition: u32,
+        seq: u64,
+        signature: [u8; 32],
+        tokens: Vec<(u64, TokenRecord)>,
+        live: TokenKind,
+        answer: fn(Spent) -> T,
+    ) -> Pending<T> {
+        let Ok(part) = self.part(partition) else {
+            return self.meta.committer.submit(move |_| Ok(answer(Spent::Missing)));
+        };
+        let spent = if live == TokenKind::Code { TokenKind::CodeUsed } else { TokenKind::RefreshUsed };
+        part.committer.submit(move |tx| {
+            let Some(rec) = get_record(tx, seq)?.filter(|r| r.signature == signature) else {
+                return Ok(answer(Spent::Missing));
+            };
+            if rec.kind == live {
+                spend(tx, seq, &rec, spent)?;
+                if live == TokenKind::Refresh {
+                    delete_family(tx, rec.family, Some(TokenKind::Access))?;
+                }
+                for (s, t) in &tokens {
+                    put_family_token(tx, *s, t)?;
+                }
+                Ok(answer(Spent::Done(Box::new(rec))))
+            } else if rec.kind == spent {
+                delete_family(tx, rec.family, None)?;
+                Ok(answer(Spent::Again))
+            } else {
+                Ok(answer(Spent::Missing))
+            }
+        })
+    }
+}
+
 impl GrantStore for Store {
     fn issue_code(&self, partition: u32, flow_id: &str, seq: u64, code: TokenRecord) -> Pending<bool> {
         let Ok(part) = self.part(partition) else {
@@ -744,26 +792,10 @@ impl GrantStore for Store {
         signature: [u8; 32],
         tokens: Vec<(u64, TokenRecord)>,
     ) -> Pending<Redeem> {
-        let Ok(part) = self.part(partition) else { return self.meta.committer.submit(|_| Ok(Redeem::Missing)) };
-        part.committer.submit(move |tx| {
-            let Some(rec) = get_record(tx, seq)? else { return Ok(Redeem::Missing) };
-            if rec.signature != signature {
-                return Ok(Redeem::Missing);
-            }
-            match rec.kind {
-                TokenKind::Code => {
-                    spend(tx, seq, &rec, TokenKind::CodeUsed)?;
-                    for (s, t) in &tokens {
-                        put_family_token(tx, *s, t)?;
-                    }
-                    Ok(Redeem::Done(Box::new(rec)))
-                }
-                TokenKind::CodeUsed => {
-                    delete_family(tx, rec.family, None)?;
-                    Ok(Redeem::Replayed)
-                }
-                _ => Ok(Redeem::Missing),
-            }
+        self.exchange(partition, seq, signature, tokens, TokenKind::Code, |s| match s {
+            Spent::Done(rec) => Redeem::Done(rec),
+            Spent::Again => Redeem::Replayed,
+            Spent::Missing => Redeem::Missing,
         })
     }
 
@@ -774,27 +806,10 @@ impl GrantStore for Store {
         signature: [u8; 32],
         tokens: Vec<(u64, TokenRecord)>,
     ) -> Pending<Rotate> {
-        let Ok(part) = self.part(partition) else { return self.meta.committer.submit(|_| Ok(Rotate::Missing)) };
-        part.committer.submit(move |tx| {
-            let Some(rec) = get_record(tx, seq)? else { return Ok(Rotate::Missing) };
-            if rec.signature != signature {
-                return Ok(Rotate::Missing);
-            }
-            match rec.kind {
-                TokenKind::Refresh => {
-                    spend(tx, seq, &rec, TokenKind::RefreshUsed)?;
-                    delete_family(tx, rec.family, Some(TokenKind::Access))?;
-                    for (s, t) in &tokens {
-                        put_family_token(tx, *s, t)?;
-                    }
-                    Ok(Rotate::Done(Box::new(rec)))
-                }
-                TokenKind::RefreshUsed => {
-                    delete_family(tx, rec.family, None)?;
-                    Ok(Rotate::Reused)
-                }
-                _ => Ok(Rotate::Missing),
-            }
+        self.exchange(partition, seq, signature, tokens, TokenKind::Refresh, |s| match s {
+            Spent::Done(rec) => Rotate::Done(rec),
+            Spent::Again => Rotate::Reused,
+            Spent::Missing => Rotate::Missing,
         })
     }
 

@@ -91,15 +91,6 @@ impl Conn {
     }
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn param(url: &str, name: &str) -> Option<String> {
     let q = url.split_once('?')?.1;
     q.split('&').find_map(|p| p.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
@@ -126,9 +117,9 @@ struct Cfg {
 fn flow(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64) -> Result<String, String> {
     let path = format!(
         "/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope={}&state=state-{n:012}&nonce=n{n}",
-        enc(&c.client),
-        enc(&c.redirect),
-        enc(&c.scope)
+        hydra::http::form::form_escaped(&c.client),
+        hydra::http::form::form_escaped(&c.redirect),
+        hydra::http::form::form_escaped(&c.scope)
     );
     let r = public.send("GET", &path, &[], b"")?;
     let cookies: Vec<String> = r
@@ -169,7 +160,10 @@ fn flow(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64) -> Result<String, 
     let r = public.send("GET", &local(&back), &[("Cookie", &cookies2.join("; "))], b"")?;
     let loc = r.header("location").ok_or("no callback")?;
     let code = param(loc, "code").ok_or_else(|| format!("no code: {loc}"))?;
-    let body = format!("grant_type=authorization_code&code={code}&redirect_uri={}", enc(&c.redirect));
+    let body = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={}",
+        hydra::http::form::form_escaped(&c.redirect)
+    );
     let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", c.basic.as_str())];
     let t = public.send("POST", "/oauth2/token", &form, body.as_bytes())?;
     if t.status != 200 || (c.scope.split(' ').any(|s| s == "openid") && json_field(&t.body, "id_token").is_none()) {
@@ -179,7 +173,7 @@ fn flow(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64) -> Result<String, 
 }
 
 fn refresh(c: &Cfg, public: &mut Conn, rt: &str) -> Result<String, String> {
-    let body = format!("grant_type=refresh_token&refresh_token={}", enc(rt));
+    let body = format!("grant_type=refresh_token&refresh_token={}", hydra::http::form::form_escaped(rt));
     let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", c.basic.as_str())];
     let t = public.send("POST", "/oauth2/token", &form, body.as_bytes())?;
     if t.status != 200 {
@@ -206,7 +200,11 @@ fn main() {
     use base64::Engine;
     let basic = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(&client), enc(&secret)))
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            hydra::http::form::form_escaped(&client),
+            hydra::http::form::form_escaped(&secret)
+        ))
     );
     let cfg = Arc::new(Cfg {
         client,
