@@ -126,6 +126,14 @@ pub struct Config {
     pub max_body_admin: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How often the background janitor walks the store (`engine.janitor.interval`; zero: never).
+    pub janitor_interval: Duration,
+    /// Rows the janitor reads per step (`engine.janitor.batch_size`); it pauses between steps.
+    pub janitor_batch: usize,
+    /// TLS of the public listener (`serve.public.tls` over `serve.tls`); `None`: plain HTTP.
+    pub tls_public: Option<TlsFiles>,
+    /// TLS of the admin listener (`serve.admin.tls` over `serve.tls`).
+    pub tls_admin: Option<TlsFiles>,
 }
 
 impl std::fmt::Debug for Config {
@@ -196,7 +204,83 @@ const KEYS: &[(&str, Kind)] = &[
     ("engine.wal_size_mb", Kind::Int),
     ("engine.header_timeout", Kind::Str),
     ("engine.idle_timeout", Kind::Str),
+    ("engine.janitor.interval", Kind::Str),
+    ("engine.janitor.batch_size", Kind::Int),
+    ("serve.tls.enabled", Kind::Bool),
+    ("serve.tls.cert.path", Kind::Str),
+    ("serve.tls.cert.base64", Kind::Str),
+    ("serve.tls.key.path", Kind::Str),
+    ("serve.tls.key.base64", Kind::Str),
+    ("serve.public.tls.enabled", Kind::Bool),
+    ("serve.public.tls.cert.path", Kind::Str),
+    ("serve.public.tls.cert.base64", Kind::Str),
+    ("serve.public.tls.key.path", Kind::Str),
+    ("serve.public.tls.key.base64", Kind::Str),
+    ("serve.admin.tls.enabled", Kind::Bool),
+    ("serve.admin.tls.cert.path", Kind::Str),
+    ("serve.admin.tls.cert.base64", Kind::Str),
+    ("serve.admin.tls.key.path", Kind::Str),
+    ("serve.admin.tls.key.base64", Kind::Str),
 ];
+
+/// Where a PEM document comes from (Hydra's `path` or `base64` source).
+#[derive(Clone, PartialEq, Eq)]
+pub enum PemSource {
+    Path(PathBuf),
+    /// The base64 of the PEM text, as configured.
+    Base64(String),
+}
+
+impl std::fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PemSource::Path(p) => write!(f, "Path({})", p.display()),
+            // The key may be inline: never print it.
+            PemSource::Base64(_) => f.write_str("Base64(..)"),
+        }
+    }
+}
+
+/// A listener's certificate chain and private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PemSource,
+    pub key: PemSource,
+}
+
+/// One listener's TLS settings: its own `serve.<api>.tls` block, each part falling back to the
+/// shared `serve.tls`. TLS is on when `enabled` says so, or, unset, when a certificate and key
+/// are given; on without both is an error.
+fn tls_for(raw: &Raw, api: &str) -> Result<Option<TlsFiles>, ConfigError> {
+    let own = format!("serve.{api}.tls");
+    let pick = |part: &str| -> Result<Option<(String, PemSource)>, ConfigError> {
+        for base in [own.as_str(), "serve.tls"] {
+            let path = raw.str(&format!("{base}.{part}.path"))?;
+            let b64 = raw.str(&format!("{base}.{part}.base64"))?;
+            match (path, b64) {
+                (Some(_), Some(_)) => {
+                    return Err(err(&format!("{base}.{part}"), "give either path or base64, not both"))
+                }
+                (Some(p), None) => return Ok(Some((base.to_string(), PemSource::Path(PathBuf::from(p))))),
+                (None, Some(b)) => return Ok(Some((base.to_string(), PemSource::Base64(b)))),
+                (None, None) => {}
+            }
+        }
+        Ok(None)
+    };
+    let enabled = match raw.bool(&format!("{own}.enabled"))? {
+        Some(b) => Some(b),
+        None => raw.bool("serve.tls.enabled")?,
+    };
+    let (cert, key) = (pick("cert")?, pick("key")?);
+    match (enabled, cert, key) {
+        (Some(false), _, _) | (None, None, None) => Ok(None),
+        (_, Some((_, cert)), Some((_, key))) => Ok(Some(TlsFiles { cert, key })),
+        (_, Some((base, _)), None) => Err(err(&format!("{base}.key"), "a certificate needs its private key")),
+        (_, None, Some((base, _))) => Err(err(&format!("{base}.cert"), "a private key needs its certificate")),
+        (Some(true), None, None) => Err(err(&format!("{own}.enabled"), "TLS is enabled but no certificate is set")),
+    }
+}
 
 /// The environment variable for a key path: `serve.public.port` → `SERVE_PUBLIC_PORT`.
 pub fn env_name(key: &str) -> String {
@@ -542,6 +626,16 @@ impl Config {
             max_body_admin: 1 << 20,
             header_timeout: raw.duration("engine.header_timeout", Duration::from_secs(10))?,
             idle_timeout: raw.duration("engine.idle_timeout", Duration::from_secs(120))?,
+            janitor_interval: raw.duration("engine.janitor.interval", Duration::from_secs(600))?,
+            janitor_batch: match raw.int("engine.janitor.batch_size")? {
+                None => 1000,
+                Some(n) if (1..=1_000_000).contains(&n) => n as usize,
+                Some(n) => {
+                    return Err(err("engine.janitor.batch_size", format!("must be between 1 and 1000000, got {n}")))
+                }
+            },
+            tls_public: tls_for(raw, "public")?,
+            tls_admin: tls_for(raw, "admin")?,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod http;
+pub mod janitor;
 pub mod jose;
 pub mod log;
 pub mod oauth2;

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod commands;
 pub mod example;
 pub mod httpclient;
+pub mod janitor;
 pub mod migrate;
 mod output;
 
@@ -64,6 +65,48 @@ pub enum Command {
     Example(ExampleCmd),
     /// Check the format of the embedded store (Hydra's SQL migrations have no equivalent)
     Migrate(MigrateCmd),
+    /// Clean the database of expired tokens, finished flows and expired login sessions
+    Janitor(JanitorCmd),
+}
+
+/// `hydra janitor [database_url]`
+#[derive(Args, Debug)]
+pub struct JanitorCmd {
+    #[arg(value_name = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Delete expired access and refresh tokens, codes and spent-token markers.
+    #[arg(long)]
+    pub tokens: bool,
+    /// Delete finished login/consent flows and expired login sessions.
+    #[arg(long)]
+    pub requests: bool,
+    /// Delete expired trust relationships (none exist here).
+    #[arg(long)]
+    pub grants: bool,
+    /// Keep rows that expired less than this long ago (e.g. 1h).
+    #[arg(long = "keep-if-younger")]
+    pub keep_if_younger: Option<String>,
+    /// Treat access tokens as expired this long after issue.
+    #[arg(long = "access-lifespan")]
+    pub access_lifespan: Option<String>,
+    /// Treat refresh tokens as expired this long after issue.
+    #[arg(long = "refresh-lifespan")]
+    pub refresh_lifespan: Option<String>,
+    /// How long login and consent challenges stay valid (default ttl.login_consent_request).
+    #[arg(long = "consent-request-lifespan")]
+    pub consent_request_lifespan: Option<String>,
+    /// Stop after deleting about this many rows.
+    #[arg(long, default_value_t = 10000)]
+    pub limit: usize,
+    /// Rows read per step.
+    #[arg(long = "batch-size", default_value_t = 100)]
+    pub batch_size: usize,
+    /// Read the database URL from the DSN environment variable.
+    #[arg(short = 'e', long = "read-from-env")]
+    pub read_from_env: bool,
+    /// Configuration files (DSN and ttl.login_consent_request are read).
+    #[arg(short = 'c', long = "config")]
+    pub config: Vec<PathBuf>,
 }
 
 /// `hydra migrate ...`

@@ -375,7 +375,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         expires_at: now + cfg.ttl_auth_code.as_secs() as i64,
         ext: ext.encode(),
     };
-    match store.issue_code(partition, &flow.id, seq, record).await {
+    match store.issue_code(partition, &flow.id, flow.requested_at, seq, record).await {
         Ok(true) => {}
         Ok(false) => return error_to_client(w, r, "invalid_request", "The consent verifier has already been used."),
         Err(_) => {

@@ -175,8 +175,32 @@ pub fn render(w: &Worker) -> String {
         "Introspection requests answered.",
         sum(all, |m| &m.introspections),
     );
+    let j = &w.shared.janitor;
+    counter(&mut out, "hydra_janitor_passes_total", "Completed janitor passes.", j.passes.load(Relaxed));
+    let _ = writeln!(out, "# HELP hydra_janitor_deleted_total Rows the janitor deleted, by kind.\n# TYPE hydra_janitor_deleted_total counter");
+    for (kind, n) in [("tokens", &j.tokens), ("flows", &j.flows), ("login_sessions", &j.login_sessions)] {
+        let _ = writeln!(out, "hydra_janitor_deleted_total{{kind=\"{kind}\"}} {}", n.load(Relaxed));
+    }
     storage(w, &mut out);
     out
+}
+
+/// What the background janitor did since start.
+#[derive(Debug, Default)]
+pub struct JanitorStats {
+    pub passes: AtomicU64,
+    pub tokens: AtomicU64,
+    pub flows: AtomicU64,
+    pub login_sessions: AtomicU64,
+}
+
+impl JanitorStats {
+    pub fn record(&self, r: &crate::janitor::Report) {
+        self.tokens.fetch_add(r.tokens, Relaxed);
+        self.flows.fetch_add(r.flows, Relaxed);
+        self.login_sessions.fetch_add(r.login_sessions, Relaxed);
+        self.passes.fetch_add(1, Relaxed);
+    }
 }
 
 fn storage(w: &Worker, out: &mut String) {

@@ -163,6 +163,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
             Arc::from(crate::oauth2::hasher::hash_secret(&salt, config.pbkdf2_iterations, &salt))
         },
         shutting_down: Default::default(),
+        janitor: Default::default(),
         config,
     });
     let signals = {
@@ -179,6 +180,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
             .map_err(|e| e.to_string())?;
         handle
     };
+    let janitor = spawn_janitor(&shared)?;
     let cpus = allowed_cpus();
     let mut threads = Vec::new();
     for (index, listeners) in per_worker.into_iter().enumerate() {
@@ -202,6 +204,9 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         }
     }
     signals.close();
+    if let Some(j) = janitor {
+        let _ = j.join();
+    }
     for p in 0..hydra_storage::TokenStore::partition_count(&*shared.store) {
         if let Some(st) = shared.store.partition_stats(p) {
             crate::debug!(
@@ -216,6 +221,57 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     drop(shared);
     info!("shutdown complete");
     Ok(code)
+}
+
+/// The background janitor: one walk of the store every `engine.janitor.interval`, paced so it
+/// takes a small share of a partition's writer; stops with the server.
+fn spawn_janitor(shared: &Arc<Shared>) -> Result<Option<std::thread::JoinHandle<()>>, String> {
+    let every = shared.config.janitor_interval;
+    if every.is_zero() {
+        return Ok(None);
+    }
+    let shared = shared.clone();
+    let policy = crate::janitor::Policy {
+        tokens: true,
+        requests: true,
+        keep_secs: 0,
+        access_lifespan: None,
+        refresh_lifespan: None,
+        flow_lifespan: shared.config.ttl_login_consent_request.as_secs() as i64,
+        batch: shared.config.janitor_batch,
+        limit: None,
+        pause: Duration::from_millis(10),
+    };
+    let t = std::thread::Builder::new()
+        .name("janitor".into())
+        .spawn(move || {
+            let stop = &shared.shutting_down;
+            let mut next = std::time::Instant::now() + every;
+            while !stop.load(Ordering::Relaxed) {
+                if std::time::Instant::now() < next {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                let t0 = std::time::Instant::now();
+                match crate::janitor::run(&shared.store, &policy, state::unix_now(), stop) {
+                    Ok(r) => {
+                        shared.janitor.record(&r);
+                        info!(
+                            "janitor pass",
+                            "examined" = r.examined,
+                            "tokens" = r.tokens,
+                            "flows" = r.flows,
+                            "login_sessions" = r.login_sessions,
+                            "ms" = t0.elapsed().as_millis()
+                        );
+                    }
+                    Err(e) => warn!("janitor pass failed; retrying at the next interval", "error" = e),
+                }
+                next = std::time::Instant::now() + every;
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Some(t))
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, String> {

@@ -81,6 +81,8 @@ pub struct Shared {
     /// A PBKDF2 hash with the configured parameters, verified when a client id is unknown.
     pub dummy_hash: Arc<str>,
     pub shutting_down: AtomicBool,
+    /// The background janitor's counters.
+    pub janitor: crate::server::metrics::JanitorStats,
 }
 
 impl std::fmt::Debug for Shared {
@@ -270,6 +272,7 @@ mod tests {
             pool: Pool::new(1).unwrap(),
             dummy_hash: Arc::from(crate::oauth2::hasher::dummy_hash()),
             shutting_down: AtomicBool::new(false),
+            janitor: Default::default(),
             config,
         })
     }

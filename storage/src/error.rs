@@ -19,6 +19,8 @@ pub enum StoreError {
     Manifest(String),
     /// A file of the store could not be read or written (the write-ahead log).
     Io(String),
+    /// Another process (a running server) has the data directory open.
+    InUse,
 }
 
 impl fmt::Display for StoreError {
@@ -30,6 +32,7 @@ impl fmt::Display for StoreError {
             StoreError::Closed => f.write_str("store is shutting down"),
             StoreError::Manifest(e) => write!(f, "data directory: {e}"),
             StoreError::Io(e) => write!(f, "i/o error: {e}"),
+            StoreError::InUse => f.write_str("the data directory is in use by another process"),
         }
     }
 }

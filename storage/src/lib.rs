@@ -17,6 +17,7 @@ mod commit;
 mod error;
 pub mod records;
 mod store;
+mod sweep;
 mod tx;
 mod wal;
 
@@ -24,8 +25,9 @@ pub use commit::{CommitStats, Durability, Pending};
 pub use error::StoreError;
 pub use records::{TokenKind, TokenRecord};
 pub use store::{
-    manifest_info, ClientStore, DocStore, GrantStore, KeyRow, KeyStore, KeyWrite, PutMode, PutOutcome, Redeem, Rotate,
-    Store, StoreOptions, TokenStore, CLIENT_RECORD_VERSION, FORMAT_VERSION,
+    compact_dir, flow_started, manifest_info, ClientStore, DocStore, GrantStore, KeyRow, KeyStore, KeyWrite, PutMode,
+    PutOutcome, Redeem, Rotate, Store, StoreOptions, TokenStore, CLIENT_RECORD_VERSION, FORMAT_VERSION,
 };
+pub use sweep::{DeadRule, Step};
 pub use tx::{Table, Tx};
 pub use wal::DEFAULT_WAL_BYTES;

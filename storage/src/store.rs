@@ -59,8 +59,8 @@ impl Default for StoreOptions {
 /// One redb database and its single writer.
 #[derive(Debug)]
 pub struct Partition {
-    db: Arc<Database>,
-    committer: Committer,
+    pub(crate) db: Arc<Database>,
+    pub(crate) committer: Committer,
     next_seq: AtomicU64,
 }
 
@@ -175,8 +175,16 @@ pub enum Rotate {
 /// Authorization-code grants: every token of one grant lives in the partition of its code.
 pub trait GrantStore: Send + Sync {
     /// Stores a code for a completed flow unless that flow already produced one (resolves to
-    /// `false`: the consent verifier was used before).
-    fn issue_code(&self, partition: u32, flow_id: &str, seq: u64, code: TokenRecord) -> Pending<bool>;
+    /// `false`: the consent verifier was used before). `flow_started` (unix seconds) is kept with
+    /// the flow's row so the janitor can tell when the flow can no longer be presented.
+    fn issue_code(
+        &self,
+        partition: u32,
+        flow_id: &str,
+        flow_started: i64,
+        seq: u64,
+        code: TokenRecord,
+    ) -> Pending<bool>;
     /// Spends a code and stores the tokens it buys, or revokes the grant on a replay.
     fn redeem_code(
         &self,
@@ -254,6 +262,32 @@ fn spend(tx: &mut Tx<'_>, seq: u64, rec: &TokenRecord, kind: TokenKind) -> Resul
     tx.insert(Table::Tokens, &token_key(seq), &encode_token(&spent)?)?;
     tx.remove(Table::Families, &family_key(rec.family, seq))?;
     Ok(())
+}
+
+/// A [`Table::Flows`] row: the code's sequence number, then when the flow started (both LE).
+/// Rows of one day's earlier layout hold the sequence number only.
+fn flow_row(seq: u64, started: i64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&seq.to_le_bytes());
+    v[8..].copy_from_slice(&started.to_le_bytes());
+    v
+}
+
+/// When the flow of a [`Table::Flows`] row started; `None` for rows of the earlier layout, which
+/// the janitor leaves alone.
+pub fn flow_started(row: &[u8]) -> Option<i64> {
+    row.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(i64::from_le_bytes)
+}
+
+/// Deletes a token row the way a revocation does: out of its family index, and the sequence
+/// floor raised above it. `key` and `value` are the row as stored.
+pub(crate) fn forget_token(tx: &mut Tx<'_>, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    let seq = decode_u64_be(key);
+    if let Ok(rec) = decode_token(value) {
+        tx.remove(Table::Families, &family_key(rec.family, seq))?;
+    }
+    tx.remove(Table::Tokens, key)?;
+    raise_floor(tx, seq)
 }
 
 /// Key–value rows as stored.
@@ -370,7 +404,10 @@ impl Store {
             let fresh = !path.exists();
             let mut b = redb::Builder::new();
             b.set_cache_size(opts.cache_bytes);
-            let db = b.create(&path)?;
+            let db = b.create(&path).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
+                e => e.into(),
+            })?;
             if fresh {
                 // Whatever the umask: the files hold client secret hashes.
                 use std::os::unix::fs::PermissionsExt;
@@ -440,7 +477,7 @@ impl Store {
         self.meta.committer.shutdown();
     }
 
-    fn part(&self, partition: u32) -> Result<&Partition, StoreError> {
+    pub(crate) fn part(&self, partition: u32) -> Result<&Partition, StoreError> {
         self.partitions.get(partition as usize).ok_or(StoreError::Corrupt("partition out of range"))
     }
 }
@@ -770,7 +807,14 @@ impl Store {
 }
 
 impl GrantStore for Store {
-    fn issue_code(&self, partition: u32, flow_id: &str, seq: u64, code: TokenRecord) -> Pending<bool> {
+    fn issue_code(
+        &self,
+        partition: u32,
+        flow_id: &str,
+        flow_started: i64,
+        seq: u64,
+        code: TokenRecord,
+    ) -> Pending<bool> {
         let Ok(part) = self.part(partition) else {
             return self.meta.committer.submit(|_| Err(StoreError::Corrupt("partition out of range")));
         };
@@ -779,7 +823,7 @@ impl GrantStore for Store {
             if tx.get(Table::Flows, &flow)?.is_some() {
                 return Ok(false);
             }
-            tx.insert(Table::Flows, &flow, &seq.to_le_bytes())?;
+            tx.insert(Table::Flows, &flow, &flow_row(seq, flow_started))?;
             put_family_token(tx, seq, &code)?;
             Ok(true)
         })
@@ -869,4 +913,29 @@ impl DocStore for Store {
             Ok(out)
         })
     }
+}
+
+/// Compacts every database file of a data directory that no process has open (the janitor
+/// command, after its walk), so that space freed by deletions goes back to the file system.
+/// Returns the total size of the database files before and after.
+pub fn compact_dir(dir: &Path) -> Result<(u64, u64), StoreError> {
+    let io = |e: std::io::Error| StoreError::Io(format!("reading {}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "redb"))
+        .collect();
+    files.sort();
+    let total =
+        |files: &[PathBuf]| -> u64 { files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum() };
+    let before = total(&files);
+    for f in &files {
+        let mut db = Database::open(f).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
+            e => e.into(),
+        })?;
+        db.compact().map_err(|e| StoreError::Database(e.to_string()))?;
+    }
+    Ok((before, total(&files)))
 }

@@ -620,7 +620,7 @@ impl Runner {
                 let seq = self.next_seq(p);
                 let code = self.record(TokenKind::Code, seq);
                 self.what = format!("issue_code p{p} {flow} seq {seq}");
-                let got = self.s().issue_code(p, &flow, seq, code.clone()).wait().unwrap();
+                let got = self.s().issue_code(p, &flow, 0, seq, code.clone()).wait().unwrap();
                 let part = &mut self.model.parts[p as usize];
                 let want = !part.flows.contains_key(&flow);
                 if want {
@@ -743,7 +743,7 @@ impl Runner {
         assert!(s.get_token(bad, 1).is_err(), "{}", self.ctx());
         assert!(s.insert_token(bad, 1, &rec).wait().is_err(), "{}", self.ctx());
         assert!(!s.delete_token(bad, 1).wait().unwrap(), "{}", self.ctx());
-        assert!(s.issue_code(bad, "flow0", 1, rec.clone()).wait().is_err(), "{}", self.ctx());
+        assert!(s.issue_code(bad, "flow0", 0, 1, rec.clone()).wait().is_err(), "{}", self.ctx());
         assert!(s.flow_used(bad, "flow0").is_err(), "{}", self.ctx());
         assert_eq!(s.redeem_code(bad, 1, [0; 32], vec![]).wait().unwrap(), Redeem::Missing, "{}", self.ctx());
         assert_eq!(s.rotate_refresh(bad, 1, [0; 32], vec![]).wait().unwrap(), Rotate::Missing, "{}", self.ctx());
@@ -915,7 +915,7 @@ fn family_revocation_does_not_recycle_sequence_numbers_after_restart() {
         };
         store.insert_token(0, first, &rec(TokenKind::Access, first, rng.sig())).wait().unwrap();
         revoked = store.next_seq(0);
-        assert!(store.issue_code(0, "flow", revoked, rec(TokenKind::Code, revoked, rng.sig())).wait().unwrap());
+        assert!(store.issue_code(0, "flow", 0, revoked, rec(TokenKind::Code, revoked, rng.sig())).wait().unwrap());
         assert_eq!(store.revoke_family(0, revoked).wait().unwrap(), 1);
         assert_eq!(store.get_token(0, revoked).unwrap(), None);
     }

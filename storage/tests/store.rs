@@ -330,10 +330,10 @@ fn grant_rec(kind: TokenKind, family: u64, sig: u8) -> TokenRecord {
 fn codes_are_single_use_and_a_replay_revokes_the_grant() {
     let store = Store::memory(&opts(2)).unwrap();
     let code = store.next_seq(1);
-    assert!(store.issue_code(1, "flow-1", code, grant_rec(TokenKind::Code, code, 1)).wait().unwrap());
+    assert!(store.issue_code(1, "flow-1", 0, code, grant_rec(TokenKind::Code, code, 1)).wait().unwrap());
     // The same flow cannot produce a second code (consent verifier replay).
     let other = store.next_seq(1);
-    assert!(!store.issue_code(1, "flow-1", other, grant_rec(TokenKind::Code, other, 2)).wait().unwrap());
+    assert!(!store.issue_code(1, "flow-1", 0, other, grant_rec(TokenKind::Code, other, 2)).wait().unwrap());
     assert_eq!(store.get_token(1, other).unwrap(), None);
 
     let (at, rt) = (store.next_seq(1), store.next_seq(1));
@@ -356,7 +356,7 @@ fn refresh_rotation_is_exclusive_and_reuse_revokes_the_family() {
     let store = Arc::new(Store::memory(&opts(1)).unwrap());
     let fam = store.next_seq(0);
     let (at0, rt0) = (store.next_seq(0), store.next_seq(0));
-    store.issue_code(0, "f", fam, grant_rec(TokenKind::Code, fam, 1)).wait().unwrap();
+    store.issue_code(0, "f", 0, fam, grant_rec(TokenKind::Code, fam, 1)).wait().unwrap();
     store
         .redeem_code(
             0,
@@ -396,7 +396,7 @@ fn rotation_revokes_earlier_access_tokens_and_revoke_family_clears_the_grant() {
     let store = Store::memory(&opts(1)).unwrap();
     let fam = store.next_seq(0);
     let (at0, rt0) = (store.next_seq(0), store.next_seq(0));
-    store.issue_code(0, "g", fam, grant_rec(TokenKind::Code, fam, 1)).wait().unwrap();
+    store.issue_code(0, "g", 0, fam, grant_rec(TokenKind::Code, fam, 1)).wait().unwrap();
     store
         .redeem_code(
             0,

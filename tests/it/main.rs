@@ -11,6 +11,7 @@ mod crash;
 mod engine;
 mod flow;
 mod introspect;
+mod janitor;
 mod keys;
 mod metrics;
 mod restart;
