@@ -477,6 +477,9 @@ impl Config {
                 l.addr()
             }
         };
+        let tls_public = tls_for(raw, "public")?;
+        let tls_admin = tls_for(raw, "admin")?;
+        let scheme = |tls: &Option<TlsFiles>| if tls.is_some() { "https" } else { "http" };
         let derived_urls = (
             raw.str("urls.self.issuer")?.is_none(),
             raw.str("urls.self.public")?.is_none(),
@@ -484,7 +487,7 @@ impl Config {
         );
         let issuer = match raw.str("urls.self.issuer")? {
             Some(s) => check_url("urls.self.issuer", &s, dev)?,
-            None => format!("http://{}/", loopback(&public)),
+            None => format!("{}://{}/", scheme(&tls_public), loopback(&public)),
         };
         let public_url = match raw.str("urls.self.public")? {
             Some(s) => strip_slash(&check_url("urls.self.public", &s, dev)?),
@@ -492,7 +495,7 @@ impl Config {
         };
         let admin_url = match raw.str("urls.self.admin")? {
             Some(s) => strip_slash(&check_url("urls.self.admin", &s, true)?),
-            None => format!("http://{}", loopback(&admin)),
+            None => format!("{}://{}", scheme(&tls_admin), loopback(&admin)),
         };
         let scope_strategy = match raw.str("strategies.scope")?.as_deref() {
             None | Some("wildcard") => ScopeStrategy::Wildcard,
@@ -634,8 +637,8 @@ impl Config {
                     return Err(err("engine.janitor.batch_size", format!("must be between 1 and 1000000, got {n}")))
                 }
             },
-            tls_public: tls_for(raw, "public")?,
-            tls_admin: tls_for(raw, "admin")?,
+            tls_public,
+            tls_admin,
         })
     }
 }
@@ -654,14 +657,16 @@ impl Config {
         let (issuer, public_url, admin_url) = self.derived_urls;
         if let Some(p) = public {
             if issuer {
-                self.issuer = format!("http://{}/", show(p));
+                let scheme = if self.tls_public.is_some() { "https" } else { "http" };
+                self.issuer = format!("{scheme}://{}/", show(p));
                 if public_url {
                     self.public_url = strip_slash(&self.issuer);
                 }
             }
         }
         if let (Some(a), true) = (admin, admin_url) {
-            self.admin_url = format!("http://{}", show(a));
+            let scheme = if self.tls_admin.is_some() { "https" } else { "http" };
+            self.admin_url = format!("{scheme}://{}", show(a));
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod metrics;
 mod oidc;
 mod revoke;
 mod sessions;
+pub mod tls;
 mod token;
 
 use crate::cli::{ServeArgs, ServeMode};
@@ -106,12 +107,15 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     }
     let workers = config.workers;
     let cfg = &config;
+    let tls = |files: &Option<crate::config::TlsFiles>| -> Result<Option<monoio_rustls::TlsAcceptor>, String> {
+        files.as_ref().map(|f| tls::server_config(f).map(monoio_rustls::TlsAcceptor::from)).transpose()
+    };
     let mut apis = Vec::new();
     if mode != ServeMode::Admin {
-        apis.push((Api::Public, cfg.public.addr()));
+        apis.push((Api::Public, cfg.public.addr(), tls(&cfg.tls_public)?));
     }
     if mode != ServeMode::Public {
-        apis.push((Api::Admin, cfg.admin.addr()));
+        apis.push((Api::Admin, cfg.admin.addr(), tls(&cfg.tls_admin)?));
     }
     // Bind every worker's listeners up front so that port 0 resolves once and every worker
     // shares the resolved port.
@@ -120,8 +124,8 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     let mut sig = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let mut bound: Vec<(Api, SocketAddr)> = Vec::new();
-    let mut per_worker: Vec<Vec<(Api, std::net::TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
-    for (api, addr) in &apis {
+    let mut per_worker: Vec<Vec<Listener>> = (0..workers).map(|_| Vec::new()).collect();
+    for (api, addr, acceptor) in &apis {
         let mut resolved: Option<SocketAddr> = None;
         for slot in per_worker.iter_mut() {
             let target = match resolved {
@@ -132,14 +136,20 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
             if resolved.is_none() {
                 resolved = Some(l.local_addr().map_err(|e| e.to_string())?);
             }
-            slot.push((*api, l));
+            slot.push((*api, l, acceptor.clone()));
         }
         let name = match api {
             Api::Public => "public",
             Api::Admin => "admin",
         };
         if let Some(a) = resolved {
-            info!("listening", "api" = name, "addr" = a);
+            if acceptor.is_none() && !cfg.dev {
+                warn!(
+                    "serving plain HTTP: configure serve.tls (or put a TLS-terminating proxy in front)",
+                    "api" = name
+                );
+            }
+            info!("listening", "api" = name, "addr" = a, "tls" = acceptor.is_some());
             bound.push((*api, a));
         }
     }
@@ -343,12 +353,10 @@ fn allowed_cpus() -> Vec<usize> {
     (0..libc::CPU_SETSIZE as usize).filter(|c| unsafe { libc::CPU_ISSET(*c, &set) }).collect()
 }
 
-fn run_worker(
-    shared: Arc<Shared>,
-    index: usize,
-    cpu: Option<usize>,
-    listeners: Vec<(Api, std::net::TcpListener)>,
-) -> Result<(), String> {
+/// One bound listener of a worker, with its TLS acceptor when the API serves HTTPS.
+type Listener = (Api, std::net::TcpListener, Option<monoio_rustls::TlsAcceptor>);
+
+fn run_worker(shared: Arc<Shared>, index: usize, cpu: Option<usize>, listeners: Vec<Listener>) -> Result<(), String> {
     // One worker per core: pin to the index-th CPU this process is allowed on.
     if let Some(cpu) = cpu {
         if monoio::utils::bind_to_cpu_set([cpu]).is_err() {
@@ -382,7 +390,7 @@ fn run_worker(
     }
 }
 
-async fn worker_main(w: Rc<Worker>, listeners: Vec<(Api, std::net::TcpListener)>) -> Result<(), String> {
+async fn worker_main(w: Rc<Worker>, listeners: Vec<Listener>) -> Result<(), String> {
     {
         let w = w.clone();
         monoio::spawn(async move {
@@ -392,7 +400,7 @@ async fn worker_main(w: Rc<Worker>, listeners: Vec<(Api, std::net::TcpListener)>
             w.signal_stop();
         });
     }
-    for (api, std_listener) in listeners {
+    for (api, std_listener, acceptor) in listeners {
         let l = monoio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
         let w = w.clone();
         monoio::spawn(async move {
@@ -416,9 +424,10 @@ async fn worker_main(w: Rc<Worker>, listeners: Vec<(Api, std::net::TcpListener)>
                         let _ = stream.set_nodelay(true);
                         w.connections.set(w.connections.get() + 1);
                         let w = w.clone();
+                        let acceptor = acceptor.clone();
                         monoio::spawn(async move {
                             // A bug must cost one connection, never the worker and its listeners.
-                            if CatchUnwind(Box::pin(conn::serve(stream, &w, api))).await.is_err() {
+                            if CatchUnwind(Box::pin(serve_conn(stream, &w, api, acceptor))).await.is_err() {
                                 error!("a connection handler panicked; the connection was closed", "worker" = w.index);
                             }
                             w.connections.set(w.connections.get() - 1);
@@ -444,6 +453,26 @@ async fn worker_main(w: Rc<Worker>, listeners: Vec<(Api, std::net::TcpListener)>
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
+}
+
+/// Serves one accepted connection, after a TLS handshake when the API has TLS. The handshake
+/// must finish within the header timeout, so a client that opens a connection and stalls in
+/// the handshake holds it no longer than one that stalls in a request head.
+async fn serve_conn(stream: monoio::net::TcpStream, w: &Worker, api: Api, tls: Option<monoio_rustls::TlsAcceptor>) {
+    let Some(acceptor) = tls else {
+        return conn::serve(stream, w, api).await;
+    };
+    let handshake = monoio::time::timeout(w.config().header_timeout, acceptor.accept(stream));
+    let stopped = monoio::select! {
+        r = handshake => Some(r),
+        _ = w.stopped() => None,
+    };
+    match stopped {
+        Some(Ok(Ok(tls_stream))) => conn::serve(tls_stream, w, api).await,
+        // A failed or slow handshake is the client's problem; nothing to answer over TLS.
+        Some(Ok(Err(e))) => crate::debug!("TLS handshake failed", "error" = e),
+        Some(Err(_)) | None => {}
+    }
 }
 
 /// Turns a panic inside a future into an error result (monoio does not catch panics in tasks:

@@ -17,4 +17,5 @@ mod metrics;
 mod restart;
 mod revoke;
 mod timing;
+mod tls;
 mod token;
