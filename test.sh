@@ -17,9 +17,15 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 # The OpenID Connect conformity harness (Basic and Config plans) against the debug binary.
 echo "== conformity (conformity/run.sh) =="
 conformity/run.sh target/debug/hydra 2>&1 | tee -a "$log" || status=$?
+# Coverage-guided fuzzing of every parser target, bounded (FUZZ_SECONDS per target; installs
+# cargo-fuzz on first use). Each target counts as one test.
+echo "== fuzz (fuzz/run.sh) =="
+fuzz/run.sh "${FUZZ_SECONDS:-15}" 2>&1 | tee -a "$log" || status=$?
 # One closing line over every test binary (cargo prints one `test result:` line per binary;
 # the harness closes with its own `N passed, N failed`).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+     /^fuzz [a-z_]+: ok/ { p += 1 }
+     /^fuzz [a-z_]+: FAILED/ { f += 1 }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -12,6 +12,8 @@
 pub mod cli;
 pub mod config;
 pub mod duration;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod janitor;
 pub mod jose;

@@ -1,0 +1,3 @@
+#![no_main]
+//! cargo-fuzz target: `hydra::fuzzing::http_request` (see src/fuzzing.rs for the properties it checks).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hydra::fuzzing::http_request(data));
