@@ -186,8 +186,11 @@ pub fn authorize(data: &[u8]) {
     assert!(req.state.is_empty() || req.state.len() >= 8);
 }
 
+/// A fuzz check: panics when a property fails for the input.
+pub type Check = fn(&[u8]);
+
 /// Every check by name, for the replay test and the fuzz driver.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Check); 7] = [
     ("http_request", http_request),
     ("chunked", chunked),
     ("form", form),

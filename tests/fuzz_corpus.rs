@@ -91,8 +91,11 @@ fn mutate(rng: &mut Rng, base: &[u8], other: &[u8]) -> Vec<u8> {
 #[test]
 fn fuzz_inputs_replay_and_mutate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let budget = Duration::from_millis(std::env::var("FUZZ_MUTATE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1500));
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
+    let budget =
+        Duration::from_millis(std::env::var("FUZZ_MUTATE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1500));
+    let seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+            | 1;
     eprintln!("mutation seed {seed}");
     for (name, f) in hydra::fuzzing::TARGETS {
         let mut corpus = inputs(&root.join("corpus").join(name));

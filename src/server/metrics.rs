@@ -211,12 +211,16 @@ fn storage(w: &Worker, out: &mut String) {
     let _ = writeln!(out, "# HELP hydra_store_checkpoints_total Durable redb commits (write-ahead log checkpoints).\n# TYPE hydra_store_checkpoints_total counter");
     let _ = writeln!(out, "# HELP hydra_store_commit_failures_total Commits that failed (nothing acknowledged).\n# TYPE hydra_store_commit_failures_total counter");
     let _ = writeln!(out, "# HELP hydra_store_sync_seconds_total Time spent making commits durable (log writes and checkpoints).\n# TYPE hydra_store_sync_seconds_total counter");
+    let _ = writeln!(out, "# HELP hydra_store_reopens_total Times a partition's database was reopened after an I/O error.\n# TYPE hydra_store_reopens_total counter");
+    let _ = writeln!(out, "# HELP hydra_store_failed Whether a partition refuses writes until its database is reopened (1) or not (0).\n# TYPE hydra_store_failed gauge");
     for p in 0..parts {
         let Some(s) = store.partition_stats(p) else { continue };
         let _ = writeln!(out, "hydra_store_commits_total{{partition=\"{p}\"}} {}", s.commits.load(Relaxed));
         let _ = writeln!(out, "hydra_store_commit_jobs_total{{partition=\"{p}\"}} {}", s.jobs.load(Relaxed));
         let _ = writeln!(out, "hydra_store_checkpoints_total{{partition=\"{p}\"}} {}", s.checkpoints.load(Relaxed));
         let _ = writeln!(out, "hydra_store_commit_failures_total{{partition=\"{p}\"}} {}", s.failures.load(Relaxed));
+        let _ = writeln!(out, "hydra_store_reopens_total{{partition=\"{p}\"}} {}", s.reopens.load(Relaxed));
+        let _ = writeln!(out, "hydra_store_failed{{partition=\"{p}\"}} {}", u8::from(s.failed.load(Relaxed)));
         let _ = writeln!(
             out,
             "hydra_store_sync_seconds_total{{partition=\"{p}\"}} {}",

@@ -79,6 +79,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         durability: config.durability,
         cache_bytes: config.cache_bytes,
         wal_bytes: config.wal_bytes,
+        faults: fault_switch()?,
     };
     let store = match &config.dsn {
         Dsn::Memory => {
@@ -231,6 +232,35 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     drop(shared);
     info!("shutdown complete");
     Ok(code)
+}
+
+/// Environment variable naming a file whose content injects storage faults (`disk_full`,
+/// `sync_fails`, anything else: none), read every 20 ms. A test hook for the I/O-error tests,
+/// never a configuration key: without it there is no switch on the write path at all.
+pub const FAULT_FILE_ENV: &str = "HYDRA_TEST_FAULT_FILE";
+
+fn fault_switch() -> Result<Option<Arc<hydra_storage::Faults>>, String> {
+    use hydra_storage::FaultMode;
+    let Some(path) = std::env::var_os(FAULT_FILE_ENV) else { return Ok(None) };
+    warn!(
+        "storage fault injection is on (a test hook); never run production like this",
+        "file" = std::path::Path::new(&path).display()
+    );
+    let faults = Arc::new(hydra_storage::Faults::default());
+    let switch = faults.clone();
+    std::thread::Builder::new()
+        .name("fault-switch".into())
+        .spawn(move || loop {
+            let mode = match std::fs::read_to_string(&path).as_deref().map(str::trim) {
+                Ok("disk_full") => FaultMode::DiskFull,
+                Ok("sync_fails") => FaultMode::SyncFails,
+                _ => FaultMode::None,
+            };
+            switch.set(mode);
+            std::thread::sleep(Duration::from_millis(20));
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Some(faults))
 }
 
 /// The background janitor: one walk of the store every `engine.janitor.interval`, paced so it

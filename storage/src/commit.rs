@@ -13,6 +13,7 @@
 //! commit, checkpoints included, about 130 µs (`storage/examples/commit_cost --no-wal 30` vs
 //! `--wal 30`); issuance under load went from 0.43 to 0.60 of the HTTP ceiling.
 
+use crate::store::DbSlot;
 use crate::tx::{Table, Tx};
 use crate::wal::Wal;
 use crate::StoreError;
@@ -36,6 +37,8 @@ pub enum Durability {
 }
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// Opens a partition's database and log again (after an I/O error latched the old one).
+pub(crate) type Opener = Box<dyn Fn() -> Result<(Database, SyncMode), StoreError> + Send>;
 type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Result<Completion, StoreError> + Send>;
 
 /// The largest batch one commit takes; bounds the latency of the first request in it.
@@ -47,6 +50,8 @@ const CHECKPOINT_COMMITS: u32 = 64;
 /// The longest stretch without a checkpoint while writes arrive; also how long an idle
 /// committer waits before checkpointing what the log holds.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a failed committer tries to reopen its database.
+const REOPEN_INTERVAL: Duration = Duration::from_millis(200);
 /// Key of the log epoch in [`Table::State`].
 const EPOCH_KEY: &[u8] = b"wal_epoch";
 
@@ -62,6 +67,10 @@ pub struct CommitStats {
     pub replayed: std::sync::atomic::AtomicU64,
     /// Microseconds spent making commits durable (log writes, durable commits).
     pub sync_micros: std::sync::atomic::AtomicU64,
+    /// Times the database was reopened after an I/O error.
+    pub reopens: std::sync::atomic::AtomicU64,
+    /// Whether the partition is refusing writes until its database is reopened.
+    pub failed: std::sync::atomic::AtomicBool,
 }
 
 /// Handle to a database's committer thread.
@@ -90,8 +99,14 @@ pub(crate) enum SyncMode {
 impl Committer {
     /// Starts the committer. With a log, first replays what the log holds on top of the
     /// database's durable state and checkpoints it.
-    pub(crate) fn start(name: String, db: Arc<Database>, mut sync: SyncMode) -> Result<Self, StoreError> {
+    pub(crate) fn start(
+        name: String,
+        slot: Arc<DbSlot>,
+        mut sync: SyncMode,
+        opener: Option<Opener>,
+    ) -> Result<Self, StoreError> {
         let stats = Arc::new(CommitStats::default());
+        let db = slot.load_full().ok_or(StoreError::Closed)?;
         if let SyncMode::Log(wal) = &mut sync {
             let replayed = recover(&db, wal)?;
             stats.replayed.store(replayed, std::sync::atomic::Ordering::Relaxed);
@@ -100,7 +115,7 @@ impl Committer {
         let thread_stats = stats.clone();
         let thread = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run(&db, &receiver, sync, &thread_stats))
+            .spawn(move || run(Some(db), &slot, opener, &receiver, sync, &thread_stats))
             .map_err(|e| StoreError::Database(format!("cannot start committer thread: {e}")))?;
         Ok(Committer { sender: Some(sender), thread: Some(thread), stats })
     }
@@ -264,16 +279,77 @@ impl State {
     }
 }
 
-fn run(db: &Database, receiver: &crossbeam_channel::Receiver<Job>, sync: SyncMode, stats: &CommitStats) {
+/// Whether a failed commit leaves the database unusable until it is reopened: redb latches
+/// every I/O error (later calls answer `PreviousIo`), and a failed log write leaves the log's
+/// tail unknown. A job's own refusal (a corrupt record, say) does not.
+fn fatal(e: &StoreError) -> bool {
+    matches!(e, StoreError::Database(_) | StoreError::Commit(_) | StoreError::Io(_))
+}
+
+/// Closes the failed database and opens it again: readers are turned away first, the old
+/// handle is dropped once in-flight readers let go of it, and the log is replayed over the
+/// reopened database, so every acknowledged write is back before writes are taken again.
+fn reopen(
+    current: &mut Option<Arc<Database>>,
+    slot: &DbSlot,
+    opener: &Opener,
+) -> Result<(Database, SyncMode), StoreError> {
+    slot.store(None);
+    if let Some(old) = current.take() {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(old);
+    }
+    let (db, mut sync) = opener()?;
+    if let SyncMode::Log(wal) = &mut sync {
+        recover(&db, wal)?;
+    }
+    Ok((db, sync))
+}
+
+fn run(
+    mut current: Option<Arc<Database>>,
+    slot: &DbSlot,
+    opener: Option<Opener>,
+    receiver: &crossbeam_channel::Receiver<Job>,
+    sync: SyncMode,
+    stats: &CommitStats,
+) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut state = State { sync, since: 0, last_checkpoint: Instant::now(), broken: false, synced_us: 0 };
     let mut batch: Vec<Job> = Vec::new();
     let mut completions: Vec<Completion> = Vec::new();
+    let mut last_reopen: Option<Instant> = None;
     loop {
-        let first = match receiver.recv_timeout(CHECKPOINT_INTERVAL) {
+        let first = match receiver.recv_timeout(CHECKPOINT_INTERVAL.min(REOPEN_INTERVAL)) {
             Ok(job) => Some(job),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        if stats.failed.load(Relaxed) {
+            if let Some(opener) = opener.as_ref().filter(|_| last_reopen.is_none_or(|t| t.elapsed() >= REOPEN_INTERVAL))
+            {
+                last_reopen = Some(Instant::now());
+                if let Ok((db, sync)) = reopen(&mut current, slot, opener) {
+                    let db = Arc::new(db);
+                    slot.store(Some(db.clone()));
+                    current = Some(db);
+                    state = State { sync, since: 0, last_checkpoint: Instant::now(), broken: false, synced_us: 0 };
+                    stats.failed.store(false, Relaxed);
+                    stats.reopens.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        let Some(db) = current.clone().filter(|_| !stats.failed.load(Relaxed)) else {
+            // Refused, not queued: the caller answers "try again later" at once.
+            batch.extend(first);
+            batch.extend(receiver.try_iter().take(MAX_BATCH));
+            for job in batch.drain(..) {
+                drop(job);
+            }
+            continue;
         };
         if first.is_none() && !state.due() {
             continue;
@@ -287,11 +363,18 @@ fn run(db: &Database, receiver: &crossbeam_channel::Receiver<Job>, sync: SyncMod
         }
         let n = batch.len() as u64;
         let before = state.since;
-        let result = state.commit(db, &mut batch, &mut completions, false);
-        if result.is_err() {
-            stats.failures.fetch_add(1, Relaxed);
-        } else if state.since <= before {
-            stats.checkpoints.fetch_add(1, Relaxed);
+        let result = state.commit(&db, &mut batch, &mut completions, false);
+        match &result {
+            Err(e) => {
+                stats.failures.fetch_add(1, Relaxed);
+                if fatal(e) && opener.is_some() {
+                    stats.failed.store(true, Relaxed);
+                }
+            }
+            Ok(()) if state.since <= before => {
+                stats.checkpoints.fetch_add(1, Relaxed);
+            }
+            Ok(()) => {}
         }
         // Counted before anyone is told, so a caller that saw its write done sees it counted.
         stats.sync_micros.fetch_add(std::mem::take(&mut state.synced_us), Relaxed);
@@ -306,8 +389,10 @@ fn run(db: &Database, receiver: &crossbeam_channel::Receiver<Job>, sync: SyncMod
     }
     // A last checkpoint: whatever the log or non-durable commits hold becomes part of the
     // durable database, and the next start has nothing to replay.
-    if state.commit(db, &mut batch, &mut completions, true).is_ok() {
-        stats.checkpoints.fetch_add(1, Relaxed);
+    if let Some(db) = current.filter(|_| !stats.failed.load(Relaxed)) {
+        if state.commit(&db, &mut batch, &mut completions, true).is_ok() {
+            stats.checkpoints.fetch_add(1, Relaxed);
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub enum StoreError {
     Io(String),
     /// Another process (a running server) has the data directory open.
     InUse,
+    /// The partition is being reopened after an I/O error; retry later.
+    Unavailable,
 }
 
 impl fmt::Display for StoreError {
@@ -33,6 +35,7 @@ impl fmt::Display for StoreError {
             StoreError::Manifest(e) => write!(f, "data directory: {e}"),
             StoreError::Io(e) => write!(f, "i/o error: {e}"),
             StoreError::InUse => f.write_str("the data directory is in use by another process"),
+            StoreError::Unavailable => f.write_str("the store is recovering from an I/O error"),
         }
     }
 }

@@ -14,6 +14,7 @@
 //! No HTTP, no async runtime: callers get a [`Pending`] future (or block on it with `wait`).
 
 mod commit;
+mod disk;
 mod error;
 pub mod records;
 mod store;
@@ -22,6 +23,7 @@ mod tx;
 mod wal;
 
 pub use commit::{CommitStats, Durability, Pending};
+pub use disk::{FaultMode, Faults, SimDisk};
 pub use error::StoreError;
 pub use records::{TokenKind, TokenRecord};
 pub use store::{

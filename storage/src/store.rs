@@ -6,7 +6,8 @@
 //! (append-friendly B-tree inserts); the meta partition holds clients and per-client token
 //! watermarks; reads open a read transaction from any thread and never wait for a commit.
 
-use crate::commit::{Committer, Durability, Pending, SyncMode};
+use crate::commit::{Committer, Durability, Opener, Pending, SyncMode};
+use crate::disk::{Faults, SimDisk};
 use crate::records::{decode_token, encode_token, TokenKind, TokenRecord};
 use crate::tx::{Table, Tx};
 use crate::wal::{Wal, DEFAULT_WAL_BYTES};
@@ -43,6 +44,8 @@ pub struct StoreOptions {
     /// Size of each database's write-ahead log file. 0: no log, every batch is a durable redb
     /// commit (about twice the CPU per commit).
     pub wal_bytes: u64,
+    /// A fault switch in front of every file write and sync (I/O-error tests only).
+    pub faults: Option<Arc<Faults>>,
 }
 
 impl Default for StoreOptions {
@@ -52,6 +55,7 @@ impl Default for StoreOptions {
             durability: Durability::Immediate,
             cache_bytes: 32 << 20,
             wal_bytes: DEFAULT_WAL_BYTES,
+            faults: None,
         }
     }
 }
@@ -59,13 +63,23 @@ impl Default for StoreOptions {
 /// One redb database and its single writer.
 #[derive(Debug)]
 pub struct Partition {
-    pub(crate) db: Arc<Database>,
+    /// The open database; empty while the committer reopens it after an I/O error.
+    pub(crate) db: Arc<DbSlot>,
     pub(crate) committer: Committer,
     next_seq: AtomicU64,
 }
 
+/// A partition's database as readers find it.
+pub(crate) type DbSlot = arc_swap::ArcSwapOption<Database>;
+
 impl Partition {
-    fn new(name: String, db: Database, sync: SyncMode) -> Result<Self, StoreError> {
+    /// A read transaction on the partition's database (refused while it is being reopened).
+    pub(crate) fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        let db = self.db.load();
+        Ok(db.as_ref().ok_or(StoreError::Unavailable)?.begin_read()?)
+    }
+
+    fn new(name: String, db: Database, sync: SyncMode, opener: Option<Opener>) -> Result<Self, StoreError> {
         let db = Arc::new(db);
         // Create the tables up front so that read transactions never find them missing.
         let wtx = db.begin_write()?;
@@ -73,7 +87,8 @@ impl Partition {
             wtx.open_table(t.def())?;
         }
         wtx.commit()?;
-        let committer = Committer::start(name, db.clone(), sync)?;
+        let slot = Arc::new(DbSlot::from(Some(db.clone())));
+        let committer = Committer::start(name, slot.clone(), sync, opener)?;
         // After the log is replayed: the replayed tokens count.
         let last = {
             let rtx = db.begin_read()?;
@@ -83,7 +98,7 @@ impl Partition {
                 rtx.open_table(Table::SeqFloor.def())?.get(FLOOR_KEY)?.map(|v| decode_u64(v.value())).unwrap_or(1);
             last.max(floor)
         };
-        Ok(Partition { db, committer, next_seq: AtomicU64::new(last) })
+        Ok(Partition { db: slot, committer, next_seq: AtomicU64::new(last) })
     }
 
     /// Commit counters of this partition.
@@ -399,41 +414,32 @@ impl Store {
                 .map_err(|e| StoreError::Manifest(format!("cannot create {}: {e}", dir.display())))?;
         }
         let count = read_or_write_manifest(dir, opts.partitions)?;
-        let open = |file: &str| -> Result<(Database, SyncMode), StoreError> {
-            let path = dir.join(format!("{file}.redb"));
-            let fresh = !path.exists();
-            let mut b = redb::Builder::new();
-            b.set_cache_size(opts.cache_bytes);
-            let db = b.create(&path).map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
-                e => e.into(),
-            })?;
-            if fresh {
-                // Whatever the umask: the files hold client secret hashes.
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| StoreError::Manifest(format!("cannot restrict {}: {e}", path.display())))?;
-            }
-            let wal_path = dir.join(format!("{file}.wal"));
-            let sync = match opts.durability {
-                Durability::Immediate if opts.wal_bytes > 0 => SyncMode::Log(Wal::open(&wal_path, opts.wal_bytes)?),
-                Durability::Immediate => SyncMode::Each,
-                Durability::None => SyncMode::Lazy,
-            };
-            if !matches!(sync, SyncMode::Log(_)) && wal_path.exists() {
-                // A log left by a run with the log on is replayed all the same.
-                crate::commit::recover(&db, &mut Wal::open(&wal_path, 0)?)?;
-            }
-            Ok((db, sync))
+        Store::assemble(Medium::Dir(dir.to_path_buf()), count, opts)
+    }
+
+    /// Opens (or creates) a store on a simulated disk, for power-loss and I/O-error tests. The
+    /// partition count comes from `opts` (there is no manifest).
+    pub fn open_sim(disk: &Arc<SimDisk>, opts: &StoreOptions) -> Result<Store, StoreError> {
+        Store::assemble(Medium::Sim(disk.clone()), valid_partition_count(opts.partitions)?, opts)
+    }
+
+    fn assemble(medium: Medium, count: u32, opts: &StoreOptions) -> Result<Store, StoreError> {
+        let part = |file: String, name: String| -> Result<Partition, StoreError> {
+            let (db, sync) = open_db(&medium, &file, opts)?;
+            let (medium, opts) = (medium.clone(), opts.clone());
+            let opener: Opener = Box::new(move || open_db(&medium, &file, &opts));
+            Partition::new(name, db, sync, Some(opener))
         };
-        let (db, sync) = open("meta")?;
-        let meta = Partition::new("commit-meta".into(), db, sync)?;
+        let meta = part("meta".into(), "commit-meta".into())?;
         let mut partitions = Vec::with_capacity(count as usize);
         for p in 0..count {
-            let (db, sync) = open(&format!("p{p:04}"))?;
-            partitions.push(Partition::new(format!("commit-p{p}"), db, sync)?);
+            partitions.push(part(format!("p{p:04}"), format!("commit-p{p}"))?);
         }
-        let store = Store { partitions, meta, dir: Some(dir.to_path_buf()), meta_version: Arc::default() };
+        let dir = match &medium {
+            Medium::Dir(d) => Some(d.clone()),
+            Medium::Sim(_) => None,
+        };
+        let store = Store { partitions, meta, dir, meta_version: Arc::default() };
         // Sequence numbers must never fall back below a watermark: if the newest tokens of a
         // partition were deleted before a restart, the last stored key alone would hand out
         // numbers that a watermark already revoked.
@@ -451,10 +457,10 @@ impl Store {
         let open = || -> Result<Database, StoreError> {
             Ok(redb::Builder::new().create_with_backend(redb::backends::InMemoryBackend::new())?)
         };
-        let meta = Partition::new("commit-meta".into(), open()?, SyncMode::Lazy)?;
+        let meta = Partition::new("commit-meta".into(), open()?, SyncMode::Lazy, None)?;
         let mut partitions = Vec::with_capacity(count as usize);
         for p in 0..count {
-            partitions.push(Partition::new(format!("commit-p{p}"), open()?, SyncMode::Lazy)?);
+            partitions.push(Partition::new(format!("commit-p{p}"), open()?, SyncMode::Lazy, None)?);
         }
         Ok(Store { partitions, meta, dir: None, meta_version: Arc::default() })
     }
@@ -480,6 +486,81 @@ impl Store {
     pub(crate) fn part(&self, partition: u32) -> Result<&Partition, StoreError> {
         self.partitions.get(partition as usize).ok_or(StoreError::Corrupt("partition out of range"))
     }
+}
+
+/// Where a store's files are.
+#[derive(Debug, Clone)]
+enum Medium {
+    Dir(PathBuf),
+    Sim(Arc<SimDisk>),
+}
+
+/// Opens one database of the store and its write-ahead log, replaying a log left behind.
+fn open_db(medium: &Medium, file: &str, opts: &StoreOptions) -> Result<(Database, SyncMode), StoreError> {
+    let mut b = redb::Builder::new();
+    b.set_cache_size(opts.cache_bytes);
+    let in_use = |e: redb::DatabaseError| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
+        e => e.into(),
+    };
+    let log = |size: u64| -> Result<Option<Wal>, StoreError> {
+        match medium {
+            Medium::Dir(dir) => {
+                let path = dir.join(format!("{file}.wal"));
+                if size == 0 && !path.exists() {
+                    return Ok(None);
+                }
+                Wal::open(&path, size, opts.faults.clone()).map(Some)
+            }
+            Medium::Sim(disk) => {
+                let name = format!("{file}.wal");
+                if size == 0 && !disk.exists(&name) {
+                    return Ok(None);
+                }
+                Wal::open_sim(disk, &name, size).map(Some)
+            }
+        }
+    };
+    let db = match medium {
+        Medium::Dir(dir) => {
+            let path = dir.join(format!("{file}.redb"));
+            let fresh = !path.exists();
+            let db = match &opts.faults {
+                None => b.create(&path).map_err(in_use)?,
+                Some(faults) => {
+                    let f = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&path)
+                        .map_err(|e| StoreError::Io(format!("opening {}: {e}", path.display())))?;
+                    let backend = crate::disk::FaultyFile::new(f, faults.clone()).map_err(in_use)?;
+                    b.create_with_backend(backend).map_err(in_use)?
+                }
+            };
+            if fresh {
+                // Whatever the umask: the files hold client secret hashes.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| StoreError::Manifest(format!("cannot restrict {}: {e}", path.display())))?;
+            }
+            db
+        }
+        Medium::Sim(disk) => b.create_with_backend(disk.backend(&format!("{file}.redb"))).map_err(in_use)?,
+    };
+    let sync = match opts.durability {
+        Durability::Immediate if opts.wal_bytes > 0 => SyncMode::Log(log(opts.wal_bytes)?.ok_or(StoreError::Closed)?),
+        Durability::Immediate => SyncMode::Each,
+        Durability::None => SyncMode::Lazy,
+    };
+    if !matches!(sync, SyncMode::Log(_)) {
+        // A log left by a run with the log on is replayed all the same.
+        if let Some(mut wal) = log(0)? {
+            crate::commit::recover(&db, &mut wal)?;
+        }
+    }
+    Ok((db, sync))
 }
 
 fn valid_partition_count(n: u32) -> Result<u32, StoreError> {
@@ -614,7 +695,7 @@ impl TokenStore for Store {
 
     fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>, StoreError> {
         let part = self.part(partition)?;
-        let rtx = part.db.begin_read()?;
+        let rtx = part.read()?;
         let table = rtx.open_table(Table::Tokens.def())?;
         let found = table.get(&token_key(seq)[..])?;
         match found {
@@ -640,7 +721,7 @@ impl TokenStore for Store {
 
 impl ClientStore for Store {
     fn load_clients(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let rtx = self.meta.db.begin_read()?;
+        let rtx = self.meta.read()?;
         let table = rtx.open_table(Table::Clients.def())?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -696,7 +777,7 @@ impl ClientStore for Store {
     }
 
     fn load_watermarks(&self) -> Result<Vec<(String, Vec<u64>)>, StoreError> {
-        let rtx = self.meta.db.begin_read()?;
+        let rtx = self.meta.read()?;
         let table = rtx.open_table(Table::Watermarks.def())?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -708,7 +789,11 @@ impl ClientStore for Store {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        let rtx = self.meta.db.begin_read()?;
+        // Not ready while any partition refuses writes after an I/O error.
+        if self.partitions.iter().chain([&self.meta]).any(|p| p.stats().failed.load(Ordering::Relaxed)) {
+            return Err(StoreError::Unavailable);
+        }
+        let rtx = self.meta.read()?;
         rtx.open_table(Table::Clients.def())?;
         Ok(())
     }
@@ -716,7 +801,7 @@ impl ClientStore for Store {
 
 impl KeyStore for Store {
     fn load_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        let rtx = self.meta.db.begin_read()?;
+        let rtx = self.meta.read()?;
         let table = rtx.open_table(Table::Jwks.def())?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -863,7 +948,7 @@ impl GrantStore for Store {
     }
 
     fn flow_used(&self, partition: u32, flow_id: &str) -> Result<bool, StoreError> {
-        let rtx = self.part(partition)?.db.begin_read()?;
+        let rtx = self.part(partition)?.read()?;
         let used = rtx.open_table(Table::Flows.def())?.get(flow_id.as_bytes())?.is_some();
         Ok(used)
     }
@@ -871,14 +956,14 @@ impl GrantStore for Store {
 
 impl DocStore for Store {
     fn doc_get(&self, partition: u32, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let rtx = self.part(partition)?.db.begin_read()?;
+        let rtx = self.part(partition)?.read()?;
         let t = rtx.open_table(doc_table(table)?.def())?;
         let v = t.get(key)?.map(|v| v.value().to_vec());
         Ok(v)
     }
 
     fn doc_scan(&self, partition: u32, table: Table, prefix: &[u8]) -> Result<Rows, StoreError> {
-        let rtx = self.part(partition)?.db.begin_read()?;
+        let rtx = self.part(partition)?.read()?;
         let t = rtx.open_table(doc_table(table)?.def())?;
         let mut out = Vec::new();
         for row in t.range(prefix..)? {

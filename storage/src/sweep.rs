@@ -12,7 +12,6 @@
 use crate::store::{Partition, Store};
 use crate::tx::Table;
 use crate::StoreError;
-use redb::ReadableDatabase;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -54,7 +53,7 @@ impl Store {
         let mut step = Step::default();
         let mut doomed = Vec::new();
         {
-            let rtx = part.db.begin_read()?;
+            let rtx = part.read()?;
             let t = rtx.open_table(table.def())?;
             let lower = match after {
                 Some(k) => Bound::Excluded(k),

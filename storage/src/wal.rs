@@ -11,10 +11,12 @@
 //! once, appending never changes file metadata, so a write costs one data write and a device
 //! cache flush.
 
+use crate::disk::{Faults, SimDisk, SimLog};
 use crate::StoreError;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const BLOCK: usize = 4096;
 const HEADER: usize = 32;
@@ -23,10 +25,20 @@ const MAGIC: u32 = u32::from_le_bytes(*b"HWAL");
 /// Default log size per partition.
 pub const DEFAULT_WAL_BYTES: u64 = 16 << 20;
 
+/// Where the log's bytes go.
+enum LogIo {
+    /// A real file opened O_DSYNC (and O_DIRECT where allowed), behind an optional fault switch.
+    File {
+        file: File,
+        direct: bool,
+        faults: Option<Arc<Faults>>,
+    },
+    Sim(SimLog),
+}
+
 pub(crate) struct Wal {
     path: PathBuf,
-    file: File,
-    direct: bool,
+    io: LogIo,
     size: u64,
     pos: u64,
     epoch: u64,
@@ -48,8 +60,8 @@ fn io<'a>(path: &'a Path, what: &'a str) -> impl Fn(std::io::Error) -> StoreErro
 impl Wal {
     /// Opens the log at `path`, creating it (or extending it) zero-filled to `size` bytes.
     /// The log is positioned nowhere: call [`Wal::records`] to read it, then [`Wal::reset`].
-    pub(crate) fn open(path: &Path, size: u64) -> Result<Wal, StoreError> {
-        let size = size.max(BLOCK as u64 * 16) / BLOCK as u64 * BLOCK as u64;
+    pub(crate) fn open(path: &Path, size: u64, faults: Option<Arc<Faults>>) -> Result<Wal, StoreError> {
+        let size = log_size(size);
         let current = match std::fs::metadata(path) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
@@ -76,25 +88,51 @@ impl Wal {
             }
         }
         let (file, direct) = open_for_append(path)?;
-        Ok(Wal { path: path.to_path_buf(), file, direct, size, pos: 0, epoch: 0, next_lsn: 1, buf: Vec::new() })
+        Ok(Wal::with_io(path.to_path_buf(), LogIo::File { file, direct, faults }, size))
+    }
+
+    /// Opens the log `name` on a simulated disk.
+    pub(crate) fn open_sim(disk: &Arc<SimDisk>, name: &str, size: u64) -> Result<Wal, StoreError> {
+        let size = log_size(size);
+        let path = PathBuf::from(name);
+        let log = disk.log(name, size).map_err(io(&path, "creating"))?;
+        Ok(Wal::with_io(path, LogIo::Sim(log), size))
+    }
+
+    fn with_io(path: PathBuf, io: LogIo, size: u64) -> Wal {
+        Wal { path, io, size, pos: 0, epoch: 0, next_lsn: 1, buf: Vec::new() }
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        match &self.io {
+            // The append handle may be O_DIRECT, which refuses unaligned reads: read through another.
+            LogIo::File { .. } => File::open(&self.path)?.read_exact_at(buf, at),
+            LogIo::Sim(log) => log.read_at(at, buf),
+        }
+    }
+
+    fn len(&self) -> std::io::Result<u64> {
+        match &self.io {
+            LogIo::File { .. } => std::fs::metadata(&self.path).map(|m| m.len()),
+            LogIo::Sim(log) => log.len(),
+        }
     }
 
     /// The payloads of `epoch`'s records, in order.
     pub(crate) fn records(&self, epoch: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let f = File::open(&self.path).map_err(io(&self.path, "opening"))?;
-        let len = f.metadata().map_err(io(&self.path, "reading"))?.len();
+        let len = self.len().map_err(io(&self.path, "reading"))?;
         let mut out = Vec::new();
         let mut pos = 0u64;
         let mut header = [0u8; HEADER];
         while pos + HEADER as u64 <= len {
-            f.read_exact_at(&mut header, pos).map_err(io(&self.path, "reading"))?;
+            self.read_exact_at(&mut header, pos).map_err(io(&self.path, "reading"))?;
             let Some(h) = Header::parse(&header) else { break };
             let expected_lsn = out.len() as u64 + 1;
             if h.epoch != epoch || h.lsn != expected_lsn || pos + padded(h.len) > len {
                 break;
             }
             let mut payload = vec![0u8; h.len];
-            f.read_exact_at(&mut payload, pos + HEADER as u64).map_err(io(&self.path, "reading"))?;
+            self.read_exact_at(&mut payload, pos + HEADER as u64).map_err(io(&self.path, "reading"))?;
             if checksum(&header, &payload) != h.crc {
                 break;
             }
@@ -154,19 +192,24 @@ impl Wal {
         rec[..HEADER].copy_from_slice(&header);
         rec[HEADER..HEADER + payload.len()].copy_from_slice(payload);
         rec[HEADER + payload.len()..].fill(0);
-        let written = self.file.write_all_at(rec, self.pos);
-        let written = match written {
-            // Some file systems accept O_DIRECT at open and refuse it at write time.
-            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                self.file = OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_DSYNC)
-                    .open(&self.path)
-                    .map_err(io(&self.path, "reopening"))?;
-                self.direct = false;
-                self.file.write_all_at(rec, self.pos)
+        let written = match &mut self.io {
+            LogIo::Sim(log) => log.write_durable(self.pos, rec),
+            LogIo::File { file, direct, faults } => {
+                let checked = faults.as_ref().map_or(Ok(()), |f| f.check_write().and_then(|()| f.check_sync()));
+                match checked.and_then(|()| file.write_all_at(rec, self.pos)) {
+                    // Some file systems accept O_DIRECT at open and refuse it at write time.
+                    Err(e) if *direct && e.raw_os_error() == Some(libc::EINVAL) => {
+                        *file = OpenOptions::new()
+                            .write(true)
+                            .custom_flags(libc::O_DSYNC)
+                            .open(&self.path)
+                            .map_err(io(&self.path, "reopening"))?;
+                        *direct = false;
+                        file.write_all_at(rec, self.pos)
+                    }
+                    other => other,
+                }
             }
-            other => other,
         };
         written.map_err(io(&self.path, "appending to"))?;
         self.pos += total as u64;
@@ -184,6 +227,10 @@ fn open_for_append(path: &Path) -> Result<(File, bool), StoreError> {
         }
         Err(e) => Err(io(path, "opening")(e)),
     }
+}
+
+fn log_size(size: u64) -> u64 {
+    size.max(BLOCK as u64 * 16) / BLOCK as u64 * BLOCK as u64
 }
 
 fn padded(payload_len: usize) -> u64 {
@@ -230,14 +277,14 @@ mod tests {
     #[test]
     fn records_of_the_epoch_come_back_in_order() {
         let (_d, p) = fresh();
-        let mut w = Wal::open(&p, 1 << 20).unwrap();
+        let mut w = Wal::open(&p, 1 << 20, None).unwrap();
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 1 << 20);
         w.reset(7);
         let payloads: Vec<Vec<u8>> = (0..20).map(|i| vec![i as u8; i * 700]).collect();
         for pl in &payloads {
             w.append(pl).unwrap();
         }
-        let again = Wal::open(&p, 1 << 20).unwrap();
+        let again = Wal::open(&p, 1 << 20, None).unwrap();
         assert_eq!(again.records(7).unwrap(), payloads);
         assert!(again.records(6).unwrap().is_empty());
         assert!(again.records(8).unwrap().is_empty());
@@ -246,14 +293,14 @@ mod tests {
     #[test]
     fn stale_records_of_an_older_epoch_are_ignored_after_reset() {
         let (_d, p) = fresh();
-        let mut w = Wal::open(&p, 1 << 20).unwrap();
+        let mut w = Wal::open(&p, 1 << 20, None).unwrap();
         w.reset(1);
         for i in 0..5u8 {
             w.append(&[i; 100]).unwrap();
         }
         w.reset(2);
         w.append(b"new").unwrap();
-        let r = Wal::open(&p, 1 << 20).unwrap();
+        let r = Wal::open(&p, 1 << 20, None).unwrap();
         assert_eq!(r.records(2).unwrap(), vec![b"new".to_vec()]);
         // Epoch 1's first record was overwritten, so its chain no longer starts at 1.
         assert!(r.records(1).unwrap().is_empty());
@@ -262,7 +309,7 @@ mod tests {
     #[test]
     fn reading_stops_at_a_torn_record() {
         let (_d, p) = fresh();
-        let mut w = Wal::open(&p, 1 << 20).unwrap();
+        let mut w = Wal::open(&p, 1 << 20, None).unwrap();
         w.reset(3);
         for i in 0..4u8 {
             w.append(&[i; 5000]).unwrap();
@@ -271,14 +318,14 @@ mod tests {
         let f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
         let at = 2 * 2 * BLOCK as u64 + HEADER as u64 + 10;
         f.write_all_at(&[0xee], at).unwrap();
-        let r = Wal::open(&p, 1 << 20).unwrap().records(3).unwrap();
+        let r = Wal::open(&p, 1 << 20, None).unwrap().records(3).unwrap();
         assert_eq!(r, vec![vec![0u8; 5000], vec![1u8; 5000]]);
     }
 
     #[test]
     fn a_full_log_refuses_instead_of_wrapping() {
         let (_d, p) = fresh();
-        let mut w = Wal::open(&p, 64 * 1024).unwrap();
+        let mut w = Wal::open(&p, 64 * 1024, None).unwrap();
         w.reset(1);
         let mut n = 0;
         while w.fits(3000) {

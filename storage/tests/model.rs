@@ -320,7 +320,7 @@ fn open_opts(rng: &mut Rng) -> StoreOptions {
     };
     // The requested count is ignored once the manifest exists.
     let partitions = if rng.pct(50) { P } else { 1 << rng.below(4) };
-    StoreOptions { partitions, durability, cache_bytes: 1 << 20, wal_bytes }
+    StoreOptions { partitions, durability, cache_bytes: 1 << 20, wal_bytes, faults: None }
 }
 
 impl Runner {
