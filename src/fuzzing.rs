@@ -168,8 +168,12 @@ pub fn authorize(data: &[u8]) {
         public: data.first().is_some_and(|b| b & 1 == 1),
     };
     let allowed = |req: &[&str], scope: &str| req.iter().all(|r| scope.split(' ').any(|s| s == *r));
-    let policy =
-        authorize::Policy { pkce_enforced: false, pkce_enforced_for_public_clients: true, scope_allowed: &allowed };
+    let policy = authorize::Policy {
+        allow_insecure_redirects: data.get(1).is_some_and(|b| b & 1 == 1),
+        pkce_enforced: false,
+        pkce_enforced_for_public_clients: true,
+        scope_allowed: &allowed,
+    };
     let Ok(req) = authorize::parse(&params, Some(&view), &policy) else { return };
     let loopback_form = |registered: &str| {
         let Some(rest) = registered.strip_prefix("http://127.0.0.1") else { return false };
@@ -184,6 +188,8 @@ pub fn authorize(data: &[u8]) {
         req.redirect_uri
     );
     assert!(req.state.is_empty() || req.state.len() >= 8);
+    assert!(authorize::redirect_scheme_allowed(req.redirect_uri.split(':').next().unwrap_or_default()));
+    assert!(policy.allow_insecure_redirects || client::is_redirect_uri_secure(&req.redirect_uri));
 }
 
 /// A fuzz check: panics when a property fails for the input.

@@ -22,6 +22,8 @@ pub struct ClientView<'a> {
 }
 
 pub struct Policy<'a> {
+    /// `--dev`: plain `http` redirect URIs to any host are allowed.
+    pub allow_insecure_redirects: bool,
     pub pkce_enforced: bool,
     pub pkce_enforced_for_public_clients: bool,
     /// Whether `requested` scope is covered by the client's allowed scope list (strategy is the caller's).
@@ -174,6 +176,7 @@ pub fn parse(
         },
         Some(uri) => match_redirect_uri(uri, client.redirect_uris)?,
     };
+    check_redirect_target(&redirect_uri, policy.allow_insecure_redirects)?;
 
     let mut ctx = RedirectCtx {
         redirect_uri,
@@ -325,6 +328,35 @@ fn is_nqchar(b: u8) -> bool {
 /// Requiring a canonical 32-byte decode rules out challenges no S256 verifier could ever produce.
 fn is_s256_challenge(c: &str) -> bool {
     c.len() == 43 && URL_SAFE_NO_PAD.decode(c).is_ok_and(|d| d.len() == 32)
+}
+
+/// Schemes a browser would execute or render in place rather than hand to an application: a
+/// redirect (or a self-submitting form) there runs script in this server's origin.
+pub const FORBIDDEN_REDIRECT_SCHEMES: [&str; 4] = ["javascript", "data", "vbscript", "file"];
+
+/// Whether `scheme` may receive an authorization response.
+pub fn redirect_scheme_allowed(scheme: &str) -> bool {
+    !FORBIDDEN_REDIRECT_SCHEMES.iter().any(|f| f.eq_ignore_ascii_case(scheme))
+}
+
+/// Even a registered redirect URI must be a safe target: never a script scheme, and plain
+/// `http` only to loopback or `*.localhost` hosts outside `--dev` (RFC 6749 §3.1.2.1, RFC 9700
+/// §2.1; Hydra's `IsRedirectURISecure`).
+fn check_redirect_target(uri: &str, allow_insecure: bool) -> Result<(), AuthError> {
+    let scheme = uri.split(':').next().unwrap_or_default();
+    if !redirect_scheme_allowed(scheme) {
+        return Err(fatal(
+            "invalid_request",
+            "The redirect_uri uses a scheme that cannot receive an authorization response.",
+        ));
+    }
+    if !allow_insecure && !crate::oauth2::client::is_redirect_uri_secure(uri) {
+        return Err(fatal(
+            "invalid_request",
+            "The redirect_uri uses an insecure protocol: http is only allowed for loopback and *.localhost hosts.",
+        ));
+    }
+    Ok(())
 }
 
 fn match_redirect_uri(given: &str, registered: &[String]) -> Result<String, AuthError> {
@@ -634,7 +666,12 @@ mod tests {
     }
 
     fn policy(pkce: bool, pkce_public: bool) -> Policy<'static> {
-        Policy { pkce_enforced: pkce, pkce_enforced_for_public_clients: pkce_public, scope_allowed: &exact_scope }
+        Policy {
+            allow_insecure_redirects: false,
+            pkce_enforced: pkce,
+            pkce_enforced_for_public_clients: pkce_public,
+            scope_allowed: &exact_scope,
+        }
     }
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

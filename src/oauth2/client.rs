@@ -991,6 +991,12 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
         // Stricter than Go's ParseRequestURI, which would also take a bare "/path": a redirect
         // target must be absolute to be matched safely.
         match parse_request_uri(r) {
+            Ok(u) if !crate::oauth2::authorize::redirect_scheme_allowed(&u.scheme) => {
+                return Err(ClientError::invalid_redirect_uri(&format!(
+                    "The {} scheme cannot receive an authorization response: {r}",
+                    u.scheme
+                )));
+            }
             Ok(u) if !u.scheme.is_empty() => redirects.push(u),
             _ => {
                 return Err(ClientError::invalid_redirect_uri(&format!("Unable to parse redirect URL: {r}")));

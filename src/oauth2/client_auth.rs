@@ -72,6 +72,20 @@ fn malformed_basic() -> OAuthError {
     )
 }
 
+/// The request's one `Authorization` header, if any. Two or more are refused: the field is not a
+/// list (RFC 9110 §11.6.2), and two credentials in one request are `invalid_request`
+/// (RFC 6749 §5.2). Hydra takes the first; we are stricter (docs/compat.md).
+pub fn single_authorization<'a>(mut values: impl Iterator<Item = &'a str>) -> Result<Option<&'a str>, OAuthError> {
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(OAuthError::hint(
+            ErrorCode::InvalidRequest,
+            "The request carries more than one Authorization header; send exactly one.",
+        ));
+    }
+    Ok(first)
+}
+
 /// Extracts the presented credentials from the `Authorization` header and the form body.
 pub fn extract(authorization: Option<&str>, form: &Form) -> Result<Presented, OAuthError> {
     let basic = match authorization {
@@ -185,6 +199,10 @@ mod tests {
             let _ = extract(Some(h), &f);
         }
         assert_eq!(extract(Some("Basic é"), &empty).unwrap_err().code, ErrorCode::InvalidRequest);
+        assert_eq!(single_authorization(["Basic a"].into_iter()).unwrap(), Some("Basic a"));
+        assert_eq!(single_authorization(std::iter::empty()).unwrap(), None);
+        let two = single_authorization(["Basic a", "Basic b"].into_iter()).unwrap_err();
+        assert_eq!(two.code, ErrorCode::InvalidRequest);
     }
 
     #[test]

@@ -132,6 +132,7 @@ fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
     let strategy = cfg.scope_strategy;
     let allowed = move |allowed: &[&str], s: &str| strategy.matches(allowed.iter().copied(), s);
     let policy = Policy {
+        allow_insecure_redirects: cfg.dev,
         pkce_enforced: cfg.pkce_enforced,
         pkce_enforced_for_public_clients: cfg.pkce_enforced_for_public_clients,
         scope_allowed: &allowed,

@@ -24,7 +24,8 @@ pub async fn handle(w: &Worker, req: &Request) -> Response {
 
 async fn run(w: &Worker, req: &Request) -> Result<(), OAuthError> {
     let form = read_form(req)?;
-    let presented = client_auth::extract(req.head.header("authorization"), &form)?;
+    let presented =
+        client_auth::extract(client_auth::single_authorization(req.head.header_all("authorization"))?, &form)?;
     let client = authenticate(w, &presented).await?;
     let token = required_token(&form)?;
     // RFC 7009 §2.2: an invalid token is not an error for the client.

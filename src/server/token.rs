@@ -43,7 +43,8 @@ pub fn read_form(req: &Request) -> Result<form::Form, OAuthError> {
 
 async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
     let form = read_form(req)?;
-    let presented = client_auth::extract(req.head.header("authorization"), &form)?;
+    let presented =
+        client_auth::extract(client_auth::single_authorization(req.head.header_all("authorization"))?, &form)?;
     let client = authenticate(w, &presented).await?;
     let request = token_request::parse(&form)?;
     let cfg = w.config();

@@ -82,26 +82,6 @@ fn wrong_method_is_405_with_allow() {
 }
 
 #[test]
-fn admin_routes_not_on_public_port() {
-    let s = api();
-    let cases = [
-        Req::get("/admin/clients"),
-        Req::get("/clients"),
-        Req::new("POST", "/admin/clients").json(&json!({})),
-        Req::new("POST", "/admin/oauth2/introspect").form(&[("token", "x")]),
-        Req::new("POST", "/oauth2/introspect").form(&[("token", "x")]),
-        Req::new("DELETE", "/admin/oauth2/tokens?client_id=x"),
-        Req::get("/admin/version"),
-    ];
-    for req in cases {
-        let r = req.send(s.public);
-        r.expect_error(404, "not_found");
-    }
-    // …and the public token endpoint is not on the admin port.
-    Req::new("POST", "/oauth2/token").form(&[("grant_type", "client_credentials")]).send(s.admin).expect(404);
-}
-
-#[test]
 fn clients_with_and_without_admin_prefix() {
     let s = api();
     let id = uniq("prefix");
