@@ -126,6 +126,9 @@ pub struct Config {
     pub max_body_admin: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Outbound requests (sector identifier documents) refuse private, loopback and reserved
+    /// addresses (`clients.http.disallow_private_ip_ranges`; default on, off with `--dev`).
+    pub disallow_private_ip_ranges: bool,
     /// How often the background janitor walks the store (`engine.janitor.interval`; zero: never).
     pub janitor_interval: Duration,
     /// Rows the janitor reads per step (`engine.janitor.batch_size`); it pauses between steps.
@@ -204,6 +207,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("engine.wal_size_mb", Kind::Int),
     ("engine.header_timeout", Kind::Str),
     ("engine.idle_timeout", Kind::Str),
+    ("clients.http.disallow_private_ip_ranges", Kind::Bool),
     ("engine.janitor.interval", Kind::Str),
     ("engine.janitor.batch_size", Kind::Int),
     ("serve.tls.enabled", Kind::Bool),
@@ -629,6 +633,7 @@ impl Config {
             max_body_admin: 1 << 20,
             header_timeout: raw.duration("engine.header_timeout", Duration::from_secs(10))?,
             idle_timeout: raw.duration("engine.idle_timeout", Duration::from_secs(120))?,
+            disallow_private_ip_ranges: raw.bool("clients.http.disallow_private_ip_ranges")?.unwrap_or(!dev),
             janitor_interval: raw.duration("engine.janitor.interval", Duration::from_secs(600))?,
             janitor_batch: match raw.int("engine.janitor.batch_size")? {
                 None => 1000,

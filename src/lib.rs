@@ -19,6 +19,7 @@ pub mod janitor;
 pub mod jose;
 pub mod log;
 pub mod oauth2;
+pub mod outbound;
 pub mod rng;
 pub mod server;
 pub mod token;

@@ -301,6 +301,16 @@ impl Lifespan {
 }
 
 impl Client {
+    /// What names the client's sector for pairwise subjects (OIDC Core §8.1): its
+    /// `sector_identifier_uri` when set, otherwise its redirect URIs (which must then share one host).
+    pub fn sector_uris(&self) -> &[String] {
+        if self.sector_identifier_uri.is_empty() {
+            self.redirect_uris.as_deref().unwrap_or(&[])
+        } else {
+            std::slice::from_ref(&self.sector_identifier_uri)
+        }
+    }
+
     fn lifespan_slot(&self, l: Lifespan) -> &Option<String> {
         match l {
             Lifespan::AuthorizationCodeAccessToken => &self.authorization_code_grant_access_token_lifespan,
@@ -767,6 +777,22 @@ fn parse_request_uri(s: &str) -> Result<Uri<'_>, String> {
         return Err("invalid URI for request".to_owned());
     }
     Ok(u)
+}
+
+/// OpenID Connect Registration §5: the document at `sector_identifier_uri` is a JSON array of
+/// URIs that must include every redirect URI of the client.
+pub fn check_sector_document(body: &[u8], redirect_uris: &[String]) -> Result<(), ClientError> {
+    let listed: Vec<String> = serde_json::from_slice(body).map_err(|_| {
+        ClientError::invalid_client_metadata(
+            "Unable to read sector_identifier_uri: it must serve a JSON array of URIs.",
+        )
+    })?;
+    match redirect_uris.iter().find(|r| !listed.contains(r)) {
+        Some(r) => Err(ClientError::invalid_client_metadata(&format!(
+            "Redirect URL \"{r}\" does not match values from sector_identifier_uri."
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// fosite's `IsRedirectURISecure`, for the authorize endpoint: plain `http` only for localhost /
@@ -1663,6 +1689,19 @@ mod tests {
 
     fn patch(old: &StoredClient, ops: Value) -> Result<NewClient, ClientError> {
         prepare_patch(old, ops.to_string().as_bytes(), &policy(), &rng(), NOW + 5)
+    }
+
+    #[test]
+    fn sector_documents_must_list_every_redirect_uri() {
+        let uris = vec!["https://a.example/cb".to_string(), "https://b.example/cb".to_string()];
+        assert!(
+            check_sector_document(br#"["https://a.example/cb","https://b.example/cb","https://c/x"]"#, &uris).is_ok()
+        );
+        let e = check_sector_document(br#"["https://a.example/cb"]"#, &uris).unwrap_err();
+        assert!(e.to_json().to_string().contains("https://b.example/cb"), "{}", e.to_json());
+        for bad in [&b"{}"[..], b"[1]", b"not json", b""] {
+            assert!(check_sector_document(bad, &uris).is_err());
+        }
     }
 
     #[test]

@@ -156,9 +156,9 @@ fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
         let Some(sub) = hinted_subject(w, hint) else {
             return error_to_client(w, &r, "invalid_request", "The id_token_hint is not an ID token of this server.");
         };
-        let ours = entry.map(|e| &e.stored.client).and_then(|c| {
-            subject_for(&c.subject_type, &s.subject, c.redirect_uris.as_deref().unwrap_or(&[]), &cfg.pairwise_salt)
-        });
+        let ours = entry
+            .map(|e| &e.stored.client)
+            .and_then(|c| subject_for(&c.subject_type, &s.subject, c.sector_uris(), &cfg.pairwise_salt));
         if ours.as_deref() != Some(sub.as_str()) {
             skip = false;
             if prompt("none") {
@@ -322,12 +322,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         consent.grant_access_token_audience.iter().filter(|a| r.audience.contains(a)).cloned().collect();
     let granted_audience = audience.clone();
     let subject = if login.force_subject_identifier.is_empty() {
-        match subject_for(
-            &client.subject_type,
-            &login.subject,
-            client.redirect_uris.as_deref().unwrap_or(&[]),
-            &cfg.pairwise_salt,
-        ) {
+        match subject_for(&client.subject_type, &login.subject, client.sector_uris(), &cfg.pairwise_salt) {
             Some(s) => s,
             None => {
                 return error_to_client(

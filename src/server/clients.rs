@@ -93,11 +93,31 @@ async fn write(w: &Worker, stored: StoredClient, how: Write<'_>) -> Result<(), R
     }
 }
 
+/// OpenID Connect Registration §5: a `sector_identifier_uri` must serve a JSON array that lists
+/// every redirect URI of the client. Fetched at each write that keeps or sets one, under the
+/// outbound rules (private addresses refused unless `clients.http.disallow_private_ip_ranges`
+/// is off).
+async fn check_sector(w: &Worker, c: &client::Client) -> Result<(), Response> {
+    if c.sector_identifier_uri.is_empty() {
+        return Ok(());
+    }
+    let allow_private = !w.config().disallow_private_ip_ranges;
+    let body = crate::server::outbound::fetch(&c.sector_identifier_uri, allow_private).await.map_err(|e| {
+        client_error(client::ClientError::invalid_client_metadata(&format!(
+            "Unable to read sector_identifier_uri: {e}."
+        )))
+    })?;
+    client::check_sector_document(&body, c.redirect_uris.as_deref().unwrap_or(&[])).map_err(client_error)
+}
+
 pub async fn create(w: &Worker, req: &Request) -> Response {
     let nc = match client::prepare_create(&req.body, &policy(w), &SystemRandom::new(), unix_now()) {
         Ok(nc) => nc,
         Err(e) => return client_error(e),
     };
+    if let Err(r) = check_sector(w, &nc.client).await {
+        return r;
+    }
     let secret_hash = match &nc.plaintext_secret {
         Some(s) => match hash(w, s.clone()).await {
             Ok(h) => Some(h),
@@ -179,6 +199,9 @@ pub fn list(w: &Worker, req: &Request) -> Response {
 /// Stores the result of a PUT or PATCH: a new secret replaces the hash and clears rotated ones;
 /// otherwise both are kept.
 async fn replace(w: &Worker, existing: &ClientEntry, nc: NewClient) -> Response {
+    if let Err(r) = check_sector(w, &nc.client).await {
+        return r;
+    }
     let stored = match &nc.plaintext_secret {
         Some(s) => match hash(w, s.clone()).await {
             Ok(h) => StoredClient::new(nc.client.clone(), Some(h)),

@@ -23,6 +23,7 @@ mod introspect;
 pub mod keys;
 pub mod metrics;
 mod oidc;
+pub mod outbound;
 mod revoke;
 mod sessions;
 pub mod tls;

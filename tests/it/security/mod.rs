@@ -11,6 +11,7 @@ mod client_auth;
 mod client_auth_timing;
 mod grants;
 mod http;
+mod outbound;
 mod pkce_state_nonce;
 mod ports;
 mod redirect;
