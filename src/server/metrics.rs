@@ -227,6 +227,44 @@ fn storage(w: &Worker, out: &mut String) {
             s.sync_micros.load(Relaxed) as f64 / 1e6
         );
     }
+    let hist = |out: &mut String,
+                name: &str,
+                help: &str,
+                per_unit: f64,
+                bounds: &[u64],
+                pick: &dyn Fn(&hydra_storage::CommitStats) -> (&[std::sync::atomic::AtomicU64], f64)| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for p in 0..parts {
+            let Some(s) = store.partition_stats(p) else { continue };
+            let (slots, sum) = pick(s);
+            let mut cumulative = 0;
+            for (i, le) in bounds.iter().enumerate() {
+                cumulative += slots[i].load(Relaxed);
+                let _ =
+                    writeln!(out, "{name}_bucket{{partition=\"{p}\",le=\"{}\"}} {cumulative}", *le as f64 / per_unit);
+            }
+            cumulative += slots[bounds.len()].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{partition=\"{p}\",le=\"+Inf\"}} {cumulative}");
+            let _ = writeln!(out, "{name}_sum{{partition=\"{p}\"}} {sum}");
+            let _ = writeln!(out, "{name}_count{{partition=\"{p}\"}} {cumulative}");
+        }
+    };
+    hist(
+        out,
+        "hydra_store_sync_duration_seconds",
+        "Latency of each durable write (a log record, or a checkpoint's durable commit).",
+        1e6,
+        &hydra_storage::SYNC_BUCKETS_US,
+        &|s| (&s.sync_hist[..], s.sync_micros.load(Relaxed) as f64 / 1e6),
+    );
+    hist(
+        out,
+        "hydra_store_commit_batch_size",
+        "Writes carried by each group commit.",
+        1.0,
+        &hydra_storage::BATCH_BUCKETS,
+        &|s| (&s.batch_hist[..], s.jobs.load(Relaxed) as f64),
+    );
     if let Some(dir) = store.dir() {
         let _ =
             writeln!(out, "# HELP hydra_store_file_bytes Size of each data file.\n# TYPE hydra_store_file_bytes gauge");

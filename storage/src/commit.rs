@@ -55,9 +55,22 @@ const REOPEN_INTERVAL: Duration = Duration::from_millis(200);
 /// Key of the log epoch in [`Table::State`].
 const EPOCH_KEY: &[u8] = b"wal_epoch";
 
+/// Upper bounds (µs) of the durable-write latency histogram; one more slot counts the rest.
+pub const SYNC_BUCKETS_US: [u64; 10] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000];
+/// Upper bounds of the batch-size histogram (jobs per commit); one more slot counts the rest.
+pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 512, 2048];
+
+fn bucket(bounds: &[u64], v: u64) -> usize {
+    bounds.iter().position(|b| v <= *b).unwrap_or(bounds.len())
+}
+
 /// Counters a committer keeps, read by metrics and tests.
 #[derive(Debug, Default)]
 pub struct CommitStats {
+    /// Durable writes (one per commit that made one) by latency, per [`SYNC_BUCKETS_US`].
+    pub sync_hist: [std::sync::atomic::AtomicU64; 11],
+    /// Commits by the number of jobs they carried, per [`BATCH_BUCKETS`].
+    pub batch_hist: [std::sync::atomic::AtomicU64; 11],
     pub commits: std::sync::atomic::AtomicU64,
     pub jobs: std::sync::atomic::AtomicU64,
     pub failures: std::sync::atomic::AtomicU64,
@@ -377,7 +390,12 @@ fn run(
             Ok(()) => {}
         }
         // Counted before anyone is told, so a caller that saw its write done sees it counted.
-        stats.sync_micros.fetch_add(std::mem::take(&mut state.synced_us), Relaxed);
+        let synced = std::mem::take(&mut state.synced_us);
+        if synced > 0 {
+            stats.sync_hist[bucket(&SYNC_BUCKETS_US, synced)].fetch_add(1, Relaxed);
+        }
+        stats.sync_micros.fetch_add(synced, Relaxed);
+        stats.batch_hist[bucket(&BATCH_BUCKETS, n)].fetch_add(1, Relaxed);
         stats.commits.fetch_add(1, Relaxed);
         stats.jobs.fetch_add(n, Relaxed);
         for done in completions.drain(..) {

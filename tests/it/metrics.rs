@@ -47,6 +47,32 @@ fn counters_histograms_and_store_figures() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(commits >= 1.0, "{m}");
+    // Batch sizes: one observation per commit, summing to the writes carried; durable-write
+    // latencies: one observation per commit that made one (the five tokens each needed one; the
+    // client went to the meta database, which these per-partition figures leave out).
+    let sum_of = |prefix: &str| -> f64 {
+        m.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    assert_eq!(sum_of("hydra_store_commit_batch_size_count{"), commits, "{m}");
+    assert_eq!(
+        sum_of("hydra_store_commit_batch_size_bucket{partition=\"0\",le=\"+Inf\"}"),
+        sum_of("hydra_store_commit_batch_size_count{partition=\"0\"}")
+    );
+    assert!(sum_of("hydra_store_commit_batch_size_sum{") >= 5.0, "five tokens: {m}");
+    let syncs = sum_of("hydra_store_sync_duration_seconds_count{");
+    assert!(syncs >= 5.0, "{m}");
+    assert!(m.contains("hydra_store_sync_duration_seconds_bucket{partition=\"0\",le=\"0.00005\"}"), "{m}");
+    assert_eq!(
+        sum_of("hydra_store_sync_duration_seconds_bucket{partition=\"0\",le=\"+Inf\"}"),
+        sum_of("hydra_store_sync_duration_seconds_count{partition=\"0\"}")
+    );
+    let sync_buckets: Vec<f64> = m
+        .lines()
+        .filter(|l| l.starts_with("hydra_store_sync_duration_seconds_bucket{partition=\"0\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(sync_buckets.len(), 11);
+    assert!(sync_buckets.windows(2).all(|w| w[0] <= w[1]), "{sync_buckets:?}");
     assert!(metric(&m, "hydra_store_file_bytes{file=\"p0000.redb\"}").is_some_and(|b| b > 0.0), "{m}");
     assert!(metric(&m, "hydra_store_file_bytes{file=\"p0000.wal\"}").is_some());
     // No token or secret ever appears in the scrape.
