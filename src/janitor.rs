@@ -1,9 +1,10 @@
 //! The janitor: deletes what can no longer be used (expired tokens, codes and spent markers,
-//! flows past their request lifespan, expired login sessions) in paced steps, for the
+//! tokens revoked by a client's watermark, flows past their request lifespan, expired login
+//! sessions) in paced steps, for the
 //! `hydra janitor` command and the server's background thread alike.
 //!
 //! Invariants: a row is deleted only when nothing could still accept it: a token after its
-//! expiry, a flow's single-use marker after the flow's challenges expired (so a consent verifier
+//! expiry or below its client's watermark, a flow's single-use marker after the flow's challenges expired (so a consent verifier
 //! can never be replayed into a second code), a login session after its expiry; consent
 //! sessions are never swept (the admin API lists them and they revoke their grant's tokens);
 //! each step is a bounded read plus one commit, with a pause between steps so that a walk never
@@ -11,6 +12,7 @@
 
 use hydra_storage::records::decode_token;
 use hydra_storage::{flow_started, DeadRule, Step, Store, StoreError, Table, TokenKind};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,14 +71,23 @@ struct Expiring {
     expires_at: i64,
 }
 
-/// The rule for one table at time `now`. Rows the rule cannot read are kept: the janitor never
-/// deletes what it does not understand.
-fn rule(p: &Policy, table: Table, now: i64) -> DeadRule {
+/// Per client, the partition's watermark: every token of that client below it was revoked
+/// (client deleted, or `DELETE /admin/oauth2/tokens`). Marks only rise, so a mark read at the
+/// start of a pass stays true for the whole pass.
+type Marks = Arc<HashMap<String, u64>>;
+
+/// The rule for one table of one partition at time `now`. Rows the rule cannot read are kept:
+/// the janitor never deletes what it does not understand.
+fn rule(p: &Policy, table: Table, now: i64, marks: Marks) -> DeadRule {
     let before = now.saturating_sub(p.keep_secs);
     let p = p.clone();
     match table {
-        Table::Tokens => Arc::new(move |_, v| {
-            decode_token(v).is_ok_and(|r| token_end(&p, r.kind, r.issued_at, r.expires_at) <= before)
+        Table::Tokens => Arc::new(move |k, v| {
+            let seq = <[u8; 8]>::try_from(k).map(u64::from_be_bytes).ok();
+            decode_token(v).is_ok_and(|r| {
+                let revoked = seq.is_some_and(|s| marks.get(&r.client_id).is_some_and(|m| s < *m));
+                revoked || token_end(&p, r.kind, r.issued_at, r.expires_at) <= before
+            })
         }),
         Table::Flows => {
             Arc::new(move |_, v| flow_started(v).is_some_and(|t| t.saturating_add(p.flow_lifespan) < before))
@@ -88,8 +99,9 @@ fn rule(p: &Policy, table: Table, now: i64) -> DeadRule {
 /// Walks every partition once. Stops early (with what it did so far) when `stop` is set or the
 /// policy's limit is reached.
 pub fn run(store: &Store, p: &Policy, now: i64, stop: &AtomicBool) -> Result<Report, StoreError> {
-    use hydra_storage::TokenStore;
+    use hydra_storage::{ClientStore, TokenStore};
     let mut report = Report::default();
+    let watermarks = store.load_watermarks()?;
     let mut tables = Vec::new();
     if p.tokens {
         tables.push(Table::Tokens);
@@ -98,8 +110,13 @@ pub fn run(store: &Store, p: &Policy, now: i64, stop: &AtomicBool) -> Result<Rep
         tables.extend([Table::Flows, Table::LoginSessions]);
     }
     for table in tables {
-        let dead = rule(p, table, now);
         for partition in 0..store.partition_count() {
+            let marks: HashMap<String, u64> = watermarks
+                .iter()
+                .filter_map(|(id, m)| Some((id.clone(), *m.get(partition as usize)?)))
+                .filter(|(_, m)| *m > 0)
+                .collect();
+            let dead = rule(p, table, now, Arc::new(marks));
             let mut after: Option<Vec<u8>> = None;
             loop {
                 if stop.load(Ordering::Relaxed) || p.limit.is_some_and(|l| report.deleted() >= l as u64) {

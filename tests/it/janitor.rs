@@ -36,14 +36,26 @@ fn background_janitor_deletes_expired_tokens_and_keeps_live_ones() {
         .json(&json!({"client_credentials_grant_access_token_lifespan": "1h"}))
         .send(s.admin)
         .expect(200);
+    // Long-lived tokens of a client whose tokens are then revoked in bulk (a watermark): dead
+    // before their expiry, so swept too.
+    let (gone_id, gone_secret) = cc_client(&s, "");
+    Req::new("PUT", &format!("/admin/clients/{gone_id}/lifespans"))
+        .json(&json!({"client_credentials_grant_access_token_lifespan": "1h"}))
+        .send(s.admin)
+        .expect(200);
     let short: Vec<String> = (0..40).map(|_| access_token(&s, &short_id, &short_secret)).collect();
     let long: Vec<String> = (0..10).map(|_| access_token(&s, &long_id, &long_secret)).collect();
+    let gone: Vec<String> = (0..15).map(|_| access_token(&s, &gone_id, &gone_secret)).collect();
+    Req::new("DELETE", &format!("/admin/oauth2/tokens?client_id={gone_id}")).send(s.admin).expect(204);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(&s, "hydra_janitor_deleted_total{kind=\"tokens\"}") < 40 {
-        assert!(Instant::now() < deadline, "the janitor did not delete the expired tokens:\n{}", s.log());
+    while metric(&s, "hydra_janitor_deleted_total{kind=\"tokens\"}") < 55 {
+        assert!(Instant::now() < deadline, "the janitor did not delete the dead tokens:\n{}", s.log());
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(metric(&s, "hydra_janitor_deleted_total{kind=\"tokens\"}"), 40, "only the expired ones");
+    assert_eq!(metric(&s, "hydra_janitor_deleted_total{kind=\"tokens\"}"), 55, "only the expired and revoked ones");
+    for t in &gone {
+        assert!(!is_active(&s, t));
+    }
     for t in &long {
         assert!(is_active(&s, t), "a live token was swept");
     }
