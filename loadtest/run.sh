@@ -38,38 +38,21 @@ trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf
 SERVER_ENV=(DSN="redb://$DATA" SECRETS_SYSTEM=loadtest-system-secret-0123456789
   SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$PUB" SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADM"
   LOG_LEVEL=warn ${ENGINE_WORKERS:+ENGINE_WORKERS=$ENGINE_WORKERS} ${EXTRA_ENV:-})
-env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPUS" "$BIN" serve all >"$DATA/server.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$PUB/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+source loadtest/lib.sh
+start_server
 
-RP=$("$BIN" create oauth2-client -e "http://127.0.0.1:$ADM" --grant-type authorization_code,refresh_token \
-  --response-type code --scope openid,offline_access --redirect-uri https://rp.example/cb --name loadtest-rp --format json)
-RP_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$RP")
-RP_SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$RP")
+RP=$(new_client --grant-type authorization_code,refresh_token --response-type code --scope openid,offline_access \
+  --redirect-uri https://rp.example/cb --name loadtest-rp)
+RP_ID=$(json_field "$RP" client_id)
+RP_SECRET=$(json_field "$RP" client_secret)
 FLOWLOAD=(taskset -c "$LOAD_CPUS" target/release/flowload --public "http://127.0.0.1:$PUB" --admin "http://127.0.0.1:$ADM"
   --client "$RP_ID" --secret "$RP_SECRET" --duration "${DURATION%s}")
-CLIENT=$("$BIN" create oauth2-client -e "http://127.0.0.1:$ADM" --grant-type client_credentials \
-  --scope read --name loadtest --format json)
-ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$CLIENT")
-SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$CLIENT")
+CLIENT=$(new_client --grant-type client_credentials --scope read --name loadtest)
+ID=$(json_field "$CLIENT" client_id)
+SECRET=$(json_field "$CLIENT" client_secret)
 
 # A pool of valid tokens for introspection, one form body per line.
-python3 - "$PUB" "$ID" "$SECRET" "$POOL" >"$DATA/pool.txt" <<'PY'
-import base64, http.client, json, sys, urllib.parse
-port, cid, secret, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-auth = base64.b64encode(f"{urllib.parse.quote_plus(cid)}:{urllib.parse.quote_plus(secret)}".encode()).decode()
-c = http.client.HTTPConnection("127.0.0.1", int(port))
-for _ in range(n):
-    c.request("POST", "/oauth2/token", "grant_type=client_credentials&scope=read",
-              {"Authorization": "Basic " + auth, "Content-Type": "application/x-www-form-urlencoded"})
-    r = c.getresponse()
-    body = json.loads(r.read())
-    assert r.status == 200, body
-    print("token=" + body["access_token"])
-PY
+token_pool "$ID" "$SECRET" "$POOL" "$DATA/pool.txt"
 
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)

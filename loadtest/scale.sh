@@ -32,36 +32,16 @@ trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf
 SERVER_ENV=(DSN="redb://$DATA/store" SECRETS_SYSTEM=loadtest-system-secret-0123456789
   SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$PUB" SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADM"
   LOG_LEVEL=warn TTL_ACCESS_TOKEN=4h ENGINE_JANITOR_INTERVAL=0s ENGINE_CACHE_SIZE_MB="$CACHE_MB" ${EXTRA_ENV:-})
-env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPUS" "$BIN" serve all >"$DATA/server.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$PUB/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+source loadtest/lib.sh
+start_server
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$SERVER/status"; }
 RSS_LOG=()
 note_rss() { RSS_LOG+=("$1: $(rss) MiB"); }
 note_rss "started"
 
-CLIENT=$("$BIN" create oauth2-client -e "http://127.0.0.1:$ADM" --grant-type client_credentials \
-  --scope read --name scale --format json)
-ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$CLIENT")
-SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$CLIENT")
-pool() { # pool N FILE: N fresh tokens appended to FILE as introspection bodies
-  python3 - "$PUB" "$ID" "$SECRET" "$1" >>"$2" <<'PY'
-import base64, http.client, json, sys, urllib.parse
-port, cid, secret, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-auth = base64.b64encode(f"{urllib.parse.quote_plus(cid)}:{urllib.parse.quote_plus(secret)}".encode()).decode()
-c = http.client.HTTPConnection("127.0.0.1", int(port))
-for _ in range(n):
-    c.request("POST", "/oauth2/token", "grant_type=client_credentials&scope=read",
-              {"Authorization": "Basic " + auth, "Content-Type": "application/x-www-form-urlencoded"})
-    r = c.getresponse()
-    body = json.loads(r.read())
-    assert r.status == 200, body
-    print("token=" + body["access_token"])
-PY
-}
+CLIENT=$(new_client --grant-type client_credentials --scope read --name scale)
+ID=$(json_field "$CLIENT" client_id)
+SECRET=$(json_field "$CLIENT" client_secret)
 OHA=(taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z "$DURATION" -c "$CONNS")
 measure() { # measure PHASE POOLFILE
   for r in $(seq "$ROUNDS"); do
@@ -76,7 +56,7 @@ measure() { # measure PHASE POOLFILE
   done
 }
 
-pool "$POOL" "$DATA/pool-empty.txt"
+token_pool "$ID" "$SECRET" "$POOL" "$DATA/pool-empty.txt"
 measure empty "$DATA/pool-empty.txt"
 note_rss "after the empty-store measurement"
 
@@ -87,24 +67,17 @@ for i in $(seq 10); do
   taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -n "$CHUNK" -c "$CONNS" -m POST -a "$ID:$SECRET" \
     -T application/x-www-form-urlencoded -d 'grant_type=client_credentials&scope=read' \
     "http://127.0.0.1:$PUB/oauth2/token" >"$DATA/fill.$i.json"
-  pool $((POOL / 10)) "$DATA/pool-full.txt"
+  token_pool "$ID" "$SECRET" $((POOL / 10)) "$DATA/pool-full.txt"
   note_rss "after $((i * CHUNK)) tokens"
 done
 FILL_SECS=$(( $(date +%s) - T0 ))
+# 2xx answers of an oha run: ok2xx FILE...
+ok2xx() {
+  python3 -c 'import json, sys; print(sum(sum(v for k, v in json.load(open(f)).get("statusCodeDistribution", {}).items() if k.startswith("2")) for f in sys.argv[1:]))' "$@"
+}
+FILLED=$(ok2xx "$DATA"/fill.*.json)
 # Tokens in the store: the fill, the empty phase's issuance runs and the pools.
-STORED=$(python3 - "$DATA" "$ROUNDS" <<'PY'
-import json, sys
-d, rounds = sys.argv[1], int(sys.argv[2])
-files = [f"{d}/fill.{i}.json" for i in range(1, 11)] + [f"{d}/empty.issuance.{r}.json" for r in range(1, rounds + 1)]
-print(sum(sum(v for k, v in json.load(open(f)).get("statusCodeDistribution", {}).items() if k.startswith("2")) for f in files))
-PY
-)
-FILLED=$(python3 - "$DATA" <<'PY'
-import json, sys
-print(sum(sum(v for k, v in json.load(open(f"{sys.argv[1]}/fill.{i}.json")).get("statusCodeDistribution", {}).items() if k.startswith("2")) for i in range(1, 11)))
-PY
-)
-STORED=$((STORED + POOL * 2))
+STORED=$(( $(ok2xx "$DATA"/fill.*.json "$DATA"/empty.issuance.*.json) + POOL * 2 ))
 DIR_BYTES=$(du -sb "$DATA/store" | cut -f1)
 REDB_BYTES=$(find "$DATA/store" -name '*.redb' -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}')
 measure full "$DATA/pool-full.txt"

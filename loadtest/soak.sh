@@ -32,33 +32,17 @@ trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf
 SERVER_ENV=(DSN="redb://$DATA/store" SECRETS_SYSTEM=loadtest-system-secret-0123456789
   SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$PUB" SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADM"
   LOG_LEVEL=warn TTL_ACCESS_TOKEN="$TTL" ENGINE_JANITOR_INTERVAL="$JANITOR")
-env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPUS" "$BIN" serve all >"$DATA/server.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$PUB/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-mk_client() {
-  "$BIN" create oauth2-client -e "http://127.0.0.1:$ADM" --grant-type client_credentials --scope read --name "$1" --format json
-}
-field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
-C=$(mk_client soak); ID=$(field "$C" client_id); SECRET=$(field "$C" client_secret)
-P=$(mk_client soak-pool); PID_=$(field "$P" client_id); PSECRET=$(field "$P" client_secret)
+source loadtest/lib.sh
+start_server
+C=$(new_client --grant-type client_credentials --scope read --name soak)
+ID=$(json_field "$C" client_id)
+SECRET=$(json_field "$C" client_secret)
+P=$(new_client --grant-type client_credentials --scope read --name soak-pool)
+PID_=$(json_field "$P" client_id)
+PSECRET=$(json_field "$P" client_secret)
 curl -sf -X PUT "http://127.0.0.1:$ADM/admin/clients/$PID_/lifespans" -H 'Content-Type: application/json' \
   -d '{"client_credentials_grant_access_token_lifespan":"24h"}' >/dev/null
-python3 - "$PUB" "$PID_" "$PSECRET" "$POOL" >"$DATA/pool.txt" <<'PY'
-import base64, http.client, json, sys, urllib.parse
-port, cid, secret, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-auth = base64.b64encode(f"{urllib.parse.quote_plus(cid)}:{urllib.parse.quote_plus(secret)}".encode()).decode()
-c = http.client.HTTPConnection("127.0.0.1", int(port))
-for _ in range(n):
-    c.request("POST", "/oauth2/token", "grant_type=client_credentials&scope=read",
-              {"Authorization": "Basic " + auth, "Content-Type": "application/x-www-form-urlencoded"})
-    r = c.getresponse()
-    body = json.loads(r.read())
-    assert r.status == 200, body
-    print("token=" + body["access_token"])
-PY
+token_pool "$PID_" "$PSECRET" "$POOL" "$DATA/pool.txt"
 
 OHA=(taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z 60s -c "$CONNS" --latency-correction)
 ISSUE_CMD=("${OHA[@]}" -q "$ISSUE_RATE" -m POST -a "$ID:$SECRET" -T application/x-www-form-urlencoded

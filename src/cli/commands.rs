@@ -50,23 +50,7 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
             DeleteWhat::AccessTokens { client_id, conn } => delete_access_tokens(&client_id, &conn, out, err),
             DeleteWhat::Jwk { sets, conn } => delete_jwks(&sets, &conn, out, err),
         },
-        Command::Janitor(c) => super::janitor::janitor(
-            &super::janitor::Args {
-                database_url: c.database_url,
-                tokens: c.tokens,
-                requests: c.requests,
-                grants: c.grants,
-                keep_if_younger: c.keep_if_younger,
-                access_lifespan: c.access_lifespan,
-                refresh_lifespan: c.refresh_lifespan,
-                consent_request_lifespan: c.consent_request_lifespan,
-                limit: c.limit,
-                batch_size: c.batch_size,
-                read_from_env: c.read_from_env,
-                config: c.config,
-            },
-            out,
-        ),
+        Command::Janitor(c) => super::janitor::janitor(&c, out),
         Command::Migrate(c) => {
             use super::migrate::{run, Action};
             match c.what {

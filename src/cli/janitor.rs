@@ -3,31 +3,14 @@
 //! directory shrinks. A running server holds the directory's lock; its background janitor
 //! (`engine.janitor.interval`) does the same work, so the command says so and succeeds.
 
+use crate::cli::JanitorCmd;
 use crate::config::{parse_dsn, Config, Dsn};
 use crate::duration::parse_go_duration;
 use crate::janitor::{run, Policy};
 use hydra_storage::{Store, StoreError, StoreOptions};
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-
-/// The command's arguments, as clap parsed them.
-#[derive(Debug, Clone, Default)]
-pub struct Args {
-    pub database_url: Option<String>,
-    pub tokens: bool,
-    pub requests: bool,
-    pub grants: bool,
-    pub keep_if_younger: Option<String>,
-    pub access_lifespan: Option<String>,
-    pub refresh_lifespan: Option<String>,
-    pub consent_request_lifespan: Option<String>,
-    pub limit: usize,
-    pub batch_size: usize,
-    pub read_from_env: bool,
-    pub config: Vec<PathBuf>,
-}
 
 fn secs(flag: &str, v: &Option<String>) -> Result<Option<i64>, String> {
     v.as_deref()
@@ -39,7 +22,7 @@ fn secs(flag: &str, v: &Option<String>) -> Result<Option<i64>, String> {
         .transpose()
 }
 
-pub fn janitor(a: &Args, out: &mut dyn Write) -> Result<(), String> {
+pub fn janitor(a: &JanitorCmd, out: &mut dyn Write) -> Result<(), String> {
     if !(a.tokens || a.requests || a.grants) {
         return Err("Error: Janitor requires at least one of --tokens, --requests or --grants to be set".into());
     }

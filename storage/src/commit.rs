@@ -211,6 +211,10 @@ struct State {
 }
 
 impl State {
+    fn new(sync: SyncMode) -> State {
+        State { sync, since: 0, last_checkpoint: Instant::now(), broken: false, synced_us: 0 }
+    }
+
     fn due(&self) -> bool {
         match &self.sync {
             SyncMode::Log(wal) => {
@@ -331,12 +335,13 @@ fn run(
     stats: &CommitStats,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut state = State { sync, since: 0, last_checkpoint: Instant::now(), broken: false, synced_us: 0 };
+    let mut state = State::new(sync);
     let mut batch: Vec<Job> = Vec::new();
     let mut completions: Vec<Completion> = Vec::new();
     let mut last_reopen: Option<Instant> = None;
     loop {
-        let first = match receiver.recv_timeout(CHECKPOINT_INTERVAL.min(REOPEN_INTERVAL)) {
+        let wait = if stats.failed.load(Relaxed) { REOPEN_INTERVAL } else { CHECKPOINT_INTERVAL };
+        let first = match receiver.recv_timeout(wait) {
             Ok(job) => Some(job),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -349,7 +354,7 @@ fn run(
                     let db = Arc::new(db);
                     slot.store(Some(db.clone()));
                     current = Some(db);
-                    state = State { sync, since: 0, last_checkpoint: Instant::now(), broken: false, synced_us: 0 };
+                    state = State::new(sync);
                     stats.failed.store(false, Relaxed);
                     stats.reopens.fetch_add(1, Relaxed);
                 }
@@ -357,11 +362,8 @@ fn run(
         }
         let Some(db) = current.clone().filter(|_| !stats.failed.load(Relaxed)) else {
             // Refused, not queued: the caller answers "try again later" at once.
-            batch.extend(first);
-            batch.extend(receiver.try_iter().take(MAX_BATCH));
-            for job in batch.drain(..) {
-                drop(job);
-            }
+            drop(first);
+            receiver.try_iter().take(MAX_BATCH).for_each(drop);
             continue;
         };
         if first.is_none() && !state.due() {

@@ -495,32 +495,36 @@ enum Medium {
     Sim(Arc<SimDisk>),
 }
 
+impl Medium {
+    /// Whether the database `file` has a write-ahead log file.
+    fn has_log(&self, file: &str) -> bool {
+        match self {
+            Medium::Dir(dir) => dir.join(format!("{file}.wal")).exists(),
+            Medium::Sim(disk) => disk.exists(&format!("{file}.wal")),
+        }
+    }
+
+    /// Opens (or creates, `size` bytes) the write-ahead log of the database `file`.
+    fn open_log(&self, file: &str, size: u64, faults: Option<Arc<Faults>>) -> Result<Wal, StoreError> {
+        match self {
+            Medium::Dir(dir) => Wal::open(&dir.join(format!("{file}.wal")), size, faults),
+            Medium::Sim(disk) => Wal::open_sim(disk, &format!("{file}.wal"), size),
+        }
+    }
+}
+
+/// A database another process holds is [`StoreError::InUse`].
+fn in_use(e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
+        e => e.into(),
+    }
+}
+
 /// Opens one database of the store and its write-ahead log, replaying a log left behind.
 fn open_db(medium: &Medium, file: &str, opts: &StoreOptions) -> Result<(Database, SyncMode), StoreError> {
     let mut b = redb::Builder::new();
     b.set_cache_size(opts.cache_bytes);
-    let in_use = |e: redb::DatabaseError| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
-        e => e.into(),
-    };
-    let log = |size: u64| -> Result<Option<Wal>, StoreError> {
-        match medium {
-            Medium::Dir(dir) => {
-                let path = dir.join(format!("{file}.wal"));
-                if size == 0 && !path.exists() {
-                    return Ok(None);
-                }
-                Wal::open(&path, size, opts.faults.clone()).map(Some)
-            }
-            Medium::Sim(disk) => {
-                let name = format!("{file}.wal");
-                if size == 0 && !disk.exists(&name) {
-                    return Ok(None);
-                }
-                Wal::open_sim(disk, &name, size).map(Some)
-            }
-        }
-    };
     let db = match medium {
         Medium::Dir(dir) => {
             let path = dir.join(format!("{file}.redb"));
@@ -550,15 +554,15 @@ fn open_db(medium: &Medium, file: &str, opts: &StoreOptions) -> Result<(Database
         Medium::Sim(disk) => b.create_with_backend(disk.backend(&format!("{file}.redb"))).map_err(in_use)?,
     };
     let sync = match opts.durability {
-        Durability::Immediate if opts.wal_bytes > 0 => SyncMode::Log(log(opts.wal_bytes)?.ok_or(StoreError::Closed)?),
+        Durability::Immediate if opts.wal_bytes > 0 => {
+            SyncMode::Log(medium.open_log(file, opts.wal_bytes, opts.faults.clone())?)
+        }
         Durability::Immediate => SyncMode::Each,
         Durability::None => SyncMode::Lazy,
     };
-    if !matches!(sync, SyncMode::Log(_)) {
-        // A log left by a run with the log on is replayed all the same.
-        if let Some(mut wal) = log(0)? {
-            crate::commit::recover(&db, &mut wal)?;
-        }
+    // A log left by a run with the log on is replayed all the same.
+    if !matches!(sync, SyncMode::Log(_)) && medium.has_log(file) {
+        crate::commit::recover(&db, &mut medium.open_log(file, 0, opts.faults.clone())?)?;
     }
     Ok((db, sync))
 }
@@ -1016,10 +1020,7 @@ pub fn compact_dir(dir: &Path) -> Result<(u64, u64), StoreError> {
         |files: &[PathBuf]| -> u64 { files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum() };
     let before = total(&files);
     for f in &files {
-        let mut db = Database::open(f).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse,
-            e => e.into(),
-        })?;
+        let mut db = Database::open(f).map_err(in_use)?;
         db.compact().map_err(|e| StoreError::Database(e.to_string()))?;
     }
     Ok((before, total(&files)))

@@ -36,6 +36,12 @@ enum LogIo {
     Sim(SimLog),
 }
 
+/// What [`Wal::records`] reads through.
+enum Reader<'a> {
+    File(File),
+    Sim(&'a SimLog),
+}
+
 pub(crate) struct Wal {
     path: PathBuf,
     io: LogIo,
@@ -103,36 +109,34 @@ impl Wal {
         Wal { path, io, size, pos: 0, epoch: 0, next_lsn: 1, buf: Vec::new() }
     }
 
-    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
-        match &self.io {
-            // The append handle may be O_DIRECT, which refuses unaligned reads: read through another.
-            LogIo::File { .. } => File::open(&self.path)?.read_exact_at(buf, at),
-            LogIo::Sim(log) => log.read_at(at, buf),
-        }
-    }
-
-    fn len(&self) -> std::io::Result<u64> {
-        match &self.io {
-            LogIo::File { .. } => std::fs::metadata(&self.path).map(|m| m.len()),
-            LogIo::Sim(log) => log.len(),
-        }
-    }
-
     /// The payloads of `epoch`'s records, in order.
     pub(crate) fn records(&self, epoch: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let len = self.len().map_err(io(&self.path, "reading"))?;
+        let reader = match &self.io {
+            // The append handle may be O_DIRECT, which refuses unaligned reads: read through another.
+            LogIo::File { .. } => Reader::File(File::open(&self.path).map_err(io(&self.path, "opening"))?),
+            LogIo::Sim(log) => Reader::Sim(log),
+        };
+        let read_exact_at = |buf: &mut [u8], at: u64| match &reader {
+            Reader::File(f) => f.read_exact_at(buf, at),
+            Reader::Sim(log) => log.read_at(at, buf),
+        };
+        let len = match &reader {
+            Reader::File(f) => f.metadata().map(|m| m.len()),
+            Reader::Sim(log) => log.len(),
+        }
+        .map_err(io(&self.path, "reading"))?;
         let mut out = Vec::new();
         let mut pos = 0u64;
         let mut header = [0u8; HEADER];
         while pos + HEADER as u64 <= len {
-            self.read_exact_at(&mut header, pos).map_err(io(&self.path, "reading"))?;
+            read_exact_at(&mut header, pos).map_err(io(&self.path, "reading"))?;
             let Some(h) = Header::parse(&header) else { break };
             let expected_lsn = out.len() as u64 + 1;
             if h.epoch != epoch || h.lsn != expected_lsn || pos + padded(h.len) > len {
                 break;
             }
             let mut payload = vec![0u8; h.len];
-            self.read_exact_at(&mut payload, pos + HEADER as u64).map_err(io(&self.path, "reading"))?;
+            read_exact_at(&mut payload, pos + HEADER as u64).map_err(io(&self.path, "reading"))?;
             if checksum(&header, &payload) != h.crc {
                 break;
             }

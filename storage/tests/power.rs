@@ -238,6 +238,20 @@ fn power_loss_keeps_every_acknowledged_write() {
     assert!(acks.lock().unwrap().tokens.len() > 100, "the writers hardly wrote anything");
 }
 
+/// Retries a token insert into partition 0 until the partition has reopened (at most 10 s);
+/// returns the acknowledged sequence number.
+fn insert_once_recovered(store: &Store, n: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = store.next_seq(0);
+        match store.insert_token(0, s, &rec(TokenKind::Access, n, 0)).wait() {
+            Ok(()) => return s,
+            Err(e) => assert!(Instant::now() < deadline, "no recovery: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn io_error_then_recovery(mode: FaultMode, wal: bool) {
     let disk = SimDisk::new();
     let store = Store::open_sim(&disk, &opts(wal)).unwrap();
@@ -268,18 +282,7 @@ fn io_error_then_recovery(mode: FaultMode, wal: bool) {
     disk.faults.set(FaultMode::None);
     store.insert_token(1, s, &rec(TokenKind::Access, 7, 0)).wait().unwrap();
     // The failed partition reopens itself once the fault clears.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = store.next_seq(0);
-        match store.insert_token(0, s, &rec(TokenKind::Access, 999, 0)).wait() {
-            Ok(()) => {
-                acked.push(s);
-                break;
-            }
-            Err(e) => assert!(Instant::now() < deadline, "{mode:?}: no recovery: {e}"),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    acked.push(insert_once_recovered(&store, 999));
     assert!(store.partition_stats(0).unwrap().reopens.load(Ordering::Relaxed) >= 1);
     assert!(store.ping().is_ok());
     for s in &acked {
@@ -326,15 +329,7 @@ fn real_files_behind_the_fault_switch_recover_too() {
     let s = store.next_seq(0);
     assert!(store.insert_token(0, s, &rec(TokenKind::Access, 2, 0)).wait().is_err());
     faults.set(FaultMode::None);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let second = loop {
-        let s = store.next_seq(0);
-        if store.insert_token(0, s, &rec(TokenKind::Access, 3, 0)).wait().is_ok() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no recovery");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let second = insert_once_recovered(&store, 3);
     drop(store);
     let store = Store::open(dir.path(), &StoreOptions { partitions: 1, ..StoreOptions::default() }).unwrap();
     assert!(store.get_token(0, first).unwrap().is_some());

@@ -159,7 +159,7 @@ fn line_matching(r: &mut impl std::io::BufRead, f: impl Fn(&str) -> bool) -> Str
 
 #[test]
 fn example_login_consent_app_and_perform_authorization_code() {
-    use crate::flow::{local, query_param, Jar};
+    use crate::browser::{local, query_param, Jar};
     use std::io::BufRead;
     use std::process::Stdio;
     let app_port = free_port();

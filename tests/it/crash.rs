@@ -4,7 +4,8 @@
 //! acknowledged revocation holds. Repeated; the short version runs in the test command, the long
 //! one with `CRASH_KILLS=50 cargo test --test it crash:: -- --nocapture`.
 
-use crate::flow::{auth_path, local, query_param, rp, run_flow, Jar, Rp};
+use crate::browser::{auth_path, local, query_param, rp, Jar, Rp};
+use crate::flow::run_flow;
 use crate::harness::*;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,17 +4,6 @@ use crate::harness::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-macro_rules! both_drivers {
-    ($($name:ident),* $(,)?) => {
-        mod io_uring {
-            $( #[test] fn $name() { super::$name("io_uring") } )*
-        }
-        mod legacy {
-            $( #[test] fn $name() { super::$name("legacy") } )*
-        }
-    };
-}
-
 both_drivers!(
     keep_alive,
     pipelining,

@@ -56,13 +56,8 @@ fn run(mode: &str) {
         acked.push(access_token(&s, &id, &secret));
     }
     Req::get("/health/ready").send(s.admin).expect(200);
-    let metrics = Req::get("/admin/metrics/prometheus").send(s.admin).text();
-    let reopens: u64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("hydra_store_reopens_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
-    assert!(reopens >= 1, "{mode}: no reopen counted:\n{metrics}");
+    let metrics = scrape(&s);
+    assert!(metric_sum(&metrics, "hydra_store_reopens_total{") >= 1.0, "{mode}: no reopen counted:\n{metrics}");
     for t in &acked {
         assert!(is_active(&s, t), "{mode}: an acknowledged token is gone");
     }

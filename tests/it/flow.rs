@@ -2,134 +2,17 @@
 //! challenge → accept → code → token exchange (with PKCE and an ID token), refresh rotation,
 //! userinfo, discovery, and the bad inputs of each leg.
 
+use crate::browser::*;
 use crate::harness::*;
 use serde_json::{json, Value};
 
-const CB: &str = "https://rp.example/cb";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-pub struct Rp {
-    pub id: String,
-    pub secret: String,
-}
-
-pub fn rp(s: &Server, extra: Value) -> Rp {
-    let mut body = json!({
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-        "redirect_uris": [CB],
-        "scope": "openid offline_access profile",
-    });
-    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
-        b.extend(e);
-    }
-    let c = create_client(s, &body);
-    Rp { id: c["client_id"].as_str().unwrap().into(), secret: c["client_secret"].as_str().unwrap_or("").into() }
-}
-
-pub fn query_param(url: &str, name: &str) -> Option<String> {
-    let q = url.split_once('?')?.1;
-    q.split('&').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// Path and query of an absolute URL on our server.
-pub fn local(url: &str) -> String {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_else(|| "/".into())
-}
-
-fn set_cookie(r: &Response) -> Vec<(String, String)> {
-    r.headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
-        .filter_map(|(_, v)| v.split(';').next()?.split_once('=').map(|(a, b)| (a.to_string(), b.to_string())))
-        .collect()
-}
-
-/// A browser's cookie jar, just enough for one flow.
-#[derive(Default)]
-pub struct Jar(pub Vec<(String, String)>);
-
-impl Jar {
-    pub fn take(&mut self, r: &Response) {
-        for (k, v) in set_cookie(r) {
-            self.0.retain(|(n, _)| *n != k);
-            if !v.is_empty() {
-                self.0.push((k, v));
-            }
-        }
-    }
-    pub fn header(&self) -> String {
-        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
-    }
-    fn get(&self, s: &Server, path: &str) -> Response {
-        let mut req = Req::get(path);
-        if !self.0.is_empty() {
-            req = req.header("Cookie", &self.header());
-        }
-        req.send(s.public)
-    }
-}
-
-pub fn auth_path(rp: &Rp, extra: &[(&str, &str)]) -> String {
-    let mut p = vec![
-        ("response_type", "code"),
-        ("client_id", rp.id.as_str()),
-        ("redirect_uri", CB),
-        ("scope", "openid offline_access"),
-        ("state", "state-0123456789"),
-        ("nonce", "nonce-abc"),
-        ("code_challenge", CHALLENGE),
-        ("code_challenge_method", "S256"),
-    ];
-    for (k, v) in extra {
-        p.retain(|(n, _)| n != k);
-        if !v.is_empty() {
-            p.push((k, v));
-        }
-    }
-    format!("/oauth2/auth?{}", form(&p))
-}
-
-fn put_json(s: &Server, path: &str, body: &Value) -> Response {
-    Req::new("PUT", path).json(body).send(s.admin)
-}
-
-/// Runs the browser side of a flow up to the redirect back to the client; returns the final
-/// redirect URL.
+/// The shared `run_flow` with the checks this file makes on every leg: the login challenge goes
+/// to the fallback login page, both admin requests describe the flow, the verifiers come back.
 pub fn run_flow(s: &Server, rp: &Rp, extra: &[(&str, &str)], login: &Value, consent: &Value) -> String {
     let mut jar = Jar::default();
     let r = jar.get(s, &auth_path(rp, extra));
-    r.expect(302);
     jar.take(&r);
-    let to_login = r.header("location").unwrap().to_string();
+    let to_login = location(&r);
     assert!(to_login.contains("/oauth2/fallbacks/login?login_challenge="), "{to_login}");
     let challenge = query_param(&to_login, "login_challenge").unwrap();
     let lr = Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={}", form_escape(&challenge)))
@@ -139,49 +22,15 @@ pub fn run_flow(s: &Server, rp: &Rp, extra: &[(&str, &str)], login: &Value, cons
     assert_eq!(lr["client"]["client_id"], rp.id);
     assert_eq!(lr["skip"], false);
     assert_eq!(lr["challenge"], challenge);
-    let a = put_json(
-        s,
-        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={}", form_escape(&challenge)),
-        login,
-    );
-    a.expect(200);
-    let back = a.json()["redirect_to"].as_str().unwrap().to_string();
+    let back = accept_login(s, &challenge, login);
     assert!(back.contains("login_verifier="), "{back}");
-    let r = jar.get(s, &local(&back));
-    r.expect(302);
-    jar.take(&r);
-    let to_consent = r.header("location").unwrap().to_string();
-    let challenge = query_param(&to_consent, "consent_challenge").unwrap_or_else(|| panic!("{to_consent}"));
+    let challenge = to_consent(s, &mut jar, &back);
     let cr = Req::get(&format!("/admin/oauth2/auth/requests/consent?consent_challenge={}", form_escape(&challenge)))
         .send(s.admin);
     cr.expect(200);
     assert_eq!(cr.json()["subject"], login["subject"]);
-    let a = put_json(
-        s,
-        &format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={}", form_escape(&challenge)),
-        consent,
-    );
-    a.expect(200);
-    let back = a.json()["redirect_to"].as_str().unwrap().to_string();
-    let r = jar.get(s, &local(&back));
-    r.expect(302);
-    r.header("location").unwrap().to_string()
-}
-
-fn exchange(s: &Server, rp: &Rp, code: &str, verifier: Option<&str>) -> Response {
-    let mut p = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB)];
-    if let Some(v) = verifier {
-        p.push(("code_verifier", v));
-    }
-    Req::new("POST", "/oauth2/token").basic(&rp.id, &rp.secret).form(&p).send(s.public)
-}
-
-fn standard_login() -> Value {
-    json!({"subject": "alice", "acr": "urn:loa:1", "amr": ["pwd"]})
-}
-
-fn standard_consent() -> Value {
-    json!({"grant_scope": ["openid", "offline_access"], "session": {"id_token": {"email": "alice@example.com"}, "access_token": {"tier": "gold"}}})
+    let back = accept_consent(s, &challenge, consent);
+    location(&jar.get(s, &back))
 }
 
 #[test]

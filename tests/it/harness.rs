@@ -663,3 +663,35 @@ pub fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     (status.code(), err)
 }
+
+/// `GET /admin/metrics/prometheus`, as text.
+pub fn scrape(s: &Server) -> String {
+    Req::get("/admin/metrics/prometheus").send(s.admin).text()
+}
+
+/// The values of every scrape line that starts with `prefix`, in order.
+pub fn metric_values(text: &str, prefix: &str) -> Vec<f64> {
+    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse().ok()).collect()
+}
+
+/// The value of the first scrape line that starts with `prefix`.
+pub fn metric(text: &str, prefix: &str) -> Option<f64> {
+    metric_values(text, prefix).first().copied()
+}
+
+/// The sum over every scrape line that starts with `prefix` (a metric over all its labels).
+pub fn metric_sum(text: &str, prefix: &str) -> f64 {
+    metric_values(text, prefix).iter().sum()
+}
+
+/// One test per monoio driver for each named `fn(driver: &str)`: modules `io_uring` and `legacy`.
+macro_rules! both_drivers {
+    ($($name:ident),* $(,)?) => {
+        mod io_uring {
+            $( #[test] fn $name() { super::$name("io_uring") } )*
+        }
+        mod legacy {
+            $( #[test] fn $name() { super::$name("legacy") } )*
+        }
+    };
+}

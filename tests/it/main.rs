@@ -1,8 +1,10 @@
 //! Integration tests: the real `hydra` binary on ephemeral ports, spoken to over raw TCP.
 
+#[macro_use]
 mod harness;
 
 mod api;
+mod browser;
 mod cli;
 mod clients;
 mod concurrency;

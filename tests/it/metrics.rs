@@ -3,10 +3,6 @@
 use crate::harness::*;
 use serde_json::json;
 
-fn metric(text: &str, line_start: &str) -> Option<f64> {
-    text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
-}
-
 #[test]
 fn counters_histograms_and_store_figures() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,24 +31,14 @@ fn counters_histograms_and_store_figures() {
     assert_eq!(metric(&m, "hydra_http_request_duration_seconds_count{route=\"token\"}"), Some(5.0));
     assert_eq!(metric(&m, "hydra_http_request_duration_seconds_bucket{route=\"token\",le=\"+Inf\"}"), Some(5.0));
     // Buckets are cumulative.
-    let buckets: Vec<f64> = m
-        .lines()
-        .filter(|l| l.starts_with("hydra_http_request_duration_seconds_bucket{route=\"token\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
+    let buckets = metric_values(&m, "hydra_http_request_duration_seconds_bucket{route=\"token\"");
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
-    let commits: f64 = m
-        .lines()
-        .filter(|l| l.starts_with("hydra_store_commits_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let commits = metric_sum(&m, "hydra_store_commits_total{");
     assert!(commits >= 1.0, "{m}");
     // Batch sizes: one observation per commit, summing to the writes carried; durable-write
     // latencies: one observation per commit that made one (the five tokens each needed one; the
     // client went to the meta database, which these per-partition figures leave out).
-    let sum_of = |prefix: &str| -> f64 {
-        m.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-    };
+    let sum_of = |prefix: &str| metric_sum(&m, prefix);
     assert_eq!(sum_of("hydra_store_commit_batch_size_count{"), commits, "{m}");
     assert_eq!(
         sum_of("hydra_store_commit_batch_size_bucket{partition=\"0\",le=\"+Inf\"}"),
@@ -66,11 +52,7 @@ fn counters_histograms_and_store_figures() {
         sum_of("hydra_store_sync_duration_seconds_bucket{partition=\"0\",le=\"+Inf\"}"),
         sum_of("hydra_store_sync_duration_seconds_count{partition=\"0\"}")
     );
-    let sync_buckets: Vec<f64> = m
-        .lines()
-        .filter(|l| l.starts_with("hydra_store_sync_duration_seconds_bucket{partition=\"0\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
+    let sync_buckets = metric_values(&m, "hydra_store_sync_duration_seconds_bucket{partition=\"0\"");
     assert_eq!(sync_buckets.len(), 11);
     assert!(sync_buckets.windows(2).all(|w| w[0] <= w[1]), "{sync_buckets:?}");
     assert!(metric(&m, "hydra_store_file_bytes{file=\"p0000.redb\"}").is_some_and(|b| b > 0.0), "{m}");

@@ -12,17 +12,6 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-macro_rules! both_drivers {
-    ($($name:ident),* $(,)?) => {
-        mod io_uring {
-            $( #[test] fn $name() { super::$name("io_uring") } )*
-        }
-        mod legacy {
-            $( #[test] fn $name() { super::$name("legacy") } )*
-        }
-    };
-}
-
 both_drivers!(
     header_limit_431,
     url_limit_414,

@@ -1,0 +1,37 @@
+# Shared by the load-test scripts (sourced, not run): starting the server, creating clients,
+# and building pools of tokens for introspection. Callers set BIN, DATA, PUB, ADM, SERVER_CPUS
+# and SERVER_ENV first, and trap EXIT to kill $SERVER.
+
+# Starts `hydra serve all` with SERVER_ENV on SERVER_CPUS and waits until it is ready.
+start_server() {
+  env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPUS" "$BIN" serve all >"$DATA/server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$PUB/health/ready" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+}
+
+# A string field of a JSON document: json_field JSON NAME
+json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+# Creates a client through the CLI and prints its JSON: new_client hydra-create-flags...
+new_client() { "$BIN" create oauth2-client -e "http://127.0.0.1:$ADM" --format json "$@"; }
+
+# Appends N fresh client_credentials tokens of client ID:SECRET to FILE as introspection bodies
+# (`token=...`, one per line): token_pool ID SECRET N FILE
+token_pool() {
+  python3 - "$PUB" "$1" "$2" "$3" >>"$4" <<'PY'
+import base64, http.client, json, sys, urllib.parse
+port, cid, secret, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+auth = base64.b64encode(f"{urllib.parse.quote_plus(cid)}:{urllib.parse.quote_plus(secret)}".encode()).decode()
+c = http.client.HTTPConnection("127.0.0.1", int(port))
+for _ in range(n):
+    c.request("POST", "/oauth2/token", "grant_type=client_credentials&scope=read",
+              {"Authorization": "Basic " + auth, "Content-Type": "application/x-www-form-urlencoded"})
+    r = c.getresponse()
+    body = json.loads(r.read())
+    assert r.status == 200, body
+    print("token=" + body["access_token"])
+PY
+}
