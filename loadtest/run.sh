@@ -11,7 +11,7 @@
 # Prints one table and writes it, with the exact commands, under loadtest/runs/.
 #
 # Env: DURATION (15s), CONNS (64), SERVER_CPUS (0), LOAD_CPUS (1), POOL (2000 tokens),
-#      ENGINE_WORKERS (default: CPUs in SERVER_CPUS), EXTRA_ENV (extra server env, e.g.
+#      LOG_LEVEL (info, the default configuration), ENGINE_WORKERS (default: CPUs in SERVER_CPUS), EXTRA_ENV (extra server env, e.g.
 #      "ENGINE_PARTITIONS=8"), FLOW_CONNS (32), LABEL (added to the run file name), ROUNDS (1; with more, each
 #      scenario runs that many times, interleaved, and the table shows the median round).
 set -euo pipefail
@@ -37,7 +37,7 @@ trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf
 
 SERVER_ENV=(DSN="redb://$DATA" SECRETS_SYSTEM=loadtest-system-secret-0123456789
   SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$PUB" SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADM"
-  LOG_LEVEL=warn ${ENGINE_WORKERS:+ENGINE_WORKERS=$ENGINE_WORKERS} ${EXTRA_ENV:-})
+  LOG_LEVEL=${LOG_LEVEL:-info} ${ENGINE_WORKERS:+ENGINE_WORKERS=$ENGINE_WORKERS} ${EXTRA_ENV:-})
 source loadtest/lib.sh
 start_server
 

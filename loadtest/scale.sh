@@ -31,7 +31,7 @@ DATA=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
 SERVER_ENV=(DSN="redb://$DATA/store" SECRETS_SYSTEM=loadtest-system-secret-0123456789
   SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$PUB" SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADM"
-  LOG_LEVEL=warn TTL_ACCESS_TOKEN=4h ENGINE_JANITOR_INTERVAL=0s ENGINE_CACHE_SIZE_MB="$CACHE_MB" ${EXTRA_ENV:-})
+  LOG_LEVEL=${LOG_LEVEL:-info} TTL_ACCESS_TOKEN=4h ENGINE_JANITOR_INTERVAL=0s ENGINE_CACHE_SIZE_MB="$CACHE_MB" ${EXTRA_ENV:-})
 source loadtest/lib.sh
 start_server
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$SERVER/status"; }

@@ -31,7 +31,7 @@ DATA=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
 SERVER_ENV=(DSN="redb://$DATA/store" SECRETS_SYSTEM=loadtest-system-secret-0123456789
   SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$PUB" SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADM"
-  LOG_LEVEL=warn TTL_ACCESS_TOKEN="$TTL" ENGINE_JANITOR_INTERVAL="$JANITOR")
+  LOG_LEVEL=${LOG_LEVEL:-info} TTL_ACCESS_TOKEN="$TTL" ENGINE_JANITOR_INTERVAL="$JANITOR")
 source loadtest/lib.sh
 start_server
 C=$(new_client --grant-type client_credentials --scope read --name soak)

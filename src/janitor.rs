@@ -107,7 +107,7 @@ pub fn run(store: &Store, p: &Policy, now: i64, stop: &AtomicBool) -> Result<Rep
         tables.push(Table::Tokens);
     }
     if p.requests {
-        tables.extend([Table::Flows, Table::LoginSessions]);
+        tables.extend([Table::Flows, Table::LoginSessions, Table::SessionIds]);
     }
     for table in tables {
         for partition in 0..store.partition_count() {

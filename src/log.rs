@@ -1,10 +1,20 @@
-//! Minimal structured logging to stderr in Hydra's `text` or `json` formats.
+//! Structured logging in Hydra's `text` or `json` formats, written off the worker threads.
 //!
 //! Invariants: callers pass only server-side facts (paths, statuses, durations, ids); tokens,
 //! secrets and request bodies are never arguments here. Level and format are set once at start.
+//! Once [`start_writer`] ran, no thread but the writer calls `write(2)` for a log line: a worker
+//! (marked with [`set_batched`]) appends lines to a buffer of its own and hands full buffers (or,
+//! from a timer, partial ones) to the writer thread; other threads hand each line over at once.
+//! The queue is bounded: when the writer falls behind, a buffer is dropped and its lines are
+//! counted ([`dropped`], `hydra_log_lines_dropped_total`), and the writer says so in a line of
+//! its own, so a line is never lost silently. Before the writer runs (and in tests), lines go
+//! straight to stderr.
 
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -51,16 +61,171 @@ pub fn enabled(level: Level) -> bool {
     level as u8 >= LEVEL.load(Ordering::Relaxed)
 }
 
+/// A worker's buffer is handed over once it holds this much (or when its timer flushes it).
+const FLUSH_BYTES: usize = 16 << 10;
+/// Buffers queued for the writer at most (each at most about `FLUSH_BYTES`, so about 1 MiB in
+/// all): beyond this the writer is not keeping up, and a buffer is dropped and counted rather
+/// than blocking a worker.
+const QUEUE: usize = 64;
+
+enum Msg {
+    Lines(Vec<u8>),
+    /// Everything sent before this is written once the reply arrives.
+    Sync(crossbeam_channel::Sender<()>),
+}
+
+struct Writer {
+    tx: crossbeam_channel::Sender<Msg>,
+    /// Emptied buffers coming back for reuse, so a steady stream of lines allocates nothing.
+    spare: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
+static WRITER: OnceLock<Writer> = OnceLock::new();
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static LOCAL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static BATCHED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Lines dropped because the writer could not keep up (`hydra_log_lines_dropped_total`).
+pub fn dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
+
+/// Lines the writer thread wrote (`hydra_log_lines_total`).
+pub fn written() -> u64 {
+    WRITTEN.load(Ordering::Relaxed)
+}
+
+/// Starts the writer thread; from now on no other thread writes log lines itself. Idempotent.
+pub fn start_writer() -> std::io::Result<()> {
+    if WRITER.get().is_some() {
+        return Ok(());
+    }
+    let (tx, rx) = crossbeam_channel::bounded::<Msg>(QUEUE);
+    let (spare_tx, spare) = crossbeam_channel::bounded::<Vec<u8>>(QUEUE);
+    std::thread::Builder::new().name("log-writer".into()).spawn(move || {
+        let mut reported = 0u64;
+        let mut err = std::io::stderr();
+        for msg in rx {
+            match msg {
+                Msg::Lines(mut buf) => {
+                    let lines = buf.iter().filter(|b| **b == b'\n').count() as u64;
+                    // A closed or full stderr loses the line; nothing else can be done with it.
+                    let _ = err.write_all(&buf);
+                    WRITTEN.fetch_add(lines, Ordering::Relaxed);
+                    buf.clear();
+                    let _ = spare_tx.try_send(buf);
+                }
+                Msg::Sync(reply) => {
+                    let _ = reply.send(());
+                }
+            }
+            let dropped = DROPPED.load(Ordering::Relaxed);
+            if dropped > reported {
+                let line = render(
+                    Level::Warn,
+                    "log lines were dropped: the log writer could not keep up",
+                    &[("dropped", &(dropped - reported)), ("dropped_total", &dropped)],
+                    JSON.load(Ordering::Relaxed),
+                    now_rfc3339(),
+                );
+                let _ = writeln!(err, "{line}");
+                reported = dropped;
+            }
+        }
+    })?;
+    let _ = WRITER.set(Writer { tx, spare });
+    Ok(())
+}
+
+/// Marks this thread as a worker: its lines are buffered and handed over in batches.
+pub fn set_batched(on: bool) {
+    BATCHED.with(|b| b.set(on));
+}
+
+/// Hands this thread's buffered lines to the writer (a worker's timer calls it).
+pub fn flush_local() {
+    LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        if !l.is_empty() {
+            hand_over(&mut l);
+        }
+    });
+}
+
+/// Hands `buf` to the writer (or, without one, writes it here) and leaves `buf` empty, reusing a
+/// spare allocation when one came back.
+fn hand_over(buf: &mut Vec<u8>) {
+    hand_over_to(WRITER.get(), buf);
+}
+
+fn hand_over_to(w: Option<&Writer>, buf: &mut Vec<u8>) {
+    let Some(w) = w else {
+        let _ = std::io::stderr().write_all(buf);
+        buf.clear();
+        return;
+    };
+    let next = w.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(FLUSH_BYTES + 1024));
+    let full = std::mem::replace(buf, next);
+    if let Err(e) = w.tx.try_send(Msg::Lines(full)) {
+        let lost = match e.into_inner() {
+            Msg::Lines(b) => b.iter().filter(|c| **c == b'\n').count() as u64,
+            Msg::Sync(_) => 0,
+        };
+        DROPPED.fetch_add(lost, Ordering::Relaxed);
+    }
+}
+
+/// Waits (at most a second) until every line handed over so far is written: before the process
+/// exits, so its last lines are not lost.
+pub fn sync() {
+    flush_local();
+    if let Some(w) = WRITER.get() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if w.tx.send_timeout(Msg::Sync(tx), std::time::Duration::from_secs(1)).is_ok() {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
 /// Writes one line: message plus key/value fields.
 pub fn emit(level: Level, msg: &str, fields: &[(&str, &dyn std::fmt::Display)]) {
     if !enabled(level) {
         return;
     }
-    let line = render(level, msg, fields, JSON.load(Ordering::Relaxed), now_rfc3339());
-    eprintln!("{line}");
+    let json = JSON.load(Ordering::Relaxed);
+    LOCAL.with(|l| {
+        let Ok(mut buf) = l.try_borrow_mut() else {
+            // Logging while formatting a line of this thread (a Display that logs): write it
+            // directly rather than lose it.
+            let _ = writeln!(std::io::stderr(), "{}", render(level, msg, fields, json, now_rfc3339()));
+            return;
+        };
+        render_into(&mut buf, level, msg, fields, json, &now_rfc3339());
+        buf.push(b'\n');
+        if !BATCHED.with(Cell::get) || buf.len() >= FLUSH_BYTES {
+            hand_over(&mut buf);
+        }
+    });
 }
 
 fn render(level: Level, msg: &str, fields: &[(&str, &dyn std::fmt::Display)], json: bool, time: String) -> String {
+    let mut out = Vec::new();
+    render_into(&mut out, level, msg, fields, json, &time);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn render_into(
+    out: &mut Vec<u8>,
+    level: Level,
+    msg: &str,
+    fields: &[(&str, &dyn std::fmt::Display)],
+    json: bool,
+    time: &str,
+) {
     if json {
         let mut m = serde_json::Map::new();
         m.insert("time".into(), time.into());
@@ -69,18 +234,21 @@ fn render(level: Level, msg: &str, fields: &[(&str, &dyn std::fmt::Display)], js
         for (k, v) in fields {
             m.insert((*k).into(), v.to_string().into());
         }
-        serde_json::Value::Object(m).to_string()
+        let _ = serde_json::to_writer(&mut *out, &serde_json::Value::Object(m));
     } else {
-        let mut s = format!("time={time} level={} msg={:?}", level.name(), msg);
-        for (k, v) in fields {
-            let v = v.to_string();
+        let mut s = String::with_capacity(160);
+        let _ = write!(s, "time={time} level={} msg={:?}", level.name(), msg);
+        let mut v = String::new();
+        for (k, val) in fields {
+            v.clear();
+            let _ = write!(v, "{val}");
             if v.contains([' ', '"', '=']) || v.is_empty() {
                 let _ = write!(s, " {k}={v:?}");
             } else {
                 let _ = write!(s, " {k}={v}");
             }
         }
-        s
+        out.extend_from_slice(s.as_bytes());
     }
 }
 
@@ -168,5 +336,37 @@ mod tests {
         assert_eq!(Level::parse("WARN"), Some(Level::Warn));
         assert_eq!(Level::parse("fatal"), Some(Level::Error));
         assert_eq!(Level::parse("verbose"), None);
+    }
+
+    #[test]
+    fn a_batched_thread_buffers_until_flushed() {
+        std::thread::spawn(|| {
+            set_batched(true);
+            emit(Level::Error, "a line held back until its worker flushes", &[]);
+            assert!(LOCAL.with(|l| l.borrow().len()) > 0, "a worker's line waits in its own buffer");
+            flush_local();
+            assert_eq!(LOCAL.with(|l| l.borrow().len()), 0, "flushed");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_full_queue_drops_whole_buffers_and_counts_their_lines() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (_spare_tx, spare) = crossbeam_channel::bounded(1);
+        let w = Writer { tx, spare };
+        let before = dropped();
+        let mut buf = b"one\ntwo\n".to_vec();
+        hand_over_to(Some(&w), &mut buf);
+        assert!(buf.is_empty());
+        assert_eq!(dropped(), before, "queued, not dropped");
+        let mut buf = b"three\nfour\nfive\n".to_vec();
+        hand_over_to(Some(&w), &mut buf);
+        assert!(dropped() >= before + 3, "three lines counted as dropped");
+        match rx.try_recv() {
+            Ok(Msg::Lines(b)) => assert_eq!(b, b"one\ntwo\n"),
+            _ => panic!("the first buffer is queued"),
+        }
     }
 }

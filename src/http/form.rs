@@ -198,6 +198,36 @@ fn hex_upper(n: u8) -> char {
     char::from(if n < 10 { b'0' + n } else { b'A' + n - 10 })
 }
 
+/// Why a `Content-Type` is not an acceptable form body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentTypeError {
+    /// Not `application/x-www-form-urlencoded`.
+    NotForm,
+    /// A `charset` other than UTF-8: decoding it as UTF-8 would change what the client sent.
+    Charset,
+}
+
+/// Checks a `Content-Type` header for `application/x-www-form-urlencoded`; parameters are allowed
+/// except a `charset` other than `utf-8` (case-insensitive, optionally quoted).
+pub fn form_content_type(value: &str) -> Result<(), ContentTypeError> {
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(ContentTypeError::NotForm);
+    }
+    for p in parts {
+        let Some((name, v)) = p.split_once('=') else { continue };
+        if name.trim().eq_ignore_ascii_case("charset") {
+            let v = v.trim();
+            let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
+            if !v.eq_ignore_ascii_case("utf-8") && !v.eq_ignore_ascii_case("utf8") {
+                return Err(ContentTypeError::Charset);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,5 +419,22 @@ mod tests {
     fn into_pairs_preserves_order() {
         let f = decode(b"z=1&a=2").unwrap();
         assert_eq!(f.into_pairs(), vec![("z".to_owned(), "1".to_owned()), ("a".to_owned(), "2".to_owned())]);
+    }
+
+    #[test]
+    fn content_type_charset_must_be_utf8() {
+        assert_eq!(form_content_type("application/x-www-form-urlencoded"), Ok(()));
+        assert_eq!(form_content_type("Application/X-WWW-Form-Urlencoded; charset=UTF-8"), Ok(()));
+        assert_eq!(form_content_type("application/x-www-form-urlencoded;charset=\"utf-8\""), Ok(()));
+        assert_eq!(
+            form_content_type("application/x-www-form-urlencoded; charset=iso-8859-1"),
+            Err(ContentTypeError::Charset)
+        );
+        assert_eq!(
+            form_content_type("application/x-www-form-urlencoded; charset=\"\""),
+            Err(ContentTypeError::Charset)
+        );
+        assert_eq!(form_content_type("application/json"), Err(ContentTypeError::NotForm));
+        assert_eq!(form_content_type("application/x-www-form-urlencodedx"), Err(ContentTypeError::NotForm));
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::oauth2::authorize::verify_pkce;
 use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::oauth2::scope::ScopeStrategy;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -52,7 +53,10 @@ fn invalid_grant(hint: &'static str) -> OAuthError {
     OAuthError::hint(ErrorCode::InvalidGrant, hint)
 }
 
-/// Checks a code exchange against the stored code (its client and expiry are checked too).
+/// Checks a code exchange against the stored code (its client and expiry are checked too), then
+/// PKCE. A PKCE failure is [`ExchangeError::Pkce`]: the caller must burn the code, as fosite does
+/// (it deletes the PKCE session before comparing), so a verifier cannot be guessed one try at a
+/// time against one code.
 pub fn check_exchange(
     code_client: &str,
     code_expires_at: i64,
@@ -61,31 +65,79 @@ pub fn check_exchange(
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
     now: i64,
-) -> Result<(), OAuthError> {
+) -> Result<(), ExchangeError> {
     if code_client != client_id {
-        return Err(invalid_grant("The authorization code was issued to another client."));
+        return Err(ExchangeError::Other(invalid_grant("The authorization code was issued to another client.")));
     }
     if now >= code_expires_at {
-        return Err(invalid_grant("The authorization code has expired."));
+        return Err(ExchangeError::Other(invalid_grant("The authorization code has expired.")));
     }
     match redirect_uri {
         Some(r) if r != grant.redirect_uri => {
-            return Err(invalid_grant("The redirect_uri does not match the one of the authorization request."))
+            return Err(ExchangeError::Other(invalid_grant(
+                "The redirect_uri does not match the one of the authorization request.",
+            )))
         }
         None if grant.redirect_uri_given => {
-            return Err(invalid_grant("The redirect_uri of the authorization request must be repeated."))
+            return Err(ExchangeError::Other(invalid_grant(
+                "The redirect_uri of the authorization request must be repeated.",
+            )))
         }
         _ => {}
     }
+    let pkce = |hint| Err(ExchangeError::Pkce(invalid_grant(hint)));
     match (&grant.code_challenge, code_verifier) {
         (Some(challenge), Some(v)) if verify_pkce(challenge, v) => Ok(()),
-        (Some(_), Some(_)) => Err(invalid_grant("The PKCE code_verifier does not match the code_challenge.")),
-        (Some(_), None) => Err(invalid_grant("The PKCE code_verifier is missing.")),
-        (None, Some(_)) => {
-            Err(invalid_grant("A code_verifier was sent but the authorization request had no code_challenge."))
-        }
+        (Some(_), Some(_)) => pkce("The PKCE code_verifier does not match the code_challenge."),
+        (Some(_), None) => pkce("The PKCE code_verifier is missing."),
+        (None, Some(_)) => pkce("A code_verifier was sent but the authorization request had no code_challenge."),
         (None, None) => Ok(()),
     }
+}
+
+/// Why a code exchange was refused.
+#[derive(Debug)]
+pub enum ExchangeError {
+    /// PKCE failed: the code must be burnt before answering.
+    Pkce(OAuthError),
+    /// Anything else: the code stays redeemable by its rightful client.
+    Other(OAuthError),
+}
+
+impl ExchangeError {
+    pub fn into_oauth(self) -> OAuthError {
+        match self {
+            ExchangeError::Pkce(e) | ExchangeError::Other(e) => e,
+        }
+    }
+}
+
+/// A refresh is checked against the client as it is now (fosite does): an admin who removed a
+/// scope or an audience from the client ends every grant that holds it. Scope: `invalid_scope`;
+/// audience: `invalid_request` (fosite's audience strategy error).
+pub fn check_grant_still_allowed(
+    granted_scope: &str,
+    granted_audience: &[String],
+    client_scope: &str,
+    client_audience: &[String],
+    strategy: ScopeStrategy,
+) -> Result<(), OAuthError> {
+    let allowed: Vec<&str> = client_scope.split_whitespace().collect();
+    if let Some(s) =
+        granted_scope.split(' ').filter(|s| !s.is_empty()).find(|s| !strategy.matches(allowed.iter().copied(), s))
+    {
+        return Err(OAuthError::hint(
+            ErrorCode::InvalidScope,
+            format!("The OAuth 2.0 Client is no longer allowed to request scope '{s}'."),
+        ));
+    }
+    if let Some(a) = granted_audience.iter().find(|a| !client_audience.contains(a)) {
+        return Err(OAuthError::hint(
+            ErrorCode::InvalidRequest,
+            format!("The OAuth 2.0 Client is no longer allowed to request audience '{a}'."),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the granted scopes and the client allow a refresh token.
@@ -141,7 +193,8 @@ mod tests {
         let cb = Some("https://rp.example/cb");
         let g = grant(Some(CHALLENGE), true);
         assert!(check_exchange("c", 100, &g, "c", cb, Some(VERIFIER), 50).is_ok());
-        let err = |r: Result<(), OAuthError>| r.unwrap_err().code;
+        let err = |r: Result<(), ExchangeError>| r.unwrap_err().into_oauth().code;
+        let burns = |r: Result<(), ExchangeError>| matches!(r, Err(ExchangeError::Pkce(_)));
         assert_eq!(err(check_exchange("c", 100, &g, "other", cb, Some(VERIFIER), 50)), ErrorCode::InvalidGrant);
         assert_eq!(err(check_exchange("c", 100, &g, "c", cb, Some(VERIFIER), 100)), ErrorCode::InvalidGrant);
         assert_eq!(
@@ -150,6 +203,10 @@ mod tests {
         );
         assert_eq!(err(check_exchange("c", 100, &g, "c", None, Some(VERIFIER), 50)), ErrorCode::InvalidGrant);
         assert_eq!(err(check_exchange("c", 100, &g, "c", cb, None, 50)), ErrorCode::InvalidGrant);
+        assert!(burns(check_exchange("c", 100, &g, "c", cb, None, 50)));
+        assert!(burns(check_exchange("c", 100, &g, "c", cb, Some("x"), 50)));
+        assert!(!burns(check_exchange("c", 100, &g, "other", cb, Some("x"), 50)), "another client cannot burn it");
+        assert!(!burns(check_exchange("c", 100, &g, "c", Some("https://other"), Some(VERIFIER), 50)));
         assert_eq!(
             err(check_exchange("c", 100, &g, "c", cb, Some(&VERIFIER.replace('d', "e")), 50)),
             ErrorCode::InvalidGrant
@@ -160,6 +217,19 @@ mod tests {
         assert_eq!(err(check_exchange("c", 100, &plain, "c", None, Some(VERIFIER), 50)), ErrorCode::InvalidGrant);
         assert!(check_exchange("c", 100, &plain, "c", None, None, 50).is_ok());
         assert!(check_exchange("c", 100, &plain, "c", cb, None, 50).is_ok());
+    }
+
+    #[test]
+    fn refresh_is_checked_against_the_client_as_it_is_now() {
+        let aud = vec!["https://api".to_string()];
+        let ok = check_grant_still_allowed("openid offline a", &aud, "openid offline a b", &aud, ScopeStrategy::Exact);
+        assert!(ok.is_ok());
+        let e = check_grant_still_allowed("openid offline a", &aud, "openid offline", &aud, ScopeStrategy::Exact);
+        assert_eq!(e.unwrap_err().code, ErrorCode::InvalidScope);
+        let e = check_grant_still_allowed("openid", &aud, "openid", &[], ScopeStrategy::Exact);
+        assert_eq!(e.unwrap_err().code, ErrorCode::InvalidRequest);
+        assert!(check_grant_still_allowed("read.x", &[], "read.*", &[], ScopeStrategy::Wildcard).is_ok());
+        assert!(check_grant_still_allowed("read.x", &[], "read.*", &[], ScopeStrategy::Exact).is_err());
     }
 
     #[test]

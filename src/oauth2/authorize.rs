@@ -109,6 +109,7 @@ impl std::error::Error for AuthError {}
 
 const STATE_MIN_LEN: usize = 8;
 const NONCE_MAX_LEN: usize = 512;
+const NONCE_MIN_LEN: usize = 8;
 const PROMPTS: [&str; 4] = ["none", "login", "consent", "select_account"];
 const DISPLAYS: [&str; 4] = ["page", "popup", "touch", "wap"];
 
@@ -296,6 +297,14 @@ pub fn parse(
     let nonce = param(params, "nonce").map(str::to_string);
     if nonce.as_ref().is_some_and(|n| n.chars().count() > NONCE_MAX_LEN) {
         return Err(ctx.err("invalid_request", "The nonce is too long."));
+    }
+    // fosite's minimum parameter entropy: a nonce of fewer than 8 characters cannot be unique
+    // enough to bind an ID token to its request (OIDC Core §15.5.2).
+    if nonce.as_ref().is_some_and(|n| n.chars().count() < NONCE_MIN_LEN) {
+        return Err(ctx.err(
+            "insufficient_entropy",
+            "The nonce must be at least 8 characters long to ensure sufficient entropy.",
+        ));
     }
 
     Ok(AuthRequest {
@@ -884,6 +893,9 @@ mod tests {
             "The state is missing or does not have enough characters and is therefore considered too weak."
         );
         expect_redirect(&with(&[("state", "short")]), &fx, &pol, "invalid_state");
+        expect_redirect(&with(&[("nonce", "abc")]), &fx, &pol, "insufficient_entropy");
+        expect_redirect(&with(&[("nonce", "1234567")]), &fx, &pol, "insufficient_entropy");
+        assert!(parse(&with(&[("nonce", "12345678")]), Some(&fx.view()), &pol).is_ok());
         expect_redirect(&with(&[("response_type", "token")]), &fx, &pol, "unsupported_response_type");
         expect_redirect(&with(&[("response_type", "code id_token")]), &fx, &pol, "unsupported_response_type");
         expect_redirect(&with(&[("response_type", "\0")]), &fx, &pol, "unsupported_response_type");

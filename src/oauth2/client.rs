@@ -810,6 +810,21 @@ fn is_localhost(hostname: &str) -> bool {
         || hostname.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// A host a redirect can go to: an IP literal, or a DNS name whose labels are non-empty and made
+/// of letters, digits, `-` and `_`. No wildcard (`*.example.com` is a pattern, not a host), no
+/// percent-escapes, nothing empty (`https://` has no host).
+fn valid_host(hostname: &str) -> bool {
+    if hostname.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = hostname.strip_suffix('.').unwrap_or(hostname);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// `registration_client_uri` as Hydra builds it: `<public>/oauth2/register/<PathEscape(id)>`.
 pub fn registration_client_uri(policy: &ClientPolicy, client_id: &str) -> String {
     format!("{}/oauth2/register/{}", policy.public_url.trim_end_matches('/'), path_escape(client_id))
@@ -1021,6 +1036,11 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
                 return Err(ClientError::invalid_redirect_uri(&format!(
                     "The {} scheme cannot receive an authorization response: {r}",
                     u.scheme
+                )));
+            }
+            Ok(u) if (u.has_authority || u.scheme == "http" || u.scheme == "https") && !valid_host(u.hostname()) => {
+                return Err(ClientError::invalid_redirect_uri(&format!(
+                    "A redirect URI needs a valid host name or IP address, without wildcards: {r}"
                 )));
             }
             Ok(u) if !u.scheme.is_empty() => redirects.push(u),
@@ -1546,6 +1566,14 @@ mod tests {
             (json!({"redirect_uris": ["http://a b/cb"]}), Some((redir, "Unable to parse redirect URL"))),
             (json!({"redirect_uris": ["http://a.example:x/cb"]}), Some((redir, "Unable to parse redirect URL"))),
             (json!({"redirect_uris": ["http://a.example/%zz"]}), Some((redir, "Unable to parse redirect URL"))),
+            (json!({"redirect_uris": ["https://*.example.com/cb"]}), Some((redir, "without wildcards"))),
+            (json!({"redirect_uris": ["https://"]}), Some((redir, "without wildcards"))),
+            (json!({"redirect_uris": ["https:///cb"]}), Some((redir, "without wildcards"))),
+            (json!({"redirect_uris": ["https:cb"]}), Some((redir, "without wildcards"))),
+            (json!({"redirect_uris": ["https://a..example/cb"]}), Some((redir, "without wildcards"))),
+            (json!({"redirect_uris": ["https://a%41.example/cb"]}), Some((redir, "without wildcards"))),
+            (json!({"redirect_uris": ["myapp://*/cb"]}), Some((redir, "without wildcards"))),
+            (json!({"redirect_uris": ["https://a-b_c.example.com./cb"]}), None),
             (json!({"redirect_uris": ["http://example.com/cb"]}), None),
             (json!({"redirect_uris": ["https://example.com/cb?x=1"]}), None),
             (json!({"redirect_uris": ["com.example.app:/oauth"]}), None),

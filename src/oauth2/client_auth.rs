@@ -86,6 +86,18 @@ pub fn single_authorization<'a>(mut values: impl Iterator<Item = &'a str>) -> Re
     Ok(first)
 }
 
+/// RFC 7521 §4.2 client assertion parameters: another authentication method.
+fn has_assertion(form: &Form) -> bool {
+    form.get("client_assertion").is_some() || form.get("client_assertion_type").is_some()
+}
+
+fn two_methods() -> OAuthError {
+    OAuthError::hint(
+        ErrorCode::InvalidRequest,
+        "The request presents more than one client authentication method (RFC 6749 §2.3); use exactly one.",
+    )
+}
+
 /// Extracts the presented credentials from the `Authorization` header and the form body.
 pub fn extract(authorization: Option<&str>, form: &Form) -> Result<Presented, OAuthError> {
     let basic = match authorization {
@@ -104,11 +116,8 @@ pub fn extract(authorization: Option<&str>, form: &Form) -> Result<Presented, OA
         if id.is_empty() {
             return Err(malformed_basic());
         }
-        if form.get("client_secret").is_some() {
-            return Err(OAuthError::hint(
-                ErrorCode::InvalidRequest,
-                "Client credentials were sent both in the HTTP authorization header and in the request body; use exactly one authentication method.",
-            ));
+        if form.get("client_secret").is_some() || has_assertion(form) {
+            return Err(two_methods());
         }
         if form.get("client_id").is_some_and(|b| b != id) {
             return Err(OAuthError::hint(
@@ -117,6 +126,17 @@ pub fn extract(authorization: Option<&str>, form: &Form) -> Result<Presented, OA
             ));
         }
         return Ok(Presented::Basic { id, secret });
+    }
+    if has_assertion(form) {
+        if form.get("client_secret").is_some() {
+            return Err(two_methods());
+        }
+        // private_key_jwt and client_secret_jwt are not built yet: an assertion is never
+        // silently ignored (that would turn it into `none`).
+        return Err(OAuthError::hint(
+            ErrorCode::InvalidClient,
+            "Client authentication with a client_assertion (private_key_jwt, client_secret_jwt) is not supported.",
+        ));
     }
     match (form.get("client_id"), form.get("client_secret")) {
         (Some(id), Some(secret)) if !id.is_empty() => Ok(Presented::Post { id: id.into(), secret: secret.into() }),
@@ -187,6 +207,15 @@ mod tests {
             (Some(basic("a%zz", "x")), b"", ErrorCode::InvalidRequest, "bad escape"),
             (Some(basic("a", "b")), b"client_secret=b", ErrorCode::InvalidRequest, "two methods"),
             (Some(basic("a", "b")), b"client_id=other", ErrorCode::InvalidRequest, "id mismatch"),
+            (Some(basic("a", "b")), b"client_assertion=x.y.z", ErrorCode::InvalidRequest, "basic and assertion"),
+            (
+                Some(basic("a", "b")),
+                b"client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer",
+                ErrorCode::InvalidRequest,
+                "basic and assertion type",
+            ),
+            (None, b"client_id=a&client_secret=b&client_assertion=x", ErrorCode::InvalidRequest, "post and assertion"),
+            (None, b"client_id=a&client_assertion=x", ErrorCode::InvalidClient, "assertion alone"),
         ];
         for (auth, body, code, what) in cases {
             let f = if body.is_empty() { empty.clone() } else { decode(body).unwrap() };

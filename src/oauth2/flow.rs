@@ -24,6 +24,8 @@ pub enum Purpose {
     ConsentVerifier = 5,
     /// The login session cookie.
     SessionCookie = 9,
+    /// Page tokens of the admin list endpoints.
+    PageToken = 10,
 }
 
 /// An error a login or consent app sends back (`PUT …/reject`).

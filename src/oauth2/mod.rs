@@ -11,5 +11,6 @@ pub mod flow;
 pub mod hasher;
 pub mod id_token;
 pub mod introspection;
+pub mod page_token;
 pub mod scope;
 pub mod token_request;

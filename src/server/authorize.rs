@@ -13,6 +13,7 @@ use crate::oauth2::authorize::{self, html_escape, AuthError, AuthRequest, Client
 use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
 use crate::oauth2::id_token::subject_for;
 use crate::server::conn::Request;
+use crate::server::flows::Step;
 use crate::server::handlers::form_body;
 use crate::server::respond::Response;
 use crate::server::sessions;
@@ -152,10 +153,23 @@ fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
     let mut skip = session.as_ref().is_some_and(|(_, s)| {
         !prompt("login") && !prompt("select_account") && r.max_age.is_none_or(|m| now - s.auth_time <= m as i64)
     });
-    if let (Some(hint), Some((_, s))) = (&r.id_token_hint, &session) {
-        let Some(sub) = hinted_subject(w, hint) else {
-            return error_to_client(w, &r, "invalid_request", "The id_token_hint is not an ID token of this server.");
-        };
+    // Every hint is verified, with or without a session: a hint that is not one of our ID tokens
+    // for this client never leads on to a login (OIDC Core §3.1.2.2).
+    let hinted = match &r.id_token_hint {
+        None => None,
+        Some(hint) => match hinted_subject(w, hint, &r.client_id) {
+            Some(sub) => Some(sub),
+            None => {
+                return error_to_client(
+                    w,
+                    &r,
+                    "invalid_request",
+                    "The id_token_hint is not an ID token this server issued to this client.",
+                )
+            }
+        },
+    };
+    if let (Some(sub), Some((_, s))) = (&hinted, &session) {
         let ours = entry
             .map(|e| &e.stored.client)
             .and_then(|c| subject_for(&c.subject_type, &s.subject, c.sector_uris(), &cfg.pairwise_salt));
@@ -214,15 +228,20 @@ fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
         .header("Set-Cookie", cookie(w, &name, &flow.login_csrf, ttl))
 }
 
-/// The subject an `id_token_hint` names, if it is an ID token this server signed (expired ones
-/// count: OIDC Core §3.1.2.1).
-fn hinted_subject(w: &Worker, hint: &str) -> Option<String> {
+/// The subject an `id_token_hint` names, if it is an ID token this server signed (our key set,
+/// our `iss`) for this client (`aud` holds it); expired ones count (OIDC Core §3.1.2.1).
+fn hinted_subject(w: &Worker, hint: &str, client_id: &str) -> Option<String> {
     let snap = w.shared.keys.load();
     let keys: Vec<crate::jose::jwk::Jwk> =
         snap.sets.get(crate::server::keys::ID_TOKEN_SET)?.iter().map(|k| k.jwk.public()).collect();
     let v = crate::jose::jws::verify(hint, &keys).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&v.payload).ok()?;
-    (claims["iss"] == w.config().issuer.as_str()).then(|| claims["sub"].as_str().map(String::from))?
+    let for_client = match &claims["aud"] {
+        serde_json::Value::String(a) => a == client_id,
+        serde_json::Value::Array(a) => a.iter().any(|x| x == client_id),
+        _ => false,
+    };
+    (claims["iss"] == w.config().issuer.as_str() && for_client).then(|| claims["sub"].as_str().map(String::from))?
 }
 
 /// Back from the login app: check the verifier and its cookie, remember the login if asked,
@@ -240,6 +259,11 @@ async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
     if !csrf_ok(req, &login_cookie, &flow.login_csrf) {
         return error_to_client(w, r, "request_forbidden", "The login CSRF cookie is missing or does not match.");
     }
+    // The verifier is single use, and once used its login request answers 410.
+    if let Err(resp) = mark_step(w, &flow, Step::Login).await {
+        return resp;
+    }
+    let r = &flow.request;
     let login = match &flow.login {
         Some(Outcome::Accepted(l)) => l.clone(),
         Some(Outcome::Rejected(e)) => return error_to_client(w, r, &e.error, &e.error_description),
@@ -287,6 +311,21 @@ async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
     resp
 }
 
+/// Records durably that this step's verifier was used; a second use is `invalid_request` at the
+/// client.
+async fn mark_step(w: &Worker, flow: &Flow, step: Step) -> Result<(), Response> {
+    let key = crate::server::flows::step_marker(&flow.id, step);
+    let r = &flow.request;
+    match w.shared.store.mark_flow(w.partition_for(&flow.id), &key, flow.requested_at).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(error_to_client(w, r, "invalid_request", "The verifier has already been used.")),
+        Err(e) => {
+            crate::warn!("a flow step could not be stored", "error" = e);
+            Err(error_to_client(w, r, "temporarily_unavailable", "The flow could not be stored; retry later."))
+        }
+    }
+}
+
 /// Back from the consent app: issue the code.
 async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Option<&str>) -> Response {
     let cfg = w.config();
@@ -309,7 +348,13 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     };
     let consent = match consent {
         Outcome::Accepted(c) => c,
-        Outcome::Rejected(e) => return error_to_client(w, r, &e.error, &e.error_description),
+        Outcome::Rejected(e) => {
+            // An accepted consent is marked by its code; a rejected one by this row.
+            if let Err(resp) = mark_step(w, &flow, Step::Consent).await {
+                return resp;
+            }
+            return error_to_client(w, r, &e.error, &e.error_description);
+        }
     };
     let snapshot = w.shared.clients.load();
     let Some(entry) = snapshot.clients.get(&r.client_id) else {

@@ -8,11 +8,10 @@ use crate::http::form;
 use crate::oauth2::client::{self, ClientError, ClientPolicy, NewClient, StoredClient};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::hasher::hash_secret;
+use crate::oauth2::page_token;
 use crate::server::conn::Request;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, ClientEntry, Worker};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use hydra_storage::{ClientStore, PutMode, PutOutcome, TokenStore};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
@@ -153,20 +152,23 @@ pub fn list(w: &Worker, req: &Request) -> Response {
             return Response::oauth_error(&OAuthError::hint(ErrorCode::InvalidRequest, "page_size must be an integer."))
         }
     };
+    let name = q.get("client_name");
+    let owner = q.get("owner");
+    let bound: Vec<(&str, &str)> =
+        [("client_name", name), ("owner", owner)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+    let keys = &w.shared.flow_keys;
     let after = match q.get("page_token").filter(|t| !t.is_empty()) {
         None => None,
-        Some(t) => match URL_SAFE_NO_PAD.decode(t).ok().and_then(|b| String::from_utf8(b).ok()) {
+        Some(t) => match page_token::open(keys, "clients", &bound, t) {
             Some(id) => Some(id),
             None => {
                 return Response::oauth_error(&OAuthError::hint(
                     ErrorCode::InvalidRequest,
-                    "The page_token is invalid.",
+                    "The page_token is invalid, or was issued for another listing.",
                 ))
             }
         },
     };
-    let name = q.get("client_name");
-    let owner = q.get("owner");
     let snap = w.shared.clients.load();
     let mut matching: Vec<&Arc<ClientEntry>> = snap
         .clients
@@ -190,7 +192,11 @@ pub fn list(w: &Worker, req: &Request) -> Response {
     }
     let mut link = format!("</admin/clients?page_size={page_size}{filters}>; rel=\"first\"");
     if let (true, Some(last)) = (has_next, matching.last()) {
-        let token = URL_SAFE_NO_PAD.encode(last.stored.client.client_id.as_bytes());
+        let Some(token) =
+            page_token::seal(keys, "clients", &bound, &last.stored.client.client_id, &SystemRandom::new())
+        else {
+            return Response::oauth_error(&OAuthError::new(ErrorCode::ServerError));
+        };
         link.push_str(&format!(",</admin/clients?page_size={page_size}&page_token={token}{filters}>; rel=\"next\""));
     }
     Response::json_value(200, &serde_json::Value::Array(body)).header("Link", link)

@@ -6,7 +6,7 @@
 //! single use (a replayed code or a reused refresh token revokes the whole grant and answers
 //! `invalid_grant`); tokens are answered only after they are durable.
 
-use crate::oauth2::authorization_code::{self, GrantExt};
+use crate::oauth2::authorization_code::{self, ExchangeError, GrantExt};
 use crate::oauth2::client::Client;
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::id_token::IdTokenClaims;
@@ -150,7 +150,7 @@ pub async fn exchange_code(
         return Err(invalid_grant("The token is not an authorization code."));
     }
     let ext = GrantExt::parse(&rec.ext)?;
-    authorization_code::check_exchange(
+    let checked = authorization_code::check_exchange(
         &rec.client_id,
         rec.expires_at,
         &ext.g,
@@ -158,7 +158,16 @@ pub async fn exchange_code(
         redirect_uri,
         code_verifier,
         unix_now(),
-    )?;
+    );
+    match checked {
+        Ok(()) => {}
+        Err(ExchangeError::Pkce(e)) => {
+            // Burn the code (spent, nothing issued): the right verifier cannot follow a wrong one.
+            w.shared.store.redeem_code(partition, seq, rec.signature, Vec::new()).await?;
+            return Err(e);
+        }
+        Err(ExchangeError::Other(e)) => return Err(e),
+    }
     let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     let issued = issue(w, client, partition, &rec, &scope, &ext).await?;
     let n = issued.records.len() as u64;
@@ -190,6 +199,13 @@ pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&st
     if rec.kind != TokenKind::Refresh || unix_now() >= rec.expires_at {
         return Err(invalid_grant("The refresh token is expired or invalid."));
     }
+    authorization_code::check_grant_still_allowed(
+        &rec.scope,
+        &rec.audience,
+        &client.scope,
+        &client.audience,
+        w.config().scope_strategy,
+    )?;
     let ext = GrantExt::parse(&rec.ext)?;
     let new_scope = authorization_code::refreshed_scope(&rec.scope, scope)?;
     let issued = issue(w, client, partition, &rec, &new_scope, &ext).await?;

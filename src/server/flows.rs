@@ -59,10 +59,25 @@ fn load(w: &Worker, req: &Request, step: Step) -> Result<(Flow, String), Respons
         return Err(Response::generic_error(401, "request_unauthorized", "The request has expired."));
     }
     let partition = w.partition_for(&flow.id);
-    match w.shared.store.flow_used(partition, &flow.id) {
+    // Handled once its verifier came back: the flow produced its code, or this step's verifier
+    // was used (marked when the browser returned with it).
+    let used = w
+        .shared
+        .store
+        .flow_used(partition, &flow.id)
+        .and_then(|code| Ok(code || w.shared.store.flow_used(partition, &step_marker(&flow.id, step))?));
+    match used {
         Ok(false) => Ok((flow, c)),
         Ok(true) => Err(Response::json_value(410, &json!({"redirect_to": flow.request_url}))),
         Err(e) => Err(Response::oauth_error(&e.into())),
+    }
+}
+
+/// The key of the row that records that a flow's login or consent verifier was used.
+pub fn step_marker(flow_id: &str, step: Step) -> String {
+    match step {
+        Step::Login => format!("{flow_id}\0login"),
+        Step::Consent => format!("{flow_id}\0consent"),
     }
 }
 

@@ -112,17 +112,23 @@ fn ready(w: &Worker, api: Api) -> Response {
 }
 
 /// Decodes a protocol endpoint's body: `application/x-www-form-urlencoded` (parameters such as
-/// `charset` allowed) and strict form rules; a parameter may appear once, except the names in
+/// `charset` only `utf-8`) and strict form rules; a parameter may appear once, except the names in
 /// `repeatable` (RFC 6749 §3.1 binds only its own parameters).
 pub fn form_body(req: &Request, repeatable: &[&str]) -> Result<Form, OAuthError> {
-    let is_form = req.head.header("content-type").is_some_and(|ct| {
-        ct.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-    });
-    if !is_form {
-        return Err(OAuthError::hint(
-            ErrorCode::InvalidRequest,
-            "The request must use the content type application/x-www-form-urlencoded.",
-        ));
+    match req.head.header("content-type").map(crate::http::form::form_content_type) {
+        Some(Ok(())) => {}
+        Some(Err(crate::http::form::ContentTypeError::Charset)) => {
+            return Err(OAuthError::hint(
+                ErrorCode::InvalidRequest,
+                "The form body must be encoded in UTF-8 (charset=utf-8 or no charset).",
+            ))
+        }
+        _ => {
+            return Err(OAuthError::hint(
+                ErrorCode::InvalidRequest,
+                "The request must use the content type application/x-www-form-urlencoded.",
+            ))
+        }
     }
     let form =
         form::decode_multi(&req.body).map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;

@@ -175,6 +175,13 @@ pub fn render(w: &Worker) -> String {
         "Introspection requests answered.",
         sum(all, |m| &m.introspections),
     );
+    counter(&mut out, "hydra_log_lines_total", "Log lines written by the log writer thread.", crate::log::written());
+    counter(
+        &mut out,
+        "hydra_log_lines_dropped_total",
+        "Log lines dropped because the log writer could not keep up (each drop is also reported in a log line).",
+        crate::log::dropped(),
+    );
     let j = &w.shared.janitor;
     counter(&mut out, "hydra_janitor_passes_total", "Completed janitor passes.", j.passes.load(Relaxed));
     let _ = writeln!(out, "# HELP hydra_janitor_deleted_total Rows the janitor deleted, by kind.\n# TYPE hydra_janitor_deleted_total counter");

@@ -59,13 +59,21 @@ pub fn serve(mode: ServeMode, args: &ServeArgs) -> i32 {
         }
     };
     crate::log::init(config.log_level, config.log_format == LogFormat::Json);
-    match start(mode, config) {
+    // Log lines are written by a thread of their own: a worker never blocks in write(2) on a
+    // slow or full stderr (measured in loadtest/runs/, issuance at info vs warn).
+    if let Err(e) = crate::log::start_writer() {
+        eprintln!("cannot start the log writer thread: {e}");
+        return 1;
+    }
+    let code = match start(mode, config) {
         Ok(code) => code,
         Err(e) => {
             error!("the server could not start", "error" = e);
             1
         }
-    }
+    };
+    crate::log::sync();
+    code
 }
 
 fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
@@ -102,6 +110,16 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         clients.push((id, stored, bytes));
     }
     let watermarks = store.load_watermarks().map_err(|e| e.to_string())?;
+    let partitions = hydra_storage::TokenStore::partition_count(&store);
+    let indexed = sessions::index_session_ids(&store, &|k| state::partition_of(partitions, k))?;
+    if indexed > 0 {
+        info!("indexed the login sessions of an earlier release by session id", "sessions" = indexed);
+    }
+    // A consent revocation cut short by a crash is finished before anything is served.
+    let finished = sessions::finish_all_revocations(&store).map_err(|e| e.to_string())?;
+    if finished > 0 {
+        info!("finished consent revocations interrupted by a crash", "grants" = finished);
+    }
     let key_seal = keys::seal_keys(&config.secrets_system);
     let mut key_snapshot = keys::load(&store, &key_seal)?;
     for set in keys::ensure_defaults(&store, &key_seal, &mut key_snapshot)? {
@@ -400,7 +418,8 @@ fn run_worker(shared: Arc<Shared>, index: usize, cpu: Option<usize>, listeners: 
         d => d,
     };
     let w = Rc::new(Worker::new(shared, index)?);
-    match driver {
+    crate::log::set_batched(true);
+    let ran = match driver {
         Driver::IoUring => {
             let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
                 .with_entries(1024)
@@ -418,8 +437,14 @@ fn run_worker(shared: Arc<Shared>, index: usize, cpu: Option<usize>, listeners: 
             info!("worker started", "worker" = index, "driver" = "legacy (epoll)");
             rt.block_on(worker_main(w, listeners))
         }
-    }
+    };
+    crate::log::flush_local();
+    ran
 }
+
+/// How often a worker hands its buffered log lines to the writer thread when they do not fill a
+/// buffer first: the longest a request's line waits.
+const LOG_FLUSH_EVERY: Duration = Duration::from_millis(10);
 
 async fn worker_main(w: Rc<Worker>, listeners: Vec<Listener>) -> Result<(), String> {
     {
@@ -431,6 +456,12 @@ async fn worker_main(w: Rc<Worker>, listeners: Vec<Listener>) -> Result<(), Stri
             w.signal_stop();
         });
     }
+    monoio::spawn(async {
+        loop {
+            monoio::time::sleep(LOG_FLUSH_EVERY).await;
+            crate::log::flush_local();
+        }
+    });
     for (api, std_listener, acceptor) in listeners {
         let l = monoio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
         let w = w.clone();

@@ -6,6 +6,7 @@
 //! consent session revokes the tokens of its grant in the same call, after both are durable.
 
 use crate::oauth2::flow::{self, Purpose};
+use crate::oauth2::page_token;
 use crate::server::conn::Request;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
@@ -53,6 +54,15 @@ pub fn current(w: &Worker, req: &Request) -> Option<(String, LoginSession)> {
     (s.subject == c.sub && unix_now() < s.expires_at).then_some((c.sid, s))
 }
 
+/// The row that finds a login session by its id alone ([`Table::SessionIds`], in the partition
+/// of the id): `DELETE …/sessions/login?sid=` reads one row instead of scanning every partition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionId {
+    subject: String,
+    /// For the janitor, which sweeps the row with its session.
+    expires_at: i64,
+}
+
 /// Stores a remembered login durably; returns the `Set-Cookie` value.
 pub async fn remember_login(
     w: &Worker,
@@ -64,8 +74,16 @@ pub async fn remember_login(
     let life = if remember_for > 0 { remember_for.min(180 * 24 * 3600) } else { DEFAULT_SESSION_SECS };
     let s = LoginSession { subject: subject.to_string(), auth_time, expires_at: unix_now() + life };
     let value = serde_json::to_vec(&s).map_err(|_| ())?;
-    w.shared
-        .store
+    let index =
+        serde_json::to_vec(&SessionId { subject: subject.to_string(), expires_at: s.expires_at }).map_err(|_| ())?;
+    let store = &w.shared.store;
+    // The index first: after a crash in between it names a session that does not exist (and
+    // expires with it), never the other way round, so every session can be found by its id.
+    store
+        .doc_put(w.partition_for(sid), Table::SessionIds, vec![(sid.as_bytes().to_vec(), index)])
+        .await
+        .map_err(|_| ())?;
+    store
         .doc_put(w.partition_for(subject), Table::LoginSessions, vec![(key(&[subject, sid]), value)])
         .await
         .map_err(|_| ())?;
@@ -173,11 +191,24 @@ pub fn list_consent(w: &Worker, req: &Request) -> Response {
         Some(Ok(n)) if (1..=500).contains(&n) => n,
         _ => return Response::generic_error(400, "invalid_request", "page_size must be between 1 and 500."),
     };
-    // The page token is the number of sessions already listed (opaque to callers).
-    let offset: usize = match q.get("page_token").filter(|t| !t.is_empty()).map(str::parse::<usize>) {
+    // The page token seals the number of sessions already listed, bound to these filters.
+    let mut bound = vec![("subject", subject)];
+    if let Some(s) = sid {
+        bound.push(("login_session_id", s));
+    }
+    let keys = &w.shared.flow_keys;
+    let offset: usize = match q.get("page_token").filter(|t| !t.is_empty()) {
         None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => return Response::generic_error(400, "invalid_request", "The page_token is invalid."),
+        Some(t) => match page_token::open(keys, "consent_sessions", &bound, t).and_then(|c| c.parse().ok()) {
+            Some(n) => n,
+            None => {
+                return Response::generic_error(
+                    400,
+                    "invalid_request",
+                    "The page_token is invalid, or was issued for another listing.",
+                )
+            }
+        },
     };
     let prefix = [subject.as_bytes(), &[0]].concat();
     let rows = match w.shared.store.doc_scan(w.partition_for(subject), Table::ConsentSessions, &prefix) {
@@ -200,19 +231,32 @@ pub fn list_consent(w: &Worker, req: &Request) -> Response {
     let list: Vec<Value> = all.iter().skip(offset).take(page_size).cloned().collect();
     let mut resp = Response::json_value(200, &Value::Array(list));
     if offset + page_size < all.len() {
-        let mut subject_q = String::new();
-        crate::http::form::form_escape(subject, &mut subject_q);
-        let next = offset + page_size;
+        let mut filters = String::new();
+        for (k, v) in &bound {
+            filters.push_str(k);
+            filters.push('=');
+            crate::http::form::form_escape(v, &mut filters);
+            filters.push('&');
+        }
+        let next = (offset + page_size).to_string();
+        let Some(token) = page_token::seal(keys, "consent_sessions", &bound, &next, &SystemRandom::new()) else {
+            return Response::generic_error(500, "server_error", "The page token could not be sealed.");
+        };
         resp = resp.header(
             "Link",
-            format!("</admin/oauth2/auth/sessions/consent?subject={subject_q}&page_size={page_size}&page_token={next}>; rel=\"next\""),
+            format!(
+                "</admin/oauth2/auth/sessions/consent?{filters}page_size={page_size}&page_token={token}>; rel=\"next\""
+            ),
         );
     }
     resp.header("X-Total-Count", all.len().to_string())
 }
 
 /// `DELETE /admin/oauth2/auth/sessions/consent?subject=…&client=…` or `…&all=true`: forgets the
-/// consents and revokes the tokens issued under them.
+/// consents and revokes the tokens issued under them, all or nothing across a crash: the commit
+/// that deletes the consents writes, for each, the intent to revoke its grant; the grants are
+/// revoked next, each intent removed once its grant is; a call cut short (a 503, a crash) leaves
+/// intents that the next call for the subject, or the next start, finishes.
 pub async fn revoke_consent(w: &Worker, req: &Request) -> Response {
     let q = query(req);
     let subject = q.get("subject").filter(|s| !s.is_empty());
@@ -223,50 +267,152 @@ pub async fn revoke_consent(w: &Worker, req: &Request) -> Response {
         (Some(s), None, true) => (s, [s.as_bytes(), &[0]].concat()),
         _ => return Response::generic_error(400, "invalid_request", "Invalid combination of query parameters."),
     };
-    let removed = match w.shared.store.doc_delete_prefix(w.partition_for(subject), Table::ConsentSessions, prefix).await
-    {
-        Ok(r) => r,
-        Err(e) => return Response::oauth_error(&e.into()),
-    };
-    for (_, v) in removed {
-        if let Ok(c) = serde_json::from_slice::<ConsentSession>(&v) {
-            if let Err(e) = w.shared.store.revoke_family(c.grant_partition, c.grant_family).await {
-                return Response::oauth_error(&e.into());
-            }
+    let p = w.partition_for(subject);
+    let to_intent: hydra_storage::RowMap = Box::new(|_, v| {
+        let c = serde_json::from_slice::<ConsentSession>(v).ok()?;
+        Some((intent_key(&c.subject, &c.flow_id), intent_value(c.grant_partition, c.grant_family)))
+    });
+    let moved =
+        w.shared.store.doc_move_prefix(p, Table::ConsentSessions, prefix, Table::RevocationIntents, to_intent).await;
+    if let Err(e) = moved {
+        return Response::oauth_error(&e.into());
+    }
+    match finish_revocations(&w.shared.store, p, subject.as_bytes()).await {
+        Ok(_) => Response::empty(204),
+        Err(e) => Response::oauth_error(&e.into()),
+    }
+}
+
+fn intent_key(subject: &str, flow_id: &str) -> Vec<u8> {
+    key(&[subject, flow_id])
+}
+
+fn intent_value(partition: u32, family: u64) -> Vec<u8> {
+    [partition.to_le_bytes().as_slice(), &family.to_le_bytes()].concat()
+}
+
+/// Revokes the grant of every revocation intent of `partition` whose key starts with
+/// `subject` ‖ 0 (every intent of the partition when `subject` is empty), removing each intent
+/// once its grant's tokens are deleted. Revoking a grant twice is harmless, so a crash anywhere
+/// here loses nothing. Resolves to how many grants were revoked.
+pub async fn finish_revocations(
+    store: &hydra_storage::Store,
+    partition: u32,
+    subject: &[u8],
+) -> Result<usize, hydra_storage::StoreError> {
+    let prefix = if subject.is_empty() { Vec::new() } else { [subject, &[0]].concat() };
+    let mut n = 0;
+    for (k, v) in store.doc_scan(partition, Table::RevocationIntents, &prefix)? {
+        if let (Some(p), Some(f)) = (v.get(..4), v.get(4..12)) {
+            let grant_partition = u32::from_le_bytes(p.try_into().unwrap_or_default());
+            let family = u64::from_le_bytes(f.try_into().unwrap_or_default());
+            store.revoke_family(grant_partition, family).await?;
+            n += 1;
+        }
+        store.doc_delete_keys(partition, Table::RevocationIntents, vec![k]).await?;
+    }
+    Ok(n)
+}
+
+/// Finishes every revocation a crash interrupted; run at start-up before any request is served.
+pub fn finish_all_revocations(store: &hydra_storage::Store) -> Result<usize, hydra_storage::StoreError> {
+    let mut n = 0;
+    for p in 0..store.partition_count() {
+        n += block_on(finish_revocations(store, p, b""))?;
+    }
+    Ok(n)
+}
+
+/// Indexes, once per data directory, the login sessions stored before sessions were indexed by
+/// id (so `DELETE …?sid=` finds them too). Start-up only.
+pub fn index_session_ids(store: &hydra_storage::Store, partition_for: &dyn Fn(&str) -> u32) -> Result<usize, String> {
+    const FLAG: &str = "session_ids_v1";
+    if store.flag(FLAG).map_err(|e| e.to_string())? {
+        return Ok(0);
+    }
+    let mut n = 0;
+    for p in 0..store.partition_count() {
+        for (k, v) in store.doc_scan(p, Table::LoginSessions, b"").map_err(|e| e.to_string())? {
+            let (Some(at), Ok(s)) = (k.iter().position(|b| *b == 0), serde_json::from_slice::<LoginSession>(&v)) else {
+                continue;
+            };
+            let Ok(sid) = std::str::from_utf8(&k[at + 1..]) else { continue };
+            let index = serde_json::to_vec(&SessionId { subject: s.subject.clone(), expires_at: s.expires_at })
+                .map_err(|e| e.to_string())?;
+            store
+                .doc_put(partition_for(sid), Table::SessionIds, vec![(sid.as_bytes().to_vec(), index)])
+                .wait()
+                .map_err(|e| e.to_string())?;
+            n += 1;
         }
     }
-    Response::empty(204)
+    store.set_flag(FLAG).wait().map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// Runs a store future to completion on this thread (start-up only: store futures complete
+/// from committer threads and need no runtime).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
 }
 
 /// `DELETE /admin/oauth2/auth/sessions/login?subject=…` (every session of the subject) or
-/// `?sid=…` (one session).
+/// `?sid=…` (one session, found through its id row).
 pub async fn revoke_login(w: &Worker, req: &Request) -> Response {
     let q = query(req);
     let store = &w.shared.store;
-    match (q.get("subject").filter(|s| !s.is_empty()), q.get("sid").filter(|s| !s.is_empty())) {
-        (Some(subject), _) => {
-            let prefix = [subject.as_bytes(), &[0]].concat();
-            if let Err(e) = store.doc_delete_prefix(w.partition_for(subject), Table::LoginSessions, prefix).await {
-                return Response::oauth_error(&e.into());
-            }
-        }
+    let result = match (q.get("subject").filter(|s| !s.is_empty()), q.get("sid").filter(|s| !s.is_empty())) {
+        (Some(subject), _) => revoke_subject_logins(w, subject).await,
         (None, Some(sid)) => {
-            // Sessions are keyed by subject: find the one with this id in every partition.
-            for p in 0..store.partition_count() {
-                let rows = match store.doc_scan(p, Table::LoginSessions, b"") {
-                    Ok(r) => r,
-                    Err(e) => return Response::oauth_error(&e.into()),
-                };
-                for (k, _) in rows.into_iter().filter(|(k, _)| {
-                    k.ends_with(sid.as_bytes()) && k.len().checked_sub(sid.len() + 1).and_then(|i| k.get(i)) == Some(&0)
-                }) {
-                    if let Err(e) = store.doc_delete_prefix(p, Table::LoginSessions, k).await {
-                        return Response::oauth_error(&e.into());
+            let p = w.partition_for(sid);
+            match store.doc_get(p, Table::SessionIds, sid.as_bytes()) {
+                Ok(Some(v)) => match serde_json::from_slice::<SessionId>(&v) {
+                    Ok(id) => {
+                        let k = key(&[&id.subject, sid]);
+                        match store.doc_delete_keys(w.partition_for(&id.subject), Table::LoginSessions, vec![k]).await {
+                            Ok(_) => store
+                                .doc_delete_keys(p, Table::SessionIds, vec![sid.as_bytes().to_vec()])
+                                .await
+                                .map(|_| ()),
+                            Err(e) => Err(e),
+                        }
                     }
-                }
+                    Err(_) => Ok(()),
+                },
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
             }
         }
         (None, None) => return Response::generic_error(400, "invalid_request", "Either subject or sid is required."),
+    };
+    match result {
+        Ok(()) => Response::empty(204),
+        Err(e) => Response::oauth_error(&e.into()),
     }
-    Response::empty(204)
+}
+
+async fn revoke_subject_logins(w: &Worker, subject: &str) -> Result<(), hydra_storage::StoreError> {
+    let store = &w.shared.store;
+    let prefix = [subject.as_bytes(), &[0]].concat();
+    let removed = store.doc_delete_prefix(w.partition_for(subject), Table::LoginSessions, prefix.clone()).await?;
+    for (k, _) in removed {
+        if let Some(sid) = k.get(prefix.len()..).and_then(|s| std::str::from_utf8(s).ok()) {
+            store.doc_delete_keys(w.partition_for(sid), Table::SessionIds, vec![sid.as_bytes().to_vec()]).await?;
+        }
+    }
+    Ok(())
 }

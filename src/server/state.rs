@@ -184,9 +184,7 @@ impl Worker {
     /// The partition that owns everything keyed by `key` (a flow id, a subject): fixed by the
     /// key alone (FNV-1a), so every request about it meets the same committer.
     pub fn partition_for(&self, key: &str) -> u32 {
-        let p = hydra_storage::TokenStore::partition_count(&*self.shared.store).max(1);
-        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        (h % u64::from(p)) as u32
+        partition_of(hydra_storage::TokenStore::partition_count(&*self.shared.store), key)
     }
 
     pub fn config(&self) -> &Config {
@@ -239,6 +237,12 @@ impl Drop for StopWait<'_> {
             map.remove(&self.id);
         }
     }
+}
+
+/// The partition, of `count`, that owns everything keyed by `key` (FNV-1a of the key).
+pub fn partition_of(count: u32, key: &str) -> u32 {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (h % u64::from(count.max(1))) as u32
 }
 
 /// Seconds since the Unix epoch.

@@ -244,7 +244,11 @@ impl State {
         let log = {
             let mut tx = Tx::new(&w, logged);
             for job in batch.drain(..) {
-                match job(&mut tx) {
+                // A bug in one job must fail its batch, not end the partition's only writer
+                // (every later write would then hang or fail).
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut tx)))
+                    .unwrap_or_else(|_| Err(StoreError::Commit("a write job panicked".into())));
+                match ran {
                     Ok(d) => done.push(d),
                     Err(e) => {
                         drop(tx);

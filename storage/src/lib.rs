@@ -28,7 +28,7 @@ pub use error::StoreError;
 pub use records::{TokenKind, TokenRecord};
 pub use store::{
     compact_dir, flow_started, manifest_info, ClientStore, DocStore, GrantStore, KeyRow, KeyStore, KeyWrite, PutMode,
-    PutOutcome, Redeem, Rotate, Store, StoreOptions, TokenStore, CLIENT_RECORD_VERSION, FORMAT_VERSION,
+    PutOutcome, Redeem, Rotate, RowMap, Store, StoreOptions, TokenStore, CLIENT_RECORD_VERSION, FORMAT_VERSION,
 };
 pub use sweep::{DeadRule, Step};
 pub use tx::{Table, Tx};

@@ -218,8 +218,13 @@ pub trait GrantStore: Send + Sync {
     ) -> Pending<Rotate>;
     /// Deletes every live token of a grant; resolves to how many.
     fn revoke_family(&self, partition: u32, family: u64) -> Pending<usize>;
-    /// Whether a flow already produced its code (a read; never waits for a commit).
+    /// Whether a flow already produced its code (a read; never waits for a commit). `flow_id`
+    /// may also name a step marker written by [`GrantStore::mark_flow`].
     fn flow_used(&self, partition: u32, flow_id: &str) -> Result<bool, StoreError>;
+    /// Records durably that a step of a flow was handled (a verifier used), unless it was
+    /// already: resolves to `false` then. The row has the layout of a code's row (no sequence
+    /// number), so the janitor sweeps it with the flow.
+    fn mark_flow(&self, partition: u32, key: &str, flow_started: i64) -> Pending<bool>;
 }
 
 fn family_key(family: u64, seq: u64) -> [u8; 16] {
@@ -318,11 +323,20 @@ pub trait DocStore: Send + Sync {
     fn doc_put(&self, partition: u32, table: Table, rows: Rows) -> Pending<()>;
     /// Deletes every key starting with `prefix`; resolves to the deleted (key, value) pairs.
     fn doc_delete_prefix(&self, partition: u32, table: Table, prefix: Vec<u8>) -> Pending<Rows>;
+    /// Deletes exactly these keys; resolves to how many existed.
+    fn doc_delete_keys(&self, partition: u32, table: Table, keys: Vec<Vec<u8>>) -> Pending<usize>;
+    /// In ONE commit: deletes every row of `from` whose key starts with `prefix` and writes what
+    /// `map` makes of each (if anything) into `to`, so the rows and what replaces them are
+    /// never both present or both absent. Resolves to the deleted rows.
+    fn doc_move_prefix(&self, partition: u32, from: Table, prefix: Vec<u8>, to: Table, map: RowMap) -> Pending<Rows>;
 }
+
+/// Turns a deleted row into the row that replaces it (see [`DocStore::doc_move_prefix`]).
+pub type RowMap = Box<dyn Fn(&[u8], &[u8]) -> Option<(Vec<u8>, Vec<u8>)> + Send>;
 
 fn doc_table(t: Table) -> Result<Table, StoreError> {
     match t {
-        Table::LoginSessions | Table::ConsentSessions => Ok(t),
+        Table::LoginSessions | Table::ConsentSessions | Table::SessionIds | Table::RevocationIntents => Ok(t),
         _ => Err(StoreError::Corrupt("not a document table")),
     }
 }
@@ -951,6 +965,20 @@ impl GrantStore for Store {
         part.committer.submit(move |tx| delete_family(tx, family, None))
     }
 
+    fn mark_flow(&self, partition: u32, key: &str, flow_started: i64) -> Pending<bool> {
+        let Ok(part) = self.part(partition) else {
+            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("partition out of range")));
+        };
+        let key = key.as_bytes().to_vec();
+        part.committer.submit(move |tx| {
+            if tx.get(Table::Flows, &key)?.is_some() {
+                return Ok(false);
+            }
+            tx.insert(Table::Flows, &key, &flow_row(0, flow_started))?;
+            Ok(true)
+        })
+    }
+
     fn flow_used(&self, partition: u32, flow_id: &str) -> Result<bool, StoreError> {
         let rtx = self.part(partition)?.read()?;
         let used = rtx.open_table(Table::Flows.def())?.get(flow_id.as_bytes())?.is_some();
@@ -987,6 +1015,40 @@ impl DocStore for Store {
         part.committer.submit(move |tx| rows.iter().try_for_each(|(k, v)| tx.insert(table, k, v)))
     }
 
+    fn doc_delete_keys(&self, partition: u32, table: Table, keys: Vec<Vec<u8>>) -> Pending<usize> {
+        let (Ok(part), Ok(table)) = (self.part(partition), doc_table(table)) else {
+            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("bad document location")));
+        };
+        part.committer.submit(move |tx| {
+            let mut n = 0;
+            for k in &keys {
+                if tx.remove(table, k)? {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    fn doc_move_prefix(&self, partition: u32, from: Table, prefix: Vec<u8>, to: Table, map: RowMap) -> Pending<Rows> {
+        let (Ok(part), Ok(from), Ok(to)) = (self.part(partition), doc_table(from), doc_table(to)) else {
+            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("bad document location")));
+        };
+        part.committer.submit(move |tx| {
+            let mut out = Vec::new();
+            for k in tx.keys_with_prefix(from, &prefix)? {
+                if let Some(v) = tx.get(from, &k)? {
+                    tx.remove(from, &k)?;
+                    if let Some((nk, nv)) = map(&k, &v) {
+                        tx.insert(to, &nk, &nv)?;
+                    }
+                    out.push((k, v));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn doc_delete_prefix(&self, partition: u32, table: Table, prefix: Vec<u8>) -> Pending<Rows> {
         let (Ok(part), Ok(table)) = (self.part(partition), doc_table(table)) else {
             return self.meta.committer.submit(|_| Err(StoreError::Corrupt("bad document location")));
@@ -1002,6 +1064,26 @@ impl DocStore for Store {
             Ok(out)
         })
     }
+}
+
+impl Store {
+    /// Whether a one-time upgrade step named `name` was done on this data directory.
+    pub fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        let rtx = self.meta.read()?;
+        let t = rtx.open_table(Table::State.def())?;
+        let found = t.get(flag_key(name).as_slice())?.is_some();
+        Ok(found)
+    }
+
+    /// Records durably that the step `name` was done.
+    pub fn set_flag(&self, name: &str) -> Pending<()> {
+        let key = flag_key(name);
+        self.meta.committer.submit(move |tx| tx.insert(Table::State, &key, &[1]))
+    }
+}
+
+fn flag_key(name: &str) -> Vec<u8> {
+    [b"flag:".as_slice(), name.as_bytes()].concat()
 }
 
 /// Compacts every database file of a data directory that no process has open (the janitor

@@ -31,7 +31,7 @@ pub struct Step {
 /// sessions (which the admin API lists and which revoke their tokens) are never swept.
 fn sweepable(t: Table) -> Result<Table, StoreError> {
     match t {
-        Table::Tokens | Table::Flows | Table::LoginSessions => Ok(t),
+        Table::Tokens | Table::Flows | Table::LoginSessions | Table::SessionIds => Ok(t),
         _ => Err(StoreError::Corrupt("table is not sweepable")),
     }
 }

@@ -38,9 +38,17 @@ pub enum Table {
     LoginSessions = 9,
     /// Consent sessions: subject ‖ 0 ‖ client id ‖ 0 ‖ flow id → JSON (the server's).
     ConsentSessions = 10,
+    /// Login sessions by session id, in the partition of the id: sid → JSON naming the subject
+    /// (the server's, with `expires_at` for the janitor). Finds a session without its subject.
+    SessionIds = 11,
+    /// Revocations in progress, in the partition of the subject whose consents were revoked:
+    /// subject ‖ 0 ‖ flow id → the grant to revoke (partition u32 LE ‖ family u64 LE). Written in
+    /// the commit that deletes the consents, removed once the grant's tokens are deleted, and
+    /// finished at start-up when a crash came in between.
+    RevocationIntents = 12,
 }
 
-const TABLES: [Table; 10] = [
+const TABLES: [Table; 12] = [
     Table::Tokens,
     Table::SeqFloor,
     Table::Clients,
@@ -51,6 +59,8 @@ const TABLES: [Table; 10] = [
     Table::Families,
     Table::LoginSessions,
     Table::ConsentSessions,
+    Table::SessionIds,
+    Table::RevocationIntents,
 ];
 
 impl Table {
@@ -66,6 +76,8 @@ impl Table {
             Table::Families => "families",
             Table::LoginSessions => "login_sessions",
             Table::ConsentSessions => "consent_sessions",
+            Table::SessionIds => "session_ids",
+            Table::RevocationIntents => "revocation_intents",
         })
     }
 
@@ -74,7 +86,7 @@ impl Table {
     }
 
     /// Every table, so a new database can create them all up front.
-    pub(crate) fn all() -> [Table; 10] {
+    pub(crate) fn all() -> [Table; 12] {
         TABLES
     }
 }
@@ -87,7 +99,7 @@ type OpenTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
 /// A batch's view of its write transaction.
 pub struct Tx<'t> {
     wtx: &'t WriteTransaction,
-    open: [Option<OpenTable<'t>>; 10],
+    open: [Option<OpenTable<'t>>; TABLES.len()],
     /// The redo log of everything changed so far, or `None` when nothing is logged (checkpoint
     /// commits, replay, in-memory stores).
     log: Option<Vec<u8>>,

@@ -417,3 +417,34 @@ fn rotation_revokes_earlier_access_tokens_and_revoke_family_clears_the_grant() {
     assert_eq!(store.get_token(0, rt1).unwrap(), None);
     assert_eq!(store.rotate_refresh(0, rt1, [5; 32], vec![]).wait().unwrap(), Rotate::Missing);
 }
+
+#[test]
+fn flow_step_markers_are_single_use() {
+    use hydra_storage::GrantStore;
+    let store = Store::memory(&StoreOptions { partitions: 2, ..Default::default() }).unwrap();
+    assert!(!store.flow_used(1, "f\0login").unwrap());
+    assert!(store.mark_flow(1, "f\0login", 100).wait().unwrap());
+    assert!(!store.mark_flow(1, "f\0login", 100).wait().unwrap());
+    assert!(store.flow_used(1, "f\0login").unwrap());
+    assert!(!store.flow_used(1, "f").unwrap(), "a step marker is not the flow's code");
+}
+
+#[test]
+fn a_panicking_job_fails_its_commit_and_the_partition_keeps_writing() {
+    use hydra_storage::{DocStore, Table};
+    let store = Store::memory(&StoreOptions { partitions: 1, ..Default::default() }).unwrap();
+    store.doc_put(0, Table::ConsentSessions, vec![(b"s\0a".to_vec(), b"v".to_vec())]).wait().unwrap();
+    let boom: hydra_storage::RowMap = Box::new(|_, _| panic!("a bug in a row map"));
+    let r = store.doc_move_prefix(0, Table::ConsentSessions, b"s\0".to_vec(), Table::RevocationIntents, boom).wait();
+    assert!(r.is_err(), "the panicking job's commit is refused");
+    assert_eq!(store.doc_get(0, Table::ConsentSessions, b"s\0a").unwrap(), Some(b"v".to_vec()), "nothing applied");
+    store.doc_put(0, Table::ConsentSessions, vec![(b"s\0b".to_vec(), b"w".to_vec())]).wait().unwrap();
+    assert_eq!(store.doc_get(0, Table::ConsentSessions, b"s\0b").unwrap(), Some(b"w".to_vec()));
+    // And a move that works is one commit: rows gone, replacements there.
+    let to_intent: hydra_storage::RowMap = Box::new(|k, v| Some(([k, b"!"].concat(), v.to_vec())));
+    let moved =
+        store.doc_move_prefix(0, Table::ConsentSessions, b"s\0".to_vec(), Table::RevocationIntents, to_intent).wait();
+    assert_eq!(moved.unwrap().len(), 2);
+    assert!(store.doc_scan(0, Table::ConsentSessions, b"s\0").unwrap().is_empty());
+    assert_eq!(store.doc_scan(0, Table::RevocationIntents, b"s\0").unwrap().len(), 2);
+}

@@ -169,6 +169,29 @@ fn list_pages_walk_everything_once() {
     assert_eq!(got.len(), 7);
     assert_eq!(got.into_iter().collect::<HashSet<_>>(), mine);
 
+    // Page tokens are sealed and bound to their listing: a forged one (the old format, base64 of
+    // a client id), a tampered one, or one moved to other filters is refused, not another page.
+    let first = Req::get(&format!("/admin/clients?page_size=2&owner={}", form_escape(&owner))).send(s.admin);
+    let next = next_link(&first).unwrap();
+    let token = next.split("page_token=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let forged = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, "a");
+    Req::get(&format!("/admin/clients?page_token={forged}")).send(s.admin).expect_error(400, "invalid_request");
+    let mut tampered = token.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    Req::get(&format!("/admin/clients?page_size=2&owner={}&page_token={tampered}", form_escape(&owner)))
+        .send(s.admin)
+        .expect_error(400, "invalid_request");
+    Req::get(&format!("/admin/clients?page_size=2&page_token={token}"))
+        .send(s.admin)
+        .expect_error(400, "invalid_request");
+    Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject=x&page_token={token}"))
+        .send(s.admin)
+        .expect_json_error(400);
+    Req::get(&format!("/admin/clients?page_size=2&owner={}&page_token={token}", form_escape(&owner)))
+        .send(s.admin)
+        .expect(200);
+
     // Both filters.
     let r = Req::get(&format!("/admin/clients?owner={}&client_name=n1", form_escape(&owner))).send(s.admin);
     let items = r.json();

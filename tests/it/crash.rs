@@ -21,11 +21,20 @@ struct Acked {
     chains: Vec<(String, String, bool)>,
     /// Remembered consents acknowledged (a code came back), by subject.
     consents: Vec<(String, usize)>,
+    /// Grants revoked through their consent: (subject, refresh token, state): 0 granted and
+    /// acknowledged, 1 revocation in flight, 2 revocation acknowledged (204).
+    consent_revocations: Vec<(String, String, u8)>,
 }
 
 /// One browser flow with a remembered consent, without panicking when the server goes away;
 /// `Some` once the code came back (the consent session is durable before that redirect).
-fn consent_flow(public: std::net::SocketAddr, admin: std::net::SocketAddr, c: &Rp, subject: &str) -> Option<()> {
+fn consent_flow(
+    public: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    c: &Rp,
+    subject: &str,
+    scope: &[&str],
+) -> Option<String> {
     let mut jar = Jar::default();
     let get = |jar: &Jar, path: &str| {
         let mut req = Req::get(path);
@@ -48,10 +57,77 @@ fn consent_flow(public: std::net::SocketAddr, admin: std::net::SocketAddr, c: &R
     let cc = query_param(r.header("location")?, "consent_challenge")?;
     let back = put(
         format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={cc}"),
-        json!({"grant_scope": ["openid"], "remember": true}),
+        json!({"grant_scope": scope, "remember": true}),
     )?;
     let r = get(&jar, &back)?;
-    query_param(r.header("location")?, "code").map(|_| ())
+    query_param(r.header("location")?, "code")
+}
+
+/// A grant with a refresh token through a remembered consent, then its revocation by subject
+/// (`DELETE …/sessions/consent?all=true`), recording each acknowledged step.
+fn grant_and_revoke(
+    public: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    c: &Rp,
+    shared: &Mutex<Acked>,
+) -> Option<()> {
+    let subject = uniq("crash-revoke");
+    let code = consent_flow(public, admin, c, &subject, &["openid", "offline_access"])?;
+    let t = Req::new("POST", "/oauth2/token")
+        .basic(&c.id, &c.secret)
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://rp.example/cb")])
+        .try_send(public)
+        .ok()
+        .filter(|r| r.status == 200)?;
+    let rt = t.json()["refresh_token"].as_str()?.to_string();
+    let i = {
+        let mut a = shared.lock().unwrap();
+        a.consent_revocations.push((subject.clone(), rt, 1));
+        a.consent_revocations.len() - 1
+    };
+    let r = Req::new("DELETE", &format!("/admin/oauth2/auth/sessions/consent?subject={subject}&all=true"))
+        .try_send(admin)
+        .ok()
+        .filter(|r| r.status == 204)?;
+    drop(r);
+    shared.lock().unwrap().consent_revocations[i].2 = 2;
+    // Another grant stays, acknowledged and not revoked.
+    let subject = uniq("crash-keep");
+    let code = consent_flow(public, admin, c, &subject, &["openid", "offline_access"])?;
+    let t = Req::new("POST", "/oauth2/token")
+        .basic(&c.id, &c.secret)
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://rp.example/cb")])
+        .try_send(public)
+        .ok()
+        .filter(|r| r.status == 200)?;
+    let rt = t.json()["refresh_token"].as_str()?.to_string();
+    shared.lock().unwrap().consent_revocations.push((subject, rt, 0));
+    Some(())
+}
+
+/// Consents revoked by subject are all or nothing across a crash: an acknowledged revocation
+/// left no consent and no live token; one cut by the kill left either both (nothing happened) or
+/// neither, never a live refresh token with no consent left to revoke it; an untouched grant is
+/// whole. Resolves interrupted ones to what they became.
+fn check_consent_revocations(s: &Server, acked: &mut Acked, when: &str) {
+    for (subject, rt, state) in acked.consent_revocations.iter_mut() {
+        let listed = Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={subject}")).send(s.admin);
+        listed.expect(200);
+        let consents = listed.json().as_array().map_or(0, Vec::len);
+        let active = is_active(s, rt);
+        match *state {
+            0 => assert!(consents > 0 && active, "{when}: an acknowledged grant of {subject} was lost"),
+            2 => assert!(consents == 0 && !active, "{when}: an acknowledged consent revocation of {subject} was lost"),
+            _ => {
+                assert_eq!(
+                    consents == 0,
+                    !active,
+                    "{when}: a revocation cut short left a half (consents {consents}, token active {active})"
+                );
+                *state = if active { 0 } else { 2 };
+            }
+        }
+    }
 }
 
 /// Runs `f` until `stop`, or until it fails (the server was killed under it).
@@ -113,6 +189,8 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
                 assert!(is_active(&s, rt) && is_active(&s, at), "round {round}: an acknowledged rotation was lost");
             }
         }
+        check_consent_revocations(&s, &mut acked, &format!("round {round}"));
+        checked += acked.consent_revocations.len();
         checked += acked.clients.len()
             + acked.tokens.len()
             + acked.revoked.len()
@@ -173,13 +251,20 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
             shared.lock().unwrap().consents.push((subject.clone(), 0));
             threads.push(std::thread::spawn(move || {
                 until_killed(&stop, || {
-                    consent_flow(public, admin, &web, &subject)?;
+                    consent_flow(public, admin, &web, &subject, &["openid"])?;
                     let mut a = shared.lock().unwrap();
                     if let Some(c) = a.consents.iter_mut().find(|c| c.0 == subject) {
                         c.1 += 1;
                     }
                     Some(())
                 })
+            }));
+        }
+        {
+            let (stop, shared) = (stop.clone(), shared.clone());
+            let web = Rp { id: web.id.clone(), secret: web.secret.clone() };
+            threads.push(std::thread::spawn(move || {
+                until_killed(&stop, || grant_and_revoke(public, admin, &web, &shared))
             }));
         }
         let chains = shared.lock().unwrap().chains.len();
@@ -233,14 +318,17 @@ fn acknowledged_writes_survive_kill_9_of_the_server() {
             Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={subject}&page_size=500")).send(s.admin);
         assert!(listed.json().as_array().map_or(0, Vec::len) >= *n, "final: acknowledged consents of {subject} lost");
     }
+    check_consent_revocations(&s, &mut acked, "final");
     let consents: usize = acked.consents.iter().map(|c| c.1).sum();
     checked += acked.clients.len() + acked.tokens.len() + acked.revoked.len() + consents;
+    checked += acked.consent_revocations.len();
     eprintln!(
-        "{kills} kills; {checked} acknowledged writes checked across restarts ({} clients, {} tokens, {} revocations, {consents} remembered consents, {} refresh chains in the last round)",
+        "{kills} kills; {checked} acknowledged writes checked across restarts ({} clients, {} tokens, {} revocations, {consents} remembered consents, {} refresh chains in the last round, {} consent grants revoked or kept in all)",
         acked.clients.len(),
         acked.tokens.len(),
         acked.revoked.len(),
-        acked.chains.len()
+        acked.chains.len(),
+        acked.consent_revocations.len()
     );
 }
 

@@ -250,10 +250,79 @@ fn remembered_sessions_skip_login_and_consent_and_prompt_rules_apply() {
         s,
         &mut jar,
         &rp,
-        &[("prompt", "none"), ("id_token_hint", &forge_free_hint_for(s, &other, "carol"))],
+        &[("prompt", "none"), ("id_token_hint", &forge_free_hint_for(s, &rp, "carol"))],
         true,
     );
     assert_eq!(query_param(&done, "error").as_deref(), Some("login_required"), "{done}");
+}
+
+/// Every `id_token_hint` is verified, with or without a login session: a hint with a broken
+/// signature, `alg: none`, one issued to another client, or one signed by our key under another
+/// issuer is refused at the client (`invalid_request`), and never leads to a login or a code.
+#[test]
+fn id_token_hints_are_verified_without_a_session_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "hint-test-secret-0123456789";
+    let issuer = "http://127.0.0.1:9/";
+    let first =
+        Opts::new("legacy").dir(dir.path()).env("SECRETS_SYSTEM", secret).env("URLS_SELF_ISSUER", issuer).start();
+    let rp = rp(&first, json!({"client_id": uniq("hint-rp")}));
+    let other = self::rp(&first, json!({}));
+    let good = forge_free_hint_for(&first, &rp, "carol");
+    let foreign_aud = forge_free_hint_for(&first, &other, "carol");
+    drop(first);
+    use base64::Engine;
+    let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let parts: Vec<&str> = good.split('.').collect();
+    let mut claims: Value = serde_json::from_str(&jwt_payload(&good)).unwrap();
+    claims["sub"] = json!("mallory");
+    let tampered = format!("{}.{}.{}", parts[0], b64(&claims), parts[2]);
+    let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), parts[1]);
+    // The same data directory and keys, under another issuer: the hint's iss is not ours any more.
+    let s = Opts::new("legacy")
+        .dir(dir.path())
+        .env("SECRETS_SYSTEM", secret)
+        .env("URLS_SELF_ISSUER", "http://127.0.0.1:8/")
+        .start();
+    for (what, hint) in
+        [("tampered", &tampered), ("alg none", &none), ("another client", &foreign_aud), ("another issuer", &good)]
+    {
+        for extra in [vec![], vec![("prompt", "none")]] {
+            let mut p = vec![("id_token_hint", hint.as_str())];
+            p.extend(extra);
+            let r = Req::get(&auth_path(&rp, &p)).send(s.public);
+            let loc = expect_client_error(&r, "invalid_request");
+            assert!(query_param(&loc, "code").is_none(), "{what}: {loc}");
+        }
+    }
+    drop(s);
+    // Under its own issuer the same hint is fine without a session: a login page, not an error.
+    let s = Opts::new("legacy").dir(dir.path()).env("SECRETS_SYSTEM", secret).env("URLS_SELF_ISSUER", issuer).start();
+    let r = Req::get(&auth_path(&rp, &[("id_token_hint", &good)])).send(s.public);
+    assert!(query_param(&location(&r), "login_challenge").is_some(), "{}", location(&r));
+}
+
+/// `DELETE …/sessions/login?sid=` ends exactly that session (found by its id), not the others
+/// of its subject.
+#[test]
+fn a_login_session_can_be_revoked_by_its_id() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let (mut a, mut b) = (Jar::default(), Jar::default());
+    let (_, lr_a, _) = flow_in(s, &mut a, &rp, &[], true);
+    let (_, _, _) = flow_in(s, &mut b, &rp, &[], true);
+    let sid = field(&lr_a, "session_id");
+    let skip = |jar: &mut Jar| {
+        let r = jar.get(s, &auth_path(&rp, &[]));
+        let lc = query_param(&location(&r), "login_challenge").unwrap();
+        Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={lc}")).send(s.admin).json()["skip"]
+            .clone()
+    };
+    assert_eq!((skip(&mut a), skip(&mut b)), (json!(true), json!(true)));
+    Req::new("DELETE", &format!("/admin/oauth2/auth/sessions/login?sid={sid}")).send(s.admin).expect(204);
+    assert_eq!(skip(&mut a), json!(false), "the revoked session no longer skips the login");
+    assert_eq!(skip(&mut b), json!(true), "the subject's other session is untouched");
+    Req::new("DELETE", "/admin/oauth2/auth/sessions/login?sid=no-such-session").send(s.admin).expect(204);
 }
 
 /// An ID token for `subject`, obtained through a real flow of `rp` in a fresh browser.
@@ -396,7 +465,6 @@ fn public_clients_use_pkce_and_revoking_a_refresh_token_revokes_the_grant() {
         }
         Req::new("POST", "/oauth2/token").form(&p).send(s.public)
     };
-    exchange_public(None).expect_error(400, "invalid_grant");
     let t = exchange_public(Some(VERIFIER));
     t.expect(200);
     let t = t.json();
@@ -491,4 +559,11 @@ fn consent_sessions_are_listed_in_pages() {
         .collect();
     assert_eq!(ids.len(), 3, "pages do not overlap");
     Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={sub}&page_size=0")).send(s.admin).expect(400);
+    // The page token is sealed: the plain offset of before, or this token for another subject,
+    // is refused rather than serving another page.
+    Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={sub}&page_token=2")).send(s.admin).expect(400);
+    let token = next.split("page_token=").nth(1).unwrap();
+    Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject=someone-else&page_token={token}"))
+        .send(s.admin)
+        .expect(400);
 }

@@ -188,6 +188,35 @@ impl Server {
         Server { child: Some(child), public: public.unwrap(), admin: admin.unwrap(), stderr }
     }
 
+    /// Starts a server whose stderr is read only until it reports its listeners, then left
+    /// full: a server that wrote log lines on its workers would stall. Returns the unread pipe
+    /// (keep it: dropping it closes the pipe) and the log read so far.
+    pub fn start_undrained(opts: Opts) -> (Server, BufReader<std::process::ChildStderr>) {
+        let mut child = spawn(opts.command());
+        let mut pipe = BufReader::new(child.stderr.take().expect("stderr piped"));
+        let (mut public, mut admin) = (None, None);
+        let mut line = String::new();
+        let mut log = String::new();
+        while public.is_none() || admin.is_none() {
+            line.clear();
+            if pipe.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                panic!("server exited before listening:\n{log}");
+            }
+            if line.contains("msg=\"listening\"") {
+                let a = parse_addr(&line);
+                if line.contains("api=public") {
+                    public = a;
+                } else {
+                    admin = a;
+                }
+            }
+            log.push_str(&line);
+        }
+        let stderr = Arc::new(Mutex::new(log));
+        (Server { child: Some(child), public: public.unwrap(), admin: admin.unwrap(), stderr }, pipe)
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().expect("running").id() as i32
     }

@@ -2,6 +2,7 @@
 
 use crate::harness::*;
 use serde_json::json;
+use std::sync::{Arc, Mutex};
 
 #[test]
 fn counters_histograms_and_store_figures() {
@@ -99,4 +100,63 @@ fn one_log_line_per_request_with_a_request_id_and_no_secrets() {
     assert!(!log.contains(&secret), "a client secret reached the log");
     // One line per request: the traced request appears exactly once.
     assert_eq!(log.lines().filter(|l| l.contains("request_id=trace-abc.123")).count(), 1, "{log}");
+}
+
+/// Log lines are written off the worker threads: with stderr full (nobody reading it), requests
+/// are still answered at once; lines that cannot be queued are dropped and counted
+/// (`hydra_log_lines_dropped_total`), and once stderr drains the server says how many it dropped.
+#[test]
+fn a_full_stderr_never_stalls_a_worker_and_drops_are_counted() {
+    use std::io::BufRead;
+    let (s, pipe) = Server::start_undrained(Opts::new("io_uring"));
+    // Each request logs a line of ~150 bytes; a pipe holds 64 KiB: thousands of lines overflow
+    // it and the writer's queue many times over.
+    let t0 = std::time::Instant::now();
+    let addr = s.public;
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut conn = Conn::open(addr);
+                conn.set_timeout(std::time::Duration::from_secs(5));
+                for _ in 0..6000 {
+                    conn.request(&Req::get("/health/alive")).expect(200);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("every request answered");
+    }
+    let took = t0.elapsed();
+    assert!(took < std::time::Duration::from_secs(60), "requests stalled behind a full stderr: {took:?}");
+    let m = Req::get("/admin/metrics/prometheus").send(s.admin).text();
+    let dropped = metric(&m, "hydra_log_lines_dropped_total").unwrap_or(0.0);
+    assert!(dropped > 0.0, "lines beyond the queue are counted as dropped:\n{m}");
+    // Drain stderr: the writer catches up and reports the drop in a line of its own.
+    let seen = Arc::new(Mutex::new(String::new()));
+    {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            for line in pipe.lines() {
+                let Ok(line) = line else { break };
+                let mut s = seen.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        Req::get("/health/ready").send(s.public).expect(200);
+        let text = seen.lock().unwrap().clone();
+        if text.contains("log lines were dropped") && text.contains("/health/ready") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no drop notice after draining:\n{}",
+            &text[text.len().saturating_sub(2000)..]
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

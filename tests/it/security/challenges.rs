@@ -402,3 +402,53 @@ fn expired_flows_yield_no_code() {
     let v: Value = Req::get("/health/alive").send(s.public).json();
     assert_eq!(v["status"], "ok");
 }
+
+/// Once the browser brought a verifier back, its request was handled: `GET` of the login (or
+/// consent) request answers `410` with where to go, as Hydra; the verifier itself works once.
+#[test]
+fn handled_requests_answer_410_once_their_verifier_was_used() {
+    let s = api();
+    let c = rp(s, json!({}));
+    let mut jar = Jar::default();
+    let lc = start(s, &mut jar, &c, &[]);
+    let get_login = || Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={}", form_escape(&lc)));
+    get_login().send(s.admin).expect(200);
+    let lv = accept_login(s, &lc, &standard_login());
+    // Accepted but the verifier not yet back: still 200 (the login app may read it again).
+    get_login().send(s.admin).expect(200);
+    let replay = jar.clone();
+    let cc = to_consent(s, &mut jar, &lv);
+    let g = get_login().send(s.admin);
+    g.expect(410);
+    assert!(field(&g.json(), "redirect_to").contains("/oauth2/auth?"), "{}", g.text());
+    // The login verifier a second time: an error at the client, no second consent challenge.
+    let r = replay.get(s, &lv);
+    let loc = expect_client_error(&r, "invalid_request");
+    assert!(query_param(&loc, "consent_challenge").is_none(), "{loc}");
+
+    // A rejected consent: once its verifier came back, its request answers 410 too.
+    let get_consent =
+        || Req::get(&format!("/admin/oauth2/auth/requests/consent?consent_challenge={}", form_escape(&cc)));
+    get_consent().send(s.admin).expect(200);
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/consent/reject?consent_challenge={}", form_escape(&cc)),
+        &json!({"error": "access_denied"}),
+    );
+    let cv = local(&redirect_to(&a));
+    get_consent().send(s.admin).expect(200);
+    expect_client_error(&jar.get(s, &cv), "access_denied");
+    get_consent().send(s.admin).expect(410);
+    // A rejected login, likewise.
+    let mut jar = Jar::default();
+    let lc = start(s, &mut jar, &c, &[]);
+    let a = put_json(
+        s,
+        &format!("/admin/oauth2/auth/requests/login/reject?login_challenge={}", form_escape(&lc)),
+        &json!({"error": "access_denied"}),
+    );
+    expect_client_error(&jar.get(s, &local(&redirect_to(&a))), "access_denied");
+    Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={}", form_escape(&lc)))
+        .send(s.admin)
+        .expect(410);
+}

@@ -73,6 +73,36 @@ fn credentials_and_content_type_rules() {
         .header("Content-Type", "application/x-www-form-urlencoded; charset=UTF-8");
     req.body = b"grant_type=client_credentials".to_vec();
     req.send(s.public).expect(200);
+    // A form in another charset would be decoded as UTF-8 and change what the client sent.
+    for ct in [
+        "application/x-www-form-urlencoded; charset=iso-8859-1",
+        "application/x-www-form-urlencoded; charset=\"windows-1252\"",
+    ] {
+        for path in ["/oauth2/token", "/oauth2/revoke"] {
+            let mut req = Req::new("POST", path).basic(&id, &secret).header("Content-Type", ct);
+            req.body = b"grant_type=client_credentials&token=x".to_vec();
+            let r = req.send(s.public);
+            r.expect_error(400, "invalid_request");
+            assert!(r.text().contains("UTF-8"), "{path} {ct}: {}", r.text());
+        }
+    }
+    let mut req = Req::new("POST", "/admin/oauth2/introspect")
+        .header("Content-Type", "application/x-www-form-urlencoded; charset=iso-8859-1");
+    req.body = b"token=x".to_vec();
+    req.send(s.admin).expect_error(400, "invalid_request");
+    // Basic and a client assertion (RFC 7521) in the body: two methods, no token.
+    for body in [
+        vec![("grant_type", "client_credentials"), ("client_assertion", "eyJhbGciOiJub25lIn0.e30.")],
+        vec![
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", "eyJhbGciOiJub25lIn0.e30."),
+        ],
+    ] {
+        let r = Req::new("POST", "/oauth2/token").form(&body).basic(&id, &secret).send(s.public);
+        r.expect_error(400, "invalid_request");
+        assert!(r.json().get("access_token").is_none());
+    }
     // Basic and client_secret in the body.
     let r = Req::new("POST", "/oauth2/token")
         .form(&[("grant_type", "client_credentials"), ("client_secret", &secret)])

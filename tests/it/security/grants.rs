@@ -3,7 +3,8 @@
 //! refresh token reuse and races, and scope widening on refresh.
 //!
 //! Invariants checked: a code buys tokens once, and its replay revokes everything it bought; a
-//! failed redemption (wrong client, redirect URI or verifier) does not spend the code; a reused
+//! failed redemption (wrong client or redirect URI) does not spend the code, a wrong PKCE
+//! verifier does (as fosite); a reused
 //! refresh token revokes the whole grant; of concurrent refreshes exactly one wins; a refresh
 //! never widens the grant's scope.
 
@@ -212,4 +213,38 @@ fn tokens_are_not_accepted_as_another_kind() {
     // None of it disturbed the real tokens.
     assert!(is_active(s, &at) && is_active(s, &rt));
     exchange(s, &c, &unused_code, Some(VERIFIER)).expect(200);
+}
+
+/// A refresh is checked against the client as it is now (fosite): once an admin removed a scope
+/// or an audience from the client, a grant that holds it cannot be refreshed.
+#[test]
+fn a_refresh_needs_the_clients_current_scopes_and_audiences() {
+    let s = api();
+    let c = rp(s, json!({"audience": ["https://api.example/"]}));
+    let consent =
+        json!({"grant_scope": ["openid", "offline_access"], "grant_access_token_audience": ["https://api.example/"]});
+    let grant = |c: &Rp| {
+        let done = run_flow(s, c, &[("audience", "https://api.example/")], &standard_login(), &consent);
+        let t = exchange(s, c, &code_of(&done), Some(VERIFIER));
+        t.expect(200);
+        assert!(t.json()["refresh_token"].is_string(), "{}", t.text());
+        t.json()["refresh_token"].as_str().unwrap().to_string()
+    };
+    let (rt1, rt2) = (grant(&c), grant(&c));
+    let patch = |ops: serde_json::Value| {
+        Req::new("PATCH", &format!("/admin/clients/{}", c.id)).json(&ops).send(s.admin).expect(200);
+    };
+    // The scope goes: the grant holding it ends.
+    patch(json!([{"op": "replace", "path": "/scope", "value": "openid"}]));
+    let r = refresh(s, &c, &rt1, None);
+    r.expect_error(400, "invalid_scope");
+    patch(json!([{"op": "replace", "path": "/scope", "value": "openid offline_access profile"}]));
+    // The audience goes: likewise.
+    patch(json!([{"op": "replace", "path": "/audience", "value": []}]));
+    let r = refresh(s, &c, &rt2, None);
+    r.expect_error(400, "invalid_request");
+    assert!(r.json().get("access_token").is_none());
+    // Restored, the untouched grant refreshes again.
+    patch(json!([{"op": "replace", "path": "/audience", "value": ["https://api.example/"]}]));
+    refresh(s, &c, &rt2, None).expect(200);
 }

@@ -107,6 +107,12 @@ fn private_and_loopback_addresses_are_refused_before_connecting() {
         let r = register(&s, &url);
         let body = r.expect_error(400, "invalid_client_metadata");
         assert!(body.to_string().contains("disallow_private_ip_ranges"), "{url}: {body}");
+        // Where the name resolved is not told (localhost must not leak 127.0.0.1 or ::1).
+        let text = body["error_description"].as_str().unwrap_or("");
+        assert!(!text.contains("resolves to"), "{url}: {text}");
+        if url.contains("localhost") {
+            assert!(!text.contains("127.0.0.1") && !text.contains("::1"), "{url}: {text}");
+        }
     }
     assert_eq!(p.connections.load(Ordering::SeqCst), 0, "a refused address was connected to");
     s.stop();

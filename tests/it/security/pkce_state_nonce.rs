@@ -15,10 +15,18 @@ use serde_json::{json, Value};
 fn pkce_and_redirect_uri_are_enforced_at_the_token_endpoint() {
     let s = api();
     let rp = rp(s, json!({}));
-    let done = run_flow(s, &rp, &[], &standard_login(), &standard_consent());
-    let code = query_param(&done, "code").unwrap();
-    exchange(s, &rp, &code, None).expect_error(400, "invalid_grant");
+    // A wrong verifier burns the code (as fosite): the right one cannot follow it, so a verifier
+    // cannot be guessed one attempt at a time.
+    let code = code_of(&run_flow(s, &rp, &[], &standard_login(), &standard_consent()));
     exchange(s, &rp, &code, Some("wrong-verifier-wrong-verifier-wrong-verifier-x")).expect_error(400, "invalid_grant");
+    exchange(s, &rp, &code, Some(VERIFIER)).expect_error(400, "invalid_grant");
+    // So does a missing one.
+    let code = code_of(&run_flow(s, &rp, &[], &standard_login(), &standard_consent()));
+    exchange(s, &rp, &code, None).expect_error(400, "invalid_grant");
+    exchange(s, &rp, &code, Some(VERIFIER)).expect_error(400, "invalid_grant");
+
+    // Other refusals leave the code to its rightful client.
+    let code = code_of(&run_flow(s, &rp, &[], &standard_login(), &standard_consent()));
     let r = Req::new("POST", "/oauth2/token")
         .basic(&rp.id, &rp.secret)
         .form(&[
@@ -32,7 +40,7 @@ fn pkce_and_redirect_uri_are_enforced_at_the_token_endpoint() {
     // Another client cannot redeem it.
     let other = self::rp(s, json!({}));
     exchange(s, &other, &code, Some(VERIFIER)).expect_error(400, "invalid_grant");
-    // The failed attempts did not spend the code.
+    // Those failed attempts did not spend the code.
     exchange(s, &rp, &code, Some(VERIFIER)).expect(200);
 
     // Without a challenge, a verifier is a downgrade attempt.
@@ -185,11 +193,12 @@ fn verifiers_outside_the_rfc_7636_syntax_are_refused() {
         format!("{}-._~", "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".repeat(2)),
     ];
     for v in &good {
+        // A near miss is refused (and burns its code); the verifier itself buys tokens.
         let code = code_for(s, &c, &[("code_challenge", &challenge_of(v))]);
-        // A near miss first: refused, and the code stays redeemable.
         let mut other = v.clone();
         other.replace_range(..1, if v.starts_with('A') { "B" } else { "A" });
         exchange(s, &c, &code, Some(&other)).expect_error(400, "invalid_grant");
+        let code = code_for(s, &c, &[("code_challenge", &challenge_of(v))]);
         exchange(s, &c, &code, Some(v.as_str())).expect(200);
     }
 }
@@ -244,4 +253,20 @@ fn nonce_reaches_the_id_token_exactly_once() {
     // Oversized.
     let r = Req::get(&auth_path(&c, &[("nonce", &"n".repeat(513))])).send(s.public);
     expect_client_error(&r, "invalid_request");
+}
+
+/// A nonce shorter than 8 characters is refused with `insufficient_entropy` (fosite's minimum
+/// parameter entropy), at the client with its `state`, and no flow starts.
+#[test]
+fn a_short_nonce_is_insufficient_entropy() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    for nonce in ["abc", "1234567"] {
+        let r = Req::get(&auth_path(&rp, &[("nonce", nonce)])).send(s.public);
+        let loc = expect_client_error(&r, "insufficient_entropy");
+        assert_eq!(query_param(&loc, "state").as_deref(), Some("state-0123456789"), "{loc}");
+        assert!(query_param(&loc, "code").is_none() && query_param(&loc, "login_challenge").is_none());
+    }
+    let r = Req::get(&auth_path(&rp, &[("nonce", "12345678")])).send(s.public);
+    assert!(query_param(&location(&r), "login_challenge").is_some(), "{}", location(&r));
 }

@@ -356,3 +356,16 @@ fn plain_http_redirects_go_only_to_loopback_hosts() {
         assert!(location(&r).contains("login_challenge="), "{uri}: {:?}", r.header("location"));
     }
 }
+
+/// A redirect URI is registered only when absolute with a valid host: a wildcard host is a
+/// pattern no exact match can honour, and `https://` has no host at all.
+#[test]
+fn registration_refuses_wildcard_and_hostless_redirect_uris() {
+    let s = api();
+    for uri in ["https://*.example.com/cb", "https://", "https:///cb", "https://a..example/cb", "http://*/cb"] {
+        let r = Req::new("POST", "/admin/clients").json(&json!({"redirect_uris": [uri]})).send(s.admin);
+        r.expect_error(400, "invalid_redirect_uri");
+    }
+    let c = create_client(s, &json!({"redirect_uris": ["https://app.example.com/cb", "com.example.app:/oauth"]}));
+    assert_eq!(c["redirect_uris"], json!(["https://app.example.com/cb", "com.example.app:/oauth"]));
+}

@@ -6,6 +6,8 @@
 //! key, and the rest of the server only sees typed, checked settings. Project-specific keys live
 //! under `engine.*` (env `ENGINE_*`).
 
+mod hydra_keys;
+
 use crate::duration::parse_go_duration;
 use crate::oauth2::scope::ScopeStrategy;
 use serde_json::Value;
@@ -227,6 +229,68 @@ const KEYS: &[(&str, Kind)] = &[
     ("serve.admin.tls.key.base64", Kind::Str),
 ];
 
+fn implemented(key: &str) -> bool {
+    KEYS.iter().any(|(k, _)| *k == key)
+}
+
+fn hydra_default(key: &str) -> Option<Option<&'static str>> {
+    hydra_keys::HYDRA_KEYS.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
+}
+
+/// Whether any known key lies below `path` (so an object there is walked, not judged whole).
+fn has_children(path: &str) -> bool {
+    let below = |k: &str| k.len() > path.len() && k.starts_with(path) && k.as_bytes()[path.len()] == b'.';
+    KEYS.iter().any(|(k, _)| below(k)) || hydra_keys::HYDRA_KEYS.iter().any(|(k, _)| below(k))
+}
+
+/// Whether a value equals Hydra's default (a value from the environment is a string: compared
+/// with the default's text, lists comma-separated).
+fn is_default(value: &Value, default: &str) -> bool {
+    let Ok(d) = serde_json::from_str::<Value>(default) else { return false };
+    if *value == d {
+        return true;
+    }
+    match (value, &d) {
+        (Value::String(s), Value::String(ds)) => s.trim() == ds,
+        (Value::String(s), Value::Array(items)) => {
+            let given: Vec<&str> = s.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
+            given.len() == items.len() && given.iter().zip(items).all(|(g, i)| i.as_str() == Some(g))
+        }
+        (Value::String(s), Value::Bool(_) | Value::Number(_)) => s.trim().eq_ignore_ascii_case(&d.to_string()),
+        _ => false,
+    }
+}
+
+/// Refuses, with one line naming the key, a key neither Hydra nor this server knows (Hydra's
+/// schema has `additionalProperties: false`), and a key Hydra knows that this server does not
+/// implement yet unless it holds Hydra's default.
+fn check_keys(node: &Value, path: &str) -> Result<(), ConfigError> {
+    if node.is_null() || (!path.is_empty() && implemented(path)) || path == "version" {
+        return Ok(());
+    }
+    if let Value::Object(map) = node {
+        if path.is_empty() || has_children(path) {
+            for (k, v) in map {
+                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                check_keys(v, &child)?;
+            }
+            return Ok(());
+        }
+    }
+    // Open maps of Hydra's (`sqa.*`: telemetry, which this server never sends; `feature_flags.*`).
+    let open = hydra_keys::HYDRA_KEYS
+        .iter()
+        .any(|(k, _)| k.strip_suffix(".*").is_some_and(|p| path.starts_with(p) && path[p.len()..].starts_with('.')));
+    if open {
+        return Ok(());
+    }
+    match hydra_default(path) {
+        Some(Some(d)) if is_default(node, d) => Ok(()),
+        Some(_) => Err(err(path, "is not supported yet by this server (only Hydra's default value is accepted)")),
+        None => Err(err(path, "is not a configuration key (unknown key)")),
+    }
+}
+
 /// Where a PEM document comes from (Hydra's `path` or `base64` source).
 #[derive(Clone, PartialEq, Eq)]
 pub enum PemSource {
@@ -440,6 +504,17 @@ impl Config {
                 raw.set(key, value);
             }
         }
+        // Hydra reads every key of its schema from the environment: one this server does not
+        // implement must not be ignored silently either.
+        for (key, _) in hydra_keys::HYDRA_KEYS {
+            if key.ends_with(".*") || *key == "version" || implemented(key) {
+                continue;
+            }
+            if let Some(v) = env(&env_name(key)) {
+                raw.set(key, Value::String(v));
+            }
+        }
+        check_keys(&raw.tree, "")?;
         Self::from_raw(&raw, dev_flag)
     }
 
@@ -847,9 +922,58 @@ mod tests {
         assert_eq!(c.ttl_access_token, Duration::from_secs(7200));
         assert_eq!(c.secrets_system, vec!["file-secret-0123456789"]);
         std::fs::write(&p, "serve: [1, 2]\nsecrets: {system: [file-secret-0123456789]}\n").unwrap();
-        assert!(Config::load(&[p], false, &|_| None).is_ok(), "unknown shapes under unread keys are ignored");
+        assert_eq!(Config::load(std::slice::from_ref(&p), false, &|_| None).unwrap_err().key, "serve");
         let j = dir.path().join("c.json");
         std::fs::write(&j, "{\"dsn\": \"memory\", \"secrets\": {\"system\": [\"json-secret-0123456789\"]}}").unwrap();
         assert_eq!(Config::load(&[j], false, &|_| None).unwrap().dsn, Dsn::Memory);
+    }
+
+    #[test]
+    fn unknown_and_unimplemented_keys_stop_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yml");
+        let load_file = |text: &str, env: &[(&str, &str)]| {
+            std::fs::write(&p, format!("secrets: {{system: [file-secret-0123456789]}}\n{text}")).unwrap();
+            let map: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Config::load(std::slice::from_ref(&p), false, &move |k| map.get(k).cloned())
+        };
+        // A typo, a key of nobody's, a key under a known section.
+        for (text, key) in [
+            ("serve:\n  public:\n    prot: 4444\n", "serve.public.prot"),
+            ("colour: blue\n", "colour"),
+            ("ttl:\n  acess_token: 1h\n", "ttl.acess_token"),
+            ("engine:\n  wokers: 2\n", "engine.wokers"),
+        ] {
+            let e = load_file(text, &[]).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.to_string().contains("unknown key"), "{e}");
+        }
+        // Hydra keys not built here: refused unless at Hydra's default.
+        for (text, key) in [
+            ("urls:\n  logout: https://app.example/logout\n", "urls.logout"),
+            ("oauth2:\n  token_hook: https://hook.example/\n", "oauth2.token_hook"),
+            ("serve:\n  public:\n    cors:\n      enabled: true\n", "serve.public.cors.enabled"),
+            ("ttl:\n  authentication_session: 1h\n", "ttl.authentication_session"),
+        ] {
+            let e = load_file(text, &[]).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.to_string().contains("not supported yet"), "{e}");
+        }
+        for text in [
+            "serve:\n  public:\n    cors:\n      enabled: false\n",
+            "ttl:\n  authentication_session: 720h\n",
+            "webfinger:\n  jwks:\n    broadcast_keys: [hydra.openid.id-token]\n",
+            "sqa:\n  opt_out: true\n",
+            "version: v26.2.0\n",
+            "serve:\n  public:\n    port: 4444\n    tls:\n      enabled: false\n",
+        ] {
+            assert!(load_file(text, &[]).is_ok(), "{text}");
+        }
+        // The environment counts as Hydra reads it.
+        let e = load_file("", &[("OAUTH2_TOKEN_HOOK", "https://hook.example/")]).unwrap_err();
+        assert_eq!(e.key, "oauth2.token_hook");
+        assert!(load_file("", &[("SERVE_PUBLIC_CORS_ENABLED", "false")]).is_ok());
+        assert!(load_file("", &[("WEBFINGER_JWKS_BROADCAST_KEYS", "hydra.openid.id-token")]).is_ok());
+        assert!(load_file("", &[("SERVE_PUBLIC_CORS_ENABLED", "true")]).is_err());
     }
 }
