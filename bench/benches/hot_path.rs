@@ -3,10 +3,12 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hydra::http::{form, request};
+use hydra::oauth2::introspection::{active, ActiveToken};
 use hydra::rng::FastRng;
 use hydra::token::{mint, verify, TokenKeys, TokenType};
 use hydra_bench::{sample_record, TOKEN_FORM, TOKEN_HEAD};
 use hydra_storage::records::{decode_token, encode_token};
+use hydra_storage::TokenView;
 use std::hint::black_box;
 
 fn parsing(c: &mut Criterion) {
@@ -37,6 +39,46 @@ fn records(c: &mut Criterion) {
     c.bench_function("record_encode", |b| b.iter(|| encode_token(black_box(&rec))));
     let bytes = encode_token(&rec).unwrap();
     c.bench_function("record_decode", |b| b.iter(|| decode_token(black_box(&bytes))));
+    // The read of introspection: a validated view, fields read in place.
+    c.bench_function("record_view", |b| {
+        b.iter(|| {
+            let v = TokenView::new(black_box(&bytes)).unwrap();
+            black_box(v.get().scope.len() + v.get().client_id.len())
+        })
+    });
+    // The whole answer: before (deserialize the record, build a JSON value tree, serialize it)
+    // and now (view in place, written straight to bytes).
+    let ext_rec = hydra_storage::TokenRecord { ext: r#"{"tier":"gold","org":"acme"}"#.into(), ..rec.clone() };
+    let ext_bytes = encode_token(&ext_rec).unwrap();
+    c.bench_function("introspect_answer_deserialized", |b| {
+        b.iter(|| {
+            let r = decode_token(black_box(&ext_bytes)).unwrap();
+            let mut v = serde_json::json!({
+                "active": true, "client_id": r.client_id, "sub": r.subject, "exp": r.expires_at,
+                "iat": r.issued_at, "nbf": r.issued_at, "aud": r.audience, "iss": "https://issuer/",
+                "token_type": "Bearer", "token_use": "access_token", "scope": r.scope,
+            });
+            let ext: serde_json::Value = serde_json::from_str(&r.ext).unwrap();
+            v["ext"] = ext;
+            serde_json::to_vec(&v).unwrap()
+        })
+    });
+    c.bench_function("introspect_answer_in_place", |b| {
+        b.iter(|| {
+            let view = TokenView::new(black_box(&ext_bytes)).unwrap();
+            let r = view.get();
+            let t = ActiveToken {
+                refresh: false,
+                client_id: r.client_id.as_str(),
+                subject: r.subject.as_str(),
+                scope: r.scope.as_str(),
+                issued_at: r.issued_at.to_native(),
+                expires_at: r.expires_at.to_native(),
+                ext: r.ext.as_str(),
+            };
+            active(&t, r.audience.iter().map(|a| a.as_str()), "https://issuer/")
+        })
+    });
 }
 
 fn client_auth(c: &mut Criterion) {

@@ -4,8 +4,9 @@
 //! required scope) is exactly `{"active":false}`, with no hint why.
 
 use crate::oauth2::scope::{self, ScopeStrategy};
-use hydra_storage::{TokenKind, TokenRecord};
 use serde_json::{json, Value};
+use std::borrow::Cow;
+use std::io::Write as _;
 
 pub fn inactive() -> Value {
     json!({"active": false})
@@ -17,41 +18,69 @@ pub fn has_required_scopes(strategy: ScopeStrategy, granted: &str, required: Opt
     required.map(scope::split).unwrap_or_default().iter().all(|r| strategy.matches(granted.iter().copied(), r))
 }
 
-/// The active answer for a record that passed every check.
-pub fn active(rec: &TokenRecord, issuer: &str) -> Value {
-    let mut v = json!({
-        "active": true,
-        "client_id": rec.client_id,
-        "sub": rec.subject,
-        "exp": rec.expires_at,
-        "iat": rec.issued_at,
-        "nbf": rec.issued_at,
-        "aud": rec.audience,
-        "iss": issuer,
-        "token_type": "Bearer",
-        "token_use": if rec.kind == TokenKind::Refresh { "refresh_token" } else { "access_token" },
-    });
-    if let Value::Object(m) = &mut v {
-        if !rec.scope.is_empty() {
-            m.insert("scope".into(), Value::String(rec.scope.clone()));
-        }
-        if let Some(Value::Object(ext)) = access_ext(rec) {
-            if !ext.is_empty() {
-                m.insert("ext".into(), Value::Object(ext));
-            }
-        }
-    }
-    v
+/// What an active answer shows of a token that passed every check (read in place from the
+/// stored record: nothing is deserialized to build it).
+#[derive(Debug, Clone, Copy)]
+pub struct ActiveToken<'a> {
+    pub refresh: bool,
+    pub client_id: &'a str,
+    pub subject: &'a str,
+    /// Granted scopes, space separated.
+    pub scope: &'a str,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// The stored `ext` JSON (see [`access_ext`]).
+    pub ext: &'a str,
 }
 
-/// The access-token claims (`session.access_token`, introspection `ext`) of a record: the whole
-/// `ext` of an access token; the `at` member of a refresh token's or code's grant object, which
+/// The active answer (RFC 7662 §2.2, Hydra's fields), written straight to JSON bytes.
+pub fn active<'a>(t: &ActiveToken<'a>, audience: impl Iterator<Item = &'a str>, issuer: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + t.ext.len());
+    let s = |out: &mut Vec<u8>, v: &str| {
+        // Writing a &str to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, v);
+    };
+    out.extend_from_slice(b"{\"active\":true,\"client_id\":");
+    s(&mut out, t.client_id);
+    out.extend_from_slice(b",\"sub\":");
+    s(&mut out, t.subject);
+    let _ = write!(out, ",\"exp\":{},\"iat\":{},\"nbf\":{},\"aud\":[", t.expires_at, t.issued_at, t.issued_at);
+    for (i, a) in audience.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        s(&mut out, a);
+    }
+    out.extend_from_slice(b"],\"iss\":");
+    s(&mut out, issuer);
+    out.extend_from_slice(b",\"token_type\":\"Bearer\",\"token_use\":");
+    out.extend_from_slice(if t.refresh { b"\"refresh_token\"" } else { b"\"access_token\"" });
+    if !t.scope.is_empty() {
+        out.extend_from_slice(b",\"scope\":");
+        s(&mut out, t.scope);
+    }
+    if let Some(ext) = access_ext(t.refresh, t.ext) {
+        out.extend_from_slice(b",\"ext\":");
+        out.extend_from_slice(ext.as_bytes());
+    }
+    out.push(b'}');
+    out
+}
+
+/// The access-token claims (`session.access_token`, introspection `ext`) of a record, as JSON
+/// text, or `None` when there are none: the whole `ext` of an access token (checked to be one
+/// JSON object, then used as stored); the `at` member of a refresh token's grant object, which
 /// also carries what re-issuing an ID token needs.
-pub fn access_ext(rec: &TokenRecord) -> Option<Value> {
-    let v: Value = serde_json::from_str(&rec.ext).ok()?;
-    match rec.kind {
-        TokenKind::Access => Some(v),
-        _ => v.get("at").cloned(),
+pub fn access_ext(refresh: bool, ext: &str) -> Option<Cow<'_, str>> {
+    let trimmed = ext.trim();
+    if !refresh {
+        let is_object = trimmed.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(trimmed).is_ok();
+        return (is_object && trimmed != "{}").then_some(Cow::Borrowed(trimmed));
+    }
+    let v: Value = serde_json::from_str(trimmed).ok()?;
+    match v.get("at") {
+        Some(Value::Object(m)) if !m.is_empty() => serde_json::to_string(m).ok().map(Cow::Owned),
+        _ => None,
     }
 }
 
@@ -59,37 +88,49 @@ pub fn access_ext(rec: &TokenRecord) -> Option<Value> {
 mod tests {
     use super::*;
 
-    fn rec() -> TokenRecord {
-        TokenRecord {
-            kind: TokenKind::Access,
-            signature: [0; 32],
-            family: 1,
-            client_id: "c".into(),
-            subject: "c".into(),
-            scope: "read foo.bar".into(),
-            audience: vec![],
+    fn tok() -> ActiveToken<'static> {
+        ActiveToken {
+            refresh: false,
+            client_id: "c",
+            subject: "c\"q",
+            scope: "read foo.bar",
             issued_at: 10,
             expires_at: 20,
-            ext: String::new(),
+            ext: "",
         }
+    }
+
+    fn parse(b: Vec<u8>) -> Value {
+        serde_json::from_slice(&b).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&b)))
     }
 
     #[test]
     fn active_shape() {
-        let v = active(&rec(), "https://issuer");
+        let v = parse(active(&tok(), std::iter::empty(), "https://issuer"));
         assert_eq!(v["active"], true);
+        assert_eq!(v["sub"], "c\"q");
         assert_eq!(v["scope"], "read foo.bar");
         assert_eq!(v["aud"], json!([]));
         assert_eq!(v["nbf"], 10);
+        assert_eq!(v["exp"], 20);
+        assert_eq!(v["iss"], "https://issuer");
         assert_eq!(v["token_type"], "Bearer");
         assert_eq!(v["token_use"], "access_token");
         assert!(v.get("ext").is_none());
-        let mut r = rec();
-        r.scope.clear();
-        r.ext = "{\"k\":1}".into();
-        let v = active(&r, "i");
+        let t = ActiveToken { scope: "", ext: "{\"k\":1}", ..tok() };
+        let v = parse(active(&t, ["a", "b\\"].into_iter(), "i"));
         assert!(v.get("scope").is_none());
         assert_eq!(v["ext"]["k"], 1);
+        assert_eq!(v["aud"], json!(["a", "b\\"]));
+        // Stored ext that is not one JSON object never reaches the answer.
+        for bad in ["{}", "[1]", "{\"k\":", "1", "{\"a\":1}}"] {
+            let v = parse(active(&ActiveToken { ext: bad, ..tok() }, std::iter::empty(), "i"));
+            assert!(v.get("ext").is_none(), "{bad}");
+        }
+        let r = ActiveToken { refresh: true, ext: "{\"at\":{\"tier\":\"gold\"},\"g\":{}}", ..tok() };
+        let v = parse(active(&r, std::iter::empty(), "i"));
+        assert_eq!(v["token_use"], "refresh_token");
+        assert_eq!(v["ext"], json!({"tier": "gold"}));
     }
 
     #[test]

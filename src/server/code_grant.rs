@@ -221,15 +221,15 @@ pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&st
 }
 
 /// `GET/POST /userinfo` (OIDC Core §5.3): the ID-token claims of the access token's grant.
-pub fn userinfo_claims(w: &Worker, access: &TokenRecord, partition: u32) -> Result<Value, OAuthError> {
-    if !access.scope.split(' ').any(|s| s == "openid") {
+pub fn userinfo_claims(w: &Worker, scope: &str, family: u64, partition: u32) -> Result<Value, OAuthError> {
+    if !scope.split(' ').any(|s| s == "openid") {
         return Err(OAuthError::hint(
             ErrorCode::InsufficientScope,
             "The access token was not granted the openid scope.",
         ));
     }
     // The grant's first record (its code) holds the claims.
-    let code = w.shared.store.get_token(partition, access.family)?.ok_or(OAuthError::new(ErrorCode::InvalidToken))?;
+    let code = w.shared.store.get_token(partition, family)?.ok_or(OAuthError::new(ErrorCode::InvalidToken))?;
     if !matches!(code.kind, TokenKind::Code | TokenKind::CodeUsed) {
         return Err(OAuthError::hint(
             ErrorCode::InsufficientScope,

@@ -8,7 +8,7 @@ use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
 use crate::server::{authorize, clients, flows, introspect, keys, oidc, revoke, sessions, token, VERSION};
 use crate::token::{same_signature, verify, TokenRef, TokenType};
-use hydra_storage::{ClientStore, TokenKind, TokenRecord, TokenStore};
+use hydra_storage::{ClientStore, TokenKind, TokenStore, TokenView};
 use serde_json::json;
 
 pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
@@ -152,15 +152,16 @@ pub fn required_token(form: &Form) -> Result<&str, OAuthError> {
 /// Finds the stored record of a presented token: the MAC is verified first (no storage access for
 /// a forged token), then the record is read straight from its partition (redb read transactions
 /// are safe from any thread) and must carry the same signature and kind. `None` for anything else.
-pub fn find_token(w: &Worker, token: &str) -> Result<Option<(TokenRef, TokenRecord)>, OAuthError> {
+pub fn find_token(w: &Worker, token: &str) -> Result<Option<(TokenRef, TokenView)>, OAuthError> {
     let Some(r) = verify(&w.shared.token_keys, token) else { return Ok(None) };
-    let Some(rec) = w.shared.store.get_token(u32::from(r.partition), r.seq)? else { return Ok(None) };
+    let Some(view) = w.shared.store.get_token_view(u32::from(r.partition), r.seq)? else { return Ok(None) };
+    let rec = view.get();
     let kind_matches = matches!(
-        (r.token_type, rec.kind),
+        (r.token_type, rec.kind.native()),
         (TokenType::AccessToken, TokenKind::Access) | (TokenType::RefreshToken, TokenKind::Refresh)
     );
     if !kind_matches || !same_signature(&rec.signature, &r.signature) {
         return Ok(None);
     }
-    Ok(Some((r, rec)))
+    Ok(Some((r, view)))
 }

@@ -2,35 +2,49 @@
 //! is still live, and project it.
 
 use crate::oauth2::error::OAuthError;
-use crate::oauth2::introspection::{active, has_required_scopes, inactive};
+use crate::oauth2::introspection::{active, has_required_scopes, inactive, ActiveToken};
 use crate::server::conn::Request;
 use crate::server::handlers::{find_token, form_body, required_token};
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
+use hydra_storage::TokenKind;
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
     match run(w, req) {
-        Ok(v) => {
+        Ok(body) => {
             w.metrics.introspections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Response::json_value(200, &v)
+            Response::json(200, body)
         }
         Err(e) => Response::oauth_error(&e),
     }
     .no_store()
 }
 
-fn run(w: &Worker, req: &Request) -> Result<serde_json::Value, OAuthError> {
+fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
     let form = form_body(req, &[])?;
     let token = required_token(&form)?;
-    let Some((r, rec)) = find_token(w, token)? else { return Ok(inactive()) };
+    let inactive = || serde_json::to_vec(&inactive()).unwrap_or_default();
+    let Some((r, view)) = find_token(w, token)? else { return Ok(inactive()) };
+    // Read in place: the record is validated, never deserialized.
+    let rec = view.get();
+    let client_id = rec.client_id.as_str();
     let snapshot = w.shared.clients.load();
     let cfg = w.config();
-    if rec.expires_at <= unix_now()
-        || !snapshot.clients.contains_key(&rec.client_id)
-        || snapshot.below_watermark(&rec.client_id, r.partition, r.seq)
-        || !has_required_scopes(cfg.scope_strategy, &rec.scope, form.get("scope"))
+    if rec.expires_at.to_native() <= unix_now()
+        || !snapshot.clients.contains_key(client_id)
+        || snapshot.below_watermark(client_id, r.partition, r.seq)
+        || !has_required_scopes(cfg.scope_strategy, rec.scope.as_str(), form.get("scope"))
     {
         return Ok(inactive());
     }
-    Ok(active(&rec, &cfg.issuer))
+    let t = ActiveToken {
+        refresh: rec.kind.native() == TokenKind::Refresh,
+        client_id,
+        subject: rec.subject.as_str(),
+        scope: rec.scope.as_str(),
+        issued_at: rec.issued_at.to_native(),
+        expires_at: rec.expires_at.to_native(),
+        ext: rec.ext.as_str(),
+    };
+    Ok(active(&t, rec.audience.iter().map(|a| a.as_str()), &cfg.issuer))
 }

@@ -29,8 +29,9 @@ async fn run(w: &Worker, req: &Request) -> Result<(), OAuthError> {
     let client = authenticate(w, &presented).await?;
     let token = required_token(&form)?;
     // RFC 7009 §2.2: an invalid token is not an error for the client.
-    let Some((r, rec)) = find_token(w, token)? else { return Ok(()) };
-    if rec.client_id != client.stored.client.client_id {
+    let Some((r, view)) = find_token(w, token)? else { return Ok(()) };
+    let rec = view.get();
+    if rec.client_id.as_str() != client.stored.client.client_id {
         // RFC 7009 §2.1: the token must have been issued to the client making the request.
         return Err(OAuthError::hint(
             ErrorCode::UnauthorizedClient,
@@ -39,10 +40,11 @@ async fn run(w: &Worker, req: &Request) -> Result<(), OAuthError> {
         .with_basic(presented.is_basic()));
     }
     let partition = u32::from(r.partition);
-    if rec.family != r.seq {
+    let family = rec.family.to_native();
+    if family != r.seq {
         // A token of an authorization-code grant: revoking it revokes the grant (every access
         // and refresh token of it), as Hydra.
-        w.shared.store.revoke_family(partition, rec.family).await?;
+        w.shared.store.revoke_family(partition, family).await?;
     } else {
         w.shared.store.delete_token(partition, r.seq).await?;
     }

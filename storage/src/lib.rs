@@ -25,7 +25,7 @@ mod wal;
 pub use commit::{CommitStats, Durability, Pending, BATCH_BUCKETS, SYNC_BUCKETS_US};
 pub use disk::{FaultMode, Faults, SimDisk};
 pub use error::StoreError;
-pub use records::{TokenKind, TokenRecord};
+pub use records::{ArchivedTokenKind, ArchivedTokenRecord, TokenKind, TokenRecord, TokenView};
 pub use store::{
     compact_dir, flow_started, manifest_info, ClientStore, DocStore, GrantStore, KeyRow, KeyStore, KeyWrite, PutMode,
     PutOutcome, Redeem, Rotate, RowMap, Store, StoreOptions, TokenStore, CLIENT_RECORD_VERSION, FORMAT_VERSION,

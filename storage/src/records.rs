@@ -74,6 +74,91 @@ pub fn decode_token(bytes: &[u8]) -> Result<TokenRecord, StoreError> {
         .map_err(|_| StoreError::Corrupt("token record fails validation"))
 }
 
+/// Records up to this size are read into a buffer inside the view itself (no heap allocation);
+/// a client credentials token record is about 200 bytes.
+const INLINE: usize = 512;
+
+#[repr(C, align(16))]
+struct Inline([u8; INLINE]);
+
+// The inline variant is large on purpose: it keeps the read path free of heap allocation.
+#[allow(clippy::large_enum_variant)]
+enum ViewBuf {
+    Inline(Inline, usize),
+    Heap(AlignedVec<16>),
+}
+
+/// A stored token record read in place: the archive is copied once into an aligned buffer (redb
+/// values carry no alignment promise) and validated once; fields are then read from the archive
+/// without deserializing (no `String` or `Vec` per field). Why: introspection reads a record per
+/// request; `bench/benches/hot_path.rs` (`record_decode` vs `record_view`) measures the gain.
+pub struct TokenView {
+    buf: ViewBuf,
+}
+
+impl std::fmt::Debug for TokenView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenView").field("kind", &self.get().kind).finish_non_exhaustive()
+    }
+}
+
+impl TokenView {
+    /// Validates a stored record (version byte + archive).
+    pub fn new(bytes: &[u8]) -> Result<TokenView, StoreError> {
+        let (&version, body) = bytes.split_first().ok_or(StoreError::Corrupt("empty token record"))?;
+        if version != TOKEN_RECORD_VERSION {
+            return Err(StoreError::Corrupt("unknown token record version"));
+        }
+        let buf = if body.len() <= INLINE {
+            let mut b = Inline([0; INLINE]);
+            b.0[..body.len()].copy_from_slice(body);
+            ViewBuf::Inline(b, body.len())
+        } else {
+            let mut v = AlignedVec::<16>::with_capacity(body.len());
+            v.extend_from_slice(body);
+            ViewBuf::Heap(v)
+        };
+        let view = TokenView { buf };
+        rkyv::access::<ArchivedTokenRecord, rancor::Error>(view.bytes())
+            .map_err(|_| StoreError::Corrupt("token record fails validation"))?;
+        Ok(view)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.buf {
+            ViewBuf::Inline(b, len) => &b.0[..*len],
+            ViewBuf::Heap(v) => v.as_slice(),
+        }
+    }
+
+    /// The archived record.
+    pub fn get(&self) -> &ArchivedTokenRecord {
+        // SAFETY: `new` validated these exact bytes as an `ArchivedTokenRecord` with checked
+        // access, the buffer is 16-byte aligned (`Inline` is `align(16)`, `AlignedVec<16>`), and
+        // it is never written after construction (no `&mut` access to `buf` exists).
+        unsafe { rkyv::access_unchecked::<ArchivedTokenRecord>(self.bytes()) }
+    }
+
+    /// The owned record (for the write paths that change it).
+    pub fn to_record(&self) -> Result<TokenRecord, StoreError> {
+        rkyv::deserialize::<TokenRecord, rancor::Error>(self.get())
+            .map_err(|_| StoreError::Corrupt("token record does not deserialize"))
+    }
+}
+
+impl ArchivedTokenKind {
+    /// The kind as a plain value.
+    pub fn native(&self) -> TokenKind {
+        match self {
+            ArchivedTokenKind::Access => TokenKind::Access,
+            ArchivedTokenKind::Refresh => TokenKind::Refresh,
+            ArchivedTokenKind::Code => TokenKind::Code,
+            ArchivedTokenKind::CodeUsed => TokenKind::CodeUsed,
+            ArchivedTokenKind::RefreshUsed => TokenKind::RefreshUsed,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +203,33 @@ mod tests {
         let garbage: Vec<u8> =
             std::iter::once(TOKEN_RECORD_VERSION).chain((0..200u32).map(|i| (i * 37 % 251) as u8)).collect();
         assert!(decode_token(&garbage).is_err());
+    }
+
+    #[test]
+    fn views_read_in_place_and_refuse_what_decoding_refuses() {
+        let bytes = encode_token(&sample()).unwrap();
+        let v = TokenView::new(&bytes).unwrap();
+        let a = v.get();
+        assert_eq!(a.kind.native(), TokenKind::Access);
+        assert_eq!(a.client_id.as_str(), "client-1");
+        assert_eq!(a.scope.as_str(), "a b");
+        assert_eq!(a.audience.iter().map(|s| s.as_str()).collect::<Vec<_>>(), vec!["https://api"]);
+        assert_eq!(a.expires_at.to_native(), 1_700_003_600);
+        assert_eq!(a.family.to_native(), 42);
+        assert_eq!(v.to_record().unwrap(), sample());
+        // Unaligned input, and a record too big for the inline buffer.
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(&bytes);
+        assert_eq!(TokenView::new(&shifted[1..]).unwrap().to_record().unwrap(), sample());
+        let big = TokenRecord { ext: "x".repeat(3000), ..sample() };
+        let v = TokenView::new(&encode_token(&big).unwrap()).unwrap();
+        assert_eq!(v.get().ext.len(), 3000);
+        assert_eq!(v.to_record().unwrap(), big);
+        let mut bad = bytes.clone();
+        bad[0] = 9;
+        assert!(TokenView::new(&bad).is_err());
+        assert!(TokenView::new(&bytes[..bytes.len() / 2]).is_err());
+        assert!(TokenView::new(&[]).is_err());
     }
 
     #[test]

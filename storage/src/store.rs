@@ -8,7 +8,7 @@
 
 use crate::commit::{Committer, Durability, Opener, Pending, SyncMode};
 use crate::disk::{Faults, SimDisk};
-use crate::records::{decode_token, encode_token, TokenKind, TokenRecord};
+use crate::records::{decode_token, encode_token, TokenKind, TokenRecord, TokenView};
 use crate::tx::{Table, Tx};
 use crate::wal::{Wal, DEFAULT_WAL_BYTES};
 use crate::StoreError;
@@ -144,6 +144,8 @@ pub trait TokenStore: Send + Sync {
         self.insert_tokens(partition, vec![(seq, record.clone())])
     }
     fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>, StoreError>;
+    /// Reads a token in place (validated, not deserialized): the read path of introspection.
+    fn get_token_view(&self, partition: u32, seq: u64) -> Result<Option<TokenView>, StoreError>;
     /// Deletes one token; resolves to whether it existed.
     fn delete_token(&self, partition: u32, seq: u64) -> Pending<bool>;
 }
@@ -718,6 +720,17 @@ impl TokenStore for Store {
         let found = table.get(&token_key(seq)[..])?;
         match found {
             Some(v) => Ok(Some(decode_token(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn get_token_view(&self, partition: u32, seq: u64) -> Result<Option<TokenView>, StoreError> {
+        let part = self.part(partition)?;
+        let rtx = part.read()?;
+        let table = rtx.open_table(Table::Tokens.def())?;
+        let found = table.get(&token_key(seq)[..])?;
+        match found {
+            Some(v) => Ok(Some(TokenView::new(v.value())?)),
             None => Ok(None),
         }
     }
