@@ -87,6 +87,9 @@ static WRITTEN: AtomicU64 = AtomicU64::new(0);
 thread_local! {
     static LOCAL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static BATCHED: Cell<bool> = const { Cell::new(false) };
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The last second formatted, and its text.
+    static CLOCK: RefCell<(i64, String)> = const { RefCell::new((0, String::new())) };
 }
 
 /// Lines dropped because the writer could not keep up (`hydra_log_lines_dropped_total`).
@@ -204,7 +207,7 @@ pub fn emit(level: Level, msg: &str, fields: &[(&str, &dyn std::fmt::Display)]) 
             let _ = writeln!(std::io::stderr(), "{}", render(level, msg, fields, json, now_rfc3339()));
             return;
         };
-        render_into(&mut buf, level, msg, fields, json, &now_rfc3339());
+        with_time(|time| render_into(&mut buf, level, msg, fields, json, time));
         buf.push(b'\n');
         if !BATCHED.with(Cell::get) || buf.len() >= FLUSH_BYTES {
             hand_over(&mut buf);
@@ -235,28 +238,78 @@ fn render_into(
             m.insert((*k).into(), v.to_string().into());
         }
         let _ = serde_json::to_writer(&mut *out, &serde_json::Value::Object(m));
-    } else {
-        let mut s = String::with_capacity(160);
-        let _ = write!(s, "time={time} level={} msg={:?}", level.name(), msg);
-        let mut v = String::new();
+        return;
+    }
+    // Written straight into the line buffer: a request line costs no allocation of its own
+    // (each value is formatted into one scratch string per thread, reused).
+    out.extend_from_slice(b"time=");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b" level=");
+    out.extend_from_slice(level.name().as_bytes());
+    out.extend_from_slice(b" msg=");
+    quoted(out, msg);
+    SCRATCH.with(|scratch| {
+        let Ok(mut v) = scratch.try_borrow_mut() else {
+            // A Display that logs while being formatted: format this field the slow way.
+            for (k, val) in fields {
+                let text = val.to_string();
+                field(out, k, &text);
+            }
+            return;
+        };
         for (k, val) in fields {
             v.clear();
             let _ = write!(v, "{val}");
-            if v.contains([' ', '"', '=']) || v.is_empty() {
-                let _ = write!(s, " {k}={v:?}");
-            } else {
-                let _ = write!(s, " {k}={v}");
-            }
+            field(out, k, &v);
         }
+    });
+}
+
+/// ` key=value`, the value quoted (Go's `%q`-like escaping) when it is empty or holds a space, a
+/// quote or `=`, so a value can never forge another field.
+fn field(out: &mut Vec<u8>, k: &str, v: &str) {
+    out.push(b' ');
+    out.extend_from_slice(k.as_bytes());
+    out.push(b'=');
+    if v.is_empty() || v.contains([' ', '"', '=']) {
+        quoted(out, v);
+    } else {
+        out.extend_from_slice(v.as_bytes());
+    }
+}
+
+/// A quoted string; plain printable ASCII is copied, anything else escaped as `{:?}` does.
+fn quoted(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        out.push(b'"');
         out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = write!(out, "{s:?}");
     }
 }
 
 /// RFC 3339 UTC timestamp of now, second precision.
 pub fn now_rfc3339() -> String {
-    let secs =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    rfc3339(secs)
+    rfc3339(now_secs())
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Calls `f` with the RFC 3339 time of now, formatted at most once per second per thread.
+fn with_time<R>(f: impl FnOnce(&str) -> R) -> R {
+    let now = now_secs();
+    CLOCK.with(|c| match c.try_borrow_mut() {
+        Ok(mut c) => {
+            if c.0 != now || c.1.is_empty() {
+                *c = (now, rfc3339(now));
+            }
+            f(&c.1)
+        }
+        Err(_) => f(&rfc3339(now)),
+    })
 }
 
 /// RFC 3339 UTC timestamp (`2006-01-02T15:04:05Z`) for unix seconds.

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use super::httpclient::{self, Response};
 use super::output::{go_json, go_json_ordered, multi_table, rfc3339, row_table};
 use super::{
-    ClientAuth, ClientFields, Command, ConnFlags, CreateWhat, DeleteWhat, Format, GetWhat, IntrospectWhat, ListWhat,
-    PerformWhat, RevokeWhat, UpdateWhat, DEFAULT_ADMIN_ENDPOINT, DEFAULT_PUBLIC_ENDPOINT,
+    ClientAuth, ClientFields, Command, ConnFlags, CreateWhat, DeleteWhat, Format, GetWhat, ImportWhat, IntrospectWhat,
+    ListWhat, PerformWhat, RevokeWhat, UpdateWhat, DEFAULT_ADMIN_ENDPOINT, DEFAULT_PUBLIC_ENDPOINT,
 };
 use crate::http::form::form_escaped;
 
@@ -28,27 +28,33 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
             Err("Error: `serve` and `version` are not management commands".to_string())
         }
         Command::Create(c) => match c.what {
-            CreateWhat::OAuth2Client { fields, conn } => create_client(&fields, &conn, out, err),
+            CreateWhat::OAuth2Client { fields, conn } => create_client(&fields, &conn, out),
             CreateWhat::Jwk { set, kid, alg, use_, public, conn } => {
-                create_jwk(&set, kid.as_deref(), &alg, &use_, public, &conn, out, err)
+                create_jwk(&set, kid.as_deref(), &alg, &use_, public, &conn, out)
             }
         },
         Command::Get(c) => match c.what {
-            GetWhat::OAuth2Client { ids, conn } => get_clients(&ids, &conn, out, err),
-            GetWhat::Jwk { sets, public, conn } => get_jwks(&sets, public, &conn, out, err),
+            GetWhat::OAuth2Client { ids, conn } => get_clients(&ids, &conn, out),
+            GetWhat::Jwk { sets, public, conn } => get_jwks(&sets, public, &conn, out),
         },
         Command::List(c) => match c.what {
             ListWhat::OAuth2Clients { page_size, page_token, conn } => {
-                list_clients(page_size, page_token.as_deref(), &conn, out, err)
+                list_clients(page_size, page_token.as_deref(), &conn, out)
             }
         },
         Command::Update(c) => match c.what {
-            UpdateWhat::OAuth2Client { id_arg, fields, conn } => update_client(&id_arg, &fields, &conn, out, err),
+            UpdateWhat::OAuth2Client { id_arg, fields, conn } => update_client(&id_arg, &fields, &conn, out),
         },
         Command::Delete(c) => match c.what {
             DeleteWhat::OAuth2Client { ids, conn } => delete_clients(&ids, &conn, out, err),
-            DeleteWhat::AccessTokens { client_id, conn } => delete_access_tokens(&client_id, &conn, out, err),
-            DeleteWhat::Jwk { sets, conn } => delete_jwks(&sets, &conn, out, err),
+            DeleteWhat::AccessTokens { client_id, conn } => delete_access_tokens(&client_id, &conn, out),
+            DeleteWhat::Jwk { sets, conn } => delete_jwks(&sets, &conn, out),
+        },
+        Command::Import(c) => match c.what {
+            ImportWhat::OAuth2Client { files, conn } => import_clients(&files, &conn, out, err),
+            ImportWhat::Jwk { set, files, alg, use_, public, conn } => {
+                import_jwks(&set, &files, &alg, &use_, public, &conn, out)
+            }
         },
         Command::Janitor(c) => super::janitor::janitor(&c, out),
         Command::Migrate(c) => {
@@ -74,22 +80,22 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
             }
         }
         Command::Example(c) => match c.what {
-            super::ExampleWhat::LoginConsent { port, conn } => Ctx::new(&conn, DEFAULT_ADMIN_ENDPOINT, err)
+            super::ExampleWhat::LoginConsent { port, conn } => Ctx::new(&conn, DEFAULT_ADMIN_ENDPOINT)
                 .and_then(|ctx| super::example::login_consent(&ctx.base, port, out)),
         },
         Command::Perform(c) => match c.what {
             PerformWhat::AuthorizationCode { creds, scope, port, conn } => {
-                authorization_code(&creds, &scope, port, &conn, out, err)
+                authorization_code(&creds, &scope, port, &conn, out)
             }
             PerformWhat::ClientCredentials { creds, scope, audience, conn } => {
-                client_credentials(&creds, &scope, &audience, &conn, out, err)
+                client_credentials(&creds, &scope, &audience, &conn, out)
             }
         },
         Command::Introspect(c) => match c.what {
-            IntrospectWhat::Token { token, scope, conn } => introspect(&token, &scope, &conn, out, err),
+            IntrospectWhat::Token { token, scope, conn } => introspect(&token, &scope, &conn, out),
         },
         Command::Revoke(c) => match c.what {
-            RevokeWhat::Token { token, creds, conn } => revoke(&token, &creds, &conn, out, err),
+            RevokeWhat::Token { token, creds, conn } => revoke(&token, &creds, &conn, out),
         },
     };
     match result {
@@ -242,13 +248,11 @@ struct Ctx {
     headers: Vec<(String, String)>,
     format: Format,
     quiet: bool,
+    tls: httpclient::Options,
 }
 
 impl Ctx {
-    fn new(conn: &ConnFlags, default: &str, err: Out) -> Result<Ctx, String> {
-        if conn.skip_tls_verify {
-            let _ = writeln!(err, "Note: --skip-tls-verify is ignored; this CLI only supports http:// endpoints.");
-        }
+    fn new(conn: &ConnFlags, default: &str) -> Result<Ctx, String> {
         let base = conn
             .endpoint
             .as_deref()
@@ -265,7 +269,8 @@ impl Ctx {
                 .ok_or_else(|| "Error: HTTP headers must be given as `Name: value` (-H/--http-header)".to_string())?;
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
-        Ok(Ctx { base, headers, format: conn.format, quiet: conn.quiet })
+        let tls = httpclient::Options { skip_tls_verify: conn.skip_tls_verify };
+        Ok(Ctx { base, headers, format: conn.format.clone(), quiet: conn.quiet, tls })
     }
 
     /// Performs a request; transport failures become a one-line error naming the URL.
@@ -280,7 +285,8 @@ impl Ctx {
         let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
         headers.extend(extra.iter().copied());
         headers.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        httpclient::request(method, &url, &headers, body).map_err(|e| format!("Error: request to {url} failed: {e}"))
+        httpclient::request_with(self.tls, method, &url, &headers, body)
+            .map_err(|e| format!("Error: request to {url} failed: {e}"))
     }
 
     /// Like [`Ctx::call`] but turns non-2xx answers into an error line.
@@ -346,39 +352,45 @@ pub(crate) fn client_columns(c: &Value) -> Vec<String> {
 }
 
 /// Single item output (Go `cmdx.PrintRow`).
-fn render_row(ctx: &Ctx, header: &[&str], columns: &[String], json: &Value) -> String {
+fn render_row(ctx: &Ctx, header: &[&str], columns: &[String], json: &Value) -> Result<String, String> {
     if ctx.quiet {
-        return format!("{}\n", columns.first().map(String::as_str).unwrap_or(""));
+        return Ok(format!("{}\n", columns.first().map(String::as_str).unwrap_or("")));
     }
-    match ctx.format {
-        Format::Table => row_table(header, columns),
+    render(&ctx.format, json, || row_table(header, columns))
+}
+
+/// One output in the chosen format: `table` for tables, every other format from the JSON.
+/// A jsonpath or jsonpointer that selects nothing is an error (exit code 1), not empty output.
+fn render(format: &Format, json: &Value, table: impl FnOnce() -> String) -> Result<String, String> {
+    let line = |s: String| if s.ends_with('\n') { s } else { s + "\n" };
+    Ok(match format {
+        Format::Table => table(),
         Format::Json => go_json(json, false),
         Format::JsonPretty => go_json(json, true),
-    }
+        Format::Yaml => serde_yaml_ng::to_string(json).map_err(|e| format!("Error: {e}"))?,
+        Format::JsonPath(t) => line(super::jsonpath::render(t, json).map_err(|e| format!("Error: {e}"))?),
+        Format::JsonPointer(p) => line(super::jsonpath::pointer(p, json).map_err(|e| format!("Error: {e}"))?),
+    })
 }
 
 /// Collection output (Go `cmdx.PrintTable`).
-fn render_table(ctx: &Ctx, header: &[&str], rows: &[Vec<String>], json: &Value) -> String {
+fn render_table(ctx: &Ctx, header: &[&str], rows: &[Vec<String>], json: &Value) -> Result<String, String> {
     if ctx.quiet {
         if rows.is_empty() {
-            return "\n".to_string();
+            return Ok("\n".to_string());
         }
-        return rows.iter().map(|r| format!("{}\n", r.first().map(String::as_str).unwrap_or(""))).collect();
+        return Ok(rows.iter().map(|r| format!("{}\n", r.first().map(String::as_str).unwrap_or(""))).collect());
     }
-    match ctx.format {
-        Format::Table => multi_table(header, rows),
-        Format::Json => go_json(json, false),
-        Format::JsonPretty => go_json(json, true),
-    }
+    render(&ctx.format, json, || multi_table(header, rows))
 }
 
-fn render_client(ctx: &Ctx, client: &Value) -> String {
+fn render_client(ctx: &Ctx, client: &Value) -> Result<String, String> {
     render_row(ctx, &CLIENT_HEADER, &client_columns(client), client)
 }
 
-fn render_ids(ctx: &Ctx, ids: &[String]) -> String {
+fn render_ids(ctx: &Ctx, ids: &[String]) -> Result<String, String> {
     match ids {
-        [] => String::new(),
+        [] => Ok(String::new()),
         [one] => render_row(ctx, &["ID"], std::slice::from_ref(one), &Value::String(one.clone())),
         many => {
             let rows: Vec<Vec<String>> = many.iter().map(|i| vec![i.clone()]).collect();
@@ -493,8 +505,8 @@ fn client_path(id: &str) -> String {
     format!("/admin/clients/{}", path_escape(id))
 }
 
-fn create_client(f: &ClientFields, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
-    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+fn create_client(f: &ClientFields, conn: &ConnFlags, out: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     let body = match &f.file {
         Some(path) => read_file_arg(path)?,
         None => create_body(f)?,
@@ -502,28 +514,28 @@ fn create_client(f: &ClientFields, conn: &ConnFlags, out: Out, err: Out) -> Resu
     let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
     let resp = ctx.call_ok("POST", "/admin/clients", &[], Some(("application/json", &bytes)))?;
     let client = parse_json(&resp)?;
-    write_out(out, &render_client(&ctx, &client))
+    write_out(out, &render_client(&ctx, &client)?)
 }
 
-fn get_clients(ids: &[String], conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
-    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+fn get_clients(ids: &[String], conn: &ConnFlags, out: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     let mut clients = Vec::with_capacity(ids.len());
     for id in ids {
         let resp = ctx.call_ok("GET", &client_path(id), &[], None)?;
         clients.push(parse_json(&resp)?);
     }
     let text = match clients.as_slice() {
-        [one] => render_client(&ctx, one),
+        [one] => render_client(&ctx, one)?,
         many => {
             let rows: Vec<Vec<String>> = many.iter().map(client_columns).collect();
-            render_table(&ctx, &CLIENT_HEADER, &rows, &Value::Array(many.to_vec()))
+            render_table(&ctx, &CLIENT_HEADER, &rows, &Value::Array(many.to_vec()))?
         }
     };
     write_out(out, &text)
 }
 
-fn list_clients(page_size: u32, page_token: Option<&str>, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
-    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+fn list_clients(page_size: u32, page_token: Option<&str>, conn: &ConnFlags, out: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     let mut path = format!("/admin/clients?page_size={page_size}");
     if let Some(t) = page_token.filter(|t| !t.is_empty()) {
         path.push_str("&page_token=");
@@ -536,37 +548,39 @@ fn list_clients(page_size: u32, page_token: Option<&str>, conn: &ConnFlags, out:
         _ => return Err("Error: the server did not answer with a JSON array".to_string()),
     };
     let next = resp.header_all("link").iter().find_map(|l| next_page_token(l)).unwrap_or_default();
-    write_out(out, &render_client_list(&ctx, &items, &next))
+    write_out(out, &render_client_list(&ctx, &items, &next)?)
 }
 
 /// Output of `list oauth2-clients` (Go `cmdx.PaginatedList`).
-fn render_client_list(ctx: &Ctx, items: &[Value], next: &str) -> String {
+fn render_client_list(ctx: &Ctx, items: &[Value], next: &str) -> Result<String, String> {
     let is_last = next.is_empty();
     if ctx.quiet {
-        return items.iter().map(|c| format!("{}\n", str_field(c, "client_id"))).collect();
+        return Ok(items.iter().map(|c| format!("{}\n", str_field(c, "client_id"))).collect());
     }
+    let items = Value::Array(items.to_vec());
+    let next_v = Value::String(next.to_string());
+    let last = Value::Bool(is_last);
+    let fields = [("items", &items), ("next_page_token", &next_v), ("is_last_page", &last)];
     match ctx.format {
         Format::Table => {
-            let mut rows: Vec<Vec<String>> = items.iter().map(client_columns).collect();
+            let mut rows: Vec<Vec<String>> = items.as_array().into_iter().flatten().map(client_columns).collect();
             rows.push(vec![String::new()]);
             rows.push(vec!["NEXT PAGE TOKEN".into(), next.to_string()]);
             rows.push(vec!["IS LAST PAGE".into(), is_last.to_string()]);
-            multi_table(&CLIENT_HEADER, &rows)
+            Ok(multi_table(&CLIENT_HEADER, &rows))
         }
-        Format::Json | Format::JsonPretty => {
-            let items = Value::Array(items.to_vec());
-            let next = Value::String(next.to_string());
-            let last = Value::Bool(is_last);
-            go_json_ordered(
-                &[("items", &items), ("next_page_token", &next), ("is_last_page", &last)],
-                ctx.format == Format::JsonPretty,
-            )
+        // Go's field order for the JSON forms.
+        Format::Json | Format::JsonPretty => Ok(go_json_ordered(&fields, ctx.format == Format::JsonPretty)),
+        _ => {
+            let obj: serde_json::Map<String, Value> =
+                fields.iter().map(|(k, v)| (k.to_string(), (*v).clone())).collect();
+            render(&ctx.format, &Value::Object(obj), String::new)
         }
     }
 }
 
-fn update_client(id: &str, f: &ClientFields, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
-    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+fn update_client(id: &str, f: &ClientFields, conn: &ConnFlags, out: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     let body = match &f.file {
         Some(path) => read_file_arg(path)?,
         None => {
@@ -582,11 +596,11 @@ fn update_client(id: &str, f: &ClientFields, conn: &ConnFlags, out: Out, err: Ou
     let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
     let resp = ctx.call_ok("PUT", &client_path(id), &[], Some(("application/json", &bytes)))?;
     let client = parse_json(&resp)?;
-    write_out(out, &render_client(&ctx, &client))
+    write_out(out, &render_client(&ctx, &client)?)
 }
 
 fn delete_clients(ids: &[String], conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
-    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     let mut deleted = Vec::new();
     let mut failures = Vec::new();
     for id in ids {
@@ -596,7 +610,7 @@ fn delete_clients(ids: &[String], conn: &ConnFlags, out: Out, err: Out) -> Resul
             Err(e) => failures.push(format!("Error: {}: {}", id, e.strip_prefix("Error: ").unwrap_or(&e))),
         }
     }
-    write_out(out, &render_ids(&ctx, &deleted))?;
+    write_out(out, &render_ids(&ctx, &deleted)?)?;
     if failures.is_empty() {
         return Ok(());
     }
@@ -606,11 +620,11 @@ fn delete_clients(ids: &[String], conn: &ConnFlags, out: Out, err: Out) -> Resul
     Err(String::new())
 }
 
-fn delete_access_tokens(client_id: &str, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
-    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+fn delete_access_tokens(client_id: &str, conn: &ConnFlags, out: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     let path = format!("/admin/oauth2/tokens?client_id={}", form_escaped(client_id));
     ctx.call_ok("DELETE", &path, &[], None)?;
-    write_out(out, &render_ids(&ctx, &[client_id.to_string()]))
+    write_out(out, &render_ids(&ctx, &[client_id.to_string()])?)
 }
 
 pub(crate) const JWK_HEADER: [&str; 4] = ["SET ID", "KEY ID", "ALGORITHM", "USE"];
@@ -631,7 +645,7 @@ fn public_jwk(key: &Value) -> Value {
 }
 
 /// Prints key sets as Hydra's CLI does: a table row per key, or `{"set","keys"}` per set.
-fn render_jwks(ctx: &Ctx, sets: &[(String, Vec<Value>)], public: bool) -> String {
+fn render_jwks(ctx: &Ctx, sets: &[(String, Vec<Value>)], public: bool) -> Result<String, String> {
     let mut rows = Vec::new();
     let mut json = Vec::new();
     for (set, keys) in sets {
@@ -664,30 +678,145 @@ fn create_jwk(
     public: bool,
     conn: &ConnFlags,
     out: Out,
-    err: Out,
 ) -> Result<(), String> {
-    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     let body = serde_json::json!({"alg": alg, "kid": kid.unwrap_or(""), "use": use_}).to_string();
     let resp = ctx.call_ok("POST", &keys_path(set), &[], Some(("application/json", body.as_bytes())))?;
-    write_out(out, &render_jwks(&ctx, &[(set.to_string(), keys_of(&resp)?)], public))
+    write_out(out, &render_jwks(&ctx, &[(set.to_string(), keys_of(&resp)?)], public)?)
 }
 
-fn get_jwks(sets: &[String], public: bool, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
-    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+fn get_jwks(sets: &[String], public: bool, conn: &ConnFlags, out: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     let mut found = Vec::with_capacity(sets.len());
     for set in sets {
         let resp = ctx.call_ok("GET", &keys_path(set), &[], None)?;
         found.push((set.clone(), keys_of(&resp)?));
     }
-    write_out(out, &render_jwks(&ctx, &found, public))
+    write_out(out, &render_jwks(&ctx, &found, public)?)
 }
 
-fn delete_jwks(sets: &[String], conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
-    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+fn delete_jwks(sets: &[String], conn: &ConnFlags, out: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     for set in sets {
         ctx.call_ok("DELETE", &keys_path(set), &[], None)?;
     }
-    write_out(out, &render_ids(&ctx, sets))
+    write_out(out, &render_ids(&ctx, sets)?)
+}
+
+/// The contents of each named file, standard input for `-` or when none is named.
+fn read_inputs(files: &[String]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let stdin = |name: &str| {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("Error: reading standard input: {e}"))?;
+        Ok((name.to_string(), buf))
+    };
+    if files.is_empty() {
+        return Ok(vec![stdin("<stdin>")?]);
+    }
+    files
+        .iter()
+        .map(|f| {
+            if f == "-" {
+                stdin("<stdin>")
+            } else {
+                std::fs::read(f).map(|b| (f.clone(), b)).map_err(|e| format!("Error: reading {f}: {e}"))
+            }
+        })
+        .collect()
+}
+
+/// `hydra import oauth2-client <file…|->`: every client of every file (a JSON array of clients
+/// or one client) is created; the created clients are printed (with their generated secrets).
+/// A client that fails is reported and the others are still imported; the exit code is 1 then.
+fn import_clients(files: &[String], conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
+    let mut bodies = Vec::new();
+    for (name, bytes) in read_inputs(files)? {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Array(items)) => bodies.extend(items.into_iter().map(|c| (name.clone(), c))),
+            Ok(c @ Value::Object(_)) => bodies.push((name, c)),
+            Ok(_) => return Err(format!("Error: {name}: expected a JSON array of clients or one client object")),
+            Err(e) => return Err(format!("Error: {name}: {e}")),
+        }
+    }
+    let mut created = Vec::new();
+    let mut failed = false;
+    for (name, c) in bodies {
+        let body = c.to_string();
+        match ctx.call_ok("POST", "/admin/clients", &[], Some(("application/json", body.as_bytes()))) {
+            Ok(resp) => created.push(parse_json(&resp)?),
+            Err(e) => {
+                failed = true;
+                let id = str_field(&c, "client_id");
+                let what = if id.is_empty() { name } else { format!("{name}: client {id}") };
+                let _ = writeln!(
+                    err,
+                    "{}",
+                    one_line(&format!("Error: {what}: {}", e.strip_prefix("Error: ").unwrap_or(&e)))
+                );
+            }
+        }
+    }
+    let rows: Vec<Vec<String>> = created.iter().map(client_columns).collect();
+    let json = if created.len() == 1 { created[0].clone() } else { Value::Array(created) };
+    write_out(out, &render_table(&ctx, &CLIENT_HEADER, &rows, &json)?)?;
+    if failed {
+        Err(String::new())
+    } else {
+        Ok(())
+    }
+}
+
+/// `hydra import jwk <set> <file…>`: each file holds a JSON Web Key, a JSON Web Key Set, or a
+/// PEM / DER key (`--alg`, `--use`; a key id is generated). Each key is added to the set (the
+/// set is created when missing; a key with the same id is replaced), then the set is printed.
+#[allow(clippy::too_many_arguments)]
+fn import_jwks(
+    set: &str,
+    files: &[String],
+    alg: &str,
+    use_: &str,
+    public: bool,
+    conn: &ConnFlags,
+    out: Out,
+) -> Result<(), String> {
+    use crate::jose::jwk::{Alg, Jwk};
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
+    let mut keys: Vec<Value> = Vec::new();
+    let new_kid = || {
+        crate::oauth2::client::generate_uuid_v4(&ring::rand::SystemRandom::new())
+            .map_err(|_| "Error: no randomness available".to_string())
+    };
+    for (name, bytes) in read_inputs(files)? {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(o)) if o.get("keys").is_some_and(Value::is_array) => {
+                keys.extend(o.get("keys").and_then(Value::as_array).into_iter().flatten().cloned())
+            }
+            Ok(v @ Value::Object(_)) => keys.push(v),
+            Ok(_) => return Err(format!("Error: {name}: expected a JSON Web Key or a JSON Web Key Set")),
+            Err(_) => {
+                let a =
+                    Alg::parse(alg).ok_or_else(|| format!("Error: --alg {alg:?} is not one of RS256, ES256, EdDSA"))?;
+                let jwk = crate::jose::import::jwk_from_document(&bytes, a, &new_kid()?, use_)
+                    .map_err(|e| format!("Error: {name}: {e}"))?;
+                keys.push(serde_json::to_value(&jwk).map_err(|e| format!("Error: {e}"))?);
+            }
+        }
+    }
+    for k in &mut keys {
+        if str_field(k, "kid").is_empty() {
+            if let Some(o) = k.as_object_mut() {
+                o.insert("kid".into(), Value::String(new_kid()?));
+            }
+        }
+        // Refused before sending: a clear local error beats the server's.
+        serde_json::from_value::<Jwk>(k.clone()).map_err(|e| format!("Error: not a JSON Web Key: {e}"))?;
+        let path = format!("{}/{}", keys_path(set), path_escape(&str_field(k, "kid")));
+        let body = k.to_string();
+        ctx.call_ok("PUT", &path, &[], Some(("application/json", body.as_bytes())))?;
+    }
+    let resp = ctx.call_ok("GET", &keys_path(set), &[], None)?;
+    write_out(out, &render_jwks(&ctx, &[(set.to_string(), keys_of(&resp)?)], public)?)
 }
 
 fn require_creds(creds: &ClientAuth) -> Result<(&str, &str), String> {
@@ -732,6 +861,19 @@ fn token_expiry(tok: &Value, now: i64) -> i64 {
 }
 
 /// JSON printed for a token (shape of Go's `oauth2.Token`).
+/// A token answer in the chosen format (the JSON forms keep Go's field order).
+fn render_token(format: &Format, tok: &Value, now: i64) -> Result<String, String> {
+    match format {
+        Format::Table => Ok(row_table(&TOKEN_HEADER, &token_columns(tok, now))),
+        Format::Json => Ok(token_json(tok, now, false)),
+        Format::JsonPretty => Ok(token_json(tok, now, true)),
+        other => match serde_json::from_str::<Value>(&token_json(tok, now, false)) {
+            Ok(v) => render(other, &v, String::new),
+            Err(e) => Err(format!("Error: {e}")),
+        },
+    }
+}
+
 pub(crate) fn token_json(tok: &Value, now: i64, pretty: bool) -> String {
     let access = Value::String(str_field(tok, "access_token"));
     let token_type = Value::String(str_field(tok, "token_type"));
@@ -763,10 +905,9 @@ fn client_credentials(
     audience: &[String],
     conn: &ConnFlags,
     out: Out,
-    err: Out,
 ) -> Result<(), String> {
     let (id, secret) = require_creds(creds)?;
-    let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT, err)?;
+    let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT)?;
     let scope = scope.join(" ");
     let audience = audience.join(" ");
     let mut pairs = vec![("grant_type", "client_credentials")];
@@ -792,11 +933,7 @@ fn client_credentials(
     let text = if ctx.quiet {
         format!("{}\n", str_field(&tok, "access_token"))
     } else {
-        match ctx.format {
-            Format::Table => row_table(&TOKEN_HEADER, &token_columns(&tok, now)),
-            Format::Json => token_json(&tok, now, false),
-            Format::JsonPretty => token_json(&tok, now, true),
-        }
+        render_token(&ctx.format, &tok, now)?
     };
     write_out(out, &text)
 }
@@ -807,10 +944,9 @@ fn authorization_code(
     port: u16,
     conn: &ConnFlags,
     out: Out,
-    err: Out,
 ) -> Result<(), String> {
     let (id, secret) = require_creds(creds)?;
-    let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT, err)?;
+    let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT)?;
     let args = super::example::AuthCodeArgs {
         public_url: &ctx.base,
         client_id: id,
@@ -820,11 +956,7 @@ fn authorization_code(
     };
     let tok = super::example::perform_authorization_code(&args, out).map_err(|e| format!("Error: {e}"))?;
     let now = now_unix();
-    let text = match ctx.format {
-        Format::Table => row_table(&TOKEN_HEADER, &token_columns(&tok, now)),
-        Format::Json => token_json(&tok, now, false),
-        Format::JsonPretty => token_json(&tok, now, true),
-    };
+    let text = render_token(&ctx.format, &tok, now)?;
     write_out(out, &text)
 }
 
@@ -842,8 +974,8 @@ pub(crate) fn introspect_columns(v: &Value) -> Vec<String> {
     ]
 }
 
-fn introspect(token: &str, scope: &[String], conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
-    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT, err)?;
+fn introspect(token: &str, scope: &[String], conn: &ConnFlags, out: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     let scope = scope.join(" ");
     let mut pairs = vec![("token", token)];
     if !scope.is_empty() {
@@ -857,12 +989,12 @@ fn introspect(token: &str, scope: &[String], conn: &ConnFlags, out: Out, err: Ou
         Some(("application/x-www-form-urlencoded", body.as_bytes())),
     )?;
     let v = parse_json(&resp)?;
-    write_out(out, &render_row(&ctx, &INTROSPECT_HEADER, &introspect_columns(&v), &v))
+    write_out(out, &render_row(&ctx, &INTROSPECT_HEADER, &introspect_columns(&v), &v)?)
 }
 
-fn revoke(token: &str, creds: &ClientAuth, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
+fn revoke(token: &str, creds: &ClientAuth, conn: &ConnFlags, out: Out) -> Result<(), String> {
     let (id, secret) = require_creds(creds)?;
-    let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT, err)?;
+    let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT)?;
     let body = form_body(&[("token", token)]);
     let auth = basic_auth(id, secret);
     ctx.call_ok(
@@ -871,5 +1003,5 @@ fn revoke(token: &str, creds: &ClientAuth, conn: &ConnFlags, out: Out, err: Out)
         &[("Authorization", &auth)],
         Some(("application/x-www-form-urlencoded", body.as_bytes())),
     )?;
-    write_out(out, &render_ids(&ctx, &[token.to_string()]))
+    write_out(out, &render_ids(&ctx, &[token.to_string()])?)
 }

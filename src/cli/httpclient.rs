@@ -1,14 +1,23 @@
-//! A tiny blocking HTTP/1.1 client over `std::net::TcpStream` (http:// only).
+//! The CLI's HTTP client: ureq (blocking; rustls with ring) for `http://` and `https://`
+//! endpoints.
 //!
-//! Every request is sent with `Connection: close`; the response body is
-//! delimited by `Content-Length`, chunked transfer-encoding, or EOF.
+//! Invariants: TLS certificates are verified against Mozilla's roots, or the PEM bundle named by
+//! `SSL_CERT_FILE` when it is set (as Go's TLS does), unless `--skip-tls-verify` asks for no
+//! verification at all; redirects are never followed (an admin answer is data); every answer,
+//! whatever its status, comes back as a [`Response`]; a request has 30 s in all; a body larger
+//! than 16 MiB is an error.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_HEADER_BYTES: usize = 64 * 1024;
+const MAX_BODY_BYTES: u64 = 16 << 20;
+
+/// How to connect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `--skip-tls-verify`: accept any certificate (for development servers only).
+    pub skip_tls_verify: bool,
+}
 
 /// A parsed HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +39,10 @@ impl Response {
     }
 }
 
-/// Components of an `http://` URL.
+/// Components of an endpoint URL (checked before any request is made).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    pub https: bool,
     /// Host as written in the URL (IPv6 literals keep their brackets).
     pub host: String,
     pub port: u16,
@@ -42,30 +52,16 @@ pub struct Url {
     pub path_and_query: String,
 }
 
-impl Url {
-    /// Value for the `Host` header.
-    pub fn host_header(&self) -> String {
-        if self.explicit_port && self.port != 80 {
-            format!("{}:{}", self.host, self.port)
-        } else {
-            self.host.clone()
-        }
-    }
-
-    fn connect_host(&self) -> &str {
-        self.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&self.host)
-    }
-}
-
-/// Parses an `http://` URL. `https://` gives a clear "not supported" error.
+/// Parses an `http://` or `https://` URL.
 pub fn parse_url(url: &str) -> Result<Url, String> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| "URL must start with http://".to_string())?;
-    if scheme.eq_ignore_ascii_case("https") {
-        return Err("TLS endpoints are not supported by this CLI yet".to_string());
-    }
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(format!("unsupported URL scheme {scheme:?}; only http:// is supported"));
-    }
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| "URL must start with http:// or https://".to_string())?;
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else if scheme.eq_ignore_ascii_case("http") {
+        80
+    } else {
+        return Err(format!("unsupported URL scheme {scheme:?}; use http:// or https://"));
+    };
     let rest = rest.split('#').next().unwrap_or("");
     let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..auth_end];
@@ -92,7 +88,7 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
         return Err("URL has no host".to_string());
     }
     let (port, explicit_port) = match port_str {
-        None | Some("") => (80, false),
+        None | Some("") => (default_port, false),
         Some(p) => (p.parse::<u16>().map_err(|_| format!("invalid port {p:?} in URL"))?, true),
     };
     let path_and_query = if tail.is_empty() {
@@ -102,217 +98,84 @@ pub fn parse_url(url: &str) -> Result<Url, String> {
     } else {
         tail.to_string()
     };
-    Ok(Url { host: host.to_string(), port, explicit_port, path_and_query })
+    Ok(Url { https: default_port == 443, host: host.to_string(), port, explicit_port, path_and_query })
 }
 
-/// Sends one request and reads the whole response.
+/// Sends one request with the default options and reads the whole response.
 pub fn request(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
     body: Option<(&str, &[u8])>,
 ) -> Result<Response, String> {
-    let u = parse_url(url)?;
-    let addrs: Vec<_> =
-        (u.connect_host(), u.port).to_socket_addrs().map_err(|e| format!("cannot resolve {}: {e}", u.host))?.collect();
-    let mut last_err = format!("no address found for {}", u.host);
-    let mut stream = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, TIMEOUT) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last_err = e.to_string(),
-        }
-    }
-    let mut stream = stream.ok_or(last_err)?;
-    stream
-        .set_read_timeout(Some(TIMEOUT))
-        .and_then(|_| stream.set_write_timeout(Some(TIMEOUT)))
-        .map_err(|e| e.to_string())?;
-
-    let req = build_request(method, &u, headers, body);
-    stream.write_all(&req).map_err(|e| e.to_string())?;
-    stream.flush().map_err(|e| e.to_string())?;
-    read_response(&mut stream, method.eq_ignore_ascii_case("HEAD"))
+    request_with(Options::default(), method, url, headers, body)
 }
 
-/// Serializes the request head and body.
-pub(crate) fn build_request(method: &str, u: &Url, headers: &[(&str, &str)], body: Option<(&str, &[u8])>) -> Vec<u8> {
-    let mut head =
-        format!("{method} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", u.path_and_query, u.host_header());
-    let has = |n: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
-    if !has("user-agent") {
-        head.push_str("User-Agent: hydra-cli\r\n");
-    }
+/// Sends one request and reads the whole response (any status).
+pub fn request_with(
+    opts: Options,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> Result<Response, String> {
+    parse_url(url)?;
+    let agent = agent(opts)?;
+    let mut b = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
-        // Header injection guard: drop CR/LF from user-provided values.
-        let k: String = k.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-        let v: String = v.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-        head.push_str(&format!("{k}: {v}\r\n"));
+        b = b.header(*k, *v);
     }
-    match body {
-        Some((ct, b)) => {
-            if !has("content-type") {
-                head.push_str(&format!("Content-Type: {ct}\r\n"));
-            }
-            head.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    let sent = match body {
+        Some((content_type, bytes)) => {
+            let req = b.header("Content-Type", content_type).body(bytes.to_vec()).map_err(|e| e.to_string())?;
+            agent.run(req)
         }
-        None => {
-            if !method.eq_ignore_ascii_case("GET") && !method.eq_ignore_ascii_case("HEAD") {
-                head.push_str("Content-Length: 0\r\n");
-            }
-        }
-    }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    if let Some((_, b)) = body {
-        out.extend_from_slice(b);
-    }
-    out
+        None => agent.run(b.body(()).map_err(|e| e.to_string())?),
+    };
+    let mut resp = sent.map_err(describe)?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = resp.body_mut().with_config().limit(MAX_BODY_BYTES).read_to_vec().map_err(describe)?;
+    Ok(Response { status, headers, body })
 }
 
-fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
-    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-        return Some((i, i + 4));
-    }
-    buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2))
-}
-
-/// Reads more bytes; returns false at EOF.
-fn fill(r: &mut dyn Read, buf: &mut Vec<u8>) -> Result<bool, String> {
-    let mut tmp = [0u8; 8192];
-    loop {
-        match r.read(&mut tmp) {
-            Ok(0) => return Ok(false),
-            Ok(n) => {
-                buf.extend_from_slice(&tmp[..n]);
-                return Ok(true);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("error reading response: {e}")),
+/// A one-line reason for a failed request.
+fn describe(e: ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("the response was truncated: {io}")
         }
+        ureq::Error::Protocol(p) => format!("malformed response: {p}"),
+        other => other.to_string(),
     }
 }
 
-/// Reads and parses one response (skipping interim 1xx responses).
-pub(crate) fn read_response(r: &mut dyn Read, head_request: bool) -> Result<Response, String> {
-    let mut buf = Vec::new();
-    loop {
-        let (head_len, body_start) = loop {
-            if let Some(found) = find_head_end(&buf) {
-                break found;
-            }
-            if buf.len() > MAX_HEADER_BYTES {
-                return Err("response headers too large".to_string());
-            }
-            if !fill(r, &mut buf)? {
-                return Err(if buf.is_empty() {
-                    "server closed the connection without a response".to_string()
-                } else {
-                    "truncated response headers".to_string()
-                });
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
-        let (status, headers) = parse_head(&head)?;
-        buf.drain(..body_start);
-        if (100..200).contains(&status) && status != 101 {
-            continue;
+fn agent(opts: Options) -> Result<ureq::Agent, String> {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let mut tls = TlsConfig::builder().disable_verification(opts.skip_tls_verify);
+    if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(&path)
+            .map_err(|e| format!("SSL_CERT_FILE {}: {e}", std::path::Path::new(&path).display()))?;
+        let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err("SSL_CERT_FILE holds no PEM certificate".into());
         }
-        let resp = Response { status, headers, body: Vec::new() };
-        let body = read_body(r, buf, &resp, head_request)?;
-        return Ok(Response { body, ..resp });
+        tls = tls.root_certs(RootCerts::new_with_certs(&certs));
     }
-}
-
-fn parse_head(head: &str) -> Result<(u16, Vec<(String, String)>), String> {
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/") {
-        return Err(format!("malformed HTTP status line {status_line:?}"));
-    }
-    let status = parts
-        .next()
-        .and_then(|s| s.trim().parse::<u16>().ok())
-        .filter(|s| (100..1000).contains(s))
-        .ok_or_else(|| format!("malformed HTTP status line {status_line:?}"))?;
-    let mut headers = Vec::new();
-    for line in lines {
-        if line.is_empty() {
-            continue;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    Ok((status, headers))
-}
-
-fn read_body(r: &mut dyn Read, mut buf: Vec<u8>, resp: &Response, head_request: bool) -> Result<Vec<u8>, String> {
-    if head_request || resp.status == 204 || resp.status == 304 {
-        return Ok(Vec::new());
-    }
-    let chunked = resp.header_all("transfer-encoding").iter().any(|v| v.to_ascii_lowercase().contains("chunked"));
-    if chunked {
-        loop {
-            if let Some(body) = decode_chunked(&buf)? {
-                return Ok(body);
-            }
-            if !fill(r, &mut buf)? {
-                return Err("truncated chunked response body".to_string());
-            }
-        }
-    }
-    if let Some(cl) = resp.header("content-length") {
-        let n: usize = cl.trim().parse().map_err(|_| format!("invalid Content-Length {cl:?}"))?;
-        while buf.len() < n {
-            if !fill(r, &mut buf)? {
-                return Err(format!("truncated response body: got {} of {n} bytes", buf.len()));
-            }
-        }
-        buf.truncate(n);
-        return Ok(buf);
-    }
-    while fill(r, &mut buf)? {}
-    Ok(buf)
-}
-
-/// Decodes a complete chunked body; `Ok(None)` when more bytes are needed.
-pub(crate) fn decode_chunked(data: &[u8]) -> Result<Option<Vec<u8>>, String> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    loop {
-        let Some(rel) = data[pos..].windows(2).position(|w| w == b"\r\n") else {
-            return Ok(None);
-        };
-        let line = String::from_utf8_lossy(&data[pos..pos + rel]).into_owned();
-        let size_str = line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_str, 16).map_err(|_| format!("invalid chunk size {size_str:?}"))?;
-        pos += rel + 2;
-        if size == 0 {
-            // Trailer section ends with an empty line.
-            loop {
-                let Some(rel) = data[pos..].windows(2).position(|w| w == b"\r\n") else {
-                    return Ok(None);
-                };
-                pos += rel + 2;
-                if rel == 0 {
-                    return Ok(Some(out));
-                }
-            }
-        }
-        if data.len() < pos + size + 2 {
-            return Ok(None);
-        }
-        out.extend_from_slice(&data[pos..pos + size]);
-        pos += size;
-        if &data[pos..pos + 2] != b"\r\n" {
-            return Err("malformed chunk terminator".to_string());
-        }
-        pos += 2;
-    }
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls.build())
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(TIMEOUT))
+        .build();
+    Ok(config.into())
 }

@@ -8,12 +8,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 mod commands;
 pub mod example;
 pub mod httpclient;
 pub mod janitor;
+mod jsonpath;
 pub mod migrate;
 mod output;
 
@@ -55,6 +56,8 @@ pub enum Command {
     Update(UpdateCmd),
     /// Delete resources
     Delete(DeleteCmd),
+    /// Import resources
+    Import(ImportCmd),
     /// Perform OAuth 2.0 flows
     Perform(PerformCmd),
     /// Introspect resources
@@ -211,15 +214,39 @@ impl ServeWhich {
     }
 }
 
-/// Output format of management commands.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Output format of management commands (Hydra's `--format`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Format {
     #[default]
-    #[value(alias = "default")]
     Table,
     Json,
-    #[value(name = "json-pretty")]
     JsonPretty,
+    Yaml,
+    /// `jsonpath=<template>`: kubectl-style `{.field.sub[0]}` expressions within literal text.
+    JsonPath(String),
+    /// `jsonpointer=<pointer>` (RFC 6901): the value at that place, as JSON.
+    JsonPointer(String),
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Format, String> {
+        if let Some(t) = s.strip_prefix("jsonpath=") {
+            return Ok(Format::JsonPath(t.to_string()));
+        }
+        if let Some(p) = s.strip_prefix("jsonpointer=") {
+            return Ok(Format::JsonPointer(p.to_string()));
+        }
+        match s {
+            "table" | "default" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            "json-pretty" => Ok(Format::JsonPretty),
+            "yaml" => Ok(Format::Yaml),
+            _ => Err(format!(
+                "unknown format {s:?}: use table, json, json-pretty, yaml, jsonpath=<template> or jsonpointer=<pointer>"
+            )),
+        }
+    }
 }
 
 /// Connection and output flags shared by every management command.
@@ -229,7 +256,7 @@ pub struct ConnFlags {
     #[arg(short = 'e', long, env = "ORY_SDK_URL")]
     pub endpoint: Option<String>,
     /// Set the output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(long, value_parser = clap::value_parser!(Format), default_value = "table")]
     pub format: Format,
     /// Be quiet with output printing.
     #[arg(short = 'q', long)]
@@ -376,6 +403,44 @@ pub enum CreateWhat {
         #[arg(long = "use", default_value = "sig")]
         use_: String,
         /// Only return public keys.
+        #[arg(long)]
+        public: bool,
+        #[command(flatten)]
+        conn: ConnFlags,
+    },
+}
+
+/// `hydra import ...`
+#[derive(Args, Debug)]
+pub struct ImportCmd {
+    #[command(subcommand)]
+    pub what: ImportWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportWhat {
+    /// Import one or more OAuth 2.0 Clients from files (a JSON array or object each; `-` or no file: standard input)
+    #[command(name = "oauth2-client", visible_alias = "client", alias = "clients", alias = "oauth2-clients")]
+    OAuth2Client {
+        #[arg(value_name = "FILE")]
+        files: Vec<String>,
+        #[command(flatten)]
+        conn: ConnFlags,
+    },
+    /// Import JSON Web Keys into a set from files: JSON Web Keys or key sets, or PEM / DER keys
+    #[command(name = "jwk", visible_alias = "jwks")]
+    Jwk {
+        #[arg(value_name = "SET_ID")]
+        set: String,
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<String>,
+        /// The algorithm of PEM and DER keys (RS256, ES256 or EdDSA).
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+        /// The use of PEM and DER keys.
+        #[arg(long = "use", default_value = "sig")]
+        use_: String,
+        /// Only print public keys.
         #[arg(long)]
         public: bool,
         #[command(flatten)]

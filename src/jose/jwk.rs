@@ -131,6 +131,29 @@ impl rsa::rand_core::RngCore for RingRng {
 impl rsa::rand_core::CryptoRng for RingRng {}
 
 impl Jwk {
+    /// A key with only its `kty` set (the members are filled in by whoever builds it).
+    pub(crate) fn bare(kty: &str) -> Jwk {
+        Jwk {
+            alg: None,
+            crv: None,
+            d: None,
+            dp: None,
+            dq: None,
+            e: None,
+            k: None,
+            kid: String::new(),
+            kty: kty.to_owned(),
+            n: None,
+            p: None,
+            q: None,
+            qi: None,
+            use_: None,
+            x: None,
+            x5c: None,
+            y: None,
+        }
+    }
+
     fn empty(kty: &str, alg: Alg, kid: &str, use_: &str) -> Jwk {
         Jwk {
             alg: Some(alg.as_str().to_owned()),
@@ -300,7 +323,7 @@ fn generate_ed25519(kid: &str, use_: &str) -> Result<Jwk, JoseError> {
 
 /// Just enough DER to pull the key out of ring's P-256 PKCS#8 document (RFC 5208 + RFC 5915).
 /// ring offers no accessor for the private scalar, so we walk the structure ourselves.
-mod der {
+pub(crate) mod der {
     use super::JoseError;
 
     const SEQUENCE: u8 = 0x30;
@@ -345,7 +368,7 @@ mod der {
     }
 
     /// Returns (32-byte private scalar, 65-byte uncompressed public point).
-    pub(super) fn p256_from_pkcs8(doc: &[u8]) -> Result<(&[u8], &[u8]), JoseError> {
+    pub(crate) fn p256_from_pkcs8(doc: &[u8]) -> Result<(&[u8], &[u8]), JoseError> {
         // PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm SEQUENCE, privateKey OCTET STRING, ... }
         let (info, _) = expect(doc, SEQUENCE)?;
         let (_, rest) = expect(info, INTEGER)?;
@@ -374,6 +397,60 @@ mod der {
             return Err(BAD);
         }
         Ok((scalar, point))
+    }
+
+    /// SEC1 `ECPrivateKey` of P-256 (an `EC PRIVATE KEY` PEM): (32-byte scalar, 65-byte point).
+    pub(crate) fn p256_from_sec1(doc: &[u8]) -> Result<(&[u8], &[u8]), JoseError> {
+        let (ec, _) = expect(doc, SEQUENCE)?;
+        let (_, rest) = expect(ec, INTEGER)?;
+        let (scalar, mut rest) = expect(rest, OCTET_STRING)?;
+        let mut point = None;
+        while !rest.is_empty() {
+            let (tag, value, next) = tlv(rest)?;
+            if tag == CONTEXT_1 {
+                let (bits, _) = expect(value, BIT_STRING)?;
+                match bits.split_first() {
+                    Some((0, p)) => point = Some(p),
+                    _ => return Err(BAD),
+                }
+            }
+            rest = next;
+        }
+        let point = point.ok_or(BAD)?;
+        if scalar.len() != 32 || point.len() != 65 || point[0] != 0x04 {
+            return Err(BAD);
+        }
+        Ok((scalar, point))
+    }
+
+    /// The key bits of a `SubjectPublicKeyInfo` (a `PUBLIC KEY` PEM), without the unused-bits byte.
+    pub(crate) fn spki_key(doc: &[u8]) -> Result<&[u8], JoseError> {
+        let (spki, _) = expect(doc, SEQUENCE)?;
+        let (_, rest) = expect(spki, SEQUENCE)?;
+        let (bits, _) = expect(rest, BIT_STRING)?;
+        match bits.split_first() {
+            Some((0, key)) => Ok(key),
+            _ => Err(BAD),
+        }
+    }
+
+    /// The 32-byte seed of an Ed25519 PKCS#8 document (RFC 8410: the private key is an OCTET
+    /// STRING inside the `privateKey` OCTET STRING).
+    pub(crate) fn ed25519_seed_from_pkcs8(doc: &[u8]) -> Result<&[u8], JoseError> {
+        const ED25519_OID: &[u8] = &[0x2b, 0x65, 0x70];
+        let (info, _) = expect(doc, SEQUENCE)?;
+        let (_, rest) = expect(info, INTEGER)?;
+        let (algorithm, rest) = expect(rest, SEQUENCE)?;
+        let (oid, _) = expect(algorithm, 0x06)?;
+        if oid != ED25519_OID {
+            return Err(BAD);
+        }
+        let (inner, _) = expect(rest, OCTET_STRING)?;
+        let (seed, _) = expect(inner, OCTET_STRING)?;
+        if seed.len() != 32 {
+            return Err(BAD);
+        }
+        Ok(seed)
     }
 
     #[cfg(test)]

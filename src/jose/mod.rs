@@ -2,6 +2,7 @@
 //! at-rest sealing of private keys. Sans-IO and panic-free on untrusted input; every failure is a
 //! `JoseError` whose message is a fixed string, so no key material or token text can leak through it.
 
+pub mod import;
 pub mod jwk;
 pub mod jws;
 pub mod seal;

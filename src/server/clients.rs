@@ -170,16 +170,9 @@ pub fn list(w: &Worker, req: &Request) -> Response {
         },
     };
     let snap = w.shared.clients.load();
-    let mut matching: Vec<&Arc<ClientEntry>> = snap
-        .clients
-        .values()
-        .filter(|e| name.is_none_or(|n| e.stored.client.client_name == n))
-        .filter(|e| owner.is_none_or(|o| e.stored.client.owner == o))
-        .filter(|e| after.as_deref().is_none_or(|a| e.stored.client.client_id.as_str() > a))
-        .collect();
-    matching.sort_by(|a, b| a.stored.client.client_id.cmp(&b.stored.client.client_id));
-    let has_next = matching.len() > page_size;
-    matching.truncate(page_size);
+    let (matching, has_next) = snap.page(after.as_deref(), page_size, |e| {
+        name.is_none_or(|n| e.stored.client.client_name == n) && owner.is_none_or(|o| e.stored.client.owner == o)
+    });
     let body: Vec<serde_json::Value> = matching.iter().map(|e| e.stored.client.to_json(None)).collect();
     let mut filters = String::new();
     for (k, v) in [("client_name", name), ("owner", owner)] {

@@ -29,14 +29,19 @@ pub struct ClientEntry {
     pub version: u64,
 }
 
-/// The immutable view of clients and token watermarks.
+/// The immutable view of clients and token watermarks. Persistent maps (structural sharing):
+/// a write copies O(log n) nodes instead of the whole view, and listing walks the ordered ids
+/// from the page's start instead of sorting every client (measured with 100,000 clients in
+/// `loadtest/clients.sh`).
 #[derive(Debug, Clone, Default)]
 pub struct ClientSnapshot {
-    pub clients: HashMap<String, Arc<ClientEntry>>,
+    pub clients: imbl::HashMap<String, Arc<ClientEntry>>,
+    /// Every client id, in order: the admin list's pages.
+    pub order: imbl::OrdSet<String>,
     /// Last applied version per id, including deleted ids, to order concurrent writes.
-    versions: HashMap<String, u64>,
+    versions: imbl::HashMap<String, u64>,
     /// Per-client token watermarks (one sequence number per partition).
-    pub watermarks: HashMap<String, Arc<Vec<u64>>>,
+    pub watermarks: imbl::HashMap<String, Arc<Vec<u64>>>,
 }
 
 impl ClientSnapshot {
@@ -46,13 +51,37 @@ impl ClientSnapshot {
         watermarks: Vec<(String, Vec<u64>)>,
     ) -> ClientSnapshot {
         ClientSnapshot {
+            order: clients.iter().map(|(id, _, _)| id.clone()).collect(),
             clients: clients
                 .into_iter()
                 .map(|(id, stored, raw)| (id, Arc::new(ClientEntry { stored, raw, version: 0 })))
                 .collect(),
-            versions: HashMap::new(),
+            versions: imbl::HashMap::new(),
             watermarks: watermarks.into_iter().map(|(id, m)| (id, Arc::new(m))).collect(),
         }
+    }
+
+    /// Up to `limit` clients after the id `after` (from the first when `None`), in id order, that
+    /// pass `keep`; and whether more follow.
+    pub fn page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&ClientEntry) -> bool,
+    ) -> (Vec<Arc<ClientEntry>>, bool) {
+        use std::ops::Bound;
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_string()));
+        let mut out = Vec::with_capacity(limit.min(64));
+        for id in self.order.range((lower, Bound::Unbounded)) {
+            let Some(e) = self.clients.get(id.as_str()) else { continue };
+            if keep(e) {
+                if out.len() == limit {
+                    return (out, true);
+                }
+                out.push(e.clone());
+            }
+        }
+        (out, false)
     }
 
     /// Whether a token of `client_id` with sequence `seq` in `partition` was revoked by a
@@ -103,8 +132,14 @@ impl Shared {
             }
             next.versions.insert(id.to_string(), version);
             match &entry {
-                Some(e) => next.clients.insert(id.to_string(), e.clone()),
-                None => next.clients.remove(id),
+                Some(e) => {
+                    next.clients.insert(id.to_string(), e.clone());
+                    next.order.insert(id.to_string());
+                }
+                None => {
+                    next.clients.remove(id);
+                    next.order.remove(id);
+                }
             };
             next
         });
@@ -308,6 +343,34 @@ mod tests {
         assert_eq!((b.next_partition(), b.next_partition()), (1, 1));
         let c = Worker::new(a.shared.clone(), 5).unwrap();
         assert_eq!(c.next_partition(), 1, "more workers than partitions share them");
+    }
+
+    #[test]
+    fn pages_walk_ids_in_order_from_the_cursor() {
+        let s = shared();
+        for (i, id) in ["d", "a", "c", "b", "e"].iter().enumerate() {
+            let c = crate::oauth2::client::Client {
+                client_id: id.to_string(),
+                owner: if i % 2 == 0 { "even".into() } else { "odd".into() },
+                ..Default::default()
+            };
+            let st = StoredClient::new(c, None);
+            let raw = st.to_bytes();
+            s.apply_client(id, i as u64 + 1, Some((st, raw)));
+        }
+        let snap = s.clients.load();
+        let ids = |v: &[Arc<ClientEntry>]| v.iter().map(|e| e.stored.client.client_id.clone()).collect::<Vec<_>>();
+        let (p, more) = snap.page(None, 2, |_| true);
+        assert_eq!((ids(&p), more), (vec!["a".to_string(), "b".into()], true));
+        let (p, more) = snap.page(Some("b"), 2, |_| true);
+        assert_eq!((ids(&p), more), (vec!["c".to_string(), "d".into()], true));
+        let (p, more) = snap.page(Some("d"), 2, |_| true);
+        assert_eq!((ids(&p), more), (vec!["e".to_string()], false));
+        let (p, more) = snap.page(None, 5, |e| e.stored.client.owner == "even");
+        assert_eq!((ids(&p), more), (vec!["c".to_string(), "d".into(), "e".into()], false));
+        s.apply_client("c", 99, None);
+        let (p, _) = s.clients.load().page(Some("b"), 1, |_| true);
+        assert_eq!(ids(&p), vec!["d".to_string()], "a deleted id leaves the order");
     }
 
     #[test]

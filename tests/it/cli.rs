@@ -297,3 +297,152 @@ fn migrate_answers_for_the_embedded_store() {
     let (ok, out) = text(&["migrate", "sql", "up", &dsn]);
     assert!(!ok && out.contains("format 1"), "{out}");
 }
+
+/// The CLI speaks TLS: against the server's own TLS admin and public listeners it verifies the
+/// certificate (a test CA through `SSL_CERT_FILE`), refuses an unknown one, and with
+/// `--skip-tls-verify` accepts it; `-H` headers reach the server; `--format yaml`, `jsonpath=`
+/// and `jsonpointer=` print what they select.
+#[test]
+fn cli_over_tls_headers_and_formats() {
+    let pki = crate::tls::make_pki();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, ca) = (dir.path().join("c.pem"), dir.path().join("k.pem"), dir.path().join("ca.pem"));
+    std::fs::write(&cert, &pki.cert_pem).unwrap();
+    std::fs::write(&key, &pki.key_pem).unwrap();
+    let ca_pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pki.ca.as_ref())
+    );
+    std::fs::write(&ca, ca_pem).unwrap();
+    let s = Opts::new("legacy")
+        .env("SERVE_TLS_CERT_PATH", cert.to_str().unwrap())
+        .env("SERVE_TLS_KEY_PATH", key.to_str().unwrap())
+        .start();
+    let admin = format!("https://localhost:{}", s.admin.port());
+    let run = |extra_env: &[(&str, &str)], args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args).env_remove("ORY_SDK_URL").env_remove("SSL_CERT_FILE");
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        c.output().expect("run hydra")
+    };
+    let ca_env = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+    // Verified against the test CA.
+    let out = run(&ca_env, &["create", "client", "--name", "tls-made", "--format", "json", "-e", &admin]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = created["client_id"].as_str().unwrap().to_string();
+    // An unknown CA is refused; --skip-tls-verify accepts it.
+    let out = run(&[], &["get", "client", &id, "--format", "json", "-e", &admin]);
+    assert!(!out.status.success(), "an unverifiable certificate must be refused");
+    let out =
+        run(&[], &["get", "client", &id, "--skip-tls-verify", "--format", "jsonpath={.client_name}", "-e", &admin]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tls-made");
+    let out = run(&ca_env, &["get", "client", &id, "--format", "jsonpointer=/client_id", "-e", &admin]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), id);
+    // A path that selects nothing is an error, not empty output.
+    let out = run(&ca_env, &["get", "client", &id, "--format", "jsonpath={.no_such_field}", "-e", &admin]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("matches nothing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&ca_env, &["get", "client", &id, "--format", "yaml", "-e", &admin]);
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(yaml.contains(&format!("client_id: {id}")) && yaml.contains("client_name: tls-made"), "{yaml}");
+    // -H reaches the server: a request id given as a header comes back in its log line.
+    let out = run(&ca_env, &["get", "client", &id, "-H", "X-Request-Id: cli-header-check", "-q", "-e", &admin]);
+    assert!(out.status.success());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(s.log().contains("request_id=cli-header-check"), "{}", s.log());
+    // The public TLS listener too (a client credentials token).
+    let out =
+        run(&ca_env, &["create", "client", "--grant-type", "client_credentials", "--format", "json", "-e", &admin]);
+    let cc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let public = format!("https://localhost:{}", s.public.port());
+    let out = run(
+        &ca_env,
+        &[
+            "perform",
+            "client-credentials",
+            "--client-id",
+            cc["client_id"].as_str().unwrap(),
+            "--client-secret",
+            cc["client_secret"].as_str().unwrap(),
+            "--format",
+            "jsonpath={.access_token}",
+            "-e",
+            &public,
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).trim().starts_with("ory_at_"));
+}
+
+/// `hydra import oauth2-client` (a JSON array and an object, from files and standard input) and
+/// `hydra import jwk` (a JWK, a JWK set, a PEM key with `--alg`).
+#[test]
+fn cli_import_clients_and_keys() {
+    let s = api();
+    let admin = format!("http://{}", s.admin);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (uniq("imp-a"), uniq("imp-b"));
+    let many = dir.path().join("many.json");
+    std::fs::write(&many, serde_json::json!([{"client_id": a, "client_name": "A"}, {"client_id": b}]).to_string())
+        .unwrap();
+    let out = hydra(&["import", "oauth2-client", many.to_str().unwrap(), "--format", "json", "-e", &admin]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed.as_array().map(Vec::len), Some(2));
+    assert!(printed[0]["client_secret"].as_str().is_some_and(|s| !s.is_empty()), "secrets are shown once: {printed}");
+    Req::get(&format!("/admin/clients/{a}")).send(s.admin).expect(200);
+    // From standard input, one object; a duplicate fails but the rest is imported.
+    let c = uniq("imp-c");
+    let mut child = Command::new(BIN)
+        .args(["import", "client", "-", "-q", "-e", &admin])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(serde_json::json!({"client_id": c}).to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), c);
+    let out = hydra(&["import", "client", many.to_str().unwrap(), "-q", "-e", &admin]);
+    assert!(!out.status.success(), "existing ids are reported");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&a), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Keys: an RSA JWK (one the server generated, in a JWK set file) and a PEM P-256 key
+    // (`--alg ES256`); the PEM forms of RSA and Ed25519 are covered by `jose::import`'s tests.
+    let set = uniq("imported-set");
+    let r = Req::new("POST", &format!("/admin/keys/{}", uniq("rsa-src")))
+        .json(&serde_json::json!({"alg": "RS256", "use": "sig"}))
+        .send(s.admin);
+    r.expect(201);
+    let jwks = dir.path().join("rsa.json");
+    std::fs::write(&jwks, serde_json::json!({"keys": [r.json()["keys"][0].clone()]}).to_string()).unwrap();
+    let files = [jwks.to_str().unwrap().to_string()];
+    let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let ec_pem = dir.path().join("ec.pem");
+    std::fs::write(&ec_pem, ec.serialize_pem()).unwrap();
+    let out = hydra(&["import", "jwk", &set, &files[0], "--format", "json", "-e", &admin]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        hydra(&["import", "jwk", &set, ec_pem.to_str().unwrap(), "--alg", "ES256", "--format", "json", "-e", &admin]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = printed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "imported keys are added to the set: {printed}");
+    assert!(keys.iter().any(|k| k["kty"] == "EC" && k["alg"] == "ES256" && k["d"].is_string()));
+    assert!(keys.iter().all(|k| k["kid"].as_str().is_some_and(|kid| !kid.is_empty())));
+    // The wrong algorithm for a PEM key is refused with a clear error, nothing written.
+    let out = hydra(&["import", "jwk", &set, ec_pem.to_str().unwrap(), "--alg", "RS256", "-e", &admin]);
+    assert!(!out.status.success());
+    let set_now = Req::get(&format!("/admin/keys/{set}")).send(s.admin).json();
+    assert_eq!(set_now["keys"].as_array().map(Vec::len), Some(2));
+}
