@@ -12,7 +12,8 @@
 #   loadtest/ab.sh                 # BASE=HEAD~1 DURATION=10s ROUNDS=3 CONNS=64
 #
 # Env: BASE (git ref of the A side), DURATION, ROUNDS, CONNS, SERVER_CPUS (0), LOAD_CPUS (1),
-#      POOL (2000), LABEL. Writes the table, every round and the exact commands under loadtest/runs/.
+#      POOL (2000), LABEL, LOG_SINK (file: the server log in a file beside the store; pipe: read
+#      and discarded by another process, as under a supervisor). Writes the table, every round and the exact commands under loadtest/runs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:-HEAD~1}
@@ -73,12 +74,12 @@ for r in $(seq "$ROUNDS"); do
     sleep 1
     "${OHA[@]}" -m POST -T application/x-www-form-urlencoded -Z "$DATA/pool.txt" \
       "http://127.0.0.1:$ADM/admin/oauth2/introspect" >"$DATA/introspect.$tag.json"
-    lines=$(wc -l <"$DATA/server.log")
-    echo "round $r ${NAMES[$i]}: done ($lines log lines)"
     kill "$SERVER"
     wait "$SERVER" 2>/dev/null || true
     SERVER=
     sleep 1
+    if [ "${LOG_SINK:-file}" = pipe ]; then lines=$(cat "$DATA/server.lines"); else lines=$(wc -l <"$DATA/server.log"); fi
+    echo "round $r ${NAMES[$i]}: done ($lines log lines)"
   done
 done
 
@@ -126,13 +127,13 @@ OUT="loadtest/runs/$STAMP-$HEAD_REV-ab${LABEL:+-$LABEL}.md"
   echo "# A/B load test $STAMP: $HEAD_REV against $BASE_REV"
   echo
   echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)."
-  echo "Server: \`taskset -c $SERVER_CPUS\`, one worker, a fresh data directory per round and variant, durable commits, log to a file;"
+  echo "Server: \`taskset -c $SERVER_CPUS\`, one worker, a fresh data directory per round and variant, durable commits, log sink: ${LOG_SINK:-file};"
   echo "variants: ${NAMES[*]} (base = $BASE_REV, head = $HEAD_REV)."
   echo "Load: oha $(oha --version | awk '{print $2}'), \`taskset -c $LOAD_CPUS\`, $CONNS connections, $DURATION per scenario, $ROUNDS rounds interleaved (median shown)."
   echo
   echo "$TABLE"
   echo
-  echo "Command: \`BASE=$BASE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS loadtest/ab.sh\`; per scenario:"
+  echo "Command: \`BASE=$BASE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS LOG_SINK=${LOG_SINK:-file} loadtest/ab.sh\`; per scenario:"
   echo
   echo "- ceiling: \`${OHA[*]} http://127.0.0.1:$PUB/health/alive\`"
   echo "- issuance: \`${OHA[*]} -m POST -a <id>:<secret> -T application/x-www-form-urlencoded -d grant_type=client_credentials&scope=read http://127.0.0.1:$PUB/oauth2/token\`"

@@ -2,9 +2,16 @@
 # and building pools of tokens for introspection. Callers set BIN, DATA, PUB, ADM, SERVER_CPUS
 # and SERVER_ENV first, and trap EXIT to kill $SERVER.
 
-# Starts `hydra serve all` with SERVER_ENV on SERVER_CPUS and waits until it is ready.
+# Starts `hydra serve all` with SERVER_ENV on SERVER_CPUS and waits until it is ready. Its log
+# goes to $DATA/server.log, or with LOG_SINK=pipe through a pipe to a process that only counts the
+# lines (into $DATA/server.lines when the server exits), as under a supervisor that reads stderr:
+# no log file competes on the disk with the store's synchronous writes.
 start_server() {
-  env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPUS" "$BIN" serve all >"$DATA/server.log" 2>&1 &
+  if [ "${LOG_SINK:-file}" = pipe ]; then
+    env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPUS" "$BIN" serve all > >(wc -l >"$DATA/server.lines") 2>&1 &
+  else
+    env "${SERVER_ENV[@]}" taskset -c "$SERVER_CPUS" "$BIN" serve all >"$DATA/server.log" 2>&1 &
+  fi
   SERVER=$!
   for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$PUB/health/ready" >/dev/null 2>&1 && break

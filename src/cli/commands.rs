@@ -9,7 +9,7 @@ use super::httpclient::{self, Response};
 use super::output::{go_json, go_json_ordered, multi_table, rfc3339, row_table};
 use super::{
     ClientAuth, ClientFields, Command, ConnFlags, CreateWhat, DeleteWhat, Format, GetWhat, ImportWhat, IntrospectWhat,
-    ListWhat, PerformWhat, RevokeWhat, UpdateWhat, DEFAULT_ADMIN_ENDPOINT, DEFAULT_PUBLIC_ENDPOINT,
+    KeyFlags, ListWhat, PerformWhat, RevokeWhat, UpdateWhat, DEFAULT_ADMIN_ENDPOINT, DEFAULT_PUBLIC_ENDPOINT,
 };
 use crate::http::form::form_escaped;
 
@@ -29,9 +29,7 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
         }
         Command::Create(c) => match c.what {
             CreateWhat::OAuth2Client { fields, conn } => create_client(&fields, &conn, out),
-            CreateWhat::Jwk { set, kid, alg, use_, public, conn } => {
-                create_jwk(&set, kid.as_deref(), &alg, &use_, public, &conn, out)
-            }
+            CreateWhat::Jwk { set, kid, key, conn } => create_jwk(&set, kid.as_deref(), &key, &conn, out),
         },
         Command::Get(c) => match c.what {
             GetWhat::OAuth2Client { ids, conn } => get_clients(&ids, &conn, out),
@@ -52,9 +50,7 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
         },
         Command::Import(c) => match c.what {
             ImportWhat::OAuth2Client { files, conn } => import_clients(&files, &conn, out, err),
-            ImportWhat::Jwk { set, files, alg, use_, public, conn } => {
-                import_jwks(&set, &files, &alg, &use_, public, &conn, out)
-            }
+            ImportWhat::Jwk { set, files, key, conn } => import_jwks(&set, &files, &key, &conn, out),
         },
         Command::Janitor(c) => super::janitor::janitor(&c, out),
         Command::Migrate(c) => {
@@ -669,20 +665,11 @@ fn keys_of(resp: &Response) -> Result<Vec<Value>, String> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn create_jwk(
-    set: &str,
-    kid: Option<&str>,
-    alg: &str,
-    use_: &str,
-    public: bool,
-    conn: &ConnFlags,
-    out: Out,
-) -> Result<(), String> {
+fn create_jwk(set: &str, kid: Option<&str>, key: &KeyFlags, conn: &ConnFlags, out: Out) -> Result<(), String> {
     let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
-    let body = serde_json::json!({"alg": alg, "kid": kid.unwrap_or(""), "use": use_}).to_string();
+    let body = serde_json::json!({"alg": key.alg, "kid": kid.unwrap_or(""), "use": key.use_}).to_string();
     let resp = ctx.call_ok("POST", &keys_path(set), &[], Some(("application/json", body.as_bytes())))?;
-    write_out(out, &render_jwks(&ctx, &[(set.to_string(), keys_of(&resp)?)], public)?)
+    write_out(out, &render_jwks(&ctx, &[(set.to_string(), keys_of(&resp)?)], key.public)?)
 }
 
 fn get_jwks(sets: &[String], public: bool, conn: &ConnFlags, out: Out) -> Result<(), String> {
@@ -770,16 +757,8 @@ fn import_clients(files: &[String], conn: &ConnFlags, out: Out, err: Out) -> Res
 /// `hydra import jwk <set> <file…>`: each file holds a JSON Web Key, a JSON Web Key Set, or a
 /// PEM / DER key (`--alg`, `--use`; a key id is generated). Each key is added to the set (the
 /// set is created when missing; a key with the same id is replaced), then the set is printed.
-#[allow(clippy::too_many_arguments)]
-fn import_jwks(
-    set: &str,
-    files: &[String],
-    alg: &str,
-    use_: &str,
-    public: bool,
-    conn: &ConnFlags,
-    out: Out,
-) -> Result<(), String> {
+fn import_jwks(set: &str, files: &[String], key: &KeyFlags, conn: &ConnFlags, out: Out) -> Result<(), String> {
+    let (alg, use_, public) = (key.alg.as_str(), key.use_.as_str(), key.public);
     use crate::jose::jwk::{Alg, Jwk};
     let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
     let mut keys: Vec<Value> = Vec::new();

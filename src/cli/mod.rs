@@ -396,18 +396,25 @@ pub enum CreateWhat {
         set: String,
         #[arg(value_name = "KEY_ID")]
         kid: Option<String>,
-        /// The algorithm to be used to generate the key (RS256, ES256 or EdDSA).
-        #[arg(long, default_value = "RS256")]
-        alg: String,
-        /// The intended use of this key.
-        #[arg(long = "use", default_value = "sig")]
-        use_: String,
-        /// Only return public keys.
-        #[arg(long)]
-        public: bool,
+        #[command(flatten)]
+        key: KeyFlags,
         #[command(flatten)]
         conn: ConnFlags,
     },
+}
+
+/// The algorithm, use and output of keys made or imported by the CLI.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct KeyFlags {
+    /// The algorithm of the key: generated keys, and PEM or DER keys to import (RS256, ES256 or EdDSA).
+    #[arg(long, default_value = "RS256")]
+    pub alg: String,
+    /// The intended use of the key.
+    #[arg(long = "use", default_value = "sig")]
+    pub use_: String,
+    /// Only print public keys.
+    #[arg(long)]
+    pub public: bool,
 }
 
 /// `hydra import ...`
@@ -434,15 +441,8 @@ pub enum ImportWhat {
         set: String,
         #[arg(value_name = "FILE", required = true)]
         files: Vec<String>,
-        /// The algorithm of PEM and DER keys (RS256, ES256 or EdDSA).
-        #[arg(long, default_value = "RS256")]
-        alg: String,
-        /// The use of PEM and DER keys.
-        #[arg(long = "use", default_value = "sig")]
-        use_: String,
-        /// Only print public keys.
-        #[arg(long)]
-        public: bool,
+        #[command(flatten)]
+        key: KeyFlags,
         #[command(flatten)]
         conn: ConnFlags,
     },

@@ -374,33 +374,14 @@ pub(crate) mod der {
         let (_, rest) = expect(info, INTEGER)?;
         let (_, rest) = expect(rest, SEQUENCE)?;
         let (ec_doc, _) = expect(rest, OCTET_STRING)?;
-        // ECPrivateKey ::= SEQUENCE { version INTEGER, privateKey OCTET STRING,
-        //                             parameters [0] OPTIONAL, publicKey [1] BIT STRING OPTIONAL }
-        let (ec, _) = expect(ec_doc, SEQUENCE)?;
-        let (_, rest) = expect(ec, INTEGER)?;
-        let (scalar, mut rest) = expect(rest, OCTET_STRING)?;
-        let mut point = None;
-        while !rest.is_empty() {
-            let (tag, value, next) = tlv(rest)?;
-            if tag == CONTEXT_1 {
-                let (bits, _) = expect(value, BIT_STRING)?;
-                // The first BIT STRING byte counts unused bits; a key point has none.
-                match bits.split_first() {
-                    Some((0, p)) => point = Some(p),
-                    _ => return Err(BAD),
-                }
-            }
-            rest = next;
-        }
-        let point = point.ok_or(BAD)?;
-        if scalar.len() != 32 || point.len() != 65 || point[0] != 0x04 {
-            return Err(BAD);
-        }
-        Ok((scalar, point))
+        p256_from_sec1(ec_doc)
     }
 
-    /// SEC1 `ECPrivateKey` of P-256 (an `EC PRIVATE KEY` PEM): (32-byte scalar, 65-byte point).
+    /// SEC1 `ECPrivateKey` of P-256 (an `EC PRIVATE KEY` PEM, or the inside of a PKCS#8 one):
+    /// (32-byte scalar, 65-byte point).
     pub(crate) fn p256_from_sec1(doc: &[u8]) -> Result<(&[u8], &[u8]), JoseError> {
+        // ECPrivateKey ::= SEQUENCE { version INTEGER, privateKey OCTET STRING,
+        //                             parameters [0] OPTIONAL, publicKey [1] BIT STRING OPTIONAL }
         let (ec, _) = expect(doc, SEQUENCE)?;
         let (_, rest) = expect(ec, INTEGER)?;
         let (scalar, mut rest) = expect(rest, OCTET_STRING)?;

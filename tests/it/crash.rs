@@ -63,44 +63,41 @@ fn consent_flow(
     query_param(r.header("location")?, "code")
 }
 
-/// A grant with a refresh token through a remembered consent, then its revocation by subject
-/// (`DELETE …/sessions/consent?all=true`), recording each acknowledged step.
+/// A grant with a refresh token through a remembered consent of a new subject: (subject,
+/// refresh token), once the code exchange was acknowledged.
+fn grant(public: std::net::SocketAddr, admin: std::net::SocketAddr, c: &Rp, prefix: &str) -> Option<(String, String)> {
+    let subject = uniq(prefix);
+    let code = consent_flow(public, admin, c, &subject, &["openid", "offline_access"])?;
+    let t = Req::new("POST", "/oauth2/token")
+        .basic(&c.id, &c.secret)
+        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://rp.example/cb")])
+        .try_send(public)
+        .ok()
+        .filter(|r| r.status == 200)?;
+    let rt = t.json()["refresh_token"].as_str()?.to_string();
+    Some((subject, rt))
+}
+
+/// A grant revoked through its consent (`DELETE …/sessions/consent?all=true`), then a grant that
+/// stays, recording each acknowledged step.
 fn grant_and_revoke(
     public: std::net::SocketAddr,
     admin: std::net::SocketAddr,
     c: &Rp,
     shared: &Mutex<Acked>,
 ) -> Option<()> {
-    let subject = uniq("crash-revoke");
-    let code = consent_flow(public, admin, c, &subject, &["openid", "offline_access"])?;
-    let t = Req::new("POST", "/oauth2/token")
-        .basic(&c.id, &c.secret)
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://rp.example/cb")])
-        .try_send(public)
-        .ok()
-        .filter(|r| r.status == 200)?;
-    let rt = t.json()["refresh_token"].as_str()?.to_string();
+    let (subject, rt) = grant(public, admin, c, "crash-revoke")?;
     let i = {
         let mut a = shared.lock().unwrap();
         a.consent_revocations.push((subject.clone(), rt, 1));
         a.consent_revocations.len() - 1
     };
-    let r = Req::new("DELETE", &format!("/admin/oauth2/auth/sessions/consent?subject={subject}&all=true"))
+    Req::new("DELETE", &format!("/admin/oauth2/auth/sessions/consent?subject={subject}&all=true"))
         .try_send(admin)
         .ok()
         .filter(|r| r.status == 204)?;
-    drop(r);
     shared.lock().unwrap().consent_revocations[i].2 = 2;
-    // Another grant stays, acknowledged and not revoked.
-    let subject = uniq("crash-keep");
-    let code = consent_flow(public, admin, c, &subject, &["openid", "offline_access"])?;
-    let t = Req::new("POST", "/oauth2/token")
-        .basic(&c.id, &c.secret)
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://rp.example/cb")])
-        .try_send(public)
-        .ok()
-        .filter(|r| r.status == 200)?;
-    let rt = t.json()["refresh_token"].as_str()?.to_string();
+    let (subject, rt) = grant(public, admin, c, "crash-keep")?;
     shared.lock().unwrap().consent_revocations.push((subject, rt, 0));
     Some(())
 }
