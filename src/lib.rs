@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dates;
 pub mod duration;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -40,6 +40,18 @@ pub enum Dsn {
     Redb(PathBuf),
 }
 
+/// `engine.wal_size_mb`'s default: 16 MiB of write-ahead log per database.
+pub const DEFAULT_WAL_BYTES: u64 = 16 << 20;
+
+/// `engine.durability`: whether a write is acknowledged only once it is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every acknowledged write is durable (the default).
+    Immediate,
+    /// Writes are synced every 250 ms at most: benchmarks and development only.
+    None,
+}
+
 /// Which monoio driver the workers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Driver {
@@ -118,7 +130,7 @@ pub struct Config {
     pub leak_sensitive_values: bool,
     pub workers: usize,
     pub partitions: u32,
-    pub durability: hydra_storage::Durability,
+    pub durability: Durability,
     pub driver: Driver,
     pub cache_bytes: usize,
     /// Write-ahead log size per database; 0 turns the log off.
@@ -627,8 +639,8 @@ impl Config {
             }
         };
         let durability = match raw.str("engine.durability")?.as_deref() {
-            None | Some("immediate") => hydra_storage::Durability::Immediate,
-            Some("none") => hydra_storage::Durability::None,
+            None | Some("immediate") => Durability::Immediate,
+            Some("none") => Durability::None,
             Some(s) => return Err(err("engine.durability", format!("must be immediate or none, got {s:?}"))),
         };
         let driver = match raw.str("engine.driver")?.as_deref() {
@@ -643,7 +655,7 @@ impl Config {
             Some(n) => return Err(err("engine.cache_size_mb", format!("must be between 1 and 65536, got {n}"))),
         };
         let wal_bytes = match raw.int("engine.wal_size_mb")? {
-            None => hydra_storage::DEFAULT_WAL_BYTES,
+            None => DEFAULT_WAL_BYTES,
             Some(n) if (0..=4096).contains(&n) => (n as u64) << 20,
             Some(n) => return Err(err("engine.wal_size_mb", format!("must be between 0 and 4096, got {n}"))),
         };
@@ -823,8 +835,8 @@ mod tests {
         assert_eq!(c.admin.port, 4445);
         assert_eq!(c.ttl_access_token, Duration::from_secs(3600));
         assert_eq!(c.scope_strategy, ScopeStrategy::Wildcard);
-        assert_eq!(c.durability, hydra_storage::Durability::Immediate);
-        assert_eq!(c.wal_bytes, hydra_storage::DEFAULT_WAL_BYTES);
+        assert_eq!(c.durability, Durability::Immediate);
+        assert_eq!(c.wal_bytes, DEFAULT_WAL_BYTES);
         assert!(matches!(c.dsn, Dsn::Redb(_)));
         assert_eq!(c.default_client_scope, "offline_access offline openid");
     }
@@ -857,7 +869,7 @@ mod tests {
         assert_eq!(c.public_url, "https://auth.example.com");
         assert!(c.cc_default_grant_allowed_scope);
         assert_eq!(c.workers, 3);
-        assert_eq!(c.durability, hydra_storage::Durability::None);
+        assert_eq!(c.durability, Durability::None);
         assert_eq!(c.wal_bytes, 0);
         assert_eq!(c.log_format, LogFormat::Json);
     }

@@ -131,69 +131,9 @@ fn push_decimal(buf: &mut Vec<u8>, mut n: u64) {
     buf.extend_from_slice(digits.get(start..).unwrap_or_default());
 }
 
-/// HTTP Date (IMF-fixdate, RFC 9110 §5.6.7) for a unix time in seconds,
-/// e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
+/// HTTP Date (IMF-fixdate, RFC 9110 §5.6.7) for a unix time in seconds.
 pub fn http_date(unix_secs: u64) -> String {
-    let days = unix_secs / 86_400;
-    let secs_of_day = unix_secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    // 1970-01-01 was a Thursday.
-    let weekday = weekday_name(days % 7);
-    format!(
-        "{weekday}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
-        month_name(month),
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60
-    )
-}
-
-/// Proleptic Gregorian (year, month 1..=12, day 1..=31) for days since 1970-01-01.
-///
-/// Works in 400-year eras starting on March 1st, so the leap day is the last day of the
-/// shifted year and every era has exactly 146_097 days.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Days from 0000-03-01 to 1970-01-01.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    // Month index counted from March, using the 153-days-per-5-months pattern.
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = era * 400 + year_of_era + u64::from(month <= 2);
-    (year, month, day)
-}
-
-fn weekday_name(days_mod_7: u64) -> &'static str {
-    match days_mod_7 {
-        0 => "Thu",
-        1 => "Fri",
-        2 => "Sat",
-        3 => "Sun",
-        4 => "Mon",
-        5 => "Tue",
-        _ => "Wed",
-    }
-}
-
-fn month_name(month: u64) -> &'static str {
-    match month {
-        1 => "Jan",
-        2 => "Feb",
-        3 => "Mar",
-        4 => "Apr",
-        5 => "May",
-        6 => "Jun",
-        7 => "Jul",
-        8 => "Aug",
-        9 => "Sep",
-        10 => "Oct",
-        11 => "Nov",
-        _ => "Dec",
-    }
+    crate::dates::http_date(unix_secs)
 }
 
 #[cfg(test)]
@@ -336,56 +276,6 @@ mod tests {
         ];
         for (status, want) in table {
             assert_eq!(reason(status), want, "{status}");
-        }
-    }
-
-    #[test]
-    fn http_dates() {
-        let table = [
-            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
-            (784_111_777, "Sun, 06 Nov 1994 08:49:37 GMT"),
-            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
-            (951_868_800, "Wed, 01 Mar 2000 00:00:00 GMT"),
-            (946_684_799, "Fri, 31 Dec 1999 23:59:59 GMT"),
-            (1_709_164_800, "Thu, 29 Feb 2024 00:00:00 GMT"),
-            (4_107_542_400, "Mon, 01 Mar 2100 00:00:00 GMT"),
-            (4_107_542_399, "Sun, 28 Feb 2100 23:59:59 GMT"),
-            (2_147_483_647, "Tue, 19 Jan 2038 03:14:07 GMT"),
-            (253_402_300_799, "Fri, 31 Dec 9999 23:59:59 GMT"),
-        ];
-        for (secs, want) in table {
-            assert_eq!(http_date(secs), want, "{secs}");
-        }
-    }
-
-    #[test]
-    fn http_date_survives_extreme_input() {
-        let s = http_date(u64::MAX);
-        assert!(s.ends_with(" GMT"), "{s}");
-    }
-
-    #[test]
-    fn civil_dates_are_consecutive() {
-        // Walk 1970..2500 day by day and check the calendar never skips or repeats.
-        let mut prev = civil_from_days(0);
-        assert_eq!(prev, (1970, 1, 1));
-        for d in 1..(530 * 366) {
-            let cur = civil_from_days(d);
-            let next_day = (prev.0, prev.1, prev.2 + 1);
-            let next_month = (prev.0, prev.1 + 1, 1);
-            let next_year = (prev.0 + 1, 1, 1);
-            assert!(cur == next_day || cur == next_month || cur == next_year, "{prev:?} -> {cur:?}");
-            if cur == next_month || cur == next_year {
-                let leap = prev.0.is_multiple_of(4) && (!prev.0.is_multiple_of(100) || prev.0.is_multiple_of(400));
-                let len = match prev.1 {
-                    2 if leap => 29,
-                    2 => 28,
-                    4 | 6 | 9 | 11 => 30,
-                    _ => 31,
-                };
-                assert_eq!(prev.2, len, "{prev:?}");
-            }
-            prev = cur;
         }
     }
 }

@@ -145,86 +145,16 @@ pub struct Client {
     pub device_authorization_grant_refresh_token_lifespan: Option<String>,
 }
 
-/// RFC 3339 (UTC, whole seconds) <-> unix seconds, without a date library.
+/// RFC 3339 (UTC, whole seconds) <-> unix seconds for the client's timestamps.
 mod rfc3339 {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// Days since 1970-01-01 for a proleptic Gregorian date (Hinnant's days_from_civil).
-    fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    fn civil_from_days(z: i64) -> (i64, i64, i64) {
-        let z = z + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        (y, m, d)
-    }
-
     pub fn format(unix: i64) -> String {
-        let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
-        let s = unix.rem_euclid(86_400);
-        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, (s % 3600) / 60, s % 60)
+        crate::dates::rfc3339(unix)
     }
 
-    fn num(s: &str) -> Option<i64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    }
-
-    /// Accepts `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`; fractions are truncated (Hydra rounds to seconds
-    /// before storing, so stored values never have one).
     pub fn parse(s: &str) -> Option<i64> {
-        let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
-            return None;
-        }
-        if b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        let (y, mo, d) = (num(s.get(0..4)?)?, num(s.get(5..7)?)?, num(s.get(8..10)?)?);
-        let (h, mi, sec) = (num(s.get(11..13)?)?, num(s.get(14..16)?)?, num(s.get(17..19)?)?);
-        if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-            return None;
-        }
-        let mut rest = s.get(19..)?;
-        if let Some(frac) = rest.strip_prefix('.') {
-            let n = frac.bytes().take_while(u8::is_ascii_digit).count();
-            if n == 0 {
-                return None;
-            }
-            rest = frac.get(n..)?;
-        }
-        let offset = match rest {
-            "Z" | "z" => 0,
-            _ => {
-                let sign = match rest.as_bytes().first() {
-                    Some(b'+') => 1,
-                    Some(b'-') => -1,
-                    _ => return None,
-                };
-                if rest.len() != 6 || rest.as_bytes()[3] != b':' {
-                    return None;
-                }
-                let (oh, om) = (num(rest.get(1..3)?)?, num(rest.get(4..6)?)?);
-                sign * (oh * 3600 + om * 60)
-            }
-        };
-        Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset)
+        crate::dates::parse_rfc3339(s)
     }
 
     pub fn serialize<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {

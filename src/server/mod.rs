@@ -85,7 +85,10 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     }
     let opts = StoreOptions {
         partitions: config.partitions,
-        durability: config.durability,
+        durability: match config.durability {
+            crate::config::Durability::Immediate => hydra_storage::Durability::Immediate,
+            crate::config::Durability::None => hydra_storage::Durability::None,
+        },
         cache_bytes: config.cache_bytes,
         wal_bytes: config.wal_bytes,
         faults: fault_switch()?,
@@ -98,7 +101,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         Dsn::Redb(dir) => Store::open(dir, &opts),
     }
     .map_err(|e| e.to_string())?;
-    if config.durability == hydra_storage::Durability::None && config.dsn != Dsn::Memory {
+    if config.durability == crate::config::Durability::None && config.dsn != Dsn::Memory {
         warn!("engine.durability=none: acknowledged writes can be LOST on a crash or power failure; for benchmarks and development only");
     }
     if config.secrets_system.is_empty() {
@@ -556,6 +559,11 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configured_log_size_default_is_the_stores() {
+        assert_eq!(crate::config::DEFAULT_WAL_BYTES, hydra_storage::DEFAULT_WAL_BYTES);
+    }
 
     #[test]
     fn catch_unwind_turns_a_panic_into_an_error() {

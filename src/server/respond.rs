@@ -67,3 +67,37 @@ impl Response {
         Response::oauth_error(&OAuthError::new(ErrorCode::MethodNotAllowed)).header("Allow", allow)
     }
 }
+
+impl From<hydra_storage::StoreError> for OAuthError {
+    /// The one place storage failures become protocol errors: a failed or aborted commit, an
+    /// I/O error (full disk, failed sync) or a partition being reopened after one means nothing
+    /// was acknowledged and the client may retry (`temporarily_unavailable`, 503); a corrupt
+    /// record or an unusable data directory is a `server_error`. (Here, not in `oauth2`: the
+    /// protocol rules know nothing of the store.)
+    fn from(e: hydra_storage::StoreError) -> Self {
+        use hydra_storage::StoreError as S;
+        match e {
+            S::Corrupt(_) | S::Manifest(_) | S::InUse => OAuthError::new(ErrorCode::ServerError),
+            _ => OAuthError::hint(ErrorCode::TemporarilyUnavailable, "The store is unavailable; retry later."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_retryable_or_server_error() {
+        let e: OAuthError = hydra_storage::StoreError::Commit("disk full".into()).into();
+        assert_eq!(e.status(), 503);
+        assert!(!e.full_description().contains("disk full"));
+        let e: OAuthError = hydra_storage::StoreError::Database("i/o error: No space left on device".into()).into();
+        assert_eq!(e.status(), 503);
+        assert!(!e.full_description().contains("space"));
+        let e: OAuthError = hydra_storage::StoreError::Unavailable.into();
+        assert_eq!(e.status(), 503);
+        let e: OAuthError = hydra_storage::StoreError::Corrupt("x").into();
+        assert_eq!(e.status(), 500);
+    }
+}
