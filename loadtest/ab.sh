@@ -13,7 +13,8 @@
 #
 # Env: BASE (git ref of the A side), DURATION, ROUNDS, CONNS, SERVER_CPUS (0), LOAD_CPUS (1),
 #      POOL (2000), LABEL, LOG_SINK (file: the server log in a file beside the store; pipe: read
-#      and discarded by another process, as under a supervisor). Writes the table, every round and the exact commands under loadtest/runs/.
+#      and discarded by another process, as under a supervisor), HEAD_ONLY (set: only this tree at
+#      info and warn). Writes the table, every round and the exact commands under loadtest/runs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:-HEAD~1}
@@ -47,6 +48,12 @@ cp target/release/hydra target/ab/hydra-head
 NAMES=("base@info" "head@info" "head@warn")
 BINS=("target/ab/hydra-$BASE_REV" target/ab/hydra-head target/ab/hydra-head)
 LEVELS=(info info warn)
+if [ -n "${HEAD_ONLY:-}" ]; then
+  # Only this tree, at info against warn (more rounds in the same time).
+  NAMES=("head@info" "head@warn")
+  BINS=(target/ab/hydra-head target/ab/hydra-head)
+  LEVELS=(info warn)
+fi
 
 DATA=$(mktemp -d)
 SERVER=
@@ -110,7 +117,8 @@ def pair(a, b):
         q = med([rate(s, ia, r) / rate(s, ib, r) for r in R])
         print(f"- {s}: {a} / {b} = {q:.2f}")
 pair("head@info", "head@warn")
-pair("head@info", "base@info")
+if "base@info" in names:
+    pair("head@info", "base@info")
 print()
 print("Every round (req/s):")
 print()
