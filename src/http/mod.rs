@@ -80,3 +80,10 @@ mod tests {
         assert_eq!(s, "414 invalid_request: The request URI is too long.");
     }
 }
+
+/// A parsed request with its whole body.
+#[derive(Debug)]
+pub struct Request {
+    pub head: request::RequestHead,
+    pub body: Vec<u8>,
+}

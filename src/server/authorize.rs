@@ -8,13 +8,13 @@
 //! the code is answered only after it is durable.
 
 use crate::http::form;
+use crate::http::Request;
 use crate::oauth2::authorization_code::{Grant, GrantExt};
 use crate::oauth2::authorize::{self, html_escape, AuthError, AuthRequest, ClientView, Policy, ResponseMode};
 use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
 use crate::oauth2::id_token::subject_for;
-use crate::server::conn::Request;
+use crate::server::common::form_body;
 use crate::server::flows::Step;
-use crate::server::handlers::form_body;
 use crate::server::respond::Response;
 use crate::server::sessions;
 use crate::server::state::{unix_now, Worker};
@@ -60,17 +60,7 @@ fn error_to_client(w: &Worker, r: &AuthRequest, error: &str, description: &str) 
 }
 
 pub fn cookie(w: &Worker, name: &str, value: &str, max_age: i64) -> String {
-    let secure = if w.config().dev { "" } else { "; Secure" };
-    format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
-}
-
-pub fn cookie_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.head
-        .header_all("cookie")
-        .flat_map(|h| h.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+    crate::server::cookies::set_cookie(w.config().dev, name, value, max_age)
 }
 
 fn csrf_ok(req: &Request, name: &str, expected: &str) -> bool {
@@ -80,7 +70,8 @@ fn csrf_ok(req: &Request, name: &str, expected: &str) -> bool {
         out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref());
         out
     };
-    cookie_value(req, name).is_some_and(|v| crate::token::same_signature(&digest(v), &digest(expected)))
+    crate::server::cookies::cookie_value(req, name)
+        .is_some_and(|v| crate::token::same_signature(&digest(v), &digest(expected)))
 }
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {

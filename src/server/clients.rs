@@ -5,11 +5,11 @@
 //! plaintext secrets appear only in the answers of create, rotate, and PUT/PATCH that set one.
 
 use crate::http::form;
+use crate::http::Request;
 use crate::oauth2::client::{self, ClientError, ClientPolicy, NewClient, StoredClient};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::hasher::hash_secret;
 use crate::oauth2::page_token;
-use crate::server::conn::Request;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, ClientEntry, Worker};
 use hydra_storage::{ClientStore, PutMode, PutOutcome, TokenStore};

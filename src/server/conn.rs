@@ -8,22 +8,15 @@
 //! nothing here panics on input bytes.
 
 use crate::http::body::{ChunkedDecoder, ChunkedProgress};
-use crate::http::request::{parse_head, BodyKind, Limits, Method, RequestHead};
+use crate::http::request::{parse_head, BodyKind, Limits, Method};
 use crate::http::response::{http_date, ResponseWriter};
-use crate::http::HttpError;
+use crate::http::{HttpError, Request};
 use crate::server::respond::Response;
 use crate::server::router::Api;
 use crate::server::state::Worker;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use std::time::{Duration, Instant};
-
-/// A parsed request with its whole body.
-#[derive(Debug)]
-pub struct Request {
-    pub head: RequestHead,
-    pub body: Vec<u8>,
-}
 
 enum ReadOutcome {
     Data,
@@ -254,7 +247,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, w: &Worker, api
         let is_head = head.method == Method::Head;
         let keep_alive = head.keep_alive;
         let req = Request { head, body };
-        let resp = crate::server::handlers::dispatch(w, api, &req).await;
+        let resp = crate::server::dispatch::dispatch(w, api, &req).await;
         let keep = keep_alive && !resp.close && !w.stopping.get();
         write_response(&mut c.out, &resp, keep, is_head);
         if !keep {

@@ -6,9 +6,9 @@
 //! `401 request_unauthorized`, a used one `410` with the original request URL, an invalid one
 //! `404`; no state is written here (the flow lives in the blobs).
 
+use crate::http::Request;
 use crate::oauth2::authorize::redirect_url;
 use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
-use crate::server::conn::Request;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
 use hydra_storage::GrantStore;

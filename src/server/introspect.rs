@@ -1,10 +1,10 @@
-//! `POST /admin/oauth2/introspect` (RFC 7662): find the record (`handlers::find_token`), check it
+//! `POST /admin/oauth2/introspect` (RFC 7662): find the record (`common::find_token`), check it
 //! is still live, and project it.
 
+use crate::http::Request;
 use crate::oauth2::error::OAuthError;
 use crate::oauth2::introspection::{active, has_required_scopes, inactive, ActiveToken};
-use crate::server::conn::Request;
-use crate::server::handlers::{find_token, form_body, required_token};
+use crate::server::common::{find_token, form_body, required_token};
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
 use hydra_storage::TokenKind;

@@ -7,11 +7,12 @@
 //! generated on the helper pool, never on a worker; a missing default set is generated once
 //! (`AddIfEmpty`), whoever asks first.
 
+use crate::http::Request;
 use crate::jose::jwk::{Alg, Jwk};
 use crate::jose::jws::Signer;
 use crate::jose::seal;
 use crate::oauth2::client::generate_uuid_v4;
-use crate::server::conn::Request;
+use crate::server::key_snapshot::{KeyEntry, KeySnapshot};
 use crate::server::respond::Response;
 use crate::server::state::{Shared, Worker};
 use hydra_storage::{KeyRow, KeyStore, KeyWrite, Store};
@@ -26,33 +27,6 @@ pub const ID_TOKEN_SET: &str = "hydra.openid.id-token";
 pub const ACCESS_TOKEN_SET: &str = "hydra.jwt.access-token";
 /// Sets published at `/.well-known/jwks.json` and generated when missing.
 pub const DEFAULT_SETS: [&str; 2] = [ID_TOKEN_SET, ACCESS_TOKEN_SET];
-
-/// One key as workers see it.
-#[derive(Debug)]
-pub struct KeyEntry {
-    pub jwk: Jwk,
-    pub created: u64,
-    /// Present for private signing keys.
-    pub signer: Option<Arc<Signer>>,
-}
-
-/// The immutable view of every key set; each set newest first.
-#[derive(Debug, Clone, Default)]
-pub struct KeySnapshot {
-    pub sets: HashMap<String, Arc<Vec<Arc<KeyEntry>>>>,
-    versions: HashMap<String, u64>,
-}
-
-impl KeySnapshot {
-    /// The key that signs for `set`: the newest private key meant for signatures.
-    pub fn signer(&self, set: &str) -> Option<Arc<Signer>> {
-        self.sets
-            .get(set)?
-            .iter()
-            .find(|k| k.jwk.use_.as_deref().unwrap_or("sig") == "sig")
-            .and_then(|k| k.signer.clone())
-    }
-}
 
 /// The keys that seal stored JWKs: one per `secrets.system` entry, the first seals.
 pub fn seal_keys(secrets: &[String]) -> Vec<[u8; 32]> {

@@ -8,7 +8,6 @@
 
 use crate::server::respond::Response;
 use crate::server::router::Route;
-use crate::server::state::Worker;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -125,8 +124,7 @@ fn sum(all: &[std::sync::Arc<WorkerMetrics>], f: impl Fn(&WorkerMetrics) -> &Ato
 }
 
 /// The Prometheus text exposition of every counter.
-pub fn render(w: &Worker) -> String {
-    let all = &w.shared.metrics;
+pub fn render(all: &[std::sync::Arc<WorkerMetrics>], janitor: &JanitorStats, store: &hydra_storage::Store) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let _ = writeln!(out, "# HELP hydra_http_requests_total HTTP requests answered, by route and status.");
     let _ = writeln!(out, "# TYPE hydra_http_requests_total counter");
@@ -182,13 +180,13 @@ pub fn render(w: &Worker) -> String {
         "Log lines dropped because the log writer could not keep up (each drop is also reported in a log line).",
         crate::log::dropped(),
     );
-    let j = &w.shared.janitor;
+    let j = janitor;
     counter(&mut out, "hydra_janitor_passes_total", "Completed janitor passes.", j.passes.load(Relaxed));
     let _ = writeln!(out, "# HELP hydra_janitor_deleted_total Rows the janitor deleted, by kind.\n# TYPE hydra_janitor_deleted_total counter");
     for (kind, n) in [("tokens", &j.tokens), ("flows", &j.flows), ("login_sessions", &j.login_sessions)] {
         let _ = writeln!(out, "hydra_janitor_deleted_total{{kind=\"{kind}\"}} {}", n.load(Relaxed));
     }
-    storage(w, &mut out);
+    storage(store, &mut out);
     out
 }
 
@@ -210,9 +208,8 @@ impl JanitorStats {
     }
 }
 
-fn storage(w: &Worker, out: &mut String) {
-    let store = &w.shared.store;
-    let parts = hydra_storage::TokenStore::partition_count(&**store);
+fn storage(store: &hydra_storage::Store, out: &mut String) {
+    let parts = hydra_storage::TokenStore::partition_count(store);
     let _ = writeln!(out, "# HELP hydra_store_commits_total Commits (group commits) per partition.\n# TYPE hydra_store_commits_total counter");
     let _ = writeln!(out, "# HELP hydra_store_commit_jobs_total Writes carried by those commits (batch size = jobs / commits).\n# TYPE hydra_store_commit_jobs_total counter");
     let _ = writeln!(out, "# HELP hydra_store_checkpoints_total Durable redb commits (write-ahead log checkpoints).\n# TYPE hydra_store_checkpoints_total counter");
@@ -289,11 +286,12 @@ fn storage(w: &Worker, out: &mut String) {
     }
 }
 
-pub fn handle(w: &Worker) -> Response {
+/// The scrape answer (`GET /admin/metrics/prometheus`).
+pub fn answer(all: &[std::sync::Arc<WorkerMetrics>], janitor: &JanitorStats, store: &hydra_storage::Store) -> Response {
     Response {
         status: 200,
         headers: vec![("Content-Type", "text/plain; version=0.0.4; charset=utf-8".into())],
-        body: render(w).into_bytes(),
+        body: render(all, janitor, store).into_bytes(),
         close: false,
     }
 }

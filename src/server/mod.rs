@@ -6,8 +6,11 @@
 //! stop accepting, finish in-flight requests, close idle connections, and the store's committers
 //! flush what is queued before the process exits.
 
+pub mod common;
 pub mod conn;
-pub mod handlers;
+pub mod cookies;
+pub mod dispatch;
+pub mod key_snapshot;
 pub mod pool;
 pub mod respond;
 pub mod router;
@@ -46,8 +49,7 @@ use std::time::Duration;
 /// connection holds at least its 8 KiB buffers) under a connection flood.
 const MAX_CONNECTIONS_PER_WORKER: usize = 16_384;
 
-/// Server version reported by `/version` and `hydra version`.
-pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+pub use dispatch::VERSION;
 
 /// Runs `hydra serve …` until a signal stops it; returns the exit code.
 pub fn serve(mode: ServeMode, args: &ServeArgs) -> i32 {

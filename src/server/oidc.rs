@@ -4,9 +4,9 @@
 //! Invariant: discovery advertises only what this server does (no implicit or hybrid response
 //! types, no `plain` PKCE, no request objects).
 
+use crate::http::Request;
 use crate::oauth2::error::{ErrorCode, OAuthError};
-use crate::server::conn::Request;
-use crate::server::handlers::find_token;
+use crate::server::common::find_token;
 use crate::server::keys::ID_TOKEN_SET;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
@@ -82,7 +82,7 @@ fn bearer(req: &Request) -> Result<Option<String>, OAuthError> {
         return Err(OAuthError::hint(ErrorCode::InvalidRequest, "Access tokens must not be sent in the URL."));
     }
     let form_token = if req.head.method == crate::http::request::Method::Post && !req.body.is_empty() {
-        crate::server::handlers::form_body(req, &[])?.get("access_token").map(String::from)
+        crate::server::common::form_body(req, &[])?.get("access_token").map(String::from)
     } else {
         None
     };

@@ -4,11 +4,11 @@
 //! current fosite does); `invalid_request` / `invalid_client` for bad requests. A revocation is
 //! acknowledged after its delete is durable.
 
+use crate::http::Request;
 use crate::oauth2::client_auth;
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::server::auth::authenticate;
-use crate::server::conn::Request;
-use crate::server::handlers::{find_token, required_token};
+use crate::server::common::{find_token, required_token};
 use crate::server::respond::Response;
 use crate::server::state::Worker;
 use crate::server::token::read_form;

@@ -5,9 +5,9 @@
 //! whether it still holds), so a forged or foreign cookie is simply no session; revoking a
 //! consent session revokes the tokens of its grant in the same call, after both are durable.
 
+use crate::http::Request;
 use crate::oauth2::flow::{self, Purpose};
 use crate::oauth2::page_token;
-use crate::server::conn::Request;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
 use hydra_storage::{DocStore, GrantStore, Table, TokenStore};
@@ -46,7 +46,7 @@ pub fn cookie_name(w: &Worker) -> &'static str {
 
 /// The browser's remembered login session, if it still holds.
 pub fn current(w: &Worker, req: &Request) -> Option<(String, LoginSession)> {
-    let raw = crate::server::authorize::cookie_value(req, cookie_name(w))?;
+    let raw = crate::server::cookies::cookie_value(req, cookie_name(w))?;
     let c: CookieBody = flow::open_json(&w.shared.flow_keys, Purpose::SessionCookie, raw).ok()?;
     let bytes =
         w.shared.store.doc_get(w.partition_for(&c.sub), Table::LoginSessions, &key(&[&c.sub, &c.sid])).ok()??;
@@ -90,7 +90,7 @@ pub async fn remember_login(
     let body = CookieBody { sid: sid.to_string(), sub: subject.to_string() };
     let sealed =
         flow::seal_json(&w.shared.flow_keys, Purpose::SessionCookie, &body, &SystemRandom::new()).map_err(|_| ())?;
-    Ok(crate::server::authorize::cookie(w, cookie_name(w), &sealed, life))
+    Ok(crate::server::cookies::set_cookie(w.config().dev, cookie_name(w), &sealed, life))
 }
 
 /// A consent decision as stored (and listed by the admin API).

@@ -96,7 +96,7 @@ pub struct Shared {
     pub store: Arc<Store>,
     pub clients: ArcSwap<ClientSnapshot>,
     /// JSON Web Key sets (ID-token and access-token signing keys, admin-managed sets).
-    pub keys: ArcSwap<crate::server::keys::KeySnapshot>,
+    pub keys: ArcSwap<crate::server::key_snapshot::KeySnapshot>,
     /// Keys that seal stored JWKs, one per `secrets.system` entry.
     pub key_seal: Vec<[u8; 32]>,
     /// Keys that seal login and consent challenges and verifiers.
@@ -303,7 +303,7 @@ mod tests {
             token_keys: TokenKeys::new(&config.secrets_system),
             secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[1; 32]),
             clients: ArcSwap::from_pointee(ClientSnapshot::default()),
-            keys: ArcSwap::from_pointee(crate::server::keys::KeySnapshot::default()),
+            keys: ArcSwap::from_pointee(crate::server::key_snapshot::KeySnapshot::default()),
             key_seal: vec![[7; 32]],
             flow_keys: vec![[8; 32]],
             metrics: vec![Default::default()],

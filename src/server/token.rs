@@ -2,14 +2,14 @@
 //! answer. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`.
 
 use crate::http::form;
+use crate::http::Request;
 use crate::oauth2::client_auth;
 use crate::oauth2::client_credentials::{self, Policy};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::token_request::{self, TokenRequest};
 use crate::server::auth::authenticate;
 use crate::server::code_grant;
-use crate::server::conn::Request;
-use crate::server::handlers::form_body;
+use crate::server::common::form_body;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, TokenType};

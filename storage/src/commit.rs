@@ -13,10 +13,12 @@
 //! commit, checkpoints included, about 130 µs (`storage/examples/commit_cost --no-wal 30` vs
 //! `--wal 30`); issuance under load went from 0.43 to 0.60 of the HTTP ceiling.
 
-use crate::store::DbSlot;
 use crate::tx::{Table, Tx};
 use crate::wal::Wal;
 use crate::StoreError;
+
+/// A partition's database as readers find it (empty while the committer reopens it).
+pub(crate) type DbSlot = arc_swap::ArcSwapOption<redb::Database>;
 use futures_channel::oneshot;
 use redb::Database;
 use std::future::Future;

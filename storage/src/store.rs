@@ -6,7 +6,7 @@
 //! (append-friendly B-tree inserts); the meta partition holds clients and per-client token
 //! watermarks; reads open a read transaction from any thread and never wait for a commit.
 
-use crate::commit::{Committer, Durability, Opener, Pending, SyncMode};
+use crate::commit::{Committer, DbSlot, Durability, Opener, Pending, SyncMode};
 use crate::disk::{Faults, SimDisk};
 use crate::records::{decode_token, encode_token, TokenKind, TokenRecord, TokenView};
 use crate::tx::{Table, Tx};
@@ -68,9 +68,6 @@ pub struct Partition {
     pub(crate) committer: Committer,
     next_seq: AtomicU64,
 }
-
-/// A partition's database as readers find it.
-pub(crate) type DbSlot = arc_swap::ArcSwapOption<Database>;
 
 impl Partition {
     /// A read transaction on the partition's database (refused while it is being reopened).

@@ -1,15 +1,16 @@
-//! Dispatch from a route to its handler, plus the trivial endpoints (health, version).
+//! Dispatch from a route to its handler, plus the trivial endpoints (health, version, metrics):
+//! the top of the server's module graph (handlers import leaf modules, never this one).
 
-use crate::http::form::{self, Form, FormError};
-use crate::oauth2::error::{ErrorCode, OAuthError};
-use crate::server::conn::Request;
+use crate::http::Request;
 use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
-use crate::server::{authorize, clients, flows, introspect, keys, oidc, revoke, sessions, token, VERSION};
-use crate::token::{same_signature, verify, TokenRef, TokenType};
-use hydra_storage::{ClientStore, TokenKind, TokenStore, TokenView};
+use crate::server::{authorize, clients, flows, introspect, keys, oidc, revoke, sessions, token};
+use hydra_storage::ClientStore;
 use serde_json::json;
+
+/// Server version reported by `/version` and `hydra version`.
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
 pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
     let started = std::time::Instant::now();
@@ -74,7 +75,7 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
         Route::Fallback(which) => authorize::fallback(req, which),
         Route::Discovery => oidc::discovery(w),
         Route::Userinfo => oidc::userinfo(w, req),
-        Route::Metrics => crate::server::metrics::handle(w),
+        Route::Metrics => crate::server::metrics::answer(&w.shared.metrics, &w.shared.janitor, &w.shared.store),
         Route::ListConsentSessions => sessions::list_consent(w, req),
         Route::RevokeConsentSessions => sessions::revoke_consent(w, req).await,
         Route::RevokeLoginSessions => sessions::revoke_login(w, req).await,
@@ -109,59 +110,4 @@ fn ready(w: &Worker, api: Api) -> Response {
             Response::json_value(503, &json!({"errors": {"database": reason}}))
         }
     }
-}
-
-/// Decodes a protocol endpoint's body: `application/x-www-form-urlencoded` (parameters such as
-/// `charset` only `utf-8`) and strict form rules; a parameter may appear once, except the names in
-/// `repeatable` (RFC 6749 §3.1 binds only its own parameters).
-pub fn form_body(req: &Request, repeatable: &[&str]) -> Result<Form, OAuthError> {
-    match req.head.header("content-type").map(crate::http::form::form_content_type) {
-        Some(Ok(())) => {}
-        Some(Err(crate::http::form::ContentTypeError::Charset)) => {
-            return Err(OAuthError::hint(
-                ErrorCode::InvalidRequest,
-                "The form body must be encoded in UTF-8 (charset=utf-8 or no charset).",
-            ))
-        }
-        _ => {
-            return Err(OAuthError::hint(
-                ErrorCode::InvalidRequest,
-                "The request must use the content type application/x-www-form-urlencoded.",
-            ))
-        }
-    }
-    let form =
-        form::decode_multi(&req.body).map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
-    // At most 100 parameters (form decoding enforces it), usually three: a pairwise scan.
-    for (i, (a, _)) in form.iter().enumerate() {
-        if !repeatable.contains(&a) && form.iter().skip(i + 1).any(|(b, _)| b == a) {
-            return Err(OAuthError::hint(ErrorCode::InvalidRequest, FormError::DuplicateParameter.description()));
-        }
-    }
-    Ok(form)
-}
-
-/// The `token` parameter of revocation and introspection (required, non-empty).
-pub fn required_token(form: &Form) -> Result<&str, OAuthError> {
-    match form.get("token") {
-        Some(t) if !t.is_empty() => Ok(t),
-        _ => Err(OAuthError::hint(ErrorCode::InvalidRequest, "The request is missing the 'token' parameter.")),
-    }
-}
-
-/// Finds the stored record of a presented token: the MAC is verified first (no storage access for
-/// a forged token), then the record is read straight from its partition (redb read transactions
-/// are safe from any thread) and must carry the same signature and kind. `None` for anything else.
-pub fn find_token(w: &Worker, token: &str) -> Result<Option<(TokenRef, TokenView)>, OAuthError> {
-    let Some(r) = verify(&w.shared.token_keys, token) else { return Ok(None) };
-    let Some(view) = w.shared.store.get_token_view(u32::from(r.partition), r.seq)? else { return Ok(None) };
-    let rec = view.get();
-    let kind_matches = matches!(
-        (r.token_type, rec.kind.native()),
-        (TokenType::AccessToken, TokenKind::Access) | (TokenType::RefreshToken, TokenKind::Refresh)
-    );
-    if !kind_matches || !same_signature(&rec.signature, &r.signature) {
-        return Ok(None);
-    }
-    Ok(Some((r, view)))
 }

@@ -1,0 +1,34 @@
+//! The immutable view of every JSON Web Key set that workers read (swapped whole on change, in
+//! commit order; see `keys.rs`).
+
+use crate::jose::jwk::Jwk;
+use crate::jose::jws::Signer;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One key as workers see it.
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub jwk: Jwk,
+    pub created: u64,
+    /// Present for private signing keys.
+    pub signer: Option<Arc<Signer>>,
+}
+
+/// The immutable view of every key set; each set newest first.
+#[derive(Debug, Clone, Default)]
+pub struct KeySnapshot {
+    pub sets: HashMap<String, Arc<Vec<Arc<KeyEntry>>>>,
+    pub(crate) versions: HashMap<String, u64>,
+}
+
+impl KeySnapshot {
+    /// The key that signs for `set`: the newest private key meant for signatures.
+    pub fn signer(&self, set: &str) -> Option<Arc<Signer>> {
+        self.sets
+            .get(set)?
+            .iter()
+            .find(|k| k.jwk.use_.as_deref().unwrap_or("sig") == "sig")
+            .and_then(|k| k.signer.clone())
+    }
+}
