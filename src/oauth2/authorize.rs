@@ -339,14 +339,7 @@ fn is_s256_challenge(c: &str) -> bool {
     c.len() == 43 && URL_SAFE_NO_PAD.decode(c).is_ok_and(|d| d.len() == 32)
 }
 
-/// Schemes a browser would execute or render in place rather than hand to an application: a
-/// redirect (or a self-submitting form) there runs script in this server's origin.
-pub const FORBIDDEN_REDIRECT_SCHEMES: [&str; 4] = ["javascript", "data", "vbscript", "file"];
-
-/// Whether `scheme` may receive an authorization response.
-pub fn redirect_scheme_allowed(scheme: &str) -> bool {
-    !FORBIDDEN_REDIRECT_SCHEMES.iter().any(|f| f.eq_ignore_ascii_case(scheme))
-}
+pub use crate::oauth2::client::{redirect_scheme_allowed, FORBIDDEN_REDIRECT_SCHEMES};
 
 /// Even a registered redirect URI must be a safe target: never a script scheme, and plain
 /// `http` only to loopback or `*.localhost` hosts outside `--dev` (RFC 6749 §3.1.2.1, RFC 9700
