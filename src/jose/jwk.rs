@@ -155,25 +155,7 @@ impl Jwk {
     }
 
     fn empty(kty: &str, alg: Alg, kid: &str, use_: &str) -> Jwk {
-        Jwk {
-            alg: Some(alg.as_str().to_owned()),
-            crv: None,
-            d: None,
-            dp: None,
-            dq: None,
-            e: None,
-            k: None,
-            kid: kid.to_owned(),
-            kty: kty.to_owned(),
-            n: None,
-            p: None,
-            q: None,
-            qi: None,
-            use_: Some(use_.to_owned()),
-            x: None,
-            x5c: None,
-            y: None,
-        }
+        Jwk { alg: Some(alg.as_str().to_owned()), kid: kid.to_owned(), use_: Some(use_.to_owned()), ..Jwk::bare(kty) }
     }
 
     /// Generates a fresh private key for `alg`.
