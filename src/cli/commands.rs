@@ -6,11 +6,12 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::httpclient::{self, Response};
-use super::output::{go_json, go_json_ordered, multi_table, rfc3339, row_table};
+use super::output::{go_json, go_json_ordered, multi_table, row_table};
 use super::{
     ClientAuth, ClientFields, Command, ConnFlags, CreateWhat, DeleteWhat, Format, GetWhat, ImportWhat, IntrospectWhat,
     KeyFlags, ListWhat, PerformWhat, RevokeWhat, UpdateWhat, DEFAULT_ADMIN_ENDPOINT, DEFAULT_PUBLIC_ENDPOINT,
 };
+use crate::dates::rfc3339;
 use crate::http::form::form_escaped;
 
 type Out<'a> = &'a mut dyn Write;

@@ -182,8 +182,3 @@ fn write_string(out: &mut String, s: &str) {
     }
     out.push('"');
 }
-
-/// Formats Unix seconds as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
-pub(crate) fn rfc3339(unix: i64) -> String {
-    crate::dates::rfc3339(unix)
-}

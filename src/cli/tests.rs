@@ -10,8 +10,9 @@ use super::commands::{
     next_page_token, path_escape, token_columns, token_json,
 };
 use super::httpclient::{self, parse_url};
-use super::output::{go_json, multi_table, rfc3339, row_table};
+use super::output::{go_json, multi_table, row_table};
 use super::*;
+use crate::dates::rfc3339;
 
 fn parse(args: &[&str]) -> Cli {
     Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))

@@ -131,11 +131,6 @@ fn push_decimal(buf: &mut Vec<u8>, mut n: u64) {
     buf.extend_from_slice(digits.get(start..).unwrap_or_default());
 }
 
-/// HTTP Date (IMF-fixdate, RFC 9110 §5.6.7) for a unix time in seconds.
-pub fn http_date(unix_secs: u64) -> String {
-    crate::dates::http_date(unix_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,9 @@ pub fn inactive() -> Value {
     json!({"active": false})
 }
 
+/// [`inactive`] as bytes, for the hot path.
+pub const INACTIVE: &[u8] = br#"{"active":false}"#;
+
 /// Whether every scope in `required` (space separated) is covered by the granted scopes.
 pub fn has_required_scopes(strategy: ScopeStrategy, granted: &str, required: Option<&str>) -> bool {
     let granted: Vec<&str> = scope::split(granted);
@@ -131,6 +134,11 @@ mod tests {
         let v = parse(active(&r, std::iter::empty(), "i"));
         assert_eq!(v["token_use"], "refresh_token");
         assert_eq!(v["ext"], json!({"tier": "gold"}));
+    }
+
+    #[test]
+    fn inactive_bytes_are_the_inactive_answer() {
+        assert_eq!(serde_json::from_slice::<Value>(INACTIVE).unwrap(), inactive());
     }
 
     #[test]

@@ -254,7 +254,6 @@ async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
     if let Err(resp) = mark_step(w, &flow, Step::Login).await {
         return resp;
     }
-    let r = &flow.request;
     let login = match &flow.login {
         Some(Outcome::Accepted(l)) => l.clone(),
         Some(Outcome::Rejected(e)) => return error_to_client(w, r, &e.error, &e.error_description),

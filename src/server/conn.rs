@@ -7,9 +7,10 @@
 //! responses to pipelined requests are written in order and flushed before blocking on a read;
 //! nothing here panics on input bytes.
 
+use crate::dates::http_date;
 use crate::http::body::{ChunkedDecoder, ChunkedProgress};
 use crate::http::request::{parse_head, BodyKind, Limits, Method};
-use crate::http::response::{http_date, ResponseWriter};
+use crate::http::response::ResponseWriter;
 use crate::http::{HttpError, Request};
 use crate::server::respond::Response;
 use crate::server::router::Api;

@@ -3,7 +3,7 @@
 
 use crate::http::Request;
 use crate::oauth2::error::OAuthError;
-use crate::oauth2::introspection::{active, has_required_scopes, inactive, ActiveToken};
+use crate::oauth2::introspection::{active, has_required_scopes, ActiveToken, INACTIVE};
 use crate::server::common::{find_token, form_body, required_token};
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
@@ -23,7 +23,7 @@ pub async fn handle(w: &Worker, req: &Request) -> Response {
 fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
     let form = form_body(req, &[])?;
     let token = required_token(&form)?;
-    let inactive = || serde_json::to_vec(&inactive()).unwrap_or_default();
+    let inactive = || INACTIVE.to_vec();
     let Some((r, view)) = find_token(w, token)? else { return Ok(inactive()) };
     // Read in place: the record is validated, never deserialized.
     let rec = view.get();

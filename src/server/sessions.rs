@@ -135,7 +135,7 @@ impl ConsentSession {
             "context": self.context,
             "grant_access_token_audience": self.grant_audience,
             "grant_scope": self.grant_scope,
-            "handled_at": crate::oauth2::client::format_rfc3339(self.handled_at),
+            "handled_at": crate::dates::rfc3339(self.handled_at),
             "remember": self.remember,
             "remember_for": self.remember_for,
             "session": {"access_token": self.access_token, "id_token": self.id_token},
@@ -318,7 +318,7 @@ pub async fn finish_revocations(
 pub fn finish_all_revocations(store: &hydra_storage::Store) -> Result<usize, hydra_storage::StoreError> {
     let mut n = 0;
     for p in 0..store.partition_count() {
-        n += block_on(finish_revocations(store, p, b""))?;
+        n += hydra_storage::block_on(finish_revocations(store, p, b""))?;
     }
     Ok(n)
 }
@@ -350,59 +350,32 @@ pub fn index_session_ids(store: &hydra_storage::Store, partition_for: &dyn Fn(&s
     Ok(n)
 }
 
-/// Runs a store future to completion on this thread (start-up only: store futures complete
-/// from committer threads and need no runtime).
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
-}
-
 /// `DELETE /admin/oauth2/auth/sessions/login?subject=…` (every session of the subject) or
 /// `?sid=…` (one session, found through its id row).
 pub async fn revoke_login(w: &Worker, req: &Request) -> Response {
     let q = query(req);
-    let store = &w.shared.store;
     let result = match (q.get("subject").filter(|s| !s.is_empty()), q.get("sid").filter(|s| !s.is_empty())) {
         (Some(subject), _) => revoke_subject_logins(w, subject).await,
-        (None, Some(sid)) => {
-            let p = w.partition_for(sid);
-            match store.doc_get(p, Table::SessionIds, sid.as_bytes()) {
-                Ok(Some(v)) => match serde_json::from_slice::<SessionId>(&v) {
-                    Ok(id) => {
-                        let k = key(&[&id.subject, sid]);
-                        match store.doc_delete_keys(w.partition_for(&id.subject), Table::LoginSessions, vec![k]).await {
-                            Ok(_) => store
-                                .doc_delete_keys(p, Table::SessionIds, vec![sid.as_bytes().to_vec()])
-                                .await
-                                .map(|_| ()),
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Err(_) => Ok(()),
-                },
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
+        (None, Some(sid)) => revoke_sid_login(w, sid).await,
         (None, None) => return Response::generic_error(400, "invalid_request", "Either subject or sid is required."),
     };
     match result {
         Ok(()) => Response::empty(204),
         Err(e) => Response::oauth_error(&e.into()),
     }
+}
+
+/// Ends one login session, found through its id row; an unknown id is nothing to do.
+async fn revoke_sid_login(w: &Worker, sid: &str) -> Result<(), hydra_storage::StoreError> {
+    let store = &w.shared.store;
+    let p = w.partition_for(sid);
+    let Some(row) = store.doc_get(p, Table::SessionIds, sid.as_bytes())? else { return Ok(()) };
+    if let Ok(id) = serde_json::from_slice::<SessionId>(&row) {
+        let k = key(&[&id.subject, sid]);
+        store.doc_delete_keys(w.partition_for(&id.subject), Table::LoginSessions, vec![k]).await?;
+    }
+    store.doc_delete_keys(p, Table::SessionIds, vec![sid.as_bytes().to_vec()]).await?;
+    Ok(())
 }
 
 async fn revoke_subject_logins(w: &Worker, subject: &str) -> Result<(), hydra_storage::StoreError> {

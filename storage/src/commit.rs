@@ -445,20 +445,35 @@ impl<T> Pending<T> {
     /// Blocks the calling thread until the write is durable. For CLI tools, tests and helper
     /// threads; never call this on a worker thread.
     pub fn wait(self) -> Result<T, StoreError> {
-        struct Unpark(std::thread::Thread);
-        impl Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
+        block_on(self)
+    }
+
+    /// An answer known without a commit (a request for a partition that does not exist): no
+    /// job reaches a committer, so no other write's batch can be failed by it.
+    pub(crate) fn ready(result: Result<T, StoreError>) -> Pending<T> {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(result);
+        Pending { rx }
+    }
+}
+
+/// Runs a future of the store (a [`Pending`], or async code made of them) to completion on the
+/// calling thread: they complete from committer threads and need no runtime. Start-up, CLI
+/// tools, tests and helper threads only; never on a worker thread.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
         }
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        let mut fut = self;
-        loop {
-            if let Poll::Ready(r) = Pin::new(&mut fut).poll(&mut cx) {
-                return r;
-            }
-            std::thread::park();
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(r) = f.as_mut().poll(&mut cx) {
+            return r;
         }
+        std::thread::park();
     }
 }

@@ -22,7 +22,7 @@ mod sweep;
 mod tx;
 mod wal;
 
-pub use commit::{CommitStats, Durability, Pending, BATCH_BUCKETS, SYNC_BUCKETS_US};
+pub use commit::{block_on, CommitStats, Durability, Pending, BATCH_BUCKETS, SYNC_BUCKETS_US};
 pub use disk::{FaultMode, Faults, SimDisk};
 pub use error::StoreError;
 pub use records::{ArchivedTokenKind, ArchivedTokenRecord, TokenKind, TokenRecord, TokenView};

@@ -700,7 +700,7 @@ impl TokenStore for Store {
     fn insert_tokens(&self, partition: u32, records: Vec<(u64, TokenRecord)>) -> Pending<()> {
         let part = match self.part(partition) {
             Ok(p) => p,
-            Err(_) => return self.meta.committer.submit(|_| Err(StoreError::Corrupt("partition out of range"))),
+            Err(_) => return Pending::ready(Err(StoreError::Corrupt("partition out of range"))),
         };
         part.committer.submit(move |tx| {
             for (seq, rec) in &records {
@@ -711,14 +711,7 @@ impl TokenStore for Store {
     }
 
     fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>, StoreError> {
-        let part = self.part(partition)?;
-        let rtx = part.read()?;
-        let table = rtx.open_table(Table::Tokens.def())?;
-        let found = table.get(&token_key(seq)[..])?;
-        match found {
-            Some(v) => Ok(Some(decode_token(v.value())?)),
-            None => Ok(None),
-        }
+        self.get_token_view(partition, seq)?.map(|v| v.to_record()).transpose()
     }
 
     fn get_token_view(&self, partition: u32, seq: u64) -> Result<Option<TokenView>, StoreError> {
@@ -735,7 +728,7 @@ impl TokenStore for Store {
     fn delete_token(&self, partition: u32, seq: u64) -> Pending<bool> {
         let part = match self.part(partition) {
             Ok(p) => p,
-            Err(_) => return self.meta.committer.submit(|_| Ok(false)),
+            Err(_) => return Pending::ready(Ok(false)),
         };
         part.committer.submit(move |tx| {
             let existed = tx.remove(Table::Tokens, &token_key(seq))?;
@@ -893,7 +886,7 @@ impl Store {
         answer: fn(Spent) -> T,
     ) -> Pending<T> {
         let Ok(part) = self.part(partition) else {
-            return self.meta.committer.submit(move |_| Ok(answer(Spent::Missing)));
+            return Pending::ready(Ok(answer(Spent::Missing)));
         };
         let spent = if live == TokenKind::Code { TokenKind::CodeUsed } else { TokenKind::RefreshUsed };
         part.committer.submit(move |tx| {
@@ -929,7 +922,7 @@ impl GrantStore for Store {
         code: TokenRecord,
     ) -> Pending<bool> {
         let Ok(part) = self.part(partition) else {
-            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("partition out of range")));
+            return Pending::ready(Err(StoreError::Corrupt("partition out of range")));
         };
         let flow = flow_id.as_bytes().to_vec();
         part.committer.submit(move |tx| {
@@ -971,13 +964,13 @@ impl GrantStore for Store {
     }
 
     fn revoke_family(&self, partition: u32, family: u64) -> Pending<usize> {
-        let Ok(part) = self.part(partition) else { return self.meta.committer.submit(|_| Ok(0)) };
+        let Ok(part) = self.part(partition) else { return Pending::ready(Ok(0)) };
         part.committer.submit(move |tx| delete_family(tx, family, None))
     }
 
     fn mark_flow(&self, partition: u32, key: &str, flow_started: i64) -> Pending<bool> {
         let Ok(part) = self.part(partition) else {
-            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("partition out of range")));
+            return Pending::ready(Err(StoreError::Corrupt("partition out of range")));
         };
         let key = key.as_bytes().to_vec();
         part.committer.submit(move |tx| {
@@ -1020,14 +1013,14 @@ impl DocStore for Store {
 
     fn doc_put(&self, partition: u32, table: Table, rows: Rows) -> Pending<()> {
         let (Ok(part), Ok(table)) = (self.part(partition), doc_table(table)) else {
-            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("bad document location")));
+            return Pending::ready(Err(StoreError::Corrupt("bad document location")));
         };
         part.committer.submit(move |tx| rows.iter().try_for_each(|(k, v)| tx.insert(table, k, v)))
     }
 
     fn doc_delete_keys(&self, partition: u32, table: Table, keys: Vec<Vec<u8>>) -> Pending<usize> {
         let (Ok(part), Ok(table)) = (self.part(partition), doc_table(table)) else {
-            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("bad document location")));
+            return Pending::ready(Err(StoreError::Corrupt("bad document location")));
         };
         part.committer.submit(move |tx| {
             let mut n = 0;
@@ -1042,7 +1035,7 @@ impl DocStore for Store {
 
     fn doc_move_prefix(&self, partition: u32, from: Table, prefix: Vec<u8>, to: Table, map: RowMap) -> Pending<Rows> {
         let (Ok(part), Ok(from), Ok(to)) = (self.part(partition), doc_table(from), doc_table(to)) else {
-            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("bad document location")));
+            return Pending::ready(Err(StoreError::Corrupt("bad document location")));
         };
         part.committer.submit(move |tx| {
             let mut out = Vec::new();
@@ -1061,7 +1054,7 @@ impl DocStore for Store {
 
     fn doc_delete_prefix(&self, partition: u32, table: Table, prefix: Vec<u8>) -> Pending<Rows> {
         let (Ok(part), Ok(table)) = (self.part(partition), doc_table(table)) else {
-            return self.meta.committer.submit(|_| Err(StoreError::Corrupt("bad document location")));
+            return Pending::ready(Err(StoreError::Corrupt("bad document location")));
         };
         part.committer.submit(move |tx| {
             let mut out = Vec::new();

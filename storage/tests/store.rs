@@ -448,3 +448,26 @@ fn a_panicking_job_fails_its_commit_and_the_partition_keeps_writing() {
     assert!(store.doc_scan(0, Table::ConsentSessions, b"s\0").unwrap().is_empty());
     assert_eq!(store.doc_scan(0, Table::RevocationIntents, b"s\0").unwrap().len(), 2);
 }
+
+/// A request for a partition that does not exist is answered without a commit: it never joins,
+/// and so never fails, the batch of a write queued on another committer.
+#[test]
+fn an_out_of_range_partition_fails_alone() {
+    use hydra_storage::{ClientStore, DocStore, GrantStore, PutMode, PutOutcome, Table, TokenStore};
+    let store = Store::memory(&StoreOptions { partitions: 2, ..Default::default() }).unwrap();
+    let mut writes = Vec::new();
+    let mut refused = Vec::new();
+    for i in 0..64 {
+        writes.push(store.put_client(&format!("c{i}"), b"{}".to_vec(), PutMode::Create { marks: vec![] }));
+        refused.push(store.insert_tokens(99, Vec::new()));
+        refused.push(store.doc_put(7, Table::LoginSessions, Vec::new()));
+    }
+    assert!(store.mark_flow(42, "f", 1).wait().is_err());
+    assert!(!store.delete_token(42, 1).wait().unwrap());
+    for w in writes {
+        assert_eq!(w.wait().unwrap().0, PutOutcome::Written, "a meta write failed with a misrouted request");
+    }
+    for r in refused {
+        assert!(r.wait().is_err());
+    }
+}

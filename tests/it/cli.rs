@@ -52,8 +52,7 @@ fn cli_round_trip() {
         "client-credentials",
         "--client-id",
         &id,
-        "--client-secret",
-        &secret,
+        &format!("--client-secret={secret}"),
         "--scope",
         "a",
         "-e",
@@ -72,7 +71,8 @@ fn cli_round_trip() {
     let i = ok_json(&["introspect", "token", &tok, "--scope", "b", "-e", &admin, "--format", "json"]);
     assert_eq!(i, serde_json::json!({"active": false}));
 
-    let out = hydra(&["revoke", "token", &tok, "--client-id", &id, "--client-secret", &secret, "-e", &public]);
+    let out =
+        hydra(&["revoke", "token", &tok, "--client-id", &id, &format!("--client-secret={secret}"), "-e", &public]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!is_active(s, &tok));
 
@@ -201,8 +201,7 @@ fn example_login_consent_app_and_perform_authorization_code() {
             "authorization-code",
             "--client-id",
             c["client_id"].as_str().unwrap(),
-            "--client-secret",
-            c["client_secret"].as_str().unwrap(),
+            &format!("--client-secret={}", c["client_secret"].as_str().unwrap()),
             "-p",
             &cb_port.to_string(),
             "-e",
@@ -370,8 +369,7 @@ fn cli_over_tls_headers_and_formats() {
             "client-credentials",
             "--client-id",
             cc["client_id"].as_str().unwrap(),
-            "--client-secret",
-            cc["client_secret"].as_str().unwrap(),
+            &format!("--client-secret={}", cc["client_secret"].as_str().unwrap()),
             "--format",
             "jsonpath={.access_token}",
             "-e",

@@ -149,29 +149,17 @@ pub struct Client {
 mod rfc3339 {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn format(unix: i64) -> String {
-        crate::dates::rfc3339(unix)
-    }
-
-    pub fn parse(s: &str) -> Option<i64> {
-        crate::dates::parse_rfc3339(s)
-    }
-
     pub fn serialize<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format(*v))
+        s.serialize_str(&crate::dates::rfc3339(*v))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         match Option::<String>::deserialize(d)? {
             None => Ok(0),
-            Some(s) => parse(&s).ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 time {s:?}"))),
+            Some(s) => crate::dates::parse_rfc3339(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid RFC 3339 time {s:?}"))),
         }
     }
-}
-
-/// Formats unix seconds as Hydra does for `created_at`/`updated_at`.
-pub fn format_rfc3339(unix: i64) -> String {
-    rfc3339::format(unix)
 }
 
 /// The 13 per-client token lifespans Hydra exposes (the two password-grant ones are DB-only and
@@ -1183,12 +1171,12 @@ mod tests {
             (951_782_400, "2000-02-29T00:00:00Z"),
             (-62_135_596_800, "0001-01-01T00:00:00Z"),
         ] {
-            assert_eq!(format_rfc3339(unix), s);
-            assert_eq!(rfc3339::parse(s), Some(unix));
+            assert_eq!(crate::dates::rfc3339(unix), s);
+            assert_eq!(crate::dates::parse_rfc3339(s), Some(unix));
         }
-        assert_eq!(rfc3339::parse("2023-11-14T23:13:20.123+01:00"), Some(NOW));
+        assert_eq!(crate::dates::parse_rfc3339("2023-11-14T23:13:20.123+01:00"), Some(NOW));
         for bad in ["", "2023-11-14", "2023-13-14T00:00:00Z", "2023-11-14T00:00:00", "2023-11-14T00:00:00+0100"] {
-            assert_eq!(rfc3339::parse(bad), None, "{bad}");
+            assert_eq!(crate::dates::parse_rfc3339(bad), None, "{bad}");
         }
     }
 }
