@@ -8,13 +8,11 @@
 //! can never be replayed into a second code), a login session after its expiry; consent
 //! sessions are never swept (the admin API lists them and they revoke their grant's tokens);
 //! each step is a bounded read plus one commit, with a pause between steps so that a walk never
-//! takes a partition's writer for long.
+//! takes a partition's writer for long. What is dead is data ([`SweepRules`]); the backend
+//! applies it.
 
-use hydra_storage::records::decode_token;
-use hydra_storage::{flow_started, DeadRule, Step, Store, StoreError, Table, TokenKind};
-use std::collections::HashMap;
+use hydra_storage::{block_on, Backend, Step, Storage, StoreError, SweepRules, SweepTarget};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// What to delete and how fast.
@@ -56,80 +54,40 @@ impl Report {
     }
 }
 
-/// When a stored token can no longer be used, by the policy's lifespans.
-fn token_end(p: &Policy, kind: TokenKind, issued_at: i64, expires_at: i64) -> i64 {
-    let cap = match kind {
-        TokenKind::Access => p.access_lifespan,
-        TokenKind::Refresh | TokenKind::RefreshUsed => p.refresh_lifespan,
-        TokenKind::Code | TokenKind::CodeUsed => None,
-    };
-    cap.map_or(expires_at, |life| expires_at.min(issued_at.saturating_add(life)))
-}
-
-#[derive(serde::Deserialize)]
-struct Expiring {
-    expires_at: i64,
-}
-
-/// Per client, the partition's watermark: every token of that client below it was revoked
-/// (client deleted, or `DELETE /admin/oauth2/tokens`). Marks only rise, so a mark read at the
-/// start of a pass stays true for the whole pass.
-type Marks = Arc<HashMap<String, u64>>;
-
-/// The rule for one table of one partition at time `now`. Rows the rule cannot read are kept:
-/// the janitor never deletes what it does not understand.
-fn rule(p: &Policy, table: Table, now: i64, marks: Marks) -> DeadRule {
-    let before = now.saturating_sub(p.keep_secs);
-    let p = p.clone();
-    match table {
-        Table::Tokens => Arc::new(move |k, v| {
-            let seq = <[u8; 8]>::try_from(k).map(u64::from_be_bytes).ok();
-            decode_token(v).is_ok_and(|r| {
-                let revoked = seq.is_some_and(|s| marks.get(&r.client_id).is_some_and(|m| s < *m));
-                revoked || token_end(&p, r.kind, r.issued_at, r.expires_at) <= before
-            })
-        }),
-        Table::Flows => {
-            Arc::new(move |_, v| flow_started(v).is_some_and(|t| t.saturating_add(p.flow_lifespan) < before))
-        }
-        _ => Arc::new(move |_, v| serde_json::from_slice::<Expiring>(v).is_ok_and(|s| s.expires_at <= before)),
-    }
-}
-
 /// Walks every partition once. Stops early (with what it did so far) when `stop` is set or the
-/// policy's limit is reached.
-pub fn run(store: &Store, p: &Policy, now: i64, stop: &AtomicBool) -> Result<Report, StoreError> {
-    use hydra_storage::{ClientStore, TokenStore};
+/// policy's limit is reached. Blocks: run it on a thread of its own, never on a worker.
+pub fn run(store: &Backend, p: &Policy, now: i64, stop: &AtomicBool) -> Result<Report, StoreError> {
     let mut report = Report::default();
-    let watermarks = store.load_watermarks()?;
-    let mut tables = Vec::new();
+    // Marks only rise, so marks read at the start of a pass stay true for the whole pass.
+    let rules = SweepRules {
+        before: now.saturating_sub(p.keep_secs),
+        access_lifespan: p.access_lifespan,
+        refresh_lifespan: p.refresh_lifespan,
+        flow_lifespan: p.flow_lifespan,
+        watermarks: block_on(store.load_watermarks())?.into_iter().collect(),
+    };
+    let mut targets = Vec::new();
     if p.tokens {
-        tables.push(Table::Tokens);
+        targets.push(SweepTarget::Tokens);
     }
     if p.requests {
-        tables.extend([Table::Flows, Table::LoginSessions, Table::SessionIds]);
+        targets.extend([SweepTarget::Flows, SweepTarget::LoginSessions]);
     }
-    for table in tables {
+    for target in targets {
         for partition in 0..store.partition_count() {
-            let marks: HashMap<String, u64> = watermarks
-                .iter()
-                .filter_map(|(id, m)| Some((id.clone(), *m.get(partition as usize)?)))
-                .filter(|(_, m)| *m > 0)
-                .collect();
-            let dead = rule(p, table, now, Arc::new(marks));
             let mut after: Option<Vec<u8>> = None;
             loop {
                 if stop.load(Ordering::Relaxed) || p.limit.is_some_and(|l| report.deleted() >= l as u64) {
                     return Ok(report);
                 }
                 let Step { examined, deleted, next } =
-                    store.sweep_step(partition, table, after.as_deref(), p.batch, &dead)?;
+                    block_on(store.sweep_step(partition, target, after.take(), p.batch, &rules))?;
                 report.examined += examined as u64;
                 let n = deleted as u64;
-                match table {
-                    Table::Tokens => report.tokens += n,
-                    Table::Flows => report.flows += n,
-                    _ => report.login_sessions += n,
+                match target {
+                    SweepTarget::Tokens => report.tokens += n,
+                    SweepTarget::Flows => report.flows += n,
+                    SweepTarget::LoginSessions => report.login_sessions += n,
                 }
                 match next {
                     Some(k) => after = Some(k),

@@ -7,7 +7,7 @@ use crate::cli::JanitorCmd;
 use crate::config::{parse_dsn, Config, Dsn};
 use crate::duration::parse_go_duration;
 use crate::janitor::{run, Policy};
-use hydra_storage::{Store, StoreError, StoreOptions};
+use hydra_storage::{Backend, Store, StoreError, StoreOptions};
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -74,7 +74,7 @@ pub fn janitor(a: &JanitorCmd, out: &mut dyn Write) -> Result<(), String> {
         pause: Duration::ZERO,
     };
     let store = match Store::open(&dir, &StoreOptions::default()) {
-        Ok(s) => s,
+        Ok(s) => Backend::from(s),
         Err(StoreError::InUse) => {
             let _ = writeln!(
                 out,

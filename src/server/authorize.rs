@@ -19,7 +19,7 @@ use crate::server::respond::Response;
 use crate::server::sessions;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, TokenType};
-use hydra_storage::{GrantStore, TokenKind, TokenRecord, TokenStore};
+use hydra_storage::{Storage, TokenKind, TokenRecord};
 use ring::rand::SystemRandom;
 
 /// Resolves `urls.login` and friends: a path is taken relative to the public URL.
@@ -85,7 +85,7 @@ pub async fn handle(w: &Worker, req: &Request) -> Response {
     } else if let Some(v) = get("login_verifier") {
         login_done(w, req, v).await
     } else {
-        start(w, req, &params)
+        start(w, req, &params).await
     };
     r.header("Cache-Control", "no-store")
 }
@@ -104,7 +104,7 @@ fn expired(w: &Worker, flow: &Flow) -> bool {
 }
 
 /// A new authorization request: validate, then hand over to the login app.
-fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
+async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
     let cfg = w.config();
     let snapshot = w.shared.clients.load();
     let client_id = params.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.as_str()).unwrap_or("");
@@ -139,9 +139,9 @@ fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
     };
     let now = unix_now();
     let prompt = |p: &str| r.prompt.iter().any(|x| x == p);
-    let session = sessions::current(w, req);
+    let session = sessions::current(w, req).await;
     // Whether the remembered session may stand in for a login (OIDC Core §3.1.2.1).
-    let mut skip = session.as_ref().is_some_and(|(_, s)| {
+    let mut skip = session.as_ref().is_some_and(|s| {
         !prompt("login") && !prompt("select_account") && r.max_age.is_none_or(|m| now - s.auth_time <= m as i64)
     });
     // Every hint is verified, with or without a session: a hint that is not one of our ID tokens
@@ -160,7 +160,7 @@ fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
             }
         },
     };
-    if let (Some(sub), Some((_, s))) = (&hinted, &session) {
+    if let (Some(sub), Some(s)) = (&hinted, &session) {
         let ours = entry
             .map(|e| &e.stored.client)
             .and_then(|c| subject_for(&c.subject_type, &s.subject, c.sector_uris(), &cfg.pairwise_salt));
@@ -192,7 +192,7 @@ fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Response {
         }
     };
     let (session_id, session_subject, session_auth_time) = match (&session, skip) {
-        (Some((sid, s)), true) => (sid.clone(), s.subject.clone(), s.auth_time),
+        (Some(s), true) => (s.sid.clone(), s.subject.clone(), s.auth_time),
         _ => (session_id, String::new(), 0),
     };
     let flow = Flow {
@@ -276,7 +276,7 @@ async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
     }
     let client_skips = w.shared.clients.load().clients.get(&r.client_id).is_some_and(|e| e.stored.client.skip_consent);
     flow.consent_skip = !r.prompt.iter().any(|p| p == "consent")
-        && (client_skips || sessions::remembered_consent(w, &login.subject, &r.client_id, &r.scope, &r.audience));
+        && (client_skips || sessions::remembered_consent(w, &login.subject, &r.client_id, &r.scope, &r.audience).await);
     let r = &flow.request;
     if r.prompt.iter().any(|p| p == "none") && !flow.consent_skip {
         return error_to_client(
@@ -390,7 +390,9 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     };
     let store = &w.shared.store;
     let partition = w.partition_for(&flow.id);
-    let seq = store.next_seq(partition);
+    let Ok(seq) = store.next_seq(partition).await else {
+        return error_to_client(w, r, "temporarily_unavailable", "The code could not be stored; retry later.");
+    };
     let random = w.rng.borrow_mut().next32();
     let minted = mint(&w.shared.token_keys, TokenType::AuthorizeCode, partition as u16, seq, &random);
     let now = unix_now();

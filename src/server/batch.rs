@@ -8,7 +8,7 @@
 //! worker is in flight; a waiter is completed only with the result of the commit that contained
 //! its record; nothing here crosses threads except through the store's `Pending`.
 
-use hydra_storage::{Store, StoreError, TokenRecord, TokenStore};
+use hydra_storage::{Backend, Storage, StoreError, TokenRecord};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -43,7 +43,7 @@ impl std::fmt::Debug for Batcher {
 
 impl Batcher {
     /// Queues a token insert; resolves once the commit holding it is durable.
-    pub fn insert(self: &Rc<Self>, store: &Arc<Store>, partition: u32, seq: u64, record: TokenRecord) -> Durable {
+    pub fn insert(self: &Rc<Self>, store: &Arc<Backend>, partition: u32, seq: u64, record: TokenRecord) -> Durable {
         let slot = Rc::new(RefCell::new(Slot::default()));
         let start = {
             let mut parts = self.parts.borrow_mut();
@@ -64,7 +64,7 @@ impl Batcher {
 }
 
 /// Commits whatever accumulated for `partition`, again and again, until nothing is left.
-async fn flush(batcher: Rc<Batcher>, store: Arc<Store>, partition: u32) {
+async fn flush(batcher: Rc<Batcher>, store: Arc<Backend>, partition: u32) {
     loop {
         // Let the requests already ready in this turn of the loop join the batch.
         YieldNow(false).await;
@@ -126,7 +126,7 @@ impl Future for YieldNow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hydra_storage::{StoreOptions, TokenKind};
+    use hydra_storage::{Store, StoreOptions, TokenKind};
     use std::sync::atomic::Ordering;
 
     fn rec(i: u64) -> TokenRecord {
@@ -146,7 +146,8 @@ mod tests {
 
     #[test]
     fn concurrent_inserts_share_commits_and_all_land() {
-        let store = Arc::new(Store::memory(&StoreOptions { partitions: 2, ..Default::default() }).unwrap());
+        let store =
+            Arc::new(Backend::from(Store::memory(&StoreOptions { partitions: 2, ..Default::default() }).unwrap()));
         let batcher = Rc::new(Batcher::default());
         let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().enable_timer().build().unwrap();
         let seqs: Vec<u64> = rt.block_on({
@@ -154,7 +155,7 @@ mod tests {
             async move {
                 let mut handles = Vec::new();
                 for i in 0..200u64 {
-                    let seq = store.next_seq(1);
+                    let seq = store.next_seq(1).await.unwrap();
                     let fut = batcher.insert(&store, 1, seq, rec(i));
                     handles.push(monoio::spawn(async move { fut.await.map(|()| seq) }));
                 }
@@ -167,9 +168,9 @@ mod tests {
         });
         assert_eq!(seqs.len(), 200);
         for (i, seq) in seqs.iter().enumerate() {
-            assert_eq!(store.get_token(1, *seq).unwrap(), Some(rec(i as u64)));
+            assert_eq!(hydra_storage::block_on(store.get_token(1, *seq)).unwrap(), Some(rec(i as u64)));
         }
-        let jobs = store.partition_stats(1).unwrap().jobs.load(Ordering::Relaxed);
+        let jobs = store.embedded().and_then(|s| s.partition_stats(1)).unwrap().jobs.load(Ordering::Relaxed);
         assert!(jobs < 200, "inserts were batched into {jobs} jobs");
     }
 }

@@ -12,7 +12,7 @@ use crate::oauth2::hasher::hash_secret;
 use crate::oauth2::page_token;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, ClientEntry, Worker};
-use hydra_storage::{ClientStore, PutMode, PutOutcome, TokenStore};
+use hydra_storage::{PutMode, PutOutcome, Storage};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::Arc;
 
@@ -68,7 +68,7 @@ enum Write<'a> {
 async fn write(w: &Worker, stored: StoredClient, how: Write<'_>) -> Result<(), Response> {
     let id = stored.client.client_id.clone();
     let mode = match how {
-        Write::Create => PutMode::Create { marks: w.shared.store.seq_marks() },
+        Write::Create => PutMode::Create { marks: w.shared.store.seq_marks().await.map_err(store_error)? },
         Write::Replace(e) => PutMode::Replace { expected: e.raw.clone() },
     };
     let raw = stored.to_bytes();
@@ -236,7 +236,10 @@ pub async fn patch(w: &Worker, req: &Request, id: &str) -> Response {
 
 pub async fn delete(w: &Worker, id: &str) -> Response {
     // Tokens issued before this point die with the client, and stay dead if the id is reused.
-    let marks = w.shared.store.seq_marks();
+    let marks = match w.shared.store.seq_marks().await {
+        Ok(m) => m,
+        Err(e) => return store_error(e),
+    };
     match w.shared.store.delete_client(id, marks.clone()).await {
         Ok((true, version)) => {
             w.shared.apply_client(id, version, None);
@@ -311,7 +314,10 @@ pub async fn delete_tokens(w: &Worker, req: &Request) -> Response {
             "Query parameter 'client_id' is not defined but it should have been.",
         ));
     };
-    let marks = w.shared.store.seq_marks();
+    let marks = match w.shared.store.seq_marks().await {
+        Ok(m) => m,
+        Err(e) => return store_error(e),
+    };
     match w.shared.store.set_watermarks(id, marks.clone()).await {
         Ok(()) => {
             w.shared.raise_watermarks(id, &marks);

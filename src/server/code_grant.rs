@@ -13,7 +13,7 @@ use crate::oauth2::id_token::IdTokenClaims;
 use crate::server::keys::{self, ID_TOKEN_SET};
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, verify, TokenType};
-use hydra_storage::{GrantStore, Redeem, Rotate, TokenKind, TokenRecord, TokenStore};
+use hydra_storage::{Redeem, Rotate, Storage, TokenKind, TokenRecord};
 use serde_json::{json, Value};
 
 fn invalid_grant(hint: &'static str) -> OAuthError {
@@ -42,7 +42,7 @@ async fn issue(
     let store = &w.shared.store;
     let now = unix_now();
     let at_life = cfg.ttl_access_token.as_secs() as i64;
-    let at_seq = store.next_seq(partition);
+    let at_seq = store.next_seq(partition).await?;
     let at = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, at_seq, &w.rng.borrow_mut().next32());
     let base = TokenRecord {
         kind: TokenKind::Access,
@@ -65,7 +65,7 @@ async fn issue(
     });
     let refresh_grant: Vec<String> = refresh_scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     if authorization_code::issues_refresh(&refresh_grant, client.has_grant("refresh_token")) {
-        let rt_seq = store.next_seq(partition);
+        let rt_seq = store.next_seq(partition).await?;
         let rt =
             mint(&w.shared.token_keys, TokenType::RefreshToken, partition as u16, rt_seq, &w.rng.borrow_mut().next32());
         let rt_life = cfg.ttl_refresh_token.as_secs().min(i64::MAX as u64 / 4) as i64;
@@ -112,14 +112,15 @@ async fn issue(
 }
 
 /// Finds a presented token's record for a grant: MAC first, then the read.
-fn stored(w: &Worker, token: &str, want: TokenType) -> Result<(u32, u64, TokenRecord), OAuthError> {
+async fn stored(w: &Worker, token: &str, want: TokenType) -> Result<(u32, u64, TokenRecord), OAuthError> {
     let r = verify(&w.shared.token_keys, token).filter(|r| r.token_type == want);
     let Some(r) = r else { return Err(invalid_grant("The token is malformed, forged or of another kind.")) };
     let partition = u32::from(r.partition);
     let rec = w
         .shared
         .store
-        .get_token(partition, r.seq)?
+        .get_token(partition, r.seq)
+        .await?
         .ok_or_else(|| invalid_grant("The token is unknown or was revoked."))?;
     if !crate::token::same_signature(&rec.signature, &r.signature) {
         return Err(invalid_grant("The token is unknown or was revoked."));
@@ -140,7 +141,7 @@ pub async fn exchange_code(
             "The client is not allowed to use the authorization_code grant.",
         ));
     }
-    let (partition, seq, rec) = stored(w, code, TokenType::AuthorizeCode)?;
+    let (partition, seq, rec) = stored(w, code, TokenType::AuthorizeCode).await?;
     if rec.kind == TokenKind::CodeUsed {
         // A replay: the store revokes every token the code bought.
         w.shared.store.redeem_code(partition, seq, rec.signature, Vec::new()).await?;
@@ -188,7 +189,7 @@ pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&st
             "The client is not allowed to use the refresh_token grant.",
         ));
     }
-    let (partition, seq, rec) = stored(w, token, TokenType::RefreshToken)?;
+    let (partition, seq, rec) = stored(w, token, TokenType::RefreshToken).await?;
     if rec.client_id != client.client_id {
         return Err(invalid_grant("The refresh token was issued to another client."));
     }
@@ -221,7 +222,7 @@ pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&st
 }
 
 /// `GET/POST /userinfo` (OIDC Core §5.3): the ID-token claims of the access token's grant.
-pub fn userinfo_claims(w: &Worker, scope: &str, family: u64, partition: u32) -> Result<Value, OAuthError> {
+pub async fn userinfo_claims(w: &Worker, scope: &str, family: u64, partition: u32) -> Result<Value, OAuthError> {
     if !scope.split(' ').any(|s| s == "openid") {
         return Err(OAuthError::hint(
             ErrorCode::InsufficientScope,
@@ -229,7 +230,7 @@ pub fn userinfo_claims(w: &Worker, scope: &str, family: u64, partition: u32) -> 
         ));
     }
     // The grant's first record (its code) holds the claims.
-    let code = w.shared.store.get_token(partition, family)?.ok_or(OAuthError::new(ErrorCode::InvalidToken))?;
+    let code = w.shared.store.get_token(partition, family).await?.ok_or(OAuthError::new(ErrorCode::InvalidToken))?;
     if !matches!(code.kind, TokenKind::Code | TokenKind::CodeUsed) {
         return Err(OAuthError::hint(
             ErrorCode::InsufficientScope,

@@ -6,7 +6,7 @@ use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
 use crate::server::{authorize, clients, flows, introspect, keys, oidc, revoke, sessions, token};
-use hydra_storage::ClientStore;
+use hydra_storage::Storage;
 use serde_json::json;
 
 /// Server version reported by `/version` and `hydra version`.
@@ -48,7 +48,7 @@ fn request_id(w: &Worker, req: &Request) -> String {
 async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
     let resp = match r {
         Route::HealthAlive => Response::json_value(200, &json!({"status": "ok"})),
-        Route::HealthReady => ready(w, api),
+        Route::HealthReady => ready(w, api).await,
         Route::Version => Response::json_value(200, &json!({"version": VERSION})),
         Route::Token => token::handle(w, req).await,
         Route::Revoke => revoke::handle(w, req).await,
@@ -74,16 +74,16 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
         Route::Authorize => authorize::handle(w, req).await,
         Route::Fallback(which) => authorize::fallback(req, which),
         Route::Discovery => oidc::discovery(w),
-        Route::Userinfo => oidc::userinfo(w, req),
+        Route::Userinfo => oidc::userinfo(w, req).await,
         Route::Metrics => crate::server::metrics::answer(&w.shared.metrics, &w.shared.janitor, &w.shared.store),
-        Route::ListConsentSessions => sessions::list_consent(w, req),
+        Route::ListConsentSessions => sessions::list_consent(w, req).await,
         Route::RevokeConsentSessions => sessions::revoke_consent(w, req).await,
         Route::RevokeLoginSessions => sessions::revoke_login(w, req).await,
         Route::FlowRequest(consent, action) => {
             let step = if consent { flows::Step::Consent } else { flows::Step::Login };
             match action {
-                None => flows::get(w, req, step),
-                Some(accept) => flows::answer(w, req, step, accept),
+                None => flows::get(w, req, step).await,
+                Some(accept) => flows::answer(w, req, step, accept).await,
             }
         }
         Route::NotFound => Response::not_found(),
@@ -99,8 +99,8 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
 }
 
 /// Readiness: the store answers a read. The public port hides the reason (as Hydra).
-fn ready(w: &Worker, api: Api) -> Response {
-    match w.shared.store.ping() {
+async fn ready(w: &Worker, api: Api) -> Response {
+    match w.shared.store.ping().await {
         Ok(()) => Response::json_value(200, &json!({"status": "ok"})),
         Err(e) => {
             let reason = match api {

@@ -11,7 +11,7 @@ use crate::oauth2::authorize::redirect_url;
 use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
-use hydra_storage::GrantStore;
+use hydra_storage::Storage;
 use ring::rand::SystemRandom;
 use serde_json::json;
 
@@ -46,7 +46,7 @@ fn not_found() -> Response {
 }
 
 /// Opens and checks a challenge, or answers why not.
-fn load(w: &Worker, req: &Request, step: Step) -> Result<(Flow, String), Response> {
+async fn load(w: &Worker, req: &Request, step: Step) -> Result<(Flow, String), Response> {
     let Some(c) = challenge(req, step) else {
         return Err(Response::generic_error(
             400,
@@ -61,11 +61,12 @@ fn load(w: &Worker, req: &Request, step: Step) -> Result<(Flow, String), Respons
     let partition = w.partition_for(&flow.id);
     // Handled once its verifier came back: the flow produced its code, or this step's verifier
     // was used (marked when the browser returned with it).
-    let used = w
-        .shared
-        .store
-        .flow_used(partition, &flow.id)
-        .and_then(|code| Ok(code || w.shared.store.flow_used(partition, &step_marker(&flow.id, step))?));
+    let store = &w.shared.store;
+    let used = match store.flow_used(partition, &flow.id).await {
+        Ok(true) => Ok(true),
+        Ok(false) => store.flow_used(partition, &step_marker(&flow.id, step)).await,
+        Err(e) => Err(e),
+    };
     match used {
         Ok(false) => Ok((flow, c)),
         Ok(true) => Err(Response::json_value(410, &json!({"redirect_to": flow.request_url}))),
@@ -89,8 +90,8 @@ fn client_json(w: &Worker, client_id: &str) -> serde_json::Value {
 }
 
 /// `GET …/requests/login` and `GET …/requests/consent`.
-pub fn get(w: &Worker, req: &Request, step: Step) -> Response {
-    let (flow, c) = match load(w, req, step) {
+pub async fn get(w: &Worker, req: &Request, step: Step) -> Response {
+    let (flow, c) = match load(w, req, step).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -102,8 +103,8 @@ pub fn get(w: &Worker, req: &Request, step: Step) -> Response {
 }
 
 /// `PUT …/accept` and `PUT …/reject`: seals the answer into a verifier.
-pub fn answer(w: &Worker, req: &Request, step: Step, accept: bool) -> Response {
-    let (mut flow, _) = match load(w, req, step) {
+pub async fn answer(w: &Worker, req: &Request, step: Step, accept: bool) -> Response {
+    let (mut flow, _) = match load(w, req, step).await {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -10,7 +10,7 @@ use crate::server::state::{unix_now, Worker};
 use hydra_storage::TokenKind;
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
-    match run(w, req) {
+    match run(w, req).await {
         Ok(body) => {
             w.metrics.introspections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Response::json(200, body)
@@ -20,11 +20,11 @@ pub async fn handle(w: &Worker, req: &Request) -> Response {
     .no_store()
 }
 
-fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
+async fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
     let form = form_body(req, &[])?;
     let token = required_token(&form)?;
     let inactive = || INACTIVE.to_vec();
-    let Some((r, view)) = find_token(w, token)? else { return Ok(inactive()) };
+    let Some((r, view)) = find_token(w, token).await? else { return Ok(inactive()) };
     // Read in place: the record is validated, never deserialized.
     let rec = view.get();
     let client_id = rec.client_id.as_str();

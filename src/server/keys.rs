@@ -15,7 +15,7 @@ use crate::oauth2::client::generate_uuid_v4;
 use crate::server::key_snapshot::{KeyEntry, KeySnapshot};
 use crate::server::respond::Response;
 use crate::server::state::{Shared, Worker};
-use hydra_storage::{KeyRow, KeyStore, KeyWrite, Store};
+use hydra_storage::{block_on, Backend, KeyRow, KeyWrite, Storage};
 use ring::rand::SystemRandom;
 use serde_json::json;
 use std::collections::HashMap;
@@ -50,7 +50,7 @@ fn open_row(seal_keys: &[[u8; 32]], row: &KeyRow) -> Result<KeyEntry, String> {
     Ok(KeyEntry { jwk, created: row.created, signer })
 }
 
-fn seal_row(seal_keys: &[[u8; 32]], set: &str, jwk: &Jwk, created: u64) -> Result<KeyRow, String> {
+pub(crate) fn seal_row(seal_keys: &[[u8; 32]], set: &str, jwk: &Jwk, created: u64) -> Result<KeyRow, String> {
     let plain = serde_json::to_vec(jwk).map_err(|e| e.to_string())?;
     let key = seal_keys.first().ok_or("no system secret")?;
     let sealed = seal::seal(key, &aad(set, &jwk.kid), &plain, &SystemRandom::new()).map_err(|e| e.to_string())?;
@@ -60,15 +60,15 @@ fn seal_row(seal_keys: &[[u8; 32]], set: &str, jwk: &Jwk, created: u64) -> Resul
 /// Reads every stored set (at start-up). A key sealed with an older `secrets.system` entry is
 /// sealed again with the first one, so that the old secret can later be dropped (as with
 /// tokens: run once with `new,old`, then `new` alone).
-pub fn load(store: &Store, seal_keys: &[[u8; 32]]) -> Result<KeySnapshot, String> {
+pub fn load(store: &Backend, seal_keys: &[[u8; 32]]) -> Result<KeySnapshot, String> {
     let mut snap = KeySnapshot::default();
     let mut sets: HashMap<String, Vec<Arc<KeyEntry>>> = HashMap::new();
-    for row in store.load_keys().map_err(|e| e.to_string())? {
+    for row in block_on(store.load_keys()).map_err(|e| e.to_string())? {
         let current = seal::open(&seal_keys[..seal_keys.len().min(1)], &aad(&row.set, &row.kid), &row.sealed).is_ok();
         let entry = open_row(seal_keys, &row)?;
         if !current {
             let again = seal_row(seal_keys, &row.set, &entry.jwk, row.created)?;
-            store.write_keys(&row.set, KeyWrite::Add(vec![again])).wait().map_err(|e| e.to_string())?;
+            block_on(store.write_keys(&row.set, KeyWrite::Add(vec![again]))).map_err(|e| e.to_string())?;
             crate::info!("sealed a key again with the first system secret", "set" = row.set, "kid" = row.kid);
         }
         sets.entry(row.set.clone()).or_default().push(Arc::new(entry));
@@ -95,7 +95,7 @@ pub fn generate(alg: Alg, kid: Option<String>, use_: &str) -> Result<Jwk, String
 
 /// Generates the default sets that are missing; run at start-up, before the workers, one
 /// thread per set (RSA generation dominates a first start).
-pub fn ensure_defaults(store: &Store, seal_keys: &[[u8; 32]], snap: &mut KeySnapshot) -> Result<Vec<String>, String> {
+pub fn ensure_defaults(store: &Backend, seal_keys: &[[u8; 32]], snap: &mut KeySnapshot) -> Result<Vec<String>, String> {
     let missing: Vec<&str> =
         DEFAULT_SETS.into_iter().filter(|set| snap.sets.get(*set).is_none_or(|k| k.is_empty())).collect();
     if missing.is_empty() {
@@ -107,7 +107,7 @@ pub fn ensure_defaults(store: &Store, seal_keys: &[[u8; 32]], snap: &mut KeySnap
     });
     for (set, jwk) in missing.iter().zip(generated) {
         let row = seal_row(seal_keys, set, &jwk?, now_micros())?;
-        store.write_keys(set, KeyWrite::AddIfEmpty(vec![row])).wait().map_err(|e| e.to_string())?;
+        block_on(store.write_keys(set, KeyWrite::AddIfEmpty(vec![row]))).map_err(|e| e.to_string())?;
     }
     *snap = load(store, seal_keys)?;
     Ok(missing.into_iter().map(String::from).collect())
@@ -116,9 +116,9 @@ pub fn ensure_defaults(store: &Store, seal_keys: &[[u8; 32]], snap: &mut KeySnap
 impl Shared {
     /// Re-reads one set after a durable write with commit-ordered `version`, unless a later
     /// write of that set was applied already.
-    fn reload_set(&self, set: &str, version: u64) -> Result<(), String> {
+    pub async fn reload_set(&self, set: &str, version: u64) -> Result<(), String> {
         let mut keys: Vec<Arc<KeyEntry>> = Vec::new();
-        for row in self.store.load_keys().map_err(|e| e.to_string())? {
+        for row in self.store.load_keys().await.map_err(|e| e.to_string())? {
             if row.set == set {
                 keys.push(Arc::new(open_row(&self.key_seal, &row)?));
             }
@@ -158,7 +158,7 @@ fn key_not_found() -> Response {
 /// Writes durably, then refreshes the snapshot. Returns whether anything was there before.
 async fn write(w: &Worker, set: &str, change: KeyWrite) -> Result<bool, Response> {
     let (had, version) = w.shared.store.write_keys(set, change).await.map_err(server_error)?;
-    w.shared.reload_set(set, version).map_err(server_error)?;
+    w.shared.reload_set(set, version).await.map_err(server_error)?;
     Ok(had)
 }
 

@@ -124,7 +124,7 @@ fn sum(all: &[std::sync::Arc<WorkerMetrics>], f: impl Fn(&WorkerMetrics) -> &Ato
 }
 
 /// The Prometheus text exposition of every counter.
-pub fn render(all: &[std::sync::Arc<WorkerMetrics>], janitor: &JanitorStats, store: &hydra_storage::Store) -> String {
+pub fn render(all: &[std::sync::Arc<WorkerMetrics>], janitor: &JanitorStats, store: &hydra_storage::Backend) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let _ = writeln!(out, "# HELP hydra_http_requests_total HTTP requests answered, by route and status.");
     let _ = writeln!(out, "# TYPE hydra_http_requests_total counter");
@@ -208,8 +208,10 @@ impl JanitorStats {
     }
 }
 
-fn storage(store: &hydra_storage::Store, out: &mut String) {
-    let parts = hydra_storage::TokenStore::partition_count(store);
+fn storage(store: &hydra_storage::Backend, out: &mut String) {
+    // Commit counters and data files are the embedded store's.
+    let Some(store) = store.embedded() else { return };
+    let parts = hydra_storage::Storage::partition_count(store);
     let _ = writeln!(out, "# HELP hydra_store_commits_total Commits (group commits) per partition.\n# TYPE hydra_store_commits_total counter");
     let _ = writeln!(out, "# HELP hydra_store_commit_jobs_total Writes carried by those commits (batch size = jobs / commits).\n# TYPE hydra_store_commit_jobs_total counter");
     let _ = writeln!(out, "# HELP hydra_store_checkpoints_total Durable redb commits (write-ahead log checkpoints).\n# TYPE hydra_store_checkpoints_total counter");
@@ -287,7 +289,11 @@ fn storage(store: &hydra_storage::Store, out: &mut String) {
 }
 
 /// The scrape answer (`GET /admin/metrics/prometheus`).
-pub fn answer(all: &[std::sync::Arc<WorkerMetrics>], janitor: &JanitorStats, store: &hydra_storage::Store) -> Response {
+pub fn answer(
+    all: &[std::sync::Arc<WorkerMetrics>],
+    janitor: &JanitorStats,
+    store: &hydra_storage::Backend,
+) -> Response {
     Response {
         status: 200,
         headers: vec![("Content-Type", "text/plain; version=0.0.4; charset=utf-8".into())],

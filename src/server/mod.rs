@@ -31,12 +31,12 @@ mod revoke;
 mod sessions;
 pub mod tls;
 mod token;
+pub mod watch;
 
 use crate::cli::{ServeArgs, ServeMode};
 use crate::config::{Config, Driver, Dsn, LogFormat};
-use crate::oauth2::client::StoredClient;
 use crate::{error, info, warn};
-use hydra_storage::{ClientStore, Store, StoreOptions};
+use hydra_storage::{block_on, Storage, Store, StoreOptions};
 use router::Api;
 use state::{ClientSnapshot, Shared, Worker};
 use std::net::SocketAddr;
@@ -109,22 +109,20 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     if config.secrets_system.is_empty() {
         config.secrets_system = vec![dev_secret(store.dir())?];
     }
-    let mut clients = Vec::new();
-    for (id, bytes) in store.load_clients().map_err(|e| e.to_string())? {
-        let stored = StoredClient::from_bytes(&bytes).map_err(|e| format!("client {id:?} is unreadable: {e}"))?;
-        clients.push((id, stored, bytes));
+    let store = hydra_storage::Backend::from(store);
+    // What a crash cut short (a consent revocation) or an earlier release did not write is
+    // finished before anything is served.
+    let recovered = block_on(store.recover()).map_err(|e| e.to_string())?;
+    if recovered.revocations > 0 {
+        info!("finished consent revocations interrupted by a crash", "grants" = recovered.revocations);
     }
-    let watermarks = store.load_watermarks().map_err(|e| e.to_string())?;
-    let partitions = hydra_storage::TokenStore::partition_count(&store);
-    let indexed = sessions::index_session_ids(&store, &|k| state::partition_of(partitions, k))?;
-    if indexed > 0 {
-        info!("indexed the login sessions of an earlier release by session id", "sessions" = indexed);
+    if recovered.upgraded > 0 {
+        info!("indexed the login sessions of an earlier release by session id", "sessions" = recovered.upgraded);
     }
-    // A consent revocation cut short by a crash is finished before anything is served.
-    let finished = sessions::finish_all_revocations(&store).map_err(|e| e.to_string())?;
-    if finished > 0 {
-        info!("finished consent revocations interrupted by a crash", "grants" = finished);
-    }
+    // The feed's version before the load: every change after it is applied again by the
+    // change-feed thread, so nothing written meanwhile is missed.
+    let feed_from = block_on(store.changes_since(0)).map_err(|e| e.to_string())?.version;
+    let (clients, watermarks) = watch::load_clients(&store)?;
     let key_seal = keys::seal_keys(&config.secrets_system);
     let mut key_snapshot = keys::load(&store, &key_seal)?;
     for set in keys::ensure_defaults(&store, &key_seal, &mut key_snapshot)? {
@@ -216,6 +214,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         handle
     };
     let janitor = spawn_janitor(&shared)?;
+    let watcher = watch::spawn(&shared, feed_from)?;
     let cpus = allowed_cpus();
     let mut threads = Vec::new();
     for (index, listeners) in per_worker.into_iter().enumerate() {
@@ -239,11 +238,13 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         }
     }
     signals.close();
+    shared.shutting_down.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
     if let Some(j) = janitor {
         let _ = j.join();
     }
-    for p in 0..hydra_storage::TokenStore::partition_count(&*shared.store) {
-        if let Some(st) = shared.store.partition_stats(p) {
+    for p in 0..shared.store.partition_count() {
+        if let Some(st) = shared.store.embedded().and_then(|s| s.partition_stats(p)) {
             crate::debug!(
                 "partition commit stats",
                 "partition" = p,

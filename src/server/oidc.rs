@@ -92,30 +92,27 @@ fn bearer(req: &Request) -> Result<Option<String>, OAuthError> {
     }
 }
 
-pub fn userinfo(w: &Worker, req: &Request) -> Response {
-    let r = (|| {
-        let Some(token) = bearer(req)? else { return Err(OAuthError::new(ErrorCode::InvalidToken)) };
-        let Some((tref, view)) = find_token(w, &token)? else { return Err(OAuthError::new(ErrorCode::InvalidToken)) };
-        let rec = view.get();
-        let client_id = rec.client_id.as_str();
-        let snapshot = w.shared.clients.load();
-        let revoked = snapshot.below_watermark(client_id, tref.partition, tref.seq);
-        if rec.kind.native() != hydra_storage::TokenKind::Access
-            || unix_now() >= rec.expires_at.to_native()
-            || revoked
-            || !snapshot.clients.contains_key(client_id)
-        {
-            return Err(OAuthError::new(ErrorCode::InvalidToken));
-        }
-        crate::server::code_grant::userinfo_claims(
-            w,
-            rec.scope.as_str(),
-            rec.family.to_native(),
-            u32::from(tref.partition),
-        )
-    })();
-    match r {
+pub async fn userinfo(w: &Worker, req: &Request) -> Response {
+    match userinfo_claims(w, req).await {
         Ok(v) => Response::json_value(200, &v).no_store(),
         Err(e) => bearer_error(&e),
     }
+}
+
+async fn userinfo_claims(w: &Worker, req: &Request) -> Result<serde_json::Value, OAuthError> {
+    let Some(token) = bearer(req)? else { return Err(OAuthError::new(ErrorCode::InvalidToken)) };
+    let Some((tref, view)) = find_token(w, &token).await? else { return Err(OAuthError::new(ErrorCode::InvalidToken)) };
+    let rec = view.get();
+    let client_id = rec.client_id.as_str();
+    let snapshot = w.shared.clients.load();
+    let revoked = snapshot.below_watermark(client_id, tref.partition, tref.seq);
+    if rec.kind.native() != hydra_storage::TokenKind::Access
+        || unix_now() >= rec.expires_at.to_native()
+        || revoked
+        || !snapshot.clients.contains_key(client_id)
+    {
+        return Err(OAuthError::new(ErrorCode::InvalidToken));
+    }
+    crate::server::code_grant::userinfo_claims(w, rec.scope.as_str(), rec.family.to_native(), u32::from(tref.partition))
+        .await
 }

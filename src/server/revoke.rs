@@ -12,7 +12,7 @@ use crate::server::common::{find_token, required_token};
 use crate::server::respond::Response;
 use crate::server::state::Worker;
 use crate::server::token::read_form;
-use hydra_storage::{GrantStore, TokenStore};
+use hydra_storage::Storage;
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
     match run(w, req).await {
@@ -29,7 +29,7 @@ async fn run(w: &Worker, req: &Request) -> Result<(), OAuthError> {
     let client = authenticate(w, &presented).await?;
     let token = required_token(&form)?;
     // RFC 7009 §2.2: an invalid token is not an error for the client.
-    let Some((r, view)) = find_token(w, token)? else { return Ok(()) };
+    let Some((r, view)) = find_token(w, token).await? else { return Ok(()) };
     let rec = view.get();
     if rec.client_id.as_str() != client.stored.client.client_id {
         // RFC 7009 §2.1: the token must have been issued to the client making the request.

@@ -12,7 +12,7 @@ use crate::rng::FastRng;
 use crate::server::pool::Pool;
 use crate::token::TokenKeys;
 use arc_swap::ArcSwap;
-use hydra_storage::Store;
+use hydra_storage::{Backend, Storage};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -93,7 +93,7 @@ impl ClientSnapshot {
 
 pub struct Shared {
     pub config: Config,
-    pub store: Arc<Store>,
+    pub store: Arc<Backend>,
     pub clients: ArcSwap<ClientSnapshot>,
     /// JSON Web Key sets (ID-token and access-token signing keys, admin-managed sets).
     pub keys: ArcSwap<crate::server::key_snapshot::KeySnapshot>,
@@ -187,7 +187,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(shared: Arc<Shared>, index: usize) -> Result<Worker, String> {
-        let partitions = hydra_storage::TokenStore::partition_count(&*shared.store).max(1);
+        let partitions = shared.store.partition_count().max(1);
         // With more workers than partitions, workers share a partition: its committer stays the
         // single writer and each worker's batch is one job of the shared commit.
         let home = (index % partitions as usize) as u32;
@@ -219,7 +219,7 @@ impl Worker {
     /// The partition that owns everything keyed by `key` (a flow id, a subject): fixed by the
     /// key alone (FNV-1a), so every request about it meets the same committer.
     pub fn partition_for(&self, key: &str) -> u32 {
-        partition_of(hydra_storage::TokenStore::partition_count(&*self.shared.store), key)
+        hydra_storage::partition_of(self.shared.store.partition_count(), key)
     }
 
     pub fn config(&self) -> &Config {
@@ -274,15 +274,38 @@ impl Drop for StopWait<'_> {
     }
 }
 
-/// The partition, of `count`, that owns everything keyed by `key` (FNV-1a of the key).
-pub fn partition_of(count: u32, key: &str) -> u32 {
-    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    (h % u64::from(count.max(1))) as u32
-}
-
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A `Shared` on an in-memory store with four partitions, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_shared() -> Arc<Shared> {
+    let config = Config::load(&[], false, &|k| match k {
+        "SECRETS_SYSTEM" => Some("test-secret-0123456789".into()),
+        "DSN" => Some("memory".into()),
+        _ => None,
+    })
+    .unwrap();
+    let store = Backend::from(
+        hydra_storage::Store::memory(&hydra_storage::StoreOptions { partitions: 4, ..Default::default() }).unwrap(),
+    );
+    Arc::new(Shared {
+        token_keys: TokenKeys::new(&config.secrets_system),
+        secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[1; 32]),
+        clients: ArcSwap::from_pointee(ClientSnapshot::default()),
+        keys: ArcSwap::from_pointee(crate::server::key_snapshot::KeySnapshot::default()),
+        key_seal: vec![[7; 32]],
+        flow_keys: vec![[8; 32]],
+        metrics: vec![Default::default()],
+        store: Arc::new(store),
+        pool: Pool::new(1).unwrap(),
+        dummy_hash: Arc::from(crate::oauth2::hasher::dummy_hash()),
+        shutting_down: AtomicBool::new(false),
+        janitor: Default::default(),
+        config,
+    })
 }
 
 #[cfg(test)]
@@ -292,28 +315,7 @@ mod tests {
     use std::task::{Context, Poll, Waker};
 
     fn shared() -> Arc<Shared> {
-        let config = Config::load(&[], false, &|k| match k {
-            "SECRETS_SYSTEM" => Some("test-secret-0123456789".into()),
-            "DSN" => Some("memory".into()),
-            _ => None,
-        })
-        .unwrap();
-        let store = Store::memory(&hydra_storage::StoreOptions { partitions: 4, ..Default::default() }).unwrap();
-        Arc::new(Shared {
-            token_keys: TokenKeys::new(&config.secrets_system),
-            secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[1; 32]),
-            clients: ArcSwap::from_pointee(ClientSnapshot::default()),
-            keys: ArcSwap::from_pointee(crate::server::key_snapshot::KeySnapshot::default()),
-            key_seal: vec![[7; 32]],
-            flow_keys: vec![[8; 32]],
-            metrics: vec![Default::default()],
-            store: Arc::new(store),
-            pool: Pool::new(1).unwrap(),
-            dummy_hash: Arc::from(crate::oauth2::hasher::dummy_hash()),
-            shutting_down: AtomicBool::new(false),
-            janitor: Default::default(),
-            config,
-        })
+        test_shared()
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::server::common::form_body;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, TokenType};
-use hydra_storage::{TokenKind, TokenRecord, TokenStore};
+use hydra_storage::{Storage, TokenKind, TokenRecord};
 use serde_json::json;
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
@@ -59,7 +59,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
                 .map_err(|e| e.with_basic(presented.is_basic()))?;
             let store = &w.shared.store;
             let partition = w.next_partition();
-            let seq = store.next_seq(partition);
+            let seq = store.next_seq(partition).await?;
             // The client may have been deleted, or deleted and re-created, while this request
             // waited for authentication. Deletion and re-creation raise the id's watermarks from
             // the sequence counters; a number taken after that must not become a token of the

@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release -p hydra-storage --example commit_cost -- [--wal|--no-wal] [batch] [commits] [dir]`
 
-use hydra_storage::{Store, StoreOptions, TokenKind, TokenRecord, TokenStore};
+use hydra_storage::{Storage, Store, StoreOptions, TokenKind, TokenRecord, Wait};
 use std::time::Instant;
 
 fn cpu_secs() -> f64 {
@@ -59,7 +59,7 @@ fn main() {
     let (t0, c0) = (Instant::now(), cpu_secs());
     for _ in 0..commits {
         let records = (0..batch).map(|_| {
-            let s = store.next_seq(0);
+            let s = store.next_seq(0).wait().expect("sequence number");
             (s, rec(s))
         });
         store.insert_tokens(0, records.collect()).wait().expect("commit");

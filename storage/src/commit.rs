@@ -142,10 +142,25 @@ impl Committer {
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit_then(f, |_: &T| {})
+    }
+
+    /// As [`Committer::submit`], and `then` runs on the committer thread once the batch is
+    /// committed and visible to readers, before the caller hears of it (the change feed
+    /// publishes a version there).
+    pub fn submit_then<T, F, A>(&self, f: F, then: A) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |wtx| {
             let value = f(wtx)?;
             Ok(Box::new(move |committed: Result<(), StoreError>| {
+                if committed.is_ok() {
+                    then(&value);
+                }
                 let _ = tx.send(committed.map(|()| value));
             }) as Completion)
         });
@@ -456,6 +471,16 @@ impl<T> Pending<T> {
         Pending { rx }
     }
 }
+
+/// `.wait()` on any future of the store: [`block_on`] as a method, for CLI tools, tests and
+/// helper threads (never on a worker thread).
+pub trait Wait: Future + Sized {
+    fn wait(self) -> Self::Output {
+        block_on(self)
+    }
+}
+
+impl<F: Future> Wait for F {}
 
 /// Runs a future of the store (a [`Pending`], or async code made of them) to completion on the
 /// calling thread: they complete from committer threads and need no runtime. Start-up, CLI

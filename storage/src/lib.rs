@@ -11,25 +11,34 @@
 //!   after its batch is durable: its log record is on disk, or the batch was a durable redb
 //!   commit (a checkpoint).
 //!
-//! No HTTP, no async runtime: callers get a [`Pending`] future (or block on it with `wait`).
+//! The server sees [`Storage`] (the backend-neutral interface, `api.rs`) through a [`Backend`];
+//! [`Store`] is the embedded implementation. No HTTP, no async runtime: the futures complete
+//! from committer threads (block on one with [`block_on`] outside a worker).
 
+pub mod api;
+mod backend;
 mod commit;
 mod disk;
+mod embedded;
 mod error;
+mod feed;
 pub mod records;
+mod rows;
 mod store;
 mod sweep;
 mod tx;
 mod wal;
 
-pub use commit::{block_on, CommitStats, Durability, Pending, BATCH_BUCKETS, SYNC_BUCKETS_US};
+pub use api::{
+    partition_of, Change, Changes, Consent, GrantRef, KeyRow, KeyWrite, LoginSession, PutMode, PutOutcome, Recovered,
+    Redeem, Rotate, Step, Storage, SweepRules, SweepTarget,
+};
+pub use backend::Backend;
+pub use commit::{block_on, CommitStats, Durability, Pending, Wait, BATCH_BUCKETS, SYNC_BUCKETS_US};
 pub use disk::{FaultMode, Faults, SimDisk};
 pub use error::StoreError;
 pub use records::{ArchivedTokenKind, ArchivedTokenRecord, TokenKind, TokenRecord, TokenView};
-pub use store::{
-    compact_dir, flow_started, manifest_info, ClientStore, DocStore, GrantStore, KeyRow, KeyStore, KeyWrite, PutMode,
-    PutOutcome, Redeem, Rotate, RowMap, Store, StoreOptions, TokenStore, CLIENT_RECORD_VERSION, FORMAT_VERSION,
-};
-pub use sweep::{DeadRule, Step};
-pub use tx::{Table, Tx};
+pub use rows::Rows;
+pub use store::{compact_dir, manifest_info, Store, StoreOptions, CLIENT_RECORD_VERSION, FORMAT_VERSION};
+pub use tx::Table;
 pub use wal::DEFAULT_WAL_BYTES;

@@ -9,6 +9,7 @@
 //! revocation does; a step returns a cursor (the last key read) so a walk is resumable and never
 //! holds a transaction open between steps.
 
+use crate::api::Step;
 use crate::store::{Partition, Store};
 use crate::tx::Table;
 use crate::StoreError;
@@ -16,16 +17,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 /// Decides from a row's key and value whether the janitor may delete it.
-pub type DeadRule = Arc<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync>;
-
-/// What one step of a walk did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Step {
-    pub examined: usize,
-    pub deleted: usize,
-    /// The last key read; `None` when the walk reached the end of the table.
-    pub next: Option<Vec<u8>>,
-}
+pub(crate) type DeadRule = Arc<dyn Fn(&[u8], &[u8]) -> bool + Send + Sync>;
 
 /// Tables the janitor may delete from. Clients, keys, watermarks, the floor and consent
 /// sessions (which the admin API lists and which revoke their tokens) are never swept.
@@ -38,9 +30,8 @@ fn sweepable(t: Table) -> Result<Table, StoreError> {
 
 impl Store {
     /// One step of a walk over `table` in `partition`, after the key `after` (from the start
-    /// when `None`). Blocks until the deletions are durable: call it from a janitor thread,
-    /// never from a worker.
-    pub fn sweep_step(
+    /// when `None`); resolves once the deletions are durable.
+    pub(crate) async fn sweep_table(
         &self,
         partition: u32,
         table: Table,
@@ -88,7 +79,7 @@ impl Store {
                         continue;
                     }
                     if table == Table::Tokens {
-                        crate::store::forget_token(tx, k, &v)?;
+                        crate::rows::forget_token(tx, k, &v)?;
                     } else {
                         tx.remove(table, k)?;
                     }
@@ -96,7 +87,7 @@ impl Store {
                 }
                 Ok(n)
             })
-            .wait()?;
+            .await?;
         Ok(step)
     }
 }

@@ -48,7 +48,8 @@ fn child(dir: &str) -> ! {
                     let p = (n % 2) as u32;
                     // Batches of 1 to 200 records, so some exceed what is left of the log.
                     let size = if n % 50 == 0 { 200 } else { 1 + n % 3 };
-                    let records: Vec<(u64, TokenRecord)> = (0..size).map(|i| (store.next_seq(p), rec(n + i))).collect();
+                    let records: Vec<(u64, TokenRecord)> =
+                        (0..size).map(|i| (store.next_seq(p).wait().unwrap(), rec(n + i))).collect();
                     let seqs: Vec<String> = records.iter().map(|(s, r)| format!("{s}:{}", r.family)).collect();
                     store.insert_tokens(p, records).wait().expect("insert");
                     let mut o = out.lock().expect("stdout");
@@ -167,7 +168,7 @@ fn acknowledged_writes_survive_sigkill_through_the_log() {
         let deleted: std::collections::HashSet<(u32, u64)> = acked.deleted.iter().copied().collect();
         let deleting: std::collections::HashSet<(u32, u64)> = acked.deleting.iter().copied().collect();
         for (p, seq, n) in &acked.tokens {
-            let got = store.get_token(*p, *seq).unwrap();
+            let got = store.get_token(*p, *seq).wait().unwrap();
             if deleted.contains(&(*p, *seq)) {
                 assert_eq!(got, None, "round {round}: acknowledged delete of {p}/{seq} lost");
             } else if deleting.contains(&(*p, *seq)) && got.is_none() {
@@ -176,7 +177,8 @@ fn acknowledged_writes_survive_sigkill_through_the_log() {
                 assert_eq!(got, Some(rec(*n)), "round {round}: acknowledged token {p}/{seq} lost or wrong");
             }
         }
-        let clients: std::collections::HashMap<String, Vec<u8>> = store.load_clients().unwrap().into_iter().collect();
+        let clients: std::collections::HashMap<String, Vec<u8>> =
+            store.load_clients().wait().unwrap().into_iter().collect();
         for (id, n) in &acked.clients {
             assert_eq!(
                 clients.get(id).map(Vec::as_slice),
@@ -187,7 +189,10 @@ fn acknowledged_writes_survive_sigkill_through_the_log() {
         // No sequence number handed out again: the next one is above every acknowledged token.
         for p in 0..2u32 {
             let max = acked.tokens.iter().filter(|t| t.0 == p).map(|t| t.1).max().unwrap_or(0);
-            assert!(store.next_seq(p) > max, "round {round}: partition {p} would reuse a sequence number");
+            assert!(
+                store.next_seq(p).wait().unwrap() > max,
+                "round {round}: partition {p} would reuse a sequence number"
+            );
         }
     }
     eprintln!(

@@ -1,6 +1,7 @@
 //! Model-based test: random operation sequences run against the store and against a plain
 //! in-memory reference model (maps and sets, no storage code); every answer is compared, and the
-//! full state (tokens, sequence marks, flows, documents, clients, watermarks, keys) now and then.
+//! full state (tokens, sequence marks, flows, login sessions, consents, clients, watermarks, keys)
+//! now and then. Everything goes through the storage interface (`Storage`), as the server does.
 //!
 //! The same seeds run against `Store::memory` and against an on-disk store with a 64 KiB
 //! write-ahead log (records of a few KiB fill it quickly, so checkpoints and the "batch larger
@@ -85,7 +86,6 @@ struct Part {
     /// Raised by `delete_token` only (as implemented; see `family_revocation_recycles_...`).
     floor: u64,
     next: u64,
-    docs: [BTreeMap<Vec<u8>, Vec<u8>>; 2],
 }
 
 impl Part {
@@ -186,6 +186,12 @@ struct Model {
     clients: BTreeMap<String, Vec<u8>>,
     marks: BTreeMap<String, Vec<u64>>,
     keys: BTreeMap<(String, String), (u64, Vec<u8>)>,
+    /// Login sessions by (subject, sid), and which subject each sid was last stored for.
+    logins: BTreeMap<(String, String), LoginSession>,
+    sids: BTreeMap<String, String>,
+    /// Consent decisions by (subject, client, flow), and the latest remembered per pair.
+    consents: BTreeMap<(String, String, String), Consent>,
+    latest: BTreeMap<(String, String), Consent>,
     /// The last commit-ordered meta version handed out (restarts at 0 with every open).
     version: u64,
 }
@@ -197,8 +203,63 @@ impl Model {
             clients: BTreeMap::new(),
             marks: BTreeMap::new(),
             keys: BTreeMap::new(),
+            logins: BTreeMap::new(),
+            sids: BTreeMap::new(),
+            consents: BTreeMap::new(),
+            latest: BTreeMap::new(),
             version: 0,
         }
+    }
+
+    fn delete_sid(&mut self, sid: &str) -> bool {
+        let Some(subject) = self.sids.remove(sid) else { return false };
+        self.logins.remove(&(subject, sid.to_string())).is_some()
+    }
+
+    fn delete_subject_logins(&mut self, subject: &str) -> usize {
+        let keys: Vec<_> = self.logins.keys().filter(|(s, _)| s == subject).cloned().collect();
+        for k in &keys {
+            self.logins.remove(k);
+            self.sids.remove(&k.1);
+        }
+        keys.len()
+    }
+
+    fn put_consent(&mut self, c: &Consent) {
+        self.consents.insert((c.subject.clone(), c.client_id.clone(), c.flow_id.clone()), c.clone());
+        if c.remember {
+            self.latest.insert((c.subject.clone(), c.client_id.clone()), c.clone());
+        }
+    }
+
+    fn list_consents(&self, subject: &str) -> Vec<Consent> {
+        self.consents.iter().filter(|((s, _, _), _)| s == subject).map(|(_, c)| c.clone()).collect()
+    }
+
+    /// Forgets the consents and revokes their grants; how many grants (one per flow).
+    fn revoke_consents(&mut self, subject: &str, client: Option<&str>) -> usize {
+        let hit = |s: &str, c: &str| s == subject && client.is_none_or(|x| x == c);
+        let mut grants = BTreeMap::new();
+        self.consents.retain(|(s, c, _), v| {
+            let gone = hit(s, c);
+            if gone {
+                grants.insert(v.flow_id.clone(), v.grant());
+            }
+            !gone
+        });
+        self.latest.retain(|(s, c), v| {
+            let gone = hit(s, c);
+            if gone {
+                grants.insert(v.flow_id.clone(), v.grant());
+            }
+            !gone
+        });
+        for g in grants.values() {
+            if let Some(part) = self.parts.get_mut(g.partition as usize) {
+                part.delete_family(g.family, None);
+            }
+        }
+        grants.len()
     }
 
     fn raise_marks(&mut self, id: &str, marks: &[u64], create: bool) {
@@ -295,7 +356,6 @@ impl Model {
 // ---------------------------------------------------------------------------------------------
 // The runner: generates operations, applies them to store and model, compares.
 
-const DOC_TABLES: [Table; 2] = [Table::LoginSessions, Table::ConsentSessions];
 const KINDS: [TokenKind; 5] =
     [TokenKind::Access, TokenKind::Refresh, TokenKind::Code, TokenKind::CodeUsed, TokenKind::RefreshUsed];
 
@@ -308,6 +368,7 @@ struct Runner {
     what: String,
     reopens: usize,
     body_counter: u64,
+    flow_counter: u64,
     /// How often each kind of answer came back, to show the sequences reach every branch.
     seen: BTreeMap<String, usize>,
 }
@@ -344,6 +405,7 @@ impl Runner {
             what: String::new(),
             reopens: 0,
             body_counter: 0,
+            flow_counter: 0,
             seen: BTreeMap::new(),
         }
     }
@@ -396,7 +458,7 @@ impl Runner {
     }
 
     fn next_seq(&mut self, p: u32) -> u64 {
-        let got = self.s().next_seq(p);
+        let got = self.s().next_seq(p).wait().unwrap();
         let want = self.model.parts[p as usize].next_seq();
         assert_eq!(got, want, "{}: next_seq({p})", self.ctx());
         got
@@ -428,7 +490,7 @@ impl Runner {
 
     fn marks(&mut self) -> Vec<u64> {
         let len = self.rng.below(P as u64 + 2) as usize;
-        let tops = self.s().seq_marks();
+        let tops = self.s().seq_marks().wait().unwrap();
         (0..len)
             .map(|i| {
                 let top = tops.get(i).copied().unwrap_or(10);
@@ -453,32 +515,52 @@ impl Runner {
         (0..n).map(|_| self.key_row(set)).collect()
     }
 
-    fn doc_key(&mut self) -> Vec<u8> {
-        let mut k = format!("u{}", self.rng.below(5)).into_bytes();
-        k.push(0);
-        k.extend(format!("s{}", self.rng.below(6)).into_bytes());
-        if self.rng.pct(30) {
-            k.push(0);
-            k.extend(format!("f{}", self.rng.below(4)).into_bytes());
+    fn subject(&mut self) -> String {
+        format!("u{}", self.rng.below(5))
+    }
+
+    fn sid(&mut self) -> String {
+        format!("s{}", self.rng.below(6))
+    }
+
+    fn login(&mut self) -> LoginSession {
+        let (sid, subject) = (self.sid(), self.subject());
+        LoginSession {
+            sid,
+            subject,
+            auth_time: self.rng.below(1 << 30) as i64,
+            expires_at: self.rng.below(1 << 31) as i64,
         }
-        k
     }
 
-    fn doc_prefix(&mut self) -> Vec<u8> {
-        let k = self.doc_key();
-        let n = self.rng.below(k.len() as u64 + 1) as usize;
-        k[..n].to_vec()
-    }
-
-    fn doc_value(&mut self) -> Vec<u8> {
-        match self.rng.below(100) {
+    fn consent(&mut self) -> Consent {
+        self.flow_counter += 1;
+        let r = &mut self.rng;
+        let context = match r.below(100) {
             // Larger than the whole log: the batch must become a checkpoint.
-            0 => vec![b'L'; 70_000],
-            1..=3 => vec![b'm'; 20_000],
-            _ => {
-                let n = self.rng.below(80) as usize;
-                self.rng.bytes(n)
-            }
+            0 => serde_json::Value::String("L".repeat(70_000)),
+            1..=3 => serde_json::Value::String("m".repeat(20_000)),
+            _ => serde_json::json!({"n": r.below(1000)}),
+        };
+        let grant_partition = r.below(P as u64) as u32;
+        Consent {
+            client_id: format!("c{}", r.below(4)),
+            subject: format!("u{}", r.below(5)),
+            // Flow ids are unique, as the server's are.
+            flow_id: format!("flow-{}", self.flow_counter),
+            login_session_id: format!("s{}", r.below(6)),
+            requested_scope: vec!["openid".into()],
+            requested_audience: vec![],
+            grant_scope: (0..r.below(3)).map(|i| format!("s{i}")).collect(),
+            grant_audience: vec![],
+            remember: r.pct(60),
+            remember_for: r.below(3) as i64 * 100,
+            handled_at: r.below(1 << 30) as i64,
+            context,
+            access_token: serde_json::Map::new(),
+            id_token: serde_json::Map::new(),
+            grant_partition,
+            grant_family: r.below(40),
         }
     }
 
@@ -523,7 +605,7 @@ impl Runner {
                 let p = self.part();
                 let seq = self.some_seq(p);
                 self.what = format!("get_token p{p} seq {seq}");
-                let got = self.s().get_token(p, seq).unwrap();
+                let got = self.s().get_token(p, seq).wait().unwrap();
                 assert_eq!(got.as_ref(), self.model.parts[p as usize].tokens.get(&seq), "{}", self.ctx());
             }
             23..=26 => {
@@ -575,6 +657,7 @@ impl Runner {
                 let marks = self.marks();
                 self.what = format!("set_watermarks {id} {marks:?}");
                 self.s().set_watermarks(&id, marks.clone()).wait().unwrap();
+                self.model.version += 1;
                 self.model.raise_marks(&id, &marks, true);
             }
             44..=45 => {
@@ -612,7 +695,7 @@ impl Runner {
             }
             52 => {
                 self.what = "load_keys".into();
-                assert_eq!(self.s().load_keys().unwrap(), self.model.load_keys(), "{}", self.ctx());
+                assert_eq!(self.s().load_keys().wait().unwrap(), self.model.load_keys(), "{}", self.ctx());
             }
             53..=59 => {
                 let p = self.part();
@@ -634,7 +717,7 @@ impl Runner {
                 let p = self.part();
                 let flow = format!("flow{}", self.rng.below(42));
                 self.what = format!("flow_used p{p} {flow}");
-                let got = self.s().flow_used(p, &flow).unwrap();
+                let got = self.s().flow_used(p, &flow).wait().unwrap();
                 assert_eq!(got, self.model.parts[p as usize].flows.contains_key(&flow), "{}", self.ctx());
             }
             62..=68 => {
@@ -685,50 +768,60 @@ impl Runner {
                 assert_eq!(got, self.model.parts[p as usize].delete_family(family, None), "{}", self.ctx());
                 self.saw(format!("revoke_family {}", if got > 0 { ">0" } else { "0" }));
             }
-            79..=83 => {
-                let p = self.part();
-                let t = self.rng.below(2) as usize;
-                let n = 1 + self.rng.below(4);
-                let rows: Vec<(Vec<u8>, Vec<u8>)> = (0..n).map(|_| (self.doc_key(), self.doc_value())).collect();
-                self.what = format!("doc_put p{p} t{t} x{n}");
-                self.s().doc_put(p, DOC_TABLES[t], rows.clone()).wait().unwrap();
-                self.model.parts[p as usize].docs[t].extend(rows);
+            79..=80 => {
+                let l = self.login();
+                self.what = format!("put_login_session {} {}", l.subject, l.sid);
+                self.s().put_login_session(l.clone()).wait().unwrap();
+                self.model.sids.insert(l.sid.clone(), l.subject.clone());
+                self.model.logins.insert((l.subject.clone(), l.sid.clone()), l);
+            }
+            81 => {
+                let (subject, sid) = (self.subject(), self.sid());
+                self.what = format!("get_login_session {subject} {sid}");
+                let got = self.s().get_login_session(&subject, &sid).wait().unwrap();
+                assert_eq!(got.as_ref(), self.model.logins.get(&(subject, sid)), "{}", self.ctx());
+            }
+            82 => {
+                let sid = self.sid();
+                self.what = format!("delete_login_session {sid}");
+                let got = self.s().delete_login_session(&sid).wait().unwrap();
+                assert_eq!(got, self.model.delete_sid(&sid), "{}", self.ctx());
+                self.saw(format!("delete_login_session {got}"));
+            }
+            83 => {
+                let subject = self.subject();
+                self.what = format!("delete_login_sessions {subject}");
+                let got = self.s().delete_login_sessions(&subject).wait().unwrap();
+                assert_eq!(got, self.model.delete_subject_logins(&subject), "{}", self.ctx());
             }
             84..=87 => {
-                let p = self.part();
-                let t = self.rng.below(2) as usize;
-                let key = self.doc_key();
-                self.what = format!("doc_get p{p} t{t} {key:?}");
-                let got = self.s().doc_get(p, DOC_TABLES[t], &key).unwrap();
-                assert_eq!(got.as_ref(), self.model.parts[p as usize].docs[t].get(&key), "{}", self.ctx());
+                let c = self.consent();
+                self.what = format!("put_consent {} {} {}", c.subject, c.client_id, c.flow_id);
+                self.s().put_consent(c.clone()).wait().unwrap();
+                self.model.put_consent(&c);
             }
             88..=90 => {
-                let p = self.part();
-                let t = self.rng.below(2) as usize;
-                let prefix = self.doc_prefix();
-                self.what = format!("doc_scan p{p} t{t} {prefix:?}");
-                let got = self.s().doc_scan(p, DOC_TABLES[t], &prefix).unwrap();
-                let want = scan(&self.model.parts[p as usize].docs[t], &prefix);
-                assert_eq!(got, want, "{}", self.ctx());
+                let subject = self.subject();
+                let client = format!("c{}", self.rng.below(4));
+                self.what = format!("latest_consent / list_consents {subject} {client}");
+                let got = self.s().latest_consent(&subject, &client).wait().unwrap();
+                assert_eq!(got.as_ref(), self.model.latest.get(&(subject.clone(), client)), "{}", self.ctx());
+                let got = self.s().list_consents(&subject).wait().unwrap();
+                assert_eq!(got, self.model.list_consents(&subject), "{}", self.ctx());
             }
             91..=93 => {
-                let p = self.part();
-                let t = self.rng.below(2) as usize;
-                let prefix = self.doc_prefix();
-                self.what = format!("doc_delete_prefix p{p} t{t} {prefix:?}");
-                let got = self.s().doc_delete_prefix(p, DOC_TABLES[t], prefix.clone()).wait().unwrap();
-                let docs = &mut self.model.parts[p as usize].docs[t];
-                let want = scan(docs, &prefix);
-                want.iter().for_each(|(k, _)| {
-                    docs.remove(k);
-                });
-                assert_eq!(got, want, "{}", self.ctx());
+                let subject = self.subject();
+                let client = self.rng.pct(50).then(|| format!("c{}", self.rng.below(4)));
+                self.what = format!("revoke_consents {subject} {client:?}");
+                let got = self.s().revoke_consents(&subject, client.as_deref()).wait().unwrap();
+                assert_eq!(got, self.model.revoke_consents(&subject, client.as_deref()), "{}", self.ctx());
+                self.saw(format!("revoke_consents {}", if got > 0 { ">0" } else { "0" }));
             }
             94..=95 => self.bad_request(),
             _ => {
                 self.what = "seq_marks".into();
                 let want: Vec<u64> = self.model.parts.iter().map(|p| p.next).collect();
-                assert_eq!(self.s().seq_marks(), want, "{}", self.ctx());
+                assert_eq!(self.s().seq_marks().wait().unwrap(), want, "{}", self.ctx());
             }
         }
     }
@@ -739,21 +832,15 @@ impl Runner {
         let rec = self.record(TokenKind::Access, 1);
         self.what = format!("requests to partition {bad} / non-document tables");
         let s = self.s();
-        assert_eq!(s.next_seq(bad), 0, "{}", self.ctx());
-        assert!(s.get_token(bad, 1).is_err(), "{}", self.ctx());
+        assert!(s.next_seq(bad).wait().is_err(), "{}", self.ctx());
+        assert!(s.get_token(bad, 1).wait().is_err(), "{}", self.ctx());
         assert!(s.insert_token(bad, 1, &rec).wait().is_err(), "{}", self.ctx());
         assert!(!s.delete_token(bad, 1).wait().unwrap(), "{}", self.ctx());
         assert!(s.issue_code(bad, "flow0", 0, 1, rec.clone()).wait().is_err(), "{}", self.ctx());
-        assert!(s.flow_used(bad, "flow0").is_err(), "{}", self.ctx());
+        assert!(s.flow_used(bad, "flow0").wait().is_err(), "{}", self.ctx());
         assert_eq!(s.redeem_code(bad, 1, [0; 32], vec![]).wait().unwrap(), Redeem::Missing, "{}", self.ctx());
         assert_eq!(s.rotate_refresh(bad, 1, [0; 32], vec![]).wait().unwrap(), Rotate::Missing, "{}", self.ctx());
         assert_eq!(s.revoke_family(bad, 1).wait().unwrap(), 0, "{}", self.ctx());
-        assert!(s.doc_get(bad, Table::LoginSessions, b"k").is_err(), "{}", self.ctx());
-        assert!(s.doc_get(0, Table::Tokens, b"k").is_err(), "{}", self.ctx());
-        assert!(s.doc_scan(0, Table::Clients, b"").is_err(), "{}", self.ctx());
-        assert!(s.doc_put(0, Table::Tokens, vec![(b"k".to_vec(), b"v".to_vec())]).wait().is_err(), "{}", self.ctx());
-        assert!(s.doc_delete_prefix(0, Table::Flows, vec![]).wait().is_err(), "{}", self.ctx());
-        assert!(s.doc_put(bad, Table::LoginSessions, vec![]).wait().is_err(), "{}", self.ctx());
     }
 
     /// The stored signature (mostly) or a wrong one, and the family the new tokens join.
@@ -780,9 +867,9 @@ impl Runner {
 
     fn check_meta(&self) {
         let clients: Vec<(String, Vec<u8>)> = self.model.clients.clone().into_iter().collect();
-        assert_eq!(self.s().load_clients().unwrap(), clients, "{}: clients", self.ctx());
+        assert_eq!(self.s().load_clients().wait().unwrap(), clients, "{}: clients", self.ctx());
         let marks: Vec<(String, Vec<u64>)> = self.model.marks.clone().into_iter().collect();
-        assert_eq!(self.s().load_watermarks().unwrap(), marks, "{}: watermarks", self.ctx());
+        assert_eq!(self.s().load_watermarks().wait().unwrap(), marks, "{}: watermarks", self.ctx());
     }
 
     /// Compares everything the model knows with the store.
@@ -790,26 +877,45 @@ impl Runner {
         let s = self.s();
         assert_eq!(s.partition_count(), P, "{}", self.ctx());
         let want: Vec<u64> = self.model.parts.iter().map(|p| p.next).collect();
-        assert_eq!(s.seq_marks(), want, "{}: seq_marks", self.ctx());
+        assert_eq!(s.seq_marks().wait().unwrap(), want, "{}: seq_marks", self.ctx());
         for (i, part) in self.model.parts.iter().enumerate() {
             let p = i as u32;
             // Every number handed out so far (and a few beyond): present exactly where the model
             // says, with the same record.
             let top = part.tokens.keys().next_back().map_or(0, |s| *s).max(part.next) + 3;
             for seq in 0..top {
-                let got = s.get_token(p, seq).unwrap();
+                let got = s.get_token(p, seq).wait().unwrap();
                 assert_eq!(got.as_ref(), part.tokens.get(&seq), "{}: full check p{p} seq {seq}", self.ctx());
             }
             for f in 0..42 {
                 let flow = format!("flow{f}");
-                assert_eq!(s.flow_used(p, &flow).unwrap(), part.flows.contains_key(&flow), "{}: {flow}", self.ctx());
+                assert_eq!(
+                    s.flow_used(p, &flow).wait().unwrap(),
+                    part.flows.contains_key(&flow),
+                    "{}: {flow}",
+                    self.ctx()
+                );
             }
-            for (t, table) in DOC_TABLES.into_iter().enumerate() {
-                assert_eq!(s.doc_scan(p, table, b"").unwrap(), scan(&part.docs[t], b""), "{}: docs p{p}", self.ctx());
+        }
+        for u in 0..5 {
+            let subject = format!("u{u}");
+            for i in 0..6 {
+                let sid = format!("s{i}");
+                let got = s.get_login_session(&subject, &sid).wait().unwrap();
+                let want = self.model.logins.get(&(subject.clone(), sid.clone()));
+                assert_eq!(got.as_ref(), want, "{}: login {subject} {sid}", self.ctx());
+            }
+            let got = s.list_consents(&subject).wait().unwrap();
+            assert_eq!(got, self.model.list_consents(&subject), "{}: consents of {subject}", self.ctx());
+            for c in 0..4 {
+                let client = format!("c{c}");
+                let got = s.latest_consent(&subject, &client).wait().unwrap();
+                let want = self.model.latest.get(&(subject.clone(), client.clone()));
+                assert_eq!(got.as_ref(), want, "{}: latest {subject} {client}", self.ctx());
             }
         }
         self.check_meta();
-        assert_eq!(s.load_keys().unwrap(), self.model.load_keys(), "{}: keys", self.ctx());
+        assert_eq!(s.load_keys().wait().unwrap(), self.model.load_keys(), "{}: keys", self.ctx());
     }
 
     /// Closes the on-disk store (shutdown checkpoints) and opens it again, with options that
@@ -846,13 +952,6 @@ impl Runner {
             self.reopen();
         }
     }
-}
-
-fn scan(docs: &BTreeMap<Vec<u8>, Vec<u8>>, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    docs.range(prefix.to_vec()..)
-        .take_while(|(k, _)| k.starts_with(prefix))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 fn run_seeds(on_disk: bool, ops: usize) {
@@ -899,7 +998,7 @@ fn family_revocation_does_not_recycle_sequence_numbers_after_restart() {
     let revoked;
     {
         let store = Store::open(dir.path(), &opts).unwrap();
-        let first = store.next_seq(0);
+        let first = store.next_seq(0).wait().unwrap();
         let mut rng = Rng::new(1);
         let rec = |kind, seq, sig| TokenRecord {
             kind,
@@ -914,12 +1013,12 @@ fn family_revocation_does_not_recycle_sequence_numbers_after_restart() {
             ext: String::new(),
         };
         store.insert_token(0, first, &rec(TokenKind::Access, first, rng.sig())).wait().unwrap();
-        revoked = store.next_seq(0);
+        revoked = store.next_seq(0).wait().unwrap();
         assert!(store.issue_code(0, "flow", 0, revoked, rec(TokenKind::Code, revoked, rng.sig())).wait().unwrap());
         assert_eq!(store.revoke_family(0, revoked).wait().unwrap(), 1);
-        assert_eq!(store.get_token(0, revoked).unwrap(), None);
+        assert_eq!(store.get_token(0, revoked).wait().unwrap(), None);
     }
     let store = Store::open(dir.path(), &opts).unwrap();
-    let next = store.next_seq(0);
+    let next = store.next_seq(0).wait().unwrap();
     assert!(next > revoked, "revoked token number {revoked} handed out again after restart (next_seq = {next})");
 }

@@ -74,7 +74,7 @@ fn write_until(store: &Arc<Store>, stop: &Arc<AtomicBool>, acks: &Arc<Mutex<Acks
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let p = (n % 2) as u32;
-                    let seq = |_: &Mutex<Acks>| store.next_seq(p);
+                    let seq = |_: &Mutex<Acks>| store.next_seq(p).wait().unwrap();
                     match t {
                         0 => {
                             let size = 1 + n % 40;
@@ -148,7 +148,7 @@ fn write_until(store: &Arc<Store>, stop: &Arc<AtomicBool>, acks: &Arc<Mutex<Acks
 fn verify(store: &Store, acks: &Acks, round: u64) -> usize {
     let mut checked = 0;
     for (&(p, s), &sig) in &acks.tokens {
-        let got = store.get_token(p, s).unwrap();
+        let got = store.get_token(p, s).wait().unwrap();
         if acks.deleted.contains(&(p, s)) {
             assert!(got.is_none(), "round {round}: acknowledged delete of {p}/{s} lost");
         } else {
@@ -157,16 +157,17 @@ fn verify(store: &Store, acks: &Acks, round: u64) -> usize {
         }
         checked += 1;
     }
-    let stored: BTreeSet<String> = store.load_clients().unwrap().into_iter().map(|(c, _)| c).collect();
+    let stored: BTreeSet<String> = store.load_clients().wait().unwrap().into_iter().map(|(c, _)| c).collect();
     for id in &acks.clients {
         assert!(stored.contains(id), "round {round}: client {id} lost");
         checked += 1;
     }
     for &(p, code, at, rt, done) in &acks.exchanges {
-        let kind = store.get_token(p, code).unwrap().map(|r| r.kind);
+        let kind = store.get_token(p, code).wait().unwrap().map(|r| r.kind);
         // An exchange that was never acknowledged may have had its numbers reused since: only
         // records of this grant count.
-        let ours = |s: u64, k: TokenKind| store.get_token(p, s).unwrap().filter(|r| r.family == code && r.kind == k);
+        let ours =
+            |s: u64, k: TokenKind| store.get_token(p, s).wait().unwrap().filter(|r| r.family == code && r.kind == k);
         let (a, r) = (ours(at, TokenKind::Access), ours(rt, TokenKind::Refresh));
         let whole = kind == Some(TokenKind::CodeUsed) && a.is_some() && r.is_some();
         let none = kind == Some(TokenKind::Code) && a.is_none() && r.is_none();
@@ -187,7 +188,10 @@ fn verify(store: &Store, acks: &Acks, round: u64) -> usize {
         *m = (*m).max(s);
     }
     for (p, m) in max {
-        assert!(store.next_seq(p) > m, "round {round}: partition {p} would reuse acknowledged sequence number {m}");
+        assert!(
+            store.next_seq(p).wait().unwrap() > m,
+            "round {round}: partition {p} would reuse acknowledged sequence number {m}"
+        );
     }
     checked
 }
@@ -243,7 +247,7 @@ fn power_loss_keeps_every_acknowledged_write() {
 fn insert_once_recovered(store: &Store, n: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let s = store.next_seq(0);
+        let s = store.next_seq(0).wait().unwrap();
         match store.insert_token(0, s, &rec(TokenKind::Access, n, 0)).wait() {
             Ok(()) => return s,
             Err(e) => assert!(Instant::now() < deadline, "no recovery: {e}"),
@@ -257,14 +261,14 @@ fn io_error_then_recovery(mode: FaultMode, wal: bool) {
     let store = Store::open_sim(&disk, &opts(wal)).unwrap();
     let mut acked = Vec::new();
     for i in 0..50 {
-        let s = store.next_seq(0);
+        let s = store.next_seq(0).wait().unwrap();
         store.insert_token(0, s, &rec(TokenKind::Access, i, 0)).wait().unwrap();
         acked.push(s);
     }
     disk.faults.set(mode);
     let mut refused = 0;
     for i in 0..20 {
-        let s = store.next_seq(0);
+        let s = store.next_seq(0).wait().unwrap();
         match store.insert_token(0, s, &rec(TokenKind::Access, 100 + i, 0)).wait() {
             Ok(()) => panic!("{mode:?}: a write was acknowledged while the disk fails"),
             Err(_) => refused += 1,
@@ -276,24 +280,27 @@ fn io_error_then_recovery(mode: FaultMode, wal: bool) {
         store.partition_stats(0).unwrap().failed.load(Ordering::Relaxed),
         "{mode:?}: the partition should be marked failed"
     );
-    assert!(store.ping().is_err(), "{mode:?}: not ready while failed");
+    assert!(store.ping().wait().is_err(), "{mode:?}: not ready while failed");
     // The other partition did not see the error and still works.
-    let s = store.next_seq(1);
+    let s = store.next_seq(1).wait().unwrap();
     disk.faults.set(FaultMode::None);
     store.insert_token(1, s, &rec(TokenKind::Access, 7, 0)).wait().unwrap();
     // The failed partition reopens itself once the fault clears.
     acked.push(insert_once_recovered(&store, 999));
     assert!(store.partition_stats(0).unwrap().reopens.load(Ordering::Relaxed) >= 1);
-    assert!(store.ping().is_ok());
+    assert!(store.ping().wait().is_ok());
     for s in &acked {
-        assert!(store.get_token(0, *s).unwrap().is_some(), "{mode:?}: acknowledged token {s} lost");
+        assert!(store.get_token(0, *s).wait().unwrap().is_some(), "{mode:?}: acknowledged token {s} lost");
     }
     drop(store);
     // And after a power cut that keeps nothing unsynced.
     let image = disk.crash(&mut || false);
     let store = Store::open_sim(&image, &opts(wal)).unwrap();
     for s in &acked {
-        assert!(store.get_token(0, *s).unwrap().is_some(), "{mode:?}: acknowledged token {s} lost after a crash");
+        assert!(
+            store.get_token(0, *s).wait().unwrap().is_some(),
+            "{mode:?}: acknowledged token {s} lost after a crash"
+        );
     }
 }
 
@@ -323,15 +330,15 @@ fn real_files_behind_the_fault_switch_recover_too() {
     let faults = Arc::new(Faults::default());
     let o = StoreOptions { partitions: 1, faults: Some(faults.clone()), ..StoreOptions::default() };
     let store = Store::open(dir.path(), &o).unwrap();
-    let first = store.next_seq(0);
+    let first = store.next_seq(0).wait().unwrap();
     store.insert_token(0, first, &rec(TokenKind::Access, 1, 0)).wait().unwrap();
     faults.set(FaultMode::DiskFull);
-    let s = store.next_seq(0);
+    let s = store.next_seq(0).wait().unwrap();
     assert!(store.insert_token(0, s, &rec(TokenKind::Access, 2, 0)).wait().is_err());
     faults.set(FaultMode::None);
     let second = insert_once_recovered(&store, 3);
     drop(store);
     let store = Store::open(dir.path(), &StoreOptions { partitions: 1, ..StoreOptions::default() }).unwrap();
-    assert!(store.get_token(0, first).unwrap().is_some());
-    assert!(store.get_token(0, second).unwrap().is_some());
+    assert!(store.get_token(0, first).wait().unwrap().is_some());
+    assert!(store.get_token(0, second).wait().unwrap().is_some());
 }

@@ -257,7 +257,7 @@ fn system_secret_rotation() {
 #[test]
 fn an_interrupted_consent_revocation_is_finished_at_start_up() {
     use crate::browser::*;
-    use hydra_storage::{DocStore, Table, TokenStore};
+    use hydra_storage::Storage;
     let dir = tempfile::tempdir().unwrap();
     let opts = Opts::new("legacy").dir(dir.path());
     let s = opts.start();
@@ -273,29 +273,12 @@ fn an_interrupted_consent_revocation_is_finished_at_start_up() {
     let rt = t["refresh_token"].as_str().unwrap().to_string();
     assert!(is_active(&s, &rt));
     s.stop();
-    // What the first commit of `DELETE …/sessions/consent?subject=iris&all=true` does, and then
-    // a crash: the same store call the server makes, with the server's row mapping.
+    // The first commit of `DELETE …/sessions/consent?subject=iris&all=true`, and then a crash.
     {
         let store = hydra_storage::Store::open(dir.path(), &Default::default()).unwrap();
-        let mut moved = 0;
-        for p in 0..store.partition_count() {
-            let to_intent: hydra_storage::RowMap = Box::new(|k, v| {
-                let c: serde_json::Value = serde_json::from_slice(v).ok()?;
-                let key = [&k[..k.iter().position(|b| *b == 0)?], &[0], c["flow_id"].as_str()?.as_bytes()].concat();
-                let value = [
-                    (c["grant_partition"].as_u64()? as u32).to_le_bytes().as_slice(),
-                    &c["grant_family"].as_u64()?.to_le_bytes(),
-                ]
-                .concat();
-                Some((key, value))
-            });
-            moved += store
-                .doc_move_prefix(p, Table::ConsentSessions, b"iris\0".to_vec(), Table::RevocationIntents, to_intent)
-                .wait()
-                .unwrap()
-                .len();
-        }
-        assert!(moved > 0, "the consent rows were found");
+        hydra_storage::block_on(store.begin_consent_revocation("iris", None)).unwrap();
+        let listed = hydra_storage::block_on(store.list_consents("iris")).unwrap();
+        assert!(listed.is_empty(), "the consent rows were moved");
     }
     let s = opts.start();
     assert!(!is_active(&s, &rt), "the interrupted revocation was finished before serving");
@@ -308,12 +291,8 @@ fn an_interrupted_consent_revocation_is_finished_at_start_up() {
 /// of this release, so `DELETE …/sessions/login?sid=` finds them too.
 #[test]
 fn login_sessions_of_an_earlier_release_can_be_revoked_by_id() {
-    use hydra_storage::{DocStore, Table, TokenStore};
+    use hydra_storage::Table;
     let dir = tempfile::tempdir().unwrap();
-    let partition_of = |count: u32, key: &str| {
-        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        (h % u64::from(count)) as u32
-    };
     let opts = Opts::new("legacy").dir(dir.path());
     {
         // The rows an earlier release wrote: the session under its subject, no id row.
@@ -322,14 +301,10 @@ fn login_sessions_of_an_earlier_release_can_be_revoked_by_id() {
             &hydra_storage::StoreOptions { partitions: 4, ..Default::default() },
         )
         .unwrap();
-        let n = store.partition_count();
         for (sub, sid) in [("jane", "sid-old-1"), ("jane", "sid-old-2"), ("kim", "sid-old-3")] {
             let row = json!({"subject": sub, "auth_time": 1, "expires_at": 4_000_000_000i64});
             let key = [sub.as_bytes(), &[0], sid.as_bytes()].concat();
-            store
-                .doc_put(partition_of(n, sub), Table::LoginSessions, vec![(key, row.to_string().into_bytes())])
-                .wait()
-                .unwrap();
+            store.raw_put(Table::LoginSessions, sub, vec![(key, row.to_string().into_bytes())]).wait().unwrap();
         }
     }
     let s = opts.start();
@@ -337,9 +312,8 @@ fn login_sessions_of_an_earlier_release_can_be_revoked_by_id() {
     Req::new("DELETE", "/admin/oauth2/auth/sessions/login?sid=sid-old-2").send(s.admin).expect(204);
     s.stop();
     let store = hydra_storage::Store::open(dir.path(), &Default::default()).unwrap();
-    let n = store.partition_count();
-    let jane = store.doc_scan(partition_of(n, "jane"), Table::LoginSessions, b"jane\0").unwrap();
+    let jane = store.raw_scan(Table::LoginSessions, "jane", b"jane\0").unwrap();
     let left: Vec<String> = jane.iter().map(|(k, _)| String::from_utf8_lossy(&k[5..]).into_owned()).collect();
     assert_eq!(left, vec!["sid-old-1".to_string()], "exactly the revoked session is gone");
-    assert_eq!(store.doc_scan(partition_of(n, "kim"), Table::LoginSessions, b"kim\0").unwrap().len(), 1);
+    assert_eq!(store.raw_scan(Table::LoginSessions, "kim", b"kim\0").unwrap().len(), 1);
 }
