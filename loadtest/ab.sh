@@ -6,8 +6,8 @@
 #   ceiling     GET /health/alive
 #   issuance    POST /oauth2/token (client_credentials, client_secret_basic)
 #   introspect  POST /admin/oauth2/introspect (a pool of valid tokens)
-# The default variants: the build of $BASE (a git ref) at log level info, this tree at info (the
-# default configuration), and this tree at warn.
+# The default variants: the build of each ref in $BASE (one or more git refs, space-separated)
+# at log level info, this tree at info (the default configuration), and this tree at warn.
 #
 #   loadtest/ab.sh                 # BASE=HEAD~1 DURATION=10s ROUNDS=3 CONNS=64
 #
@@ -28,26 +28,37 @@ PUB=${PUBLIC_PORT:-14444}
 ADM=${ADMIN_PORT:-14445}
 command -v oha >/dev/null || cargo install --locked oha
 
-# The A side: the base commit built in a worktree with this tree's target directory (shared
+# The A sides: each base commit built in a worktree with this tree's target directory (shared
 # dependencies), its binary copied aside before this tree's build replaces it.
-BASE_REV=$(git rev-parse --short "$BASE")
+BASE_REVS=()
 mkdir -p target/ab
-if [ ! -x "target/ab/hydra-$BASE_REV" ]; then
-  WT=$(mktemp -d)
-  git worktree add -q --detach "$WT" "$BASE_REV"
-  CARGO_TARGET_DIR="$(pwd)/target" cargo build --release --bin hydra --manifest-path "$WT/Cargo.toml"
-  cp target/release/hydra "target/ab/hydra-$BASE_REV"
-  git worktree remove --force "$WT"
-  # The worktree's crates share names and versions with this tree's: make cargo rebuild ours.
-  cargo clean --release -p hydra-rs -p hydra-storage
-fi
+for ref in $BASE; do
+  BASE_REV=$(git rev-parse --short "$ref")
+  BASE_REVS+=("$BASE_REV")
+  if [ ! -x "target/ab/hydra-$BASE_REV" ]; then
+    WT=$(mktemp -d)
+    git worktree add -q --detach "$WT" "$BASE_REV"
+    CARGO_TARGET_DIR="$(pwd)/target" cargo build --release --bin hydra --manifest-path "$WT/Cargo.toml"
+    cp target/release/hydra "target/ab/hydra-$BASE_REV"
+    git worktree remove --force "$WT"
+    # The worktree's crates share names and versions with this tree's: make cargo rebuild ours.
+    cargo clean --release -p hydra-rs -p hydra-storage
+    cargo clean --release -p hydra-protocol 2>/dev/null || true
+  fi
+done
 cargo build --release --bin hydra
 HEAD_REV=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src storage Cargo.toml || echo "+dirty")
 cp target/release/hydra target/ab/hydra-head
 
-NAMES=("base@info" "head@info" "head@warn")
-BINS=("target/ab/hydra-$BASE_REV" target/ab/hydra-head target/ab/hydra-head)
-LEVELS=(info info warn)
+NAMES=() BINS=() LEVELS=()
+for rev in "${BASE_REVS[@]}"; do
+  NAMES+=("$rev@info")
+  BINS+=("target/ab/hydra-$rev")
+  LEVELS+=(info)
+done
+NAMES+=("head@info" "head@warn")
+BINS+=(target/ab/hydra-head target/ab/hydra-head)
+LEVELS+=(info warn)
 if [ -n "${HEAD_ONLY:-}" ]; then
   # Only this tree, at info against warn (more rounds in the same time).
   NAMES=("head@info" "head@warn")
@@ -117,8 +128,9 @@ def pair(a, b):
         q = med([rate(s, ia, r) / rate(s, ib, r) for r in R])
         print(f"- {s}: {a} / {b} = {q:.2f}")
 pair("head@info", "head@warn")
-if "base@info" in names:
-    pair("head@info", "base@info")
+for n in names:
+    if not n.startswith("head@"):
+        pair("head@info", n)
 print()
 print("Every round (req/s):")
 print()
@@ -132,16 +144,16 @@ echo "$TABLE"
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 OUT="loadtest/runs/$STAMP-$HEAD_REV-ab${LABEL:+-$LABEL}.md"
 {
-  echo "# A/B load test $STAMP: $HEAD_REV against $BASE_REV"
+  echo "# A/B load test $STAMP: $HEAD_REV against ${BASE_REVS[*]}"
   echo
   echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)."
   echo "Server: \`taskset -c $SERVER_CPUS\`, one worker, a fresh data directory per round and variant, durable commits, log sink: ${LOG_SINK:-file};"
-  echo "variants: ${NAMES[*]} (base = $BASE_REV, head = $HEAD_REV)."
+  echo "variants: ${NAMES[*]} (head = $HEAD_REV)."
   echo "Load: oha $(oha --version | awk '{print $2}'), \`taskset -c $LOAD_CPUS\`, $CONNS connections, $DURATION per scenario, $ROUNDS rounds interleaved (median shown)."
   echo
   echo "$TABLE"
   echo
-  echo "Command: \`BASE=$BASE DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS LOG_SINK=${LOG_SINK:-file} loadtest/ab.sh\`; per scenario:"
+  echo "Command: \`BASE='$BASE' DURATION=$DURATION ROUNDS=$ROUNDS CONNS=$CONNS LOG_SINK=${LOG_SINK:-file} loadtest/ab.sh\`; per scenario:"
   echo
   echo "- ceiling: \`${OHA[*]} http://127.0.0.1:$PUB/health/alive\`"
   echo "- issuance: \`${OHA[*]} -m POST -a <id>:<secret> -T application/x-www-form-urlencoded -d grant_type=client_credentials&scope=read http://127.0.0.1:$PUB/oauth2/token\`"

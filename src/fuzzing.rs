@@ -188,8 +188,8 @@ pub fn authorize(data: &[u8]) {
         req.redirect_uri
     );
     assert!(req.state.is_empty() || req.state.len() >= 8);
-    assert!(authorize::redirect_scheme_allowed(req.redirect_uri.split(':').next().unwrap_or_default()));
-    assert!(policy.allow_insecure_redirects || client::is_redirect_uri_secure(&req.redirect_uri));
+    assert!(crate::oauth2::uri::redirect_scheme_allowed(req.redirect_uri.split(':').next().unwrap_or_default()));
+    assert!(policy.allow_insecure_redirects || crate::oauth2::uri::is_redirect_uri_secure(&req.redirect_uri));
 }
 
 /// A fuzz check: panics when a property fails for the input.

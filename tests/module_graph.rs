@@ -3,8 +3,9 @@
 //! depends on `b` when its source names `crate::<area>::b` (or `crate::b` in the storage crate);
 //! a cycle is reported with its members.
 //!
-//! `src/oauth2/` is checked too (the redirect-scheme rule lives with the client's URI checks, so
-//! `authorize` uses `client` and not the other way round).
+//! `protocol/src/oauth2/` is checked too (registration and the authorization endpoint judge
+//! redirect URIs through one leaf module, `uri`), and the protocol crate may depend on no
+//! runtime, store or socket crate: that is what makes its sans-IO rule the compiler's.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -138,9 +139,31 @@ fn the_storage_modules_have_no_import_cycle() {
 
 #[test]
 fn the_protocol_modules_have_no_import_cycle() {
-    let g = graph(concat!(env!("CARGO_MANIFEST_DIR"), "/src/oauth2"), "crate::oauth2::", "mod");
-    assert!(g["authorize"].contains("client"), "the graph is read: {g:?}");
-    assert_eq!(cycles(&g), Vec::<Vec<String>>::new(), "import cycles in src/oauth2");
+    let g = graph(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol/src/oauth2"), "crate::oauth2::", "mod");
+    assert!(g["authorize"].contains("uri") && g["client"].contains("uri"), "the graph is read: {g:?}");
+    assert!(!g["uri"].contains("client") && !g["uri"].contains("authorize"), "uri is a leaf: {g:?}");
+    assert_eq!(cycles(&g), Vec::<Vec<String>>::new(), "import cycles in protocol/src/oauth2");
+    let g = graph(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol/src"), "crate::", "lib");
+    assert!(g["oauth2"].contains("http"), "the graph is read: {g:?}");
+    assert_eq!(cycles(&g), Vec::<Vec<String>>::new(), "import cycles in the protocol crate");
+}
+
+#[test]
+fn the_protocol_crate_depends_on_no_runtime_store_or_socket() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/protocol/Cargo.toml")).unwrap();
+    let deps = manifest.split("[dependencies]").nth(1).expect("a [dependencies] table");
+    let names: Vec<&str> = deps
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split(['=', ' ']).next())
+        .collect();
+    assert!(names.contains(&"ring"), "the table is read: {names:?}");
+    for forbidden in
+        ["monoio", "monoio-rustls", "hydra-storage", "redb", "tokio", "socket2", "libc", "ureq", "rustls", "mio"]
+    {
+        assert!(!names.contains(&forbidden), "the protocol crate must stay sans-IO, but depends on {forbidden}");
+    }
 }
 
 #[test]

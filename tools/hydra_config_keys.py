@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Prints src/config/hydra_keys.rs: every leaf key of Hydra's configuration schema with its
+"""Prints protocol/src/config/hydra_keys.rs: every leaf key of Hydra's configuration schema with its
 default, from the schema files under shared/reference/hydra (spec/config.json and the ory://
-schemas it references). Run: tools/hydra_config_keys.py ../shared/reference/hydra > src/config/hydra_keys.rs
+schemas it references). Run: tools/hydra_config_keys.py ../shared/reference/hydra > protocol/src/config/hydra_keys.rs
 """
 import json, sys, os
 

@@ -38,7 +38,7 @@ fn not_found() -> Response {
 }
 
 fn store_error(e: hydra_storage::StoreError) -> Response {
-    Response::oauth_error(&OAuthError::from(e))
+    Response::oauth_error(&crate::server::respond::store_error(e))
 }
 
 fn lookup(w: &Worker, id: &str) -> Option<Arc<ClientEntry>> {

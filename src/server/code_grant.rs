@@ -11,6 +11,7 @@ use crate::oauth2::client::Client;
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::id_token::IdTokenClaims;
 use crate::server::keys::{self, ID_TOKEN_SET};
+use crate::server::respond::StoreResult;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, verify, TokenType};
 use hydra_storage::{Redeem, Rotate, Storage, TokenKind, TokenRecord};
@@ -42,7 +43,7 @@ async fn issue(
     let store = &w.shared.store;
     let now = unix_now();
     let at_life = cfg.ttl_access_token.as_secs() as i64;
-    let at_seq = store.next_seq(partition).await?;
+    let at_seq = store.next_seq(partition).await.oauth()?;
     let at = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, at_seq, &w.rng.borrow_mut().next32());
     let base = TokenRecord {
         kind: TokenKind::Access,
@@ -65,7 +66,7 @@ async fn issue(
     });
     let refresh_grant: Vec<String> = refresh_scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     if authorization_code::issues_refresh(&refresh_grant, client.has_grant("refresh_token")) {
-        let rt_seq = store.next_seq(partition).await?;
+        let rt_seq = store.next_seq(partition).await.oauth()?;
         let rt =
             mint(&w.shared.token_keys, TokenType::RefreshToken, partition as u16, rt_seq, &w.rng.borrow_mut().next32());
         let rt_life = cfg.ttl_refresh_token.as_secs().min(i64::MAX as u64 / 4) as i64;
@@ -120,7 +121,8 @@ async fn stored(w: &Worker, token: &str, want: TokenType) -> Result<(u32, u64, T
         .shared
         .store
         .get_token(partition, r.seq)
-        .await?
+        .await
+        .oauth()?
         .ok_or_else(|| invalid_grant("The token is unknown or was revoked."))?;
     if !crate::token::same_signature(&rec.signature, &r.signature) {
         return Err(invalid_grant("The token is unknown or was revoked."));
@@ -144,7 +146,7 @@ pub async fn exchange_code(
     let (partition, seq, rec) = stored(w, code, TokenType::AuthorizeCode).await?;
     if rec.kind == TokenKind::CodeUsed {
         // A replay: the store revokes every token the code bought.
-        w.shared.store.redeem_code(partition, seq, rec.signature, Vec::new()).await?;
+        w.shared.store.redeem_code(partition, seq, rec.signature, Vec::new()).await.oauth()?;
         return Err(invalid_grant("The authorization code has already been used."));
     }
     if rec.kind != TokenKind::Code {
@@ -164,7 +166,7 @@ pub async fn exchange_code(
         Ok(()) => {}
         Err(ExchangeError::Pkce(e)) => {
             // Burn the code (spent, nothing issued): the right verifier cannot follow a wrong one.
-            w.shared.store.redeem_code(partition, seq, rec.signature, Vec::new()).await?;
+            w.shared.store.redeem_code(partition, seq, rec.signature, Vec::new()).await.oauth()?;
             return Err(e);
         }
         Err(ExchangeError::Other(e)) => return Err(e),
@@ -172,7 +174,7 @@ pub async fn exchange_code(
     let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     let issued = issue(w, client, partition, &rec, &scope, &ext).await?;
     let n = issued.records.len() as u64;
-    match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await? {
+    match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {
         Redeem::Done(_) => {
             w.metrics.tokens_issued.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             Ok(issued.body)
@@ -194,7 +196,7 @@ pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&st
         return Err(invalid_grant("The refresh token was issued to another client."));
     }
     if rec.kind == TokenKind::RefreshUsed {
-        w.shared.store.rotate_refresh(partition, seq, rec.signature, Vec::new()).await?;
+        w.shared.store.rotate_refresh(partition, seq, rec.signature, Vec::new()).await.oauth()?;
         return Err(invalid_grant("The refresh token has already been used; the grant is revoked."));
     }
     if rec.kind != TokenKind::Refresh || unix_now() >= rec.expires_at {
@@ -211,7 +213,7 @@ pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&st
     let new_scope = authorization_code::refreshed_scope(&rec.scope, scope)?;
     let issued = issue(w, client, partition, &rec, &new_scope, &ext).await?;
     let n = issued.records.len() as u64;
-    match w.shared.store.rotate_refresh(partition, seq, rec.signature, issued.records).await? {
+    match w.shared.store.rotate_refresh(partition, seq, rec.signature, issued.records).await.oauth()? {
         Rotate::Done(_) => {
             w.metrics.tokens_issued.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             Ok(issued.body)
@@ -230,7 +232,8 @@ pub async fn userinfo_claims(w: &Worker, scope: &str, family: u64, partition: u3
         ));
     }
     // The grant's first record (its code) holds the claims.
-    let code = w.shared.store.get_token(partition, family).await?.ok_or(OAuthError::new(ErrorCode::InvalidToken))?;
+    let code =
+        w.shared.store.get_token(partition, family).await.oauth()?.ok_or(OAuthError::new(ErrorCode::InvalidToken))?;
     if !matches!(code.kind, TokenKind::Code | TokenKind::CodeUsed) {
         return Err(OAuthError::hint(
             ErrorCode::InsufficientScope,

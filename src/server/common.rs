@@ -5,6 +5,7 @@
 use crate::http::form::{self, Form, FormError};
 use crate::http::Request;
 use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::server::respond::StoreResult;
 use crate::server::state::Worker;
 use crate::token::{same_signature, verify, TokenRef, TokenType};
 use hydra_storage::{Storage, TokenKind, TokenView};
@@ -52,7 +53,9 @@ pub fn required_token(form: &Form) -> Result<&str, OAuthError> {
 /// are safe from any thread) and must carry the same signature and kind. `None` for anything else.
 pub async fn find_token(w: &Worker, token: &str) -> Result<Option<(TokenRef, TokenView)>, OAuthError> {
     let Some(r) = verify(&w.shared.token_keys, token) else { return Ok(None) };
-    let Some(view) = w.shared.store.get_token_view(u32::from(r.partition), r.seq).await? else { return Ok(None) };
+    let Some(view) = w.shared.store.get_token_view(u32::from(r.partition), r.seq).await.oauth()? else {
+        return Ok(None);
+    };
     let rec = view.get();
     let kind_matches = matches!(
         (r.token_type, rec.kind.native()),

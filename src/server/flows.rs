@@ -9,6 +9,7 @@
 use crate::http::Request;
 use crate::oauth2::authorize::redirect_url;
 use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
+use crate::server::respond::store_error;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
 use hydra_storage::Storage;
@@ -70,7 +71,7 @@ async fn load(w: &Worker, req: &Request, step: Step) -> Result<(Flow, String), R
     match used {
         Ok(false) => Ok((flow, c)),
         Ok(true) => Err(Response::json_value(410, &json!({"redirect_to": flow.request_url}))),
-        Err(e) => Err(Response::oauth_error(&e.into())),
+        Err(e) => Err(Response::oauth_error(&store_error(e))),
     }
 }
 

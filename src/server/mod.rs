@@ -18,12 +18,14 @@ pub mod state;
 
 mod auth;
 pub mod authorize;
+mod background;
 mod batch;
 mod clients;
 mod code_grant;
 mod flows;
 mod introspect;
 pub mod keys;
+mod listen;
 pub mod metrics;
 mod oidc;
 pub mod outbound;
@@ -32,22 +34,17 @@ mod sessions;
 pub mod tls;
 mod token;
 pub mod watch;
+mod worker;
 
 use crate::cli::{ServeArgs, ServeMode};
-use crate::config::{Config, Driver, Dsn, LogFormat};
+use crate::config::{Config, Dsn, LogFormat};
 use crate::{error, info, warn};
 use hydra_storage::{block_on, Storage, Store, StoreOptions};
 use router::Api;
-use state::{ClientSnapshot, Shared, Worker};
+use state::{ClientSnapshot, Shared};
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Connections one worker serves at once; more wait in the listen backlog. Bounds memory (each
-/// connection holds at least its 8 KiB buffers) under a connection flood.
-const MAX_CONNECTIONS_PER_WORKER: usize = 16_384;
 
 pub use dispatch::VERSION;
 
@@ -93,7 +90,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         },
         cache_bytes: config.cache_bytes,
         wal_bytes: config.wal_bytes,
-        faults: fault_switch()?,
+        faults: background::fault_switch()?,
     };
     let store = match &config.dsn {
         Dsn::Memory => {
@@ -147,15 +144,15 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     let mut sig = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let mut bound: Vec<(Api, SocketAddr)> = Vec::new();
-    let mut per_worker: Vec<Vec<Listener>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut per_worker: Vec<Vec<worker::Listener>> = (0..workers).map(|_| Vec::new()).collect();
     for (api, addr, acceptor) in &apis {
         let mut resolved: Option<SocketAddr> = None;
         for slot in per_worker.iter_mut() {
             let target = match resolved {
                 Some(a) => a,
-                None => resolve(addr)?,
+                None => listen::resolve(addr)?,
             };
-            let l = bind_reuseport(target).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let l = listen::bind_reuseport(target).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             if resolved.is_none() {
                 resolved = Some(l.local_addr().map_err(|e| e.to_string())?);
             }
@@ -213,16 +210,16 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
             .map_err(|e| e.to_string())?;
         handle
     };
-    let janitor = spawn_janitor(&shared)?;
+    let janitor = background::spawn_janitor(&shared)?;
     let watcher = watch::spawn(&shared, feed_from)?;
-    let cpus = allowed_cpus();
+    let cpus = worker::allowed_cpus();
     let mut threads = Vec::new();
     for (index, listeners) in per_worker.into_iter().enumerate() {
         let shared = shared.clone();
         let cpu = cpus.get(index % cpus.len().max(1)).copied();
         let t = std::thread::Builder::new()
             .name(format!("worker-{index}"))
-            .spawn(move || run_worker(shared, index, cpu, listeners))
+            .spawn(move || worker::run_worker(shared, index, cpu, listeners))
             .map_err(|e| e.to_string())?;
         threads.push(t);
     }
@@ -257,105 +254,6 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     drop(shared);
     info!("shutdown complete");
     Ok(code)
-}
-
-/// Environment variable naming a file whose content injects storage faults (`disk_full`,
-/// `sync_fails`, anything else: none), read every 20 ms. A test hook for the I/O-error tests,
-/// never a configuration key: without it there is no switch on the write path at all.
-pub const FAULT_FILE_ENV: &str = "HYDRA_TEST_FAULT_FILE";
-
-fn fault_switch() -> Result<Option<Arc<hydra_storage::Faults>>, String> {
-    use hydra_storage::FaultMode;
-    let Some(path) = std::env::var_os(FAULT_FILE_ENV) else { return Ok(None) };
-    warn!(
-        "storage fault injection is on (a test hook); never run production like this",
-        "file" = std::path::Path::new(&path).display()
-    );
-    let faults = Arc::new(hydra_storage::Faults::default());
-    let switch = faults.clone();
-    std::thread::Builder::new()
-        .name("fault-switch".into())
-        .spawn(move || loop {
-            let mode = match std::fs::read_to_string(&path).as_deref().map(str::trim) {
-                Ok("disk_full") => FaultMode::DiskFull,
-                Ok("sync_fails") => FaultMode::SyncFails,
-                _ => FaultMode::None,
-            };
-            switch.set(mode);
-            std::thread::sleep(Duration::from_millis(20));
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(Some(faults))
-}
-
-/// The background janitor: one walk of the store every `engine.janitor.interval`, paced so it
-/// takes a small share of a partition's writer; stops with the server.
-fn spawn_janitor(shared: &Arc<Shared>) -> Result<Option<std::thread::JoinHandle<()>>, String> {
-    let every = shared.config.janitor_interval;
-    if every.is_zero() {
-        return Ok(None);
-    }
-    let shared = shared.clone();
-    let policy = crate::janitor::Policy {
-        tokens: true,
-        requests: true,
-        keep_secs: 0,
-        access_lifespan: None,
-        refresh_lifespan: None,
-        flow_lifespan: shared.config.ttl_login_consent_request.as_secs() as i64,
-        batch: shared.config.janitor_batch,
-        limit: None,
-        pause: Duration::from_millis(10),
-    };
-    let t = std::thread::Builder::new()
-        .name("janitor".into())
-        .spawn(move || {
-            let stop = &shared.shutting_down;
-            let mut next = std::time::Instant::now() + every;
-            while !stop.load(Ordering::Relaxed) {
-                if std::time::Instant::now() < next {
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-                let t0 = std::time::Instant::now();
-                match crate::janitor::run(&shared.store, &policy, state::unix_now(), stop) {
-                    Ok(r) => {
-                        shared.janitor.record(&r);
-                        info!(
-                            "janitor pass",
-                            "examined" = r.examined,
-                            "tokens" = r.tokens,
-                            "flows" = r.flows,
-                            "login_sessions" = r.login_sessions,
-                            "ms" = t0.elapsed().as_millis()
-                        );
-                    }
-                    Err(e) => warn!("janitor pass failed; retrying at the next interval", "error" = e),
-                }
-                next = std::time::Instant::now() + every;
-            }
-        })
-        .map_err(|e| e.to_string())?;
-    Ok(Some(t))
-}
-
-fn resolve(addr: &str) -> Result<SocketAddr, String> {
-    use std::net::ToSocketAddrs;
-    addr.to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {addr}"))
-}
-
-fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    s.listen(1024)?;
-    Ok(s.into())
 }
 
 /// Generates (once) and stores the system secret used by `--dev` without configuration.
@@ -394,189 +292,10 @@ fn dev_secret(dir: Option<&std::path::Path>) -> Result<String, String> {
     Ok(fresh)
 }
 
-/// The CPUs this process may run on (respects `taskset` and cgroup cpusets), in order.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: `cpu_set_t` is plain data for which all-zero is a valid (empty) value, and
-    // `sched_getaffinity` writes at most `size_of::<cpu_set_t>()` bytes into it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: pid 0 is this thread; the size matches the buffer passed.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return Vec::new();
-    }
-    // SAFETY: `CPU_ISSET` only reads the set initialised above, for indices below CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize).filter(|c| unsafe { libc::CPU_ISSET(*c, &set) }).collect()
-}
-
-/// One bound listener of a worker, with its TLS acceptor when the API serves HTTPS.
-type Listener = (Api, std::net::TcpListener, Option<monoio_rustls::TlsAcceptor>);
-
-fn run_worker(shared: Arc<Shared>, index: usize, cpu: Option<usize>, listeners: Vec<Listener>) -> Result<(), String> {
-    // One worker per core: pin to the index-th CPU this process is allowed on.
-    if let Some(cpu) = cpu {
-        if monoio::utils::bind_to_cpu_set([cpu]).is_err() {
-            warn!("could not pin worker to its core", "worker" = index, "cpu" = cpu);
-        }
-    }
-    let driver = match shared.config.driver {
-        Driver::Auto if monoio::utils::detect_uring() => Driver::IoUring,
-        Driver::Auto => Driver::Legacy,
-        d => d,
-    };
-    let w = Rc::new(Worker::new(shared, index)?);
-    crate::log::set_batched(true);
-    let ran = match driver {
-        Driver::IoUring => {
-            let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                .with_entries(1024)
-                .enable_timer()
-                .build()
-                .map_err(|e| format!("io_uring runtime: {e} (set ENGINE_DRIVER=legacy to use epoll)"))?;
-            info!("worker started", "worker" = index, "driver" = "io_uring");
-            rt.block_on(worker_main(w, listeners))
-        }
-        _ => {
-            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-                .enable_timer()
-                .build()
-                .map_err(|e| format!("epoll runtime: {e}"))?;
-            info!("worker started", "worker" = index, "driver" = "legacy (epoll)");
-            rt.block_on(worker_main(w, listeners))
-        }
-    };
-    crate::log::flush_local();
-    ran
-}
-
-/// How often a worker hands its buffered log lines to the writer thread when they do not fill a
-/// buffer first: the longest a request's line waits.
-const LOG_FLUSH_EVERY: Duration = Duration::from_millis(10);
-
-async fn worker_main(w: Rc<Worker>, listeners: Vec<Listener>) -> Result<(), String> {
-    {
-        let w = w.clone();
-        monoio::spawn(async move {
-            while !w.shared.shutting_down.load(Ordering::Relaxed) {
-                monoio::time::sleep(Duration::from_millis(50)).await;
-            }
-            w.signal_stop();
-        });
-    }
-    monoio::spawn(async {
-        loop {
-            monoio::time::sleep(LOG_FLUSH_EVERY).await;
-            crate::log::flush_local();
-        }
-    });
-    for (api, std_listener, acceptor) in listeners {
-        let l = monoio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-        let w = w.clone();
-        monoio::spawn(async move {
-            let mut last_warning: Option<std::time::Instant> = None;
-            loop {
-                if w.connections.get() >= MAX_CONNECTIONS_PER_WORKER {
-                    // Leave further connections in the kernel's backlog until some close.
-                    monoio::time::sleep(Duration::from_millis(5)).await;
-                    if w.stopping.get() {
-                        break;
-                    }
-                    continue;
-                }
-                let accepted = monoio::select! {
-                    r = l.accept() => Some(r),
-                    _ = w.stopped() => None,
-                };
-                match accepted {
-                    None => break,
-                    Some(Ok((stream, _peer))) => {
-                        let _ = stream.set_nodelay(true);
-                        w.connections.set(w.connections.get() + 1);
-                        let w = w.clone();
-                        let acceptor = acceptor.clone();
-                        monoio::spawn(async move {
-                            // A bug must cost one connection, never the worker and its listeners.
-                            if CatchUnwind(Box::pin(serve_conn(stream, &w, api, acceptor))).await.is_err() {
-                                error!("a connection handler panicked; the connection was closed", "worker" = w.index);
-                            }
-                            w.connections.set(w.connections.get() - 1);
-                        });
-                    }
-                    Some(Err(e)) => {
-                        // Out of file descriptors and similar: back off instead of spinning, and
-                        // say so at most once a second.
-                        let now = std::time::Instant::now();
-                        if last_warning.is_none_or(|t: std::time::Instant| now - t >= Duration::from_secs(1)) {
-                            warn!("accept failed", "error" = e);
-                            last_warning = Some(now);
-                        }
-                        monoio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            }
-        });
-    }
-    w.stopped().await;
-    let grace = std::time::Instant::now() + Duration::from_secs(10);
-    while w.connections.get() > 0 && std::time::Instant::now() < grace {
-        monoio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(())
-}
-
-/// Serves one accepted connection, after a TLS handshake when the API has TLS. The handshake
-/// must finish within the header timeout, so a client that opens a connection and stalls in
-/// the handshake holds it no longer than one that stalls in a request head.
-async fn serve_conn(stream: monoio::net::TcpStream, w: &Worker, api: Api, tls: Option<monoio_rustls::TlsAcceptor>) {
-    let Some(acceptor) = tls else {
-        return conn::serve(stream, w, api).await;
-    };
-    let handshake = monoio::time::timeout(w.config().header_timeout, acceptor.accept(stream));
-    let stopped = monoio::select! {
-        r = handshake => Some(r),
-        _ = w.stopped() => None,
-    };
-    match stopped {
-        Some(Ok(Ok(tls_stream))) => conn::serve(tls_stream, w, api).await,
-        // A failed or slow handshake is the client's problem; nothing to answer over TLS.
-        Some(Ok(Err(e))) => crate::debug!("TLS handshake failed", "error" = e),
-        Some(Err(_)) | None => {}
-    }
-}
-
-/// Turns a panic inside a future into an error result (monoio does not catch panics in tasks:
-/// one would unwind out of the worker's `block_on`).
-struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
-
-impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
-    type Output = Result<F::Output, ()>;
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(_) => std::task::Poll::Ready(Err(())),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn the_configured_log_size_default_is_the_stores() {
         assert_eq!(crate::config::DEFAULT_WAL_BYTES, hydra_storage::DEFAULT_WAL_BYTES);
-    }
-
-    #[test]
-    fn catch_unwind_turns_a_panic_into_an_error() {
-        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().build().unwrap();
-        let r = rt.block_on(CatchUnwind(Box::pin(async {
-            let v: Vec<u8> = Vec::new();
-            v[usize::from(v.is_empty())]
-        })));
-        assert!(r.is_err());
-        let ok = rt.block_on(CatchUnwind(Box::pin(async { 7 })));
-        assert_eq!(ok, Ok(7));
     }
 }

@@ -68,18 +68,27 @@ impl Response {
     }
 }
 
-impl From<hydra_storage::StoreError> for OAuthError {
-    /// The one place storage failures become protocol errors: a failed or aborted commit, an
-    /// I/O error (full disk, failed sync) or a partition being reopened after one means nothing
-    /// was acknowledged and the client may retry (`temporarily_unavailable`, 503); a corrupt
-    /// record or an unusable data directory is a `server_error`. (Here, not in `oauth2`: the
-    /// protocol rules know nothing of the store.)
-    fn from(e: hydra_storage::StoreError) -> Self {
-        use hydra_storage::StoreError as S;
-        match e {
-            S::Corrupt(_) | S::Manifest(_) | S::InUse => OAuthError::new(ErrorCode::ServerError),
-            _ => OAuthError::hint(ErrorCode::TemporarilyUnavailable, "The store is unavailable; retry later."),
-        }
+/// The one place storage failures become protocol errors: a failed or aborted commit, an I/O
+/// error (full disk, failed sync) or a partition being reopened after one means nothing was
+/// acknowledged and the client may retry (`temporarily_unavailable`, 503); a corrupt record or an
+/// unusable data directory is a `server_error`. (Here, not in the protocol crate: the protocol
+/// rules know nothing of the store.)
+pub fn store_error(e: hydra_storage::StoreError) -> OAuthError {
+    use hydra_storage::StoreError as S;
+    match e {
+        S::Corrupt(_) | S::Manifest(_) | S::InUse => OAuthError::new(ErrorCode::ServerError),
+        _ => OAuthError::hint(ErrorCode::TemporarilyUnavailable, "The store is unavailable; retry later."),
+    }
+}
+
+/// `result.oauth()?`: a storage result in a handler that answers protocol errors.
+pub trait StoreResult<T> {
+    fn oauth(self) -> Result<T, OAuthError>;
+}
+
+impl<T> StoreResult<T> for Result<T, hydra_storage::StoreError> {
+    fn oauth(self) -> Result<T, OAuthError> {
+        self.map_err(store_error)
     }
 }
 
@@ -89,15 +98,15 @@ mod tests {
 
     #[test]
     fn store_errors_map_to_retryable_or_server_error() {
-        let e: OAuthError = hydra_storage::StoreError::Commit("disk full".into()).into();
+        let e = store_error(hydra_storage::StoreError::Commit("disk full".into()));
         assert_eq!(e.status(), 503);
         assert!(!e.full_description().contains("disk full"));
-        let e: OAuthError = hydra_storage::StoreError::Database("i/o error: No space left on device".into()).into();
+        let e = store_error(hydra_storage::StoreError::Database("i/o error: No space left on device".into()));
         assert_eq!(e.status(), 503);
         assert!(!e.full_description().contains("space"));
-        let e: OAuthError = hydra_storage::StoreError::Unavailable.into();
+        let e = store_error(hydra_storage::StoreError::Unavailable);
         assert_eq!(e.status(), 503);
-        let e: OAuthError = hydra_storage::StoreError::Corrupt("x").into();
+        let e = store_error(hydra_storage::StoreError::Corrupt("x"));
         assert_eq!(e.status(), 500);
     }
 }

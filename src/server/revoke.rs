@@ -10,6 +10,7 @@ use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::server::auth::authenticate;
 use crate::server::common::{find_token, required_token};
 use crate::server::respond::Response;
+use crate::server::respond::StoreResult;
 use crate::server::state::Worker;
 use crate::server::token::read_form;
 use hydra_storage::Storage;
@@ -44,9 +45,9 @@ async fn run(w: &Worker, req: &Request) -> Result<(), OAuthError> {
     if family != r.seq {
         // A token of an authorization-code grant: revoking it revokes the grant (every access
         // and refresh token of it), as Hydra.
-        w.shared.store.revoke_family(partition, family).await?;
+        w.shared.store.revoke_family(partition, family).await.oauth()?;
     } else {
-        w.shared.store.delete_token(partition, r.seq).await?;
+        w.shared.store.delete_token(partition, r.seq).await.oauth()?;
     }
     Ok(())
 }

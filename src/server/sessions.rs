@@ -8,6 +8,7 @@
 use crate::http::Request;
 use crate::oauth2::flow::{self, Purpose};
 use crate::oauth2::page_token;
+use crate::server::respond::store_error;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, Worker};
 use hydra_storage::{LoginSession, Storage};
@@ -143,7 +144,7 @@ pub async fn list_consent(w: &Worker, req: &Request) -> Response {
     };
     let consents = match w.shared.store.list_consents(subject).await {
         Ok(r) => r,
-        Err(e) => return Response::oauth_error(&e.into()),
+        Err(e) => return Response::oauth_error(&store_error(e)),
     };
     let snapshot = w.shared.clients.load();
     let now = unix_now();
@@ -196,7 +197,7 @@ pub async fn revoke_consent(w: &Worker, req: &Request) -> Response {
     };
     match w.shared.store.revoke_consents(subject, client).await {
         Ok(_) => Response::empty(204),
-        Err(e) => Response::oauth_error(&e.into()),
+        Err(e) => Response::oauth_error(&store_error(e)),
     }
 }
 
@@ -211,7 +212,7 @@ pub async fn revoke_login(w: &Worker, req: &Request) -> Response {
     };
     match result {
         Ok(()) => Response::empty(204),
-        Err(e) => Response::oauth_error(&e.into()),
+        Err(e) => Response::oauth_error(&store_error(e)),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::server::auth::authenticate;
 use crate::server::code_grant;
 use crate::server::common::form_body;
 use crate::server::respond::Response;
+use crate::server::respond::StoreResult;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, TokenType};
 use hydra_storage::{Storage, TokenKind, TokenRecord};
@@ -59,7 +60,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
                 .map_err(|e| e.with_basic(presented.is_basic()))?;
             let store = &w.shared.store;
             let partition = w.next_partition();
-            let seq = store.next_seq(partition).await?;
+            let seq = store.next_seq(partition).await.oauth()?;
             // The client may have been deleted, or deleted and re-created, while this request
             // waited for authentication. Deletion and re-creation raise the id's watermarks from
             // the sequence counters; a number taken after that must not become a token of the
@@ -89,7 +90,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
                 ext: String::new(),
             };
             // Acknowledge only after the record is durable.
-            w.batcher.insert(store, partition, seq, record).await?;
+            w.batcher.insert(store, partition, seq, record).await.oauth()?;
             w.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(Response::json_value(
                 200,

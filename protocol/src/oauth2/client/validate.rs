@@ -1,6 +1,7 @@
 //! Validation of a client object against Hydra's rules; sets canonical defaults as it goes.
 
 use super::*;
+use crate::oauth2::uri::{redirect_scheme_allowed, valid_host, Uri};
 // ---------------------------------------------------------------------------------------------
 // Validation
 // ---------------------------------------------------------------------------------------------
@@ -106,9 +107,9 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
         if uri.is_empty() {
             continue;
         }
-        let u = parse_request_uri(uri)
+        let u = Uri::parse_go_request(uri)
             .map_err(|_| ClientError::invalid_client_metadata(&format!("Field {field} must be a valid URI.")))?;
-        if u.scheme != "https" && u.scheme != "http" {
+        if !u.scheme_is("https") && !u.scheme_is("http") {
             return Err(ClientError::invalid_client_metadata(&format!(
                 "{uri} must use https:// or http:// as HTTP scheme for field {field}."
             )));
@@ -129,17 +130,17 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
     }
 
     for origin in &mut c.allowed_cors_origins {
-        let u = parse_uri(origin).map_err(|e| {
+        let u = Uri::parse_go(origin).map_err(|e| {
             ClientError::invalid_client_metadata(&format!(
                 "Origin URL {origin} from allowed_cors_origins could not be parsed: parse \"{origin}\": {e}"
             ))
         })?;
-        if u.scheme != "https" && u.scheme != "http" {
+        if !u.scheme_is("https") && !u.scheme_is("http") {
             return Err(ClientError::invalid_client_metadata(&format!(
                 "Origin URL {origin} must use https:// or http:// as HTTP scheme."
             )));
         }
-        if u.userinfo.is_some_and(|ui| !ui.is_empty()) {
+        if u.userinfo().is_some_and(|ui| !ui.is_empty()) {
             return Err(ClientError::invalid_client_metadata(&format!(
                 "Origin URL {origin} has HTTP user and/or password set which is not allowed."
             )));
@@ -150,21 +151,21 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
                 "Origin URL {origin} must have an empty path, query, and fragment but one of the parts is not empty."
             )));
         }
-        let port = if u.port.is_empty() { String::new() } else { format!(":{}", u.port) };
-        *origin = format!("{}://{}{}", u.scheme, u.host, port);
+        let port = if u.port().is_empty() { String::new() } else { format!(":{}", u.port()) };
+        *origin = format!("{}://{}{}", u.scheme.to_ascii_lowercase(), u.host(), port);
     }
 
     c.client_secret_expires_at = 0;
 
     if !c.sector_identifier_uri.is_empty() {
-        match parse_uri(&c.sector_identifier_uri) {
+        match Uri::parse_go(&c.sector_identifier_uri) {
             Err(e) => {
                 return Err(ClientError::invalid_client_metadata(&format!(
                     "Value of sector_identifier_uri could not be parsed because {e}."
                 )));
             }
             // Hydra attaches this reason only as debug text, so the body has no hint.
-            Ok(u) if u.scheme != "https" => return Err(ClientError::invalid_client_metadata("")),
+            Ok(u) if !u.scheme_is("https") => return Err(ClientError::invalid_client_metadata("")),
             Ok(_) => {}
         }
     }
@@ -185,14 +186,17 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
         }
         // Stricter than Go's ParseRequestURI, which would also take a bare "/path": a redirect
         // target must be absolute to be matched safely.
-        match parse_request_uri(r) {
-            Ok(u) if !redirect_scheme_allowed(&u.scheme) => {
+        match Uri::parse_go_request(r) {
+            Ok(u) if !redirect_scheme_allowed(u.scheme) => {
                 return Err(ClientError::invalid_redirect_uri(&format!(
                     "The {} scheme cannot receive an authorization response: {r}",
-                    u.scheme
+                    u.scheme.to_ascii_lowercase()
                 )));
             }
-            Ok(u) if (u.has_authority || u.scheme == "http" || u.scheme == "https") && !valid_host(u.hostname()) => {
+            Ok(u)
+                if (u.authority.is_some() || u.scheme_is("http") || u.scheme_is("https"))
+                    && !valid_host(u.hostname()) =>
+            {
                 return Err(ClientError::invalid_redirect_uri(&format!(
                     "A redirect URI needs a valid host name or IP address, without wildcards: {r}"
                 )));
@@ -220,11 +224,11 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
     }
 
     for l in &c.post_logout_redirect_uris {
-        let u = parse_request_uri(l).map_err(|_| {
+        let u = Uri::parse_go_request(l).map_err(|_| {
             ClientError::invalid_client_metadata(&format!("Unable to parse post_logout_redirect_uri: {l}"))
         })?;
         let matches =
-            redirects.iter().any(|r| r.scheme == u.scheme && r.hostname() == u.hostname() && r.port == u.port);
+            redirects.iter().any(|r| r.scheme_is(u.scheme) && r.hostname() == u.hostname() && r.port() == u.port());
         if !matches {
             return Err(ClientError::invalid_client_metadata(&format!(
                 "post_logout_redirect_uri \"{l}\" must match the domain, port, scheme of at least one of the registered redirect URIs but did not"

@@ -22,7 +22,7 @@ pub struct ClientPolicy {
     pub subject_types_supported: Vec<String>,
     /// `--dev`. Not consulted by registration: Hydra accepts any absolute redirect URI at
     /// registration and only checks https-or-loopback at the authorize endpoint
-    /// (see [`is_redirect_uri_secure`]).
+    /// (see [`crate::oauth2::uri::is_redirect_uri_secure`]).
     pub dev: bool,
     /// Public base URL, used by [`registration_client_uri`].
     pub public_url: String,
@@ -1159,7 +1159,7 @@ mod tests {
             ("http://127.example/cb", false),
             ("::", false),
         ] {
-            assert_eq!(is_redirect_uri_secure(u), ok, "{u}");
+            assert_eq!(crate::oauth2::uri::is_redirect_uri_secure(u), ok, "{u}");
         }
     }
 

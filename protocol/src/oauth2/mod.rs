@@ -14,3 +14,4 @@ pub mod introspection;
 pub mod page_token;
 pub mod scope;
 pub mod token_request;
+pub mod uri;

@@ -339,7 +339,7 @@ fn is_s256_challenge(c: &str) -> bool {
     c.len() == 43 && URL_SAFE_NO_PAD.decode(c).is_ok_and(|d| d.len() == 32)
 }
 
-pub use crate::oauth2::client::{redirect_scheme_allowed, FORBIDDEN_REDIRECT_SCHEMES};
+use crate::oauth2::uri::{is_redirect_uri_secure, loopback_matches, redirect_scheme_allowed, Uri};
 
 /// Even a registered redirect URI must be a safe target: never a script scheme, and plain
 /// `http` only to loopback or `*.localhost` hosts outside `--dev` (RFC 6749 §3.1.2.1, RFC 9700
@@ -352,7 +352,7 @@ fn check_redirect_target(uri: &str, allow_insecure: bool) -> Result<(), AuthErro
             "The redirect_uri uses a scheme that cannot receive an authorization response.",
         ));
     }
-    if !allow_insecure && !crate::oauth2::client::is_redirect_uri_secure(uri) {
+    if !allow_insecure && !is_redirect_uri_secure(uri) {
         return Err(fatal(
             "invalid_request",
             "The redirect_uri uses an insecure protocol: http is only allowed for loopback and *.localhost hosts.",
@@ -362,134 +362,22 @@ fn check_redirect_target(uri: &str, allow_insecure: bool) -> Result<(), AuthErro
 }
 
 fn match_redirect_uri(given: &str, registered: &[String]) -> Result<String, AuthError> {
-    let uri =
-        parse_uri(given).ok_or_else(|| fatal("invalid_request", "The redirect_uri is not a valid absolute URI."))?;
+    let uri = Uri::parse_absolute(given)
+        .ok_or_else(|| fatal("invalid_request", "The redirect_uri is not a valid absolute URI."))?;
     if uri.fragment.is_some() {
         return Err(fatal("invalid_request", "The redirect_uri must not contain a fragment."));
     }
-    if uri.authority.as_ref().is_some_and(|a| a.userinfo) {
+    if uri.userinfo().is_some() {
         return Err(fatal("invalid_request", "The redirect_uri must not contain user information."));
     }
     if registered.iter().any(|r| r == given) {
         return Ok(given.to_string());
     }
-    if registered.iter().filter_map(|r| parse_uri(r)).any(|r| loopback_matches(&r, &uri)) {
+    if registered.iter().filter_map(|r| Uri::parse_absolute(r)).any(|r| loopback_matches(&r, &uri)) {
         // The native app listens on the port it chose at run time, so that is where it must be sent.
         return Ok(given.to_string());
     }
     Err(fatal("invalid_request", "The redirect_uri does not match any of the client's registered redirect URIs."))
-}
-
-/// RFC 8252 §7.3; `localhost` is left out because its resolution is not guaranteed to stay on the loopback (§8.3).
-fn loopback_matches(reg: &Uri, req: &Uri) -> bool {
-    let (Some(ra), Some(qa)) = (&reg.authority, &req.authority) else { return false };
-    reg.scheme == "http"
-        && req.scheme == "http"
-        && !ra.userinfo
-        && !qa.userinfo
-        && (ra.host == "127.0.0.1" || ra.host == "[::1]")
-        && ra.host == qa.host
-        && qa.port.is_none_or(valid_port)
-        && reg.path == req.path
-        && reg.query == req.query
-        && reg.fragment.is_none()
-        && req.fragment.is_none()
-}
-
-fn valid_port(p: &str) -> bool {
-    p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
-}
-
-struct Uri<'a> {
-    scheme: &'a str,
-    authority: Option<Authority<'a>>,
-    path: &'a str,
-    query: Option<&'a str>,
-    fragment: Option<&'a str>,
-}
-
-struct Authority<'a> {
-    userinfo: bool,
-    host: &'a str,
-    port: Option<&'a str>,
-}
-
-/// A strict RFC 3986 absolute-URI splitter: only URI characters, well-formed percent escapes, a valid scheme.
-fn parse_uri(s: &str) -> Option<Uri<'_>> {
-    let bytes = s.as_bytes();
-    if !bytes.iter().all(|&b| is_uri_char(b)) {
-        return None;
-    }
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'%'
-            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-        {
-            return None;
-        }
-    }
-    let colon = s.find(':')?;
-    let scheme = &s[..colon];
-    let mut sb = scheme.bytes();
-    if !sb.next().is_some_and(|b| b.is_ascii_alphabetic())
-        || !sb.all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
-    {
-        return None;
-    }
-    let rest = &s[colon + 1..];
-    let (rest, fragment) = match rest.split_once('#') {
-        Some((r, f)) if !f.contains('#') => (r, Some(f)),
-        Some(_) => return None,
-        None => (rest, None),
-    };
-    let (hier, query) = match rest.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (rest, None),
-    };
-    let (authority, path) = match hier.strip_prefix("//") {
-        Some(after) => {
-            let end = after.find('/').unwrap_or(after.len());
-            (Some(parse_authority(&after[..end])?), &after[end..])
-        }
-        None => (None, hier),
-    };
-    if authority.is_none() && path.is_empty() {
-        return None;
-    }
-    Some(Uri { scheme, authority, path, query, fragment })
-}
-
-fn parse_authority(a: &str) -> Option<Authority<'_>> {
-    let (userinfo, hostport) = match a.rsplit_once('@') {
-        Some((_, hp)) => (true, hp),
-        None => (false, a),
-    };
-    let (host, port) = if hostport.starts_with('[') {
-        let close = hostport.find(']')?;
-        let (host, after) = hostport.split_at(close + 1);
-        match after {
-            "" => (host, None),
-            _ => (host, Some(after.strip_prefix(':')?)),
-        }
-    } else {
-        match hostport.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    // Brackets and colons belong only to an IP-literal; anywhere else they signal a confused authority.
-    let inner = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    if inner.contains(['[', ']']) || (inner.len() == host.len() && host.contains(':')) {
-        return None;
-    }
-    if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
-        return None;
-    }
-    Some(Authority { userinfo, host, port })
-}
-
-fn is_uri_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
 }
 
 /// RFC 7636 §4.1 verifier syntax, then an S256 comparison that does not leak the position of the first mismatch.

@@ -125,7 +125,7 @@ pub struct Config {
     pub expose_internal_errors: bool,
     pub default_client_scope: String,
     pub subject_types: Vec<String>,
-    pub log_level: crate::log::Level,
+    pub log_level: Level,
     pub log_format: LogFormat,
     pub leak_sensitive_values: bool,
     pub workers: usize,
@@ -614,8 +614,8 @@ impl Config {
         };
         let ttl = |key: &str, d: Duration| raw.duration(key, d);
         let log_level = match raw.str("log.level")? {
-            None => crate::log::Level::Info,
-            Some(s) => crate::log::Level::parse(&s).ok_or_else(|| {
+            None => Level::Info,
+            Some(s) => Level::parse(&s).ok_or_else(|| {
                 err("log.level", format!("must be one of trace, debug, info, warn, error, fatal, panic; got {s:?}"))
             })?,
         };
@@ -814,6 +814,41 @@ fn check_url(key: &str, s: &str, allow_http: bool) -> Result<String, ConfigError
         return Err(err(key, format!("has no host: {s:?}")));
     }
     Ok(s.to_string())
+}
+
+/// A log level (`log.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Trace = 0,
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+}
+
+impl Level {
+    /// Hydra's (logrus) level names; `fatal` and `panic` map to error.
+    pub fn parse(s: &str) -> Option<Level> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "trace" => Level::Trace,
+            "debug" => Level::Debug,
+            "info" => Level::Info,
+            "warn" | "warning" => Level::Warn,
+            "error" | "fatal" | "panic" => Level::Error,
+            _ => return None,
+        })
+    }
+
+    /// The name a log line carries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warning",
+            Level::Error => "error",
+        }
+    }
 }
 
 #[cfg(test)]

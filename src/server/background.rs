@@ -1,0 +1,89 @@
+//! The server's background threads besides the workers: the janitor's paced walks, and the
+//! storage fault switch of the I/O-error tests (installed only when its environment variable is
+//! set, so production has no switch on the write path).
+
+use crate::server::state::{self, Shared};
+use crate::{info, warn};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Environment variable naming a file whose content injects storage faults (`disk_full`,
+/// `sync_fails`, anything else: none), read every 20 ms. A test hook for the I/O-error tests,
+/// never a configuration key: without it there is no switch on the write path at all.
+pub const FAULT_FILE_ENV: &str = "HYDRA_TEST_FAULT_FILE";
+
+pub(super) fn fault_switch() -> Result<Option<Arc<hydra_storage::Faults>>, String> {
+    use hydra_storage::FaultMode;
+    let Some(path) = std::env::var_os(FAULT_FILE_ENV) else { return Ok(None) };
+    warn!(
+        "storage fault injection is on (a test hook); never run production like this",
+        "file" = std::path::Path::new(&path).display()
+    );
+    let faults = Arc::new(hydra_storage::Faults::default());
+    let switch = faults.clone();
+    std::thread::Builder::new()
+        .name("fault-switch".into())
+        .spawn(move || loop {
+            let mode = match std::fs::read_to_string(&path).as_deref().map(str::trim) {
+                Ok("disk_full") => FaultMode::DiskFull,
+                Ok("sync_fails") => FaultMode::SyncFails,
+                _ => FaultMode::None,
+            };
+            switch.set(mode);
+            std::thread::sleep(Duration::from_millis(20));
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Some(faults))
+}
+
+/// The background janitor: one walk of the store every `engine.janitor.interval`, paced so it
+/// takes a small share of a partition's writer; stops with the server.
+pub(super) fn spawn_janitor(shared: &Arc<Shared>) -> Result<Option<std::thread::JoinHandle<()>>, String> {
+    let every = shared.config.janitor_interval;
+    if every.is_zero() {
+        return Ok(None);
+    }
+    let shared = shared.clone();
+    let policy = crate::janitor::Policy {
+        tokens: true,
+        requests: true,
+        keep_secs: 0,
+        access_lifespan: None,
+        refresh_lifespan: None,
+        flow_lifespan: shared.config.ttl_login_consent_request.as_secs() as i64,
+        batch: shared.config.janitor_batch,
+        limit: None,
+        pause: Duration::from_millis(10),
+    };
+    let t = std::thread::Builder::new()
+        .name("janitor".into())
+        .spawn(move || {
+            let stop = &shared.shutting_down;
+            let mut next = std::time::Instant::now() + every;
+            while !stop.load(Ordering::Relaxed) {
+                if std::time::Instant::now() < next {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                let t0 = std::time::Instant::now();
+                match crate::janitor::run(&shared.store, &policy, state::unix_now(), stop) {
+                    Ok(r) => {
+                        shared.janitor.record(&r);
+                        info!(
+                            "janitor pass",
+                            "examined" = r.examined,
+                            "tokens" = r.tokens,
+                            "flows" = r.flows,
+                            "login_sessions" = r.login_sessions,
+                            "ms" = t0.elapsed().as_millis()
+                        );
+                    }
+                    Err(e) => warn!("janitor pass failed; retrying at the next interval", "error" = e),
+                }
+                next = std::time::Instant::now() + every;
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Some(t))
+}

@@ -1,0 +1,207 @@
+//! One worker: a monoio runtime pinned to its CPU, accepting on its own listeners and serving
+//! each connection in a task of its own.
+//!
+//! Invariants: a panic in a connection's task closes that connection only (monoio does not catch
+//! panics: one would otherwise end the worker); a worker serves at most
+//! [`MAX_CONNECTIONS_PER_WORKER`] connections, more wait in the listen backlog.
+
+/// Connections one worker serves at once; more wait in the listen backlog. Bounds memory (each
+/// connection holds at least its 8 KiB buffers) under a connection flood.
+use crate::config::Driver;
+use crate::server::conn;
+use crate::server::router::Api;
+use crate::server::state::{Shared, Worker};
+use crate::{error, info, warn};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+const MAX_CONNECTIONS_PER_WORKER: usize = 16_384;
+
+/// The CPUs this process may run on (respects `taskset` and cgroup cpusets), in order.
+pub(super) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is plain data for which all-zero is a valid (empty) value, and
+    // `sched_getaffinity` writes at most `size_of::<cpu_set_t>()` bytes into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is this thread; the size matches the buffer passed.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Vec::new();
+    }
+    // SAFETY: `CPU_ISSET` only reads the set initialised above, for indices below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize).filter(|c| unsafe { libc::CPU_ISSET(*c, &set) }).collect()
+}
+
+/// One bound listener of a worker, with its TLS acceptor when the API serves HTTPS.
+pub(super) type Listener = (Api, std::net::TcpListener, Option<monoio_rustls::TlsAcceptor>);
+
+pub(super) fn run_worker(
+    shared: Arc<Shared>,
+    index: usize,
+    cpu: Option<usize>,
+    listeners: Vec<Listener>,
+) -> Result<(), String> {
+    // One worker per core: pin to the index-th CPU this process is allowed on.
+    if let Some(cpu) = cpu {
+        if monoio::utils::bind_to_cpu_set([cpu]).is_err() {
+            warn!("could not pin worker to its core", "worker" = index, "cpu" = cpu);
+        }
+    }
+    let driver = match shared.config.driver {
+        Driver::Auto if monoio::utils::detect_uring() => Driver::IoUring,
+        Driver::Auto => Driver::Legacy,
+        d => d,
+    };
+    let w = Rc::new(Worker::new(shared, index)?);
+    crate::log::set_batched(true);
+    let ran = match driver {
+        Driver::IoUring => {
+            let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .with_entries(1024)
+                .enable_timer()
+                .build()
+                .map_err(|e| format!("io_uring runtime: {e} (set ENGINE_DRIVER=legacy to use epoll)"))?;
+            info!("worker started", "worker" = index, "driver" = "io_uring");
+            rt.block_on(worker_main(w, listeners))
+        }
+        _ => {
+            let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+                .enable_timer()
+                .build()
+                .map_err(|e| format!("epoll runtime: {e}"))?;
+            info!("worker started", "worker" = index, "driver" = "legacy (epoll)");
+            rt.block_on(worker_main(w, listeners))
+        }
+    };
+    crate::log::flush_local();
+    ran
+}
+
+/// How often a worker hands its buffered log lines to the writer thread when they do not fill a
+/// buffer first: the longest a request's line waits.
+const LOG_FLUSH_EVERY: Duration = Duration::from_millis(10);
+
+async fn worker_main(w: Rc<Worker>, listeners: Vec<Listener>) -> Result<(), String> {
+    {
+        let w = w.clone();
+        monoio::spawn(async move {
+            while !w.shared.shutting_down.load(Ordering::Relaxed) {
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+            w.signal_stop();
+        });
+    }
+    monoio::spawn(async {
+        loop {
+            monoio::time::sleep(LOG_FLUSH_EVERY).await;
+            crate::log::flush_local();
+        }
+    });
+    for (api, std_listener, acceptor) in listeners {
+        let l = monoio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+        let w = w.clone();
+        monoio::spawn(async move {
+            let mut last_warning: Option<std::time::Instant> = None;
+            loop {
+                if w.connections.get() >= MAX_CONNECTIONS_PER_WORKER {
+                    // Leave further connections in the kernel's backlog until some close.
+                    monoio::time::sleep(Duration::from_millis(5)).await;
+                    if w.stopping.get() {
+                        break;
+                    }
+                    continue;
+                }
+                let accepted = monoio::select! {
+                    r = l.accept() => Some(r),
+                    _ = w.stopped() => None,
+                };
+                match accepted {
+                    None => break,
+                    Some(Ok((stream, _peer))) => {
+                        let _ = stream.set_nodelay(true);
+                        w.connections.set(w.connections.get() + 1);
+                        let w = w.clone();
+                        let acceptor = acceptor.clone();
+                        monoio::spawn(async move {
+                            // A bug must cost one connection, never the worker and its listeners.
+                            if CatchUnwind(Box::pin(serve_conn(stream, &w, api, acceptor))).await.is_err() {
+                                error!("a connection handler panicked; the connection was closed", "worker" = w.index);
+                            }
+                            w.connections.set(w.connections.get() - 1);
+                        });
+                    }
+                    Some(Err(e)) => {
+                        // Out of file descriptors and similar: back off instead of spinning, and
+                        // say so at most once a second.
+                        let now = std::time::Instant::now();
+                        if last_warning.is_none_or(|t: std::time::Instant| now - t >= Duration::from_secs(1)) {
+                            warn!("accept failed", "error" = e);
+                            last_warning = Some(now);
+                        }
+                        monoio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+        });
+    }
+    w.stopped().await;
+    let grace = std::time::Instant::now() + Duration::from_secs(10);
+    while w.connections.get() > 0 && std::time::Instant::now() < grace {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// Serves one accepted connection, after a TLS handshake when the API has TLS. The handshake
+/// must finish within the header timeout, so a client that opens a connection and stalls in
+/// the handshake holds it no longer than one that stalls in a request head.
+async fn serve_conn(stream: monoio::net::TcpStream, w: &Worker, api: Api, tls: Option<monoio_rustls::TlsAcceptor>) {
+    let Some(acceptor) = tls else {
+        return conn::serve(stream, w, api).await;
+    };
+    let handshake = monoio::time::timeout(w.config().header_timeout, acceptor.accept(stream));
+    let stopped = monoio::select! {
+        r = handshake => Some(r),
+        _ = w.stopped() => None,
+    };
+    match stopped {
+        Some(Ok(Ok(tls_stream))) => conn::serve(tls_stream, w, api).await,
+        // A failed or slow handshake is the client's problem; nothing to answer over TLS.
+        Some(Ok(Err(e))) => crate::debug!("TLS handshake failed", "error" = e),
+        Some(Err(_)) | None => {}
+    }
+}
+
+/// Turns a panic inside a future into an error result (monoio does not catch panics in tasks:
+/// one would unwind out of the worker's `block_on`).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catch_unwind_turns_a_panic_into_an_error() {
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new().build().unwrap();
+        let r = rt.block_on(CatchUnwind(Box::pin(async {
+            let v: Vec<u8> = Vec::new();
+            v[usize::from(v.is_empty())]
+        })));
+        assert!(r.is_err());
+        let ok = rt.block_on(CatchUnwind(Box::pin(async { 7 })));
+        assert_eq!(ok, Ok(7));
+    }
+}
