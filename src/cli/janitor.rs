@@ -61,7 +61,7 @@ pub fn janitor(a: &JanitorCmd, out: &mut dyn Write) -> Result<(), String> {
     if hydra_storage::manifest_info(&dir).map_err(|e| format!("Error: {e}"))?.is_none() {
         return Err(format!("Error: {} is not a data directory", dir.display()));
     }
-    let flow_default = config.as_ref().map_or(1800, |c| c.ttl_login_consent_request.as_secs() as i64);
+    let flow_default = config.as_ref().map_or(1800, |c| c.ttl.login_consent_request.as_secs() as i64);
     let policy = Policy {
         tokens: a.tokens,
         requests: a.requests,

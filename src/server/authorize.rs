@@ -25,7 +25,7 @@ use ring::rand::SystemRandom;
 /// Resolves `urls.login` and friends: a path is taken relative to the public URL.
 pub fn absolute(w: &Worker, url: &str) -> String {
     if url.starts_with('/') {
-        format!("{}{}", w.config().public_url, url)
+        format!("{}{}", w.config().urls.public, url)
     } else {
         url.to_string()
     }
@@ -37,7 +37,7 @@ fn found(location: String) -> Response {
 
 /// An error that must not reach the client: to `urls.error` with the error in the query.
 fn fatal(w: &Worker, error: &str, description: &str) -> Response {
-    let url = absolute(w, &w.config().url_error);
+    let url = absolute(w, &w.config().urls.error);
     found(authorize::redirect_url(&url, &[("error", error), ("error_description", description)]))
 }
 
@@ -55,7 +55,7 @@ fn to_client(uri: &str, mode: ResponseMode, params: &[(&str, &str)]) -> Response
 }
 
 fn error_to_client(w: &Worker, r: &AuthRequest, error: &str, description: &str) -> Response {
-    let params = authorize::error_params(error, description, Some(&r.state), &w.config().issuer);
+    let params = authorize::error_params(error, description, Some(&r.state), &w.config().urls.issuer);
     to_client(&r.redirect_uri, r.response_mode, &params)
 }
 
@@ -100,7 +100,7 @@ fn params(req: &Request) -> Result<Vec<(String, String)>, String> {
 }
 
 fn expired(w: &Worker, flow: &Flow) -> bool {
-    unix_now() - flow.requested_at > w.config().ttl_login_consent_request.as_secs() as i64
+    unix_now() - flow.requested_at > w.config().ttl.login_consent_request.as_secs() as i64
 }
 
 /// A new authorization request: validate, then hand over to the login app.
@@ -121,19 +121,19 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
             public: c.is_public(),
         }
     });
-    let strategy = cfg.scope_strategy;
+    let strategy = cfg.strategies.scope;
     let allowed = move |allowed: &[&str], s: &str| strategy.matches(allowed.iter().copied(), s);
     let policy = Policy {
         allow_insecure_redirects: cfg.dev,
-        pkce_enforced: cfg.pkce_enforced,
-        pkce_enforced_for_public_clients: cfg.pkce_enforced_for_public_clients,
+        pkce_enforced: cfg.oauth2.pkce_enforced,
+        pkce_enforced_for_public_clients: cfg.oauth2.pkce_enforced_for_public_clients,
         scope_allowed: &allowed,
     };
     let r = match authorize::parse(params, view.as_ref(), &policy) {
         Ok(r) => r,
         Err(AuthError::Fatal { error, description }) => return fatal(w, error, &description),
         Err(AuthError::Redirect { redirect_uri, response_mode, error, description, state }) => {
-            let p = authorize::error_params(error, &description, state.as_deref(), &cfg.issuer);
+            let p = authorize::error_params(error, &description, state.as_deref(), &cfg.urls.issuer);
             return to_client(&redirect_uri, response_mode, &p);
         }
     };
@@ -163,7 +163,7 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
     if let (Some(sub), Some(s)) = (&hinted, &session) {
         let ours = entry
             .map(|e| &e.stored.client)
-            .and_then(|c| subject_for(&c.subject_type, &s.subject, c.sector_uris(), &cfg.pairwise_salt));
+            .and_then(|c| subject_for(&c.subject_type, &s.subject, c.sector_uris(), &cfg.oidc.pairwise_salt));
         if ours.as_deref() != Some(sub.as_str()) {
             skip = false;
             if prompt("none") {
@@ -185,10 +185,10 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
         return error_to_client(w, &r, "server_error", "No randomness available.");
     };
     let request_url = match (&req.head.method, &req.head.query) {
-        (crate::http::request::Method::Get, Some(q)) => format!("{}/oauth2/auth?{q}", cfg.public_url),
+        (crate::http::request::Method::Get, Some(q)) => format!("{}/oauth2/auth?{q}", cfg.urls.public),
         _ => {
             let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            authorize::redirect_url(&format!("{}/oauth2/auth", cfg.public_url), &pairs)
+            authorize::redirect_url(&format!("{}/oauth2/auth", cfg.urls.public), &pairs)
         }
     };
     let (session_id, session_subject, session_auth_time) = match (&session, skip) {
@@ -214,8 +214,8 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
         return error_to_client(w, &flow.request, "server_error", "The login challenge could not be sealed.");
     };
     let name = flow::csrf_cookie_name("login", cfg.dev, &flow.request.client_id);
-    let ttl = cfg.ttl_login_consent_request.as_secs() as i64;
-    found(authorize::redirect_url(&absolute(w, &cfg.url_login), &[("login_challenge", &challenge)]))
+    let ttl = cfg.ttl.login_consent_request.as_secs() as i64;
+    found(authorize::redirect_url(&absolute(w, &cfg.urls.login), &[("login_challenge", &challenge)]))
         .header("Set-Cookie", cookie(w, &name, &flow.login_csrf, ttl))
 }
 
@@ -232,7 +232,8 @@ fn hinted_subject(w: &Worker, hint: &str, client_id: &str) -> Option<String> {
         serde_json::Value::Array(a) => a.iter().any(|x| x == client_id),
         _ => false,
     };
-    (claims["iss"] == w.config().issuer.as_str() && for_client).then(|| claims["sub"].as_str().map(String::from))?
+    (claims["iss"] == w.config().urls.issuer.as_str() && for_client)
+        .then(|| claims["sub"].as_str().map(String::from))?
 }
 
 /// Back from the login app: check the verifier and its cookie, remember the login if asked,
@@ -291,10 +292,11 @@ async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
         return error_to_client(w, r, "server_error", "The consent challenge could not be sealed.");
     };
     let name = flow::csrf_cookie_name("consent", cfg.dev, &r.client_id);
-    let ttl = cfg.ttl_login_consent_request.as_secs() as i64;
-    let mut resp = found(authorize::redirect_url(&absolute(w, &cfg.url_consent), &[("consent_challenge", &challenge)]))
-        .header("Set-Cookie", cookie(w, &name, &flow.consent_csrf, ttl))
-        .header("Set-Cookie", cookie(w, &login_cookie, "", 0));
+    let ttl = cfg.ttl.login_consent_request.as_secs() as i64;
+    let mut resp =
+        found(authorize::redirect_url(&absolute(w, &cfg.urls.consent), &[("consent_challenge", &challenge)]))
+            .header("Set-Cookie", cookie(w, &name, &flow.consent_csrf, ttl))
+            .header("Set-Cookie", cookie(w, &login_cookie, "", 0));
     if let Some(c) = session_cookie {
         resp = resp.header("Set-Cookie", c);
     }
@@ -357,7 +359,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         consent.grant_access_token_audience.iter().filter(|a| r.audience.contains(a)).cloned().collect();
     let granted_audience = audience.clone();
     let subject = if login.force_subject_identifier.is_empty() {
-        match subject_for(&client.subject_type, &login.subject, client.sector_uris(), &cfg.pairwise_salt) {
+        match subject_for(&client.subject_type, &login.subject, client.sector_uris(), &cfg.oidc.pairwise_salt) {
             Some(s) => s,
             None => {
                 return error_to_client(
@@ -405,7 +407,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         scope: scope.join(" "),
         audience,
         issued_at: now,
-        expires_at: now + cfg.ttl_auth_code.as_secs() as i64,
+        expires_at: now + cfg.ttl.auth_code.as_secs() as i64,
         ext: ext.encode(),
     };
     match store.issue_code(partition, &flow.id, flow.requested_at, seq, record).await {
@@ -437,7 +439,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         return error_to_client(w, r, "temporarily_unavailable", "The consent could not be stored; retry later.");
     }
     let scope = scope.join(" ");
-    let params = [("code", minted.token.as_str()), ("scope", &scope), ("state", &r.state), ("iss", &cfg.issuer)];
+    let params = [("code", minted.token.as_str()), ("scope", &scope), ("state", &r.state), ("iss", &cfg.urls.issuer)];
     to_client(&r.redirect_uri, r.response_mode, &params).header("Set-Cookie", cookie(w, &consent_cookie, "", 0))
 }
 

@@ -40,7 +40,7 @@ pub(super) fn fault_switch() -> Result<Option<Arc<hydra_storage::Faults>>, Strin
 /// The background janitor: one walk of the store every `engine.janitor.interval`, paced so it
 /// takes a small share of a partition's writer; stops with the server.
 pub(super) fn spawn_janitor(shared: &Arc<Shared>) -> Result<Option<std::thread::JoinHandle<()>>, String> {
-    let every = shared.config.janitor_interval;
+    let every = shared.config.engine.janitor_interval;
     if every.is_zero() {
         return Ok(None);
     }
@@ -51,8 +51,8 @@ pub(super) fn spawn_janitor(shared: &Arc<Shared>) -> Result<Option<std::thread::
         keep_secs: 0,
         access_lifespan: None,
         refresh_lifespan: None,
-        flow_lifespan: shared.config.ttl_login_consent_request.as_secs() as i64,
-        batch: shared.config.janitor_batch,
+        flow_lifespan: shared.config.ttl.login_consent_request.as_secs() as i64,
+        batch: shared.config.engine.janitor_batch,
         limit: None,
         pause: Duration::from_millis(10),
     };

@@ -22,10 +22,10 @@ const MAX_PAGE_SIZE: usize = 500;
 fn policy(w: &Worker) -> ClientPolicy {
     let c = w.config();
     ClientPolicy {
-        default_scope: c.default_client_scope.clone(),
-        subject_types_supported: c.subject_types.clone(),
+        default_scope: c.oidc.default_client_scope.clone(),
+        subject_types_supported: c.oidc.subject_types.clone(),
         dev: c.dev,
-        public_url: format!("{}/", c.public_url),
+        public_url: format!("{}/", c.urls.public),
     }
 }
 
@@ -49,7 +49,7 @@ fn lookup(w: &Worker, id: &str) -> Option<Arc<ClientEntry>> {
 async fn hash(w: &Worker, secret: String) -> Result<String, Response> {
     let mut salt = [0u8; 16];
     SystemRandom::new().fill(&mut salt).map_err(|_| Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)))?;
-    let iterations = w.config().pbkdf2_iterations;
+    let iterations = w.config().oauth2.pbkdf2_iterations;
     w.shared
         .pool
         .run(move || hash_secret(secret.as_bytes(), iterations, &salt))
@@ -100,7 +100,7 @@ async fn check_sector(w: &Worker, c: &client::Client) -> Result<(), Response> {
     if c.sector_identifier_uri.is_empty() {
         return Ok(());
     }
-    let allow_private = !w.config().disallow_private_ip_ranges;
+    let allow_private = !w.config().clients_http.disallow_private_ip_ranges;
     let body = crate::server::outbound::fetch(&c.sector_identifier_uri, allow_private).await.map_err(|e| {
         client_error(client::ClientError::invalid_client_metadata(&format!(
             "Unable to read sector_identifier_uri: {e}."

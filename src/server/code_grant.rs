@@ -42,7 +42,7 @@ async fn issue(
     let cfg = w.config();
     let store = &w.shared.store;
     let now = unix_now();
-    let at_life = cfg.ttl_access_token.as_secs() as i64;
+    let at_life = cfg.ttl.access_token.as_secs() as i64;
     let at_seq = store.next_seq(partition).await.oauth()?;
     let at = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, at_seq, &w.rng.borrow_mut().next32());
     let base = TokenRecord {
@@ -69,7 +69,7 @@ async fn issue(
         let rt_seq = store.next_seq(partition).await.oauth()?;
         let rt =
             mint(&w.shared.token_keys, TokenType::RefreshToken, partition as u16, rt_seq, &w.rng.borrow_mut().next32());
-        let rt_life = cfg.ttl_refresh_token.as_secs().min(i64::MAX as u64 / 4) as i64;
+        let rt_life = cfg.ttl.refresh_token.as_secs().min(i64::MAX as u64 / 4) as i64;
         records.push((
             rt_seq,
             TokenRecord {
@@ -89,11 +89,11 @@ async fn issue(
             .map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
         let g = &ext.g;
         let claims = IdTokenClaims {
-            issuer: &cfg.issuer,
+            issuer: &cfg.urls.issuer,
             subject: &g.client_subject,
             client_id: &client.client_id,
             now,
-            lifespan_secs: cfg.ttl_id_token.as_secs() as i64,
+            lifespan_secs: cfg.ttl.id_token.as_secs() as i64,
             requested_at: g.requested_at,
             auth_time: g.auth_time,
             nonce: g.nonce.as_deref(),
@@ -207,7 +207,7 @@ pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&st
         &rec.audience,
         &client.scope,
         &client.audience,
-        w.config().scope_strategy,
+        w.config().strategies.scope,
     )?;
     let ext = GrantExt::parse(&rec.ext)?;
     let new_scope = authorization_code::refreshed_scope(&rec.scope, scope)?;

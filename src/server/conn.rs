@@ -150,8 +150,8 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, w: &Worker, api
     let cfg = w.config();
     let limits = Limits::default();
     let max_body = match api {
-        Api::Public => cfg.max_body_oauth,
-        Api::Admin => cfg.max_body_admin,
+        Api::Public => cfg.engine.max_body_oauth,
+        Api::Admin => cfg.engine.max_body_admin,
     };
     // Chunk framing may add overhead, but not without bound: a body arriving as one-byte chunks
     // with long extensions would otherwise hold a thousand times its size in memory.
@@ -178,14 +178,14 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, w: &Worker, api
             }
             let idle = c.buf.is_empty();
             let deadline = if idle {
-                Instant::now() + cfg.idle_timeout
+                Instant::now() + cfg.engine.idle_timeout
             } else {
-                *head_deadline.get_or_insert_with(|| Instant::now() + cfg.header_timeout)
+                *head_deadline.get_or_insert_with(|| Instant::now() + cfg.engine.header_timeout)
             };
             match c.read_more(deadline, w, idle).await {
                 ReadOutcome::Data => {
                     if head_deadline.is_none() {
-                        head_deadline = Some(Instant::now() + cfg.header_timeout);
+                        head_deadline = Some(Instant::now() + cfg.engine.header_timeout);
                     }
                 }
                 ReadOutcome::TimedOut if !idle => return c.fail(HttpError::REQUEST_TIMEOUT).await,
@@ -194,7 +194,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, w: &Worker, api
         };
         // The head is parsed into owned values; from here the buffer starts at the body.
         c.buf.drain(..head.head_len);
-        let body_deadline = Instant::now() + cfg.header_timeout.max(Duration::from_secs(1)) * 3;
+        let body_deadline = Instant::now() + cfg.engine.header_timeout.max(Duration::from_secs(1)) * 3;
         let body = match head.body {
             BodyKind::None => Vec::new(),
             BodyKind::Length(n) => {

@@ -33,7 +33,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
     if rec.expires_at.to_native() <= unix_now()
         || !snapshot.clients.contains_key(client_id)
         || snapshot.below_watermark(client_id, r.partition, r.seq)
-        || !has_required_scopes(cfg.scope_strategy, rec.scope.as_str(), form.get("scope"))
+        || !has_required_scopes(cfg.strategies.scope, rec.scope.as_str(), form.get("scope"))
     {
         return Ok(inactive());
     }
@@ -46,5 +46,5 @@ async fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
         expires_at: rec.expires_at.to_native(),
         ext: rec.ext.as_str(),
     };
-    Ok(active(&t, rec.audience.iter().map(|a| a.as_str()), &cfg.issuer))
+    Ok(active(&t, rec.audience.iter().map(|a| a.as_str()), &cfg.urls.issuer))
 }

@@ -57,7 +57,7 @@ pub fn serve(mode: ServeMode, args: &ServeArgs) -> i32 {
             return 1;
         }
     };
-    crate::log::init(config.log_level, config.log_format == LogFormat::Json);
+    crate::log::init(config.log.level, config.log.format == LogFormat::Json);
     // Log lines are written by a thread of their own: a worker never blocks in write(2) on a
     // slow or full stderr (measured in loadtest/runs/, issuance at info vs warn).
     if let Err(e) = crate::log::start_writer() {
@@ -83,13 +83,13 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         return Err("the in-memory DSN only works with `hydra serve all`: each process would have its own store".into());
     }
     let opts = StoreOptions {
-        partitions: config.partitions,
-        durability: match config.durability {
+        partitions: config.engine.partitions,
+        durability: match config.engine.durability {
             crate::config::Durability::Immediate => hydra_storage::Durability::Immediate,
             crate::config::Durability::None => hydra_storage::Durability::None,
         },
-        cache_bytes: config.cache_bytes,
-        wal_bytes: config.wal_bytes,
+        cache_bytes: config.engine.cache_bytes,
+        wal_bytes: config.engine.wal_bytes,
         faults: background::fault_switch()?,
     };
     let store = match &config.dsn {
@@ -100,11 +100,11 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         Dsn::Redb(dir) => Store::open(dir, &opts),
     }
     .map_err(|e| e.to_string())?;
-    if config.durability == crate::config::Durability::None && config.dsn != Dsn::Memory {
+    if config.engine.durability == crate::config::Durability::None && config.dsn != Dsn::Memory {
         warn!("engine.durability=none: acknowledged writes can be LOST on a crash or power failure; for benchmarks and development only");
     }
-    if config.secrets_system.is_empty() {
-        config.secrets_system = vec![dev_secret(store.dir())?];
+    if config.secrets.system.is_empty() {
+        config.secrets.system = vec![dev_secret(store.dir())?];
     }
     let store = hydra_storage::Backend::from(store);
     // What a crash cut short (a consent revocation) or an earlier release did not write is
@@ -120,22 +120,22 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     // change-feed thread, so nothing written meanwhile is missed.
     let feed_from = block_on(store.changes_since(0)).map_err(|e| e.to_string())?.version;
     let (clients, watermarks) = watch::load_clients(&store)?;
-    let key_seal = keys::seal_keys(&config.secrets_system);
+    let key_seal = keys::seal_keys(&config.secrets.system);
     let mut key_snapshot = keys::load(&store, &key_seal)?;
     for set in keys::ensure_defaults(&store, &key_seal, &mut key_snapshot)? {
         info!("generated a signing key", "set" = set, "alg" = "RS256");
     }
-    let workers = config.workers;
+    let workers = config.engine.workers;
     let cfg = &config;
     let tls = |files: &Option<crate::config::TlsFiles>| -> Result<Option<monoio_rustls::TlsAcceptor>, String> {
         files.as_ref().map(|f| tls::server_config(f).map(monoio_rustls::TlsAcceptor::from)).transpose()
     };
     let mut apis = Vec::new();
     if mode != ServeMode::Admin {
-        apis.push((Api::Public, cfg.public.addr(), tls(&cfg.tls_public)?));
+        apis.push((Api::Public, cfg.serve.public.addr(), tls(&cfg.serve.tls_public)?));
     }
     if mode != ServeMode::Public {
-        apis.push((Api::Admin, cfg.admin.addr(), tls(&cfg.tls_admin)?));
+        apis.push((Api::Admin, cfg.serve.admin.addr(), tls(&cfg.serve.tls_admin)?));
     }
     // Bind every worker's listeners up front so that port 0 resolves once and every worker
     // shares the resolved port.
@@ -175,14 +175,14 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     }
     let find = |want: Api| bound.iter().find(|(api, _)| *api == want).map(|(_, a)| *a);
     config.adopt_bound(find(Api::Public), find(Api::Admin));
-    let cache_key = crate::token::derive_key(&config.secrets_system[0], "hydra-rs/secret-cache/v1");
+    let cache_key = crate::token::derive_key(&config.secrets.system[0], "hydra-rs/secret-cache/v1");
     let shared = Arc::new(Shared {
-        token_keys: crate::token::TokenKeys::new(&config.secrets_system),
+        token_keys: crate::token::TokenKeys::new(&config.secrets.system),
         secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cache_key),
         clients: arc_swap::ArcSwap::from_pointee(ClientSnapshot::from_store(clients, watermarks)),
         keys: arc_swap::ArcSwap::from_pointee(key_snapshot),
         key_seal,
-        flow_keys: crate::oauth2::flow::keys(&config.secrets_system),
+        flow_keys: crate::oauth2::flow::keys(&config.secrets.system),
         metrics: (0..workers).map(|_| Default::default()).collect(),
         store: Arc::new(store),
         pool: pool::Pool::new(2).map_err(|e| format!("cannot start helper threads: {e}"))?,
@@ -190,7 +190,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
             use ring::rand::SecureRandom;
             let mut salt = [0u8; 16];
             ring::rand::SystemRandom::new().fill(&mut salt).map_err(|_| "no randomness available".to_string())?;
-            Arc::from(crate::oauth2::hasher::hash_secret(&salt, config.pbkdf2_iterations, &salt))
+            Arc::from(crate::oauth2::hasher::hash_secret(&salt, config.oauth2.pbkdf2_iterations, &salt))
         },
         shutting_down: Default::default(),
         janitor: Default::default(),

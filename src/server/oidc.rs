@@ -14,24 +14,24 @@ use serde_json::json;
 
 pub fn discovery(w: &Worker) -> Response {
     let cfg = w.config();
-    let public = &cfg.public_url;
-    let issuer = cfg.issuer.trim_end_matches('/');
+    let public = &cfg.urls.public;
+    let issuer = cfg.urls.issuer.trim_end_matches('/');
     let alg = w.shared.keys.load().signer(ID_TOKEN_SET).map(|s| s.alg().as_str()).unwrap_or("RS256");
     let mut scopes = vec!["offline_access".to_string(), "offline".into(), "openid".into()];
-    scopes.extend(cfg.discovery_scopes.iter().filter(|s| !scopes.contains(s)).cloned().collect::<Vec<_>>());
+    scopes.extend(cfg.oidc.discovery_scopes.iter().filter(|s| !scopes.contains(s)).cloned().collect::<Vec<_>>());
     let mut claims: Vec<String> =
         ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash"]
             .map(String::from)
             .to_vec();
-    claims.extend(cfg.discovery_claims.iter().filter(|c| !claims.contains(c)).cloned().collect::<Vec<_>>());
+    claims.extend(cfg.oidc.discovery_claims.iter().filter(|c| !claims.contains(c)).cloned().collect::<Vec<_>>());
     let mut subject_types = vec!["public"];
-    if !cfg.pairwise_salt.is_empty() && cfg.subject_types.iter().any(|t| t == "pairwise") {
+    if !cfg.oidc.pairwise_salt.is_empty() && cfg.oidc.subject_types.iter().any(|t| t == "pairwise") {
         subject_types.push("pairwise");
     }
     Response::json_value(
         200,
         &json!({
-            "issuer": cfg.issuer,
+            "issuer": cfg.urls.issuer,
             "authorization_endpoint": format!("{public}/oauth2/auth"),
             "token_endpoint": format!("{public}/oauth2/token"),
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),

@@ -292,7 +292,7 @@ pub(crate) fn test_shared() -> Arc<Shared> {
         hydra_storage::Store::memory(&hydra_storage::StoreOptions { partitions: 4, ..Default::default() }).unwrap(),
     );
     Arc::new(Shared {
-        token_keys: TokenKeys::new(&config.secrets_system),
+        token_keys: TokenKeys::new(&config.secrets.system),
         secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[1; 32]),
         clients: ArcSwap::from_pointee(ClientSnapshot::default()),
         keys: ArcSwap::from_pointee(crate::server::key_snapshot::KeySnapshot::default()),

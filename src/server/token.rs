@@ -52,9 +52,9 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
     match request {
         TokenRequest::ClientCredentials { scope, audience } => {
             let policy = Policy {
-                strategy: cfg.scope_strategy,
-                default_grant_allowed_scope: cfg.cc_default_grant_allowed_scope,
-                access_token_ttl: cfg.ttl_access_token,
+                strategy: cfg.strategies.scope,
+                default_grant_allowed_scope: cfg.oauth2.cc_default_grant_allowed_scope,
+                access_token_ttl: cfg.ttl.access_token,
             };
             let plan = client_credentials::check(&client.stored.client, scope.as_deref(), &audience, &policy)
                 .map_err(|e| e.with_basic(presented.is_basic()))?;

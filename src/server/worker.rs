@@ -48,7 +48,7 @@ pub(super) fn run_worker(
             warn!("could not pin worker to its core", "worker" = index, "cpu" = cpu);
         }
     }
-    let driver = match shared.config.driver {
+    let driver = match shared.config.engine.driver {
         Driver::Auto if monoio::utils::detect_uring() => Driver::IoUring,
         Driver::Auto => Driver::Legacy,
         d => d,
@@ -160,7 +160,7 @@ async fn serve_conn(stream: monoio::net::TcpStream, w: &Worker, api: Api, tls: O
     let Some(acceptor) = tls else {
         return conn::serve(stream, w, api).await;
     };
-    let handshake = monoio::time::timeout(w.config().header_timeout, acceptor.accept(stream));
+    let handshake = monoio::time::timeout(w.config().engine.header_timeout, acceptor.accept(stream));
     let stopped = monoio::select! {
         r = handshake => Some(r),
         _ = w.stopped() => None,

@@ -7,11 +7,19 @@
 //! under `engine.*` (env `ENGINE_*`).
 
 mod hydra_keys;
+mod keys;
+mod raw;
+mod tls;
 
-use crate::duration::parse_go_duration;
+pub use keys::env_name;
+use keys::{check_keys, implemented, Kind, KEYS};
+use raw::{merge, read_file, Raw};
+use tls::tls_for;
+pub use tls::{PemSource, TlsFiles};
+
 use crate::oauth2::scope::ScopeStrategy;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A configuration problem, printed as one line naming the key.
@@ -85,49 +93,124 @@ impl Listen {
     }
 }
 
-/// Validated settings.
+/// Validated settings, nested as Hydra's configuration keys are (`ttl.access_token` is
+/// `config.ttl.access_token`).
 #[derive(Clone)]
 pub struct Config {
     pub dev: bool,
     pub dsn: Dsn,
+    pub secrets: Secrets,
+    pub urls: Urls,
+    pub serve: Serve,
+    pub ttl: Ttl,
+    pub strategies: Strategies,
+    pub oauth2: OAuth2,
+    pub oidc: Oidc,
+    pub log: Log,
+    pub clients_http: ClientsHttp,
+    /// This server's own settings (`engine.*`, not in Hydra).
+    pub engine: Engine,
+}
+
+/// `secrets.*`.
+#[derive(Clone)]
+pub struct Secrets {
     /// `secrets.system`; empty only in `--dev` before the server generates one.
-    pub secrets_system: Vec<String>,
+    pub system: Vec<String>,
+}
+
+/// `urls.*`.
+#[derive(Debug, Clone)]
+pub struct Urls {
     /// `urls.self.issuer` exactly as configured (relying parties compare it byte for byte).
     pub issuer: String,
-    /// Public base URL without a trailing slash.
-    pub public_url: String,
-    /// Admin base URL without a trailing slash.
-    pub admin_url: String,
+    /// `urls.self.public` without a trailing slash.
+    pub public: String,
+    /// `urls.self.admin` without a trailing slash.
+    pub admin: String,
     /// Which of issuer / public / admin URLs were derived from the listeners (not configured),
     /// so the server can correct them once port 0 has resolved.
-    pub derived_urls: (bool, bool, bool),
+    pub derived: (bool, bool, bool),
+    /// `urls.login`, `urls.consent`, `urls.error`: absolute, or paths on the public URL.
+    pub login: String,
+    pub consent: String,
+    pub error: String,
+}
+
+/// `serve.*`.
+#[derive(Debug, Clone)]
+pub struct Serve {
     pub public: Listen,
     pub admin: Listen,
-    pub ttl_access_token: Duration,
-    pub ttl_refresh_token: Duration,
-    pub ttl_id_token: Duration,
-    pub ttl_auth_code: Duration,
-    pub ttl_login_consent_request: Duration,
-    /// `urls.login`, `urls.consent`, `urls.error`: absolute, or paths on the public URL.
-    pub url_login: String,
-    pub url_consent: String,
-    pub url_error: String,
+    /// TLS of the public listener (`serve.public.tls` over `serve.tls`); `None`: plain HTTP.
+    pub tls_public: Option<TlsFiles>,
+    /// TLS of the admin listener (`serve.admin.tls` over `serve.tls`).
+    pub tls_admin: Option<TlsFiles>,
+}
+
+/// `ttl.*`.
+#[derive(Debug, Clone)]
+pub struct Ttl {
+    pub access_token: Duration,
+    pub refresh_token: Duration,
+    pub id_token: Duration,
+    pub auth_code: Duration,
+    pub login_consent_request: Duration,
+}
+
+/// `strategies.*`.
+#[derive(Debug, Clone)]
+pub struct Strategies {
+    pub scope: ScopeStrategy,
+}
+
+/// `oauth2.*`.
+#[derive(Debug, Clone)]
+pub struct OAuth2 {
+    /// `oauth2.pkce.enforced`.
     pub pkce_enforced: bool,
+    /// `oauth2.pkce.enforced_for_public_clients`.
     pub pkce_enforced_for_public_clients: bool,
+    /// `oauth2.hashers.pbkdf2.iterations`.
+    pub pbkdf2_iterations: u32,
+    /// `oauth2.client_credentials.default_grant_allowed_scope`.
+    pub cc_default_grant_allowed_scope: bool,
+    pub expose_internal_errors: bool,
+}
+
+/// `oidc.*` and `webfinger.oidc_discovery.*`.
+#[derive(Debug, Clone)]
+pub struct Oidc {
     /// `oidc.subject_identifiers.pairwise.salt`.
     pub pairwise_salt: String,
+    /// `oidc.subject_identifiers.supported_types`.
+    pub subject_types: Vec<String>,
+    /// `oidc.dynamic_client_registration.default_scope`, space separated.
+    pub default_client_scope: String,
     /// `webfinger.oidc_discovery.supported_scope` and `.supported_claims`: added to discovery.
     pub discovery_scopes: Vec<String>,
     pub discovery_claims: Vec<String>,
-    pub scope_strategy: ScopeStrategy,
-    pub pbkdf2_iterations: u32,
-    pub cc_default_grant_allowed_scope: bool,
-    pub expose_internal_errors: bool,
-    pub default_client_scope: String,
-    pub subject_types: Vec<String>,
-    pub log_level: Level,
-    pub log_format: LogFormat,
+}
+
+/// `log.*`.
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub level: Level,
+    pub format: LogFormat,
     pub leak_sensitive_values: bool,
+}
+
+/// `clients.http.*`.
+#[derive(Debug, Clone)]
+pub struct ClientsHttp {
+    /// Outbound requests (sector identifier documents) refuse private, loopback and reserved
+    /// addresses (`clients.http.disallow_private_ip_ranges`; default on, off with `--dev`).
+    pub disallow_private_ip_ranges: bool,
+}
+
+/// `engine.*`: the runtime and the embedded store.
+#[derive(Debug, Clone)]
+pub struct Engine {
     pub workers: usize,
     pub partitions: u32,
     pub durability: Durability,
@@ -135,22 +218,15 @@ pub struct Config {
     pub cache_bytes: usize,
     /// Write-ahead log size per database; 0 turns the log off.
     pub wal_bytes: u64,
-    /// Per-connection limits.
+    /// Per-request body limits.
     pub max_body_oauth: usize,
     pub max_body_admin: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
-    /// Outbound requests (sector identifier documents) refuse private, loopback and reserved
-    /// addresses (`clients.http.disallow_private_ip_ranges`; default on, off with `--dev`).
-    pub disallow_private_ip_ranges: bool,
     /// How often the background janitor walks the store (`engine.janitor.interval`; zero: never).
     pub janitor_interval: Duration,
     /// Rows the janitor reads per step (`engine.janitor.batch_size`); it pauses between steps.
     pub janitor_batch: usize,
-    /// TLS of the public listener (`serve.public.tls` over `serve.tls`); `None`: plain HTTP.
-    pub tls_public: Option<TlsFiles>,
-    /// TLS of the admin listener (`serve.admin.tls` over `serve.tls`).
-    pub tls_admin: Option<TlsFiles>,
 }
 
 impl std::fmt::Debug for Config {
@@ -159,212 +235,12 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("dev", &self.dev)
             .field("dsn", &self.dsn)
-            .field("issuer", &self.issuer)
-            .field("public", &self.public)
-            .field("admin", &self.admin)
-            .field("workers", &self.workers)
-            .field("partitions", &self.partitions)
-            .field("durability", &self.durability)
+            .field("urls", &self.urls)
+            .field("serve", &self.serve)
+            .field("ttl", &self.ttl)
+            .field("engine", &self.engine)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Str,
-    Int,
-    Bool,
-    List,
-}
-
-/// Every key read from files and the environment, with how an environment value is parsed.
-const KEYS: &[(&str, Kind)] = &[
-    ("dsn", Kind::Str),
-    ("dev", Kind::Bool),
-    ("secrets.system", Kind::List),
-    ("urls.self.issuer", Kind::Str),
-    ("urls.self.public", Kind::Str),
-    ("urls.self.admin", Kind::Str),
-    ("serve.public.host", Kind::Str),
-    ("serve.public.port", Kind::Int),
-    ("serve.admin.host", Kind::Str),
-    ("serve.admin.port", Kind::Int),
-    ("ttl.access_token", Kind::Str),
-    ("ttl.refresh_token", Kind::Str),
-    ("ttl.id_token", Kind::Str),
-    ("ttl.auth_code", Kind::Str),
-    ("ttl.login_consent_request", Kind::Str),
-    ("urls.login", Kind::Str),
-    ("urls.consent", Kind::Str),
-    ("urls.error", Kind::Str),
-    ("oauth2.pkce.enforced", Kind::Bool),
-    ("oauth2.pkce.enforced_for_public_clients", Kind::Bool),
-    ("oidc.subject_identifiers.pairwise.salt", Kind::Str),
-    ("webfinger.oidc_discovery.supported_scope", Kind::List),
-    ("webfinger.oidc_discovery.supported_claims", Kind::List),
-    ("strategies.scope", Kind::Str),
-    ("strategies.access_token", Kind::Str),
-    ("oauth2.hashers.algorithm", Kind::Str),
-    ("oauth2.hashers.pbkdf2.iterations", Kind::Int),
-    ("oauth2.client_credentials.default_grant_allowed_scope", Kind::Bool),
-    ("oauth2.expose_internal_errors", Kind::Bool),
-    ("oidc.dynamic_client_registration.default_scope", Kind::List),
-    ("oidc.subject_identifiers.supported_types", Kind::List),
-    ("log.level", Kind::Str),
-    ("log.format", Kind::Str),
-    ("log.leak_sensitive_values", Kind::Bool),
-    ("engine.workers", Kind::Int),
-    ("engine.partitions", Kind::Int),
-    ("engine.durability", Kind::Str),
-    ("engine.driver", Kind::Str),
-    ("engine.cache_size_mb", Kind::Int),
-    ("engine.wal_size_mb", Kind::Int),
-    ("engine.header_timeout", Kind::Str),
-    ("engine.idle_timeout", Kind::Str),
-    ("clients.http.disallow_private_ip_ranges", Kind::Bool),
-    ("engine.janitor.interval", Kind::Str),
-    ("engine.janitor.batch_size", Kind::Int),
-    ("serve.tls.enabled", Kind::Bool),
-    ("serve.tls.cert.path", Kind::Str),
-    ("serve.tls.cert.base64", Kind::Str),
-    ("serve.tls.key.path", Kind::Str),
-    ("serve.tls.key.base64", Kind::Str),
-    ("serve.public.tls.enabled", Kind::Bool),
-    ("serve.public.tls.cert.path", Kind::Str),
-    ("serve.public.tls.cert.base64", Kind::Str),
-    ("serve.public.tls.key.path", Kind::Str),
-    ("serve.public.tls.key.base64", Kind::Str),
-    ("serve.admin.tls.enabled", Kind::Bool),
-    ("serve.admin.tls.cert.path", Kind::Str),
-    ("serve.admin.tls.cert.base64", Kind::Str),
-    ("serve.admin.tls.key.path", Kind::Str),
-    ("serve.admin.tls.key.base64", Kind::Str),
-];
-
-fn implemented(key: &str) -> bool {
-    KEYS.iter().any(|(k, _)| *k == key)
-}
-
-fn hydra_default(key: &str) -> Option<Option<&'static str>> {
-    hydra_keys::HYDRA_KEYS.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
-}
-
-/// Whether any known key lies below `path` (so an object there is walked, not judged whole).
-fn has_children(path: &str) -> bool {
-    let below = |k: &str| k.len() > path.len() && k.starts_with(path) && k.as_bytes()[path.len()] == b'.';
-    KEYS.iter().any(|(k, _)| below(k)) || hydra_keys::HYDRA_KEYS.iter().any(|(k, _)| below(k))
-}
-
-/// Whether a value equals Hydra's default (a value from the environment is a string: compared
-/// with the default's text, lists comma-separated).
-fn is_default(value: &Value, default: &str) -> bool {
-    let Ok(d) = serde_json::from_str::<Value>(default) else { return false };
-    if *value == d {
-        return true;
-    }
-    match (value, &d) {
-        (Value::String(s), Value::String(ds)) => s.trim() == ds,
-        (Value::String(s), Value::Array(items)) => {
-            let given: Vec<&str> = s.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
-            given.len() == items.len() && given.iter().zip(items).all(|(g, i)| i.as_str() == Some(g))
-        }
-        (Value::String(s), Value::Bool(_) | Value::Number(_)) => s.trim().eq_ignore_ascii_case(&d.to_string()),
-        _ => false,
-    }
-}
-
-/// Refuses, with one line naming the key, a key neither Hydra nor this server knows (Hydra's
-/// schema has `additionalProperties: false`), and a key Hydra knows that this server does not
-/// implement yet unless it holds Hydra's default.
-fn check_keys(node: &Value, path: &str) -> Result<(), ConfigError> {
-    if node.is_null() || (!path.is_empty() && implemented(path)) || path == "version" {
-        return Ok(());
-    }
-    if let Value::Object(map) = node {
-        if path.is_empty() || has_children(path) {
-            for (k, v) in map {
-                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                check_keys(v, &child)?;
-            }
-            return Ok(());
-        }
-    }
-    // Open maps of Hydra's (`sqa.*`: telemetry, which this server never sends; `feature_flags.*`).
-    let open = hydra_keys::HYDRA_KEYS
-        .iter()
-        .any(|(k, _)| k.strip_suffix(".*").is_some_and(|p| path.starts_with(p) && path[p.len()..].starts_with('.')));
-    if open {
-        return Ok(());
-    }
-    match hydra_default(path) {
-        Some(Some(d)) if is_default(node, d) => Ok(()),
-        Some(_) => Err(err(path, "is not supported yet by this server (only Hydra's default value is accepted)")),
-        None => Err(err(path, "is not a configuration key (unknown key)")),
-    }
-}
-
-/// Where a PEM document comes from (Hydra's `path` or `base64` source).
-#[derive(Clone, PartialEq, Eq)]
-pub enum PemSource {
-    Path(PathBuf),
-    /// The base64 of the PEM text, as configured.
-    Base64(String),
-}
-
-impl std::fmt::Debug for PemSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PemSource::Path(p) => write!(f, "Path({})", p.display()),
-            // The key may be inline: never print it.
-            PemSource::Base64(_) => f.write_str("Base64(..)"),
-        }
-    }
-}
-
-/// A listener's certificate chain and private key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PemSource,
-    pub key: PemSource,
-}
-
-/// One listener's TLS settings: its own `serve.<api>.tls` block, each part falling back to the
-/// shared `serve.tls`. TLS is on when `enabled` says so, or, unset, when a certificate and key
-/// are given; on without both is an error.
-fn tls_for(raw: &Raw, api: &str) -> Result<Option<TlsFiles>, ConfigError> {
-    let own = format!("serve.{api}.tls");
-    let pick = |part: &str| -> Result<Option<(String, PemSource)>, ConfigError> {
-        for base in [own.as_str(), "serve.tls"] {
-            let path = raw.str(&format!("{base}.{part}.path"))?;
-            let b64 = raw.str(&format!("{base}.{part}.base64"))?;
-            match (path, b64) {
-                (Some(_), Some(_)) => {
-                    return Err(err(&format!("{base}.{part}"), "give either path or base64, not both"))
-                }
-                (Some(p), None) => return Ok(Some((base.to_string(), PemSource::Path(PathBuf::from(p))))),
-                (None, Some(b)) => return Ok(Some((base.to_string(), PemSource::Base64(b)))),
-                (None, None) => {}
-            }
-        }
-        Ok(None)
-    };
-    let enabled = match raw.bool(&format!("{own}.enabled"))? {
-        Some(b) => Some(b),
-        None => raw.bool("serve.tls.enabled")?,
-    };
-    let (cert, key) = (pick("cert")?, pick("key")?);
-    match (enabled, cert, key) {
-        (Some(false), _, _) | (None, None, None) => Ok(None),
-        (_, Some((_, cert)), Some((_, key))) => Ok(Some(TlsFiles { cert, key })),
-        (_, Some((base, _)), None) => Err(err(&format!("{base}.key"), "a certificate needs its private key")),
-        (_, None, Some((base, _))) => Err(err(&format!("{base}.cert"), "a private key needs its certificate")),
-        (Some(true), None, None) => Err(err(&format!("{own}.enabled"), "TLS is enabled but no certificate is set")),
-    }
-}
-
-/// The environment variable for a key path: `serve.public.port` → `SERVE_PUBLIC_PORT`.
-pub fn env_name(key: &str) -> String {
-    key.to_ascii_uppercase().replace('.', "_")
 }
 
 /// The default data directory for the embedded store.
@@ -376,121 +252,6 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(h).join(".local/share/hydra-rs");
     }
     PathBuf::from("hydra-data")
-}
-
-/// The raw tree: files merged, then environment overrides.
-struct Raw {
-    tree: Value,
-}
-
-impl Raw {
-    fn get(&self, key: &str) -> Option<&Value> {
-        let mut v = &self.tree;
-        for part in key.split('.') {
-            v = v.get(part)?;
-        }
-        if v.is_null() {
-            None
-        } else {
-            Some(v)
-        }
-    }
-
-    fn set(&mut self, key: &str, value: Value) {
-        let mut v = &mut self.tree;
-        for part in key.split('.') {
-            if !v.is_object() {
-                *v = Value::Object(Default::default());
-            }
-            let Value::Object(map) = v else { return };
-            v = map.entry(part.to_string()).or_insert(Value::Null);
-        }
-        *v = value;
-    }
-
-    fn str(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(_) => Err(err(key, "must be a string")),
-        }
-    }
-
-    fn int(&self, key: &str) -> Result<Option<i64>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| err(key, "must be an integer")),
-            Some(Value::String(s)) => {
-                s.trim().parse().map(Some).map_err(|_| err(key, format!("must be an integer, got {s:?}")))
-            }
-            Some(_) => Err(err(key, "must be an integer")),
-        }
-    }
-
-    fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Ok(Some(true)),
-                "false" | "0" | "no" | "" => Ok(Some(false)),
-                _ => Err(err(key, format!("must be true or false, got {s:?}"))),
-            },
-            Some(_) => Err(err(key, "must be a boolean")),
-        }
-    }
-
-    fn list(&self, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| err(key, "must be a list of strings")))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(Value::String(s)) => {
-                Ok(Some(s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()))
-            }
-            Some(_) => Err(err(key, "must be a list of strings")),
-        }
-    }
-
-    fn duration(&self, key: &str, default: Duration) -> Result<Duration, ConfigError> {
-        match self.str(key)? {
-            None => Ok(default),
-            Some(s) => parse_go_duration(s.trim())
-                .ok_or_else(|| err(key, format!("must be a duration such as 1h or 30m, got {s:?}"))),
-        }
-    }
-}
-
-fn read_file(path: &Path) -> Result<Value, ConfigError> {
-    let key = format!("--config {}", path.display());
-    let text = std::fs::read_to_string(path).map_err(|e| err(&key, e.to_string()))?;
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let v: Value = if is_json {
-        serde_json::from_str(&text).map_err(|e| err(&key, e.to_string()))?
-    } else {
-        serde_yaml_ng::from_str(&text).map_err(|e| err(&key, e.to_string()))?
-    };
-    match v {
-        Value::Object(_) => Ok(v),
-        Value::Null => Ok(Value::Object(Default::default())),
-        _ => Err(err(&key, "the file must hold a mapping of keys")),
-    }
-}
-
-fn merge(into: &mut Value, from: Value) {
-    match (into, from) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
 }
 
 fn strip_slash(s: &str) -> String {
@@ -673,64 +434,75 @@ impl Config {
         Ok(Config {
             dev,
             dsn,
-            secrets_system,
-            issuer,
-            public_url,
-            derived_urls,
-            admin_url,
-            public,
-            admin,
-            ttl_access_token: ttl("ttl.access_token", Duration::from_secs(3600))?,
-            ttl_refresh_token: ttl("ttl.refresh_token", Duration::from_secs(720 * 3600))?,
-            ttl_id_token: ttl("ttl.id_token", Duration::from_secs(3600))?,
-            ttl_auth_code: ttl("ttl.auth_code", Duration::from_secs(600))?,
-            ttl_login_consent_request: ttl("ttl.login_consent_request", Duration::from_secs(1800))?,
-            url_login: flow_url(raw, "urls.login", "/oauth2/fallbacks/login", dev)?,
-            url_consent: flow_url(raw, "urls.consent", "/oauth2/fallbacks/consent", dev)?,
-            url_error: flow_url(raw, "urls.error", "/oauth2/fallbacks/error", dev)?,
-            pkce_enforced: raw.bool("oauth2.pkce.enforced")?.unwrap_or(false),
-            pkce_enforced_for_public_clients: raw.bool("oauth2.pkce.enforced_for_public_clients")?.unwrap_or(false),
-            pairwise_salt: match raw.str("oidc.subject_identifiers.pairwise.salt")? {
-                Some(s) if s.len() < 8 => {
-                    return Err(err("oidc.subject_identifiers.pairwise.salt", "must be at least 8 characters"))
-                }
-                Some(s) => s,
-                None => String::new(),
+            secrets: Secrets { system: secrets_system },
+            urls: Urls {
+                issuer,
+                public: public_url,
+                admin: admin_url,
+                derived: derived_urls,
+                login: flow_url(raw, "urls.login", "/oauth2/fallbacks/login", dev)?,
+                consent: flow_url(raw, "urls.consent", "/oauth2/fallbacks/consent", dev)?,
+                error: flow_url(raw, "urls.error", "/oauth2/fallbacks/error", dev)?,
             },
-            discovery_scopes: raw.list("webfinger.oidc_discovery.supported_scope")?.unwrap_or_default(),
-            discovery_claims: raw.list("webfinger.oidc_discovery.supported_claims")?.unwrap_or_default(),
-            scope_strategy,
-            pbkdf2_iterations,
-            cc_default_grant_allowed_scope: raw
-                .bool("oauth2.client_credentials.default_grant_allowed_scope")?
-                .unwrap_or(false),
-            expose_internal_errors: raw.bool("oauth2.expose_internal_errors")?.unwrap_or(false),
-            default_client_scope: default_scope,
-            subject_types,
-            log_level,
-            log_format,
-            leak_sensitive_values: raw.bool("log.leak_sensitive_values")?.unwrap_or(false),
-            workers,
-            partitions,
-            durability,
-            driver,
-            cache_bytes,
-            wal_bytes,
-            max_body_oauth: 64 << 10,
-            max_body_admin: 1 << 20,
-            header_timeout: raw.duration("engine.header_timeout", Duration::from_secs(10))?,
-            idle_timeout: raw.duration("engine.idle_timeout", Duration::from_secs(120))?,
-            disallow_private_ip_ranges: raw.bool("clients.http.disallow_private_ip_ranges")?.unwrap_or(!dev),
-            janitor_interval: raw.duration("engine.janitor.interval", Duration::from_secs(600))?,
-            janitor_batch: match raw.int("engine.janitor.batch_size")? {
-                None => 1000,
-                Some(n) if (1..=1_000_000).contains(&n) => n as usize,
-                Some(n) => {
-                    return Err(err("engine.janitor.batch_size", format!("must be between 1 and 1000000, got {n}")))
-                }
+            serve: Serve { public, admin, tls_public, tls_admin },
+            ttl: Ttl {
+                access_token: ttl("ttl.access_token", Duration::from_secs(3600))?,
+                refresh_token: ttl("ttl.refresh_token", Duration::from_secs(720 * 3600))?,
+                id_token: ttl("ttl.id_token", Duration::from_secs(3600))?,
+                auth_code: ttl("ttl.auth_code", Duration::from_secs(600))?,
+                login_consent_request: ttl("ttl.login_consent_request", Duration::from_secs(1800))?,
             },
-            tls_public,
-            tls_admin,
+            strategies: Strategies { scope: scope_strategy },
+            oauth2: OAuth2 {
+                pkce_enforced: raw.bool("oauth2.pkce.enforced")?.unwrap_or(false),
+                pkce_enforced_for_public_clients: raw.bool("oauth2.pkce.enforced_for_public_clients")?.unwrap_or(false),
+                pbkdf2_iterations,
+                cc_default_grant_allowed_scope: raw
+                    .bool("oauth2.client_credentials.default_grant_allowed_scope")?
+                    .unwrap_or(false),
+                expose_internal_errors: raw.bool("oauth2.expose_internal_errors")?.unwrap_or(false),
+            },
+            oidc: Oidc {
+                pairwise_salt: match raw.str("oidc.subject_identifiers.pairwise.salt")? {
+                    Some(s) if s.len() < 8 => {
+                        return Err(err("oidc.subject_identifiers.pairwise.salt", "must be at least 8 characters"))
+                    }
+                    Some(s) => s,
+                    None => String::new(),
+                },
+                subject_types,
+                default_client_scope: default_scope,
+                discovery_scopes: raw.list("webfinger.oidc_discovery.supported_scope")?.unwrap_or_default(),
+                discovery_claims: raw.list("webfinger.oidc_discovery.supported_claims")?.unwrap_or_default(),
+            },
+            log: Log {
+                level: log_level,
+                format: log_format,
+                leak_sensitive_values: raw.bool("log.leak_sensitive_values")?.unwrap_or(false),
+            },
+            clients_http: ClientsHttp {
+                disallow_private_ip_ranges: raw.bool("clients.http.disallow_private_ip_ranges")?.unwrap_or(!dev),
+            },
+            engine: Engine {
+                workers,
+                partitions,
+                durability,
+                driver,
+                cache_bytes,
+                wal_bytes,
+                max_body_oauth: 64 << 10,
+                max_body_admin: 1 << 20,
+                header_timeout: raw.duration("engine.header_timeout", Duration::from_secs(10))?,
+                idle_timeout: raw.duration("engine.idle_timeout", Duration::from_secs(120))?,
+                janitor_interval: raw.duration("engine.janitor.interval", Duration::from_secs(600))?,
+                janitor_batch: match raw.int("engine.janitor.batch_size")? {
+                    None => 1000,
+                    Some(n) if (1..=1_000_000).contains(&n) => n as usize,
+                    Some(n) => {
+                        return Err(err("engine.janitor.batch_size", format!("must be between 1 and 1000000, got {n}")))
+                    }
+                },
+            },
         })
     }
 }
@@ -746,19 +518,19 @@ impl Config {
                 a.to_string()
             }
         };
-        let (issuer, public_url, admin_url) = self.derived_urls;
+        let (issuer, public_url, admin_url) = self.urls.derived;
         if let Some(p) = public {
             if issuer {
-                let scheme = if self.tls_public.is_some() { "https" } else { "http" };
-                self.issuer = format!("{scheme}://{}/", show(p));
+                let scheme = if self.serve.tls_public.is_some() { "https" } else { "http" };
+                self.urls.issuer = format!("{scheme}://{}/", show(p));
                 if public_url {
-                    self.public_url = strip_slash(&self.issuer);
+                    self.urls.public = strip_slash(&self.urls.issuer);
                 }
             }
         }
         if let (Some(a), true) = (admin, admin_url) {
-            let scheme = if self.tls_admin.is_some() { "https" } else { "http" };
-            self.admin_url = format!("{scheme}://{}", show(a));
+            let scheme = if self.serve.tls_admin.is_some() { "https" } else { "http" };
+            self.urls.admin = format!("{scheme}://{}", show(a));
         }
     }
 }
@@ -866,14 +638,14 @@ mod tests {
     #[test]
     fn defaults() {
         let c = load(&[SECRET], false).unwrap();
-        assert_eq!(c.public.port, 4444);
-        assert_eq!(c.admin.port, 4445);
-        assert_eq!(c.ttl_access_token, Duration::from_secs(3600));
-        assert_eq!(c.scope_strategy, ScopeStrategy::Wildcard);
-        assert_eq!(c.durability, Durability::Immediate);
-        assert_eq!(c.wal_bytes, DEFAULT_WAL_BYTES);
+        assert_eq!(c.serve.public.port, 4444);
+        assert_eq!(c.serve.admin.port, 4445);
+        assert_eq!(c.ttl.access_token, Duration::from_secs(3600));
+        assert_eq!(c.strategies.scope, ScopeStrategy::Wildcard);
+        assert_eq!(c.engine.durability, Durability::Immediate);
+        assert_eq!(c.engine.wal_bytes, DEFAULT_WAL_BYTES);
         assert!(matches!(c.dsn, Dsn::Redb(_)));
-        assert_eq!(c.default_client_scope, "offline_access offline openid");
+        assert_eq!(c.oidc.default_client_scope, "offline_access offline openid");
     }
 
     #[test]
@@ -895,18 +667,18 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(c.secrets_system, vec!["new-secret-0123456789", "old-secret-0123456789"]);
+        assert_eq!(c.secrets.system, vec!["new-secret-0123456789", "old-secret-0123456789"]);
         assert_eq!(c.dsn, Dsn::Memory);
-        assert_eq!(c.public.port, 9000);
-        assert_eq!(c.ttl_access_token, Duration::from_secs(1800));
-        assert_eq!(c.scope_strategy, ScopeStrategy::Exact);
-        assert_eq!(c.issuer, "https://auth.example.com/");
-        assert_eq!(c.public_url, "https://auth.example.com");
-        assert!(c.cc_default_grant_allowed_scope);
-        assert_eq!(c.workers, 3);
-        assert_eq!(c.durability, Durability::None);
-        assert_eq!(c.wal_bytes, 0);
-        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.serve.public.port, 9000);
+        assert_eq!(c.ttl.access_token, Duration::from_secs(1800));
+        assert_eq!(c.strategies.scope, ScopeStrategy::Exact);
+        assert_eq!(c.urls.issuer, "https://auth.example.com/");
+        assert_eq!(c.urls.public, "https://auth.example.com");
+        assert!(c.oauth2.cc_default_grant_allowed_scope);
+        assert_eq!(c.engine.workers, 3);
+        assert_eq!(c.engine.durability, Durability::None);
+        assert_eq!(c.engine.wal_bytes, 0);
+        assert_eq!(c.log.format, LogFormat::Json);
     }
 
     #[test]
@@ -938,19 +710,19 @@ mod tests {
         let public: std::net::SocketAddr = "0.0.0.0:41234".parse().unwrap();
         let admin: std::net::SocketAddr = "127.0.0.1:41235".parse().unwrap();
         c.adopt_bound(Some(public), Some(admin));
-        assert_eq!(c.issuer, "http://localhost:41234/");
-        assert_eq!(c.public_url, "http://localhost:41234");
-        assert_eq!(c.admin_url, "http://127.0.0.1:41235");
+        assert_eq!(c.urls.issuer, "http://localhost:41234/");
+        assert_eq!(c.urls.public, "http://localhost:41234");
+        assert_eq!(c.urls.admin, "http://127.0.0.1:41235");
         let mut c = load(&[SECRET, ("URLS_SELF_ISSUER", "https://auth.example.com/")], false).unwrap();
         c.adopt_bound(Some(public), Some(admin));
-        assert_eq!(c.issuer, "https://auth.example.com/", "a configured issuer is kept byte for byte");
-        assert_eq!(c.public_url, "https://auth.example.com");
+        assert_eq!(c.urls.issuer, "https://auth.example.com/", "a configured issuer is kept byte for byte");
+        assert_eq!(c.urls.public, "https://auth.example.com");
     }
 
     #[test]
     fn dev_allows_missing_secret_and_http_issuer() {
         let c = load(&[("URLS_SELF_ISSUER", "http://auth.example.com")], true).unwrap();
-        assert!(c.secrets_system.is_empty());
+        assert!(c.secrets.system.is_empty());
         assert!(c.dev);
     }
 
@@ -965,9 +737,9 @@ mod tests {
         .unwrap();
         let c = Config::load(std::slice::from_ref(&p), false, &|k| (k == "SERVE_PUBLIC_PORT").then(|| "6666".into()))
             .unwrap();
-        assert_eq!(c.public.port, 6666, "env wins over file");
-        assert_eq!(c.ttl_access_token, Duration::from_secs(7200));
-        assert_eq!(c.secrets_system, vec!["file-secret-0123456789"]);
+        assert_eq!(c.serve.public.port, 6666, "env wins over file");
+        assert_eq!(c.ttl.access_token, Duration::from_secs(7200));
+        assert_eq!(c.secrets.system, vec!["file-secret-0123456789"]);
         std::fs::write(&p, "serve: [1, 2]\nsecrets: {system: [file-secret-0123456789]}\n").unwrap();
         assert_eq!(Config::load(std::slice::from_ref(&p), false, &|_| None).unwrap_err().key, "serve");
         let j = dir.path().join("c.json");

@@ -1,0 +1,145 @@
+//! Which configuration keys exist: the keys this server reads (with how an environment value
+//! is parsed), Hydra's whole schema (`hydra_keys.rs`), and the check that refuses an unknown key,
+//! or a key Hydra knows that this server does not implement unless it holds Hydra's default.
+
+use super::{err, hydra_keys, ConfigError};
+use serde_json::Value;
+
+#[derive(Clone, Copy)]
+pub(super) enum Kind {
+    Str,
+    Int,
+    Bool,
+    List,
+}
+
+/// Every key read from files and the environment, with how an environment value is parsed.
+pub(super) const KEYS: &[(&str, Kind)] = &[
+    ("dsn", Kind::Str),
+    ("dev", Kind::Bool),
+    ("secrets.system", Kind::List),
+    ("urls.self.issuer", Kind::Str),
+    ("urls.self.public", Kind::Str),
+    ("urls.self.admin", Kind::Str),
+    ("serve.public.host", Kind::Str),
+    ("serve.public.port", Kind::Int),
+    ("serve.admin.host", Kind::Str),
+    ("serve.admin.port", Kind::Int),
+    ("ttl.access_token", Kind::Str),
+    ("ttl.refresh_token", Kind::Str),
+    ("ttl.id_token", Kind::Str),
+    ("ttl.auth_code", Kind::Str),
+    ("ttl.login_consent_request", Kind::Str),
+    ("urls.login", Kind::Str),
+    ("urls.consent", Kind::Str),
+    ("urls.error", Kind::Str),
+    ("oauth2.pkce.enforced", Kind::Bool),
+    ("oauth2.pkce.enforced_for_public_clients", Kind::Bool),
+    ("oidc.subject_identifiers.pairwise.salt", Kind::Str),
+    ("webfinger.oidc_discovery.supported_scope", Kind::List),
+    ("webfinger.oidc_discovery.supported_claims", Kind::List),
+    ("strategies.scope", Kind::Str),
+    ("strategies.access_token", Kind::Str),
+    ("oauth2.hashers.algorithm", Kind::Str),
+    ("oauth2.hashers.pbkdf2.iterations", Kind::Int),
+    ("oauth2.client_credentials.default_grant_allowed_scope", Kind::Bool),
+    ("oauth2.expose_internal_errors", Kind::Bool),
+    ("oidc.dynamic_client_registration.default_scope", Kind::List),
+    ("oidc.subject_identifiers.supported_types", Kind::List),
+    ("log.level", Kind::Str),
+    ("log.format", Kind::Str),
+    ("log.leak_sensitive_values", Kind::Bool),
+    ("engine.workers", Kind::Int),
+    ("engine.partitions", Kind::Int),
+    ("engine.durability", Kind::Str),
+    ("engine.driver", Kind::Str),
+    ("engine.cache_size_mb", Kind::Int),
+    ("engine.wal_size_mb", Kind::Int),
+    ("engine.header_timeout", Kind::Str),
+    ("engine.idle_timeout", Kind::Str),
+    ("clients.http.disallow_private_ip_ranges", Kind::Bool),
+    ("engine.janitor.interval", Kind::Str),
+    ("engine.janitor.batch_size", Kind::Int),
+    ("serve.tls.enabled", Kind::Bool),
+    ("serve.tls.cert.path", Kind::Str),
+    ("serve.tls.cert.base64", Kind::Str),
+    ("serve.tls.key.path", Kind::Str),
+    ("serve.tls.key.base64", Kind::Str),
+    ("serve.public.tls.enabled", Kind::Bool),
+    ("serve.public.tls.cert.path", Kind::Str),
+    ("serve.public.tls.cert.base64", Kind::Str),
+    ("serve.public.tls.key.path", Kind::Str),
+    ("serve.public.tls.key.base64", Kind::Str),
+    ("serve.admin.tls.enabled", Kind::Bool),
+    ("serve.admin.tls.cert.path", Kind::Str),
+    ("serve.admin.tls.cert.base64", Kind::Str),
+    ("serve.admin.tls.key.path", Kind::Str),
+    ("serve.admin.tls.key.base64", Kind::Str),
+];
+
+pub(super) fn implemented(key: &str) -> bool {
+    KEYS.iter().any(|(k, _)| *k == key)
+}
+
+pub(super) fn hydra_default(key: &str) -> Option<Option<&'static str>> {
+    hydra_keys::HYDRA_KEYS.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
+}
+
+/// Whether any known key lies below `path` (so an object there is walked, not judged whole).
+pub(super) fn has_children(path: &str) -> bool {
+    let below = |k: &str| k.len() > path.len() && k.starts_with(path) && k.as_bytes()[path.len()] == b'.';
+    KEYS.iter().any(|(k, _)| below(k)) || hydra_keys::HYDRA_KEYS.iter().any(|(k, _)| below(k))
+}
+
+/// Whether a value equals Hydra's default (a value from the environment is a string: compared
+/// with the default's text, lists comma-separated).
+pub(super) fn is_default(value: &Value, default: &str) -> bool {
+    let Ok(d) = serde_json::from_str::<Value>(default) else { return false };
+    if *value == d {
+        return true;
+    }
+    match (value, &d) {
+        (Value::String(s), Value::String(ds)) => s.trim() == ds,
+        (Value::String(s), Value::Array(items)) => {
+            let given: Vec<&str> = s.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
+            given.len() == items.len() && given.iter().zip(items).all(|(g, i)| i.as_str() == Some(g))
+        }
+        (Value::String(s), Value::Bool(_) | Value::Number(_)) => s.trim().eq_ignore_ascii_case(&d.to_string()),
+        _ => false,
+    }
+}
+
+/// Refuses, with one line naming the key, a key neither Hydra nor this server knows (Hydra's
+/// schema has `additionalProperties: false`), and a key Hydra knows that this server does not
+/// implement yet unless it holds Hydra's default.
+pub(super) fn check_keys(node: &Value, path: &str) -> Result<(), ConfigError> {
+    if node.is_null() || (!path.is_empty() && implemented(path)) || path == "version" {
+        return Ok(());
+    }
+    if let Value::Object(map) = node {
+        if path.is_empty() || has_children(path) {
+            for (k, v) in map {
+                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                check_keys(v, &child)?;
+            }
+            return Ok(());
+        }
+    }
+    // Open maps of Hydra's (`sqa.*`: telemetry, which this server never sends; `feature_flags.*`).
+    let open = hydra_keys::HYDRA_KEYS
+        .iter()
+        .any(|(k, _)| k.strip_suffix(".*").is_some_and(|p| path.starts_with(p) && path[p.len()..].starts_with('.')));
+    if open {
+        return Ok(());
+    }
+    match hydra_default(path) {
+        Some(Some(d)) if is_default(node, d) => Ok(()),
+        Some(_) => Err(err(path, "is not supported yet by this server (only Hydra's default value is accepted)")),
+        None => Err(err(path, "is not a configuration key (unknown key)")),
+    }
+}
+
+/// The environment variable for a key path: `serve.public.port` → `SERVE_PUBLIC_PORT`.
+pub fn env_name(key: &str) -> String {
+    key.to_ascii_uppercase().replace('.', "_")
+}
