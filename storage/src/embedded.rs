@@ -212,6 +212,25 @@ impl Store {
         }
     }
 
+    /// Queues a meta job that changes clients, watermarks or keys: it runs under the next
+    /// change-feed version, the changes it returns are recorded under that version, and the
+    /// version is published once the commit is visible. Resolves to the answer and the version.
+    fn meta_write<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Tx<'_>) -> Result<(T, Vec<Change>)> + Send + 'static,
+    ) -> Pending<(T, u64)> {
+        let feed = self.feed.clone();
+        let published = self.feed.clone();
+        self.meta.committer.submit_then(
+            move |tx| {
+                let v = feed.next();
+                let (answer, changes) = job(tx)?;
+                Ok((answer, feed.take(v, changes)))
+            },
+            move |(_, v)| published.publish(*v),
+        )
+    }
+
     /// Queues a job on a partition's committer; a partition that does not exist is an error
     /// answered without a commit.
     fn on<T: Send + 'static>(
@@ -566,67 +585,49 @@ impl Storage for Store {
 
     fn put_client(&self, id: &str, body: Vec<u8>, mode: PutMode) -> impl Future<Output = Result<(PutOutcome, u64)>> {
         let id = id.to_string();
-        let feed = self.feed.clone();
-        let published = self.feed.clone();
-        self.meta.committer.submit_then(
-            move |tx| {
-                let v = feed.next();
-                let current = tx.get(Table::Clients, id.as_bytes())?;
-                let refused = match (&mode, current) {
-                    (PutMode::Create { .. }, Some(_)) => Some(PutOutcome::Exists),
-                    (PutMode::Replace { .. }, None) => Some(PutOutcome::Missing),
-                    (PutMode::Replace { expected }, Some(cur)) if cur.get(1..) != Some(expected.as_slice()) => {
-                        Some(PutOutcome::Conflict)
-                    }
-                    (PutMode::Create { marks }, None) => {
-                        raise_marks(tx, &id, marks, false)?;
-                        None
-                    }
-                    _ => None,
-                };
-                if let Some(outcome) = refused {
-                    return Ok((outcome, v));
+        self.meta_write(move |tx| {
+            let current = tx.get(Table::Clients, id.as_bytes())?;
+            let refused = match (&mode, current) {
+                (PutMode::Create { .. }, Some(_)) => Some(PutOutcome::Exists),
+                (PutMode::Replace { .. }, None) => Some(PutOutcome::Missing),
+                (PutMode::Replace { expected }, Some(cur)) if cur.get(1..) != Some(expected.as_slice()) => {
+                    Some(PutOutcome::Conflict)
                 }
-                let mut value = Vec::with_capacity(body.len() + 1);
-                value.push(CLIENT_RECORD_VERSION);
-                value.extend_from_slice(&body);
-                tx.insert(Table::Clients, id.as_bytes(), &value)?;
-                Ok((PutOutcome::Written, feed.take(v, vec![Change::Client(id)])))
-            },
-            move |(_, v)| published.publish(*v),
-        )
+                (PutMode::Create { marks }, None) => {
+                    raise_marks(tx, &id, marks, false)?;
+                    None
+                }
+                _ => None,
+            };
+            if let Some(outcome) = refused {
+                return Ok((outcome, Vec::new()));
+            }
+            let mut value = Vec::with_capacity(body.len() + 1);
+            value.push(CLIENT_RECORD_VERSION);
+            value.extend_from_slice(&body);
+            tx.insert(Table::Clients, id.as_bytes(), &value)?;
+            Ok((PutOutcome::Written, vec![Change::Client(id)]))
+        })
     }
 
     fn delete_client(&self, id: &str, marks: Vec<u64>) -> impl Future<Output = Result<(bool, u64)>> {
         let id = id.to_string();
-        let feed = self.feed.clone();
-        let published = self.feed.clone();
-        self.meta.committer.submit_then(
-            move |tx| {
-                let v = feed.next();
-                let existed = tx.remove(Table::Clients, id.as_bytes())?;
-                if !existed {
-                    return Ok((false, v));
-                }
-                raise_marks(tx, &id, &marks, true)?;
-                Ok((true, feed.take(v, vec![Change::Watermarks(id.clone()), Change::Client(id)])))
-            },
-            move |(_, v)| published.publish(*v),
-        )
+        self.meta_write(move |tx| {
+            let existed = tx.remove(Table::Clients, id.as_bytes())?;
+            if !existed {
+                return Ok((false, Vec::new()));
+            }
+            raise_marks(tx, &id, &marks, true)?;
+            Ok((true, vec![Change::Watermarks(id.clone()), Change::Client(id)]))
+        })
     }
 
     fn set_watermarks(&self, client_id: &str, marks: Vec<u64>) -> impl Future<Output = Result<()>> {
         let id = client_id.to_string();
-        let feed = self.feed.clone();
-        let published = self.feed.clone();
-        let queued = self.meta.committer.submit_then(
-            move |tx| {
-                let v = feed.next();
-                raise_marks(tx, &id, &marks, true)?;
-                Ok(feed.take(v, vec![Change::Watermarks(id)]))
-            },
-            move |v| published.publish(*v),
-        );
+        let queued = self.meta_write(move |tx| {
+            raise_marks(tx, &id, &marks, true)?;
+            Ok(((), vec![Change::Watermarks(id)]))
+        });
         async move { queued.await.map(|_| ()) }
     }
 
@@ -651,41 +652,35 @@ impl Storage for Store {
 
     fn write_keys(&self, set: &str, write: KeyWrite) -> impl Future<Output = Result<(bool, u64)>> {
         let set = set.to_string();
-        let feed = self.feed.clone();
-        let published = self.feed.clone();
-        self.meta.committer.submit_then(
-            move |tx| {
-                let v = feed.next();
-                let prefix = key_row_key(&set, "");
-                let existing = tx.keys_with_prefix(Table::Jwks, &prefix)?;
-                let had = !existing.is_empty();
-                let (rows, clear) = match &write {
-                    KeyWrite::Add(rows) => (rows.as_slice(), false),
-                    KeyWrite::AddIfEmpty(rows) if !had => (rows.as_slice(), false),
-                    KeyWrite::AddIfEmpty(_) => return Ok((false, v)),
-                    KeyWrite::Replace(rows) => (rows.as_slice(), true),
-                    KeyWrite::DeleteSet => (&[][..], true),
-                    KeyWrite::DeleteKey(kid) => {
-                        let existed = tx.remove(Table::Jwks, &key_row_key(&set, kid))?;
-                        return Ok((existed, feed.take(v, vec![Change::Keys(set)])));
-                    }
-                };
-                if clear {
-                    for k in &existing {
-                        tx.remove(Table::Jwks, k)?;
-                    }
+        self.meta_write(move |tx| {
+            let prefix = key_row_key(&set, "");
+            let existing = tx.keys_with_prefix(Table::Jwks, &prefix)?;
+            let had = !existing.is_empty();
+            let (rows, clear) = match &write {
+                KeyWrite::Add(rows) => (rows.as_slice(), false),
+                KeyWrite::AddIfEmpty(rows) if !had => (rows.as_slice(), false),
+                KeyWrite::AddIfEmpty(_) => return Ok((false, Vec::new())),
+                KeyWrite::Replace(rows) => (rows.as_slice(), true),
+                KeyWrite::DeleteSet => (&[][..], true),
+                KeyWrite::DeleteKey(kid) => {
+                    let existed = tx.remove(Table::Jwks, &key_row_key(&set, kid))?;
+                    return Ok((existed, vec![Change::Keys(set)]));
                 }
-                for row in rows {
-                    if row.set != set {
-                        return Err(StoreError::Corrupt("key row of another set"));
-                    }
-                    put_key_row(tx, row)?;
+            };
+            if clear {
+                for k in &existing {
+                    tx.remove(Table::Jwks, k)?;
                 }
-                let answer = matches!(write, KeyWrite::AddIfEmpty(_)) || had;
-                Ok((answer, feed.take(v, vec![Change::Keys(set)])))
-            },
-            move |(_, v)| published.publish(*v),
-        )
+            }
+            for row in rows {
+                if row.set != set {
+                    return Err(StoreError::Corrupt("key row of another set"));
+                }
+                put_key_row(tx, row)?;
+            }
+            let answer = matches!(write, KeyWrite::AddIfEmpty(_)) || had;
+            Ok((answer, vec![Change::Keys(set)]))
+        })
     }
 
     async fn changes_since(&self, version: u64) -> Result<Changes> {
