@@ -184,6 +184,90 @@ pub fn emit(level: Level, msg: &str, fields: &[(&str, &dyn std::fmt::Display)]) 
     });
 }
 
+/// Milliseconds with three decimals from microseconds (`1.234`), formatted with integer
+/// arithmetic (float formatting with a precision is the slow path of `core::fmt`).
+#[derive(Debug, Clone, Copy)]
+pub struct Millis(pub u64);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1000, self.0 % 1000)
+    }
+}
+
+/// One answered request (`msg="request"`), the line every request writes at the default level.
+/// Text lines are written straight into the worker's buffer without `Display` dispatch or float
+/// formatting: `loadtest/callgrind.sh` counted the request line at about 5,400 instructions per
+/// introspection through [`emit`] (warn/info = 0.88 of the instructions per request).
+pub fn request(api: &str, method: &str, path: &str, status: u16, micros: u64, request_id: &str) {
+    if !enabled(Level::Info) {
+        return;
+    }
+    let generic = || {
+        let fields: [(&str, &dyn std::fmt::Display); 6] = [
+            ("api", &api),
+            ("method", &method),
+            ("path", &path),
+            ("status", &status),
+            ("duration_ms", &Millis(micros)),
+            ("request_id", &request_id),
+        ];
+        emit(Level::Info, "request", &fields);
+    };
+    if JSON.load(Ordering::Relaxed) {
+        return generic();
+    }
+    LOCAL.with(|l| {
+        let Ok(mut buf) = l.try_borrow_mut() else { return generic() };
+        with_time(|time| request_line(&mut buf, time, api, method, path, status, micros, request_id));
+        buf.push(b'\n');
+        if !BATCHED.with(Cell::get) || buf.len() >= FLUSH_BYTES {
+            hand_over(&mut buf);
+        }
+    });
+}
+
+/// The text of [`request`]'s line, the same bytes [`render_into`] writes for those fields.
+#[allow(clippy::too_many_arguments)]
+fn request_line(
+    out: &mut Vec<u8>,
+    time: &str,
+    api: &str,
+    method: &str,
+    path: &str,
+    status: u16,
+    micros: u64,
+    request_id: &str,
+) {
+    out.extend_from_slice(b"time=");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b" level=info msg=\"request\"");
+    field(out, "api", api);
+    field(out, "method", method);
+    field(out, "path", path);
+    out.extend_from_slice(b" status=");
+    push_decimal(out, u64::from(status));
+    out.extend_from_slice(b" duration_ms=");
+    push_decimal(out, micros / 1000);
+    let frac = micros % 1000;
+    out.extend_from_slice(&[b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
+    field(out, "request_id", request_id);
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 fn render(level: Level, msg: &str, fields: &[(&str, &dyn std::fmt::Display)], json: bool, time: String) -> String {
     let mut out = Vec::new();
     render_into(&mut out, level, msg, fields, json, &time);
@@ -318,6 +402,25 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["level"], "warning");
         assert_eq!(v["k"], "v");
+    }
+
+    #[test]
+    fn the_request_line_is_the_generic_line_written_faster() {
+        for (path, micros, id) in [("/oauth2/token", 1_234, "abc"), ("/a b\"=", 0, "x:y"), ("/", 98_765_432, "")] {
+            let mut fast = Vec::new();
+            request_line(&mut fast, "T", "public", "POST", path, 200, micros, id);
+            let fields: [(&str, &dyn std::fmt::Display); 6] = [
+                ("api", &"public"),
+                ("method", &"POST"),
+                ("path", &path),
+                ("status", &200),
+                ("duration_ms", &format_args!("{:.3}", micros as f64 / 1000.0)),
+                ("request_id", &id),
+            ];
+            assert_eq!(String::from_utf8(fast).unwrap(), render(Level::Info, "request", &fields, false, "T".into()));
+        }
+        assert_eq!(Millis(5).to_string(), "0.005");
+        assert_eq!(Millis(12_345).to_string(), "12.345");
     }
 
     #[test]

@@ -21,15 +21,8 @@ pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
     w.metrics.record(metric, resp.status, micros);
     let id = request_id(w, req);
     // The path only: queries carry challenges, verifiers and codes, which never reach a log.
-    crate::info!(
-        "request",
-        "api" = if api == Api::Public { "public" } else { "admin" },
-        "method" = req.head.method.as_str(),
-        "path" = req.head.path,
-        "status" = resp.status,
-        "duration_ms" = format_args!("{:.3}", micros as f64 / 1000.0),
-        "request_id" = id,
-    );
+    let api_name = if api == Api::Public { "public" } else { "admin" };
+    crate::log::request(api_name, req.head.method.as_str(), &req.head.path, resp.status, micros, &id);
     resp.header("X-Request-Id", id)
 }
 
