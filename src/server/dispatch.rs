@@ -34,7 +34,7 @@ fn request_id(w: &Worker, req: &Request) -> String {
     });
     match given {
         Some(v) => v.to_string(),
-        None => crate::token::hex(&w.rng.borrow_mut().next32()[..12]),
+        None => crate::token::hex(&w.next_request_id()),
     }
 }
 
