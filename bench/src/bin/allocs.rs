@@ -1,13 +1,16 @@
 //! Heap allocations per request on the hot paths, counted rather than guessed: the real server
-//! (`hydra serve all`, in-memory store, one worker, log level `info`) runs in this process under a
+//! (`hydra serve all`, a fresh data directory with durable commits, one worker, log level `info`) runs in this process under a
 //! counting global allocator, and clients that allocate nothing in their request loop send
 //! issuance and introspection requests over loopback. Every thread of the process is counted
 //! (worker, committers, log writer, helper pool), so the number is what a request costs the
 //! server in allocations, batching included.
 //!
 //!   cargo run --release -p hydra-bench --bin allocs [-- N]   # N requests per scenario and connection count
+//!   cargo run --release -p hydra-bench --bin allocs -- trace   # where one request of each allocates
 //!
-//! Prints one Markdown table (allocations and bytes per request, for 1 and 16 connections).
+//! Prints one Markdown table (allocations and bytes per request, for 1 and 16 connections), or
+//! with `trace` the call stack of every allocation made while serving one request of each kind
+//! (the server's frames only), to find what to take out.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -20,6 +23,34 @@ struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// While set, every allocation records its call stack (`trace` mode).
+static TRACING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static TRACES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+thread_local! {
+    /// Set while this thread records a trace: the recording allocates too.
+    static IN_TRACE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn record(size: usize) {
+    if !TRACING.load(Relaxed) || IN_TRACE.with(|t| t.replace(true)) {
+        return;
+    }
+    let bt = std::backtrace::Backtrace::force_capture().to_string();
+    // The server's own frames (and the crates it calls directly) say where; the rest is noise.
+    let frames: Vec<&str> = bt
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("at "))
+        .map(str::trim)
+        .filter(|l| l.contains("hydra") && !l.contains("allocs::") && !l.contains("hydra_bench"))
+        .take(4)
+        .collect();
+    let thread = std::thread::current().name().unwrap_or("?").to_string();
+    if let Ok(mut t) = TRACES.lock() {
+        t.push(format!("{size:>6} B  [{thread}]  {}", frames.join("  <  ")));
+    }
+    IN_TRACE.with(|t| t.set(false));
+}
 
 // SAFETY: every method forwards to the system allocator with the caller's arguments unchanged;
 // the counters are atomics and allocate nothing.
@@ -27,18 +58,21 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(layout.size() as u64, Relaxed);
+        record(layout.size());
         // SAFETY: forwarded as received (the caller upholds `GlobalAlloc::alloc`'s contract).
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(layout.size() as u64, Relaxed);
+        record(layout.size());
         // SAFETY: as above.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(new_size as u64, Relaxed);
+        record(new_size);
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -144,10 +178,14 @@ fn measure(addr: SocketAddr, conns: usize, per_conn: usize, reqs: Arc<Vec<Vec<u8
 }
 
 fn main() {
+    let trace = std::env::args().nth(1).as_deref() == Some("trace");
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let (public, admin) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("hydra-allocs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dsn = format!("redb://{}", dir.display());
     for (k, v) in [
-        ("DSN", "memory".to_string()),
+        ("DSN", dsn),
         ("SECRETS_SYSTEM", "allocs-bench-system-secret-0123456789".to_string()),
         ("SERVE_PUBLIC_HOST", "127.0.0.1".to_string()),
         ("SERVE_PUBLIC_PORT", public.to_string()),
@@ -160,7 +198,7 @@ fn main() {
         unsafe { std::env::set_var(k, v) };
     }
     // The server's log goes to stderr; keep this program's table on stdout.
-    std::thread::spawn(|| {
+    std::thread::spawn(move || {
         let args = hydra::cli::ServeArgs { dev: false, config: Vec::new(), sqa_opt_out: true };
         std::process::exit(hydra::server::serve(hydra::cli::ServeMode::All, &args));
     });
@@ -194,6 +232,28 @@ fn main() {
         let body = format!("token={token}");
         introspect.push(request("POST", "/admin/oauth2/introspect", &[form[0]], &body));
     }
+    if trace {
+        for (name, addr, req) in [("issuance", pub_addr, &issue), ("introspection", adm_addr, &introspect[0])] {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            for _ in 0..20 {
+                round_trip(&mut s, req, &mut buf);
+            }
+            TRACES.lock().expect("traces").clear();
+            TRACING.store(true, Relaxed);
+            round_trip(&mut s, req, &mut buf);
+            // Let the committer and the log writer finish with this request.
+            std::thread::sleep(Duration::from_millis(50));
+            TRACING.store(false, Relaxed);
+            let traces = std::mem::take(&mut *TRACES.lock().expect("traces"));
+            println!("## {name}: {} allocations\n", traces.len());
+            for t in traces {
+                println!("- {t}");
+            }
+            println!();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::process::exit(0);
+    }
     let introspect = Arc::new(introspect);
     let issue = Arc::new(vec![issue]);
     println!("| scenario | connections | requests | allocations per request | bytes per request | req/s (this process, unpinned) |");
@@ -212,5 +272,6 @@ fn main() {
             );
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
     std::process::exit(0);
 }
