@@ -262,23 +262,23 @@ thread_local! {
     static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
 }
 
-/// The `Date` header value, formatted at most once per second per thread.
-fn cached_date() -> String {
+/// Calls `f` with the `Date` header value, formatted at most once per second per thread (and not
+/// copied per response).
+fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
     let now = crate::server::state::unix_now().max(0) as u64;
     DATE.with(|d| {
         let mut d = d.borrow_mut();
         if d.0 != now || d.1.is_empty() {
             *d = (now, http_date(now));
         }
-        d.1.clone()
+        f(&d.1)
     })
 }
 
 /// Serializes a response into `out`.
 pub fn write_response(out: &mut Vec<u8>, r: &Response, keep_alive: bool, head_only: bool) {
-    let date = cached_date();
     let mut w = ResponseWriter::new(out, r.status);
-    w.header("Date", &date);
+    with_date(|date| w.header("Date", date));
     for (k, v) in &r.headers {
         w.header(k, v);
     }

@@ -17,8 +17,10 @@ pub const INACTIVE: &[u8] = br#"{"active":false}"#;
 
 /// Whether every scope in `required` (space separated) is covered by the granted scopes.
 pub fn has_required_scopes(strategy: ScopeStrategy, granted: &str, required: Option<&str>) -> bool {
+    // Nothing required (the common case) needs no split of the granted scopes.
+    let Some(required) = required.filter(|r| !r.trim().is_empty()) else { return true };
     let granted: Vec<&str> = scope::split(granted);
-    required.map(scope::split).unwrap_or_default().iter().all(|r| strategy.matches(granted.iter().copied(), r))
+    scope::split(required).iter().all(|r| strategy.matches(granted.iter().copied(), r))
 }
 
 /// What an active answer shows of a token that passed every check (read in place from the
@@ -38,7 +40,9 @@ pub struct ActiveToken<'a> {
 
 /// The active answer (RFC 7662 §2.2, Hydra's fields), written straight to JSON bytes.
 pub fn active<'a>(t: &ActiveToken<'a>, audience: impl Iterator<Item = &'a str>, issuer: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + t.ext.len());
+    // Sized for a typical answer (~300-450 bytes) so it is written without growing
+    // (`bench/src/bin/allocs.rs -- trace`: 256 bytes grew to 512 on every introspection).
+    let mut out = Vec::with_capacity(512 + t.ext.len());
     let s = |out: &mut Vec<u8>, v: &str| {
         // Writing a &str to a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, v);
