@@ -6,7 +6,8 @@ use crate::oauth2::error::{ErrorCode, OAuthError};
 #[derive(Debug, Default)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    /// Values are `Cow`: constant values (content types, `no-store`) are not copied per response.
+    pub headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
     pub body: Vec<u8>,
     /// Close the connection after this response (protocol errors that leave framing unknown).
     pub close: bool,
@@ -35,7 +36,7 @@ impl Response {
         Response { status, headers: Vec::new(), body: Vec::new(), close: false }
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+    pub fn header(mut self, name: &'static str, value: impl Into<std::borrow::Cow<'static, str>>) -> Response {
         self.headers.push((name, value.into()));
         self
     }
