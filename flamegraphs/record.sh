@@ -15,7 +15,7 @@ BIN=target/release/hydra
 DATA=$(mktemp -d)
 trap 'kill $S 2>/dev/null || true; rm -rf "$DATA"' EXIT
 env DSN="redb://$DATA" SECRETS_SYSTEM=flamegraph-system-secret-0123456789 SERVE_PUBLIC_HOST=127.0.0.1 \
-  SERVE_PUBLIC_PORT=14444 SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT=14445 LOG_LEVEL=warn \
+  SERVE_PUBLIC_PORT=14444 SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT=14445 LOG_LEVEL="${LOG_LEVEL:-info}" \
   taskset -c 0 "$BIN" serve all >"$DATA/log" 2>&1 &
 S=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:14444/health/ready >/dev/null 2>&1 && break; sleep 0.1; done
