@@ -14,9 +14,9 @@ use hydra_storage::{Storage, TokenKind, TokenView};
 /// `charset` only `utf-8`) and strict form rules; a parameter may appear once, except the names in
 /// `repeatable` (RFC 6749 §3.1 binds only its own parameters).
 pub fn form_body(req: &Request, repeatable: &[&str]) -> Result<Form, OAuthError> {
-    match req.head.header("content-type").map(crate::http::form::form_content_type) {
+    match req.head.header("content-type").map(form::form_content_type) {
         Some(Ok(())) => {}
-        Some(Err(crate::http::form::ContentTypeError::Charset)) => {
+        Some(Err(form::ContentTypeError::Charset)) => {
             return Err(OAuthError::hint(
                 ErrorCode::InvalidRequest,
                 "The form body must be encoded in UTF-8 (charset=utf-8 or no charset).",

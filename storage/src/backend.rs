@@ -21,13 +21,6 @@ impl Backend {
             Backend::Embedded(s) => Some(s),
         }
     }
-
-    /// Stops the backend after it has finished what is queued.
-    pub fn shutdown(&mut self) {
-        match self {
-            Backend::Embedded(s) => s.shutdown(),
-        }
-    }
 }
 
 impl From<Store> for Backend {

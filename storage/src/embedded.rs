@@ -99,18 +99,12 @@ impl Store {
     }
 
     fn doc_put(&self, partition: u32, table: Table, rows: Rows) -> Pending<()> {
-        let Ok(part) = self.part(partition) else {
-            return Pending::ready(Err(StoreError::Corrupt("partition out of range")));
-        };
-        part.committer.submit(move |tx| rows.iter().try_for_each(|(k, v)| tx.insert(table, k, v)))
+        self.on(partition, move |tx| rows.iter().try_for_each(|(k, v)| tx.insert(table, k, v)))
     }
 
     /// Deletes exactly these keys; resolves to how many existed.
     fn doc_delete_keys(&self, partition: u32, table: Table, keys: Vec<Vec<u8>>) -> Pending<usize> {
-        let Ok(part) = self.part(partition) else {
-            return Pending::ready(Err(StoreError::Corrupt("partition out of range")));
-        };
-        part.committer.submit(move |tx| {
+        self.on(partition, move |tx| {
             let mut n = 0;
             for k in &keys {
                 if tx.remove(table, k)? {
@@ -180,21 +174,19 @@ impl Store {
             Some(c) => doc_prefix(&[subject, c]),
             None => doc_prefix(&[subject]),
         };
-        self.part(self.place(subject))?
-            .committer
-            .submit(move |tx| {
-                for k in tx.keys_with_prefix(Table::ConsentSessions, &prefix)? {
-                    let Some(v) = tx.get(Table::ConsentSessions, &k)? else { continue };
-                    tx.remove(Table::ConsentSessions, &k)?;
-                    if let Ok(c) = serde_json::from_slice::<Consent>(&v) {
-                        let g = c.grant();
-                        let intent = [g.partition.to_le_bytes().as_slice(), &g.family.to_le_bytes()].concat();
-                        tx.insert(Table::RevocationIntents, &doc_key(&[&c.subject, &c.flow_id]), &intent)?;
-                    }
+        self.on(self.place(subject), move |tx| {
+            for k in tx.keys_with_prefix(Table::ConsentSessions, &prefix)? {
+                let Some(v) = tx.get(Table::ConsentSessions, &k)? else { continue };
+                tx.remove(Table::ConsentSessions, &k)?;
+                if let Ok(c) = serde_json::from_slice::<Consent>(&v) {
+                    let g = c.grant();
+                    let intent = [g.partition.to_le_bytes().as_slice(), &g.family.to_le_bytes()].concat();
+                    tx.insert(Table::RevocationIntents, &doc_key(&[&c.subject, &c.flow_id]), &intent)?;
                 }
-                Ok(())
-            })
-            .await
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Every raw row of a session table under `prefix`, in the partition of `placed_by` (a
@@ -251,10 +243,7 @@ impl Store {
 
     /// Whether a one-time upgrade step named `name` was done on this data directory.
     fn flag(&self, name: &str) -> Result<bool> {
-        let rtx = self.meta.read()?;
-        let t = rtx.open_table(Table::State.def())?;
-        let found = t.get(flag_key(name).as_slice())?.is_some();
-        Ok(found)
+        Ok(self.read_meta(Table::State, &flag_key(name), |_| Ok(()))?.is_some())
     }
 
     /// Records durably that the step `name` was done.
@@ -513,11 +502,9 @@ impl Storage for Store {
 
     async fn delete_login_sessions(&self, subject: &str) -> Result<usize> {
         let prefix = doc_prefix(&[subject]);
-        let part = self.part(self.place(subject))?;
         let table = Table::LoginSessions;
-        let removed = part
-            .committer
-            .submit(move |tx| {
+        let removed = self
+            .on(self.place(subject), move |tx| {
                 let mut out = Vec::new();
                 for k in tx.keys_with_prefix(table, &prefix)? {
                     tx.remove(table, &k)?;
