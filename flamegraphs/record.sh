@@ -4,6 +4,7 @@
 # Starts the release server on a fresh data directory (durable commits) pinned to CPU 0, drives it
 # with oha on CPU 1 at 64 connections, records `perf record -F 999 -g` of the server for 8 s in the
 # middle of a 14 s run, and writes flamegraphs/<date>-<scenario>-<commit>.svg.
+# FOLDED=<file> also keeps the collapsed stacks (for flamegraphs/split.py).
 # Needs perf (Debian's linux-perf) and inferno (`cargo install --locked inferno`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,5 +50,7 @@ sleep 3
 perf record -F 999 -g -p "$S" -o "$DATA/perf.data" -- sleep 8 >/dev/null 2>&1
 wait $O
 OUT="flamegraphs/$(date -u +%Y-%m-%d)-$SC-$(git rev-parse --short HEAD).svg"
-perf script -i "$DATA/perf.data" 2>/dev/null | inferno-collapse-perf | inferno-flamegraph --title "hydra-rs $SC (oha -c 64, server on 1 core)" >"$OUT"
+perf script -i "$DATA/perf.data" 2>/dev/null | inferno-collapse-perf >"$DATA/folded"
+if [ -n "${FOLDED:-}" ]; then cp "$DATA/folded" "$FOLDED"; fi
+inferno-flamegraph <"$DATA/folded" --title "hydra-rs $SC (oha -c 64, server on 1 core)" >"$OUT"
 echo "wrote $OUT"

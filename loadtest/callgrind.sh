@@ -6,13 +6,16 @@
 #
 #   loadtest/callgrind.sh                       # this tree's release build, LEVELS="info warn", N=2000
 #
-# Env: BIN (a release binary), LEVELS (log levels to compare), N (requests per scenario), CONNS (8).
+# Env: BIN (a release binary), LEVELS (log levels to compare), N (requests per scenario), CONNS (8),
+#      SCENARIOS ("issuance introspect"; "ceiling" adds GET /health/alive), KEEP (a directory to
+#      copy each scenario's dump to, for `callgrind_annotate --inclusive=yes`).
 # Writes the table and the exact commands under loadtest/runs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LEVELS=${LEVELS:-info warn}
 N=${N:-2000}
 CONNS=${CONNS:-8}
+SCENARIOS=${SCENARIOS:-issuance introspect}
 PUB=${PUBLIC_PORT:-14544}
 ADM=${ADMIN_PORT:-14545}
 command -v valgrind >/dev/null || apt-get install -y valgrind
@@ -45,7 +48,7 @@ total_ir() { cat "$DATA"/cg.out* | awk '/^(summary|totals):/ { s += $2 } END { p
 
 ROWS=()
 for level in $LEVELS; do
-  for scenario in issuance introspect; do
+  for scenario in $SCENARIOS; do
     rm -f "$DATA"/cg.out*
     env "${BASE_ENV[@]}" LOG_LEVEL="$level" taskset -c "$SERVER_CPUS" valgrind --tool=callgrind \
       --callgrind-out-file="$DATA/cg.out" --separate-threads=no "$BIN" serve all >"$DATA/server.log" 2>&1 &
@@ -54,12 +57,13 @@ for level in $LEVELS; do
       curl -sf "http://127.0.0.1:$PUB/health/ready" >/dev/null 2>&1 && break
       sleep 0.2
     done
-    if [ "$scenario" = issuance ]; then
-      REQ=(-m POST -a "$ID:$SECRET" -T application/x-www-form-urlencoded -d 'grant_type=client_credentials&scope=read'
-        "http://127.0.0.1:$PUB/oauth2/token")
-    else
-      REQ=(-m POST -T application/x-www-form-urlencoded -Z "$DATA/pool.txt" "http://127.0.0.1:$ADM/admin/oauth2/introspect")
-    fi
+    case "$scenario" in
+      issuance) REQ=(-m POST -a "$ID:$SECRET" -T application/x-www-form-urlencoded -d 'grant_type=client_credentials&scope=read'
+        "http://127.0.0.1:$PUB/oauth2/token") ;;
+      introspect) REQ=(-m POST -T application/x-www-form-urlencoded -Z "$DATA/pool.txt" "http://127.0.0.1:$ADM/admin/oauth2/introspect") ;;
+      ceiling) REQ=("http://127.0.0.1:$PUB/health/alive") ;;
+      *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+    esac
     oha --no-tui -n 200 -c "$CONNS" "${REQ[@]}" >/dev/null
     callgrind_control -z "$SERVER" >/dev/null
     oha --no-tui --output-format json -n "$N" -c "$CONNS" "${REQ[@]}" >"$DATA/oha.json"
@@ -71,6 +75,7 @@ for level in $LEVELS; do
     dump=$(ls -1 "$DATA"/cg.out.* | sort -V | tail -1)
     ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
     per=$((ir / N))
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$dump" "$KEEP/$level-$scenario.callgrind"; fi
     echo "$level $scenario: $ok/$N answered 200, $ir instructions, $per per request"
     ROWS+=("$level|$scenario|$ok|$ir|$per")
   done
@@ -88,7 +93,7 @@ levels = list(dict.fromkeys(r[0] for r in rows))
 if len(levels) == 2:
     a, b = levels
     print()
-    for sc in ("issuance", "introspect"):
+    for sc in dict.fromkeys(r[1] for r in rows):
         print(f"- {sc}: instructions per request at {b} / at {a} = {per[(b, sc)] / per[(a, sc)]:.3f} "
               f"(the throughput ratio {a}/{b} one core would show if instructions were all that counted)")
 PY
@@ -104,6 +109,6 @@ OUT="loadtest/runs/$STAMP-$REV-callgrind.md"
   echo
   echo "$TABLE"
   echo
-  echo "Command: \`LEVELS='$LEVELS' N=$N CONNS=$CONNS loadtest/callgrind.sh\`"
+  echo "Command: \`LEVELS='$LEVELS' SCENARIOS='$SCENARIOS' N=$N CONNS=$CONNS loadtest/callgrind.sh\`"
 } >"$OUT"
 echo "wrote $OUT"
