@@ -14,6 +14,7 @@ use crate::oauth2::client_auth::{check_method, Presented};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::hasher::verify_secret;
 use crate::server::state::{ClientEntry, Worker};
+use crate::token::same_signature;
 use ring::hmac;
 use std::sync::Arc;
 
@@ -41,9 +42,7 @@ pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<Clien
     let id = presented.id();
     let cached = w.secret_cache.borrow().get(id).copied();
     if let Some((version, digest)) = cached {
-        if version == entry.version
-            && hmac::verify(&w.shared.secret_cache_key, &cache_input(id, secret), &digest).is_ok()
-        {
+        if version == entry.version && same_signature(&cache_digest(&w.shared.secret_cache_key, id, secret), &digest) {
             return Ok(entry);
         }
     }
@@ -68,18 +67,19 @@ pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<Clien
     if !ok {
         return Err(invalid_client(basic));
     }
-    let tag = hmac::sign(&w.shared.secret_cache_key, &cache_input(id, secret));
-    let mut digest = [0u8; 32];
-    digest.copy_from_slice(tag.as_ref());
+    let digest = cache_digest(&w.shared.secret_cache_key, id, secret);
     w.secret_cache.borrow_mut().insert(id.to_string(), (entry.version, digest));
     Ok(entry)
 }
 
 /// The cached digest binds the client id, so one client's digest never vouches for another.
-fn cache_input(id: &str, secret: &str) -> Vec<u8> {
-    let mut v = Vec::with_capacity(id.len() + secret.len() + 8);
-    v.extend_from_slice(&(id.len() as u64).to_le_bytes());
-    v.extend_from_slice(id.as_bytes());
-    v.extend_from_slice(secret.as_bytes());
-    v
+/// Fed to the MAC piece by piece: no buffer per request.
+fn cache_digest(key: &hmac::Key, id: &str, secret: &str) -> [u8; 32] {
+    let mut ctx = hmac::Context::with_key(key);
+    ctx.update(&(id.len() as u64).to_le_bytes());
+    ctx.update(id.as_bytes());
+    ctx.update(secret.as_bytes());
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(ctx.sign().as_ref());
+    digest
 }

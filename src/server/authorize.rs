@@ -95,7 +95,7 @@ fn params(req: &Request) -> Result<Vec<(String, String)>, String> {
     if req.head.method == crate::http::request::Method::Post {
         return form_body(req, &[]).map(form::Form::into_pairs).map_err(|e| e.full_description());
     }
-    let q = req.head.query.as_deref().unwrap_or("");
+    let q = req.head.query().unwrap_or("");
     form::decode(q.as_bytes()).map(form::Form::into_pairs).map_err(|e| e.description().to_string())
 }
 
@@ -184,7 +184,7 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
     let (Ok(id), Ok(session_id), Ok(login_csrf), Ok(consent_csrf)) = ids else {
         return error_to_client(w, &r, "server_error", "No randomness available.");
     };
-    let request_url = match (&req.head.method, &req.head.query) {
+    let request_url = match (&req.head.method, req.head.query()) {
         (crate::http::request::Method::Get, Some(q)) => format!("{}/oauth2/auth?{q}", cfg.urls.public),
         _ => {
             let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -445,7 +445,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
 
 /// `/oauth2/fallbacks/{login,consent,logout,error}`: what runs when no app is configured.
 pub fn fallback(req: &Request, which: &str) -> Response {
-    let q = form::decode_multi(req.head.query.as_deref().unwrap_or("").as_bytes()).ok();
+    let q = form::decode_multi(req.head.query().unwrap_or("").as_bytes()).ok();
     let get = |k: &str| q.as_ref().and_then(|q| q.get(k)).unwrap_or("").to_string();
     let (title, body) = match which {
         "error" => (

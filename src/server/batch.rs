@@ -75,7 +75,13 @@ async fn flush(batcher: Rc<Batcher>, store: Arc<Backend>, partition: u32) {
                 b.in_flight = false;
                 return;
             }
-            (std::mem::take(&mut b.records), std::mem::take(&mut b.waiters))
+            // The next batch is likely as big as this one: sized up front, it does not regrow
+            // from empty (a handful of reallocations per batch otherwise).
+            let n = b.records.len();
+            (
+                std::mem::replace(&mut b.records, Vec::with_capacity(n)),
+                std::mem::replace(&mut b.waiters, Vec::with_capacity(n)),
+            )
         };
         let result = store.insert_tokens(partition, records).await;
         for w in waiters {

@@ -140,7 +140,7 @@ pub fn get(w: &Worker, id: &str) -> Response {
 }
 
 pub fn list(w: &Worker, req: &Request) -> Response {
-    let q = match form::decode_multi(req.head.query.as_deref().unwrap_or("").as_bytes()) {
+    let q = match form::decode_multi(req.head.query().unwrap_or("").as_bytes()) {
         Ok(q) => q,
         Err(e) => return Response::oauth_error(&OAuthError::hint(ErrorCode::InvalidRequest, e.description())),
     };
@@ -304,7 +304,7 @@ pub async fn delete_rotated(w: &Worker, id: &str) -> Response {
 /// `DELETE /admin/oauth2/tokens?client_id=`: revokes every access token of the client issued so
 /// far, by raising its per-partition watermarks (one durable write, whatever the token count).
 pub async fn delete_tokens(w: &Worker, req: &Request) -> Response {
-    let q = match form::decode_multi(req.head.query.as_deref().unwrap_or("").as_bytes()) {
+    let q = match form::decode_multi(req.head.query().unwrap_or("").as_bytes()) {
         Ok(q) => q,
         Err(e) => return Response::oauth_error(&OAuthError::hint(ErrorCode::InvalidRequest, e.description())),
     };

@@ -14,7 +14,7 @@ pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
 pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
     let started = std::time::Instant::now();
-    let r = route(api, req.head.method, &req.head.path);
+    let r = route(api, req.head.method, req.head.path());
     let metric = crate::server::metrics::route_index(&r);
     let resp = answer(w, api, req, r).await;
     let micros = started.elapsed().as_micros() as u64;
@@ -22,7 +22,7 @@ pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
     let id = request_id(w, req);
     // The path only: queries carry challenges, verifiers and codes, which never reach a log.
     let api_name = if api == Api::Public { "public" } else { "admin" };
-    crate::log::request(api_name, req.head.method.as_str(), &req.head.path, resp.status, micros, &id);
+    crate::log::request(api_name, req.head.method.as_str(), req.head.path(), resp.status, micros, &id);
     resp.header("X-Request-Id", id)
 }
 

@@ -38,7 +38,7 @@ impl Step {
 }
 
 fn challenge(req: &Request, step: Step) -> Option<String> {
-    let q = crate::http::form::decode_multi(req.head.query.as_deref().unwrap_or("").as_bytes()).ok()?;
+    let q = crate::http::form::decode_multi(req.head.query().unwrap_or("").as_bytes()).ok()?;
     q.get(step.challenge_param()).or_else(|| q.get("challenge")).filter(|c| !c.is_empty()).map(String::from)
 }
 

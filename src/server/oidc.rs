@@ -77,7 +77,7 @@ fn bearer(req: &Request) -> Result<Option<String>, OAuthError> {
         let (scheme, rest) = h.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_string())
     });
-    let query_token = req.head.query.as_deref().is_some_and(|q| q.split('&').any(|p| p.starts_with("access_token=")));
+    let query_token = req.head.query().is_some_and(|q| q.split('&').any(|p| p.starts_with("access_token=")));
     if query_token {
         return Err(OAuthError::hint(ErrorCode::InvalidRequest, "Access tokens must not be sent in the URL."));
     }

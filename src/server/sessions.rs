@@ -108,7 +108,7 @@ pub async fn remembered_consent(
 }
 
 fn query(req: &Request) -> crate::http::form::Form {
-    crate::http::form::decode_multi(req.head.query.as_deref().unwrap_or("").as_bytes()).unwrap_or_default()
+    crate::http::form::decode_multi(req.head.query().unwrap_or("").as_bytes()).unwrap_or_default()
 }
 
 /// `GET /admin/oauth2/auth/sessions/consent?subject=…[&login_session_id=…]`.

@@ -15,7 +15,6 @@ use crate::server::respond::StoreResult;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, TokenType};
 use hydra_storage::{Storage, TokenKind, TokenRecord};
-use serde_json::json;
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
     match run(w, req).await {
@@ -29,7 +28,7 @@ pub async fn handle(w: &Worker, req: &Request) -> Response {
 /// (RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI"). `audience`
 /// may repeat: it is not an RFC 6749 parameter and Hydra documents it as repeatable.
 pub fn read_form(req: &Request) -> Result<form::Form, OAuthError> {
-    if let Some(q) = &req.head.query {
+    if let Some(q) = req.head.query() {
         let query = form::decode_multi(q.as_bytes())
             .map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
         if query.iter().any(|(k, _)| k == "client_secret" || k == "token" || k == "code" || k == "refresh_token") {
@@ -76,14 +75,14 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
             let minted = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, seq, &random);
             let now = unix_now();
             let lifespan = plan.lifespan.as_secs().min(i64::MAX as u64 / 2) as i64;
-            let scope = plan.scope.join(" ");
+            let body = client_credentials::response_body(&minted.token, lifespan, &plan.scope);
             let record = TokenRecord {
                 kind: TokenKind::Access,
                 signature: minted.signature,
                 family: seq,
                 client_id: client.stored.client.client_id.clone(),
                 subject: client.stored.client.client_id.clone(),
-                scope: scope.clone(),
+                scope: plan.scope,
                 audience: plan.audience,
                 issued_at: now,
                 expires_at: now.saturating_add(lifespan),
@@ -92,15 +91,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
             // Acknowledge only after the record is durable.
             w.batcher.insert(store, partition, seq, record).await.oauth()?;
             w.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok(Response::json_value(
-                200,
-                &json!({
-                    "access_token": minted.token,
-                    "expires_in": lifespan,
-                    "scope": scope,
-                    "token_type": "bearer",
-                }),
-            ))
+            Ok(Response::json(200, body))
         }
         TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
             let c = &client.stored.client;

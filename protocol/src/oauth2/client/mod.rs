@@ -299,7 +299,11 @@ impl Client {
     }
 
     pub fn has_grant(&self, g: &str) -> bool {
-        self.effective_grant_types().contains(&g)
+        // As `effective_grant_types`, without building the list (the token endpoint asks per request).
+        match self.grant_types.as_deref() {
+            Some(list) if !list.is_empty() => list.iter().any(|x| x == g),
+            _ => g == "authorization_code",
+        }
     }
 
     /// Space-separated `scope`, split like Go's `strings.Fields`.
