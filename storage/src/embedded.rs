@@ -369,12 +369,17 @@ impl Storage for Store {
     // Writes return the committer's `Pending`: the job is queued when the call is made, not
     // when the future is first polled, so callers can queue several before waiting.
     fn insert_tokens(&self, partition: u32, records: Vec<(u64, TokenRecord)>) -> impl Future<Output = Result<()>> {
-        self.on(partition, move |tx| {
-            for (seq, rec) in &records {
-                tx.insert(Table::Tokens, &token_key(*seq), &encode_token(rec)?)?;
-            }
-            Ok(())
-        })
+        let part = match self.part(partition) {
+            Ok(part) => part,
+            Err(e) => return Pending::ready(Err(e)),
+        };
+        let rows: Result<Vec<(u64, Vec<u8>)>> =
+            records.iter().map(|(seq, rec)| Ok((*seq, encode_token(rec)?))).collect();
+        match rows {
+            // Staged: acknowledged once logged, read from memory until it reaches the B-tree.
+            Ok(rows) => part.committer.stage(rows),
+            Err(e) => Pending::ready(Err(e)),
+        }
     }
 
     async fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>> {
@@ -382,7 +387,13 @@ impl Storage for Store {
     }
 
     async fn get_token_view(&self, partition: u32, seq: u64) -> Result<Option<TokenView>> {
-        let rtx = self.part(partition)?.read()?;
+        let part = self.part(partition)?;
+        // Staged rows first, then the B-tree: a row leaves the stage only once the B-tree
+        // commit holding it is visible, so looking in this order never misses it.
+        if let Some(view) = part.committer.staged().get(seq, TokenView::new) {
+            return view.map(Some);
+        }
+        let rtx = part.read()?;
         let table = rtx.open_table(Table::Tokens.def())?;
         let found = table.get(&token_key(seq)[..])?;
         match found {

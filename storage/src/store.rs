@@ -25,9 +25,7 @@ const MANIFEST: &str = "MANIFEST";
 /// The single row of [`Table::SeqFloor`].
 pub(crate) const FLOOR_KEY: &[u8] = &[0];
 
-pub(crate) fn token_key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
-}
+pub(crate) use crate::tx::token_key;
 
 /// Version byte in front of a stored client.
 pub const CLIENT_RECORD_VERSION: u8 = 1;
@@ -187,6 +185,12 @@ impl Store {
     /// A partition's commit counters.
     pub fn partition_stats(&self, partition: u32) -> Option<&crate::commit::CommitStats> {
         self.partitions.get(partition as usize).map(Partition::stats)
+    }
+
+    /// How many of a partition's token rows are acknowledged but not yet in its B-tree
+    /// (see `commit.rs`, staged token rows).
+    pub fn staged_rows(&self, partition: u32) -> Option<usize> {
+        self.partitions.get(partition as usize).map(|p| p.committer.staged().len())
     }
 
     /// Stops every committer after it has flushed what is queued.

@@ -91,6 +91,11 @@ impl Table {
     }
 }
 
+/// A [`Table::Tokens`] key: the big-endian sequence number, so keys sort numerically.
+pub(crate) fn token_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
 const OP_PUT: u8 = 1;
 const OP_REMOVE: u8 = 2;
 
@@ -125,11 +130,14 @@ impl<'t> Tx<'t> {
     pub fn insert(&mut self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.table(t)?.insert(key, value)?;
         if let Some(log) = &mut self.log {
-            log.push(t as u8);
-            log.push(OP_PUT);
-            put_bytes(log, key);
-            put_bytes(log, value);
+            log_put(log, t, key, value);
         }
+        Ok(())
+    }
+
+    /// Inserts a row whose change is already in a durable log record (a staged row).
+    pub(crate) fn insert_unlogged(&mut self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.table(t)?.insert(key, value)?;
         Ok(())
     }
 
@@ -194,6 +202,14 @@ impl<'t> Tx<'t> {
             Err(BAD)
         }
     }
+}
+
+/// Appends "put `value` at `key` in `t`" to a redo log, as [`Tx::insert`] logs it.
+pub(crate) fn log_put(log: &mut Vec<u8>, t: Table, key: &[u8], value: &[u8]) {
+    log.push(t as u8);
+    log.push(OP_PUT);
+    put_bytes(log, key);
+    put_bytes(log, value);
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
