@@ -209,9 +209,10 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, Ht
         if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return Err(INVALID_HEADER_VALUE);
         }
-        let start = text.len() as u32;
-        text.extend(h.name.chars().map(|c| c.to_ascii_lowercase()));
-        let name = Span(start, text.len() as u32);
+        let name = push_span(&mut text, h.name);
+        if let Some(n) = text.get_mut(name.0 as usize..) {
+            n.make_ascii_lowercase();
+        }
         let value = push_span(&mut text, value.trim_matches(|c| c == ' ' || c == '\t'));
         fields.push((name, value));
     }
