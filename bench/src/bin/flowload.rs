@@ -116,7 +116,7 @@ struct Cfg {
 /// One complete flow; returns the refresh token.
 fn flow(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64) -> Result<String, String> {
     let path = format!(
-        "/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope={}&state=state-{n:012}&nonce=n{n}",
+        "/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope={}&state=state-{n:012}&nonce=nonce-{n:012}",
         hydra::http::form::form_escaped(&c.client),
         hydra::http::form::form_escaped(&c.redirect),
         hydra::http::form::form_escaped(&c.scope)
