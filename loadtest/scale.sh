@@ -79,7 +79,7 @@ FILLED=$(ok2xx "$DATA"/fill.*.json)
 # Tokens in the store: the fill, the empty phase's issuance runs and the pools.
 STORED=$(( $(ok2xx "$DATA"/fill.*.json "$DATA"/empty.issuance.*.json) + POOL * 2 ))
 DIR_BYTES=$(du -sb "$DATA/store" | cut -f1)
-REDB_BYTES=$(find "$DATA/store" -name '*.redb' -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}')
+REDB_BYTES=$(find "$DATA/store" -name '*.redb' -printf '%s\n' | awk '{s+=$1} END {printf "%.0f\n", s}')
 measure full "$DATA/pool-full.txt"
 note_rss "after the full-store measurement"
 
