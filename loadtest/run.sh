@@ -8,6 +8,8 @@
 #   flow        authorize → login accept → consent accept → code exchange with an RS256 ID token,
 #               $FLOW_CONNS concurrent flows (8 HTTP requests each)
 #   refresh     refresh-token rotation (scope offline_access, so no ID token), $CONNS connections
+#   flow-es256  the flow again after an ES256 key was added to `hydra.openid.id-token` (the newest
+#               key signs), so the ID token is ES256
 # Prints one table and writes it, with the exact commands, under loadtest/runs/.
 #
 # Env: DURATION (15s), CONNS (64), SERVER_CPUS (0), LOAD_CPUS (1), POOL (2000 tokens),
@@ -63,6 +65,7 @@ CMDS[ceiling]="${OHA[*]} http://127.0.0.1:$PUB/health/alive"
 CMDS[issuance]="${OHA[*]} -m POST -a $ID:<secret> -T application/x-www-form-urlencoded -d grant_type=client_credentials&scope=read http://127.0.0.1:$PUB/oauth2/token"
 CMDS[introspect]="${OHA[*]} -m POST -T application/x-www-form-urlencoded -Z <pool of $POOL token bodies> http://127.0.0.1:$ADM/admin/oauth2/introspect"
 CMDS[flow]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode flow --conns $FLOW_CONNS"
+CMDS[flow-es256]="$BIN create jwk hydra.openid.id-token --alg ES256 -e http://127.0.0.1:$ADM, then ${CMDS[flow]}"
 CMDS[refresh]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode refresh --scope offline_access --conns $CONNS"
 
 # ROUNDS > 1 repeats the scenarios in turn; the table shows each scenario's median round,
@@ -84,6 +87,12 @@ for r in $(seq "$ROUNDS"); do
   "${FLOWLOAD[@]}" --mode flow --conns "$FLOW_CONNS" >"$DATA/flow.$r.json"
   sleep 1
   "${FLOWLOAD[@]}" --mode refresh --scope offline_access --conns "$CONNS" >"$DATA/refresh.$r.json"
+  sleep 1
+done
+# An ES256 key, newest in the ID-token set, signs from now on.
+"$BIN" create jwk hydra.openid.id-token --alg ES256 -e "http://127.0.0.1:$ADM" --quiet >/dev/null
+for r in $(seq "$ROUNDS"); do
+  "${FLOWLOAD[@]}" --mode flow --conns "$FLOW_CONNS" >"$DATA/flow-es256.$r.json"
   sleep 1
 done
 
@@ -122,7 +131,7 @@ def flow_median(name):
     runs = [json.load(open(f"{d}/{name}.{r}.json")) for r in range(1, rounds + 1)]
     runs.sort(key=lambda j: j["per_sec"])
     return runs[len(runs) // 2]
-for name in ["flow", "refresh"]:
+for name in ["flow", "refresh", "flow-es256"]:
     j = flow_median(name)
     rows.append((name, j["per_sec"], j["p50_ms"], j["p99_ms"], j["errors"], 0, j["completed"], round_ratio(name)))
 print("| scenario | req/s (flow: flows/s) | p50 ms | p99 ms | errors | cut at end | 2xx (flow, refresh: completed) | ratio to ceiling (median of rounds) |")
@@ -133,10 +142,11 @@ if rounds > 1:
     print("\nEvery round (req/s, ratio to that round's ceiling):\n")
     for r in range(1, rounds + 1):
         rps = {n: json.load(open(f"{d}/{n}.{r}.json"))["summary"]["requestsPerSec"] for n in ["ceiling", "issuance", "introspect"]}
-        rps.update({n: json.load(open(f"{d}/{n}.{r}.json"))["per_sec"] for n in ["flow", "refresh"]})
+        rps.update({n: json.load(open(f"{d}/{n}.{r}.json"))["per_sec"] for n in ["flow", "refresh", "flow-es256"]})
         print(f"- round {r}: ceiling {rps['ceiling']:.0f}, issuance {rps['issuance']:.0f} ({rps['issuance'] / rps['ceiling']:.2f}), "
               f"introspect {rps['introspect']:.0f} ({rps['introspect'] / rps['ceiling']:.2f}), "
-              f"flow {rps['flow']:.0f}/s, refresh {rps['refresh']:.0f} ({rps['refresh'] / rps['ceiling']:.2f})")
+              f"flow {rps['flow']:.0f}/s, refresh {rps['refresh']:.0f} ({rps['refresh'] / rps['ceiling']:.2f}), "
+              f"flow with ES256 {rps['flow-es256']:.0f}/s")
 for name in ["ceiling", "issuance", "introspect"]:
     dist = median_round(name).get("errorDistribution", {})
     for k, v in dist.items():
@@ -157,6 +167,6 @@ echo "$TABLE"
   echo
   echo "Commands:"
   echo
-  for k in ceiling issuance introspect flow refresh; do echo "- $k: \`${CMDS[$k]}\`"; done
+  for k in ceiling issuance introspect flow refresh flow-es256; do echo "- $k: \`${CMDS[$k]}\`"; done
 } >"$OUT"
 echo "wrote $OUT"

@@ -153,23 +153,6 @@ for body in (pool[0], pool[-1]):
 PY
 }
 
-# Fails the script unless every request of an oha run answered 2xx (oha's cut-off of the
-# requests in flight at the end of the run excepted): check_run JSON WHAT
-check_run() {
-  python3 - "$1" "$2" <<'PY' || { echo "--- last lines of the server log:" >&2; tail -n 20 "$DATA/server.log" >&2; exit 1; }
-import json, sys
-j = json.load(open(sys.argv[1]))
-codes = j.get("statusCodeDistribution", {})
-bad = {k: v for k, v in codes.items() if not k.startswith("2")}
-errs = {k: v for k, v in j.get("errorDistribution", {}).items() if "deadline" not in k}
-ok = sum(v for k, v in codes.items() if k.startswith("2"))
-print(f"{sys.argv[2]}: {j['summary']['requestsPerSec']:.0f} req/s, {ok} x 2xx", file=sys.stderr)
-if bad or errs or ok == 0:
-    print(f"tls: {sys.argv[2]} answered non-2xx or errors: status {bad}, errors {errs}", file=sys.stderr)
-    sys.exit(1)
-PY
-}
-
 # Runs one oha command (its JSON to $DATA/NAME.json) and records, in $DATA/NAME.cpu: the wall
 # clock before and after, the server's CPU ticks before and after, oha's user and system
 # seconds, and the busy/total ticks of SERVER_CPUS and LOAD_CPUS before and after: measure NAME CMD...
@@ -180,7 +163,7 @@ measure() {
   /usr/bin/time -f '%U %S' -o "$DATA/$name.time" "$@" >"$DATA/$name.json"
   t1=$(date +%s.%N); s1=$(server_ticks); sc1=$(core_ticks "$SERVER_IDS"); lc1=$(core_ticks "$LOAD_IDS")
   echo "$t0 $t1 $s0 $s1 $(tail -n 1 "$DATA/$name.time") $sc0 $sc1 $lc0 $lc1" >"$DATA/$name.cpu"
-  check_run "$DATA/$name.json" "$name"
+  check_run "$DATA/$name.json" "$name" "$DATA/server.log"
   sleep 1
 }
 

@@ -75,23 +75,6 @@ OHA=(oha --no-tui --output-format json -z "$DURATION" -c "$CONNS")
 FORM=(-m POST -T application/x-www-form-urlencoded)
 BODY='grant_type=client_credentials&scope=read'
 
-# Fails the script unless every request of an oha run answered 2xx (oha's cut-off of the
-# requests in flight at the end of the run excepted): check_run JSON WHAT LOG
-check_run() {
-  python3 - "$1" "$2" <<'PY' || { echo "--- last lines of $3:" >&2; tail -n 20 "$3" >&2; exit 1; }
-import json, sys
-j = json.load(open(sys.argv[1]))
-codes = j.get("statusCodeDistribution", {})
-bad = {k: v for k, v in codes.items() if not k.startswith("2")}
-errs = {k: v for k, v in j.get("errorDistribution", {}).items() if "deadline" not in k}
-ok = sum(v for k, v in codes.items() if k.startswith("2"))
-print(f"{sys.argv[2]}: {j['summary']['requestsPerSec']:.0f} req/s, {ok} x 2xx", file=sys.stderr)
-if bad or errs or ok == 0:
-    print(f"vs-node: {sys.argv[2]} answered non-2xx or errors: status {bad}, errors {errs}", file=sys.stderr)
-    sys.exit(1)
-PY
-}
-
 # Introspects the first and the last token of a pool and fails unless both are active (so that
 # the introspection scenario measures real hits): pool_active URL POOL [ID:SECRET]
 pool_active() {

@@ -261,7 +261,7 @@ pub struct ConnFlags {
     /// Be quiet with output printing.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Do not verify TLS certificates (accepted for compatibility; TLS is not supported by this CLI).
+    /// Do not verify the server's TLS certificate (a self-signed certificate in development; never in production).
     #[arg(long)]
     pub skip_tls_verify: bool,
     /// Additional HTTP header `Name: value` (repeatable).

@@ -209,6 +209,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, Ht
         if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return Err(INVALID_HEADER_VALUE);
         }
+        // Lower-cased in place: char by char it was 1.6% of an issuance profile (DWARF `perf`).
         let name = push_span(&mut text, h.name);
         if let Some(n) = text.get_mut(name.0 as usize..) {
             n.make_ascii_lowercase();
