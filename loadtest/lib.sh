@@ -59,3 +59,17 @@ if bad or errs or ok == 0:
     sys.exit(1)
 PY
 }
+
+# BIN as given, or this tree's release build; sets BIN_GIVEN (for the run line) and BIN_NOTE
+# (for the result file). Callers define `die` first.
+select_bin() {
+  BIN_GIVEN=${BIN:+BIN=<binary> }
+  if [ -z "${BIN:-}" ]; then
+    cargo build --release --bin hydra
+    BIN=target/release/hydra
+    BIN_NOTE="target/release/hydra, built by this script (\`cargo build --release --bin hydra\`)"
+  else
+    BIN_NOTE="a prebuilt binary (BIN=<binary>), not built by this script"
+  fi
+  [ -x "$BIN" ] || die "no hydra binary at $BIN"
+}

@@ -58,15 +58,8 @@ case "$CERT_KEY" in
   rsa) CERT_NEWKEY=(-newkey rsa:2048) CERT_DESC="RSA 2048" ;;
   *) die "CERT_KEY is ecdsa or rsa, not $CERT_KEY" ;;
 esac
-BIN_GIVEN=${BIN:+BIN=<binary> }
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --bin hydra
-  BIN=target/release/hydra
-  BIN_NOTE="target/release/hydra, built by this script (\`cargo build --release --bin hydra\`)"
-else
-  BIN_NOTE="a prebuilt binary (BIN=<binary>), not built by this script"
-fi
-[ -x "$BIN" ] || die "no hydra binary at $BIN"
+source loadtest/lib.sh
+select_bin
 command -v oha >/dev/null || cargo install --locked oha
 command -v openssl >/dev/null || die "needs openssl"
 [ -x /usr/bin/time ] || die "needs GNU time at /usr/bin/time (apt-get install -y time)"
@@ -78,7 +71,6 @@ cleanup() {
   rm -rf "$DATA"
 }
 trap cleanup EXIT
-source loadtest/lib.sh
 
 # The throwaway certificate: self-signed, for 127.0.0.1 and localhost, valid for a day.
 openssl req -x509 "${CERT_NEWKEY[@]}" -nodes -days 1 -subj /CN=localhost \

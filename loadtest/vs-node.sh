@@ -39,15 +39,8 @@ SERVER_CPUS=0-$(($(nproc) - 1))
 
 die() { echo "vs-node: $*" >&2; exit 1; }
 
-BIN_GIVEN=${BIN:+BIN=<binary> }
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --bin hydra
-  BIN=target/release/hydra
-  BIN_NOTE="target/release/hydra, built by this script (\`cargo build --release --bin hydra\`)"
-else
-  BIN_NOTE="a prebuilt binary (BIN=<binary>), not built by this script"
-fi
-[ -x "$BIN" ] || die "no hydra binary at $BIN"
+source loadtest/lib.sh
+select_bin
 command -v oha >/dev/null || cargo install --locked oha
 if ! command -v node >/dev/null; then
   apt-get update
@@ -70,7 +63,6 @@ cleanup() {
   rm -rf "$DATA"
 }
 trap cleanup EXIT
-source loadtest/lib.sh
 OHA=(oha --no-tui --output-format json -z "$DURATION" -c "$CONNS")
 FORM=(-m POST -T application/x-www-form-urlencoded)
 BODY='grant_type=client_credentials&scope=read'

@@ -158,7 +158,6 @@ pub fn verify(keys: &TokenKeys, token: &str) -> Option<TokenRef> {
     Some(TokenRef { token_type: t, partition, seq: u64::from_be_bytes(seq), signature })
 }
 
-/// Constant-time equality of two signatures (the stored one and the presented one).
 /// Lowercase hex, one allocation (request ids, flow ids, pairwise subjects).
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -170,6 +169,8 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Constant-time equality of two 32-byte MACs (a stored signature and a presented one, or a
+/// cached secret digest and a fresh one): every byte is compared, whatever differs first.
 pub fn same_signature(a: &[u8; SIG_LEN], b: &[u8; SIG_LEN]) -> bool {
     a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -493,6 +493,15 @@ fn fatal(e: &StoreError) -> bool {
     matches!(e, StoreError::Database(_) | StoreError::Commit(_) | StoreError::Io(_))
 }
 
+/// Counts a failed commit; a fatal one latches the partition until it is reopened (when it can be).
+fn failed(stats: &CommitStats, e: &StoreError, reopenable: bool) {
+    use std::sync::atomic::Ordering::Relaxed;
+    stats.failures.fetch_add(1, Relaxed);
+    if fatal(e) && reopenable {
+        stats.failed.store(true, Relaxed);
+    }
+}
+
 /// Closes the failed database and opens it again: readers are turned away first, the old
 /// handle is dropped once in-flight readers let go of it, and the log is replayed over the
 /// reopened database, so every acknowledged write is back before writes are taken again.
@@ -576,12 +585,7 @@ fn run(
             None => state.commit(&db, &mut batch, &mut completions, false, staged),
         };
         match &result {
-            Err(e) => {
-                stats.failures.fetch_add(1, Relaxed);
-                if fatal(e) && opener.is_some() {
-                    stats.failed.store(true, Relaxed);
-                }
-            }
+            Err(e) => failed(stats, e, opener.is_some()),
             Ok(()) if state.since <= before => {
                 stats.checkpoints.fetch_add(1, Relaxed);
             }
@@ -606,10 +610,7 @@ fn run(
         // leaves them staged, and their log records replay them after a reopen).
         if state.pending.len() >= APPLY_AT && result.is_ok() {
             if let Err(e) = state.commit(&db, &mut batch, &mut completions, false, staged) {
-                stats.failures.fetch_add(1, Relaxed);
-                if fatal(&e) && opener.is_some() {
-                    stats.failed.store(true, Relaxed);
-                }
+                failed(stats, &e, opener.is_some());
             }
         }
     }

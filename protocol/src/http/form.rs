@@ -49,8 +49,9 @@ impl std::error::Error for FormError {}
 #[derive(Debug, Default, Clone)]
 pub struct Form {
     text: String,
-    /// Byte ranges of each pair's name and value in `text`.
-    spans: Vec<[u32; 4]>,
+    /// Where each pair's name starts, its value starts (the name's end) and its value ends, in
+    /// `text`.
+    spans: Vec<[u32; 3]>,
 }
 
 impl PartialEq for Form {
@@ -62,9 +63,9 @@ impl PartialEq for Form {
 impl Eq for Form {}
 
 impl Form {
-    fn pair(&self, s: &[u32; 4]) -> (&str, &str) {
-        let [a, b, c, d] = s.map(|i| i as usize);
-        (self.text.get(a..b).unwrap_or_default(), self.text.get(c..d).unwrap_or_default())
+    fn pair(&self, s: &[u32; 3]) -> (&str, &str) {
+        let [name, value, end] = s.map(|i| i as usize);
+        (self.text.get(name..value).unwrap_or_default(), self.text.get(value..end).unwrap_or_default())
     }
 
     /// First value for `name`; with [`decode`] it is also the only one.
@@ -111,7 +112,7 @@ pub fn decode_multi(input: &[u8]) -> Result<Form, FormError> {
 fn decode_with(input: &[u8], allow_repeats: bool) -> Result<Form, FormError> {
     // Decoding only ever shrinks, so the input's length bounds the text.
     let mut text: Vec<u8> = Vec::with_capacity(input.len());
-    let mut spans: Vec<[u32; 4]> = Vec::new();
+    let mut spans: Vec<[u32; 3]> = Vec::new();
     for segment in input.split(|&b| b == b'&') {
         if segment.is_empty() {
             continue;
@@ -131,10 +132,10 @@ fn decode_with(input: &[u8], allow_repeats: bool) -> Result<Form, FormError> {
         let value_start = text.len();
         unescape_into(raw_value, true, &mut text)?;
         let name = text.get(name_start..value_start).unwrap_or_default();
-        if !allow_repeats && spans.iter().any(|&[a, b, _, _]| text.get(a as usize..b as usize) == Some(name)) {
+        if !allow_repeats && spans.iter().any(|&[a, b, _]| text.get(a as usize..b as usize) == Some(name)) {
             return Err(FormError::DuplicateParameter);
         }
-        spans.push([name_start, value_start, value_start, text.len()].map(|i| i as u32));
+        spans.push([name_start, value_start, text.len()].map(|i| i as u32));
     }
     // Every span was checked to be UTF-8 as it was decoded, so this cannot fail.
     let text = String::from_utf8(text).map_err(|_| FormError::InvalidUtf8)?;

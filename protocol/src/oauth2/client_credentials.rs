@@ -7,6 +7,7 @@
 
 use crate::oauth2::client::{Client, Lifespan};
 use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::oauth2::push_json_str;
 use crate::oauth2::scope::{self, ScopeStrategy};
 use std::time::Duration;
 
@@ -98,12 +99,6 @@ pub fn response_body(access_token: &str, expires_in: i64, scope: &str) -> Vec<u8
     push_json_str(&mut out, scope);
     out.extend_from_slice(b",\"token_type\":\"bearer\"}");
     out
-}
-
-/// A JSON string literal (escaped as serde_json escapes it).
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing to a Vec cannot fail; an error would only mean a truncated body, never a panic.
-    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Invariant: anything not provably active (unknown, forged, expired, revoked, missing a
 //! required scope) is exactly `{"active":false}`, with no hint why.
 
+use crate::oauth2::push_json_str;
 use crate::oauth2::scope::{self, ScopeStrategy};
 use serde_json::{json, Value};
 use std::borrow::Cow;
@@ -43,10 +44,7 @@ pub fn active<'a>(t: &ActiveToken<'a>, audience: impl Iterator<Item = &'a str>, 
     // Sized for a typical answer (~300-450 bytes) so it is written without growing
     // (`bench/src/bin/allocs.rs -- trace`: 256 bytes grew to 512 on every introspection).
     let mut out = Vec::with_capacity(512 + t.ext.len());
-    let s = |out: &mut Vec<u8>, v: &str| {
-        // Writing a &str to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, v);
-    };
+    let s = push_json_str;
     out.extend_from_slice(b"{\"active\":true,\"client_id\":");
     s(&mut out, t.client_id);
     out.extend_from_slice(b",\"sub\":");
