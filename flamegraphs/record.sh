@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Records a flamegraph of the server under one load scenario.
-#   flamegraphs/record.sh issuance|introspect|flow
+#   flamegraphs/record.sh issuance|introspect|flow|flow-es256|refresh
 # Starts the release server on a fresh data directory (durable commits) pinned to CPU 0, drives it
 # with oha on CPU 1 at 64 connections, records `perf record -F 999 -g` of the server for 8 s in the
 # middle of a 14 s run, and writes flamegraphs/<date>-<scenario>-<commit>.svg.
@@ -35,7 +35,9 @@ case "$SC" in
     done >"$DATA/pool.txt"
     "${OHA[@]}" -Z "$DATA/pool.txt" http://127.0.0.1:14445/admin/oauth2/introspect >/dev/null &
     ;;
-  flow)
+  flow | flow-es256)
+    # flow-es256: an ES256 key, newest in the ID-token set, signs the ID tokens.
+    [ "$SC" = flow ] || "$BIN" create jwk hydra.openid.id-token --alg ES256 -e http://127.0.0.1:14445 --quiet >/dev/null
     RP=$("$BIN" create oauth2-client -e http://127.0.0.1:14445 --grant-type authorization_code,refresh_token \
       --response-type code --scope openid,offline_access --redirect-uri https://rp.example/cb --format json)
     RP_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$RP")
@@ -43,11 +45,24 @@ case "$SC" in
     taskset -c 1 target/release/flowload --public http://127.0.0.1:14444 --admin http://127.0.0.1:14445 \
       --client "$RP_ID" --secret "$RP_SECRET" --mode flow --conns 32 --duration 14 >/dev/null &
     ;;
+  refresh)
+    # Refresh-token rotation, one chain per connection (scope offline_access: no ID token).
+    RP=$("$BIN" create oauth2-client -e http://127.0.0.1:14445 --grant-type authorization_code,refresh_token \
+      --response-type code --scope openid,offline_access --redirect-uri https://rp.example/cb --format json)
+    RP_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_id"])' "$RP")
+    RP_SECRET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_secret"])' "$RP")
+    taskset -c 1 target/release/flowload --public http://127.0.0.1:14444 --admin http://127.0.0.1:14445 \
+      --client "$RP_ID" --secret "$RP_SECRET" --mode refresh --scope offline_access --conns 64 --duration 14 >/dev/null &
+    ;;
   *) echo "unknown scenario $SC" >&2; exit 2 ;;
 esac
 O=$!
 sleep 3
-perf record -F 999 -g -p "$S" -o "$DATA/perf.data" -- sleep 8 >/dev/null 2>&1
+# CALL_GRAPH=dwarf unwinds through DWARF (the release build has no frame pointers, so `-g`
+# stacks stop at the first frame without one; dwarf costs more to record and to fold).
+CG=(-g)
+[ -z "${CALL_GRAPH:-}" ] || CG=(--call-graph "$CALL_GRAPH")
+perf record -F 999 "${CG[@]}" -p "$S" -o "$DATA/perf.data" -- sleep 8 >/dev/null 2>&1
 wait $O
 OUT="flamegraphs/$(date -u +%Y-%m-%d)-$SC-$(git rev-parse --short HEAD).svg"
 perf script -i "$DATA/perf.data" 2>/dev/null | inferno-collapse-perf >"$DATA/folded"

@@ -6,7 +6,11 @@
 #
 #   loadtest/threads.sh [binary ...]          # default: this tree's release build
 #
-# Env: SCENARIO (issuance | introspect, default issuance), DURATION (10s), CONNS (64), ROUNDS (2),
+# Env: SCENARIO (issuance | introspect | refresh | flow | flow-es256, default issuance; refresh
+#      rotates refresh tokens with bench's flowload, one chain per connection, scope offline_access
+#      so no ID token; flow runs whole browser flows with flowload at FLOW_CONNS (32) with an
+#      RS256 ID token, flow-es256 with an ES256 key newest in the ID-token set),
+#      DURATION (10s), CONNS (64), ROUNDS (2),
 #      SERVER_CPUS (0), LOAD_CPUS (1), LABEL. Writes the table and the exact commands under
 #      loadtest/runs/.
 set -euo pipefail
@@ -25,6 +29,7 @@ if [ ${#BINS[@]} -eq 0 ]; then
   cargo build --release --bin hydra
   BINS=(target/release/hydra)
 fi
+case "$SCENARIO" in refresh | flow*) cargo build --release -p hydra-bench --bin flowload ;; esac
 TICK=$(getconf CLK_TCK)
 DATA=
 SERVER=
@@ -60,10 +65,26 @@ for r in $(seq "$ROUNDS"); do
         "http://127.0.0.1:$PUB/oauth2/token")
     fi
     snap >"$DATA/before"
-    taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z "$DURATION" -c "$CONNS" "${REQ[@]}" >"$DATA/oha.json"
+    # The load generator's own CPU (user + system of the subshell's children) goes in a row too.
+    if [ "$SCENARIO" = refresh ] || [ "${SCENARIO#flow}" != "$SCENARIO" ]; then
+      [ "$SCENARIO" != flow-es256 ] || "$BIN" create jwk hydra.openid.id-token --alg ES256 -e "http://127.0.0.1:$ADM" --quiet >/dev/null
+      if [ "$SCENARIO" = refresh ]; then MODE=(--mode refresh --scope offline_access --conns "$CONNS")
+      else MODE=(--mode flow --conns "${FLOW_CONNS:-32}"); fi
+      RP=$(new_client --grant-type authorization_code,refresh_token --response-type code --scope openid,offline_access \
+        --redirect-uri https://rp.example/cb --name threads-rp)
+      (taskset -c "$LOAD_CPUS" target/release/flowload --public "http://127.0.0.1:$PUB" --admin "http://127.0.0.1:$ADM" \
+        --client "$(json_field "$RP" client_id)" --secret "$(json_field "$RP" client_secret)" \
+        --duration "${DURATION%s}" "${MODE[@]}" >"$DATA/load.json"
+        times >"$DATA/times")
+      ok=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["errors"] == 0, d; print(d["completed"])' "$DATA/load.json")
+    else
+      (taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z "$DURATION" -c "$CONNS" "${REQ[@]}" >"$DATA/load.json"
+        times >"$DATA/times")
+      ok=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(v for k, v in d["statusCodeDistribution"].items() if k.startswith("2")))' "$DATA/load.json")
+    fi
     snap >"$DATA/after"
-    ok=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(v for k, v in d["statusCodeDistribution"].items() if k.startswith("2")))' "$DATA/oha.json")
-    ROWS+=("$r|$BIN|$ok|$(join "$DATA/before" "$DATA/after" | awk -v tick="$TICK" '{printf "%s:%d:%d:%.3f,", $1, $5-$2, $6-$3, ($7-$4)/tick}')")
+    load=$(tail -n1 "$DATA/times" | awk '{gsub(/s/, ""); split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2]}')
+    ROWS+=("$r|$BIN|$ok|$(join "$DATA/before" "$DATA/after" | awk -v tick="$TICK" '{printf "%s:%d:%d:%.3f,", $1, $5-$2, $6-$3, ($7-$4)/tick}')(load_generator):0:0:$load,")
     kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
     rm -rf "$DATA"; DATA=
   done
@@ -80,7 +101,8 @@ for row in rows:
     for t in filter(None, threads.split(",")):
         name, vol, nonvol, secs = t.rsplit(":", 3)
         # Per-partition and per-helper names collapse to their kind (worker-0 stays).
-        total += float(secs)
+        if name != "(load_generator)":
+            total += float(secs)
         per[(b, name)].append((float(secs) * 1e6 / ok, (int(vol) + int(nonvol)) / ok))
     per[(b, "(all threads)")].append((total * 1e6 / ok, 0))
     per[(b, "(requests)")].append((ok, 0))
@@ -105,7 +127,7 @@ OUT="loadtest/runs/$STAMP-$(git rev-parse --short HEAD)-threads${LABEL:+-$LABEL}
   echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)."
   echo "Server: \`taskset -c $SERVER_CPUS\`, a fresh data directory per run, durable commits, log level ${LOG_LEVEL:-info};"
   echo "load: oha, \`taskset -c $LOAD_CPUS\`, $CONNS connections, $DURATION, $ROUNDS round(s) interleaved."
-  echo "CPU time is user + system of each thread (/proc/<pid>/task/*/stat) over the oha run, divided by the 2xx answers."
+  echo "CPU time is user + system of each thread (/proc/<pid>/task/*/stat) over the load run, divided by the 2xx answers (refresh: completed rotations); (load_generator) is the load process itself, not in (all threads)."
   echo
   echo "$TABLE"
   echo

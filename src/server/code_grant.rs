@@ -10,12 +10,13 @@ use crate::oauth2::authorization_code::{self, ExchangeError, GrantExt};
 use crate::oauth2::client::Client;
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::id_token::IdTokenClaims;
+use crate::oauth2::token_response;
 use crate::server::keys::{self, ID_TOKEN_SET};
 use crate::server::respond::StoreResult;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, verify, TokenType};
 use hydra_storage::{Redeem, Rotate, Storage, TokenKind, TokenRecord};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 fn invalid_grant(hint: &'static str) -> OAuthError {
     OAuthError::hint(ErrorCode::InvalidGrant, hint)
@@ -24,19 +25,23 @@ fn invalid_grant(hint: &'static str) -> OAuthError {
 /// What one exchange issues.
 struct Issued {
     records: Vec<(u64, TokenRecord)>,
-    body: Value,
+    /// The token response, written.
+    body: Vec<u8>,
 }
 
 /// Mints the access token, a refresh token when the grant allows one, and an ID token for
 /// `openid`, all in the family and partition of `grant` (the code or refresh token spent);
-/// `scope` is the access token's, the grant's own scope goes to the refresh token.
+/// `scope` is the access token's, the grant's own scope goes to the refresh token. `parsed` is
+/// the grant's `ext` when the caller has decoded it already; otherwise only what is needed is:
+/// the refresh token carries the grant's `ext` as stored, and the grant itself is decoded only
+/// for an ID token.
 async fn issue(
     w: &Worker,
     client: &Client,
     partition: u32,
     grant: &TokenRecord,
     scope: &[String],
-    ext: &GrantExt,
+    parsed: Option<&GrantExt>,
 ) -> Result<Issued, OAuthError> {
     let (family, subject, refresh_scope, audience) = (grant.family, &grant.subject, &grant.scope, &grant.audience);
     let cfg = w.config();
@@ -45,25 +50,25 @@ async fn issue(
     let at_life = cfg.ttl.access_token.as_secs() as i64;
     let at_seq = store.next_seq(partition).await.oauth()?;
     let at = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, at_seq, &w.rng.borrow_mut().next32());
+    let at_ext = match parsed {
+        Some(p) => serde_json::to_string(&p.at).unwrap_or_default(),
+        None => GrantExt::access_claims(&grant.ext)?,
+    };
+    let scope = scope.join(" ");
     let base = TokenRecord {
         kind: TokenKind::Access,
         signature: at.signature,
         family,
         client_id: client.client_id.clone(),
         subject: subject.clone(),
-        scope: scope.join(" "),
+        scope: scope.clone(),
         audience: audience.to_vec(),
         issued_at: now,
         expires_at: now + at_life,
-        ext: serde_json::to_string(&ext.at).unwrap_or_default(),
+        ext: at_ext,
     };
-    let mut records = vec![(at_seq, base.clone())];
-    let mut body = json!({
-        "access_token": at.token,
-        "expires_in": at_life,
-        "scope": scope.join(" "),
-        "token_type": "bearer",
-    });
+    let mut records = Vec::with_capacity(2);
+    let mut refresh_token = None;
     let refresh_grant: Vec<String> = refresh_scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     if authorization_code::issues_refresh(&refresh_grant, client.has_grant("refresh_token")) {
         let rt_seq = store.next_seq(partition).await.oauth()?;
@@ -75,15 +80,28 @@ async fn issue(
             TokenRecord {
                 kind: TokenKind::Refresh,
                 signature: rt.signature,
+                family,
+                client_id: base.client_id.clone(),
+                subject: base.subject.clone(),
                 scope: refresh_scope.clone(),
+                audience: base.audience.clone(),
+                issued_at: now,
                 expires_at: now.saturating_add(rt_life),
-                ext: ext.encode(),
-                ..base.clone()
+                ext: grant.ext.clone(),
             },
         ));
-        body["refresh_token"] = json!(rt.token);
+        refresh_token = Some(rt.token);
     }
-    if scope.iter().any(|s| s == "openid") {
+    let mut id_token = None;
+    if scope.split(' ').any(|s| s == "openid") {
+        let decoded;
+        let ext = match parsed {
+            Some(p) => p,
+            None => {
+                decoded = GrantExt::parse(&grant.ext)?;
+                &decoded
+            }
+        };
         let signer = keys::signer(w, ID_TOKEN_SET).await.map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
         let jti = crate::oauth2::client::generate_uuid_v4(&ring::rand::SystemRandom::new())
             .map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
@@ -106,9 +124,10 @@ async fn issue(
             extra: &g.id_token,
         };
         let payload = serde_json::to_vec(&claims.to_json()).map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
-        let id_token = signer.sign(&payload).map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
-        body["id_token"] = json!(id_token);
+        id_token = Some(signer.sign(&payload).map_err(|_| OAuthError::new(ErrorCode::ServerError))?);
     }
+    let body = token_response(&at.token, at_life, id_token.as_deref(), refresh_token.as_deref(), &scope);
+    records.insert(0, (at_seq, base));
     Ok(Issued { records, body })
 }
 
@@ -136,7 +155,7 @@ pub async fn exchange_code(
     code: &str,
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
-) -> Result<Value, OAuthError> {
+) -> Result<Vec<u8>, OAuthError> {
     if !client.has_grant("authorization_code") {
         return Err(OAuthError::hint(
             ErrorCode::UnauthorizedClient,
@@ -172,7 +191,7 @@ pub async fn exchange_code(
         Err(ExchangeError::Other(e)) => return Err(e),
     }
     let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
-    let issued = issue(w, client, partition, &rec, &scope, &ext).await?;
+    let issued = issue(w, client, partition, &rec, &scope, Some(&ext)).await?;
     let n = issued.records.len() as u64;
     match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {
         Redeem::Done(_) => {
@@ -184,7 +203,7 @@ pub async fn exchange_code(
     }
 }
 
-pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&str>) -> Result<Value, OAuthError> {
+pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&str>) -> Result<Vec<u8>, OAuthError> {
     if !client.has_grant("refresh_token") {
         return Err(OAuthError::hint(
             ErrorCode::UnauthorizedClient,
@@ -209,9 +228,8 @@ pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&st
         &client.audience,
         w.config().strategies.scope,
     )?;
-    let ext = GrantExt::parse(&rec.ext)?;
     let new_scope = authorization_code::refreshed_scope(&rec.scope, scope)?;
-    let issued = issue(w, client, partition, &rec, &new_scope, &ext).await?;
+    let issued = issue(w, client, partition, &rec, &new_scope, None).await?;
     let n = issued.records.len() as u64;
     match w.shared.store.rotate_refresh(partition, seq, rec.signature, issued.records).await.oauth()? {
         Rotate::Done(_) => {

@@ -97,13 +97,13 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
             let c = &client.stored.client;
             code_grant::exchange_code(w, c, &code, redirect_uri.as_deref(), code_verifier.as_deref())
                 .await
-                .map(|v| Response::json_value(200, &v))
+                .map(|body| Response::json(200, body))
                 .map_err(|e| e.with_basic(presented.is_basic()))
         }
         TokenRequest::RefreshToken { refresh_token, scope } => {
             code_grant::refresh(w, &client.stored.client, &refresh_token, scope.as_deref())
                 .await
-                .map(|v| Response::json_value(200, &v))
+                .map(|body| Response::json(200, body))
                 .map_err(|e| e.with_basic(presented.is_basic()))
         }
     }

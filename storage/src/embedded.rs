@@ -323,14 +323,15 @@ impl Store {
             if rec.kind == live {
                 spend(tx, seq, &rec, spent)?;
                 if live == TokenKind::Refresh {
-                    delete_family(tx, rec.family, Some(TokenKind::Access))?;
+                    let newest = tokens.iter().map(|(s, _)| *s).max().unwrap_or(0);
+                    delete_family(tx, rec.family, Some(TokenKind::Access), newest)?;
                 }
                 for (s, t) in &tokens {
                     put_family_token(tx, *s, t)?;
                 }
                 Ok(answer(Spent::Done(Box::new(rec))))
             } else if rec.kind == spent {
-                delete_family(tx, rec.family, None)?;
+                delete_family(tx, rec.family, None, 0)?;
                 Ok(answer(Spent::Again))
             } else {
                 Ok(answer(Spent::Missing))
@@ -462,7 +463,7 @@ impl Storage for Store {
 
     fn revoke_family(&self, partition: u32, family: u64) -> impl Future<Output = Result<usize>> {
         let Ok(part) = self.part(partition) else { return Pending::ready(Ok(0)) };
-        part.committer.submit(move |tx| delete_family(tx, family, None))
+        part.committer.submit(move |tx| delete_family(tx, family, None, 0))
     }
 
     async fn flow_used(&self, partition: u32, key: &str) -> Result<bool> {

@@ -3,7 +3,7 @@
 //! out of that index and raises the partition's sequence floor above it, so a restart never
 //! hands its number out again; spent codes and refresh tokens stay as markers until they expire.
 
-use crate::records::{decode_token, encode_token, TokenKind, TokenRecord};
+use crate::records::{decode_token, encode_token, TokenKind, TokenRecord, TokenView};
 use crate::store::{decode_u64, decode_u64_be, token_key, FLOOR_KEY};
 use crate::tx::{Table, Tx};
 use crate::StoreError;
@@ -27,21 +27,34 @@ pub(crate) fn get_record(tx: &mut Tx<'_>, seq: u64) -> Result<Option<TokenRecord
 }
 
 /// Deletes the family's tokens of the given kinds (all live kinds when `None`); spent-code and
-/// spent-refresh markers stay, so a later replay is still recognised.
-pub(crate) fn delete_family(tx: &mut Tx<'_>, family: u64, only: Option<TokenKind>) -> Result<usize> {
+/// spent-refresh markers stay, so a later replay is still recognised. `kept_above`: a live
+/// token with a higher sequence number is written in the same commit (a rotation's new tokens),
+/// so the deleted numbers cannot be handed out again and the floor need not move (0: always
+/// raise it).
+///
+/// Each listed token is taken out and put back when it is not one to delete: the family index
+/// lists live tokens, and a rotation finds only the access token there (its refresh token left
+/// the index when it was spent), so the common case is one B-tree descent per token, not a read
+/// and then a removal.
+pub(crate) fn delete_family(tx: &mut Tx<'_>, family: u64, only: Option<TokenKind>, kept_above: u64) -> Result<usize> {
     let mut n = 0;
     for k in tx.keys_with_prefix(Table::Families, &family.to_be_bytes())? {
         let seq = k.get(8..16).map(decode_u64_be).unwrap_or(0);
-        let Some(rec) = get_record(tx, seq)? else {
+        let key = token_key(seq);
+        let Some(old) = tx.take(Table::Tokens, &key)? else {
             tx.remove(Table::Families, &k)?;
             continue;
         };
-        let live = matches!(rec.kind, TokenKind::Access | TokenKind::Refresh | TokenKind::Code);
-        if live && only.is_none_or(|kind| kind == rec.kind) {
-            tx.remove(Table::Tokens, &token_key(seq))?;
+        let kind = TokenView::new(&old)?.get().kind.native();
+        let live = matches!(kind, TokenKind::Access | TokenKind::Refresh | TokenKind::Code);
+        if live && only.is_none_or(|o| o == kind) {
             tx.remove(Table::Families, &k)?;
-            raise_floor(tx, seq)?;
+            if seq >= kept_above {
+                raise_floor(tx, seq)?;
+            }
             n += 1;
+        } else {
+            tx.insert(Table::Tokens, &key, &old)?;
         }
     }
     Ok(n)
@@ -95,3 +108,107 @@ pub(crate) fn forget_token(tx: &mut Tx<'_>, key: &[u8], value: &[u8]) -> Result<
 
 /// Key–value rows as stored.
 pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::{backends::InMemoryBackend, Database};
+
+    fn db() -> Database {
+        let db = Database::builder().create_with_backend(InMemoryBackend::new()).unwrap();
+        let w = db.begin_write().unwrap();
+        for t in Table::all() {
+            w.open_table(t.def()).unwrap();
+        }
+        w.commit().unwrap();
+        db
+    }
+
+    fn token(kind: TokenKind, family: u64) -> TokenRecord {
+        TokenRecord {
+            kind,
+            signature: [1; 32],
+            family,
+            client_id: "c".into(),
+            subject: "s".into(),
+            scope: "offline".into(),
+            audience: vec![],
+            issued_at: 1,
+            expires_at: 2,
+            ext: String::new(),
+        }
+    }
+
+    fn floor(tx: &mut Tx<'_>) -> u64 {
+        tx.get(Table::SeqFloor, FLOOR_KEY).unwrap().map(|v| decode_u64(&v)).unwrap_or(1)
+    }
+
+    #[test]
+    fn family_deletes_take_what_matches_and_leave_the_rest_as_it_was() {
+        let db = db();
+        let w = db.begin_write().unwrap();
+        let mut tx = Tx::new(&w, true);
+        // Family 10: two access tokens, a refresh token, a code, a spent marker still listed (as
+        // rows written before spending unlisted them are), and an index row whose token is gone.
+        for (seq, kind) in [
+            (11, TokenKind::Access),
+            (12, TokenKind::Refresh),
+            (13, TokenKind::Access),
+            (14, TokenKind::Code),
+            (16, TokenKind::RefreshUsed),
+        ] {
+            put_family_token(&mut tx, seq, &token(kind, 10)).unwrap();
+        }
+        tx.insert(Table::Families, &family_key(10, 15), &[]).unwrap();
+        let listed = |tx: &mut Tx<'_>| tx.keys_with_prefix(Table::Families, &10u64.to_be_bytes()).unwrap().len();
+
+        // A rotation writing seq 20: the access tokens go, the floor stays (20 is above them).
+        assert_eq!(delete_family(&mut tx, 10, Some(TokenKind::Access), 20).unwrap(), 2);
+        assert!(get_record(&mut tx, 11).unwrap().is_none() && get_record(&mut tx, 13).unwrap().is_none());
+        for (seq, kind) in [(12, TokenKind::Refresh), (14, TokenKind::Code), (16, TokenKind::RefreshUsed)] {
+            assert_eq!(get_record(&mut tx, seq).unwrap(), Some(token(kind, 10)), "{seq}");
+        }
+        assert_eq!(floor(&mut tx), 1);
+        // The dangling index row went too; the others stay listed.
+        assert_eq!(listed(&mut tx), 3);
+
+        // Revoking the family: everything live goes and the floor rises above it; the marker stays.
+        assert_eq!(delete_family(&mut tx, 10, None, 0).unwrap(), 2);
+        assert_eq!(get_record(&mut tx, 16).unwrap(), Some(token(TokenKind::RefreshUsed, 10)));
+        assert_eq!(listed(&mut tx), 1);
+        assert_eq!(floor(&mut tx), 15);
+
+        // The log replays to the same rows (the taken-and-put-back ones included).
+        let log = tx.finish();
+        drop(w);
+        let again = self::db();
+        let w2 = again.begin_write().unwrap();
+        let mut tx2 = Tx::new(&w2, false);
+        tx2.replay(&log).unwrap();
+        for seq in 10..=20 {
+            let want = (seq == 16).then_some(TokenKind::RefreshUsed);
+            assert_eq!(get_record(&mut tx2, seq).unwrap().map(|r| r.kind), want, "{seq}");
+        }
+        assert_eq!(floor(&mut tx2), 15);
+    }
+
+    #[test]
+    fn a_corrupt_listed_token_fails_the_delete() {
+        let db = db();
+        let w = db.begin_write().unwrap();
+        let mut tx = Tx::new(&w, false);
+        tx.insert(Table::Tokens, &token_key(31), b"\x01garbage").unwrap();
+        tx.insert(Table::Families, &family_key(30, 31), &[]).unwrap();
+        assert!(delete_family(&mut tx, 30, None, 0).is_err());
+    }
+
+    #[test]
+    fn a_rotation_raises_the_floor_for_tokens_above_the_new_ones() {
+        let db = db();
+        let w = db.begin_write().unwrap();
+        let mut tx = Tx::new(&w, false);
+        put_family_token(&mut tx, 50, &token(TokenKind::Access, 40)).unwrap();
+        assert_eq!(delete_family(&mut tx, 40, Some(TokenKind::Access), 45).unwrap(), 1);
+        assert_eq!(floor(&mut tx), 51);
+    }
+}

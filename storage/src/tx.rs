@@ -156,15 +156,21 @@ impl<'t> Tx<'t> {
 
     /// Removes a key; returns whether it was there.
     pub fn remove(&mut self, t: Table, key: &[u8]) -> Result<bool, StoreError> {
-        let existed = self.table(t)?.remove(key)?.is_some();
-        if existed {
+        Ok(self.take(t, key)?.is_some())
+    }
+
+    /// Removes a key and returns the value it had (one B-tree descent instead of a read and
+    /// then a removal).
+    pub fn take(&mut self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let old = self.table(t)?.remove(key)?.map(|v| v.value().to_vec());
+        if old.is_some() {
             if let Some(log) = &mut self.log {
                 log.push(t as u8);
                 log.push(OP_REMOVE);
                 put_bytes(log, key);
             }
         }
-        Ok(existed)
+        Ok(old)
     }
 
     /// The length of the redo log so far (0 when not logging).

@@ -47,6 +47,24 @@ impl GrantExt {
     pub fn parse(ext: &str) -> Result<GrantExt, OAuthError> {
         serde_json::from_str(ext).map_err(|_| OAuthError::new(ErrorCode::ServerError))
     }
+
+    /// The access-token claims (`at`) of a stored `ext` as JSON, the grant skipped unbuilt: a
+    /// refresh without `openid` needs nothing else. Why: parsing the whole grant and encoding it
+    /// again for the new refresh token was 4.8 % of the server's CPU under refresh load
+    /// (`CALL_GRAPH=dwarf,16384 flamegraphs/record.sh refresh`).
+    pub fn access_claims(ext: &str) -> Result<String, OAuthError> {
+        // Most grants carry no access-token claims, and `encode` writes `at` first with no
+        // whitespace: then the grant is not even scanned.
+        if ext.strip_prefix("{\"at\":{}").is_some_and(|rest| rest.starts_with(',') || rest == "}") {
+            return Ok("{}".into());
+        }
+        #[derive(Deserialize)]
+        struct At {
+            at: Map<String, Value>,
+        }
+        let at: At = serde_json::from_str(ext).map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
+        Ok(serde_json::to_string(&at.at).unwrap_or_default())
+    }
 }
 
 fn invalid_grant(hint: &'static str) -> OAuthError {
@@ -240,5 +258,23 @@ mod tests {
         assert!(issues_refresh(&["offline_access".into()], true));
         assert!(!issues_refresh(&["offline".into()], false));
         assert!(!issues_refresh(&["openid".into()], true));
+    }
+
+    #[test]
+    fn access_claims_are_those_a_full_parse_gives() {
+        let mut at = Map::new();
+        at.insert("tenant".into(), Value::from("t-1"));
+        at.insert("n".into(), Value::from(1.5));
+        for at in [Map::new(), at] {
+            let ext = GrantExt { at, g: grant(Some(CHALLENGE), true) }.encode();
+            let full = serde_json::to_string(&GrantExt::parse(&ext).unwrap().at).unwrap();
+            assert_eq!(GrantExt::access_claims(&ext).unwrap(), full);
+        }
+        assert_eq!(GrantExt::access_claims("{\"g\":{}}").unwrap_err().code, ErrorCode::ServerError);
+        // The shortcut for no claims only takes an empty `at` that ends there.
+        assert_eq!(GrantExt::access_claims("{\"at\":{},\"g\":{}}").unwrap(), "{}");
+        assert_eq!(GrantExt::access_claims("{\"at\":{}}").unwrap(), "{}");
+        assert_eq!(GrantExt::access_claims("{\"at\":{}x").unwrap_err().code, ErrorCode::ServerError);
+        assert_eq!(GrantExt::access_claims("not json").unwrap_err().code, ErrorCode::ServerError);
     }
 }

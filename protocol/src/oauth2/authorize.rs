@@ -339,6 +339,7 @@ fn is_s256_challenge(c: &str) -> bool {
     c.len() == 43 && URL_SAFE_NO_PAD.decode(c).is_ok_and(|d| d.len() == 32)
 }
 
+use crate::http::form::form_escape;
 use crate::oauth2::uri::{is_redirect_uri_secure, loopback_matches, redirect_scheme_allowed, Uri};
 
 /// Even a registered redirect URI must be a safe target: never a script scheme, and plain
@@ -402,21 +403,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-fn form_urlencode(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else if b == b' ' {
-            out.push('+');
-        } else {
-            out.push('%');
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 0xf)] as char);
-        }
-    }
-}
-
 /// Appends `params` to the query of `redirect_uri`, keeping any registered query (RFC 6749 §3.1.2).
 pub fn redirect_url(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     // A validated redirect URI has no fragment; if one slips through, the query must still precede it.
@@ -424,7 +410,8 @@ pub fn redirect_url(redirect_uri: &str, params: &[(&str, &str)]) -> String {
         Some((b, f)) => (b, Some(f)),
         None => (redirect_uri, None),
     };
-    let mut out = String::with_capacity(base.len() + 64);
+    let len = params.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>();
+    let mut out = String::with_capacity(base.len() + len + 16);
     out.push_str(base);
     let mut need_sep = match base.find('?') {
         None => {
@@ -439,9 +426,9 @@ pub fn redirect_url(redirect_uri: &str, params: &[(&str, &str)]) -> String {
         if need_sep {
             out.push('&');
         }
-        form_urlencode(k, &mut out);
+        form_escape(k, &mut out);
         out.push('=');
-        form_urlencode(v, &mut out);
+        form_escape(v, &mut out);
         need_sep = true;
     }
     if let Some(f) = fragment {
