@@ -112,17 +112,7 @@ pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redb::{backends::InMemoryBackend, Database};
-
-    fn db() -> Database {
-        let db = Database::builder().create_with_backend(InMemoryBackend::new()).unwrap();
-        let w = db.begin_write().unwrap();
-        for t in Table::all() {
-            w.open_table(t.def()).unwrap();
-        }
-        w.commit().unwrap();
-        db
-    }
+    use crate::tx::memory_db as db;
 
     fn token(kind: TokenKind, family: u64) -> TokenRecord {
         TokenRecord {

@@ -229,19 +229,25 @@ fn take_bytes(b: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= len).then(|| rest.split_at(len))
 }
 
+/// An in-memory database with every table created, for unit tests.
+#[cfg(test)]
+pub(crate) fn memory_db() -> redb::Database {
+    let db = redb::Database::builder().create_with_backend(redb::backends::InMemoryBackend::new()).unwrap();
+    let w = db.begin_write().unwrap();
+    for t in Table::all() {
+        w.open_table(t.def()).unwrap();
+    }
+    w.commit().unwrap();
+    db
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redb::{backends::InMemoryBackend, Database, ReadableDatabase};
+    use redb::{Database, ReadableDatabase};
 
     fn db() -> Database {
-        let db = Database::builder().create_with_backend(InMemoryBackend::new()).unwrap();
-        let w = db.begin_write().unwrap();
-        for t in Table::all() {
-            w.open_table(t.def()).unwrap();
-        }
-        w.commit().unwrap();
-        db
+        memory_db()
     }
 
     fn dump(db: &Database, t: Table) -> Vec<(Vec<u8>, Vec<u8>)> {
