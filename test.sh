@@ -6,13 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # The Rust toolchain comes with the machine; the conformity harness installs its Python
-# packages into conformity/.venv itself; python3-venv and a C++ compiler are installed below.
+# packages into conformity/.venv itself; python3-venv, a C++ compiler and PostgreSQL are
+# installed below.
 command -v cargo >/dev/null || { echo "cargo is required (rustup.rs)" >&2; exit 1; }
-# A fresh Debian machine may lack venv (the harness) or a C++ compiler (libFuzzer, built by
-# cargo-fuzz): install them with apt when missing.
+# A fresh Debian machine may lack venv (the harness), a C++ compiler (libFuzzer, built by
+# cargo-fuzz) or PostgreSQL: install them with apt when missing.
 need=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3 python3-venv)
 command -v c++ >/dev/null || need+=(g++)
+# PostgreSQL's server binaries (tests start throwaway clusters of their own, see testpg/).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "${PG_BIN:-}" ] || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
