@@ -57,6 +57,7 @@ pub fn janitor(a: &JanitorCmd, out: &mut dyn Write) -> Result<(), String> {
             return Ok(());
         }
         Dsn::Redb(dir) => dir,
+        Dsn::Postgres(_) => return Err(format!("Error: {}", crate::config::POSTGRES_NOT_YET)),
     };
     if hydra_storage::manifest_info(&dir).map_err(|e| format!("Error: {e}"))?.is_none() {
         return Err(format!("Error: {} is not a data directory", dir.display()));

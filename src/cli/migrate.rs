@@ -29,6 +29,7 @@ pub fn run(action: Action, database_url: Option<&str>, read_from_env: bool, out:
             return Ok(());
         }
         Dsn::Redb(dir) => dir,
+        Dsn::Postgres(_) => return Err(format!("Error: {}", crate::config::POSTGRES_NOT_YET)),
     };
     let current = hydra_storage::FORMAT_VERSION;
     let found = hydra_storage::manifest_info(&dir).map_err(|e| format!("Error: {e}"))?;

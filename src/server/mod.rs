@@ -98,6 +98,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
             Store::memory(&opts)
         }
         Dsn::Redb(dir) => Store::open(dir, &opts),
+        Dsn::Postgres(_) => return Err(crate::config::POSTGRES_NOT_YET.into()),
     }
     .map_err(|e| e.to_string())?;
     if config.engine.durability == crate::config::Durability::None && config.dsn != Dsn::Memory {

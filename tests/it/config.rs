@@ -30,6 +30,26 @@ fn other_bad_values_name_their_keys() {
 }
 
 #[test]
+fn postgres_dsns_are_refused_at_start_up_until_the_backend_exists() {
+    // A valid DSN: the configuration accepts it, the start says why it stops, without the password.
+    let (code, err) = run_to_exit(
+        Opts::new("legacy").env("DSN", "postgres://hydra:hunter2@127.0.0.1:1/hydra?sslmode=disable").command(),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no PostgreSQL backend yet"), "{err}");
+    assert!(!err.contains("hunter2") && !err.contains("panicked"), "{err}");
+    // Hydra's other schemes are named as unsupported; a bad option is named.
+    for (dsn, says) in [
+        ("mysql://root:hunter2@tcp(127.0.0.1:3306)/mysql", "mysql DSNs are not supported"),
+        ("postgres://hydra:hunter2@h/d?max_conns=many", "max_conns must be a whole number"),
+    ] {
+        let (code, err) = run_to_exit(Opts::new("legacy").env("DSN", dsn).command());
+        assert_eq!(code, Some(1), "{dsn}: {err}");
+        assert!(err.contains(says) && !err.contains("hunter2"), "{dsn}: {err}");
+    }
+}
+
+#[test]
 fn missing_secret_without_dev() {
     let (code, err) = run_to_exit(Opts::new("legacy").no_secret().command());
     assert_eq!(code, Some(1), "{err}");

@@ -8,6 +8,7 @@
 
 mod hydra_keys;
 mod keys;
+pub mod pg_dsn;
 mod raw;
 mod tls;
 
@@ -46,6 +47,9 @@ fn err(key: &str, message: impl Into<String>) -> ConfigError {
 pub enum Dsn {
     Memory,
     Redb(PathBuf),
+    /// `postgres://` or `postgresql://` (the backend is not built yet; the server refuses it at
+    /// start-up with a message saying so).
+    Postgres(Box<pg_dsn::PgDsn>),
 }
 
 /// `engine.wal_size_mb`'s default: 16 MiB of write-ahead log per database.
@@ -535,7 +539,12 @@ impl Config {
     }
 }
 
-/// A DSN: empty → the default data directory, `memory`, or `redb:///absolute/dir`.
+/// What `serve`, `migrate` and `janitor` answer for a PostgreSQL DSN until the backend exists.
+pub const POSTGRES_NOT_YET: &str =
+    "PostgreSQL DSNs are parsed but this build has no PostgreSQL backend yet: use redb:///absolute/dir or memory";
+
+/// A DSN: empty → the default data directory, `memory`, `redb:///absolute/dir`, or
+/// `postgres://…` ([`pg_dsn::parse`]). Hydra's other schemes are refused by name.
 pub fn parse_dsn(s: Option<&str>) -> Result<Dsn, ConfigError> {
     Ok(match s.map(str::trim) {
         None | Some("") => Dsn::Redb(default_data_dir()),
@@ -547,9 +556,21 @@ pub fn parse_dsn(s: Option<&str>) -> Result<Dsn, ConfigError> {
             }
             Dsn::Redb(PathBuf::from(path))
         }
+        Some(s) if s.starts_with("postgres://") || s.starts_with("postgresql://") => {
+            Dsn::Postgres(Box::new(pg_dsn::parse(s).map_err(|e| err("dsn", e))?))
+        }
         Some(s) => {
             let scheme = s.split("://").next().unwrap_or(s);
-            return Err(err("dsn", format!("unsupported DSN scheme {scheme:?}: use memory or redb:///absolute/dir")));
+            if pg_dsn::is_unsupported_hydra_scheme(scheme) {
+                return Err(err(
+                    "dsn",
+                    format!("{scheme} DSNs are not supported by this server: use postgres://, redb:///absolute/dir or memory"),
+                ));
+            }
+            return Err(err(
+                "dsn",
+                format!("unsupported DSN scheme {scheme:?}: use postgres://, redb:///absolute/dir or memory"),
+            ));
         }
     })
 }
@@ -682,6 +703,19 @@ mod tests {
     }
 
     #[test]
+    fn postgres_dsns_parse_into_their_options() {
+        let Dsn::Postgres(d) =
+            parse_dsn(Some(" postgres://hydra:secret@db:5432/hydra?sslmode=disable&max_conns=8 ")).unwrap()
+        else {
+            panic!("not a PostgreSQL DSN")
+        };
+        assert_eq!((d.host.as_str(), d.port, d.max_conns), ("db", 5432, Some(8)));
+        assert_eq!(d.sslmode, pg_dsn::SslMode::Disable);
+        let e = parse_dsn(Some("cockroach://u@h/d")).unwrap_err();
+        assert!(e.to_string().contains("cockroach DSNs are not supported"), "{e}");
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[], "secrets.system"),
@@ -691,6 +725,8 @@ mod tests {
             (&[SECRET, ("TTL_ACCESS_TOKEN", "1 hour")], "ttl.access_token"),
             (&[SECRET, ("STRATEGIES_SCOPE", "fuzzy")], "strategies.scope"),
             (&[SECRET, ("DSN", "postgres://x")], "dsn"),
+            (&[SECRET, ("DSN", "mysql://u@h/d")], "dsn"),
+            (&[SECRET, ("DSN", "postgres://u@h/d?sslmode=prefer")], "dsn"),
             (&[SECRET, ("DSN", "redb://relative")], "dsn"),
             (&[SECRET, ("ENGINE_PARTITIONS", "3")], "engine.partitions"),
             (&[SECRET, ("ENGINE_WAL_SIZE_MB", "-1")], "engine.wal_size_mb"),
