@@ -103,19 +103,7 @@ impl Cluster {
         let mut last = String::new();
         for _ in 0..5 {
             cluster.port = free_port()?;
-            let log = cluster.dir.join("server.log");
-            let started = cluster.run(
-                cluster
-                    .pg("pg_ctl")
-                    .args(["-w", "-t", "30", "-D"])
-                    .arg(&data)
-                    .arg("-l")
-                    .arg(&log)
-                    .args(["-o", &format!("-p {}", cluster.port)])
-                    .arg("start"),
-                "pg_ctl start",
-            );
-            match started {
+            match cluster.pg_start() {
                 Ok(()) => return Ok(cluster),
                 Err(e) => last = e.0,
             }
@@ -194,11 +182,16 @@ impl Cluster {
     pub fn restart_immediate(&self) -> Result<(), Error> {
         let data = self.data();
         self.run(self.pg("pg_ctl").args(["-w", "-D"]).arg(&data).args(["-m", "immediate", "stop"]), "pg_ctl stop")?;
+        self.pg_start()
+    }
+
+    /// Starts the server on `self.port` and waits until it accepts connections (up to 30 s).
+    fn pg_start(&self) -> Result<(), Error> {
         let log = self.dir.join("server.log");
         self.run(
             self.pg("pg_ctl")
                 .args(["-w", "-t", "30", "-D"])
-                .arg(&data)
+                .arg(self.data())
                 .arg("-l")
                 .arg(&log)
                 .args(["-o", &format!("-p {}", self.port)])
