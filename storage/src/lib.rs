@@ -22,6 +22,7 @@ mod disk;
 mod embedded;
 mod error;
 mod feed;
+pub mod pg;
 pub mod records;
 mod rows;
 mod store;

@@ -73,6 +73,13 @@ impl Cluster {
     /// Starts a cluster with `synchronous_commit` on and default `fsync`, extra `postgresql.conf`
     /// lines appended. Waits until it accepts connections (up to 30 s).
     pub fn start(extra_conf: &[&str]) -> Result<Cluster, Error> {
+        Cluster::start_with(extra_conf, &[])
+    }
+
+    /// As [`Cluster::start`], with files written into the data directory first (owned by the
+    /// cluster's user, mode 0600): TLS keys and certificates named in `extra_conf`, or a
+    /// `pg_hba.conf` that replaces the generated one.
+    pub fn start_with(extra_conf: &[&str], files: &[(&str, &[u8])]) -> Result<Cluster, Error> {
         let bin = bin_dir()?;
         let as_postgres = is_root();
         let dir = fresh_dir();
@@ -99,6 +106,16 @@ impl Cluster {
         let mut text = std::fs::read_to_string(&conf_path).map_err(|e| fail(format!("postgresql.conf: {e}")))?;
         text.push_str(&conf);
         std::fs::write(&conf_path, text).map_err(|e| fail(format!("postgresql.conf: {e}")))?;
+        for (name, bytes) in files {
+            use std::os::unix::fs::PermissionsExt;
+            let path = data.join(name);
+            std::fs::write(&path, bytes).map_err(|e| fail(format!("{name}: {e}")))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| fail(format!("{name}: {e}")))?;
+            if cluster.as_postgres {
+                cluster.run(Command::new("chown").arg("postgres:postgres").arg(&path), "chown")?;
+            }
+        }
         // A port can be taken between choosing it and binding it: try a few.
         let mut last = String::new();
         for _ in 0..5 {

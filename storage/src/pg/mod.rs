@@ -1,0 +1,13 @@
+//! PostgreSQL (issue 11, in progress): connections made on the calling thread's monoio runtime.
+//! The backend behind the `Storage` trait is not built yet; what exists is how a worker reaches
+//! the database: [`connect`] with the options of a `postgres://` DSN, TLS per `sslmode`.
+//!
+//! Invariants: a connection lives on the runtime that made it (its socket is registered with
+//! that ring, and its driving future is spawned there); nothing here blocks the calling thread
+//! (host names are resolved on a thread of their own); the password never reaches `Debug` or an
+//! error message.
+
+mod connect;
+mod tls;
+
+pub use connect::{connect, PgOptions, TlsMode};
