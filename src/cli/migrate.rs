@@ -1,20 +1,125 @@
-//! `hydra migrate sql [up|down|status] [database_url]` and `hydra migrate status` for the embedded
-//! store, so deployment scripts written for Hydra keep working: `up` checks that the data
-//! directory's format is the one this binary reads (a missing directory is created by the server), `status` reports it without opening
-//! the store, `down` is refused (there is nothing to roll back to).
+//! `hydra migrate sql [up|down|status] [database_url]` and `hydra migrate status`, so deployment
+//! scripts written for Hydra keep working.
+//! - The embedded store: `up` checks that the data directory's format is the one this binary
+//!   reads (a missing directory is created by the server), `status` reports it without opening
+//!   the store, `down` is refused (there is nothing to roll back to).
+//! - PostgreSQL: this project's schema migrations (`hydra_storage::pg::migrate`), each in its own
+//!   transaction; `up` and `down` show the plan and ask before changing anything unless `--yes`.
 
+use crate::config::pg_dsn::{PgDsn, SslMode};
 use crate::config::{parse_dsn, Dsn};
-use std::io::Write;
+use hydra_storage::pg::{migrate, PgOptions, TlsMode};
+use std::io::{BufRead, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Up,
-    Down,
+    /// Roll back this many of the newest migrations.
+    Down(usize),
     Status,
 }
 
-/// Runs a migration command; returns the exit code.
-pub fn run(action: Action, database_url: Option<&str>, read_from_env: bool, out: &mut dyn Write) -> Result<(), String> {
+/// What `up` and `down` need besides the DSN.
+pub struct Confirm<'a> {
+    /// `--yes`: do not ask.
+    pub yes: bool,
+    /// Where the answer to "apply?" is read from (standard input).
+    pub input: &'a mut dyn BufRead,
+}
+
+/// The connection options of a parsed DSN. Refuses what the connection code does not do yet
+/// rather than ignoring it.
+pub fn pg_options(d: &PgDsn) -> Result<PgOptions, String> {
+    if d.sslcert.is_some() {
+        return Err("Error: client certificates (sslcert, sslkey) are not supported yet".into());
+    }
+    Ok(PgOptions {
+        host: d.host.clone(),
+        port: d.port,
+        user: d.user.clone(),
+        password: d.password.clone(),
+        dbname: d.dbname.clone(),
+        tls: match d.sslmode {
+            SslMode::Disable => TlsMode::Disable,
+            SslMode::Require => TlsMode::Require,
+            SslMode::VerifyCa => TlsMode::VerifyCa,
+            SslMode::VerifyFull => TlsMode::VerifyFull,
+        },
+        root_cert: d.sslrootcert.clone(),
+        connect_timeout: d.connect_timeout,
+        application_name: d.application_name.clone(),
+    })
+}
+
+/// Runs a migration command against PostgreSQL on a runtime of its own.
+fn run_pg(action: Action, d: &PgDsn, confirm: Confirm<'_>, out: &mut dyn Write) -> Result<(), String> {
+    let o = pg_options(d)?;
+    let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .map_err(|e| format!("Error: cannot start a runtime: {e}"))?;
+    rt.block_on(async {
+        let mut client = hydra_storage::pg::connect(&o).await.map_err(|e| format!("Error: {e}"))?;
+        let status = migrate::status(&client).await.map_err(|e| format!("Error: {e}"))?;
+        let pending: Vec<_> = status.iter().filter(|(_, s)| *s == migrate::State::Pending).map(|(m, _)| *m).collect();
+        let applied: Vec<_> = status.iter().filter(|(_, s)| *s == migrate::State::Applied).map(|(m, _)| *m).collect();
+        let plan = match action {
+            Action::Status => {
+                let _ = writeln!(out, "Version\tName\tStatus");
+                for (m, s) in &status {
+                    let s = if *s == migrate::State::Applied { "Applied" } else { "Pending" };
+                    let _ = writeln!(out, "{}\t{}\t{s}", m.version, m.name);
+                }
+                return Ok(());
+            }
+            Action::Up => pending,
+            Action::Down(steps) => applied.into_iter().rev().take(steps).collect(),
+        };
+        if plan.is_empty() {
+            let _ = writeln!(
+                out,
+                "There are no migrations to {}.",
+                if action == Action::Up { "apply" } else { "roll back" }
+            );
+            return Ok(());
+        }
+        let verb = if action == Action::Up { "apply" } else { "roll back" };
+        let _ = writeln!(out, "The migrations to {verb}:");
+        for m in &plan {
+            let _ = writeln!(out, "{}\t{}", m.version, m.name);
+        }
+        if !confirm.yes {
+            let _ = write!(out, "Do you want to {verb} the above planned migrations? [y/n]: ");
+            let _ = out.flush();
+            let mut answer = String::new();
+            let _ = confirm.input.read_line(&mut answer);
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                let _ = writeln!(out, "Aborting.");
+                return Ok(());
+            }
+        }
+        let done = match action {
+            Action::Down(steps) => migrate::down(&mut client, steps).await,
+            _ => migrate::up(&mut client).await,
+        }
+        .map_err(|e| format!("Error: {e}"))?;
+        for v in done {
+            let _ = writeln!(out, "{} version {v}", if action == Action::Up { "Applied" } else { "Rolled back" });
+        }
+        let _ =
+            writeln!(out, "Successfully {} migrations!", if action == Action::Up { "applied" } else { "rolled back" });
+        Ok(())
+    })
+}
+
+/// Runs a migration command.
+pub fn run(
+    action: Action,
+    database_url: Option<&str>,
+    read_from_env: bool,
+    confirm: Confirm<'_>,
+    out: &mut dyn Write,
+) -> Result<(), String> {
     let raw = match (database_url, read_from_env) {
         (Some(u), _) => Some(u.to_string()),
         (None, true) => std::env::var("DSN").ok(),
@@ -29,7 +134,7 @@ pub fn run(action: Action, database_url: Option<&str>, read_from_env: bool, out:
             return Ok(());
         }
         Dsn::Redb(dir) => dir,
-        Dsn::Postgres(_) => return Err(format!("Error: {}", crate::config::POSTGRES_NOT_YET)),
+        Dsn::Postgres(d) => return run_pg(action, &d, confirm, out),
     };
     let current = hydra_storage::FORMAT_VERSION;
     let found = hydra_storage::manifest_info(&dir).map_err(|e| format!("Error: {e}"))?;
@@ -44,7 +149,7 @@ pub fn run(action: Action, database_url: Option<&str>, read_from_env: bool, out:
             let _ = writeln!(out, "{current}\tembedded store format {current}\t{state}");
             Ok(())
         }
-        Action::Down => Err("Error: the embedded store has no down migrations; restore a backup of the data directory instead".into()),
+        Action::Down(_) => Err("Error: the embedded store has no down migrations; restore a backup of the data directory instead".into()),
         Action::Up => match found {
             Some((f, _)) if f == current => {
                 let _ = writeln!(out, "The data directory is at format {current}; no migrations to apply.");

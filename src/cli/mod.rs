@@ -132,6 +132,9 @@ pub enum MigrateWhat {
         /// Do not ask for confirmation.
         #[arg(short = 'y', long)]
         yes: bool,
+        /// With down: how many of the newest migrations to roll back.
+        #[arg(long, default_value_t = 1)]
+        steps: usize,
     },
     /// Show the migration status
     Status {

@@ -297,6 +297,46 @@ fn migrate_answers_for_the_embedded_store() {
     assert!(!ok && out.contains("format 1"), "{out}");
 }
 
+#[test]
+fn migrate_applies_and_rolls_back_the_postgres_schema() {
+    let cluster = testpg::Cluster::start(&[]).unwrap();
+    let dsn = format!("postgres://postgres:unused-pw@127.0.0.1:{}/postgres?sslmode=disable", cluster.port());
+    let with_stdin = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        let o = child.wait_with_output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr))
+    };
+    let tables = || cluster.psql("select count(*) from pg_tables where tablename like 'hydra_rs_%'").unwrap();
+    let (ok, out) = with_stdin(&["migrate", "sql", "status", &dsn], "");
+    assert!(ok && out.contains("1\ttokens and sequence blocks\tPending"), "{out}");
+    // Asked, and "n" changes nothing.
+    let (ok, out) = with_stdin(&["migrate", "sql", "up", &dsn], "n\n");
+    assert!(ok && out.contains("[y/n]") && out.contains("Aborting"), "{out}");
+    assert_eq!(tables(), "0");
+    let (ok, out) = with_stdin(&["migrate", "sql", "up", &dsn], "y\n");
+    assert!(ok && out.contains("Applied version 1") && out.contains("Successfully applied migrations!"), "{out}");
+    assert_eq!(tables(), "3", "tokens, sequence blocks and the migration table");
+    let o = Command::new(BIN).args(["migrate", "status", "-e"]).env("DSN", &dsn).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("\tApplied"), "the DSN from the environment: {out}");
+    let (ok, out) = with_stdin(&["migrate", "sql", "up", &dsn, "--yes"], "");
+    assert!(ok && out.contains("no migrations to apply"), "{out}");
+    let (ok, out) = with_stdin(&["migrate", "sql", "down", &dsn, "--yes", "--steps", "5"], "");
+    assert!(ok && out.contains("Rolled back version 1"), "{out}");
+    assert_eq!(tables(), "1", "the migration table stays");
+    // The password never shows, even when the connection fails.
+    let bad = format!("postgres://postgres:hunter2@127.0.0.1:{}/postgres?sslmode=require", cluster.port());
+    let (ok, out) = with_stdin(&["migrate", "sql", "status", &bad], "");
+    assert!(!ok && !out.contains("hunter2") && out.contains("PostgreSQL"), "{out}");
+}
+
 /// The CLI speaks TLS: against the server's own TLS admin and public listeners it verifies the
 /// certificate (a test CA through `SSL_CERT_FILE`), refuses an unknown one, and with
 /// `--skip-tls-verify` accepts it; `-H` headers reach the server; `--format yaml`, `jsonpath=`

@@ -63,22 +63,29 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
         },
         Command::Janitor(c) => super::janitor::janitor(&c, out),
         Command::Migrate(c) => {
-            use super::migrate::{run, Action};
+            use super::migrate::{run, Action, Confirm};
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
             match c.what {
-                super::MigrateWhat::Status { database_url, read_from_env, .. } => {
-                    run(Action::Status, database_url.as_deref(), read_from_env, out)
-                }
-                super::MigrateWhat::Sql { args, read_from_env, .. } => {
+                super::MigrateWhat::Status { database_url, read_from_env, .. } => run(
+                    Action::Status,
+                    database_url.as_deref(),
+                    read_from_env,
+                    Confirm { yes: true, input: &mut input },
+                    out,
+                ),
+                super::MigrateWhat::Sql { args, read_from_env, yes, steps } => {
+                    let confirm = Confirm { yes, input: &mut input };
                     let (action, url) = match args.first().map(String::as_str) {
                         Some("up") => (Some(Action::Up), args.get(1)),
-                        Some("down") => (Some(Action::Down), args.get(1)),
+                        Some("down") => (Some(Action::Down(steps)), args.get(1)),
                         Some("status") => (Some(Action::Status), args.get(1)),
                         Some(_) if args.len() == 1 => (Some(Action::Up), args.first()),
                         None => (Some(Action::Up), None),
                         Some(_) => (None, None),
                     };
                     match action {
-                        Some(a) => run(a, url.map(String::as_str), read_from_env, out),
+                        Some(a) => run(a, url.map(String::as_str), read_from_env, confirm, out),
                         None => Err("Error: usage: hydra migrate sql [up|down|status] [database_url]".into()),
                     }
                 }

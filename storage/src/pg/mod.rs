@@ -8,6 +8,7 @@
 //! error message.
 
 mod connect;
+pub mod migrate;
 mod tls;
 
 pub use connect::{connect, PgOptions, TlsMode};

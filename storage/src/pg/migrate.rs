@@ -1,0 +1,201 @@
+//! This project's PostgreSQL schema as versioned migrations, and `up`, `down` and `status`.
+//!
+//! Invariants: each migration runs in its own transaction together with its row in
+//! `hydra_rs_migrations`, so it is applied entirely or not at all; a transaction-scoped advisory
+//! lock serialises nodes migrating at once; the checksum of every applied migration's `up` is
+//! compared with this binary's, so an edited migration stops the run instead of drifting;
+//! migrations are only ever appended (a version never changes meaning once released).
+//!
+//! The schema grows with the backend, one migration per slice (issue 11): version 1 holds the
+//! tokens and the per-partition sequence blocks, keyed for the lookups and multi-row writes the
+//! backend makes (a token by partition and number; a grant's live tokens by family).
+
+use crate::StoreError;
+
+/// One schema change.
+#[derive(Debug)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub up: &'static str,
+    pub down: &'static str,
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "tokens and sequence blocks",
+    up: "
+        CREATE TABLE hydra_rs_token (
+            part        integer  NOT NULL,
+            seq         bigint   NOT NULL,
+            kind        smallint NOT NULL,
+            signature   bytea    NOT NULL,
+            family      bigint   NOT NULL,
+            client_id   text     NOT NULL,
+            subject     text     NOT NULL,
+            scope       text     NOT NULL,
+            audience    text[]   NOT NULL,
+            issued_at   bigint   NOT NULL,
+            expires_at  bigint   NOT NULL,
+            ext         text     NOT NULL,
+            PRIMARY KEY (part, seq)
+        );
+        -- A grant's live tokens (access, refresh, code), for rotation and revocation.
+        CREATE INDEX hydra_rs_token_family ON hydra_rs_token (part, family) WHERE kind IN (0, 1, 2);
+        -- The janitor's scan for expired rows.
+        CREATE INDEX hydra_rs_token_expires ON hydra_rs_token (expires_at);
+        -- Token numbers are handed out in blocks: a node takes the next block of a partition in
+        -- one statement and numbers from it in memory, so numbers never repeat across nodes.
+        CREATE TABLE hydra_rs_seq (
+            part integer PRIMARY KEY,
+            next bigint  NOT NULL
+        );
+    ",
+    down: "
+        DROP TABLE hydra_rs_seq;
+        DROP TABLE hydra_rs_token;
+    ",
+}];
+
+/// Where a migration stands in a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Applied,
+    Pending,
+}
+
+const TABLE: &str = "
+    CREATE TABLE IF NOT EXISTS hydra_rs_migrations (
+        version    bigint PRIMARY KEY,
+        name       text   NOT NULL,
+        checksum   text   NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+    )";
+
+/// Any fixed number: the advisory lock every migrating node takes.
+const LOCK: i64 = 0x6879_6472_615f_7273;
+
+fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(format!("PostgreSQL migration: {what}: {e}"))
+}
+
+/// FNV-1a of a migration's `up` text, as hex: enough to notice an edited migration.
+pub fn checksum(sql: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sql.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The applied versions and their checksums (none when the table does not exist yet).
+async fn applied(client: &tokio_postgres::Client) -> Result<Vec<(i64, String)>, StoreError> {
+    let exists = client
+        .query_one("SELECT to_regclass('hydra_rs_migrations') IS NOT NULL", &[])
+        .await
+        .map_err(|e| failed("reading the migration table", e))?;
+    if !exists.get::<_, bool>(0) {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query("SELECT version, checksum FROM hydra_rs_migrations ORDER BY version", &[])
+        .await
+        .map_err(|e| failed("reading the migration table", e))?;
+    Ok(rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1))).collect())
+}
+
+/// Checks what the database has applied against this binary's migrations.
+fn check(applied: &[(i64, String)]) -> Result<(), StoreError> {
+    for (version, sum) in applied {
+        match MIGRATIONS.iter().find(|m| m.version == *version) {
+            None => {
+                return Err(failed(
+                    "the database has a newer schema than this binary knows",
+                    format!("version {version}; run a newer release"),
+                ))
+            }
+            Some(m) if checksum(m.up) != *sum => {
+                return Err(failed("an applied migration differs from this binary's", format!("version {version}")))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Every migration with its state.
+pub async fn status(client: &tokio_postgres::Client) -> Result<Vec<(&'static Migration, State)>, StoreError> {
+    let done = applied(client).await?;
+    check(&done)?;
+    Ok(MIGRATIONS
+        .iter()
+        .map(|m| (m, if done.iter().any(|(v, _)| *v == m.version) { State::Applied } else { State::Pending }))
+        .collect())
+}
+
+/// Whether migrations are pending (the server refuses to start on such a database).
+pub async fn behind(client: &tokio_postgres::Client) -> Result<bool, StoreError> {
+    Ok(status(client).await?.iter().any(|(_, s)| *s == State::Pending))
+}
+
+/// Takes the migration lock in `tx` (held until it ends), creates the migration table when
+/// missing, and returns what is applied, checked against this binary's migrations.
+async fn locked(tx: &tokio_postgres::Transaction<'_>) -> Result<Vec<(i64, String)>, StoreError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK]).await.map_err(|e| failed("lock", e))?;
+    tx.batch_execute(TABLE).await.map_err(|e| failed("creating the migration table", e))?;
+    let have = tx
+        .query("SELECT version, checksum FROM hydra_rs_migrations ORDER BY version", &[])
+        .await
+        .map_err(|e| failed("reading the migration table", e))?;
+    let have: Vec<(i64, String)> = have.iter().map(|r| (r.get(0), r.get(1))).collect();
+    check(&have)?;
+    Ok(have)
+}
+
+/// Applies every pending migration, each in its own transaction; returns the versions applied.
+pub async fn up(client: &mut tokio_postgres::Client) -> Result<Vec<i64>, StoreError> {
+    let mut done = Vec::new();
+    for m in MIGRATIONS {
+        let tx = client.transaction().await.map_err(|e| failed("begin", e))?;
+        // Read under the lock: another node may have applied it meanwhile.
+        let have = locked(&tx).await?;
+        if have.iter().any(|(v, _)| *v == m.version) {
+            tx.rollback().await.map_err(|e| failed("rollback", e))?;
+            continue;
+        }
+        tx.batch_execute(m.up).await.map_err(|e| failed(&format!("version {} ({})", m.version, m.name), e))?;
+        tx.execute(
+            "INSERT INTO hydra_rs_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            &[&m.version, &m.name, &checksum(m.up)],
+        )
+        .await
+        .map_err(|e| failed("recording the migration", e))?;
+        tx.commit().await.map_err(|e| failed(&format!("committing version {}", m.version), e))?;
+        done.push(m.version);
+    }
+    Ok(done)
+}
+
+/// Rolls back the newest `steps` applied migrations, each in its own transaction; returns the
+/// versions rolled back.
+pub async fn down(client: &mut tokio_postgres::Client, steps: usize) -> Result<Vec<i64>, StoreError> {
+    let mut done = Vec::new();
+    for _ in 0..steps {
+        let tx = client.transaction().await.map_err(|e| failed("begin", e))?;
+        let have = locked(&tx).await?;
+        let Some((version, _)) = have.last() else {
+            tx.rollback().await.map_err(|e| failed("rollback", e))?;
+            break;
+        };
+        let m = MIGRATIONS.iter().find(|m| m.version == *version).ok_or_else(|| failed("unknown version", version))?;
+        tx.batch_execute(m.down).await.map_err(|e| failed(&format!("rolling back version {}", m.version), e))?;
+        tx.execute("DELETE FROM hydra_rs_migrations WHERE version = $1", &[&m.version])
+            .await
+            .map_err(|e| failed("recording the rollback", e))?;
+        tx.commit().await.map_err(|e| failed(&format!("committing the rollback of {}", m.version), e))?;
+        done.push(m.version);
+    }
+    Ok(done)
+}
