@@ -4,7 +4,8 @@
 # connection) against pgbench at the same concurrency, on one throwaway cluster (crate testpg).
 #   loadtest/pgdriver.sh
 # Env: SECONDS_EACH (10), CONNS (4) x INFLIGHT (16) statements in flight, BATCH (64 rows),
-#      PG_CPUS (0: the cluster), LOAD_CPUS (1: the tool and pgbench), LABEL.
+#      PG_CPUS (0: the cluster), LOAD_CPUS (1: the tool and pgbench), LABEL, CLIENT_INDEX (set: the
+#      table also gets an index on its client id column, which every scenario then pays).
 # Scenarios: insert1 (one INSERT of a token-shaped row per transaction), batch (one
 # INSERT ... SELECT FROM unnest of BATCH rows per transaction), select (one primary-key SELECT
 # over 100,000 rows); pgbench runs insert1 and select as custom scripts with CONNS x INFLIGHT
@@ -35,7 +36,7 @@ PSQL=("$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres postgres)
 cpu() { tail -n1 "$1" | awk '{gsub(/s/, ""); split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2]}'; }
 ours() {
   (taskset -c "$LOAD_CPUS" "$TOOL" --url "127.0.0.1:$PORT" --seconds "$S" --conns "$CONNS" --inflight "$INFLIGHT" \
-    --batch "$BATCH" --mode "$1" >"$WORK/$1.json"; times >"$WORK/$1.times")
+    --batch "$BATCH" --mode "$1" ${CLIENT_INDEX:+--client-index} >"$WORK/$1.json"; times >"$WORK/$1.times")
 }
 pgb() { ("${PGB[@]}" -f "$WORK/$1.sql" >"$WORK/pgb-$1.txt" 2>&1; times >"$WORK/pgb-$1.times"); }
 tps() { awk '/^tps = / {print $3}' "$1"; }
@@ -46,7 +47,7 @@ ours batch
 "${PSQL[@]}" -c "truncate tokens"
 cat >"$WORK/insert1.sql" <<'SQL'
 \set k random(1, 9000000000000000000)
-insert into tokens (seq, sig, rec) values (:k, decode(repeat('07', 32), 'hex'), convert_to(repeat('r', 200), 'UTF8'));
+insert into tokens (seq, client_id, sig, rec) values (:k, 'client-' || (:k::bigint % 100), decode(repeat('07', 32), 'hex'), convert_to(repeat('r', 200), 'UTF8'));
 SQL
 pgb insert1
 ours select
@@ -75,6 +76,9 @@ print(f"| select | pgbench, 1 thread | {ps:.0f} | {ps:.0f} | (average {psl}) | â
 print()
 print(f"Batched rows against one row per transaction: {r['batch']['rows_per_sec'] / pi:.1f}x pgbench's insert1; "
       f"selects: {r['select']['statements_per_sec'] / ps:.2f}x pgbench.")
+bad = {m: r[m]["first_error"] for m in r if r[m]["errors"]}
+if bad:
+    sys.exit(f"statements failed: {bad}")
 PY
 )
 echo "$TABLE"
@@ -84,6 +88,7 @@ OUT="loadtest/runs/$STAMP-$(git rev-parse --short HEAD)-pgdriver${LABEL:+-$LABEL
   echo "# PostgreSQL driver measurement $STAMP"
   echo
   echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r); $("$PGBIN/postgres" --version)."
+  echo "Table: token-shaped rows (bigint key, client id of 100 distinct values, 32-byte signature, 200-byte record)${CLIENT_INDEX:+, with an index on the client id}."
   echo "Cluster: a throwaway one (crate testpg: initdb, synchronous_commit on, fsync on, shared_buffers 128MB), \`taskset -c $PG_CPUS\`."
   echo "Load: \`taskset -c $LOAD_CPUS\` (client CPU: user + system of the load process over its run, including its start-up and, for ours, connecting and the select preload); ours: $CONNS connections x $INFLIGHT statements in flight, prepared statements, ${S}s per scenario;"
   echo "pgbench: $CLIENTS clients (one connection each), one thread, \`-M prepared\`, ${S}s."
@@ -92,7 +97,7 @@ OUT="loadtest/runs/$STAMP-$(git rev-parse --short HEAD)-pgdriver${LABEL:+-$LABEL
   echo
   echo "Commands:"
   echo
-  for m in insert1 batch select; do echo "- \`taskset -c $LOAD_CPUS $TOOL --url 127.0.0.1:<port> --seconds $S --conns $CONNS --inflight $INFLIGHT --batch $BATCH --mode $m\`"; done
+  for m in insert1 batch select; do echo "- \`taskset -c $LOAD_CPUS $TOOL --url 127.0.0.1:<port> --seconds $S --conns $CONNS --inflight $INFLIGHT --batch $BATCH --mode $m${CLIENT_INDEX:+ --client-index}\`"; done
   echo "- \`${PGB[*]} -f insert1.sql\` with:"; echo; sed 's/^/    /' "$WORK/insert1.sql"; echo
   echo "- \`${PGB[*]} -f select.sql\` with:"; echo; sed 's/^/    /' "$WORK/select.sql"
 } >"$OUT"

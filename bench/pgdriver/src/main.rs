@@ -9,6 +9,9 @@
 //!   commit per batch, what a worker's group commit would send);
 //! - `select`: one primary-key `SELECT` per statement over `--rows` preloaded rows.
 //!
+//! `--client-index` adds an index on the rows' client id (100 distinct ids), to price deleting a
+//! client's tokens by row instead of by watermark.
+//!
 //! Starts a throwaway cluster (crate `testpg`) unless `--url host:port` names one. With
 //! `--cluster` it only starts one, prints `port <n> bin <dir>` and keeps it until stdin closes
 //! (for scripts that also drive it with pgbench).
@@ -89,14 +92,20 @@ async fn run(addr: &str, mode: &str, conns: usize, inflight: usize, seconds: u64
     setup
         .batch_execute(
             "drop table if exists tokens; \
-             create table tokens (seq bigint primary key, sig bytea not null, rec bytea not null)",
+             create table tokens (seq bigint primary key, client_id text not null, sig bytea not null, rec bytea not null)",
         )
         .await
         .unwrap_or_else(|e| panic!("schema: {e}"));
+    if std::env::args().any(|a| a == "--client-index") {
+        setup
+            .batch_execute("create index tokens_client on tokens (client_id)")
+            .await
+            .unwrap_or_else(|e| panic!("index: {e}"));
+    }
     if mode == "select" {
         setup
             .batch_execute(&format!(
-                "insert into tokens select g, sha256(g::text::bytea), convert_to(repeat('r', 200), 'UTF8') \
+                "insert into tokens select g, 'client-' || (g % 100), sha256(g::text::bytea), convert_to(repeat('r', 200), 'UTF8') \
                  from generate_series(1, {rows}) g"
             ))
             .await
@@ -111,9 +120,10 @@ async fn run(addr: &str, mode: &str, conns: usize, inflight: usize, seconds: u64
     for c in 0..conns {
         let client = Rc::new(connect(addr).await.unwrap_or_else(|e| panic!("{e}")));
         let sql = match mode {
-            "insert1" => "insert into tokens (seq, sig, rec) values ($1, $2, $3)",
+            "insert1" => "insert into tokens (seq, client_id, sig, rec) values ($1, $4, $2, $3)",
             "batch" => {
-                "insert into tokens (seq, sig, rec) select * from unnest($1::bigint[], $2::bytea[], $3::bytea[])"
+                "insert into tokens (seq, client_id, sig, rec) \
+                 select * from unnest($1::bigint[], $4::text[], $2::bytea[], $3::bytea[])"
             }
             _ => "select rec from tokens where seq = $1",
         };
@@ -133,14 +143,16 @@ async fn run(addr: &str, mode: &str, conns: usize, inflight: usize, seconds: u64
                     let done: Result<u64, tokio_postgres::Error> = match mode.as_str() {
                         "insert1" => {
                             n += 1;
-                            client.execute(&stmt, &[&(base + n), &sig, &rec]).await
+                            let cid = format!("client-{}", n % 100);
+                            client.execute(&stmt, &[&(base + n), &sig, &rec, &cid]).await
                         }
                         "batch" => {
                             let keys: Vec<i64> = (0..batch as i64).map(|i| base + n + i).collect();
                             n += batch as i64;
                             let sigs = vec![sig.clone(); batch];
                             let recs = vec![rec.clone(); batch];
-                            let params: [&(dyn ToSql + Sync); 3] = [&keys, &sigs, &recs];
+                            let cids: Vec<String> = keys.iter().map(|k| format!("client-{}", k % 100)).collect();
+                            let params: [&(dyn ToSql + Sync); 4] = [&keys, &sigs, &recs, &cids];
                             client.execute(&stmt, &params).await
                         }
                         _ => {
