@@ -36,8 +36,8 @@ impl Connector {
             .map_err(|e| failed("configuration", e))?;
         // libpq: `require` with a root certificate checks the chain, as `verify-ca`.
         let mode = if mode == TlsMode::Require && root_cert.is_some() { TlsMode::VerifyCa } else { mode };
-        let verifier: Arc<dyn ServerCertVerifier> = match mode {
-            TlsMode::Require | TlsMode::Disable => Arc::new(EncryptOnly(provider)),
+        let webpki = match mode {
+            TlsMode::Require | TlsMode::Disable => None,
             TlsMode::VerifyCa | TlsMode::VerifyFull => {
                 let mut roots = rustls::RootCertStore::empty();
                 match root_cert {
@@ -54,16 +54,14 @@ impl Connector {
                     }
                     None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
                 }
-                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| failed("verifier", e))?;
-                if mode == TlsMode::VerifyFull {
-                    webpki
-                } else {
-                    Arc::new(AnyName(webpki))
-                }
+                Some(
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| failed("verifier", e))?,
+                )
             }
         };
+        let verifier = Arc::new(Verifier { mode, webpki, provider });
         let config = builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth();
         let name = ServerName::try_from(host.to_string()).map_err(|e| failed("host name", e))?;
         Ok(Connector { config: Arc::new(config), name })
@@ -109,48 +107,19 @@ impl tokio_postgres::tls::TlsStream for Stream {
     }
 }
 
-/// `sslmode=require` without a root certificate: encrypted, the certificate not checked (what
-/// libpq does); the handshake's signatures are still verified.
+/// What a server certificate must pass, per `sslmode`: `require` (without a root certificate)
+/// nothing, as libpq (encrypted, not authenticated); `verify-ca` a valid chain, any name;
+/// `verify-full` a valid chain and the host's name. The handshake's signatures are verified in
+/// every mode.
 #[derive(Debug)]
-struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, TlsError> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Verifier {
+    mode: TlsMode,
+    /// The chain check (`verify-ca`, `verify-full`).
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
-/// `sslmode=verify-ca`: the chain must be valid, the name may be anything.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -159,9 +128,12 @@ impl ServerCertVerifier for AnyName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, TlsError> {
-        match self.0.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
+        let Some(webpki) = &self.webpki else { return Ok(ServerCertVerified::assertion()) };
+        match webpki.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
             Err(TlsError::InvalidCertificate(CertificateError::NotValidForName))
-            | Err(TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { .. })) => {
+            | Err(TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { .. }))
+                if self.mode == TlsMode::VerifyCa =>
+            {
                 Ok(ServerCertVerified::assertion())
             }
             other => other,
@@ -173,7 +145,7 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, TlsError> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -181,9 +153,9 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, TlsError> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
