@@ -13,7 +13,9 @@
 //!
 //! The server sees [`Storage`] (the backend-neutral interface, `api.rs`) through a [`Backend`];
 //! [`Store`] is the embedded implementation. No HTTP, no async runtime: the futures complete
-//! from committer threads (block on one with [`block_on`] outside a worker).
+//! from committer threads (block on one with [`block_on`] outside a worker). The exception is
+//! [`pg`] (PostgreSQL connections and schema migrations, the start of the second backend): its
+//! connections run on the calling thread's monoio runtime.
 
 pub mod api;
 mod backend;
