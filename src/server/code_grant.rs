@@ -67,15 +67,14 @@ async fn issue(
         expires_at: now + at_life,
         ext: at_ext,
     };
-    let mut records = Vec::with_capacity(2);
-    let mut refresh_token = None;
+    let mut refresh = None;
     let refresh_grant: Vec<String> = refresh_scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     if authorization_code::issues_refresh(&refresh_grant, client.has_grant("refresh_token")) {
         let rt_seq = store.next_seq(partition).await.oauth()?;
         let rt =
             mint(&w.shared.token_keys, TokenType::RefreshToken, partition as u16, rt_seq, &w.rng.borrow_mut().next32());
         let rt_life = cfg.ttl.refresh_token.as_secs().min(i64::MAX as u64 / 4) as i64;
-        records.push((
+        let record = (
             rt_seq,
             TokenRecord {
                 kind: TokenKind::Refresh,
@@ -89,8 +88,8 @@ async fn issue(
                 expires_at: now.saturating_add(rt_life),
                 ext: grant.ext.clone(),
             },
-        ));
-        refresh_token = Some(rt.token);
+        );
+        refresh = Some((record, rt.token));
     }
     let mut id_token = None;
     if scope.split(' ').any(|s| s == "openid") {
@@ -126,8 +125,9 @@ async fn issue(
         let payload = serde_json::to_vec(&claims.to_json()).map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
         id_token = Some(signer.sign(&payload).map_err(|_| OAuthError::new(ErrorCode::ServerError))?);
     }
-    let body = token_response(&at.token, at_life, id_token.as_deref(), refresh_token.as_deref(), &scope);
-    records.insert(0, (at_seq, base));
+    let refresh_token = refresh.as_ref().map(|(_, t)| t.as_str());
+    let body = token_response(&at.token, at_life, id_token.as_deref(), refresh_token, &scope);
+    let records = std::iter::once((at_seq, base)).chain(refresh.map(|(r, _)| r)).collect();
     Ok(Issued { records, body })
 }
 

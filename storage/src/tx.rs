@@ -156,21 +156,26 @@ impl<'t> Tx<'t> {
 
     /// Removes a key; returns whether it was there.
     pub fn remove(&mut self, t: Table, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.take(t, key)?.is_some())
+        let existed = self.table(t)?.remove(key)?.is_some();
+        self.log_remove(t, key, existed);
+        Ok(existed)
     }
 
     /// Removes a key and returns the value it had (one B-tree descent instead of a read and
-    /// then a removal).
+    /// then a removal; only callers that need the value pay for its copy).
     pub fn take(&mut self, t: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let old = self.table(t)?.remove(key)?.map(|v| v.value().to_vec());
-        if old.is_some() {
-            if let Some(log) = &mut self.log {
-                log.push(t as u8);
-                log.push(OP_REMOVE);
-                put_bytes(log, key);
-            }
-        }
+        self.log_remove(t, key, old.is_some());
         Ok(old)
+    }
+
+    /// Logs the removal of a key that was there.
+    fn log_remove(&mut self, t: Table, key: &[u8], existed: bool) {
+        if let (true, Some(log)) = (existed, &mut self.log) {
+            log.push(t as u8);
+            log.push(OP_REMOVE);
+            put_bytes(log, key);
+        }
     }
 
     /// The length of the redo log so far (0 when not logging).
