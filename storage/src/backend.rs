@@ -4,6 +4,7 @@
 //! Invariant: this file only forwards; each backend's behaviour is in its own module.
 
 use crate::api::*;
+use crate::pg::PgStore;
 use crate::records::{TokenRecord, TokenView};
 use crate::store::Store;
 
@@ -12,6 +13,8 @@ use crate::store::Store;
 pub enum Backend {
     /// The embedded redb store (`DSN=memory` or a data directory).
     Embedded(Store),
+    /// PostgreSQL (`DSN=postgres://…`), shared by several nodes.
+    Postgres(PgStore),
 }
 
 impl Backend {
@@ -19,7 +22,14 @@ impl Backend {
     pub fn embedded(&self) -> Option<&Store> {
         match self {
             Backend::Embedded(s) => Some(s),
+            Backend::Postgres(_) => None,
         }
+    }
+}
+
+impl From<PgStore> for Backend {
+    fn from(s: PgStore) -> Self {
+        Backend::Postgres(s)
     }
 }
 
@@ -34,6 +44,7 @@ macro_rules! each {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Backend::Embedded($s) => $e,
+            Backend::Postgres($s) => $e,
         }
     };
 }

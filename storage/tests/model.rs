@@ -8,10 +8,18 @@
 //! than the log" fallback happen), which is also closed and reopened at random points, now and
 //! then without a log or without durability, to check that everything survives.
 //!
+//! The same seeds also run against the PostgreSQL backend (a throwaway cluster, a database per
+//! seed, the store closed and opened again at random points). Where the backends differ by
+//! design, the model follows the flavour (see [`Flavor`]).
+//!
 //! `MODEL_SEED=<n>` runs one seed only; a failure prints the seed that produced it.
 
+mod common;
+
 use hydra_storage::*;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 const P: u32 = 4;
 const SEEDS: [u64; 3] = [0x5eed_0001, 0xdead_beef_1234, 42];
@@ -73,13 +81,33 @@ fn seeds() -> Vec<u64> {
 // ---------------------------------------------------------------------------------------------
 // The reference model.
 
+/// Where the backends differ by design, what the model expects.
+///
+/// The embedded store numbers tokens from one counter per partition (exact numbers), lists a
+/// grant's tokens in a family index (only tokens written through the grant paths), and revokes a
+/// client's tokens by sequence watermarks that the server checks. PostgreSQL hands out numbers
+/// in blocks (never twice, not consecutive), finds a grant's tokens by their family column, and
+/// revokes a client's tokens by raising its epoch, which every read enforces; its feed versions
+/// are durable and only increase; ending a login session by id ends every row of that id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Embedded,
+    Pg,
+}
+
 fn live(kind: TokenKind) -> bool {
     matches!(kind, TokenKind::Access | TokenKind::Refresh | TokenKind::Code)
 }
 
-#[derive(Default)]
 struct Part {
+    flavor: Flavor,
+    /// Per client, its epoch (PostgreSQL): shared by every partition.
+    epochs: Rc<RefCell<BTreeMap<String, u64>>>,
     tokens: BTreeMap<u64, TokenRecord>,
+    /// The client's epoch when each token was written (PostgreSQL).
+    born: BTreeMap<u64, u64>,
+    /// Every number handed out.
+    handed: BTreeSet<u64>,
     /// The family index: (family, seq), kept exactly as the store keeps it (stale entries too).
     fam: BTreeSet<(u64, u64)>,
     flows: BTreeMap<String, u64>,
@@ -89,18 +117,57 @@ struct Part {
 }
 
 impl Part {
-    fn new() -> Self {
-        Part { floor: 1, next: 1, ..Part::default() }
+    fn new(flavor: Flavor, epochs: Rc<RefCell<BTreeMap<String, u64>>>) -> Self {
+        Part {
+            flavor,
+            epochs,
+            tokens: BTreeMap::new(),
+            born: BTreeMap::new(),
+            handed: BTreeSet::new(),
+            fam: BTreeSet::new(),
+            flows: BTreeMap::new(),
+            floor: 1,
+            next: 1,
+        }
     }
 
-    fn next_seq(&mut self) -> u64 {
-        self.next += 1;
-        self.next - 1
+    /// Checks a number the store handed out (exact for the embedded store; never seen before
+    /// for PostgreSQL) and records it.
+    fn handed_out(&mut self, got: u64, ctx: &str) {
+        match self.flavor {
+            Flavor::Embedded => {
+                assert_eq!(got, self.next, "{ctx}: next_seq");
+                self.next += 1;
+            }
+            Flavor::Pg => {
+                assert!(!self.handed.contains(&got) && got > 0, "{ctx}: next_seq handed out {got} again");
+                self.next = self.next.max(got + 1);
+            }
+        }
+        self.handed.insert(got);
+    }
+
+    fn epoch(&self, client: &str) -> u64 {
+        self.epochs.borrow().get(client).copied().unwrap_or(0)
+    }
+
+    /// Stores a token (a plain insert: not in the embedded family index).
+    fn put(&mut self, seq: u64, rec: TokenRecord) {
+        self.born.insert(seq, self.epoch(&rec.client_id));
+        self.tokens.insert(seq, rec);
+    }
+
+    /// A token as a read finds it: PostgreSQL hides tokens of an older epoch than their client's.
+    fn visible(&self, seq: u64) -> Option<&TokenRecord> {
+        let rec = self.tokens.get(&seq)?;
+        let revoked =
+            self.flavor == Flavor::Pg && self.born.get(&seq).copied().unwrap_or(0) < self.epoch(&rec.client_id);
+        (!revoked).then_some(rec)
     }
 
     fn put_family(&mut self, seq: u64, rec: &TokenRecord) {
         self.fam.insert((rec.family, seq));
-        self.tokens.insert(seq, rec.clone());
+        self.put(seq, rec.clone());
     }
 
     fn delete(&mut self, seq: u64) -> bool {
@@ -112,6 +179,18 @@ impl Part {
     }
 
     fn delete_family(&mut self, family: u64, only: Option<TokenKind>) -> usize {
+        if self.flavor == Flavor::Pg {
+            let hit: Vec<u64> = self
+                .tokens
+                .iter()
+                .filter(|(_, r)| r.family == family && live(r.kind) && only.is_none_or(|k| k == r.kind))
+                .map(|(s, _)| *s)
+                .collect();
+            hit.iter().for_each(|s| {
+                self.tokens.remove(s);
+            });
+            return hit.len();
+        }
         let entries: Vec<u64> = self.fam.range((family, 0)..=(family, u64::MAX)).map(|e| e.1).collect();
         let mut n = 0;
         for seq in entries {
@@ -140,7 +219,7 @@ impl Part {
     }
 
     fn redeem(&mut self, seq: u64, sig: [u8; 32], new: &[(u64, TokenRecord)]) -> Redeem {
-        let Some(rec) = self.tokens.get(&seq).filter(|r| r.signature == sig).cloned() else {
+        let Some(rec) = self.visible(seq).filter(|r| r.signature == sig).cloned() else {
             return Redeem::Missing;
         };
         match rec.kind {
@@ -158,7 +237,7 @@ impl Part {
     }
 
     fn rotate(&mut self, seq: u64, sig: [u8; 32], new: &[(u64, TokenRecord)]) -> Rotate {
-        let Some(rec) = self.tokens.get(&seq).filter(|r| r.signature == sig).cloned() else {
+        let Some(rec) = self.visible(seq).filter(|r| r.signature == sig).cloned() else {
             return Rotate::Missing;
         };
         match rec.kind {
@@ -182,6 +261,8 @@ impl Part {
 }
 
 struct Model {
+    flavor: Flavor,
+    epochs: Rc<RefCell<BTreeMap<String, u64>>>,
     parts: Vec<Part>,
     clients: BTreeMap<String, Vec<u8>>,
     marks: BTreeMap<String, Vec<u64>>,
@@ -197,9 +278,12 @@ struct Model {
 }
 
 impl Model {
-    fn new() -> Self {
+    fn new(flavor: Flavor) -> Self {
+        let epochs = Rc::new(RefCell::new(BTreeMap::new()));
         Model {
-            parts: (0..P).map(|_| Part::new()).collect(),
+            flavor,
+            parts: (0..P).map(|_| Part::new(flavor, epochs.clone())).collect(),
+            epochs,
             clients: BTreeMap::new(),
             marks: BTreeMap::new(),
             keys: BTreeMap::new(),
@@ -212,6 +296,11 @@ impl Model {
     }
 
     fn delete_sid(&mut self, sid: &str) -> bool {
+        if self.flavor == Flavor::Pg {
+            let before = self.logins.len();
+            self.logins.retain(|(_, s), _| s != sid);
+            return self.logins.len() < before;
+        }
         let Some(subject) = self.sids.remove(sid) else { return false };
         self.logins.remove(&(subject, sid.to_string())).is_some()
     }
@@ -262,7 +351,19 @@ impl Model {
         grants.len()
     }
 
+    /// Revokes every token of a client issued until now (PostgreSQL: a new epoch).
+    fn bump_epoch(&mut self, id: &str) {
+        *self.epochs.borrow_mut().entry(id.to_string()).or_default() += 1;
+    }
+
     fn raise_marks(&mut self, id: &str, marks: &[u64], create: bool) {
+        if self.flavor == Flavor::Pg {
+            // Creates raise nothing there: a deleted client's epoch outlives it.
+            if create {
+                self.bump_epoch(id);
+            }
+            return;
+        }
         let merged = match self.marks.get(id) {
             None if !create => return,
             None => marks.to_vec(),
@@ -340,6 +441,10 @@ impl Model {
     /// What opening the data directory recomputes: next sequence numbers from the last stored
     /// token, the floor, and every watermark; meta versions restart.
     fn reopen(&mut self) {
+        if self.flavor == Flavor::Pg {
+            // Numbers and feed versions are durable there: nothing restarts.
+            return;
+        }
         for p in &mut self.parts {
             let last = p.tokens.keys().next_back().map_or(1, |s| s + 1);
             p.next = last.max(p.floor);
@@ -359,11 +464,22 @@ impl Model {
 const KINDS: [TokenKind; 5] =
     [TokenKind::Access, TokenKind::Refresh, TokenKind::Code, TokenKind::CodeUsed, TokenKind::RefreshUsed];
 
+/// Which store a run uses.
+#[derive(Clone)]
+enum Target {
+    Memory,
+    Disk,
+    Pg(hydra_storage::pg::PgOptions),
+}
+
 struct Runner {
     rng: Rng,
     model: Model,
-    store: Option<Store>,
+    store: Option<Backend>,
     dir: Option<tempfile::TempDir>,
+    pg: Option<hydra_storage::pg::PgOptions>,
+    /// The last feed version a write answered (PostgreSQL: versions only increase).
+    version: u64,
     op: usize,
     what: String,
     reopens: usize,
@@ -385,22 +501,34 @@ fn open_opts(rng: &mut Rng) -> StoreOptions {
 }
 
 impl Runner {
-    fn new(seed: u64, on_disk: bool) -> Self {
+    fn new(seed: u64, target: &Target) -> Self {
         let rng = Rng::new(seed);
-        let dir = on_disk.then(|| tempfile::tempdir().unwrap());
-        let store = match &dir {
-            Some(d) => Store::open(
-                d.path(),
-                &StoreOptions { partitions: P, cache_bytes: 1 << 20, wal_bytes: WAL, ..Default::default() },
+        let dir = matches!(target, Target::Disk).then(|| tempfile::tempdir().unwrap());
+        let (store, flavor): (Backend, _) = match (target, &dir) {
+            (Target::Pg(o), _) => (common::store(o, P).into(), Flavor::Pg),
+            (_, Some(d)) => (
+                Store::open(
+                    d.path(),
+                    &StoreOptions { partitions: P, cache_bytes: 1 << 20, wal_bytes: WAL, ..Default::default() },
+                )
+                .unwrap()
+                .into(),
+                Flavor::Embedded,
             ),
-            None => Store::memory(&StoreOptions { partitions: P, ..Default::default() }),
-        }
-        .unwrap();
+            _ => {
+                (Store::memory(&StoreOptions { partitions: P, ..Default::default() }).unwrap().into(), Flavor::Embedded)
+            }
+        };
         Runner {
             rng,
-            model: Model::new(),
+            model: Model::new(flavor),
             store: Some(store),
             dir,
+            pg: match target {
+                Target::Pg(o) => Some(o.clone()),
+                _ => None,
+            },
+            version: 0,
             op: 0,
             what: String::new(),
             reopens: 0,
@@ -410,8 +538,25 @@ impl Runner {
         }
     }
 
-    fn s(&self) -> &Store {
+    fn s(&self) -> &Backend {
         self.store.as_ref().unwrap()
+    }
+
+    fn flavor(&self) -> Flavor {
+        self.model.flavor
+    }
+
+    /// Compares a meta write's answer and feed version with the model's: exactly for the
+    /// embedded store, increasing for PostgreSQL.
+    fn versioned<T: PartialEq + std::fmt::Debug>(&mut self, got: (T, u64), want: (T, u64)) {
+        match self.flavor() {
+            Flavor::Embedded => assert_eq!(got, want, "{}", self.ctx()),
+            Flavor::Pg => {
+                assert_eq!(got.0, want.0, "{}", self.ctx());
+                assert!(got.1 > self.version, "{}: version {} after {}", self.ctx(), got.1, self.version);
+                self.version = got.1;
+            }
+        }
     }
 
     fn saw(&mut self, what: String) {
@@ -459,8 +604,8 @@ impl Runner {
 
     fn next_seq(&mut self, p: u32) -> u64 {
         let got = self.s().next_seq(p).wait().unwrap();
-        let want = self.model.parts[p as usize].next_seq();
-        assert_eq!(got, want, "{}: next_seq({p})", self.ctx());
+        let ctx = format!("{} p{p}", self.ctx());
+        self.model.parts[p as usize].handed_out(got, &ctx);
         got
     }
 
@@ -581,7 +726,7 @@ impl Runner {
                 let rec = self.record(kind, seq);
                 self.what = format!("insert_token p{p} seq {seq}");
                 self.s().insert_token(p, seq, &rec).wait().unwrap();
-                self.model.parts[p as usize].tokens.insert(seq, rec);
+                self.model.parts[p as usize].put(seq, rec);
             }
             10..=14 => {
                 let p = self.part();
@@ -597,16 +742,16 @@ impl Runner {
                 self.what = format!("insert_tokens p{p} x{n}");
                 self.s().insert_tokens(p, batch.clone()).wait().unwrap();
                 let part = &mut self.model.parts[p as usize];
-                batch.into_iter().for_each(|(s, r)| {
-                    part.tokens.insert(s, r);
-                });
+                batch.into_iter().for_each(|(s, r)| part.put(s, r));
             }
             15..=22 => {
                 let p = self.part();
                 let seq = self.some_seq(p);
                 self.what = format!("get_token p{p} seq {seq}");
                 let got = self.s().get_token(p, seq).wait().unwrap();
-                assert_eq!(got.as_ref(), self.model.parts[p as usize].tokens.get(&seq), "{}", self.ctx());
+                assert_eq!(got.as_ref(), self.model.parts[p as usize].visible(seq), "{}", self.ctx());
+                let view = self.s().get_token_view(p, seq).wait().unwrap().map(|v| v.to_record().unwrap());
+                assert_eq!(view, got, "{}: view", self.ctx());
             }
             23..=26 => {
                 let p = self.part();
@@ -623,7 +768,8 @@ impl Runner {
                 self.what = format!("put_client create {id} marks {marks:?}");
                 let mode = PutMode::Create { marks };
                 let got = self.s().put_client(&id, body.clone(), mode.clone()).wait().unwrap();
-                assert_eq!(got, self.model.put_client(&id, &body, &mode), "{}", self.ctx());
+                let want = self.model.put_client(&id, &body, &mode);
+                self.versioned(got, want);
                 self.saw(format!("create {:?}", got.0));
             }
             32..=37 => {
@@ -641,7 +787,8 @@ impl Runner {
                 self.what = format!("put_client replace {id} ({how} expected)");
                 let mode = PutMode::Replace { expected };
                 let got = self.s().put_client(&id, body.clone(), mode.clone()).wait().unwrap();
-                assert_eq!(got, self.model.put_client(&id, &body, &mode), "{}", self.ctx());
+                let want = self.model.put_client(&id, &body, &mode);
+                self.versioned(got, want);
                 self.saw(format!("replace {:?}", got.0));
             }
             38..=40 => {
@@ -649,7 +796,8 @@ impl Runner {
                 let marks = self.marks();
                 self.what = format!("delete_client {id} marks {marks:?}");
                 let got = self.s().delete_client(&id, marks.clone()).wait().unwrap();
-                assert_eq!(got, self.model.delete_client(&id, &marks), "{}", self.ctx());
+                let want = self.model.delete_client(&id, &marks);
+                self.versioned(got, want);
                 self.saw(format!("delete_client {}", got.0));
             }
             41..=43 => {
@@ -687,7 +835,7 @@ impl Runner {
                 self.what = format!("write_keys {set} {write:?}");
                 let got = self.s().write_keys(&set, write.clone()).wait();
                 match self.model.write_keys(&set, &write) {
-                    Ok(want) => assert_eq!(got.unwrap(), want, "{}", self.ctx()),
+                    Ok(want) => self.versioned(got.unwrap(), want),
                     Err(()) => assert!(got.is_err(), "{}: expected an error, got {got:?}", self.ctx()),
                 }
                 let kind = format!("{write:?}");
@@ -820,8 +968,7 @@ impl Runner {
             94..=95 => self.bad_request(),
             _ => {
                 self.what = "seq_marks".into();
-                let want: Vec<u64> = self.model.parts.iter().map(|p| p.next).collect();
-                assert_eq!(self.s().seq_marks().wait().unwrap(), want, "{}", self.ctx());
+                assert_eq!(self.s().seq_marks().wait().unwrap(), self.want_marks(), "{}", self.ctx());
             }
         }
     }
@@ -865,10 +1012,21 @@ impl Runner {
         out
     }
 
+    /// What `seq_marks` answers: each partition's next number (PostgreSQL: none, zeros).
+    fn want_marks(&self) -> Vec<u64> {
+        match self.flavor() {
+            Flavor::Embedded => self.model.parts.iter().map(|p| p.next).collect(),
+            Flavor::Pg => vec![0; P as usize],
+        }
+    }
+
     fn check_meta(&self) {
         let clients: Vec<(String, Vec<u8>)> = self.model.clients.clone().into_iter().collect();
         assert_eq!(self.s().load_clients().wait().unwrap(), clients, "{}: clients", self.ctx());
-        let marks: Vec<(String, Vec<u64>)> = self.model.marks.clone().into_iter().collect();
+        let marks: Vec<(String, Vec<u64>)> = match self.flavor() {
+            Flavor::Embedded => self.model.marks.clone().into_iter().collect(),
+            Flavor::Pg => Vec::new(),
+        };
         assert_eq!(self.s().load_watermarks().wait().unwrap(), marks, "{}: watermarks", self.ctx());
     }
 
@@ -876,16 +1034,20 @@ impl Runner {
     fn check_all(&self) {
         let s = self.s();
         assert_eq!(s.partition_count(), P, "{}", self.ctx());
-        let want: Vec<u64> = self.model.parts.iter().map(|p| p.next).collect();
-        assert_eq!(s.seq_marks().wait().unwrap(), want, "{}: seq_marks", self.ctx());
+        assert_eq!(s.seq_marks().wait().unwrap(), self.want_marks(), "{}: seq_marks", self.ctx());
         for (i, part) in self.model.parts.iter().enumerate() {
             let p = i as u32;
             // Every number handed out so far (and a few beyond): present exactly where the model
-            // says, with the same record.
+            // says, with the same record. PostgreSQL's numbers are sparse: the ones handed out
+            // and stored, and a few others.
             let top = part.tokens.keys().next_back().map_or(0, |s| *s).max(part.next) + 3;
-            for seq in 0..top {
+            let seqs: BTreeSet<u64> = match self.flavor() {
+                Flavor::Embedded => (0..top).collect(),
+                Flavor::Pg => part.handed.iter().chain(part.tokens.keys()).copied().chain([0, 1, top]).collect(),
+            };
+            for seq in seqs {
                 let got = s.get_token(p, seq).wait().unwrap();
-                assert_eq!(got.as_ref(), part.tokens.get(&seq), "{}: full check p{p} seq {seq}", self.ctx());
+                assert_eq!(got.as_ref(), part.visible(seq), "{}: full check p{p} seq {seq}", self.ctx());
             }
             for f in 0..42 {
                 let flow = format!("flow{f}");
@@ -921,16 +1083,25 @@ impl Runner {
     /// Closes the on-disk store (shutdown checkpoints) and opens it again, with options that
     /// vary the commit mode.
     fn reopen(&mut self) {
+        if let Some(o) = self.pg.clone() {
+            drop(self.store.take());
+            // The requested count is ignored once the database has recorded one.
+            let partitions = if self.rng.pct(50) { P } else { 1 << self.rng.below(4) };
+            self.what = format!("reopen PostgreSQL asking for {partitions} partitions");
+            self.store = Some(common::store(&o, partitions).into());
+            self.reopens += 1;
+            self.check_all();
+            return;
+        }
         let Some(dir) = &self.dir else { return };
         let path = dir.path().to_path_buf();
-        let mut store = self.store.take().unwrap();
-        if self.rng.pct(50) {
+        let store = self.store.take().unwrap();
+        if let (Backend::Embedded(mut store), true) = (store, self.rng.pct(50)) {
             store.shutdown();
         }
-        drop(store);
         let opts = open_opts(&mut self.rng);
         self.what = format!("reopen with {opts:?}");
-        self.store = Some(Store::open(&path, &opts).unwrap());
+        self.store = Some(Store::open(&path, &opts).unwrap().into());
         self.model.reopen();
         self.reopens += 1;
         self.check_all();
@@ -942,24 +1113,29 @@ impl Runner {
             if self.op.is_multiple_of(250) {
                 self.check_all();
             }
-            if self.dir.is_some() && self.rng.below(1000) < 6 {
+            if (self.dir.is_some() || self.pg.is_some()) && self.rng.below(1000) < 6 {
                 self.reopen();
             }
         }
         self.what = "final check".into();
         self.check_all();
-        if self.dir.is_some() {
+        if self.dir.is_some() || self.pg.is_some() {
             self.reopen();
         }
     }
 }
 
-fn run_seeds(on_disk: bool, ops: usize) {
-    let backend = if on_disk { "disk" } else { "memory" };
+fn run_seeds(target: impl Fn(u64) -> Target, ops: usize) {
     for seed in seeds() {
+        let target = target(seed);
+        let backend = match &target {
+            Target::Memory => "memory",
+            Target::Disk => "disk",
+            Target::Pg(_) => "PostgreSQL",
+        };
         let started = std::time::Instant::now();
         let result = std::panic::catch_unwind(|| {
-            let mut r = Runner::new(seed, on_disk);
+            let mut r = Runner::new(seed, &target);
             r.run(ops);
             (r.reopens, r.seen)
         });
@@ -980,12 +1156,18 @@ fn run_seeds(on_disk: bool, ops: usize) {
 
 #[test]
 fn memory_store_matches_the_model() {
-    run_seeds(false, 2500);
+    run_seeds(|_| Target::Memory, 2500);
 }
 
 #[test]
 fn disk_store_matches_the_model_across_reopens() {
-    run_seeds(true, 1000);
+    run_seeds(|_| Target::Disk, 1000);
+}
+
+#[test]
+fn postgres_store_matches_the_model_across_reopens() {
+    let cluster = testpg::Cluster::start(&[]).unwrap();
+    run_seeds(|seed| Target::Pg(common::fresh_db(&cluster, &format!("model_{seed}"))), 1500);
 }
 
 /// Regression (found by the model): tokens deleted through their family (`revoke_family`, a

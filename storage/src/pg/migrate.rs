@@ -6,9 +6,9 @@
 //! compared with this binary's, so an edited migration stops the run instead of drifting;
 //! migrations are only ever appended (a version never changes meaning once released).
 //!
-//! The schema grows with the backend, one migration per slice (issue 11): version 1 holds the
-//! tokens and the per-partition sequence blocks, keyed for the lookups and multi-row writes the
-//! backend makes (a token by partition and number; a grant's live tokens by family).
+//! Version 1 is the whole schema of the backend (`super::store`), keyed for the lookups and
+//! multi-row writes it makes: a token by partition and number, a grant's live tokens by family,
+//! everything else by the ids the interface names.
 
 use crate::StoreError;
 
@@ -24,8 +24,11 @@ pub struct Migration {
 /// Every migration, in order.
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    name: "tokens and sequence blocks",
+    name: "the storage schema",
     up: "
+        -- Tokens: a grant's tokens share a partition and a family (the first token's number).
+        -- Only the signature of a token is stored. `epoch` is the client's epoch when the row
+        -- was written: a row below its client's current epoch is revoked.
         CREATE TABLE hydra_rs_token (
             part        integer  NOT NULL,
             seq         bigint   NOT NULL,
@@ -35,24 +38,99 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             client_id   text     NOT NULL,
             subject     text     NOT NULL,
             scope       text     NOT NULL,
-            audience    text[]   NOT NULL,
+            audience    text     NOT NULL,
             issued_at   bigint   NOT NULL,
             expires_at  bigint   NOT NULL,
             ext         text     NOT NULL,
+            epoch       bigint   NOT NULL,
             PRIMARY KEY (part, seq)
         );
         -- A grant's live tokens (access, refresh, code), for rotation and revocation.
         CREATE INDEX hydra_rs_token_family ON hydra_rs_token (part, family) WHERE kind IN (0, 1, 2);
-        -- The janitor's scan for expired rows.
-        CREATE INDEX hydra_rs_token_expires ON hydra_rs_token (expires_at);
         -- Token numbers are handed out in blocks: a node takes the next block of a partition in
         -- one statement and numbers from it in memory, so numbers never repeat across nodes.
         CREATE TABLE hydra_rs_seq (
             part integer PRIMARY KEY,
             next bigint  NOT NULL
         );
+        -- Revoking every token of a client raises its epoch (no row: epoch 0).
+        CREATE TABLE hydra_rs_epoch (
+            client_id text   PRIMARY KEY,
+            epoch     bigint NOT NULL
+        );
+        -- Single-use markers of browser flows (a flow's code, a handled verifier).
+        CREATE TABLE hydra_rs_flow (
+            part    integer NOT NULL,
+            key     text COLLATE \"C\" NOT NULL,
+            started bigint  NOT NULL,
+            PRIMARY KEY (part, key)
+        );
+        CREATE TABLE hydra_rs_login (
+            subject    text COLLATE \"C\" NOT NULL,
+            sid        text COLLATE \"C\" NOT NULL,
+            auth_time  bigint NOT NULL,
+            expires_at bigint NOT NULL,
+            PRIMARY KEY (subject, sid)
+        );
+        CREATE INDEX hydra_rs_login_sid ON hydra_rs_login (sid);
+        -- Consent decisions (the JSON of the admin API in `body`), and the latest remembered
+        -- one per subject and client.
+        CREATE TABLE hydra_rs_consent (
+            subject      text COLLATE \"C\" NOT NULL,
+            client_id    text COLLATE \"C\" NOT NULL,
+            flow_id      text COLLATE \"C\" NOT NULL,
+            grant_part   integer NOT NULL,
+            grant_family bigint  NOT NULL,
+            body         bytea   NOT NULL,
+            PRIMARY KEY (subject, client_id, flow_id)
+        );
+        CREATE TABLE hydra_rs_consent_latest (
+            subject      text COLLATE \"C\" NOT NULL,
+            client_id    text COLLATE \"C\" NOT NULL,
+            flow_id      text COLLATE \"C\" NOT NULL,
+            grant_part   integer NOT NULL,
+            grant_family bigint  NOT NULL,
+            body         bytea   NOT NULL,
+            PRIMARY KEY (subject, client_id)
+        );
+        CREATE TABLE hydra_rs_client (
+            id   text COLLATE \"C\" PRIMARY KEY,
+            body bytea NOT NULL
+        );
+        CREATE TABLE hydra_rs_key (
+            set_name text COLLATE \"C\" NOT NULL,
+            kid      text COLLATE \"C\" NOT NULL,
+            created  bigint NOT NULL,
+            sealed   bytea  NOT NULL,
+            PRIMARY KEY (set_name, kid)
+        );
+        -- The change feed: every client, epoch and key write appends its changes under the
+        -- next version. Every such write updates the `version` counter row first, which
+        -- serialises them, so versions are in commit order.
+        CREATE TABLE hydra_rs_change (
+            version bigint   NOT NULL,
+            n       smallint NOT NULL,
+            kind    smallint NOT NULL,
+            name    text     NOT NULL
+        );
+        CREATE INDEX hydra_rs_change_version ON hydra_rs_change (version);
+        CREATE TABLE hydra_rs_counter (
+            name  text   PRIMARY KEY,
+            value bigint NOT NULL
+        );
+        -- `pruned`: the feed no longer holds the changes up to this version.
+        INSERT INTO hydra_rs_counter VALUES ('version', 0), ('pruned', 0);
     ",
     down: "
+        DROP TABLE hydra_rs_counter;
+        DROP TABLE hydra_rs_change;
+        DROP TABLE hydra_rs_key;
+        DROP TABLE hydra_rs_client;
+        DROP TABLE hydra_rs_consent_latest;
+        DROP TABLE hydra_rs_consent;
+        DROP TABLE hydra_rs_login;
+        DROP TABLE hydra_rs_flow;
+        DROP TABLE hydra_rs_epoch;
         DROP TABLE hydra_rs_seq;
         DROP TABLE hydra_rs_token;
     ",

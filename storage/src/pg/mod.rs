@@ -8,7 +8,11 @@
 //! error message.
 
 mod connect;
+mod lane;
 pub mod migrate;
+mod sql;
+mod store;
 mod tls;
 
 pub use connect::{connect, PgOptions, TlsMode};
+pub use store::{PgStore, PgStoreOptions, SEQ_BLOCK};
