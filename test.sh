@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need, then runs every test of the
-# workspace (unit tests, the storage crate's tests, and the integration suite that starts the
-# real server on ephemeral ports under both monoio drivers), and closes with one summary line.
+# workspace (unit tests, the storage crate's tests against the embedded store and PostgreSQL,
+# and the integration suite that starts the real server on ephemeral ports under both monoio
+# drivers, on each backend), and closes with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,6 +31,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+# The integration suite again with every server on PostgreSQL (a throwaway cluster, a database
+# per server); tests of what only the embedded store has say so on stderr and pass.
+echo "== integration suite on PostgreSQL (IT_BACKEND=postgres) =="
+IT_BACKEND=postgres cargo test --test it --no-fail-fast 2>&1 | tee -a "$log" || status=$?
 # The OpenID Connect conformity harness (Basic and Config plans) against the debug binary.
 echo "== conformity (conformity/run.sh) =="
 conformity/run.sh target/debug/hydra 2>&1 | tee -a "$log" || status=$?

@@ -19,5 +19,6 @@ pub mod fuzzing;
 pub mod janitor;
 pub mod log;
 pub mod outbound;
+pub mod pg;
 pub mod rng;
 pub mod server;

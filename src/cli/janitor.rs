@@ -1,6 +1,6 @@
 //! `hydra janitor [database_url]`: deletes expired tokens, finished flows and expired login
 //! sessions from a data directory that no server has open, then compacts its files so the
-//! directory shrinks. A running server holds the directory's lock; its background janitor
+//! directory shrinks; on PostgreSQL, from the shared database while servers run. A running server holds the directory's lock; its background janitor
 //! (`engine.janitor.interval`) does the same work, so the command says so and succeeds.
 
 use crate::cli::JanitorCmd;
@@ -11,6 +11,14 @@ use hydra_storage::{Backend, Store, StoreError, StoreOptions};
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+/// The partition count recorded when `hydra janitor` is the first to open a PostgreSQL database
+/// (a server records its own `engine.partitions` otherwise): the configuration's default, one
+/// per CPU rounded up to a power of two.
+fn default_partitions() -> u32 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    cpus.next_power_of_two()
+}
 
 fn secs(flag: &str, v: &Option<String>) -> Result<Option<i64>, String> {
     v.as_deref()
@@ -51,17 +59,6 @@ pub fn janitor(a: &JanitorCmd, out: &mut dyn Write) -> Result<(), String> {
         (None, Some(c)) => c.dsn.clone(),
         (None, None) => return Err("Error: the DSN environment variable is not set".into()),
     };
-    let dir = match dsn {
-        Dsn::Memory => {
-            let _ = writeln!(out, "The in-memory store lives inside its server; nothing to clean here.");
-            return Ok(());
-        }
-        Dsn::Redb(dir) => dir,
-        Dsn::Postgres(_) => return Err(format!("Error: {}", crate::config::POSTGRES_NOT_YET)),
-    };
-    if hydra_storage::manifest_info(&dir).map_err(|e| format!("Error: {e}"))?.is_none() {
-        return Err(format!("Error: {} is not a data directory", dir.display()));
-    }
     let flow_default = config.as_ref().map_or(1800, |c| c.ttl.login_consent_request.as_secs() as i64);
     let policy = Policy {
         tokens: a.tokens,
@@ -74,6 +71,24 @@ pub fn janitor(a: &JanitorCmd, out: &mut dyn Write) -> Result<(), String> {
         limit: Some(a.limit),
         pause: Duration::ZERO,
     };
+    let dir = match dsn {
+        Dsn::Memory => {
+            let _ = writeln!(out, "The in-memory store lives inside its server; nothing to clean here.");
+            return Ok(());
+        }
+        Dsn::Redb(dir) => dir,
+        Dsn::Postgres(d) => {
+            // Any number of janitors may run against one database: each step is one statement.
+            let partitions = config.as_ref().map_or_else(default_partitions, |c| c.engine.partitions);
+            let store = Backend::from(crate::pg::open(&d, partitions).map_err(|e| format!("Error: {e}"))?);
+            let now = crate::server::state::unix_now();
+            let report = run(&store, &policy, now, &AtomicBool::new(false)).map_err(|e| format!("Error: {e}"))?;
+            return summary(a, &report, None, out);
+        }
+    };
+    if hydra_storage::manifest_info(&dir).map_err(|e| format!("Error: {e}"))?.is_none() {
+        return Err(format!("Error: {} is not a data directory", dir.display()));
+    }
     let store = match Store::open(&dir, &StoreOptions::default()) {
         Ok(s) => Backend::from(s),
         Err(StoreError::InUse) => {
@@ -90,13 +105,30 @@ pub fn janitor(a: &JanitorCmd, out: &mut dyn Write) -> Result<(), String> {
     let report = run(&store, &policy, now, &AtomicBool::new(false)).map_err(|e| format!("Error: {e}"))?;
     drop(store);
     let (before, after) = hydra_storage::compact_dir(&dir).map_err(|e| format!("Error: {e}"))?;
+    summary(a, &report, Some((before, after)), out)
+}
+
+fn summary(
+    a: &JanitorCmd,
+    report: &crate::janitor::Report,
+    sizes: Option<(u64, u64)>,
+    out: &mut dyn Write,
+) -> Result<(), String> {
     if a.grants {
         let _ = writeln!(out, "Trust relationships (jwt-bearer grants) are not supported; none to delete.");
     }
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "Examined {} rows; deleted {} tokens, {} flows and {} login sessions. Data files: {} bytes before, {} after compaction.",
-        report.examined, report.tokens, report.flows, report.login_sessions, before, after
+        "Examined {} rows; deleted {} tokens, {} flows and {} login sessions.",
+        report.examined, report.tokens, report.flows, report.login_sessions
     );
+    match sizes {
+        Some((before, after)) => {
+            let _ = writeln!(out, " Data files: {before} bytes before, {after} after compaction.");
+        }
+        None => {
+            let _ = writeln!(out);
+        }
+    }
     Ok(())
 }

@@ -6,9 +6,9 @@
 //! - PostgreSQL: this project's schema migrations (`hydra_storage::pg::migrate`), each in its own
 //!   transaction; `up` and `down` show the plan and ask before changing anything unless `--yes`.
 
-use crate::config::pg_dsn::{PgDsn, SslMode};
+use crate::config::pg_dsn::PgDsn;
 use crate::config::{parse_dsn, Dsn};
-use hydra_storage::pg::{migrate, PgOptions, TlsMode};
+use hydra_storage::pg::migrate;
 use std::io::{BufRead, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,33 +27,9 @@ pub struct Confirm<'a> {
     pub input: &'a mut dyn BufRead,
 }
 
-/// The connection options of a parsed DSN. Refuses what the connection code does not do yet
-/// rather than ignoring it.
-pub fn pg_options(d: &PgDsn) -> Result<PgOptions, String> {
-    if d.sslcert.is_some() {
-        return Err("Error: client certificates (sslcert, sslkey) are not supported yet".into());
-    }
-    Ok(PgOptions {
-        host: d.host.clone(),
-        port: d.port,
-        user: d.user.clone(),
-        password: d.password.clone(),
-        dbname: d.dbname.clone(),
-        tls: match d.sslmode {
-            SslMode::Disable => TlsMode::Disable,
-            SslMode::Require => TlsMode::Require,
-            SslMode::VerifyCa => TlsMode::VerifyCa,
-            SslMode::VerifyFull => TlsMode::VerifyFull,
-        },
-        root_cert: d.sslrootcert.clone(),
-        connect_timeout: d.connect_timeout,
-        application_name: d.application_name.clone(),
-    })
-}
-
 /// Runs a migration command against PostgreSQL on a runtime of its own.
 fn run_pg(action: Action, d: &PgDsn, confirm: Confirm<'_>, out: &mut dyn Write) -> Result<(), String> {
-    let o = pg_options(d)?;
+    let o = crate::pg::options(d).map_err(|e| format!("Error: {e}"))?;
     let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
         .build()

@@ -208,7 +208,69 @@ impl JanitorStats {
     }
 }
 
+/// One unlabelled histogram from its bucket counts (the last one is `+Inf`) and sum.
+fn histogram(out: &mut String, name: &str, help: &str, per_unit: f64, bounds: &[u64], slots: &[AtomicU64], sum: f64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (i, le) in bounds.iter().enumerate() {
+        cumulative += slots[i].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *le as f64 / per_unit);
+    }
+    cumulative += slots[bounds.len()].load(Relaxed);
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(out, "{name}_sum {sum}");
+    let _ = writeln!(out, "{name}_count {cumulative}");
+}
+
+/// The PostgreSQL backend's figures.
+fn postgres(s: &hydra_storage::pg::PgStats, out: &mut String) {
+    let counters: [(&str, &str, u64); 5] = [
+        ("hydra_pg_statements_total", "Statements sent to PostgreSQL.", s.statements.load(Relaxed)),
+        (
+            "hydra_pg_statement_failures_total",
+            "Statements that failed (refused, or their connection broke).",
+            s.failures.load(Relaxed),
+        ),
+        (
+            "hydra_pg_transactions_total",
+            "Multi-statement transactions committed (client, key and epoch writes).",
+            s.transactions.load(Relaxed),
+        ),
+        ("hydra_pg_connects_total", "Connections opened.", s.connects.load(Relaxed)),
+        ("hydra_pg_connect_failures_total", "Connection attempts that failed.", s.connect_failures.load(Relaxed)),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP hydra_pg_statements_in_flight Statements sent and not yet answered (the pool in use).\n# TYPE hydra_pg_statements_in_flight gauge\nhydra_pg_statements_in_flight {}",
+        s.in_flight.load(Relaxed).max(0)
+    );
+    histogram(
+        out,
+        "hydra_pg_round_trip_seconds",
+        "Latency of each statement, from sending it to its answer (commit included for writes).",
+        1e6,
+        &hydra_storage::SYNC_BUCKETS_US,
+        &s.rtt_hist,
+        s.rtt_micros.load(Relaxed) as f64 / 1e6,
+    );
+    histogram(
+        out,
+        "hydra_pg_insert_batch_rows",
+        "Token rows written by each multi-row insert (a worker's group commit).",
+        1.0,
+        &hydra_storage::BATCH_BUCKETS,
+        &s.batch_hist,
+        s.batch_rows.load(Relaxed) as f64,
+    );
+}
+
 fn storage(store: &hydra_storage::Backend, out: &mut String) {
+    if let Some(pg) = store.postgres() {
+        return postgres(pg.stats(), out);
+    }
     // Commit counters and data files are the embedded store's.
     let Some(store) = store.embedded() else { return };
     let parts = hydra_storage::Storage::partition_count(store);

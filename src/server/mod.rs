@@ -92,22 +92,35 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         wal_bytes: config.engine.wal_bytes,
         faults: background::fault_switch()?,
     };
-    let store = match &config.dsn {
+    let store: hydra_storage::Backend = match &config.dsn {
         Dsn::Memory => {
             warn!("DSN=memory: every token and client is lost when the process exits");
-            Store::memory(&opts)
+            Store::memory(&opts).map(Into::into)
         }
-        Dsn::Redb(dir) => Store::open(dir, &opts),
-        Dsn::Postgres(_) => return Err(crate::config::POSTGRES_NOT_YET.into()),
+        Dsn::Redb(dir) => Store::open(dir, &opts).map(Into::into),
+        Dsn::Postgres(d) => {
+            if config.secrets.system.is_empty() {
+                // A secret generated here would differ on every node and every start.
+                return Err("secrets.system is required with PostgreSQL: every node must share it".into());
+            }
+            let pg = crate::pg::open(d, config.engine.partitions)?;
+            info!(
+                "using PostgreSQL",
+                "host" = d.host,
+                "database" = d.dbname,
+                "lanes" = crate::pg::lanes(d),
+                "partitions" = pg.partition_count()
+            );
+            Ok(pg.into())
+        }
     }
     .map_err(|e| e.to_string())?;
-    if config.engine.durability == crate::config::Durability::None && config.dsn != Dsn::Memory {
+    if config.engine.durability == crate::config::Durability::None && matches!(config.dsn, Dsn::Redb(_)) {
         warn!("engine.durability=none: acknowledged writes can be LOST on a crash or power failure; for benchmarks and development only");
     }
     if config.secrets.system.is_empty() {
-        config.secrets.system = vec![dev_secret(store.dir())?];
+        config.secrets.system = vec![dev_secret(store.embedded().and_then(|s| s.dir()))?];
     }
-    let store = hydra_storage::Backend::from(store);
     // What a crash cut short (a consent revocation) or an earlier release did not write is
     // finished before anything is served.
     let recovered = block_on(store.recover()).map_err(|e| e.to_string())?;

@@ -27,6 +27,16 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// The PostgreSQL backend, for what only it has (its statement counters).
+    pub fn postgres(&self) -> Option<&PgStore> {
+        match self {
+            Backend::Postgres(s) => Some(s),
+            Backend::Embedded(_) => None,
+        }
+    }
+}
+
 impl From<PgStore> for Backend {
     fn from(s: PgStore) -> Self {
         Backend::Postgres(s)

@@ -118,7 +118,7 @@ pub const SYNC_BUCKETS_US: [u64; 10] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 
 /// Upper bounds of the batch-size histogram (jobs per commit); one more slot counts the rest.
 pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 512, 2048];
 
-fn bucket(bounds: &[u64], v: u64) -> usize {
+pub(crate) fn bucket(bounds: &[u64], v: u64) -> usize {
     bounds.iter().position(|b| v <= *b).unwrap_or(bounds.len())
 }
 

@@ -30,14 +30,31 @@ fn other_bad_values_name_their_keys() {
 }
 
 #[test]
-fn postgres_dsns_are_refused_at_start_up_until_the_backend_exists() {
-    // A valid DSN: the configuration accepts it, the start says why it stops, without the password.
+fn postgres_dsns_start_only_on_a_reachable_migrated_database_with_a_shared_secret() {
+    // Unreachable: the start says why it stops, without the password.
     let (code, err) = run_to_exit(
-        Opts::new("legacy").env("DSN", "postgres://hydra:hunter2@127.0.0.1:1/hydra?sslmode=disable").command(),
+        Opts::new("legacy")
+            .env("DSN", "postgres://hydra:hunter2@127.0.0.1:1/hydra?sslmode=disable&connect_timeout=2")
+            .command(),
     );
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("no PostgreSQL backend yet"), "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
     assert!(!err.contains("hunter2") && !err.contains("panicked"), "{err}");
+    // A database whose schema is behind: refused with what to run, as Hydra does.
+    let port = {
+        let c = cluster();
+        let c = c.as_ref().unwrap();
+        c.psql("CREATE DATABASE unmigrated").unwrap();
+        c.port()
+    };
+    let dsn = format!("postgres://postgres@127.0.0.1:{port}/unmigrated?sslmode=disable");
+    let (code, err) = run_to_exit(Opts::new("legacy").env("DSN", &dsn).command());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("run `hydra migrate sql up`"), "{err}");
+    // Every node must share the system secret: none generated for PostgreSQL, even with --dev.
+    let (code, err) = run_to_exit(Opts::new("legacy").dev().no_secret().env("DSN", &pg_database(None)).command());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("secrets.system is required with PostgreSQL"), "{err}");
     // Hydra's other schemes are named as unsupported; a bad option is named.
     for (dsn, says) in [
         ("mysql://root:hunter2@tcp(127.0.0.1:3306)/mysql", "mysql DSNs are not supported"),
@@ -58,6 +75,9 @@ fn missing_secret_without_dev() {
 
 #[test]
 fn dev_generates_and_reuses_system_secret() {
+    if embedded_only("the system secret kept in the data directory") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let opts = Opts::new("io_uring").dir(dir.path()).no_secret().dev();
     let s = opts.start();

@@ -16,6 +16,9 @@ fn set_fault(file: &Path, mode: &str) {
 }
 
 fn run(mode: &str) {
+    if embedded_only("the simulated disk of the embedded store") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let fault = dir.path().join("fault");

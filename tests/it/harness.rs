@@ -56,6 +56,68 @@ fn spawn(mut cmd: Command) -> Child {
     rx.recv().expect("spawner reply").expect("spawn hydra")
 }
 
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: `IT_BACKEND=postgres` runs every server on a database of one throwaway cluster
+// ---------------------------------------------------------------------------------------------
+
+/// Whether this run's servers use PostgreSQL (`IT_BACKEND=postgres`) instead of the embedded
+/// store. `./test.sh` runs the suite both ways.
+pub fn postgres() -> bool {
+    std::env::var("IT_BACKEND").is_ok_and(|v| v == "postgres")
+}
+
+/// For tests of what only the embedded store has (its data directory's files, its simulated
+/// disk): returns true, after saying so on stderr, when this run is on PostgreSQL.
+pub fn embedded_only(what: &str) -> bool {
+    if postgres() {
+        eprintln!("embedded store only, not run on PostgreSQL: {what}");
+    }
+    postgres()
+}
+
+static CLUSTER: Mutex<Option<testpg::Cluster>> = Mutex::new(None);
+
+extern "C" fn stop_cluster() {
+    if let Ok(mut c) = CLUSTER.lock() {
+        // Dropping stops the cluster and removes its directory.
+        drop(c.take());
+    }
+}
+
+/// The run's cluster (started on first use, stopped when the test process exits).
+pub fn cluster() -> std::sync::MutexGuard<'static, Option<testpg::Cluster>> {
+    let mut c = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
+    if c.is_none() {
+        *c = Some(testpg::Cluster::start(&["max_connections = 400"]).expect("start the PostgreSQL test cluster"));
+        // SAFETY: registers a plain extern "C" function; it runs once at exit.
+        unsafe { libc::atexit(stop_cluster) };
+    }
+    c
+}
+
+/// A DSN of a migrated database: a fresh one for each in-memory server, one per data
+/// directory otherwise (so a restart finds what the server before it wrote).
+pub fn pg_database(dir: Option<&Path>) -> String {
+    static DATABASES: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let guard = cluster();
+    let c = guard.as_ref().expect("cluster started");
+    if let Some(d) = dir {
+        if let Some((_, dsn)) = DATABASES.lock().unwrap().iter().find(|(p, _)| p == d) {
+            return dsn.clone();
+        }
+    }
+    let name = format!("it_{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    c.psql(&format!("CREATE DATABASE {name}")).expect("create a database");
+    let dsn = format!("postgres://postgres@127.0.0.1:{}/{name}?sslmode=disable", c.port());
+    let out = Command::new(BIN).args(["migrate", "sql", "up", "--yes", &dsn]).output().expect("run hydra migrate");
+    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    if let Some(d) = dir {
+        DATABASES.lock().unwrap().push((d.to_path_buf(), dsn.clone()));
+    }
+    dsn
+}
+
 /// How to start a server.
 #[derive(Clone, Debug)]
 pub struct Opts {
@@ -100,9 +162,10 @@ impl Opts {
         if let Some(p) = std::env::var_os("PATH") {
             cmd.env("PATH", p);
         }
-        let dsn = match &self.dir {
-            Some(d) => format!("redb://{}", d.display()),
-            None => "memory".into(),
+        let dsn = match (&self.dir, postgres()) {
+            (dir, true) => pg_database(dir.as_deref()),
+            (Some(d), false) => format!("redb://{}", d.display()),
+            (None, false) => "memory".into(),
         };
         cmd.env("DSN", dsn)
             .env("SERVE_PUBLIC_HOST", "127.0.0.1")

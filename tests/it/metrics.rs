@@ -34,30 +34,44 @@ fn counters_histograms_and_store_figures() {
     // Buckets are cumulative.
     let buckets = metric_values(&m, "hydra_http_request_duration_seconds_bucket{route=\"token\"");
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
-    let commits = metric_sum(&m, "hydra_store_commits_total{");
-    assert!(commits >= 1.0, "{m}");
-    // Batch sizes: one observation per commit, summing to the writes carried; durable-write
-    // latencies: one observation per commit that made one (the five tokens each needed one; the
-    // client went to the meta database, which these per-partition figures leave out).
-    let sum_of = |prefix: &str| metric_sum(&m, prefix);
-    assert_eq!(sum_of("hydra_store_commit_batch_size_count{"), commits, "{m}");
-    assert_eq!(
-        sum_of("hydra_store_commit_batch_size_bucket{partition=\"0\",le=\"+Inf\"}"),
-        sum_of("hydra_store_commit_batch_size_count{partition=\"0\"}")
-    );
-    assert!(sum_of("hydra_store_commit_batch_size_sum{") >= 5.0, "five tokens: {m}");
-    let syncs = sum_of("hydra_store_sync_duration_seconds_count{");
-    assert!(syncs >= 5.0, "{m}");
-    assert!(m.contains("hydra_store_sync_duration_seconds_bucket{partition=\"0\",le=\"0.00005\"}"), "{m}");
-    assert_eq!(
-        sum_of("hydra_store_sync_duration_seconds_bucket{partition=\"0\",le=\"+Inf\"}"),
-        sum_of("hydra_store_sync_duration_seconds_count{partition=\"0\"}")
-    );
-    let sync_buckets = metric_values(&m, "hydra_store_sync_duration_seconds_bucket{partition=\"0\"");
-    assert_eq!(sync_buckets.len(), 11);
-    assert!(sync_buckets.windows(2).all(|w| w[0] <= w[1]), "{sync_buckets:?}");
-    assert!(metric(&m, "hydra_store_file_bytes{file=\"p0000.redb\"}").is_some_and(|b| b > 0.0), "{m}");
-    assert!(metric(&m, "hydra_store_file_bytes{file=\"p0000.wal\"}").is_some());
+    if postgres() {
+        // The PostgreSQL backend's figures: statements and their round trips, the token
+        // inserts' batch sizes (five tokens, at least one row each), the client's transaction.
+        let statements = metric(&m, "hydra_pg_statements_total").unwrap_or(0.0);
+        assert!(statements >= 5.0, "{m}");
+        assert_eq!(metric(&m, "hydra_pg_round_trip_seconds_count"), Some(statements), "{m}");
+        assert_eq!(metric(&m, "hydra_pg_round_trip_seconds_bucket{le=\"+Inf\"}"), Some(statements), "{m}");
+        assert_eq!(metric(&m, "hydra_pg_insert_batch_rows_sum"), Some(5.0), "{m}");
+        assert!(metric(&m, "hydra_pg_transactions_total").is_some_and(|t| t >= 1.0), "{m}");
+        assert_eq!(metric(&m, "hydra_pg_statement_failures_total"), Some(0.0), "{m}");
+        assert_eq!(metric(&m, "hydra_pg_statements_in_flight"), Some(0.0), "{m}");
+        assert!(metric(&m, "hydra_pg_connects_total").is_some_and(|c| c >= 1.0), "{m}");
+    } else {
+        let commits = metric_sum(&m, "hydra_store_commits_total{");
+        assert!(commits >= 1.0, "{m}");
+        // Batch sizes: one observation per commit, summing to the writes carried; durable-write
+        // latencies: one observation per commit that made one (the five tokens each needed one; the
+        // client went to the meta database, which these per-partition figures leave out).
+        let sum_of = |prefix: &str| metric_sum(&m, prefix);
+        assert_eq!(sum_of("hydra_store_commit_batch_size_count{"), commits, "{m}");
+        assert_eq!(
+            sum_of("hydra_store_commit_batch_size_bucket{partition=\"0\",le=\"+Inf\"}"),
+            sum_of("hydra_store_commit_batch_size_count{partition=\"0\"}")
+        );
+        assert!(sum_of("hydra_store_commit_batch_size_sum{") >= 5.0, "five tokens: {m}");
+        let syncs = sum_of("hydra_store_sync_duration_seconds_count{");
+        assert!(syncs >= 5.0, "{m}");
+        assert!(m.contains("hydra_store_sync_duration_seconds_bucket{partition=\"0\",le=\"0.00005\"}"), "{m}");
+        assert_eq!(
+            sum_of("hydra_store_sync_duration_seconds_bucket{partition=\"0\",le=\"+Inf\"}"),
+            sum_of("hydra_store_sync_duration_seconds_count{partition=\"0\"}")
+        );
+        let sync_buckets = metric_values(&m, "hydra_store_sync_duration_seconds_bucket{partition=\"0\"");
+        assert_eq!(sync_buckets.len(), 11);
+        assert!(sync_buckets.windows(2).all(|w| w[0] <= w[1]), "{sync_buckets:?}");
+        assert!(metric(&m, "hydra_store_file_bytes{file=\"p0000.redb\"}").is_some_and(|b| b > 0.0), "{m}");
+        assert!(metric(&m, "hydra_store_file_bytes{file=\"p0000.wal\"}").is_some());
+    }
     // No token or secret ever appears in the scrape.
     for t in &tokens {
         assert!(!m.contains(t.as_str()));

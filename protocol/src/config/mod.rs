@@ -539,10 +539,6 @@ impl Config {
     }
 }
 
-/// What `serve`, `migrate` and `janitor` answer for a PostgreSQL DSN until the backend exists.
-pub const POSTGRES_NOT_YET: &str =
-    "PostgreSQL DSNs are parsed but this build has no PostgreSQL backend yet: use redb:///absolute/dir or memory";
-
 /// A DSN: empty → the default data directory, `memory`, `redb:///absolute/dir`, or
 /// `postgres://…` ([`pg_dsn::parse`]). Hydra's other schemes are refused by name.
 pub fn parse_dsn(s: Option<&str>) -> Result<Dsn, ConfigError> {

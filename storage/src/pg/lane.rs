@@ -17,10 +17,41 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
+
+/// What the backend counts, for `/admin/metrics/prometheus` (`hydra_pg_*`).
+#[derive(Debug, Default)]
+pub struct PgStats {
+    /// Statements sent (each one round trip, pipelined with others on its connection).
+    pub statements: AtomicU64,
+    /// Statements that failed (the database refused them or the connection broke).
+    pub failures: AtomicU64,
+    /// Transactions committed on the exclusive connections (meta writes).
+    pub transactions: AtomicU64,
+    /// Statements sent and not yet answered: how much of the pool is in use.
+    pub in_flight: AtomicI64,
+    /// Connections opened, and attempts that failed.
+    pub connects: AtomicU64,
+    pub connect_failures: AtomicU64,
+    /// Statement round trips by latency, per [`crate::SYNC_BUCKETS_US`], and their sum.
+    pub rtt_hist: [AtomicU64; 11],
+    pub rtt_micros: AtomicU64,
+    /// Token rows per multi-row insert, per [`crate::BATCH_BUCKETS`], and their sum.
+    pub batch_hist: [AtomicU64; 11],
+    pub batch_rows: AtomicU64,
+}
+
+impl PgStats {
+    pub(crate) fn batch(&self, rows: usize) {
+        self.batch_hist[crate::commit::bucket(&crate::BATCH_BUCKETS, rows as u64)].fetch_add(1, Relaxed);
+        self.batch_rows.fetch_add(rows as u64, Relaxed);
+    }
+}
 
 /// After a failed connection attempt, jobs fail at once for this long instead of trying again.
 pub(crate) const RETRY: Duration = Duration::from_millis(250);
@@ -36,6 +67,8 @@ pub(crate) fn pg_error(what: &str, e: &tokio_postgres::Error) -> StoreError {
     let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
     if e.is_closed() || io {
         StoreError::Unavailable
+    } else if let Some(db) = e.as_db_error() {
+        StoreError::Database(format!("PostgreSQL: {what}: {} (SQLSTATE {})", db.message(), db.code().code()))
     } else {
         StoreError::Database(format!("PostgreSQL: {what}: {e}"))
     }
@@ -45,6 +78,7 @@ pub(crate) fn pg_error(what: &str, e: &tokio_postgres::Error) -> StoreError {
 pub(crate) struct Conn {
     client: Client,
     prepared: RefCell<HashMap<usize, Statement>>,
+    stats: Arc<PgStats>,
 }
 
 impl Conn {
@@ -59,28 +93,53 @@ impl Conn {
         Ok(s)
     }
 
+    /// Runs one statement, counted and timed.
+    async fn timed<T>(
+        &self,
+        what: &str,
+        run: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        let st = &self.stats;
+        st.statements.fetch_add(1, Relaxed);
+        st.in_flight.fetch_add(1, Relaxed);
+        let t0 = Instant::now();
+        let r = run.await;
+        st.in_flight.fetch_sub(1, Relaxed);
+        let us = t0.elapsed().as_micros() as u64;
+        st.rtt_micros.fetch_add(us, Relaxed);
+        st.rtt_hist[crate::commit::bucket(&crate::SYNC_BUCKETS_US, us)].fetch_add(1, Relaxed);
+        r.map_err(|e| {
+            st.failures.fetch_add(1, Relaxed);
+            pg_error(what, &e)
+        })
+    }
+
     pub(crate) async fn query(&self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
         let s = self.statement(sql).await?;
-        self.client.query(&s, params).await.map_err(|e| pg_error("query", &e))
+        self.timed("query", self.client.query(&s, params)).await
     }
 
     pub(crate) async fn query_one(&self, sql: &'static str, params: Params<'_>) -> Result<Row, StoreError> {
         let s = self.statement(sql).await?;
-        self.client.query_one(&s, params).await.map_err(|e| pg_error("query", &e))
+        self.timed("query", self.client.query_one(&s, params)).await
     }
 
     pub(crate) async fn query_opt(&self, sql: &'static str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
         let s = self.statement(sql).await?;
-        self.client.query_opt(&s, params).await.map_err(|e| pg_error("query", &e))
+        self.timed("query", self.client.query_opt(&s, params)).await
     }
 
     pub(crate) async fn execute(&self, sql: &'static str, params: Params<'_>) -> Result<u64, StoreError> {
         let s = self.statement(sql).await?;
-        self.client.execute(&s, params).await.map_err(|e| pg_error("statement", &e))
+        self.timed("statement", self.client.execute(&s, params)).await
+    }
+
+    pub(crate) fn stats(&self) -> &PgStats {
+        &self.stats
     }
 
     async fn simple(&self, sql: &str) -> Result<(), StoreError> {
-        self.client.batch_execute(sql).await.map_err(|e| pg_error("transaction", &e))
+        self.timed("transaction", self.client.batch_execute(sql)).await
     }
 
     /// The driver's client, for what runs outside the statement cache (migrations).
@@ -106,6 +165,7 @@ impl TxGuard<'_> {
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
         self.conn.simple("COMMIT").await?;
         self.committed = true;
+        self.conn.stats.transactions.fetch_add(1, Relaxed);
         Ok(())
     }
 }
@@ -132,6 +192,7 @@ pub(crate) struct Lane {
     exclusive: tokio::sync::Mutex<Option<Rc<Conn>>>,
     /// When the last connection attempt failed.
     failed_at: Cell<Option<Instant>>,
+    stats: Arc<PgStats>,
 }
 
 impl Lane {
@@ -146,7 +207,8 @@ impl Lane {
         match connect(&self.opts).await {
             Ok(client) => {
                 self.failed_at.set(None);
-                let c = Rc::new(Conn { client, prepared: RefCell::new(HashMap::new()) });
+                self.stats.connects.fetch_add(1, Relaxed);
+                let c = Rc::new(Conn { client, prepared: RefCell::new(HashMap::new()), stats: self.stats.clone() });
                 *slot = Some(c.clone());
                 Ok(c)
             }
@@ -154,6 +216,7 @@ impl Lane {
                 // The reason is not kept: the job's caller sees "unavailable" and readiness
                 // fails; an operator finds the cause in PostgreSQL's own log.
                 self.failed_at.set(Some(Instant::now()));
+                self.stats.connect_failures.fetch_add(1, Relaxed);
                 Err(StoreError::Unavailable)
             }
         }
@@ -177,6 +240,7 @@ impl Lane {
 
 /// The lanes of one store: where jobs go.
 pub(crate) struct Lanes {
+    pub(crate) stats: Arc<PgStats>,
     senders: Vec<mpsc::UnboundedSender<Job>>,
     threads: Vec<JoinHandle<()>>,
     next: std::sync::atomic::AtomicUsize,
@@ -187,9 +251,11 @@ impl Lanes {
     pub(crate) fn start(opts: &PgOptions, n: usize) -> Result<Lanes, StoreError> {
         let mut senders = Vec::new();
         let mut threads = Vec::new();
+        let stats = Arc::new(PgStats::default());
         for i in 0..n.max(1) {
             let (tx, mut rx) = mpsc::unbounded::<Job>();
             let opts = opts.clone();
+            let stats = stats.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("pg-lane-{i}"))
                 .spawn(move || {
@@ -201,6 +267,7 @@ impl Lanes {
                             shared: tokio::sync::Mutex::new(None),
                             exclusive: tokio::sync::Mutex::new(None),
                             failed_at: Cell::new(None),
+                            stats,
                         });
                         while let Some(job) =
                             std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut rx), cx)).await
@@ -213,7 +280,7 @@ impl Lanes {
             senders.push(tx);
             threads.push(thread);
         }
-        Ok(Lanes { senders, threads, next: Default::default() })
+        Ok(Lanes { stats, senders, threads, next: Default::default() })
     }
 
     /// Runs `f` on a lane (round robin) and resolves to its answer.

@@ -26,6 +26,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "the storage schema",
     up: "
+        -- Identifiers are bytea: PostgreSQL's text cannot hold every string the API accepts
+        -- (NUL), and bytea orders bytewise, as the embedded store does. JSON columns are text.
         -- Tokens: a grant's tokens share a partition and a family (the first token's number).
         -- Only the signature of a token is stored. `epoch` is the client's epoch when the row
         -- was written: a row below its client's current epoch is revoked.
@@ -35,9 +37,9 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             kind        smallint NOT NULL,
             signature   bytea    NOT NULL,
             family      bigint   NOT NULL,
-            client_id   text     NOT NULL,
-            subject     text     NOT NULL,
-            scope       text     NOT NULL,
+            client_id   bytea    NOT NULL,
+            subject     bytea    NOT NULL,
+            scope       bytea    NOT NULL,
             audience    text     NOT NULL,
             issued_at   bigint   NOT NULL,
             expires_at  bigint   NOT NULL,
@@ -55,19 +57,19 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         );
         -- Revoking every token of a client raises its epoch (no row: epoch 0).
         CREATE TABLE hydra_rs_epoch (
-            client_id text   PRIMARY KEY,
+            client_id bytea  PRIMARY KEY,
             epoch     bigint NOT NULL
         );
         -- Single-use markers of browser flows (a flow's code, a handled verifier).
         CREATE TABLE hydra_rs_flow (
             part    integer NOT NULL,
-            key     text COLLATE \"C\" NOT NULL,
+            key     bytea NOT NULL,
             started bigint  NOT NULL,
             PRIMARY KEY (part, key)
         );
         CREATE TABLE hydra_rs_login (
-            subject    text COLLATE \"C\" NOT NULL,
-            sid        text COLLATE \"C\" NOT NULL,
+            subject    bytea NOT NULL,
+            sid        bytea NOT NULL,
             auth_time  bigint NOT NULL,
             expires_at bigint NOT NULL,
             PRIMARY KEY (subject, sid)
@@ -76,30 +78,30 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         -- Consent decisions (the JSON of the admin API in `body`), and the latest remembered
         -- one per subject and client.
         CREATE TABLE hydra_rs_consent (
-            subject      text COLLATE \"C\" NOT NULL,
-            client_id    text COLLATE \"C\" NOT NULL,
-            flow_id      text COLLATE \"C\" NOT NULL,
+            subject      bytea NOT NULL,
+            client_id    bytea NOT NULL,
+            flow_id      bytea NOT NULL,
             grant_part   integer NOT NULL,
             grant_family bigint  NOT NULL,
             body         bytea   NOT NULL,
             PRIMARY KEY (subject, client_id, flow_id)
         );
         CREATE TABLE hydra_rs_consent_latest (
-            subject      text COLLATE \"C\" NOT NULL,
-            client_id    text COLLATE \"C\" NOT NULL,
-            flow_id      text COLLATE \"C\" NOT NULL,
+            subject      bytea NOT NULL,
+            client_id    bytea NOT NULL,
+            flow_id      bytea NOT NULL,
             grant_part   integer NOT NULL,
             grant_family bigint  NOT NULL,
             body         bytea   NOT NULL,
             PRIMARY KEY (subject, client_id)
         );
         CREATE TABLE hydra_rs_client (
-            id   text COLLATE \"C\" PRIMARY KEY,
+            id   bytea PRIMARY KEY,
             body bytea NOT NULL
         );
         CREATE TABLE hydra_rs_key (
-            set_name text COLLATE \"C\" NOT NULL,
-            kid      text COLLATE \"C\" NOT NULL,
+            set_name bytea NOT NULL,
+            kid      bytea NOT NULL,
             created  bigint NOT NULL,
             sealed   bytea  NOT NULL,
             PRIMARY KEY (set_name, kid)
@@ -111,7 +113,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             version bigint   NOT NULL,
             n       smallint NOT NULL,
             kind    smallint NOT NULL,
-            name    text     NOT NULL
+            name    bytea    NOT NULL
         );
         CREATE INDEX hydra_rs_change_version ON hydra_rs_change (version);
         CREATE TABLE hydra_rs_counter (

@@ -15,4 +15,5 @@ mod store;
 mod tls;
 
 pub use connect::{connect, PgOptions, TlsMode};
+pub use lane::PgStats;
 pub use store::{PgStore, PgStoreOptions, SEQ_BLOCK};

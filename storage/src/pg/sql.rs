@@ -31,8 +31,8 @@ macro_rules! insert_tokens {
             "SELECT u.part, u.seq, u.kind, u.signature, u.family, u.client_id, u.subject, u.scope, u.audience, ",
             "u.issued_at, u.expires_at, u.ext, ",
             "coalesce((SELECT e.epoch FROM hydra_rs_epoch e WHERE e.client_id = u.client_id), 0) ",
-            "FROM unnest($1::integer[], $2::bigint[], $3::smallint[], $4::bytea[], $5::bigint[], $6::text[], ",
-            "$7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::text[]) ",
+            "FROM unnest($1::integer[], $2::bigint[], $3::smallint[], $4::bytea[], $5::bigint[], $6::bytea[], ",
+            "$7::bytea[], $8::bytea[], $9::text[], $10::bigint[], $11::bigint[], $12::text[]) ",
             "AS u(part, seq, kind, signature, family, client_id, subject, scope, audience, issued_at, expires_at, ext) ",
             $cond,
             " ON CONFLICT (part, seq) DO UPDATE SET kind = excluded.kind, signature = excluded.signature, ",
@@ -130,9 +130,9 @@ pub(crate) const LIST_CONSENTS: &str =
 /// Forgets the consents of subject `$1` (for client `$2`, or all) and deletes their grants'
 /// live tokens, in one statement; returns how many grants (distinct flows).
 pub(crate) const REVOKE_CONSENTS: &str = "WITH \
-     c AS (DELETE FROM hydra_rs_consent WHERE subject = $1 AND ($2::text IS NULL OR client_id = $2) \
+     c AS (DELETE FROM hydra_rs_consent WHERE subject = $1 AND ($2::bytea IS NULL OR client_id = $2) \
            RETURNING flow_id, grant_part, grant_family), \
-     l AS (DELETE FROM hydra_rs_consent_latest WHERE subject = $1 AND ($2::text IS NULL OR client_id = $2) \
+     l AS (DELETE FROM hydra_rs_consent_latest WHERE subject = $1 AND ($2::bytea IS NULL OR client_id = $2) \
            RETURNING flow_id, grant_part, grant_family), \
      g AS (SELECT DISTINCT ON (flow_id) flow_id, grant_part, grant_family \
            FROM (SELECT * FROM c UNION ALL SELECT * FROM l) x), \
@@ -209,14 +209,14 @@ pub(crate) const SWEEP_TOKENS: &str = concat!(
 /// One janitor step over the flow markers of partition `$1` after key `$2`, at most `$3`:
 /// deletes those of flows started before `$4`.
 pub(crate) const SWEEP_FLOWS: &str = "WITH \
-     w AS (SELECT key FROM hydra_rs_flow WHERE part = $1 AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3), \
+     w AS (SELECT key FROM hydra_rs_flow WHERE part = $1 AND ($2::bytea IS NULL OR key > $2) ORDER BY key LIMIT $3), \
      d AS (DELETE FROM hydra_rs_flow f USING w WHERE f.part = $1 AND f.key = w.key AND f.started < $4 RETURNING 1) \
-     SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM d), (SELECT max(key) FROM w)";
+     SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM d), (SELECT key FROM w ORDER BY key DESC LIMIT 1)";
 
 /// One janitor step over login sessions after (subject, sid) `($1, $2)`, at most `$3`: deletes
 /// those that expired at or before `$4`.
 pub(crate) const SWEEP_LOGINS: &str = "WITH \
-     w AS (SELECT subject, sid FROM hydra_rs_login WHERE ($1::text IS NULL OR (subject, sid) > ($1, $2)) \
+     w AS (SELECT subject, sid FROM hydra_rs_login WHERE ($1::bytea IS NULL OR (subject, sid) > ($1, $2)) \
            ORDER BY subject, sid LIMIT $3), \
      d AS (DELETE FROM hydra_rs_login l USING w WHERE l.subject = w.subject AND l.sid = w.sid \
            AND l.expires_at <= $4 RETURNING 1), \

@@ -18,7 +18,7 @@
 //!   versions are in commit order, and the feed table lets every node learn of them.
 
 use crate::api::*;
-use crate::pg::lane::{Conn, Lanes};
+use crate::pg::lane::{Conn, Lanes, PgStats};
 use crate::pg::{sql, PgOptions};
 use crate::records::{encode_token, TokenKind, TokenRecord, TokenView};
 use crate::{block_on, StoreError};
@@ -66,6 +66,17 @@ fn col<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
     row.try_get(i).map_err(corrupt)
 }
 
+/// A bytea column holding a string (identifiers are stored as bytes; see the schema).
+fn text(row: &Row, i: usize) -> Result<String> {
+    String::from_utf8(col::<Vec<u8>>(row, i)?).map_err(|_| StoreError::Corrupt("a stored identifier is not UTF-8"))
+}
+
+fn opt_text(row: &Row, i: usize) -> Result<Option<String>> {
+    col::<Option<Vec<u8>>>(row, i)?
+        .map(|b| String::from_utf8(b).map_err(|_| StoreError::Corrupt("a stored identifier is not UTF-8")))
+        .transpose()
+}
+
 fn to_i64(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| StoreError::Database("a number is out of PostgreSQL's range".into()))
 }
@@ -106,9 +117,9 @@ fn record_at(row: &Row, at: usize) -> Result<TokenRecord> {
         kind: kind_of(col(row, at)?)?,
         signature: sig.try_into().map_err(|_| StoreError::Corrupt("token signature"))?,
         family: col::<i64>(row, at + 2)? as u64,
-        client_id: col(row, at + 3)?,
-        subject: col(row, at + 4)?,
-        scope: col(row, at + 5)?,
+        client_id: text(row, at + 3)?,
+        subject: text(row, at + 4)?,
+        scope: text(row, at + 5)?,
         audience: decode_audience(col(row, at + 6)?)?,
         issued_at: col(row, at + 7)?,
         expires_at: col(row, at + 8)?,
@@ -124,9 +135,9 @@ struct Columns {
     kind: Vec<i16>,
     signature: Vec<Vec<u8>>,
     family: Vec<i64>,
-    client_id: Vec<String>,
-    subject: Vec<String>,
-    scope: Vec<String>,
+    client_id: Vec<Vec<u8>>,
+    subject: Vec<Vec<u8>>,
+    scope: Vec<Vec<u8>>,
     audience: Vec<String>,
     issued_at: Vec<i64>,
     expires_at: Vec<i64>,
@@ -152,9 +163,9 @@ impl Columns {
             c.signature.push(r.signature.to_vec());
             c.family.push(to_i64(r.family)?);
             c.audience.push(encode_audience(&r.audience));
-            c.client_id.push(r.client_id);
-            c.subject.push(r.subject);
-            c.scope.push(r.scope);
+            c.client_id.push(r.client_id.into_bytes());
+            c.subject.push(r.subject.into_bytes());
+            c.scope.push(r.scope.into_bytes());
             c.issued_at.push(r.issued_at);
             c.expires_at.push(r.expires_at);
             c.ext.push(r.ext);
@@ -202,7 +213,7 @@ fn change_of(kind: i16, name: String) -> Result<Change> {
 async fn record_changes(c: &Conn, v: i64, changes: &[Change]) -> Result<()> {
     for (n, ch) in changes.iter().enumerate() {
         let (kind, name) = change_row(ch);
-        c.execute(sql::APPEND_CHANGE, &[&v, &(n as i16), &kind, &name]).await?;
+        c.execute(sql::APPEND_CHANGE, &[&v, &(n as i16), &kind, &name.as_bytes()]).await?;
     }
     if v % 256 == 0 && v > FEED_KEEP {
         c.execute(sql::PRUNE_CHANGES, &[&(v - FEED_KEEP)]).await?;
@@ -236,6 +247,11 @@ impl PgStore {
             .ok_or(StoreError::Corrupt("recorded partition count"))?;
         let blocks = (0..partitions).map(|_| Mutex::new(Vec::new())).collect();
         Ok(PgStore { lanes, partitions, blocks })
+    }
+
+    /// What the backend counted so far.
+    pub fn stats(&self) -> &PgStats {
+        &self.lanes.stats
     }
 
     fn check(&self, partition: u32) -> Result<i32> {
@@ -327,6 +343,13 @@ impl PgStore {
     }
 }
 
+/// A login-session cursor: a 4-byte length, the subject, the sid.
+fn split_cursor(c: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = c.split_first_chunk::<4>()?;
+    let n = u32::from_be_bytes(*len) as usize;
+    (rest.len() >= n).then(|| rest.split_at(n))
+}
+
 enum Spent {
     Done(Box<TokenRecord>),
     Again,
@@ -363,7 +386,11 @@ impl Storage for PgStore {
             return Ok(());
         }
         let cols = Columns::of(partition, records)?;
-        self.on(async move |c: &Conn| c.execute(sql::INSERT_TOKENS, &cols.params()).await.map(|_| ())).await
+        self.on(async move |c: &Conn| {
+            c.stats().batch(cols.seq.len());
+            c.execute(sql::INSERT_TOKENS, &cols.params()).await.map(|_| ())
+        })
+        .await
     }
 
     async fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>> {
@@ -398,7 +425,7 @@ impl Storage for PgStore {
     ) -> Result<bool> {
         let part = self.check(partition)?;
         let cols = Columns::of(partition, vec![(seq, code)])?;
-        let flow = flow_id.to_string();
+        let flow = flow_id.as_bytes().to_vec();
         self.on(async move |c: &Conn| {
             let mut params = cols.params().to_vec();
             params.extend_from_slice(&[&part, &flow, &started]);
@@ -443,19 +470,21 @@ impl Storage for PgStore {
 
     async fn flow_used(&self, partition: u32, key: &str) -> Result<bool> {
         let part = self.check(partition)?;
-        let key = key.to_string();
+        let key = key.as_bytes().to_vec();
         self.on(async move |c: &Conn| Ok(c.query_opt(sql::FLOW_USED, &[&part, &key]).await?.is_some())).await
     }
 
     async fn mark_flow(&self, partition: u32, key: &str, started: i64) -> Result<bool> {
         let part = self.check(partition)?;
-        let key = key.to_string();
+        let key = key.as_bytes().to_vec();
         self.on(async move |c: &Conn| Ok(c.execute(sql::MARK_FLOW, &[&part, &key, &started]).await? > 0)).await
     }
 
     async fn put_login_session(&self, s: LoginSession) -> Result<()> {
         self.on(async move |c: &Conn| {
-            c.execute(sql::PUT_LOGIN, &[&s.subject, &s.sid, &s.auth_time, &s.expires_at]).await.map(|_| ())
+            let params: [&(dyn ToSql + Sync); 4] =
+                [&s.subject.as_bytes(), &s.sid.as_bytes(), &s.auth_time, &s.expires_at];
+            c.execute(sql::PUT_LOGIN, &params).await.map(|_| ())
         })
         .await
     }
@@ -463,19 +492,21 @@ impl Storage for PgStore {
     async fn get_login_session(&self, subject: &str, sid: &str) -> Result<Option<LoginSession>> {
         let (subject, sid) = (subject.to_string(), sid.to_string());
         self.on(async move |c: &Conn| {
-            let Some(row) = c.query_opt(sql::GET_LOGIN, &[&subject, &sid]).await? else { return Ok(None) };
+            let Some(row) = c.query_opt(sql::GET_LOGIN, &[&subject.as_bytes(), &sid.as_bytes()]).await? else {
+                return Ok(None);
+            };
             Ok(Some(LoginSession { sid, subject, auth_time: col(&row, 0)?, expires_at: col(&row, 1)? }))
         })
         .await
     }
 
     async fn delete_login_session(&self, sid: &str) -> Result<bool> {
-        let sid = sid.to_string();
+        let sid = sid.as_bytes().to_vec();
         self.on(async move |c: &Conn| Ok(c.execute(sql::DELETE_LOGIN, &[&sid]).await? > 0)).await
     }
 
     async fn delete_login_sessions(&self, subject: &str) -> Result<usize> {
-        let subject = subject.to_string();
+        let subject = subject.as_bytes().to_vec();
         self.on(async move |c: &Conn| Ok(c.execute(sql::DELETE_LOGINS, &[&subject]).await? as usize)).await
     }
 
@@ -484,15 +515,22 @@ impl Storage for PgStore {
         let (part, family) = (consent.grant_partition as i32, to_i64(consent.grant_family)?);
         self.on(async move |c: &Conn| {
             let k = &consent;
-            let params: [&(dyn ToSql + Sync); 7] =
-                [&k.subject, &k.client_id, &k.flow_id, &part, &family, &body, &k.remember];
+            let params: [&(dyn ToSql + Sync); 7] = [
+                &k.subject.as_bytes(),
+                &k.client_id.as_bytes(),
+                &k.flow_id.as_bytes(),
+                &part,
+                &family,
+                &body,
+                &k.remember,
+            ];
             c.execute(sql::PUT_CONSENT, &params).await.map(|_| ())
         })
         .await
     }
 
     async fn latest_consent(&self, subject: &str, client_id: &str) -> Result<Option<Consent>> {
-        let (subject, client) = (subject.to_string(), client_id.to_string());
+        let (subject, client) = (subject.as_bytes().to_vec(), client_id.as_bytes().to_vec());
         self.on(async move |c: &Conn| {
             let Some(row) = c.query_opt(sql::LATEST_CONSENT, &[&subject, &client]).await? else { return Ok(None) };
             serde_json::from_slice(col(&row, 0)?).map(Some).map_err(|_| StoreError::Corrupt("consent session"))
@@ -501,7 +539,7 @@ impl Storage for PgStore {
     }
 
     async fn list_consents(&self, subject: &str) -> Result<Vec<Consent>> {
-        let subject = subject.to_string();
+        let subject = subject.as_bytes().to_vec();
         self.on(async move |c: &Conn| {
             let rows = c.query(sql::LIST_CONSENTS, &[&subject]).await?;
             rows.iter()
@@ -512,7 +550,7 @@ impl Storage for PgStore {
     }
 
     async fn revoke_consents(&self, subject: &str, client_id: Option<&str>) -> Result<usize> {
-        let (subject, client) = (subject.to_string(), client_id.map(str::to_string));
+        let (subject, client) = (subject.as_bytes().to_vec(), client_id.map(|c| c.as_bytes().to_vec()));
         self.on(async move |c: &Conn| {
             let row = c.query_one(sql::REVOKE_CONSENTS, &[&subject, &client]).await?;
             Ok(col::<i64>(&row, 0)? as usize)
@@ -523,13 +561,13 @@ impl Storage for PgStore {
     async fn load_clients(&self) -> Result<Vec<(String, Vec<u8>)>> {
         self.on(async move |c: &Conn| {
             let rows = c.query(sql::LOAD_CLIENTS, &[]).await?;
-            rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
+            rows.iter().map(|r| Ok((text(r, 0)?, col(r, 1)?))).collect()
         })
         .await
     }
 
     async fn get_client(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        let id = id.to_string();
+        let id = id.as_bytes().to_vec();
         self.on(async move |c: &Conn| c.query_opt(sql::GET_CLIENT, &[&id]).await?.map(|r| col(&r, 0)).transpose()).await
     }
 
@@ -537,7 +575,7 @@ impl Storage for PgStore {
         let id = id.to_string();
         self.meta(async move |c: &Conn| {
             let current: Option<Vec<u8>> =
-                c.query_opt(sql::CLIENT_FOR_UPDATE, &[&id]).await?.map(|r| col(&r, 0)).transpose()?;
+                c.query_opt(sql::CLIENT_FOR_UPDATE, &[&id.as_bytes()]).await?.map(|r| col(&r, 0)).transpose()?;
             let refused = match (&mode, current) {
                 (PutMode::Create { .. }, Some(_)) => Some(PutOutcome::Exists),
                 (PutMode::Replace { .. }, None) => Some(PutOutcome::Missing),
@@ -548,7 +586,7 @@ impl Storage for PgStore {
             if let Some(outcome) = refused {
                 return Ok((outcome, Vec::new()));
             }
-            c.execute(sql::PUT_CLIENT, &[&id, &body]).await?;
+            c.execute(sql::PUT_CLIENT, &[&id.as_bytes(), &body]).await?;
             Ok((PutOutcome::Written, vec![Change::Client(id)]))
         })
         .await
@@ -557,10 +595,10 @@ impl Storage for PgStore {
     async fn delete_client(&self, id: &str, _marks: Vec<u64>) -> Result<(bool, u64)> {
         let id = id.to_string();
         self.meta(async move |c: &Conn| {
-            if c.execute(sql::DELETE_CLIENT, &[&id]).await? == 0 {
+            if c.execute(sql::DELETE_CLIENT, &[&id.as_bytes()]).await? == 0 {
                 return Ok((false, Vec::new()));
             }
-            c.execute(sql::BUMP_EPOCH, &[&id]).await?;
+            c.execute(sql::BUMP_EPOCH, &[&id.as_bytes()]).await?;
             Ok((true, vec![Change::Watermarks(id.clone()), Change::Client(id)]))
         })
         .await
@@ -569,7 +607,7 @@ impl Storage for PgStore {
     async fn set_watermarks(&self, client_id: &str, _marks: Vec<u64>) -> Result<()> {
         let id = client_id.to_string();
         self.meta(async move |c: &Conn| {
-            c.execute(sql::BUMP_EPOCH, &[&id]).await?;
+            c.execute(sql::BUMP_EPOCH, &[&id.as_bytes()]).await?;
             Ok(((), vec![Change::Watermarks(id)]))
         })
         .await
@@ -591,8 +629,8 @@ impl Storage for PgStore {
             rows.iter()
                 .map(|r| {
                     Ok(KeyRow {
-                        set: col(r, 0)?,
-                        kid: col(r, 1)?,
+                        set: text(r, 0)?,
+                        kid: text(r, 1)?,
                         created: col::<i64>(r, 2)? as u64,
                         sealed: col(r, 3)?,
                     })
@@ -605,7 +643,7 @@ impl Storage for PgStore {
     async fn write_keys(&self, set: &str, write: KeyWrite) -> Result<(bool, u64)> {
         let set = set.to_string();
         self.meta(async move |c: &Conn| {
-            let had: bool = col(&c.query_one(sql::SET_HAS_KEYS, &[&set]).await?, 0)?;
+            let had: bool = col(&c.query_one(sql::SET_HAS_KEYS, &[&set.as_bytes()]).await?, 0)?;
             let (rows, clear) = match &write {
                 KeyWrite::Add(rows) => (rows.as_slice(), false),
                 KeyWrite::AddIfEmpty(rows) if !had => (rows.as_slice(), false),
@@ -613,7 +651,7 @@ impl Storage for PgStore {
                 KeyWrite::Replace(rows) => (rows.as_slice(), true),
                 KeyWrite::DeleteSet => (&[][..], true),
                 KeyWrite::DeleteKey(kid) => {
-                    let existed = c.execute(sql::DELETE_KEY, &[&set, kid]).await? > 0;
+                    let existed = c.execute(sql::DELETE_KEY, &[&set.as_bytes(), &kid.as_bytes()]).await? > 0;
                     return Ok((existed, vec![Change::Keys(set)]));
                 }
             };
@@ -621,10 +659,12 @@ impl Storage for PgStore {
                 return Err(StoreError::Corrupt("key row of another set"));
             }
             if clear {
-                c.execute(sql::DELETE_SET, &[&set]).await?;
+                c.execute(sql::DELETE_SET, &[&set.as_bytes()]).await?;
             }
             for r in rows {
-                c.execute(sql::PUT_KEY, &[&r.set, &r.kid, &to_i64(r.created)?, &r.sealed]).await?;
+                let params: [&(dyn ToSql + Sync); 4] =
+                    [&r.set.as_bytes(), &r.kid.as_bytes(), &to_i64(r.created)?, &r.sealed];
+                c.execute(sql::PUT_KEY, &params).await?;
             }
             let answer = matches!(write, KeyWrite::AddIfEmpty(_)) || had;
             Ok((answer, vec![Change::Keys(set)]))
@@ -643,7 +683,7 @@ impl Storage for PgStore {
             }
             let mut changes = Vec::new();
             for r in &rows {
-                if let (Some(kind), Some(name)) = (col::<Option<i16>>(r, 3)?, col::<Option<String>>(r, 4)?) {
+                if let (Some(kind), Some(name)) = (col::<Option<i16>>(r, 3)?, opt_text(r, 4)?) {
                     changes.push(change_of(kind, name)?);
                 }
             }
@@ -691,11 +731,9 @@ impl Storage for PgStore {
                 .await
             }
             SweepTarget::Flows => {
-                let from = after.map(|a| String::from_utf8_lossy(&a).into_owned());
                 self.on(async move |c: &Conn| {
-                    let r = c.query_one(sql::SWEEP_FLOWS, &[&part, &from, &limit, &flow_before]).await?;
-                    let last: Option<String> = col(&r, 2)?;
-                    Ok(step(col(&r, 0)?, col(&r, 1)?, last.map(String::into_bytes)))
+                    let r = c.query_one(sql::SWEEP_FLOWS, &[&part, &after, &limit, &flow_before]).await?;
+                    Ok(step(col(&r, 0)?, col(&r, 1)?, col(&r, 2)?))
                 })
                 .await
             }
@@ -704,18 +742,15 @@ impl Storage for PgStore {
                 if partition != 0 {
                     return Ok(Step::default());
                 }
-                let (subject, sid) =
-                    match after.as_deref().and_then(|a| a.iter().position(|b| *b == 0).map(|i| a.split_at(i))) {
-                        Some((s, rest)) => (
-                            Some(String::from_utf8_lossy(s).into_owned()),
-                            Some(String::from_utf8_lossy(&rest[1..]).into_owned()),
-                        ),
-                        None => (None, None),
-                    };
+                // The cursor is the last (subject, sid): the subject's length, the subject, the sid.
+                let (subject, sid) = match after.as_deref().and_then(split_cursor) {
+                    Some((s, i)) => (Some(s.to_vec()), Some(i.to_vec())),
+                    None => (None, None),
+                };
                 self.on(async move |c: &Conn| {
                     let r = c.query_one(sql::SWEEP_LOGINS, &[&subject, &sid, &limit, &before]).await?;
-                    let last = match (col::<Option<String>>(&r, 2)?, col::<Option<String>>(&r, 3)?) {
-                        (Some(s), Some(i)) => Some([s.as_bytes(), &[0], i.as_bytes()].concat()),
+                    let last = match (col::<Option<Vec<u8>>>(&r, 2)?, col::<Option<Vec<u8>>>(&r, 3)?) {
+                        (Some(s), Some(i)) => Some([&(s.len() as u32).to_be_bytes()[..], &s, &i].concat()),
                         _ => None,
                     };
                     Ok(step(col(&r, 0)?, col(&r, 1)?, last))

@@ -1,0 +1,255 @@
+//! The PostgreSQL backend as several nodes see it: two `PgStore`s on one database of a throwaway
+//! cluster, each standing for a server process. What one node commits is in force on the other
+//! at once; single use holds across nodes; numbers never repeat; the change feed tells one node
+//! of the other's writes; the janitor's steps delete exactly what is dead.
+
+mod common;
+
+use hydra_storage::*;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+fn rec(kind: TokenKind, family: u64, client: &str, sig: u8, issued_at: i64, expires_at: i64) -> TokenRecord {
+    TokenRecord {
+        kind,
+        signature: [sig; 32],
+        family,
+        client_id: client.into(),
+        subject: "alice".into(),
+        scope: "openid offline".into(),
+        audience: vec!["https://api".into()],
+        issued_at,
+        expires_at,
+        ext: String::new(),
+    }
+}
+
+fn two_nodes(name: &str) -> (testpg::Cluster, Arc<Backend>, Arc<Backend>) {
+    let cluster = testpg::Cluster::start(&[]).unwrap();
+    let o = common::fresh_db(&cluster, name);
+    let a = Arc::new(Backend::from(common::store(&o, 4)));
+    let b = Arc::new(Backend::from(common::store(&o, 4)));
+    (cluster, a, b)
+}
+
+#[test]
+fn what_one_node_commits_is_in_force_on_the_other_at_once() {
+    let (_c, a, b) = two_nodes("nodes");
+    let s = a.next_seq(1).wait().unwrap();
+    a.insert_token(1, s, &rec(TokenKind::Access, s, "app", 1, 0, i64::MAX / 2)).wait().unwrap();
+    assert_eq!(b.get_token(1, s).wait().unwrap().map(|r| r.signature), Some([1; 32]));
+    // Revoking every token of the client on A: gone on B, and a token written afterwards lives.
+    a.set_watermarks("app", a.seq_marks().wait().unwrap()).wait().unwrap();
+    assert_eq!(b.get_token(1, s).wait().unwrap(), None);
+    assert!(b.get_token_view(1, s).wait().unwrap().is_none());
+    let later = b.next_seq(1).wait().unwrap();
+    b.insert_token(1, later, &rec(TokenKind::Access, later, "app", 2, 0, i64::MAX / 2)).wait().unwrap();
+    assert!(a.get_token(1, later).wait().unwrap().is_some(), "a token issued after the revocation lives");
+    // A deleted client's tokens are dead on every node; a new client of that id starts clean.
+    a.put_client("app", b"{}".to_vec(), PutMode::Create { marks: vec![] }).wait().unwrap();
+    assert_eq!(a.delete_client("app", vec![]).wait().unwrap().0, true);
+    assert_eq!(b.get_token(1, later).wait().unwrap(), None);
+    assert_eq!(
+        b.put_client("app", b"{}".to_vec(), PutMode::Create { marks: vec![] }).wait().unwrap().0,
+        PutOutcome::Written
+    );
+    assert_eq!(a.get_token(1, later).wait().unwrap(), None, "the new client does not revive the old tokens");
+    // A revoked family and a deleted token: gone on the other node.
+    let f = a.next_seq(2).wait().unwrap();
+    assert!(a.issue_code(2, "flow-x", 0, f, rec(TokenKind::Code, f, "app", 3, 0, i64::MAX / 2)).wait().unwrap());
+    assert!(!b.issue_code(2, "flow-x", 0, f + 1, rec(TokenKind::Code, f + 1, "app", 4, 0, 1)).wait().unwrap());
+    assert!(b.flow_used(2, "flow-x").wait().unwrap());
+    assert_eq!(b.revoke_family(2, f).wait().unwrap(), 1);
+    assert_eq!(a.get_token(2, f).wait().unwrap(), None);
+}
+
+#[test]
+fn numbers_never_repeat_across_nodes_and_restarts() {
+    let (c, a, b) = two_nodes("numbers");
+    let mut seen = BTreeSet::new();
+    let take = |n: &Arc<Backend>, k: usize, seen: &mut BTreeSet<u64>| {
+        let got: Vec<u64> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let n = n.clone();
+                    sc.spawn(move || (0..k).map(|_| n.next_seq(0).wait().unwrap()).collect::<Vec<_>>())
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        for s in got {
+            assert!(seen.insert(s), "number {s} handed out twice");
+        }
+    };
+    take(&a, 700, &mut seen);
+    take(&b, 700, &mut seen);
+    drop(a);
+    let o = common::opts(c.port(), "numbers");
+    let again = Arc::new(Backend::from(common::store(&o, 4)));
+    take(&again, 300, &mut seen);
+    assert_eq!(seen.len(), 2 * 4 * 700 + 4 * 300);
+}
+
+/// Many rounds of the same code (or refresh token) presented on both nodes at once: exactly one
+/// wins; the other is a replay that revokes the whole grant, the winner's new tokens included.
+#[test]
+fn single_use_holds_across_nodes() {
+    let (_c, a, b) = two_nodes("single_use");
+    for round in 0..40u8 {
+        let code = a.next_seq(3).wait().unwrap();
+        assert!(a
+            .issue_code(3, &format!("flow-{round}"), 0, code, rec(TokenKind::Code, code, "app", round, 0, i64::MAX / 2))
+            .wait()
+            .unwrap());
+        let refresh = round % 2 == 1;
+        let mut presented = (code, [round; 32]);
+        if refresh {
+            // Turn the code into a refresh token first, then race its rotation.
+            let rt = a.next_seq(3).wait().unwrap();
+            let bought = vec![(rt, rec(TokenKind::Refresh, code, "app", 200, 0, i64::MAX / 2))];
+            assert!(matches!(a.redeem_code(3, code, [round; 32], bought).wait().unwrap(), Redeem::Done(_)));
+            presented = (rt, [200; 32]);
+        }
+        let attempt = |n: Arc<Backend>, sig: u8| {
+            std::thread::spawn(move || {
+                let at = n.next_seq(3).wait().unwrap();
+                let rt = n.next_seq(3).wait().unwrap();
+                let new = vec![
+                    (at, rec(TokenKind::Access, code, "app", sig, 0, i64::MAX / 2)),
+                    (rt, rec(TokenKind::Refresh, code, "app", sig + 1, 0, i64::MAX / 2)),
+                ];
+                let won = if refresh {
+                    match n.rotate_refresh(3, presented.0, presented.1, new).wait().unwrap() {
+                        Rotate::Done(_) => true,
+                        Rotate::Reused => false,
+                        Rotate::Missing => panic!("round {round}: the token went missing"),
+                    }
+                } else {
+                    match n.redeem_code(3, presented.0, presented.1, new).wait().unwrap() {
+                        Redeem::Done(_) => true,
+                        Redeem::Replayed => false,
+                        Redeem::Missing => panic!("round {round}: the code went missing"),
+                    }
+                };
+                (won, at, rt)
+            })
+        };
+        let (x, y) = (attempt(a.clone(), 100), attempt(b.clone(), 150));
+        let (x, y) = (x.join().unwrap(), y.join().unwrap());
+        assert!(x.0 ^ y.0, "round {round}: exactly one attempt wins ({x:?} {y:?})");
+        let winner = if x.0 { x } else { y };
+        for s in [winner.1, winner.2] {
+            assert_eq!(
+                a.get_token(3, s).wait().unwrap(),
+                None,
+                "round {round}: the replay revoked the winner's tokens"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_feed_tells_a_node_of_the_others_writes_in_commit_order() {
+    let (_c, a, b) = two_nodes("feed");
+    let start = b.changes_since(0).wait().unwrap();
+    assert!(!start.resync);
+    let (_, v1) = a.put_client("one", b"{\"v\":1}".to_vec(), PutMode::Create { marks: vec![] }).wait().unwrap();
+    let (_, v2) = a
+        .write_keys(
+            "set",
+            KeyWrite::Add(vec![KeyRow { set: "set".into(), kid: "k".into(), created: 1, sealed: vec![1] }]),
+        )
+        .wait()
+        .unwrap();
+    a.set_watermarks("one", vec![]).wait().unwrap();
+    assert!(v2 > v1);
+    let got = b.changes_since(start.version).wait().unwrap();
+    assert_eq!(
+        got.changes,
+        vec![Change::Client("one".into()), Change::Keys("set".into()), Change::Watermarks("one".into())]
+    );
+    assert!(got.version >= v2 + 1);
+    assert_eq!(b.get_client("one").wait().unwrap(), Some(b"{\"v\":1}".to_vec()));
+    assert!(b.changes_since(got.version).wait().unwrap().changes.is_empty());
+    assert!(b.changes_since(got.version + 5).wait().unwrap().resync, "a version from the future reloads");
+    // Concurrent compare-and-set from both nodes: one wins, the other sees a conflict.
+    let cur = b"{\"v\":1}".to_vec();
+    let x = {
+        let (a, cur) = (a.clone(), cur.clone());
+        std::thread::spawn(move || {
+            a.put_client("one", b"{\"v\":2}".to_vec(), PutMode::Replace { expected: cur }).wait()
+        })
+    };
+    let y = b.put_client("one", b"{\"v\":3}".to_vec(), PutMode::Replace { expected: cur }).wait().unwrap();
+    let x = x.join().unwrap().unwrap();
+    let outcomes = [x.0, y.0];
+    assert!(outcomes.contains(&PutOutcome::Written) && outcomes.contains(&PutOutcome::Conflict), "{outcomes:?}");
+}
+
+#[test]
+fn janitor_steps_delete_exactly_what_is_dead() {
+    let (_c, a, b) = two_nodes("sweep");
+    let now = 1_000_000;
+    let mut live = Vec::new();
+    let mut dead = Vec::new();
+    for i in 0..30u64 {
+        let s = a.next_seq(0).wait().unwrap();
+        let (kind, client, issued, expires) = match i % 5 {
+            0 => (TokenKind::Access, "app", now - 10, now - 1),         // expired
+            1 => (TokenKind::Access, "app", now - 5000, now + 5000),    // past the access lifespan
+            2 => (TokenKind::Refresh, "app", now - 10, now + 5000),     // live
+            3 => (TokenKind::Access, "gone", now - 10, now + 5000),     // its client's tokens revoked
+            _ => (TokenKind::RefreshUsed, "app", now - 10, now + 5000), // live marker
+        };
+        a.insert_token(0, s, &rec(kind, s, client, i as u8, issued, expires)).wait().unwrap();
+        if matches!(i % 5, 2 | 4) {
+            live.push(s)
+        } else {
+            dead.push(s)
+        }
+    }
+    a.set_watermarks("gone", vec![]).wait().unwrap();
+    for (i, f) in ["old-1", "old-2", "new-1"].iter().enumerate() {
+        let started = if i < 2 { now - 4000 } else { now - 10 };
+        assert!(a.mark_flow(1, f, started).wait().unwrap());
+    }
+    for (i, sid) in ["s1", "s2", "s3"].iter().enumerate() {
+        let expires_at = if i == 1 { now + 100 } else { now - 1 };
+        a.put_login_session(LoginSession { sid: sid.to_string(), subject: format!("u{i}"), auth_time: 0, expires_at })
+            .wait()
+            .unwrap();
+    }
+    let rules = SweepRules {
+        before: now,
+        access_lifespan: Some(3600),
+        refresh_lifespan: None,
+        flow_lifespan: 1800,
+        ..Default::default()
+    };
+    let walk = |target, partition| {
+        let (mut after, mut examined, mut deleted, mut steps) = (None, 0, 0, 0);
+        loop {
+            let st = b.sweep_step(partition, target, after.take(), 4, &rules).wait().unwrap();
+            examined += st.examined;
+            deleted += st.deleted;
+            steps += 1;
+            match st.next {
+                Some(n) => after = Some(n),
+                None => break (examined, deleted, steps),
+            }
+        }
+    };
+    assert_eq!(walk(SweepTarget::Tokens, 0), (30, 18, 8));
+    for s in live {
+        assert!(a.get_token(0, s).wait().unwrap().is_some());
+    }
+    for s in dead {
+        assert!(!a.delete_token(0, s).wait().unwrap(), "token {s} was not swept");
+    }
+    assert_eq!(walk(SweepTarget::Flows, 1), (3, 2, 1));
+    assert!(a.flow_used(1, "new-1").wait().unwrap() && !a.flow_used(1, "old-1").wait().unwrap());
+    assert_eq!(walk(SweepTarget::LoginSessions, 0), (3, 2, 1));
+    assert_eq!(walk(SweepTarget::LoginSessions, 1), (0, 0, 1), "sessions are walked once, from partition 0");
+    assert!(a.get_login_session("u1", "s2").wait().unwrap().is_some());
+    assert!(a.get_login_session("u0", "s1").wait().unwrap().is_none());
+}
