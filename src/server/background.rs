@@ -4,6 +4,7 @@
 
 use crate::server::state::{self, Shared};
 use crate::{info, warn};
+use hydra_storage::{block_on, Storage};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,16 @@ pub(super) fn spawn_janitor(shared: &Arc<Shared>) -> Result<Option<std::thread::
         limit: None,
         pause: Duration::from_millis(10),
     };
+    // Several processes may share one database: a pass runs only on the node holding the
+    // janitor's lease. The holder renews it every pass; it lapses two intervals (at least two
+    // seconds) after the holder's last pass, and another node takes over.
+    let holder = {
+        use ring::rand::SecureRandom;
+        let mut id = [0u8; 8];
+        ring::rand::SystemRandom::new().fill(&mut id).map_err(|_| "no randomness available".to_string())?;
+        format!("{:016x}-{}", u64::from_le_bytes(id), std::process::id())
+    };
+    let lease_secs = (2 * every.as_secs()).max(2) as i64;
     let t = std::thread::Builder::new()
         .name("janitor".into())
         .spawn(move || {
@@ -65,6 +76,15 @@ pub(super) fn spawn_janitor(shared: &Arc<Shared>) -> Result<Option<std::thread::
                 if std::time::Instant::now() < next {
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
+                }
+                next = std::time::Instant::now() + every;
+                match block_on(shared.store.janitor_lease(&holder, lease_secs)) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        warn!("janitor lease unavailable; retrying at the next interval", "error" = e);
+                        continue;
+                    }
                 }
                 let t0 = std::time::Instant::now();
                 match crate::janitor::run(&shared.store, &policy, state::unix_now(), stop) {

@@ -372,4 +372,9 @@ pub trait Storage: Send + Sync {
     ) -> impl Future<Output = Result<Step>>;
     /// Whether the store answers and takes writes (readiness).
     fn ping(&self) -> impl Future<Output = Result<()>>;
+    /// Takes or renews the janitor's lease for `holder` for `secs` seconds (the backend's clock)
+    /// unless another holder's lease has not run out; resolves to whether `holder` holds it.
+    /// With several processes on one database only the holder's background janitor runs; the
+    /// embedded store has one process and always answers `true`.
+    fn janitor_lease(&self, holder: &str, secs: i64) -> impl Future<Output = Result<bool>>;
 }

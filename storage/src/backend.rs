@@ -188,4 +188,7 @@ impl Storage for Backend {
     async fn ping(&self) -> Result<()> {
         each!(self, s => s.ping().await)
     }
+    async fn janitor_lease(&self, holder: &str, secs: i64) -> Result<bool> {
+        each!(self, s => s.janitor_lease(holder, secs).await)
+    }
 }

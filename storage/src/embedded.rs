@@ -725,6 +725,11 @@ impl Storage for Store {
         Ok(step)
     }
 
+    async fn janitor_lease(&self, _holder: &str, _secs: i64) -> Result<bool> {
+        // One process owns the data directory.
+        Ok(true)
+    }
+
     async fn ping(&self) -> Result<()> {
         // Not ready while any partition refuses writes after an I/O error.
         if self.partitions.iter().chain([&self.meta]).any(|p| p.stats().failed.load(Ordering::Relaxed)) {

@@ -17,6 +17,7 @@ mod introspect;
 mod janitor;
 mod keys;
 mod metrics;
+mod nodes;
 mod restart;
 mod revoke;
 mod security;

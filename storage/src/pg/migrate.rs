@@ -122,8 +122,15 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         );
         -- `pruned`: the feed no longer holds the changes up to this version.
         INSERT INTO hydra_rs_counter VALUES ('version', 0), ('pruned', 0);
+        -- Leases: the background janitor runs on the node that holds `janitor`.
+        CREATE TABLE hydra_rs_lease (
+            name   text   PRIMARY KEY,
+            holder bytea  NOT NULL,
+            until  bigint NOT NULL
+        );
     ",
     down: "
+        DROP TABLE hydra_rs_lease;
         DROP TABLE hydra_rs_counter;
         DROP TABLE hydra_rs_change;
         DROP TABLE hydra_rs_key;

@@ -224,3 +224,11 @@ pub(crate) const SWEEP_LOGINS: &str = "WITH \
      SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM d), (SELECT subject FROM k), (SELECT sid FROM k)";
 
 pub(crate) const PING: &str = "SELECT 1";
+
+/// Takes or renews lease `$1` for holder `$2` for `$3` seconds unless another holder's lease
+/// has not run out; a row comes back when `$2` holds it. Times are the database's clock, so
+/// the nodes' clocks do not matter.
+pub(crate) const LEASE: &str = "INSERT INTO hydra_rs_lease AS l (name, holder, until) \
+     VALUES ($1, $2, extract(epoch FROM clock_timestamp())::bigint + $3) \
+     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+     WHERE l.holder = excluded.holder OR l.until <= extract(epoch FROM clock_timestamp())::bigint RETURNING 1";

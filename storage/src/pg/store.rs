@@ -760,6 +760,11 @@ impl Storage for PgStore {
         }
     }
 
+    async fn janitor_lease(&self, holder: &str, secs: i64) -> Result<bool> {
+        let holder = holder.as_bytes().to_vec();
+        self.on(async move |c: &Conn| Ok(c.query_opt(sql::LEASE, &[&"janitor", &holder, &secs]).await?.is_some())).await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.on(async move |c: &Conn| c.query_one(sql::PING, &[]).await.map(|_| ())).await
     }
