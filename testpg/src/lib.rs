@@ -197,9 +197,41 @@ impl Cluster {
     /// Stops the server at once (`immediate`: what a crash looks like) and starts it again on the
     /// same port; for fault tests.
     pub fn restart_immediate(&self) -> Result<(), Error> {
-        let data = self.data();
-        self.run(self.pg("pg_ctl").args(["-w", "-D"]).arg(&data).args(["-m", "immediate", "stop"]), "pg_ctl stop")?;
+        self.stop_immediate()?;
         self.pg_start()
+    }
+
+    /// Stops the server at once, as a crash would (no shutdown checkpoint; every connection
+    /// cut); [`Cluster::start_again`] brings it back on the same port.
+    pub fn stop_immediate(&self) -> Result<(), Error> {
+        let data = self.data();
+        self.run(self.pg("pg_ctl").args(["-w", "-D"]).arg(&data).args(["-m", "immediate", "stop"]), "pg_ctl stop")
+    }
+
+    /// Kills the postmaster with SIGKILL (its backends exit when they notice);
+    /// [`Cluster::start_again`] brings it back once they are gone.
+    pub fn kill_9(&self) -> Result<(), Error> {
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .map_err(|e| fail(format!("postmaster.pid: {e}")))?;
+        let pid: i32 =
+            pid_file.lines().next().and_then(|l| l.trim().parse().ok()).ok_or_else(|| fail("postmaster.pid"))?;
+        // SAFETY: kill(2) on the cluster's own postmaster, read from its pid file.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        Ok(())
+    }
+
+    /// Starts a stopped cluster again on the same port. After [`Cluster::kill_9`] PostgreSQL
+    /// refuses to start while orphaned backends still hold its shared memory: retried for up to
+    /// 30 s.
+    pub fn start_again(&self) -> Result<(), Error> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match self.pg_start() {
+                Ok(()) => return Ok(()),
+                Err(e) if std::time::Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
+            }
+        }
     }
 
     /// Starts the server on `self.port` and waits until it accepts connections (up to 30 s).

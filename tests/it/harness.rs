@@ -108,13 +108,20 @@ pub fn pg_database(dir: Option<&Path>) -> String {
         }
     }
     let name = format!("it_{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let dsn = create_database(c, &name);
+    if let Some(d) = dir {
+        DATABASES.lock().unwrap().push((d.to_path_buf(), dsn.clone()));
+    }
+    dsn
+}
+
+/// Creates database `name` in cluster `c`, applies the schema with `hydra migrate sql up`, and
+/// returns its DSN.
+pub fn create_database(c: &testpg::Cluster, name: &str) -> String {
     c.psql(&format!("CREATE DATABASE {name}")).expect("create a database");
     let dsn = format!("postgres://postgres@127.0.0.1:{}/{name}?sslmode=disable", c.port());
     let out = Command::new(BIN).args(["migrate", "sql", "up", "--yes", &dsn]).output().expect("run hydra migrate");
     assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
-    if let Some(d) = dir {
-        DATABASES.lock().unwrap().push((d.to_path_buf(), dsn.clone()));
-    }
     dsn
 }
 

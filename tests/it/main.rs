@@ -18,6 +18,7 @@ mod janitor;
 mod keys;
 mod metrics;
 mod nodes;
+mod pg_faults;
 mod restart;
 mod revoke;
 mod security;

@@ -89,14 +89,14 @@ fn sigkill_during_load_loses_nothing_acknowledged() {
 }
 
 /// Threads issuing tokens for one client until stopped; collects every token that got a 200.
-struct Load {
+pub struct Load {
     acked: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     handles: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Load {
-    fn start(s: &Server, threads: usize) -> Load {
+    pub fn start(s: &Server, threads: usize) -> Load {
         let (a, asec) = cc_client(s, "a");
         let acked = Arc::new(Mutex::new(Vec::<String>::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -110,7 +110,7 @@ impl Load {
     }
 
     /// Stops the threads and returns the acknowledged tokens.
-    fn finish(self) -> Vec<String> {
+    pub fn finish(self) -> Vec<String> {
         self.stop.store(true, Ordering::SeqCst);
         for h in self.handles {
             h.join().unwrap();

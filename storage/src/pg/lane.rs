@@ -56,6 +56,15 @@ impl PgStats {
 /// After a failed connection attempt, jobs fail at once for this long instead of trying again.
 pub(crate) const RETRY: Duration = Duration::from_millis(250);
 
+/// A statement not answered within this long fails (`Unavailable`: it may or may not have
+/// happened) and its connection is replaced: a database that stopped answering (a cut network
+/// drops packets, no reset) must not hold requests forever. Every statement is bounded (token
+/// batches, janitor steps of `--batch-size` rows), so a healthy database answers far sooner.
+pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long opening a connection may take when the DSN gives no `connect_timeout`.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 type Job = Box<dyn FnOnce(Rc<Lane>) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
 
 /// Statement parameters.
@@ -79,6 +88,8 @@ pub(crate) struct Conn {
     client: Client,
     prepared: RefCell<HashMap<usize, Statement>>,
     stats: Arc<PgStats>,
+    /// A statement timed out: the connection is not trusted any more.
+    broken: Cell<bool>,
 }
 
 impl Conn {
@@ -103,8 +114,13 @@ impl Conn {
         st.statements.fetch_add(1, Relaxed);
         st.in_flight.fetch_add(1, Relaxed);
         let t0 = Instant::now();
-        let r = run.await;
+        let r = monoio::time::timeout(STATEMENT_TIMEOUT, run).await;
         st.in_flight.fetch_sub(1, Relaxed);
+        let Ok(r) = r else {
+            self.broken.set(true);
+            st.failures.fetch_add(1, Relaxed);
+            return Err(StoreError::Unavailable);
+        };
         let us = t0.elapsed().as_micros() as u64;
         st.rtt_micros.fetch_add(us, Relaxed);
         st.rtt_hist[crate::commit::bucket(&crate::SYNC_BUCKETS_US, us)].fetch_add(1, Relaxed);
@@ -148,7 +164,7 @@ impl Conn {
     }
 
     fn closed(&self) -> bool {
-        self.client.is_closed()
+        self.client.is_closed() || self.broken.get()
     }
 }
 
@@ -204,11 +220,18 @@ impl Lane {
         if self.failed_at.get().is_some_and(|t| t.elapsed() < RETRY) {
             return Err(StoreError::Unavailable);
         }
-        match connect(&self.opts).await {
+        let mut opts = self.opts.clone();
+        opts.connect_timeout = opts.connect_timeout.or(Some(CONNECT_TIMEOUT));
+        match connect(&opts).await {
             Ok(client) => {
                 self.failed_at.set(None);
                 self.stats.connects.fetch_add(1, Relaxed);
-                let c = Rc::new(Conn { client, prepared: RefCell::new(HashMap::new()), stats: self.stats.clone() });
+                let c = Rc::new(Conn {
+                    client,
+                    prepared: RefCell::new(HashMap::new()),
+                    stats: self.stats.clone(),
+                    broken: Cell::new(false),
+                });
                 *slot = Some(c.clone());
                 Ok(c)
             }

@@ -1,0 +1,86 @@
+//! PostgreSQL going away under a running server (a cluster of the test's own, so it can be
+//! stopped): requests that need the database answer `503 temporarily_unavailable`, readiness
+//! fails, liveness holds, the process keeps running and heals by itself when the database is
+//! back; nothing acknowledged is lost when PostgreSQL is killed with SIGKILL under load.
+
+use crate::harness::*;
+use crate::restart::Load;
+use std::time::{Duration, Instant};
+
+fn token_status(s: &Server, id: &str, secret: &str) -> Response {
+    token_req(id, secret, &[]).send(s.public)
+}
+
+/// Waits (up to 15 s) until the server issues tokens again.
+#[track_caller]
+fn heals(s: &Server, id: &str, secret: &str) {
+    let t0 = Instant::now();
+    while token_status(s, id, secret).status != 200 {
+        assert!(t0.elapsed() < Duration::from_secs(15), "the server did not recover:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Req::get("/health/ready").send(s.public).expect(200);
+}
+
+#[test]
+fn outages_are_503_and_heal_by_themselves() {
+    let cluster = testpg::Cluster::start(&[]).unwrap();
+    let dsn = create_database(&cluster, "faults");
+    let s = Opts::new("io_uring").env("DSN", &dsn).start();
+    let (id, secret) = cc_client(&s, "read");
+    let before = access_token(&s, &id, &secret);
+    for (what, stop) in [
+        ("stopped (immediate)", &(|c: &testpg::Cluster| c.stop_immediate()) as &dyn Fn(&testpg::Cluster) -> _),
+        ("killed with SIGKILL", &|c: &testpg::Cluster| c.kill_9()),
+    ] {
+        stop(&cluster).unwrap();
+        // Every request that needs the database: 503, promptly, with the RFC 6749 error body.
+        // After SIGKILL of the postmaster its orphaned backends may answer (and durably commit)
+        // a little longer; a 200 is acceptable until they notice, any other answer is not.
+        let t0 = Instant::now();
+        loop {
+            let r = token_status(&s, &id, &secret);
+            if r.status == 503 {
+                r.expect_error(503, "temporarily_unavailable");
+                break;
+            }
+            r.expect(200);
+            assert!(t0.elapsed() < Duration::from_secs(10), "{what}: still served after {:?}", t0.elapsed());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let t0 = Instant::now();
+        token_status(&s, &id, &secret).expect_error(503, "temporarily_unavailable");
+        assert!(t0.elapsed() < Duration::from_secs(6), "{what}: the 503 took {:?}", t0.elapsed());
+        introspect_req(&before, None).send(s.admin).expect_error(503, "temporarily_unavailable");
+        Req::new("POST", "/admin/clients").json(&serde_json::json!({})).send(s.admin).expect_json_error(503);
+        Req::get("/health/ready").send(s.public).expect(503);
+        Req::get("/health/ready").send(s.admin).expect(503);
+        Req::get("/health/alive").send(s.public).expect(200);
+        cluster.start_again().unwrap();
+        heals(&s, &id, &secret);
+        assert!(is_active(&s, &before), "{what}: a token issued before the outage is still active");
+    }
+    let m = scrape(&s);
+    assert!(metric(&m, "hydra_pg_statement_failures_total").is_some_and(|f| f > 0.0), "{m}");
+    assert!(metric(&m, "hydra_pg_connects_total").is_some_and(|c| c >= 2.0), "{m}");
+    s.stop();
+}
+
+#[test]
+fn nothing_acknowledged_is_lost_when_postgres_is_killed_under_load() {
+    let cluster = testpg::Cluster::start(&[]).unwrap();
+    let dsn = create_database(&cluster, "crash");
+    let s = Opts::new("io_uring").env("DSN", &dsn).start();
+    let load = Load::start(&s, 4);
+    std::thread::sleep(Duration::from_millis(600));
+    cluster.kill_9().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.start_again().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let acked = load.finish();
+    assert!(acked.len() > 10, "the load ran ({} tokens)", acked.len());
+    // Acknowledged ⇒ committed: every one of them is active, on this node and on a new one.
+    assert_eq!(count_active(s.admin, &acked), acked.len(), "a token acknowledged before the crash was lost");
+    let other = Opts::new("io_uring").env("DSN", &dsn).start();
+    assert_eq!(count_active(other.admin, &acked), acked.len());
+}
