@@ -16,6 +16,13 @@
 #      LOG_LEVEL (info, the default configuration), ENGINE_WORKERS (default: CPUs in SERVER_CPUS), EXTRA_ENV (extra server env, e.g.
 #      "ENGINE_PARTITIONS=8"), FLOW_CONNS (32), LABEL (added to the run file name), ROUNDS (1; with more, each
 #      scenario runs that many times, interleaved, and the table shows the median round).
+# PG=1: the server runs on PostgreSQL instead (a throwaway cluster from crate testpg on
+#      PG_CPUS, default SERVER_CPUS: the database shares the server's cores, as on one machine;
+#      synchronous_commit on, default fsync), and the table gains pgbench at the same concurrency
+#      on LOAD_CPUS against a database of the same schema: (a) one INSERT of a token row per
+#      transaction, (b) one primary-key SELECT per transaction; issuance and introspection are
+#      also shown as ratios to those. A second node on the same database then takes half of an
+#      issuance run (issuance-2nodes: two oha processes, CONNS/2 each, rates summed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15s}
@@ -29,15 +36,37 @@ ADM=${ADMIN_PORT:-14445}
 
 cargo build --release --bin hydra
 cargo build --release -p hydra-bench --bin flowload
+PG=${PG:-}
+if [ -n "$PG" ]; then
+  (cd bench/pgdriver && cargo build --release)
+fi
 FLOW_CONNS=${FLOW_CONNS:-32}
 if ! command -v oha >/dev/null; then
   cargo install --locked oha
 fi
 BIN=target/release/hydra
 DATA=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
+trap 'kill $SERVER ${SERVER2:-} 2>/dev/null || true; wait $SERVER ${SERVER2:-} 2>/dev/null || true; exec 3>&- 2>/dev/null || true; rm -rf "$DATA"' EXIT
 
-SERVER_ENV=(DSN="redb://$DATA" SECRETS_SYSTEM=loadtest-system-secret-0123456789
+DSN="redb://$DATA"
+if [ -n "$PG" ]; then
+  PG_CPUS=${PG_CPUS:-$SERVER_CPUS}
+  # The cluster lives until fd 3 closes (pgdriver --cluster), pinned to PG_CPUS.
+  mkfifo "$DATA/pg.in"
+  PG_CONF="shared_preload_libraries = 'pg_stat_statements'" taskset -c "$PG_CPUS" bench/pgdriver/target/release/pgdriver --cluster <"$DATA/pg.in" >"$DATA/pg.cluster" &
+  exec 3>"$DATA/pg.in"
+  for _ in $(seq 150); do [ -s "$DATA/pg.cluster" ] && break; sleep 0.2; done
+  read -r _ PGPORT _ PGBIN <"$DATA/pg.cluster"
+  [ -n "${PGPORT:-}" ] || { echo "the PostgreSQL cluster did not start" >&2; exit 1; }
+  PSQL=("$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres)
+  "${PSQL[@]}" -c "create database hydra" -c "create database bench" postgres
+  DSN="postgres://postgres@127.0.0.1:$PGPORT/hydra?sslmode=disable"
+  "target/release/hydra" migrate sql up --yes "$DSN" >/dev/null
+  "${PSQL[@]}" -c "create extension pg_stat_statements" hydra
+  "target/release/hydra" migrate sql up --yes "postgres://postgres@127.0.0.1:$PGPORT/bench?sslmode=disable" >/dev/null
+fi
+
+SERVER_ENV=(DSN="$DSN" SECRETS_SYSTEM=loadtest-system-secret-0123456789
   SERVE_PUBLIC_HOST=127.0.0.1 SERVE_PUBLIC_PORT="$PUB" SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT="$ADM"
   LOG_LEVEL=${LOG_LEVEL:-info} ${ENGINE_WORKERS:+ENGINE_WORKERS=$ENGINE_WORKERS} ${EXTRA_ENV:-})
 source loadtest/lib.sh
@@ -89,6 +118,45 @@ for r in $(seq "$ROUNDS"); do
   "${FLOWLOAD[@]}" --mode refresh --scope offline_access --conns "$CONNS" >"$DATA/refresh.$r.json"
   sleep 1
 done
+if [ -n "$PG" ]; then
+  # pgbench at the same concurrency against the same schema, the cluster on PG_CPUS, pgbench
+  # on LOAD_CPUS (where oha runs), after the server's scenarios so they do not compete.
+  PGB=(taskset -c "$LOAD_CPUS" "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PGPORT" -U postgres -M prepared -c "$CONNS" -j 1 -T "${DURATION%s}" bench)
+  cat >"$DATA/insert1.sql" <<'SQL'
+\set k random(1, 9000000000000000000)
+INSERT INTO hydra_rs_token (part, seq, kind, signature, family, client_id, subject, scope, audience, issued_at, expires_at, ext, epoch) VALUES (0, :k, 0, decode(repeat('07', 32), 'hex'), :k, 'loadtest-client'::bytea, 'loadtest-client'::bytea, 'read'::bytea, '[]', 1700000000, 1700003600, '', 0);
+SQL
+  cat >"$DATA/select.sql" <<'SQL'
+\set k random(1, 100000)
+SELECT kind, signature, family, client_id, subject, scope, audience, issued_at, expires_at, ext FROM hydra_rs_token WHERE part = 1 AND seq = :k;
+SQL
+  "${PSQL[@]}" -c "insert into hydra_rs_token select 1, g, 0, sha256(g::text::bytea), g, 'loadtest-client'::bytea, 'loadtest-client'::bytea, 'read'::bytea, '[]', 1700000000, 1700003600, '', 0 from generate_series(1, 100000) g" bench
+  "${PSQL[@]}" -c "vacuum analyze hydra_rs_token" bench
+  for r in $(seq "$ROUNDS"); do
+    "${PGB[@]}" -f "$DATA/insert1.sql" >"$DATA/pgb-insert1.$r.txt" 2>&1
+    sleep 1
+    "${PGB[@]}" -f "$DATA/select.sql" >"$DATA/pgb-select.$r.txt" 2>&1
+    sleep 1
+  done
+  # A second node on the same database; issuance split over both.
+  SERVER_ENV2=("${SERVER_ENV[@]}" SERVE_PUBLIC_PORT=$((PUB + 10)) SERVE_ADMIN_PORT=$((ADM + 10)))
+  env "${SERVER_ENV2[@]}" taskset -c "$SERVER_CPUS" "$BIN" serve all >"$DATA/server2.log" 2>&1 &
+  SERVER2=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((PUB + 10))/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+  HALF=(taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z "$DURATION" -c $((CONNS / 2)) -m POST -a "$ID:$SECRET"
+    -T application/x-www-form-urlencoded -d 'grant_type=client_credentials&scope=read')
+  for r in $(seq "$ROUNDS"); do
+    "${HALF[@]}" "http://127.0.0.1:$PUB/oauth2/token" >"$DATA/two-a.$r.json" &
+    HALF_A=$!
+    "${HALF[@]}" "http://127.0.0.1:$((PUB + 10))/oauth2/token" >"$DATA/two-b.$r.json"
+    wait "$HALF_A"
+    sleep 1
+  done
+  CMDS[pgbench-insert1]="${PGB[*]} -f insert1.sql (one INSERT of a token row: part, seq, kind, signature, family, client_id, subject, scope, audience, issued_at, expires_at, ext, epoch)"
+  CMDS[pgbench-select]="${PGB[*]} -f select.sql (SELECT the record columns WHERE part = 1 AND seq = random(1, 100000), 100,000 rows preloaded)"
+  CMDS[issuance-2nodes]="two servers on the database, then ${HALF[*]} against each at once"
+fi
+
 # An ES256 key, newest in the ID-token set, signs from now on.
 "$BIN" create jwk hydra.openid.id-token --alg ES256 -e "http://127.0.0.1:$ADM" --quiet >/dev/null
 for r in $(seq "$ROUNDS"); do
@@ -134,10 +202,44 @@ def flow_median(name):
 for name in ["flow", "refresh", "flow-es256"]:
     j = flow_median(name)
     rows.append((name, j["per_sec"], j["p50_ms"], j["p99_ms"], j["errors"], 0, j["completed"], round_ratio(name)))
+import os, re
+pg = os.path.exists(f"{d}/pgb-insert1.1.txt")
+pg_notes = []
+if pg:
+    def pgb(name, r):
+        t = open(f"{d}/pgb-{name}.{r}.txt").read()
+        tps = float(re.search(r"^tps = ([0-9.]+)", t, re.M).group(1))
+        lat = float(re.search(r"^latency average = ([0-9.]+) ms", t, re.M).group(1))
+        failed = int(m.group(1)) if (m := re.search(r"^number of failed transactions: (\d+)", t, re.M)) else 0
+        return tps, lat, failed
+    def two(r):
+        a, b = (json.load(open(f"{d}/two-{x}.{r}.json")) for x in "ab")
+        rps = a["summary"]["requestsPerSec"] + b["summary"]["requestsPerSec"]
+        bad = 0
+        for j in (a, b):
+            bad += sum(v for k, v in j.get("statusCodeDistribution", {}).items() if not k.startswith("2"))
+            bad += sum(v for k, v in j.get("errorDistribution", {}).items() if "deadline" not in k)
+        p99 = max(j.get("latencyPercentiles", {}).get("p99", 0) for j in (a, b)) * 1000
+        ok = sum(v for j in (a, b) for k, v in j.get("statusCodeDistribution", {}).items() if k.startswith("2"))
+        return rps, p99, bad, ok
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    for name in ["insert1", "select"]:
+        runs = sorted((pgb(name, r) for r in range(1, rounds + 1)), key=lambda x: x[0])
+        tps, lat, failed = runs[len(runs) // 2]
+        ratio = med([pgb(name, r)[0] / rate("ceiling", r) for r in range(1, rounds + 1)])
+        rows.append((f"pgbench ({'a' if name == 'insert1' else 'b'}) {name}", tps, lat, float("nan"), failed, 0, 0, ratio))
+    runs = sorted((two(r) for r in range(1, rounds + 1)), key=lambda x: x[0])
+    rps, p99, bad, ok = runs[len(runs) // 2]
+    rows.append(("issuance-2nodes", rps, float("nan"), p99, bad, 0, ok, med([two(r)[0] / rate("ceiling", r) for r in range(1, rounds + 1)])))
+    a = med([rate("issuance", r) / pgb("insert1", r)[0] for r in range(1, rounds + 1)])
+    b = med([rate("introspect", r) / pgb("select", r)[0] for r in range(1, rounds + 1)])
+    pg_notes.append(f"Issuance / pgbench (a): {a:.2f} (target 2). Introspection / pgbench (b): {b:.2f} (target 1). Medians of per-round ratios; pgbench rows show average latency as p50 (pgbench reports no p99).")
 print("| scenario | req/s (flow: flows/s) | p50 ms | p99 ms | errors | cut at end | 2xx (flow, refresh: completed) | ratio to ceiling (median of rounds) |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
     print(f"| {r[0]} | {r[1]:.0f} | {r[2]:.2f} | {r[3]:.2f} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.2f} |")
+for n in pg_notes:
+    print("\n" + n)
 if rounds > 1:
     print("\nEvery round (req/s, ratio to that round's ceiling):\n")
     for r in range(1, rounds + 1):
@@ -168,5 +270,14 @@ echo "$TABLE"
   echo "Commands:"
   echo
   for k in ceiling issuance introspect flow refresh flow-es256; do echo "- $k: \`${CMDS[$k]}\`"; done
+  if [ -n "$PG" ]; then
+    for k in pgbench-insert1 pgbench-select issuance-2nodes; do echo "- $k: \`${CMDS[$k]}\`"; done
+    echo
+    echo "PostgreSQL: $("$PGBIN/postgres" --version), the cluster on CPUs $PG_CPUS, synchronous_commit on, default fsync. Statements of the server by total time (pg_stat_statements over the whole run):"
+    echo
+    echo '```'
+    "${PSQL[@]}" -c "select calls, round(total_exec_time::numeric, 0) as total_ms, round(mean_exec_time::numeric, 3) as mean_ms, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) as query from pg_stat_statements where dbid = (select oid from pg_database where datname = 'hydra') order by total_exec_time desc limit 8" hydra 2>&1 || true
+    echo '```'
+  fi
 } >"$OUT"
 echo "wrote $OUT"

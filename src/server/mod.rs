@@ -108,7 +108,11 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
                 "using PostgreSQL",
                 "host" = d.host,
                 "database" = d.dbname,
-                "lanes" = crate::pg::lanes(d),
+                "lanes" = crate::pg::layout(d).0,
+                "connections" = {
+                    let (lanes, readers, writers) = crate::pg::layout(d);
+                    lanes * (readers + writers + 1)
+                },
                 "partitions" = pg.partition_count()
             );
             Ok(pg.into())

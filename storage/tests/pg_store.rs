@@ -253,3 +253,54 @@ fn janitor_steps_delete_exactly_what_is_dead() {
     assert!(a.get_login_session("u1", "s2").wait().unwrap().is_some());
     assert!(a.get_login_session("u0", "s1").wait().unwrap().is_none());
 }
+
+/// Writes arriving together commit as one group: a write that fails fails its whole group, and
+/// nothing of a failed write is stored, while every write that was acknowledged is.
+#[test]
+fn a_failed_write_fails_its_group_and_nothing_acknowledged_is_missing() {
+    let (_c, a, _b) = two_nodes("groups");
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    for round in 0..20u8 {
+        let outcomes: Vec<(u64, bool, bool)> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..16u8)
+                .map(|i| {
+                    let a = a.clone();
+                    sc.spawn(move || {
+                        let s = a.next_seq(0).wait().unwrap();
+                        // PostgreSQL's text cannot hold NUL: this one write fails in the database.
+                        let poison = i == 7;
+                        let mut r = rec(TokenKind::Access, s, "app", round, 0, i64::MAX / 2);
+                        if poison {
+                            r.ext = "\0".into();
+                        }
+                        (s, poison, a.insert_token(0, s, &r).wait().is_ok())
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (s, poison, ok) in outcomes {
+            assert!(!(poison && ok), "round {round}: the failing write was acknowledged");
+            if ok {
+                acked.push(s)
+            } else {
+                refused.push(s)
+            }
+        }
+    }
+    for s in &acked {
+        assert!(a.get_token(0, *s).wait().unwrap().is_some(), "acknowledged token {s} is missing");
+    }
+    for s in &refused {
+        assert!(a.get_token(0, *s).wait().unwrap().is_none(), "refused token {s} was stored");
+    }
+    assert!(refused.len() > 20, "some groups held the failing write with others ({} refused)", refused.len());
+    let st = match &*a {
+        Backend::Postgres(p) => p.stats(),
+        _ => unreachable!(),
+    };
+    let groups = st.transactions.load(std::sync::atomic::Ordering::Relaxed);
+    let writes = st.group_writes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(writes > groups, "writes shared commits ({writes} writes, {groups} transactions)");
+}

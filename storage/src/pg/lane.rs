@@ -1,7 +1,20 @@
 //! Lanes: the threads that talk to PostgreSQL. Each lane is a thread with its own monoio
-//! runtime and two connections: a shared one on which every task's statements pipeline, and an
-//! exclusive one (one task at a time) for the few writes that need a multi-statement
-//! transaction. Callers on any thread hand a lane a job and await its answer.
+//! runtime and its connections: shared ones, taken in turn, on which the reads of concurrent
+//! tasks pipeline; writer connections, on which the writes that arrive while a group is being
+//! committed are run together as the next group, in one transaction with one commit; and an
+//! exclusive one (one task at a time) for the meta writes that need a transaction of their own.
+//! Callers on any thread hand a lane a job and await its answer.
+//!
+//! Why groups: a backend answers a connection's statements one after the other and each commit
+//! waits for its WAL flush, so writes committed one by one are bounded by the flush latency
+//! times the connections. Measured with `PG=1 loadtest/run.sh` on this machine's disk: refresh
+//! rotations, one statement and one commit each, 859/s on one connection and 903/s on fifteen
+//! (`docs/design.md` §5.2 has the run with groups).
+//!
+//! Invariants of a group: every write in it succeeds and the commit succeeds, then each gets
+//! its own answer; otherwise every write in it fails (nothing of the group is acknowledged: a
+//! failed statement rolls the whole group back; a lost connection or commit is "may or may not
+//! have happened", which the interface allows for every error).
 //!
 //! Invariants: a connection lives and dies on its lane's thread; a lost connection fails the
 //! statements in flight on it (`StoreError::Unavailable`, which the server answers with 503)
@@ -44,9 +57,17 @@ pub struct PgStats {
     /// Token rows per multi-row insert, per [`crate::BATCH_BUCKETS`], and their sum.
     pub batch_hist: [AtomicU64; 11],
     pub batch_rows: AtomicU64,
+    /// Writes per group commit, per [`crate::BATCH_BUCKETS`], and their sum.
+    pub group_hist: [AtomicU64; 11],
+    pub group_writes: AtomicU64,
 }
 
 impl PgStats {
+    pub(crate) fn group(&self, writes: usize) {
+        self.group_hist[crate::commit::bucket(&crate::BATCH_BUCKETS, writes as u64)].fetch_add(1, Relaxed);
+        self.group_writes.fetch_add(writes as u64, Relaxed);
+    }
+
     pub(crate) fn batch(&self, rows: usize) {
         self.batch_hist[crate::commit::bucket(&crate::BATCH_BUCKETS, rows as u64)].fetch_add(1, Relaxed);
         self.batch_rows.fetch_add(rows as u64, Relaxed);
@@ -201,10 +222,26 @@ impl Drop for TxGuard<'_> {
     }
 }
 
+/// One write of a group: runs its statements inside the group's transaction and reports
+/// whether they succeeded (its answer waits in the write's own slot).
+type WriteJob = Box<dyn FnOnce(Rc<Conn>) -> Pin<Box<dyn Future<Output = bool>>>>;
+/// Hands a write its answer once its group's outcome is known.
+type Finish = Box<dyn FnOnce(Result<(), StoreError>)>;
+
+/// Writes per group at most (a bound on one transaction's size and time).
+const MAX_GROUP: usize = 256;
+
 /// A lane's state on its own thread.
 pub(crate) struct Lane {
     opts: PgOptions,
-    shared: tokio::sync::Mutex<Option<Rc<Conn>>>,
+    /// Writer connections, and which of them no group is using.
+    writers: Vec<RefCell<Option<Rc<Conn>>>>,
+    free_writers: RefCell<Vec<usize>>,
+    /// Writes waiting for the next group.
+    pending: RefCell<Vec<(WriteJob, Finish)>>,
+    shared: Vec<tokio::sync::Mutex<Option<Rc<Conn>>>>,
+    /// The shared connection the next statement takes.
+    turn: Cell<usize>,
     exclusive: tokio::sync::Mutex<Option<Rc<Conn>>>,
     /// When the last connection attempt failed.
     failed_at: Cell<Option<Instant>>,
@@ -245,10 +282,111 @@ impl Lane {
         }
     }
 
-    /// The shared connection (statements of concurrent tasks pipeline on it).
+    /// A shared connection, in turn (statements of concurrent tasks pipeline on each).
     pub(crate) async fn conn(&self) -> Result<Rc<Conn>, StoreError> {
-        let mut slot = self.shared.lock().await;
+        let i = self.turn.get();
+        self.turn.set((i + 1) % self.shared.len());
+        let mut slot = self.shared[i].lock().await;
         self.open(&mut slot).await
+    }
+
+    /// Runs `f` as part of the next write group (see the module's invariants); resolves after
+    /// the group committed.
+    pub(crate) async fn write<T, F>(self: &Rc<Self>, f: F) -> Result<T, StoreError>
+    where
+        T: 'static,
+        F: AsyncFnOnce(&Conn) -> Result<T, StoreError> + 'static,
+    {
+        let slot: Rc<RefCell<Option<Result<T, StoreError>>>> = Rc::new(RefCell::new(None));
+        let (tx, rx) = oneshot::channel();
+        let mine = slot.clone();
+        let job: WriteJob = Box::new(move |c: Rc<Conn>| {
+            Box::pin(async move {
+                let r = f(&c).await;
+                let ok = r.is_ok();
+                *mine.borrow_mut() = Some(r);
+                ok
+            })
+        });
+        let finish: Finish = Box::new(move |outcome| {
+            let own = slot.borrow_mut().take();
+            let answer = match (outcome, own) {
+                (Ok(()), Some(r)) => r,
+                // A write that failed keeps its own error; the others of its group get the group's.
+                (Err(_), Some(Err(e))) | (Err(e), _) => Err(e),
+                (Ok(()), None) => Err(StoreError::Unavailable),
+            };
+            let _ = tx.send(answer);
+        });
+        self.pending.borrow_mut().push((job, finish));
+        self.kick();
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Starts a group on a free writer connection when writes wait.
+    fn kick(self: &Rc<Self>) {
+        if self.pending.borrow().is_empty() {
+            return;
+        }
+        let Some(w) = self.free_writers.borrow_mut().pop() else { return };
+        let lane = self.clone();
+        monoio::spawn(async move {
+            loop {
+                let group: Vec<(WriteJob, Finish)> = {
+                    let mut p = lane.pending.borrow_mut();
+                    let n = p.len().min(MAX_GROUP);
+                    p.drain(..n).collect()
+                };
+                if group.is_empty() {
+                    break;
+                }
+                lane.commit_group(w, group).await;
+            }
+            lane.free_writers.borrow_mut().push(w);
+        });
+    }
+
+    async fn commit_group(&self, w: usize, group: Vec<(WriteJob, Finish)>) {
+        let conn = {
+            let mut slot = self.writers[w].borrow_mut().take();
+            let c = self.open(&mut slot).await;
+            *self.writers[w].borrow_mut() = slot;
+            c
+        };
+        let conn = match conn {
+            Ok(c) => c,
+            Err(e) => return group.into_iter().for_each(|(_, fin)| fin(Err(e.clone()))),
+        };
+        if let Err(e) = conn.simple("BEGIN").await {
+            return group.into_iter().for_each(|(_, fin)| fin(Err(e.clone())));
+        }
+        self.stats.group(group.len());
+        // Spawned in order, so their first statements go out in order, pipelined.
+        let running: Vec<_> = group.into_iter().map(|(job, fin)| (monoio::spawn(job(conn.clone())), fin)).collect();
+        let mut done = Vec::with_capacity(running.len());
+        let mut all_ok = true;
+        for (handle, fin) in running {
+            all_ok &= handle.await;
+            done.push(fin);
+        }
+        let outcome = if all_ok {
+            match conn.simple("COMMIT").await {
+                Ok(()) => {
+                    self.stats.transactions.fetch_add(1, Relaxed);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            // A rollback that fails leaves a broken connection, which the next group replaces.
+            if conn.simple("ROLLBACK").await.is_err() {
+                conn.broken.set(true);
+            }
+            Err(StoreError::Commit("another write of the same group failed; nothing of it was written".into()))
+        };
+        for fin in done {
+            fin(outcome.clone());
+        }
     }
 
     /// Begins a transaction on the exclusive connection.
@@ -270,8 +408,9 @@ pub(crate) struct Lanes {
 }
 
 impl Lanes {
-    /// Starts `n` lanes (threads named `pg-lane-<i>`); connections open on first use.
-    pub(crate) fn start(opts: &PgOptions, n: usize) -> Result<Lanes, StoreError> {
+    /// Starts `n` lanes (threads named `pg-lane-<i>`), each with `shared` pipelined connections,
+    /// `writers` group connections and one exclusive; connections open on first use.
+    pub(crate) fn start(opts: &PgOptions, n: usize, shared: usize, writers: usize) -> Result<Lanes, StoreError> {
         let mut senders = Vec::new();
         let mut threads = Vec::new();
         let stats = Arc::new(PgStats::default());
@@ -287,7 +426,11 @@ impl Lanes {
                     rt.block_on(async move {
                         let lane = Rc::new(Lane {
                             opts,
-                            shared: tokio::sync::Mutex::new(None),
+                            shared: (0..shared.max(1)).map(|_| tokio::sync::Mutex::new(None)).collect(),
+                            writers: (0..writers.max(1)).map(|_| RefCell::new(None)).collect(),
+                            free_writers: RefCell::new((0..writers.max(1)).collect()),
+                            pending: RefCell::new(Vec::new()),
+                            turn: Cell::new(0),
                             exclusive: tokio::sync::Mutex::new(None),
                             failed_at: Cell::new(None),
                             stats,

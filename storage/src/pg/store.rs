@@ -37,8 +37,11 @@ const FEED_KEEP: i64 = 4096;
 #[derive(Debug, Clone)]
 pub struct PgStoreOptions {
     pub conn: PgOptions,
-    /// Lanes (threads, each with a pipelined and an exclusive connection).
+    /// Lanes (threads, each with `shared` pipelined connections for reads, `writers`
+    /// connections for group commits and an exclusive one).
     pub lanes: usize,
+    pub shared: usize,
+    pub writers: usize,
     /// The partition count recorded on first open (later opens use the recorded one).
     pub partitions: u32,
 }
@@ -225,7 +228,7 @@ impl PgStore {
     /// Starts the lanes, checks that the schema is current (else: run `hydra migrate sql up`)
     /// and reads the partition count (recording `partitions` on first open).
     pub fn open(o: &PgStoreOptions) -> Result<PgStore> {
-        let lanes = Lanes::start(&o.conn, o.lanes)?;
+        let lanes = Lanes::start(&o.conn, o.lanes, o.shared, o.writers)?;
         let requested = i64::from(o.partitions.max(1));
         let partitions = block_on(lanes.run(move |lane| async move {
             let c = lane.conn().await?;
@@ -285,6 +288,15 @@ impl PgStore {
         })
     }
 
+    /// A write, committed with the other writes of its lane's next group.
+    fn write<T, F>(&self, f: F) -> impl std::future::Future<Output = Result<T>>
+    where
+        T: Send + 'static,
+        F: AsyncFnOnce(&Conn) -> Result<T> + Send + 'static,
+    {
+        self.lanes.run(move |lane| async move { lane.write(f).await })
+    }
+
     /// A meta write: one transaction that first takes the next feed version, then runs `f`,
     /// which answers and names its changes; resolves after the commit.
     fn meta<T, F>(&self, f: F) -> impl std::future::Future<Output = Result<(T, u64)>>
@@ -318,7 +330,7 @@ impl PgStore {
             TokenKind::Code => (sql::REDEEM, TokenKind::CodeUsed),
             _ => (sql::ROTATE, TokenKind::RefreshUsed),
         };
-        self.on(async move |c: &Conn| {
+        self.write(async move |c: &Conn| {
             let sig = signature.to_vec();
             let (live_code, spent_code) = (kind_code(live), kind_code(spent));
             let mut params = cols.params().to_vec();
@@ -386,7 +398,7 @@ impl Storage for PgStore {
             return Ok(());
         }
         let cols = Columns::of(partition, records)?;
-        self.on(async move |c: &Conn| {
+        self.write(async move |c: &Conn| {
             c.stats().batch(cols.seq.len());
             c.execute(sql::INSERT_TOKENS, &cols.params()).await.map(|_| ())
         })
@@ -412,7 +424,7 @@ impl Storage for PgStore {
     async fn delete_token(&self, partition: u32, seq: u64) -> Result<bool> {
         let Ok(part) = self.check(partition) else { return Ok(false) };
         let seq = to_i64(seq)?;
-        self.on(async move |c: &Conn| Ok(c.execute(sql::DELETE_TOKEN, &[&part, &seq]).await? > 0)).await
+        self.write(async move |c: &Conn| Ok(c.execute(sql::DELETE_TOKEN, &[&part, &seq]).await? > 0)).await
     }
 
     async fn issue_code(
@@ -426,7 +438,7 @@ impl Storage for PgStore {
         let part = self.check(partition)?;
         let cols = Columns::of(partition, vec![(seq, code)])?;
         let flow = flow_id.as_bytes().to_vec();
-        self.on(async move |c: &Conn| {
+        self.write(async move |c: &Conn| {
             let mut params = cols.params().to_vec();
             params.extend_from_slice(&[&part, &flow, &started]);
             Ok(c.execute(sql::ISSUE_CODE, &params).await? > 0)
@@ -465,7 +477,7 @@ impl Storage for PgStore {
     async fn revoke_family(&self, partition: u32, family: u64) -> Result<usize> {
         let Ok(part) = self.check(partition) else { return Ok(0) };
         let family = to_i64(family)?;
-        self.on(async move |c: &Conn| Ok(c.execute(sql::REVOKE_FAMILY, &[&part, &family]).await? as usize)).await
+        self.write(async move |c: &Conn| Ok(c.execute(sql::REVOKE_FAMILY, &[&part, &family]).await? as usize)).await
     }
 
     async fn flow_used(&self, partition: u32, key: &str) -> Result<bool> {
@@ -477,11 +489,11 @@ impl Storage for PgStore {
     async fn mark_flow(&self, partition: u32, key: &str, started: i64) -> Result<bool> {
         let part = self.check(partition)?;
         let key = key.as_bytes().to_vec();
-        self.on(async move |c: &Conn| Ok(c.execute(sql::MARK_FLOW, &[&part, &key, &started]).await? > 0)).await
+        self.write(async move |c: &Conn| Ok(c.execute(sql::MARK_FLOW, &[&part, &key, &started]).await? > 0)).await
     }
 
     async fn put_login_session(&self, s: LoginSession) -> Result<()> {
-        self.on(async move |c: &Conn| {
+        self.write(async move |c: &Conn| {
             let params: [&(dyn ToSql + Sync); 4] =
                 [&s.subject.as_bytes(), &s.sid.as_bytes(), &s.auth_time, &s.expires_at];
             c.execute(sql::PUT_LOGIN, &params).await.map(|_| ())
@@ -502,18 +514,18 @@ impl Storage for PgStore {
 
     async fn delete_login_session(&self, sid: &str) -> Result<bool> {
         let sid = sid.as_bytes().to_vec();
-        self.on(async move |c: &Conn| Ok(c.execute(sql::DELETE_LOGIN, &[&sid]).await? > 0)).await
+        self.write(async move |c: &Conn| Ok(c.execute(sql::DELETE_LOGIN, &[&sid]).await? > 0)).await
     }
 
     async fn delete_login_sessions(&self, subject: &str) -> Result<usize> {
         let subject = subject.as_bytes().to_vec();
-        self.on(async move |c: &Conn| Ok(c.execute(sql::DELETE_LOGINS, &[&subject]).await? as usize)).await
+        self.write(async move |c: &Conn| Ok(c.execute(sql::DELETE_LOGINS, &[&subject]).await? as usize)).await
     }
 
     async fn put_consent(&self, consent: Consent) -> Result<()> {
         let body = serde_json::to_vec(&consent).map_err(|_| StoreError::Corrupt("consent session"))?;
         let (part, family) = (consent.grant_partition as i32, to_i64(consent.grant_family)?);
-        self.on(async move |c: &Conn| {
+        self.write(async move |c: &Conn| {
             let k = &consent;
             let params: [&(dyn ToSql + Sync); 7] = [
                 &k.subject.as_bytes(),
@@ -551,7 +563,7 @@ impl Storage for PgStore {
 
     async fn revoke_consents(&self, subject: &str, client_id: Option<&str>) -> Result<usize> {
         let (subject, client) = (subject.as_bytes().to_vec(), client_id.map(|c| c.as_bytes().to_vec()));
-        self.on(async move |c: &Conn| {
+        self.write(async move |c: &Conn| {
             let row = c.query_one(sql::REVOKE_CONSENTS, &[&subject, &client]).await?;
             Ok(col::<i64>(&row, 0)? as usize)
         })

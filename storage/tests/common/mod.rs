@@ -34,5 +34,5 @@ pub fn fresh_db(cluster: &testpg::Cluster, name: &str) -> PgOptions {
 }
 
 pub fn store(o: &PgOptions, partitions: u32) -> PgStore {
-    PgStore::open(&PgStoreOptions { conn: o.clone(), lanes: 2, partitions }).unwrap()
+    PgStore::open(&PgStoreOptions { conn: o.clone(), lanes: 2, shared: 2, writers: 2, partitions }).unwrap()
 }
