@@ -47,8 +47,10 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             epoch       bigint   NOT NULL,
             PRIMARY KEY (part, seq)
         );
-        -- A grant's live tokens (access, refresh, code), for rotation and revocation.
-        CREATE INDEX hydra_rs_token_family ON hydra_rs_token (part, family) WHERE kind IN (0, 1, 2);
+        -- A grant's tokens by kind, for rotation (its access tokens) and revocation (its live
+        -- tokens). Not partial: a generic plan cannot prove a partial index's predicate from a
+        -- parameter, and with the kind in the key a rotation skips the chain's spent markers.
+        CREATE INDEX hydra_rs_token_family ON hydra_rs_token (part, family, kind);
         -- Token numbers are handed out in blocks: a node takes the next block of a partition in
         -- one statement and numbers from it in memory, so numbers never repeat across nodes.
         CREATE TABLE hydra_rs_seq (

@@ -84,7 +84,9 @@ pub(crate) const REDEEM: &str = exchange!("");
 
 /// As [`REDEEM`], and deletes the family's access tokens when the refresh token was spent.
 pub(crate) const ROTATE: &str = exchange!(
-    "d AS (DELETE FROM hydra_rs_token x USING s WHERE x.part = $13 AND x.family = s.family AND x.kind = 0), "
+    // The family as a scalar subquery, so the family index answers (a join with `s` let the
+    // planner scan the whole partition by its primary key when its statistics were young).
+    "d AS (DELETE FROM hydra_rs_token x WHERE x.part = $13 AND x.family = (SELECT family FROM s) AND x.kind = 0), "
 );
 
 /// A token that was not spent: its kind and family, if it exists (and is not revoked).
@@ -136,8 +138,8 @@ pub(crate) const REVOKE_CONSENTS: &str = "WITH \
            RETURNING flow_id, grant_part, grant_family), \
      g AS (SELECT DISTINCT ON (flow_id) flow_id, grant_part, grant_family \
            FROM (SELECT * FROM c UNION ALL SELECT * FROM l) x), \
-     d AS (DELETE FROM hydra_rs_token t USING g \
-           WHERE t.part = g.grant_part AND t.family = g.grant_family AND t.kind IN (0, 1, 2)) \
+     d AS (DELETE FROM hydra_rs_token t WHERE (t.part, t.family) IN (SELECT grant_part, grant_family FROM g) \
+           AND t.kind IN (0, 1, 2)) \
      SELECT count(*) FROM g";
 
 pub(crate) const LOAD_CLIENTS: &str = "SELECT id, body FROM hydra_rs_client ORDER BY id";
