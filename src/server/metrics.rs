@@ -258,6 +258,24 @@ fn postgres(s: &hydra_storage::pg::PgStats, out: &mut String) {
     );
     histogram(
         out,
+        "hydra_pg_write_group_writes",
+        "Writes committed together by each group commit (one transaction, one WAL flush).",
+        1.0,
+        &hydra_storage::BATCH_BUCKETS,
+        &s.group_hist,
+        s.group_writes.load(Relaxed) as f64,
+    );
+    histogram(
+        out,
+        "hydra_pg_lookup_batch_keys",
+        "Token lookups answered by each lookup statement.",
+        1.0,
+        &hydra_storage::BATCH_BUCKETS,
+        &s.lookup_hist,
+        s.lookup_keys.load(Relaxed) as f64,
+    );
+    histogram(
+        out,
         "hydra_pg_insert_batch_rows",
         "Token rows written by each multi-row insert (a worker's group commit).",
         1.0,

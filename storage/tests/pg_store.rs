@@ -304,3 +304,51 @@ fn a_failed_write_fails_its_group_and_nothing_acknowledged_is_missing() {
     let writes = st.group_writes.load(std::sync::atomic::Ordering::Relaxed);
     assert!(writes > groups, "writes shared commits ({writes} writes, {groups} transactions)");
 }
+
+/// Lookups that arrive together are answered by one statement: each caller still gets its own
+/// row (duplicates, missing and revoked ones included).
+#[test]
+fn batched_lookups_answer_each_caller_with_its_own_row() {
+    let (_c, a, _b) = two_nodes("lookups");
+    let mut stored = Vec::new();
+    for i in 0..200u64 {
+        let s = a.next_seq(2).wait().unwrap();
+        let client = if i % 10 == 0 { "revoked" } else { "app" };
+        a.insert_token(2, s, &rec(TokenKind::Access, s, client, (i % 250) as u8, i as i64, i64::MAX / 2))
+            .wait()
+            .unwrap();
+        stored.push(s);
+    }
+    a.set_watermarks("revoked", vec![]).wait().unwrap();
+    let missing = stored.last().unwrap() + 5000;
+    std::thread::scope(|sc| {
+        for t in 0..8u64 {
+            let (a, stored) = (a.clone(), &stored);
+            sc.spawn(move || {
+                let pending: Vec<_> = (0..300u64)
+                    .map(|k| {
+                        let i = ((k * 7 + t * 13) % 210) as usize;
+                        let seq = stored.get(i).copied().unwrap_or(missing + k);
+                        (i, seq, a.get_token(2, seq))
+                    })
+                    .collect();
+                for (i, seq, fut) in pending {
+                    let got = fut.wait().unwrap();
+                    match stored.get(i) {
+                        Some(_) if i % 10 == 0 => assert_eq!(got, None, "revoked token {seq}"),
+                        Some(_) => assert_eq!(got.map(|r| r.issued_at), Some(i as i64), "token {seq}"),
+                        None => assert_eq!(got, None, "missing token {seq}"),
+                    }
+                }
+            });
+        }
+    });
+    let st = match &*a {
+        Backend::Postgres(p) => p.stats(),
+        _ => unreachable!(),
+    };
+    let keys = st.lookup_keys.load(std::sync::atomic::Ordering::Relaxed);
+    let statements: u64 = st.lookup_hist.iter().map(|b| b.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    assert_eq!(keys, 8 * 300);
+    assert!(statements < keys, "lookups shared statements ({keys} lookups, {statements} statements)");
+}

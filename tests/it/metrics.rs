@@ -42,6 +42,8 @@ fn counters_histograms_and_store_figures() {
         assert_eq!(metric(&m, "hydra_pg_round_trip_seconds_count"), Some(statements), "{m}");
         assert_eq!(metric(&m, "hydra_pg_round_trip_seconds_bucket{le=\"+Inf\"}"), Some(statements), "{m}");
         assert_eq!(metric(&m, "hydra_pg_insert_batch_rows_sum"), Some(5.0), "{m}");
+        assert_eq!(metric(&m, "hydra_pg_lookup_batch_keys_sum"), Some(3.0), "three introspections: {m}");
+        assert!(metric(&m, "hydra_pg_write_group_writes_sum").is_some_and(|w| w >= 5.0), "{m}");
         assert!(metric(&m, "hydra_pg_transactions_total").is_some_and(|t| t >= 1.0), "{m}");
         assert_eq!(metric(&m, "hydra_pg_statement_failures_total"), Some(0.0), "{m}");
         assert_eq!(metric(&m, "hydra_pg_statements_in_flight"), Some(0.0), "{m}");

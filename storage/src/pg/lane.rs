@@ -60,9 +60,17 @@ pub struct PgStats {
     /// Writes per group commit, per [`crate::BATCH_BUCKETS`], and their sum.
     pub group_hist: [AtomicU64; 11],
     pub group_writes: AtomicU64,
+    /// Token lookups per statement, per [`crate::BATCH_BUCKETS`], and their sum.
+    pub lookup_hist: [AtomicU64; 11],
+    pub lookup_keys: AtomicU64,
 }
 
 impl PgStats {
+    pub(crate) fn lookups(&self, keys: usize) {
+        self.lookup_hist[crate::commit::bucket(&crate::BATCH_BUCKETS, keys as u64)].fetch_add(1, Relaxed);
+        self.lookup_keys.fetch_add(keys as u64, Relaxed);
+    }
+
     pub(crate) fn group(&self, writes: usize) {
         self.group_hist[crate::commit::bucket(&crate::BATCH_BUCKETS, writes as u64)].fetch_add(1, Relaxed);
         self.group_writes.fetch_add(writes as u64, Relaxed);
@@ -231,6 +239,13 @@ type Finish = Box<dyn FnOnce(Result<(), StoreError>)>;
 /// Writes per group at most (a bound on one transaction's size and time).
 const MAX_GROUP: usize = 256;
 
+/// Token lookups per statement at most, and statements of lookups in flight per lane.
+const MAX_LOOKUPS: usize = 256;
+const LOOKUP_STATEMENTS: usize = 2;
+
+/// A token lookup waiting for its batch: (partition, number) and where its row goes.
+type Lookup = ((i32, i64), oneshot::Sender<Result<Option<Row>, StoreError>>);
+
 /// A lane's state on its own thread.
 pub(crate) struct Lane {
     opts: PgOptions,
@@ -239,6 +254,9 @@ pub(crate) struct Lane {
     free_writers: RefCell<Vec<usize>>,
     /// Writes waiting for the next group.
     pending: RefCell<Vec<(WriteJob, Finish)>>,
+    /// Token lookups waiting for the next batch, and batches in flight.
+    lookups: RefCell<Vec<Lookup>>,
+    lookups_in_flight: Cell<usize>,
     shared: Vec<tokio::sync::Mutex<Option<Rc<Conn>>>>,
     /// The shared connection the next statement takes.
     turn: Cell<usize>,
@@ -321,6 +339,58 @@ impl Lane {
         self.pending.borrow_mut().push((job, finish));
         self.kick();
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Looks up one token row (`sql::GET_TOKENS`'s columns): lookups that arrive while others
+    /// are in flight go out together as one statement. Why: introspection reads one token per
+    /// request, and a statement's fixed cost in PostgreSQL (parse of the message, executor
+    /// start, the reply) dwarfs one index lookup (`docs/design.md` §5.2 has the measurements).
+    pub(crate) async fn lookup(self: &Rc<Self>, part: i32, seq: i64) -> Result<Option<Row>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.lookups.borrow_mut().push(((part, seq), tx));
+        if self.lookups_in_flight.get() < LOOKUP_STATEMENTS {
+            self.lookups_in_flight.set(self.lookups_in_flight.get() + 1);
+            let lane = self.clone();
+            monoio::spawn(async move {
+                loop {
+                    let batch: Vec<Lookup> = {
+                        let mut p = lane.lookups.borrow_mut();
+                        let n = p.len().min(MAX_LOOKUPS);
+                        p.drain(..n).collect()
+                    };
+                    if batch.is_empty() {
+                        break;
+                    }
+                    lane.look_up(batch).await;
+                }
+                lane.lookups_in_flight.set(lane.lookups_in_flight.get() - 1);
+            });
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn look_up(&self, batch: Vec<Lookup>) {
+        let parts: Vec<i32> = batch.iter().map(|((p, _), _)| *p).collect();
+        let seqs: Vec<i64> = batch.iter().map(|((_, s), _)| *s).collect();
+        self.stats.lookups(batch.len());
+        let rows = match self.conn().await {
+            Ok(c) => c.query(crate::pg::sql::GET_TOKENS, &[&parts, &seqs]).await,
+            Err(e) => Err(e),
+        };
+        let mut found: Vec<Option<Row>> = (0..batch.len()).map(|_| None).collect();
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => return batch.into_iter().for_each(|(_, tx)| drop(tx.send(Err(e.clone())))),
+        };
+        for row in rows {
+            let i = row.try_get::<_, i64>(0).ok().and_then(|i| usize::try_from(i - 1).ok());
+            if let Some(slot) = i.and_then(|i| found.get_mut(i)) {
+                *slot = Some(row);
+            }
+        }
+        for ((_, tx), row) in batch.into_iter().zip(found) {
+            let _ = tx.send(Ok(row));
+        }
     }
 
     /// Starts a group on a free writer connection when writes wait.
@@ -430,6 +500,8 @@ impl Lanes {
                             writers: (0..writers.max(1)).map(|_| RefCell::new(None)).collect(),
                             free_writers: RefCell::new((0..writers.max(1)).collect()),
                             pending: RefCell::new(Vec::new()),
+                            lookups: RefCell::new(Vec::new()),
+                            lookups_in_flight: Cell::new(0),
                             turn: Cell::new(0),
                             exclusive: tokio::sync::Mutex::new(None),
                             failed_at: Cell::new(None),

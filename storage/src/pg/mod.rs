@@ -10,7 +10,7 @@
 mod connect;
 mod lane;
 pub mod migrate;
-mod sql;
+pub(crate) mod sql;
 mod store;
 mod tls;
 

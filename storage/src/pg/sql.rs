@@ -64,8 +64,14 @@ macro_rules! exchange {
 
 pub(crate) const INSERT_TOKENS: &str = insert_tokens!("");
 
-pub(crate) const GET_TOKEN: &str =
-    concat!("SELECT ", record_columns!(), " FROM hydra_rs_token t WHERE t.part = $1 AND t.seq = $2 AND ", live!());
+/// Many tokens at once, `($1[i], $2[i])`: each row found comes with its position `i` (from 1).
+pub(crate) const GET_TOKENS: &str = concat!(
+    "SELECT u.i, ",
+    record_columns!(),
+    " FROM unnest($1::integer[], $2::bigint[]) WITH ORDINALITY AS u(part, seq, i) ",
+    "JOIN hydra_rs_token t ON t.part = u.part AND t.seq = u.seq WHERE ",
+    live!()
+);
 
 pub(crate) const DELETE_TOKEN: &str = "DELETE FROM hydra_rs_token WHERE part = $1 AND seq = $2";
 

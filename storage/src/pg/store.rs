@@ -408,10 +408,9 @@ impl Storage for PgStore {
     async fn get_token(&self, partition: u32, seq: u64) -> Result<Option<TokenRecord>> {
         let part = self.check(partition)?;
         let seq = to_i64(seq)?;
-        self.on(async move |c: &Conn| {
-            c.query_opt(sql::GET_TOKEN, &[&part, &seq]).await?.map(|r| record_at(&r, 0)).transpose()
-        })
-        .await
+        self.lanes
+            .run(move |lane| async move { lane.lookup(part, seq).await?.map(|r| record_at(&r, 1)).transpose() })
+            .await
     }
 
     async fn get_token_view(&self, partition: u32, seq: u64) -> Result<Option<TokenView>> {
