@@ -427,19 +427,34 @@ impl Lane {
             Ok(c) => c,
             Err(e) => return group.into_iter().for_each(|(_, fin)| fin(Err(e.clone()))),
         };
-        if let Err(e) = conn.simple("BEGIN").await {
-            return group.into_iter().for_each(|(_, fin)| fin(Err(e.clone())));
-        }
         self.stats.group(group.len());
-        // Spawned in order, so their first statements go out in order, pipelined.
+        // A write alone needs no transaction of its own: every write is one statement (an
+        // exchange's replay path adds statements that stand on their own), atomic by itself.
+        // Saves the BEGIN and COMMIT round trips when writes do not overlap.
+        if group.len() == 1 {
+            let Some((job, fin)) = group.into_iter().next() else { return };
+            let ok = job(conn).await;
+            return fin(if ok { Ok(()) } else { Err(StoreError::Commit("the write failed".into())) });
+        }
+        // BEGIN and the writes' first statements go out back to back (tasks run in the order
+        // they were spawned), pipelined on the connection.
+        let begin = {
+            let conn = conn.clone();
+            monoio::spawn(async move { conn.simple("BEGIN").await })
+        };
         let running: Vec<_> = group.into_iter().map(|(job, fin)| (monoio::spawn(job(conn.clone())), fin)).collect();
+        let began = begin.await;
         let mut done = Vec::with_capacity(running.len());
-        let mut all_ok = true;
+        let mut all_ok = began.is_ok();
         for (handle, fin) in running {
             all_ok &= handle.await;
             done.push(fin);
         }
-        let outcome = if all_ok {
+        let outcome = if let Err(e) = began {
+            // Without a transaction the writes ran on their own: each may or may not have
+            // happened, which an error allows.
+            Err(e)
+        } else if all_ok {
             match conn.simple("COMMIT").await {
                 Ok(()) => {
                     self.stats.transactions.fetch_add(1, Relaxed);
