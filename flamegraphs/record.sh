@@ -5,6 +5,8 @@
 # with oha on CPU 1 at 64 connections, records `perf record -F 999 -g` of the server for 8 s in the
 # middle of a 14 s run, and writes flamegraphs/<date>-<scenario>-<commit>.svg.
 # FOLDED=<file> also keeps the collapsed stacks (for flamegraphs/split.py).
+# PG=1: the server runs on PostgreSQL (a throwaway cluster from crate testpg, pinned to CPU 0
+# with the server, as in `PG=1 loadtest/run.sh`); the SVG's name gains `-pg`.
 # Needs perf (Debian's linux-perf) and inferno (`cargo install --locked inferno`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +16,20 @@ cargo build --release -p hydra-bench --bin flowload
 command -v inferno-flamegraph >/dev/null || cargo install --locked inferno
 BIN=target/release/hydra
 DATA=$(mktemp -d)
-trap 'kill $S 2>/dev/null || true; rm -rf "$DATA"' EXIT
-env DSN="redb://$DATA" SECRETS_SYSTEM=flamegraph-system-secret-0123456789 SERVE_PUBLIC_HOST=127.0.0.1 \
+trap 'kill $S 2>/dev/null || true; exec 3>&- 2>/dev/null || true; rm -rf "$DATA"' EXIT
+DSN="redb://$DATA"
+if [ -n "${PG:-}" ]; then
+  (cd bench/pgdriver && cargo build --release)
+  mkfifo "$DATA/pg.in"
+  taskset -c 0 bench/pgdriver/target/release/pgdriver --cluster <"$DATA/pg.in" >"$DATA/pg.cluster" &
+  exec 3>"$DATA/pg.in"
+  for _ in $(seq 150); do [ -s "$DATA/pg.cluster" ] && break; sleep 0.2; done
+  read -r _ PGPORT _ PGBIN <"$DATA/pg.cluster"
+  "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PGPORT" -U postgres -c "create database hydra" postgres
+  DSN="postgres://postgres@127.0.0.1:$PGPORT/hydra?sslmode=disable"
+  "$BIN" migrate sql up --yes "$DSN" >/dev/null
+fi
+env DSN="$DSN" SECRETS_SYSTEM=flamegraph-system-secret-0123456789 SERVE_PUBLIC_HOST=127.0.0.1 \
   SERVE_PUBLIC_PORT=14444 SERVE_ADMIN_HOST=127.0.0.1 SERVE_ADMIN_PORT=14445 LOG_LEVEL="${LOG_LEVEL:-info}" \
   taskset -c 0 "$BIN" serve all >"$DATA/log" 2>&1 &
 S=$!
@@ -64,8 +78,8 @@ CG=(-g)
 [ -z "${CALL_GRAPH:-}" ] || CG=(--call-graph "$CALL_GRAPH")
 perf record -F 999 "${CG[@]}" -p "$S" -o "$DATA/perf.data" -- sleep 8 >/dev/null 2>&1
 wait $O
-OUT="flamegraphs/$(date -u +%Y-%m-%d)-$SC-$(git rev-parse --short HEAD).svg"
+OUT="flamegraphs/$(date -u +%Y-%m-%d)-$SC-$(git rev-parse --short HEAD)${PG:+-pg}.svg"
 perf script -i "$DATA/perf.data" 2>/dev/null | inferno-collapse-perf >"$DATA/folded"
 if [ -n "${FOLDED:-}" ]; then cp "$DATA/folded" "$FOLDED"; fi
-inferno-flamegraph <"$DATA/folded" --title "hydra-rs $SC (oha -c 64, server on 1 core)" >"$OUT"
+inferno-flamegraph <"$DATA/folded" --title "hydra-rs $SC (oha -c 64, server on 1 core${PG:+, on PostgreSQL sharing it})" >"$OUT"
 echo "wrote $OUT"
