@@ -4,9 +4,11 @@
 //! Invariants every backend keeps:
 //! - A write resolves `Ok` only once it is durable; an error means nothing of it is acknowledged
 //!   (it may or may not have happened, and repeating it is safe).
-//! - Token sequence numbers are the backend's: [`Storage::next_seq`] hands out increasing
-//!   numbers per partition, never one twice (not after deletes, not across restarts or nodes),
-//!   and [`Storage::seq_marks`] is above every number handed out so far.
+//! - Token sequence numbers are the backend's: [`Storage::next_seq`] never hands out a number
+//!   twice (not after deletes, not across restarts or nodes); the embedded store's increase per
+//!   partition and [`Storage::seq_marks`] is above every number handed out so far (its
+//!   watermarks); PostgreSQL's come in blocks per node, revokes a client's tokens by epoch in
+//!   every read, and answers zeros as marks.
 //! - Partitions are the backend's placement: the server puts a grant's tokens in one partition
 //!   (the one in its token handles) and names it in every call about them; sessions and consents
 //!   are placed by the backend from their subject or id.
@@ -342,7 +344,8 @@ pub trait Storage: Send + Sync {
     fn put_client(&self, id: &str, body: Vec<u8>, mode: PutMode) -> impl Future<Output = Result<(PutOutcome, u64)>>;
     /// Deletes a client and raises its watermarks to `marks` in the same transaction.
     fn delete_client(&self, id: &str, marks: Vec<u64>) -> impl Future<Output = Result<(bool, u64)>>;
-    /// Raises a client's watermarks (element-wise maximum; they never fall).
+    /// Revokes every token of a client issued until now: the embedded store raises its
+    /// watermarks (element-wise maximum; they never fall), PostgreSQL its epoch.
     fn set_watermarks(&self, client_id: &str, marks: Vec<u64>) -> impl Future<Output = Result<()>>;
     fn load_watermarks(&self) -> impl Future<Output = Result<Vec<(String, Vec<u64>)>>>;
     fn get_watermarks(&self, client_id: &str) -> impl Future<Output = Result<Option<Vec<u64>>>>;
