@@ -84,3 +84,91 @@ fn nothing_acknowledged_is_lost_when_postgres_is_killed_under_load() {
     let other = Opts::new("io_uring").env("DSN", &dsn).start();
     assert_eq!(count_active(other.admin, &acked), acked.len());
 }
+
+/// A TCP relay to the database that can go silent: it stops passing bytes in both directions
+/// and holds new connections without answering, as a cut network does (no reset).
+struct Relay {
+    addr: std::net::SocketAddr,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(to: u16) -> Relay {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering::SeqCst;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let silent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let quiet = silent.clone();
+        std::thread::spawn(move || {
+            for client in l.incoming().flatten() {
+                let quiet = quiet.clone();
+                std::thread::spawn(move || {
+                    while quiet.load(SeqCst) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else { return };
+                    for (mut from, mut into) in
+                        [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                    {
+                        let quiet = quiet.clone();
+                        std::thread::spawn(move || {
+                            let mut buf = [0u8; 16384];
+                            loop {
+                                let n = match from.read(&mut buf) {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => n,
+                                };
+                                // Silent: the bytes are held, never delivered (the link is gone).
+                                while quiet.load(SeqCst) {
+                                    std::thread::sleep(Duration::from_millis(20));
+                                }
+                                if into.write_all(&buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        });
+                    }
+                });
+            }
+        });
+        Relay { addr, silent }
+    }
+
+    fn set_silent(&self, on: bool) {
+        self.silent.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The database unreachable without a reset (packets dropped): statements in flight fail after
+/// the statement timeout (10 s), new connections after `connect_timeout`, every request then
+/// answers 503 at once until the link is back, and the server heals by itself.
+#[test]
+fn an_unreachable_database_is_503_within_the_timeouts_and_heals() {
+    let cluster = testpg::Cluster::start(&[]).unwrap();
+    create_database(&cluster, "unreachable");
+    let relay = Relay::start(cluster.port());
+    let dsn = format!("postgres://postgres@{}/unreachable?sslmode=disable&connect_timeout=2", relay.addr);
+    let s = Opts::new("io_uring").env("DSN", &dsn).start();
+    let (id, secret) = cc_client(&s, "read");
+    let before = access_token(&s, &id, &secret);
+    relay.set_silent(true);
+    let t0 = Instant::now();
+    let mut c = Conn::open(s.public);
+    c.set_timeout(Duration::from_secs(30));
+    c.send(&token_req(&id, &secret, &[]).bytes(true));
+    c.response().expect_error(503, "temporarily_unavailable");
+    let first = t0.elapsed();
+    assert!(first < Duration::from_secs(14), "the first request waited {first:?}");
+    // Later requests do not wait for the dead link again and again.
+    let t1 = Instant::now();
+    let mut c = Conn::open(s.public);
+    c.set_timeout(Duration::from_secs(30));
+    c.send(&token_req(&id, &secret, &[]).bytes(true));
+    c.response().expect_error(503, "temporarily_unavailable");
+    assert!(t1.elapsed() < Duration::from_secs(4), "a later request waited {:?}", t1.elapsed());
+    Req::get("/health/alive").send(s.public).expect(200);
+    relay.set_silent(false);
+    heals(&s, &id, &secret);
+    assert!(is_active(&s, &before));
+}
