@@ -44,14 +44,7 @@ fn writes_acknowledged_on_one_node_are_in_force_on_the_other_at_once() {
     let (a, b) = pair(&[]);
     let (id, secret) = cc_client(&a, "read");
     // The client reaches B through the feed; then tokens from either node work on both.
-    within_bound("a client created on A", || {
-        Req::new("POST", "/oauth2/token")
-            .basic(&id, &secret)
-            .form(&[("grant_type", "client_credentials")])
-            .send(b.public)
-            .status
-            == 200
-    });
+    within_bound("a client created on A", || token_req(&id, &secret, &[]).send(b.public).status == 200);
     let t = access_token(&a, &id, &secret);
     assert!(is_active(&b, &t), "a token issued on A introspects on B at once");
     let u = access_token(&b, &id, &secret);
@@ -71,14 +64,7 @@ fn writes_acknowledged_on_one_node_are_in_force_on_the_other_at_once() {
     Req::new("DELETE", &format!("/admin/clients/{id}")).send(a.admin).expect(204);
     assert!(!is_active(&b, &fresh));
     // ... and B stops issuing for it within the bound.
-    within_bound("a client deleted on A", || {
-        Req::new("POST", "/oauth2/token")
-            .basic(&id, &secret)
-            .form(&[("grant_type", "client_credentials")])
-            .send(b.public)
-            .status
-            == 401
-    });
+    within_bound("a client deleted on A", || token_req(&id, &secret, &[]).send(b.public).status == 401);
 }
 
 #[test]
