@@ -26,6 +26,7 @@ pub fn options(d: &PgDsn) -> Result<PgOptions, String> {
         root_cert: d.sslrootcert.clone(),
         connect_timeout: d.connect_timeout,
         application_name: d.application_name.clone(),
+        max_lifetime: d.max_conn_lifetime,
     })
 }
 

@@ -21,6 +21,7 @@ fn opts(host: &str, port: u16, tls: TlsMode) -> PgOptions {
         root_cert: None,
         connect_timeout: Some(Duration::from_secs(10)),
         application_name: Some("hydra-rs-test".into()),
+        max_lifetime: None,
     }
 }
 

@@ -19,6 +19,7 @@ fn opts(port: u16) -> PgOptions {
         root_cert: None,
         connect_timeout: Some(std::time::Duration::from_secs(10)),
         application_name: None,
+        max_lifetime: None,
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+use hydra_storage::pg::PgStore;
 use hydra_storage::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -351,4 +352,22 @@ fn batched_lookups_answer_each_caller_with_its_own_row() {
     let statements: u64 = st.lookup_hist.iter().map(|b| b.load(std::sync::atomic::Ordering::Relaxed)).sum();
     assert_eq!(keys, 8 * 300);
     assert!(statements < keys, "lookups shared statements ({keys} lookups, {statements} statements)");
+}
+
+/// `max_conn_lifetime`: a connection older than it is replaced before its next use.
+#[test]
+fn connections_are_replaced_after_their_lifetime() {
+    let cluster = testpg::Cluster::start(&[]).unwrap();
+    let mut o = common::fresh_db(&cluster, "lifetime");
+    o.max_lifetime = Some(std::time::Duration::from_millis(200));
+    let store =
+        PgStore::open(&hydra_storage::pg::PgStoreOptions { conn: o, lanes: 1, shared: 1, writers: 1, partitions: 1 })
+            .unwrap();
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_millis(1100) {
+        store.ping().wait().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let opened = store.stats().connects.load(std::sync::atomic::Ordering::Relaxed);
+    assert!((4..=8).contains(&opened), "one reader connection per 200 ms over 1.1 s: {opened} opened");
 }

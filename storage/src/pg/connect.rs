@@ -34,6 +34,8 @@ pub struct PgOptions {
     /// TCP connect, TLS handshake and startup together; `None`: no deadline.
     pub connect_timeout: Option<Duration>,
     pub application_name: Option<String>,
+    /// A connection older than this is replaced before its next use (`max_conn_lifetime`).
+    pub max_lifetime: Option<Duration>,
 }
 
 impl std::fmt::Debug for PgOptions {

@@ -119,6 +119,7 @@ pub(crate) struct Conn {
     stats: Arc<PgStats>,
     /// A statement timed out: the connection is not trusted any more.
     broken: Cell<bool>,
+    opened: Instant,
 }
 
 impl Conn {
@@ -268,9 +269,11 @@ pub(crate) struct Lane {
 
 impl Lane {
     async fn open(&self, slot: &mut Option<Rc<Conn>>) -> Result<Rc<Conn>, StoreError> {
-        if let Some(c) = slot.as_ref().filter(|c| !c.closed()) {
+        let expired = |c: &Conn| self.opts.max_lifetime.is_some_and(|l| c.opened.elapsed() > l);
+        if let Some(c) = slot.as_ref().filter(|c| !c.closed() && !expired(c)) {
             return Ok(c.clone());
         }
+        // A replaced connection finishes what is in flight on it and closes with its last user.
         *slot = None;
         if self.failed_at.get().is_some_and(|t| t.elapsed() < RETRY) {
             return Err(StoreError::Unavailable);
@@ -286,6 +289,7 @@ impl Lane {
                     prepared: RefCell::new(HashMap::new()),
                     stats: self.stats.clone(),
                     broken: Cell::new(false),
+                    opened: Instant::now(),
                 });
                 *slot = Some(c.clone());
                 Ok(c)

@@ -19,6 +19,7 @@ pub fn opts(port: u16, dbname: &str) -> PgOptions {
         root_cert: None,
         connect_timeout: Some(std::time::Duration::from_secs(10)),
         application_name: Some("hydra-rs-test".into()),
+        max_lifetime: None,
     }
 }
 
