@@ -2,7 +2,8 @@
 # The project's test command: installs what the tests need, then runs every test of the
 # workspace (unit tests, the storage crate's tests against the embedded store and PostgreSQL,
 # and the integration suite that starts the real server on ephemeral ports under both monoio
-# drivers, on each backend), and closes with one summary line.
+# drivers, on each backend), the conformity harness on each backend, and closes with one
+# summary line.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -38,6 +39,27 @@ IT_BACKEND=postgres cargo test --test it --no-fail-fast 2>&1 | tee -a "$log" || 
 # The OpenID Connect conformity harness (Basic and Config plans) against the debug binary.
 echo "== conformity (conformity/run.sh) =="
 conformity/run.sh target/debug/hydra 2>&1 | tee -a "$log" || status=$?
+# The same plans with the server on PostgreSQL (a throwaway cluster, kept until fd 3 closes).
+echo "== conformity on PostgreSQL =="
+cargo build -q -p testpg --bin testpg-cluster
+pgdir=$(mktemp -d)
+mkfifo "$pgdir/in"
+target/debug/testpg-cluster <"$pgdir/in" >"$pgdir/cluster" &
+exec 3>"$pgdir/in"
+for _ in $(seq 150); do [ -s "$pgdir/cluster" ] && break; sleep 0.2; done
+read -r _ pgport _ pgbin <"$pgdir/cluster" || true
+if [ -n "${pgport:-}" ] && "$pgbin/psql" -X -q -h 127.0.0.1 -p "$pgport" -U postgres -c "create database conformity" postgres; then
+  dsn="postgres://postgres@127.0.0.1:$pgport/conformity?sslmode=disable"
+  target/debug/hydra migrate sql up --yes "$dsn" >/dev/null
+  CONFORMITY_DSN="$dsn" conformity/run.sh target/debug/hydra 2>&1 | tee -a "$log" || status=$?
+else
+  echo "the PostgreSQL cluster for the conformity run did not start" | tee -a "$log"
+  echo "0 passed, 1 failed" >>"$log"
+  status=1
+fi
+exec 3>&-
+wait
+rm -rf "$pgdir"
 # Coverage-guided fuzzing of every parser target, bounded (FUZZ_SECONDS per target; installs
 # cargo-fuzz on first use). Each target counts as one test.
 echo "== fuzz (fuzz/run.sh) =="

@@ -156,7 +156,7 @@ class Server:
     def start(self) -> None:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "DSN": "memory",
+            "DSN": os.environ.get("CONFORMITY_DSN", "memory"),
             "SECRETS_SYSTEM": "conformity-system-secret-0123456789",
             "SERVE_PUBLIC_HOST": "127.0.0.1",
             "SERVE_PUBLIC_PORT": str(self.public_port),
