@@ -169,7 +169,7 @@ fn an_unreachable_database_is_503_within_the_timeouts_and_heals() {
     c.set_timeout(Duration::from_secs(30));
     c.send(&token_req(&id, &secret, &[]).bytes(true));
     c.response().expect_error(503, "temporarily_unavailable");
-    assert!(t1.elapsed() < Duration::from_secs(4), "a later request waited {:?}", t1.elapsed());
+    assert!(t1.elapsed() < Duration::from_secs(4), "a later request waited {:?}:\n{}", t1.elapsed(), s.log());
     Req::get("/health/alive").send(s.public).expect(200);
     relay.set_silent(false);
     heals(&s, &id, &secret);

@@ -85,9 +85,10 @@ impl PgStats {
 /// After a failed connection attempt, jobs fail at once for this long instead of trying again.
 pub(crate) const RETRY: Duration = Duration::from_millis(250);
 
-/// A statement not answered within this long fails (`Unavailable`: it may or may not have
-/// happened) and its connection is replaced: a database that stopped answering (a cut network
-/// drops packets, no reset) must not hold requests forever. Every statement is bounded (token
+/// A statement (or a prepare) not answered within this long fails (`Unavailable`: it may or may
+/// not have happened) and every connection of its lane is replaced: a database that stopped
+/// answering (a cut network drops packets, no reset) must not hold requests forever, nor make
+/// each connection's next caller wait out a timeout of its own. Every statement is bounded (token
 /// batches, janitor steps of `--batch-size` rows), so a healthy database answers far sooner.
 pub(crate) const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -120,6 +121,11 @@ pub(crate) struct Conn {
     /// A statement timed out: the connection is not trusted any more.
     broken: Cell<bool>,
     opened: Instant,
+    /// The lane's generation when this connection opened. A timeout on any connection of the
+    /// lane starts a new generation: the database is probably unreachable, and every older
+    /// connection would make its next caller wait out a timeout of its own.
+    generation: u64,
+    lane_generation: Rc<Cell<u64>>,
 }
 
 impl Conn {
@@ -129,7 +135,14 @@ impl Conn {
         if let Some(s) = self.prepared.borrow().get(&key) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(sql).await.map_err(|e| pg_error("prepare", &e))?;
+        // Bounded like a statement: a connection that went silent must not hold its caller.
+        let s = match monoio::time::timeout(STATEMENT_TIMEOUT, self.client.prepare(sql)).await {
+            Ok(r) => r.map_err(|e| pg_error("prepare", &e))?,
+            Err(_) => {
+                self.timed_out();
+                return Err(StoreError::Unavailable);
+            }
+        };
         self.prepared.borrow_mut().insert(key, s.clone());
         Ok(s)
     }
@@ -147,7 +160,7 @@ impl Conn {
         let r = monoio::time::timeout(STATEMENT_TIMEOUT, run).await;
         st.in_flight.fetch_sub(1, Relaxed);
         let Ok(r) = r else {
-            self.broken.set(true);
+            self.timed_out();
             st.failures.fetch_add(1, Relaxed);
             return Err(StoreError::Unavailable);
         };
@@ -194,7 +207,14 @@ impl Conn {
     }
 
     fn closed(&self) -> bool {
-        self.client.is_closed() || self.broken.get()
+        self.client.is_closed() || self.broken.get() || self.generation != self.lane_generation.get()
+    }
+
+    fn timed_out(&self) {
+        self.broken.set(true);
+        if self.generation == self.lane_generation.get() {
+            self.lane_generation.set(self.generation + 1);
+        }
     }
 }
 
@@ -265,6 +285,8 @@ pub(crate) struct Lane {
     /// When the last connection attempt failed.
     failed_at: Cell<Option<Instant>>,
     stats: Arc<PgStats>,
+    /// See [`Conn::generation`].
+    generation: Rc<Cell<u64>>,
 }
 
 impl Lane {
@@ -279,7 +301,9 @@ impl Lane {
             return Err(StoreError::Unavailable);
         }
         let mut opts = self.opts.clone();
-        opts.connect_timeout = opts.connect_timeout.or(Some(CONNECT_TIMEOUT));
+        let limit = opts.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
+        opts.connect_timeout = Some(limit);
+        let t0 = Instant::now();
         match connect(&opts).await {
             Ok(client) => {
                 self.failed_at.set(None);
@@ -290,6 +314,8 @@ impl Lane {
                     stats: self.stats.clone(),
                     broken: Cell::new(false),
                     opened: Instant::now(),
+                    generation: self.generation.get(),
+                    lane_generation: self.generation.clone(),
                 });
                 *slot = Some(c.clone());
                 Ok(c)
@@ -299,6 +325,11 @@ impl Lane {
                 // fails; an operator finds the cause in PostgreSQL's own log.
                 self.failed_at.set(Some(Instant::now()));
                 self.stats.connect_failures.fetch_add(1, Relaxed);
+                // An attempt that ran out of time (no refusal, no answer) means the database is
+                // unreachable: the lane's open connections are as silent (see `Conn::generation`).
+                if t0.elapsed() + Duration::from_millis(50) >= limit {
+                    self.generation.set(self.generation.get() + 1);
+                }
                 Err(StoreError::Unavailable)
             }
         }
@@ -525,6 +556,7 @@ impl Lanes {
                             exclusive: tokio::sync::Mutex::new(None),
                             failed_at: Cell::new(None),
                             stats,
+                            generation: Rc::new(Cell::new(0)),
                         });
                         while let Some(job) =
                             std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut rx), cx)).await
