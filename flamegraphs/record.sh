@@ -19,9 +19,9 @@ DATA=$(mktemp -d)
 trap 'kill $S 2>/dev/null || true; exec 3>&- 2>/dev/null || true; rm -rf "$DATA"' EXIT
 DSN="redb://$DATA"
 if [ -n "${PG:-}" ]; then
-  (cd bench/pgdriver && cargo build --release)
+  cargo build --release -p testpg --bin testpg-cluster
   mkfifo "$DATA/pg.in"
-  taskset -c 0 bench/pgdriver/target/release/pgdriver --cluster <"$DATA/pg.in" >"$DATA/pg.cluster" &
+  taskset -c 0 target/release/testpg-cluster <"$DATA/pg.in" >"$DATA/pg.cluster" &
   exec 3>"$DATA/pg.in"
   for _ in $(seq 150); do [ -s "$DATA/pg.cluster" ] && break; sleep 0.2; done
   read -r _ PGPORT _ PGBIN <"$DATA/pg.cluster"

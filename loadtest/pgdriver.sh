@@ -20,12 +20,13 @@ PG_CPUS=${PG_CPUS:-0}
 LOAD_CPUS=${LOAD_CPUS:-1}
 CLIENTS=$((CONNS * INFLIGHT))
 (cd bench/pgdriver && cargo build --release)
+cargo build --release -p testpg --bin testpg-cluster
 TOOL=bench/pgdriver/target/release/pgdriver
 WORK=$(mktemp -d)
 trap 'exec 3>&- 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 # The cluster, pinned to PG_CPUS (its server processes inherit the affinity), kept until fd 3 closes.
 mkfifo "$WORK/in"
-taskset -c "$PG_CPUS" "$TOOL" --cluster <"$WORK/in" >"$WORK/cluster" &
+taskset -c "$PG_CPUS" target/release/testpg-cluster <"$WORK/in" >"$WORK/cluster" &
 exec 3>"$WORK/in"
 for _ in $(seq 100); do [ -s "$WORK/cluster" ] && break; sleep 0.2; done
 read -r _ PORT _ PGBIN <"$WORK/cluster"

@@ -38,7 +38,7 @@ cargo build --release --bin hydra
 cargo build --release -p hydra-bench --bin flowload
 PG=${PG:-}
 if [ -n "$PG" ]; then
-  (cd bench/pgdriver && cargo build --release)
+  cargo build --release -p testpg --bin testpg-cluster
 fi
 FLOW_CONNS=${FLOW_CONNS:-32}
 if ! command -v oha >/dev/null; then
@@ -51,9 +51,9 @@ trap 'kill $SERVER ${SERVER2:-} 2>/dev/null || true; wait $SERVER ${SERVER2:-} 2
 DSN="redb://$DATA"
 if [ -n "$PG" ]; then
   PG_CPUS=${PG_CPUS:-$SERVER_CPUS}
-  # The cluster lives until fd 3 closes (pgdriver --cluster), pinned to PG_CPUS.
+  # The cluster lives until fd 3 closes (testpg-cluster), pinned to PG_CPUS.
   mkfifo "$DATA/pg.in"
-  PG_CONF="shared_preload_libraries = 'pg_stat_statements'" taskset -c "$PG_CPUS" bench/pgdriver/target/release/pgdriver --cluster <"$DATA/pg.in" >"$DATA/pg.cluster" &
+  PG_CONF="shared_preload_libraries = 'pg_stat_statements'" taskset -c "$PG_CPUS" target/release/testpg-cluster <"$DATA/pg.in" >"$DATA/pg.cluster" &
   exec 3>"$DATA/pg.in"
   for _ in $(seq 150); do [ -s "$DATA/pg.cluster" ] && break; sleep 0.2; done
   read -r _ PGPORT _ PGBIN <"$DATA/pg.cluster"

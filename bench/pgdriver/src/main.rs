@@ -12,10 +12,8 @@
 //! `--client-index` adds an index on the rows' client id (100 distinct ids), to price deleting a
 //! client's tokens by row instead of by watermark.
 //!
-//! Starts a throwaway cluster (crate `testpg`) unless `--url host:port` names one. With
-//! `--cluster` it only starts one (extra `postgresql.conf` lines from `PG_CONF`, `;`-separated),
-//! prints `port <n> bin <dir>` and keeps it until stdin closes
-//! (for scripts that also drive it with pgbench).
+//! Starts a throwaway cluster (crate `testpg`) unless `--url host:port` names one (scripts that
+//! also drive it with pgbench start it with `testpg-cluster`).
 
 use futures_util::future::join_all;
 use monoio::io::IntoPollIo;
@@ -59,15 +57,6 @@ async fn connect(addr: &str) -> Result<tokio_postgres::Client, String> {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--cluster") {
-        // PG_CONF: extra postgresql.conf lines, separated by `;`.
-        let conf = std::env::var("PG_CONF").unwrap_or_default();
-        let lines: Vec<&str> = conf.split(';').map(str::trim).filter(|l| !l.is_empty()).collect();
-        let c = testpg::Cluster::start(&lines).unwrap_or_else(|e| panic!("cluster: {e}"));
-        println!("port {} bin {}", c.port(), c.binary("").display());
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
-        return;
-    }
     let mode = arg("--mode", "insert1");
     let conns = num("--conns", 4) as usize;
     let inflight = num("--inflight", 16) as usize;

@@ -151,13 +151,13 @@ impl Columns {
     /// The rows of one partition; a number given twice keeps its last record (one statement
     /// cannot write a row twice).
     fn of(partition: u32, records: Vec<(u64, TokenRecord)>) -> Result<Columns> {
-        let mut last = std::collections::HashMap::new();
-        for (i, (seq, _)) in records.iter().enumerate() {
-            last.insert(*seq, i);
-        }
+        // Only a batch of several rows can name a number twice (the server never does; the
+        // interface allows it): the common single row skips the map.
+        let last: Option<std::collections::HashMap<u64, usize>> =
+            (records.len() > 1).then(|| records.iter().enumerate().map(|(i, (seq, _))| (*seq, i)).collect());
         let mut c = Columns::default();
         for (i, (seq, r)) in records.into_iter().enumerate() {
-            if last.get(&seq) != Some(&i) {
+            if last.as_ref().is_some_and(|l| l.get(&seq) != Some(&i)) {
                 continue;
             }
             c.part.push(partition as i32);
