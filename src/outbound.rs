@@ -1,5 +1,6 @@
-//! Rules for the requests this server makes to URLs that clients register (today: the
-//! `sector_identifier_uri` document fetched at client registration): which addresses may be
+//! Rules for the requests this server makes to URLs that clients register (the
+//! `sector_identifier_uri` document fetched at client registration, back-channel logout
+//! notices): which addresses may be
 //! reached, how long a request may take, and how much of an answer is read.
 //!
 //! Invariants (sans-IO): unless `clients.http.disallow_private_ip_ranges` is off (it is off by
@@ -89,6 +90,8 @@ pub fn pick(addrs: &[std::net::SocketAddr], allow_private: bool) -> Result<std::
 /// An `https` URL split for a request: host (brackets removed), port, and the request target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// `https` (false only for plain `http`, which callers allow in `--dev` alone).
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     pub path_and_query: String,
@@ -96,7 +99,16 @@ pub struct Target {
 
 /// Parses an absolute `https` URL without user information or fragment.
 pub fn https_target(url: &str) -> Result<Target, String> {
-    let rest = url.strip_prefix("https://").ok_or("the URL must use https")?;
+    web_target(url, false)
+}
+
+/// As [`https_target`], and plain `http` too when `allow_http`.
+pub fn web_target(url: &str, allow_http: bool) -> Result<Target, String> {
+    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(r), _) => (true, r),
+        (None, Some(r)) if allow_http => (false, r),
+        _ => return Err("the URL must use https".into()),
+    };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -117,14 +129,15 @@ pub fn https_target(url: &str) -> Result<Target, String> {
         }
     };
     let port = match port {
-        None | Some("") => 443,
+        None | Some("") if tls => 443,
+        None | Some("") => 80,
         Some(p) => p.parse().map_err(|_| "the port is not a number".to_string())?,
     };
     if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b)) {
         return Err("the host is not a valid host name or address".into());
     }
     let path_and_query = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
-    Ok(Target { host: host.to_ascii_lowercase(), port, path_and_query })
+    Ok(Target { tls, host: host.to_ascii_lowercase(), port, path_and_query })
 }
 
 #[cfg(test)]
@@ -192,7 +205,14 @@ mod tests {
     #[test]
     fn https_targets_parse_strictly() {
         let t = https_target("https://Example.COM/s.json?x=1").unwrap();
-        assert_eq!(t, Target { host: "example.com".into(), port: 443, path_and_query: "/s.json?x=1".into() });
+        assert_eq!(
+            t,
+            Target { tls: true, host: "example.com".into(), port: 443, path_and_query: "/s.json?x=1".into() }
+        );
+        assert!(https_target("http://a.example/").is_err());
+        let plain = web_target("http://127.0.0.1/bc?x=1", true).unwrap();
+        assert_eq!((plain.tls, plain.port, plain.path_and_query.as_str()), (false, 80, "/bc?x=1"));
+        assert!(web_target("ftp://a.example/", true).is_err());
         assert_eq!(https_target("https://[::1]:8443").unwrap().port, 8443);
         assert_eq!(https_target("https://[::1]:8443").unwrap().host, "::1");
         assert_eq!(https_target("https://a.example?q").unwrap().path_and_query, "/?q");

@@ -31,12 +31,12 @@ pub fn absolute(w: &Worker, url: &str) -> String {
     }
 }
 
-fn found(location: String) -> Response {
+pub(crate) fn found(location: String) -> Response {
     Response::empty(302).header("Location", location)
 }
 
 /// An error that must not reach the client: to `urls.error` with the error in the query.
-fn fatal(w: &Worker, error: &str, description: &str) -> Response {
+pub(crate) fn fatal(w: &Worker, error: &str, description: &str) -> Response {
     let url = absolute(w, &w.config().urls.error);
     found(authorize::redirect_url(&url, &[("error", error), ("error_description", description)]))
 }
@@ -63,7 +63,7 @@ pub fn cookie(w: &Worker, name: &str, value: &str, max_age: i64) -> String {
     crate::server::cookies::set_cookie(w.config().dev, name, value, max_age)
 }
 
-fn csrf_ok(req: &Request, name: &str, expected: &str) -> bool {
+pub(crate) fn csrf_ok(req: &Request, name: &str, expected: &str) -> bool {
     // Compared as digests: constant time whatever the lengths.
     let digest = |s: &str| {
         let mut out = [0u8; 32];
@@ -91,7 +91,7 @@ pub async fn handle(w: &Worker, req: &Request) -> Response {
 }
 
 /// The request parameters: the query of a GET, the form body of a POST (OIDC Core §3.1.2.1).
-fn params(req: &Request) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn params(req: &Request) -> Result<Vec<(String, String)>, String> {
     if req.head.method == crate::http::request::Method::Post {
         return form_body(req, &[]).map(form::Form::into_pairs).map_err(|e| e.full_description());
     }
@@ -100,7 +100,12 @@ fn params(req: &Request) -> Result<Vec<(String, String)>, String> {
 }
 
 fn expired(w: &Worker, flow: &Flow) -> bool {
-    unix_now() - flow.requested_at > w.config().ttl.login_consent_request.as_secs() as i64
+    too_old(w, flow.requested_at)
+}
+
+/// Whether a flow that started at `requested_at` is past `ttl.login_consent_request`.
+pub(crate) fn too_old(w: &Worker, requested_at: i64) -> bool {
+    unix_now() - requested_at > w.config().ttl.login_consent_request.as_secs() as i64
 }
 
 /// A new authorization request: validate, then hand over to the login app.
@@ -222,9 +227,7 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
 /// The subject an `id_token_hint` names, if it is an ID token this server signed (our key set,
 /// our `iss`) for this client (`aud` holds it); expired ones count (OIDC Core §3.1.2.1).
 fn hinted_subject(w: &Worker, hint: &str, client_id: &str) -> Option<String> {
-    let snap = w.shared.keys.load();
-    let keys: Vec<crate::jose::jwk::Jwk> =
-        snap.sets.get(crate::server::keys::ID_TOKEN_SET)?.iter().map(|k| k.jwk.public()).collect();
+    let keys = crate::server::keys::id_token_public_keys(w);
     let v = crate::jose::jws::verify(hint, &keys).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&v.payload).ok()?;
     let for_client = match &claims["aud"] {

@@ -5,7 +5,7 @@ use crate::http::Request;
 use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
-use crate::server::{authorize, clients, flows, introspect, keys, oidc, revoke, sessions, token};
+use crate::server::{authorize, clients, flows, introspect, keys, logout, oidc, revoke, sessions, token};
 use hydra_storage::Storage;
 use serde_json::json;
 
@@ -79,6 +79,10 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
                 Some(accept) => flows::answer(w, req, step, accept).await,
             }
         }
+        Route::Logout => logout::handle(w, req).await,
+        Route::LogoutFallback => logout::fallback(w, req).await,
+        Route::LogoutRequest(None) => logout::get(w, req).await,
+        Route::LogoutRequest(Some(accept)) => logout::answer(w, req, accept).await,
         Route::NotFound => Response::not_found(),
         Route::MethodNotAllowed(allow) => Response::method_not_allowed(allow),
     };

@@ -345,6 +345,12 @@ pub async fn signer(w: &Worker, set: &'static str) -> Result<Arc<Signer>, Respon
     w.shared.keys.load().signer(set).ok_or_else(|| server_error("the key set has no signing key"))
 }
 
+/// The public keys that verify our ID tokens (for `id_token_hint`s).
+pub fn id_token_public_keys(w: &Worker) -> Vec<crate::jose::jwk::Jwk> {
+    let snap = w.shared.keys.load();
+    snap.sets.get(ID_TOKEN_SET).map(|keys| keys.iter().map(|k| k.jwk.public()).collect()).unwrap_or_default()
+}
+
 /// `GET /.well-known/jwks.json`: the public parts of the default sets.
 pub async fn well_known(w: &Worker) -> Response {
     for set in DEFAULT_SETS {

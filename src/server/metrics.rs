@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Route labels; `route_index` maps each `Route` to one of them.
-const ROUTES: [&str; 26] = [
+const ROUTES: [&str; 27] = [
     "health_alive",
     "health_ready",
     "version",
@@ -39,6 +39,7 @@ const ROUTES: [&str; 26] = [
     "metrics",
     "not_found",
     "method_not_allowed",
+    "logout",
 ];
 
 /// Status codes counted apart; anything else counts as `other`.
@@ -77,11 +78,12 @@ pub fn route_index(r: &Route) -> usize {
         Route::Fallback(_) => 18,
         Route::Discovery => 19,
         Route::Userinfo => 20,
-        Route::FlowRequest(..) => 21,
+        Route::FlowRequest(..) | Route::LogoutRequest(_) => 21,
         Route::ListConsentSessions | Route::RevokeConsentSessions | Route::RevokeLoginSessions => 22,
         Route::Metrics => 23,
         Route::NotFound => 24,
         Route::MethodNotAllowed(_) => 25,
+        Route::Logout | Route::LogoutFallback => 26,
     }
 }
 
@@ -180,6 +182,15 @@ pub fn render(all: &[std::sync::Arc<WorkerMetrics>], janitor: &JanitorStats, sto
         "Log lines dropped because the log writer could not keep up (each drop is also reported in a log line).",
         crate::log::dropped(),
     );
+    let b = &BACKCHANNEL;
+    let (sent, failed, dropped) = (b.sent.load(Relaxed), b.failed.load(Relaxed), b.dropped.load(Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP hydra_backchannel_logout_total Back-channel logout notices, by result (dropped: the queue was full).\n# TYPE hydra_backchannel_logout_total counter"
+    );
+    for (result, n) in [("sent", sent), ("failed", failed), ("dropped", dropped)] {
+        let _ = writeln!(out, "hydra_backchannel_logout_total{{result=\"{result}\"}} {n}");
+    }
     let j = janitor;
     counter(&mut out, "hydra_janitor_passes_total", "Completed janitor passes.", j.passes.load(Relaxed));
     let _ = writeln!(out, "# HELP hydra_janitor_deleted_total Rows the janitor deleted, by kind.\n# TYPE hydra_janitor_deleted_total counter");
@@ -189,6 +200,17 @@ pub fn render(all: &[std::sync::Arc<WorkerMetrics>], janitor: &JanitorStats, sto
     storage(store, &mut out);
     out
 }
+
+/// Back-channel logout notices since start: answered 2xx, failed, dropped (queue full).
+#[derive(Debug, Default)]
+pub struct BackchannelStats {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+pub static BACKCHANNEL: BackchannelStats =
+    BackchannelStats { sent: AtomicU64::new(0), failed: AtomicU64::new(0), dropped: AtomicU64::new(0) };
 
 /// What the background janitor did since start.
 #[derive(Debug, Default)]

@@ -18,6 +18,7 @@ pub mod state;
 
 mod auth;
 pub mod authorize;
+mod backchannel;
 mod background;
 mod batch;
 mod clients;
@@ -26,6 +27,7 @@ mod flows;
 mod introspect;
 pub mod keys;
 mod listen;
+mod logout;
 pub mod metrics;
 mod oidc;
 pub mod outbound;

@@ -55,8 +55,11 @@ pub fn discovery(w: &Worker) -> Response {
             "require_request_uri_registration": false,
             "claims_parameter_supported": false,
             "authorization_response_iss_parameter_supported": true,
-            "backchannel_logout_supported": false,
-            "frontchannel_logout_supported": false,
+            "end_session_endpoint": format!("{public}/oauth2/sessions/logout"),
+            "frontchannel_logout_supported": true,
+            "frontchannel_logout_session_supported": true,
+            "backchannel_logout_supported": true,
+            "backchannel_logout_session_supported": true,
         }),
     )
 }

@@ -1,13 +1,14 @@
-//! Outbound HTTPS GETs under the rules of `crate::outbound` (address guard, timeouts, size
-//! cap), each on a short-lived thread of its own so a slow peer never holds a worker or the
-//! PBKDF2 pool; at most `MAX_IN_FLIGHT` at once.
+//! Outbound requests under the rules of `crate::outbound` (address guard, timeouts, size cap):
+//! HTTPS GETs of client documents, each on a short-lived thread of its own so a slow peer never
+//! holds a worker or the PBKDF2 pool (at most `MAX_IN_FLIGHT` at once), and the blocking
+//! exchange the back-channel logout senders use on their own threads.
 //!
 //! Invariants: https only, certificates verified against the Mozilla roots (plus the PEM file
 //! named by `SSL_CERT_FILE`, as Go's TLS stack and so Hydra honour it); the connection goes to
 //! the address the guard judged; redirects are not followed; only a `200` with a body within the
 //! cap is returned; nothing fetched is logged.
 
-use crate::outbound::{https_target, pick, DEADLINE, MAX_RESPONSE_BYTES, TIMEOUT};
+use crate::outbound::{pick, web_target, DEADLINE, MAX_RESPONSE_BYTES, TIMEOUT};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,9 +38,16 @@ fn roots() -> Arc<rustls::RootCertStore> {
         .clone()
 }
 
-/// GETs `url` and returns the body of a `200` answer. Blocking: call [`fetch`] from a worker.
-fn get_blocking(url: &str, allow_private: bool) -> Result<Vec<u8>, String> {
-    let t = https_target(url)?;
+/// One outbound request: GET, or POST with a form body.
+pub enum Method<'a> {
+    Get,
+    PostForm(&'a [u8]),
+}
+
+/// Sends one request and returns the raw answer (head and body, within the cap). Blocking: run
+/// it on a thread of its own. `allow_http` admits plain `http` URLs (`--dev` only).
+pub fn exchange_blocking(url: &str, method: Method, allow_private: bool, allow_http: bool) -> Result<Vec<u8>, String> {
+    let t = web_target(url, allow_http)?;
     let deadline = Instant::now() + DEADLINE;
     let addrs: Vec<_> =
         (t.host.as_str(), t.port).to_socket_addrs().map_err(|e| format!("cannot resolve {}: {e}", t.host))?.collect();
@@ -47,6 +55,30 @@ fn get_blocking(url: &str, allow_private: bool) -> Result<Vec<u8>, String> {
     let sock = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     sock.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
     sock.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    let host = if t.host.contains(':') { format!("[{}]", t.host) } else { t.host.clone() };
+    let mut req = match method {
+        Method::Get => format!(
+            "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hydra-rs\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+            t.path_and_query
+        )
+        .into_bytes(),
+        Method::PostForm(body) => {
+            let mut r = format!(
+                "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hydra-rs\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                t.path_and_query,
+                body.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(body);
+            r
+        }
+    };
+    if !t.tls {
+        let mut sock = sock;
+        sock.write_all(&req).map_err(|e| format!("write failed: {e}"))?;
+        req.clear();
+        return read_answer(&mut sock, deadline);
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -56,19 +88,19 @@ fn get_blocking(url: &str, allow_private: bool) -> Result<Vec<u8>, String> {
     let name = rustls::pki_types::ServerName::try_from(t.host.clone()).map_err(|_| "bad host name".to_string())?;
     let conn = rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())?;
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    let host = if t.host.contains(':') { format!("[{}]", t.host) } else { t.host.clone() };
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hydra-rs\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
-        t.path_and_query
-    );
-    tls.write_all(req.as_bytes()).map_err(|e| format!("TLS or write failed: {e}"))?;
+    tls.write_all(&req).map_err(|e| format!("TLS or write failed: {e}"))?;
+    read_answer(&mut tls, deadline)
+}
+
+/// Reads until the peer closes, within the deadline and the size cap.
+fn read_answer(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, String> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
         if Instant::now() > deadline {
             return Err("the peer took too long to answer".into());
         }
-        match tls.read(&mut buf) {
+        match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 raw.extend_from_slice(&buf[..n]);
@@ -81,7 +113,22 @@ fn get_blocking(url: &str, allow_private: bool) -> Result<Vec<u8>, String> {
             Err(e) => return Err(format!("reading the answer failed: {e}")),
         }
     }
-    parse_response(&raw)
+    Ok(raw)
+}
+
+/// The status of an answer's head.
+pub fn status_of(raw: &[u8]) -> Result<u16, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(raw) {
+        Ok(httparse::Status::Complete(_)) => resp.code.ok_or_else(|| "the answer has no status".into()),
+        _ => Err("the answer is not valid HTTP".into()),
+    }
+}
+
+/// GETs `url` and returns the body of a `200` answer. Blocking: call [`fetch`] from a worker.
+fn get_blocking(url: &str, allow_private: bool) -> Result<Vec<u8>, String> {
+    parse_response(&exchange_blocking(url, Method::Get, allow_private, false)?)
 }
 
 /// The body of a complete `200` answer (Content-Length, chunked, or until close).

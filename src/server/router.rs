@@ -47,6 +47,12 @@ pub enum Route {
     Userinfo,
     /// `/oauth2/auth/requests/{login,consent}[/accept|/reject]`: (consent?, None = GET, Some(accept?)).
     FlowRequest(bool, Option<bool>),
+    /// `/oauth2/sessions/logout` (GET and POST).
+    Logout,
+    /// `/oauth2/fallbacks/logout` (GET asks, POST answers).
+    LogoutFallback,
+    /// `/oauth2/auth/requests/logout[/accept|/reject]`: None = GET, Some(accept?).
+    LogoutRequest(Option<bool>),
     ListConsentSessions,
     RevokeConsentSessions,
     RevokeLoginSessions,
@@ -103,7 +109,15 @@ fn public(m: Method, path: &str) -> Route {
         },
         "/oauth2/fallbacks/login" => only(m, Method::Get, "GET, HEAD", Route::Fallback("login")),
         "/oauth2/fallbacks/consent" => only(m, Method::Get, "GET, HEAD", Route::Fallback("consent")),
-        "/oauth2/fallbacks/logout" => only(m, Method::Get, "GET, HEAD", Route::Fallback("logout")),
+        "/oauth2/fallbacks/logout" => match m {
+            Method::Get | Method::Post => Route::LogoutFallback,
+            _ => Route::MethodNotAllowed("GET, HEAD, POST"),
+        },
+        "/oauth2/fallbacks/logout/callback" => only(m, Method::Get, "GET, HEAD", Route::Fallback("logout")),
+        "/oauth2/sessions/logout" => match m {
+            Method::Get | Method::Post => Route::Logout,
+            _ => Route::MethodNotAllowed("GET, HEAD, POST"),
+        },
         "/oauth2/fallbacks/error" => only(m, Method::Get, "GET, HEAD", Route::Fallback("error")),
         _ => Route::NotFound,
     }
@@ -128,6 +142,9 @@ fn admin(m: Method, path: &str) -> Route {
         "/oauth2/auth/sessions/login" => return only(m, Method::Delete, "DELETE", Route::RevokeLoginSessions),
         "/oauth2/auth/requests/login" => return only(m, Method::Get, "GET, HEAD", Route::FlowRequest(false, None)),
         "/oauth2/auth/requests/consent" => return only(m, Method::Get, "GET, HEAD", Route::FlowRequest(true, None)),
+        "/oauth2/auth/requests/logout" => return only(m, Method::Get, "GET, HEAD", Route::LogoutRequest(None)),
+        "/oauth2/auth/requests/logout/accept" => return only(m, Method::Put, "PUT", Route::LogoutRequest(Some(true))),
+        "/oauth2/auth/requests/logout/reject" => return only(m, Method::Put, "PUT", Route::LogoutRequest(Some(false))),
         "/oauth2/auth/requests/login/accept" => {
             return only(m, Method::Put, "PUT", Route::FlowRequest(false, Some(true)))
         }

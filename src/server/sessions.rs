@@ -201,8 +201,9 @@ pub async fn revoke_consent(w: &Worker, req: &Request) -> Response {
     }
 }
 
-/// `DELETE /admin/oauth2/auth/sessions/login?subject=…` (every session of the subject) or
-/// `?sid=…` (one session, found through its id row).
+/// `DELETE /admin/oauth2/auth/sessions/login?subject=…` (every session of the subject, no
+/// notices, as Hydra) or `?sid=…` (one session, found through its id row; its clients get
+/// back-channel notices).
 pub async fn revoke_login(w: &Worker, req: &Request) -> Response {
     let q = query(req);
     let result = match (q.get("subject").filter(|s| !s.is_empty()), q.get("sid").filter(|s| !s.is_empty())) {
@@ -216,9 +217,12 @@ pub async fn revoke_login(w: &Worker, req: &Request) -> Response {
     }
 }
 
-/// Ends one login session, found through its id; an unknown id is nothing to do.
+/// Ends one login session, found through its id, and sends the back-channel notices of its
+/// clients (as Hydra); an unknown id is nothing to do.
 async fn revoke_sid_login(w: &Worker, sid: &str) -> Result<(), hydra_storage::StoreError> {
-    w.shared.store.delete_login_session(sid).await.map(|_| ())
+    let Some(s) = w.shared.store.find_login_session(sid).await? else { return Ok(()) };
+    w.shared.store.delete_login_session(sid).await?;
+    crate::server::backchannel::session_ended(w, &s.subject, sid).await.map(|_front| ())
 }
 
 async fn revoke_subject_logins(w: &Worker, subject: &str) -> Result<(), hydra_storage::StoreError> {

@@ -316,6 +316,9 @@ pub trait Storage: Send + Sync {
     /// Stores a remembered login, findable by subject and by id.
     fn put_login_session(&self, session: LoginSession) -> impl Future<Output = Result<()>>;
     fn get_login_session(&self, subject: &str, sid: &str) -> impl Future<Output = Result<Option<LoginSession>>>;
+    /// A login session found by its id alone (logout by `id_token_hint`, `DELETE …?sid=`),
+    /// expired or not.
+    fn find_login_session(&self, sid: &str) -> impl Future<Output = Result<Option<LoginSession>>>;
     /// Ends one login session found by its id alone; resolves to whether it existed.
     fn delete_login_session(&self, sid: &str) -> impl Future<Output = Result<bool>>;
     /// Ends every login session of a subject; resolves to how many.

@@ -124,6 +124,9 @@ impl Storage for Backend {
     async fn get_login_session(&self, subject: &str, sid: &str) -> Result<Option<LoginSession>> {
         each!(self, s => s.get_login_session(subject, sid).await)
     }
+    async fn find_login_session(&self, sid: &str) -> Result<Option<LoginSession>> {
+        each!(self, s => s.find_login_session(sid).await)
+    }
     async fn delete_login_session(&self, sid: &str) -> Result<bool> {
         each!(self, s => s.delete_login_session(sid).await)
     }

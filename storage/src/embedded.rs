@@ -499,6 +499,12 @@ impl Storage for Store {
         Ok(Some(s))
     }
 
+    async fn find_login_session(&self, sid: &str) -> Result<Option<LoginSession>> {
+        let Some(row) = self.doc_get(self.place(sid), Table::SessionIds, sid.as_bytes())? else { return Ok(None) };
+        let id: SessionIdRow = serde_json::from_slice(&row).map_err(|_| StoreError::Corrupt("session id"))?;
+        self.get_login_session(&id.subject, sid).await
+    }
+
     async fn delete_login_session(&self, sid: &str) -> Result<bool> {
         let p = self.place(sid);
         let Some(row) = self.doc_get(p, Table::SessionIds, sid.as_bytes())? else { return Ok(false) };

@@ -929,6 +929,25 @@ impl Runner {
                 let got = self.s().get_login_session(&subject, &sid).wait().unwrap();
                 assert_eq!(got.as_ref(), self.model.logins.get(&(subject, sid)), "{}", self.ctx());
             }
+            82 if self.rng.pct(50) => {
+                let sid = self.sid();
+                self.what = format!("find_login_session {sid}");
+                let got = self.s().find_login_session(&sid).wait().unwrap();
+                let m = &self.model;
+                match (&got, m.flavor) {
+                    // The embedded store finds the subject the id was last stored for.
+                    (_, Flavor::Embedded) => {
+                        let want = m.sids.get(&sid).and_then(|sub| m.logins.get(&(sub.clone(), sid.clone())));
+                        assert_eq!(got.as_ref(), want, "{}", self.ctx());
+                    }
+                    // PostgreSQL finds any row of the id (ids are random in the server).
+                    (Some(l), Flavor::Pg) => {
+                        assert_eq!(m.logins.get(&(l.subject.clone(), sid.clone())), Some(l), "{}", self.ctx())
+                    }
+                    (None, Flavor::Pg) => assert!(!m.logins.keys().any(|(_, s)| *s == sid), "{}", self.ctx()),
+                }
+                self.saw(format!("find_login_session {}", got.is_some()));
+            }
             82 => {
                 let sid = self.sid();
                 self.what = format!("delete_login_session {sid}");

@@ -140,6 +140,15 @@ fn discovery_advertises_what_works() {
     assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS256"]));
     assert!(d["jwks_uri"].as_str().unwrap().ends_with("/.well-known/jwks.json"));
     assert!(d["authorization_endpoint"].as_str().unwrap().ends_with("/oauth2/auth"));
+    assert!(d["end_session_endpoint"].as_str().unwrap().ends_with("/oauth2/sessions/logout"));
+    for k in [
+        "frontchannel_logout_supported",
+        "frontchannel_logout_session_supported",
+        "backchannel_logout_supported",
+        "backchannel_logout_session_supported",
+    ] {
+        assert_eq!(d[k], true, "{k}");
+    }
     let same = Req::get("/.well-known/oauth-authorization-server").send(s.public).json();
     assert_eq!(same, d);
     // Userinfo without or with a bad token: 401 with a Bearer challenge.

@@ -16,6 +16,7 @@ mod flow;
 mod introspect;
 mod janitor;
 mod keys;
+mod logout;
 mod metrics;
 mod nodes;
 mod pg_faults;

@@ -33,6 +33,8 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("urls.login", Kind::Str),
     ("urls.consent", Kind::Str),
     ("urls.error", Kind::Str),
+    ("urls.logout", Kind::Str),
+    ("urls.post_logout_redirect", Kind::Str),
     ("oauth2.pkce.enforced", Kind::Bool),
     ("oauth2.pkce.enforced_for_public_clients", Kind::Bool),
     ("oidc.subject_identifiers.pairwise.salt", Kind::Str),

@@ -135,10 +135,13 @@ pub struct Urls {
     /// Which of issuer / public / admin URLs were derived from the listeners (not configured),
     /// so the server can correct them once port 0 has resolved.
     pub derived: (bool, bool, bool),
-    /// `urls.login`, `urls.consent`, `urls.error`: absolute, or paths on the public URL.
+    /// `urls.login`, `urls.consent`, `urls.error`, `urls.logout`, `urls.post_logout_redirect`:
+    /// absolute, or paths on the public URL.
     pub login: String,
     pub consent: String,
     pub error: String,
+    pub logout: String,
+    pub post_logout_redirect: String,
 }
 
 /// `serve.*`.
@@ -447,6 +450,13 @@ impl Config {
                 login: flow_url(raw, "urls.login", "/oauth2/fallbacks/login", dev)?,
                 consent: flow_url(raw, "urls.consent", "/oauth2/fallbacks/consent", dev)?,
                 error: flow_url(raw, "urls.error", "/oauth2/fallbacks/error", dev)?,
+                logout: flow_url(raw, "urls.logout", FALLBACK_LOGOUT, dev)?,
+                post_logout_redirect: flow_url(
+                    raw,
+                    "urls.post_logout_redirect",
+                    "/oauth2/fallbacks/logout/callback",
+                    dev,
+                )?,
             },
             serve: Serve { public, admin, tls_public, tls_admin },
             ttl: Ttl {
@@ -573,6 +583,9 @@ pub fn parse_dsn(s: Option<&str>) -> Result<Dsn, ConfigError> {
 
 /// `urls.login` and friends: an absolute http(s) URL, or a path (kept as is and resolved against
 /// the public URL when used, so it follows a port bound at start-up).
+/// The built-in logout page (`urls.logout` unset): it asks the user and accepts by itself.
+pub const FALLBACK_LOGOUT: &str = "/oauth2/fallbacks/logout";
+
 fn flow_url(raw: &Raw, key: &str, default: &str, dev: bool) -> Result<String, ConfigError> {
     match raw.str(key)? {
         None => Ok(default.to_string()),
@@ -801,7 +814,7 @@ mod tests {
         }
         // Hydra keys not built here: refused unless at Hydra's default.
         for (text, key) in [
-            ("urls:\n  logout: https://app.example/logout\n", "urls.logout"),
+            ("urls:\n  registration: https://app.example/signup\n", "urls.registration"),
             ("oauth2:\n  token_hook: https://hook.example/\n", "oauth2.token_hook"),
             ("serve:\n  public:\n    cors:\n      enabled: true\n", "serve.public.cors.enabled"),
             ("ttl:\n  authentication_session: 1h\n", "ttl.authentication_session"),

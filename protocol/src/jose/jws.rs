@@ -111,9 +111,15 @@ impl Signer {
 
     /// Produces `header.payload.signature` with header `{"alg":..,"kid":..,"typ":"JWT"}`.
     pub fn sign(&self, claims_json: &[u8]) -> Result<String, JoseError> {
-        // serde_json escapes the kid; the member order is fixed here rather than left to a map type.
+        self.sign_typed(claims_json, "JWT")
+    }
+
+    /// As [`Signer::sign`] with another `typ` (explicit typing, RFC 8725 §3.11: `logout+jwt`).
+    pub fn sign_typed(&self, claims_json: &[u8], typ: &str) -> Result<String, JoseError> {
+        // serde_json escapes the kid and typ; the member order is fixed here rather than left to a map type.
         let kid = serde_json::to_string(&self.kid).map_err(|_| JoseError::Json)?;
-        let header = format!("{{\"alg\":\"{}\",\"kid\":{},\"typ\":\"JWT\"}}", self.alg.as_str(), kid);
+        let typ = serde_json::to_string(typ).map_err(|_| JoseError::Json)?;
+        let header = format!("{{\"alg\":\"{}\",\"kid\":{},\"typ\":{}}}", self.alg.as_str(), kid, typ);
         let mut token = b64url_encode(header.as_bytes());
         token.push('.');
         token.push_str(&b64url_encode(claims_json));

@@ -22,6 +22,8 @@ pub enum Purpose {
     LoginVerifier = 1,
     ConsentChallenge = 4,
     ConsentVerifier = 5,
+    LogoutChallenge = 7,
+    LogoutVerifier = 8,
     /// The login session cookie.
     SessionCookie = 9,
     /// Page tokens of the admin list endpoints.

@@ -11,6 +11,7 @@ pub mod flow;
 pub mod hasher;
 pub mod id_token;
 pub mod introspection;
+pub mod logout;
 pub mod page_token;
 pub mod scope;
 pub mod token_request;

@@ -115,6 +115,10 @@ pub(crate) const PUT_LOGIN: &str = "INSERT INTO hydra_rs_login (subject, sid, au
 
 pub(crate) const GET_LOGIN: &str = "SELECT auth_time, expires_at FROM hydra_rs_login WHERE subject = $1 AND sid = $2";
 
+/// Session ids are 128 random bits: at most one row in practice; the newest if not.
+pub(crate) const FIND_LOGIN: &str =
+    "SELECT subject, auth_time, expires_at FROM hydra_rs_login WHERE sid = $1 ORDER BY expires_at DESC LIMIT 1";
+
 pub(crate) const DELETE_LOGIN: &str = "DELETE FROM hydra_rs_login WHERE sid = $1";
 
 pub(crate) const DELETE_LOGINS: &str = "DELETE FROM hydra_rs_login WHERE subject = $1";

@@ -511,6 +511,15 @@ impl Storage for PgStore {
         .await
     }
 
+    async fn find_login_session(&self, sid: &str) -> Result<Option<LoginSession>> {
+        let sid = sid.to_string();
+        self.on(async move |c: &Conn| {
+            let Some(row) = c.query_opt(sql::FIND_LOGIN, &[&sid.as_bytes()]).await? else { return Ok(None) };
+            Ok(Some(LoginSession { sid, subject: text(&row, 0)?, auth_time: col(&row, 1)?, expires_at: col(&row, 2)? }))
+        })
+        .await
+    }
+
     async fn delete_login_session(&self, sid: &str) -> Result<bool> {
         let sid = sid.as_bytes().to_vec();
         self.write(async move |c: &Conn| Ok(c.execute(sql::DELETE_LOGIN, &[&sid]).await? > 0)).await

@@ -876,6 +876,11 @@ mod tests {
             (json!({"redirect_uris": ["https://a.example/cb"], "post_logout_redirect_uris": ["https://a.example:8443/logout"]}), Some((meta, "post_logout_redirect_uri 'https://a.example:8443/logout' must match the domain, port, scheme of at least one of the registered redirect URIs but did not"))),
             (json!({"redirect_uris": ["https://a.example/cb"], "post_logout_redirect_uris": ["http://a.example/logout"]}), Some((meta, "must match the domain"))),
             (json!({"post_logout_redirect_uris": ["nope"]}), Some((meta, "Unable to parse post_logout_redirect_uri: nope"))),
+            (json!({"frontchannel_logout_uri": "https://a.example/fc?x=1", "backchannel_logout_uri": "http://127.0.0.1:9/bc"}), None),
+            (json!({"frontchannel_logout_uri": "/fc"}), Some((meta, "Field frontchannel_logout_uri must be an absolute http or https URL"))),
+            (json!({"frontchannel_logout_uri": "https://a.example/fc#x"}), Some((meta, "without a fragment"))),
+            (json!({"backchannel_logout_uri": "javascript:alert(1)"}), Some((meta, "Field backchannel_logout_uri must be"))),
+            (json!({"backchannel_logout_uri": "https://*.example/bc"}), Some((meta, "Field backchannel_logout_uri must be"))),
             // access token strategy
             (json!({"access_token_strategy": "opaque"}), None),
             (json!({"access_token_strategy": "paseto"}), Some((meta, "invalid access token strategy"))),

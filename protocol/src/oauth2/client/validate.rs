@@ -236,6 +236,25 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
         }
     }
 
+    // Checks Hydra does not make: the server requests these URLs (back-channel) or has the
+    // browser load them (front-channel), so they must be absolute web URLs without a fragment
+    // (Front-Channel Logout §2, Back-Channel Logout §2.2).
+    for (field, v) in
+        [("frontchannel_logout_uri", &c.frontchannel_logout_uri), ("backchannel_logout_uri", &c.backchannel_logout_uri)]
+    {
+        if v.is_empty() {
+            continue;
+        }
+        match Uri::parse_go_request(v) {
+            Ok(u) if (u.scheme_is("https") || u.scheme_is("http")) && valid_host(u.hostname()) && !v.contains('#') => {}
+            _ => {
+                return Err(ClientError::invalid_client_metadata(&format!(
+                    "Field {field} must be an absolute http or https URL without a fragment: {v}"
+                )))
+            }
+        }
+    }
+
     if !c.access_token_strategy.is_empty() {
         let canonical = c.access_token_strategy.to_ascii_lowercase();
         if canonical != "jwt" && canonical != "opaque" {
