@@ -1,18 +1,18 @@
 //! `GET/POST /oauth2/auth`: the authorization endpoint and its three legs (new request → login
-//! app; login verifier → consent app; consent verifier → code to the client), plus the fallback
-//! pages under `/oauth2/fallbacks/`.
+//! app; login verifier → consent app; consent verifier → code, access token and/or ID token to
+//! the client, per response type), plus the fallback pages under `/oauth2/fallbacks/`.
 //!
 //! Invariants: nothing is ever redirected to a URI that was not validated against the client's
 //! registration (an unknown client or redirect URI goes to `urls.error`); every verifier is
-//! checked against its CSRF cookie; a flow produces at most one code (the store enforces it);
-//! the code is answered only after it is durable.
+//! checked against its CSRF cookie; a flow produces at most one grant (the store enforces it);
+//! a code or access token is answered only after it is durable; tokens never go in a query.
 
 use crate::http::form;
 use crate::http::Request;
 use crate::oauth2::authorization_code::{Grant, GrantExt};
 use crate::oauth2::authorize::{self, html_escape, AuthError, AuthRequest, ClientView, Policy, ResponseMode};
 use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
-use crate::oauth2::id_token::subject_for;
+use crate::oauth2::id_token::{subject_for, IdTokenClaims};
 use crate::server::common::form_body;
 use crate::server::flows::Step;
 use crate::server::respond::Response;
@@ -45,6 +45,7 @@ pub(crate) fn fatal(w: &Worker, error: &str, description: &str) -> Response {
 fn to_client(uri: &str, mode: ResponseMode, params: &[(&str, &str)]) -> Response {
     match mode {
         ResponseMode::Query => found(authorize::redirect_url(uri, params)),
+        ResponseMode::Fragment => found(authorize::fragment_url(uri, params)),
         ResponseMode::FormPost => Response {
             status: 200,
             headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
@@ -395,29 +396,92 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     };
     let store = &w.shared.store;
     let partition = w.partition_for(&flow.id);
-    let Ok(seq) = store.next_seq(partition).await else {
-        return error_to_client(w, r, "temporarily_unavailable", "The code could not be stored; retry later.");
-    };
+    let unavailable =
+        || error_to_client(w, r, "temporarily_unavailable", "The grant could not be stored; retry later.");
+    let Ok(seq) = store.next_seq(partition).await else { return unavailable() };
+    let rt = r.response();
+    let client_subject = ext.g.client_subject.clone();
     let random = w.rng.borrow_mut().next32();
     let minted = mint(&w.shared.token_keys, TokenType::AuthorizeCode, partition as u16, seq, &random);
     let now = unix_now();
+    let at_life = cfg.ttl.access_token.as_secs() as i64;
+    // The grant's first record holds the grant (userinfo reads it, revocation starts from it):
+    // the code, or, when no code was asked for, a record already spent that nobody can present.
     let record = TokenRecord {
-        kind: TokenKind::Code,
+        kind: if rt.code { TokenKind::Code } else { TokenKind::CodeUsed },
         signature: minted.signature,
         family: seq,
         client_id: r.client_id.clone(),
         subject: login.subject.clone(),
         scope: scope.join(" "),
-        audience,
+        audience: audience.clone(),
         issued_at: now,
-        expires_at: now + cfg.ttl.auth_code.as_secs() as i64,
+        expires_at: now + if rt.code { cfg.ttl.auth_code.as_secs() as i64 } else { at_life },
         ext: ext.encode(),
     };
-    match store.issue_code(partition, &flow.id, flow.requested_at, seq, record).await {
+    let mut records = vec![(seq, record)];
+    // An access token from the authorization endpoint (implicit, hybrid): in the grant's family,
+    // written in the same transaction, durable before the browser hears of it.
+    let mut access_token = None;
+    if rt.token {
+        let Ok(at_seq) = store.next_seq(partition).await else { return unavailable() };
+        let random = w.rng.borrow_mut().next32();
+        let at = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, at_seq, &random);
+        records.push((
+            at_seq,
+            TokenRecord {
+                kind: TokenKind::Access,
+                signature: at.signature,
+                family: seq,
+                client_id: r.client_id.clone(),
+                subject: login.subject.clone(),
+                scope: scope.join(" "),
+                audience: audience.clone(),
+                issued_at: now,
+                expires_at: now + at_life,
+                ext: serde_json::to_string(&consent.access_token).unwrap_or_else(|_| "{}".into()),
+            },
+        ));
+        access_token = Some(at.token);
+    }
+    match store.issue_grant(partition, &flow.id, flow.requested_at, records).await {
         Ok(true) => {}
         Ok(false) => return error_to_client(w, r, "invalid_request", "The consent verifier has already been used."),
-        Err(_) => {
-            return error_to_client(w, r, "temporarily_unavailable", "The code could not be stored; retry later.")
+        Err(_) => return unavailable(),
+    }
+    if access_token.is_some() {
+        w.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let code = rt.code.then_some(minted.token);
+    let mut id_token = None;
+    if rt.id_token {
+        let Ok(signer) = crate::server::keys::signer(w, crate::server::keys::ID_TOKEN_SET).await else {
+            return error_to_client(w, r, "server_error", "No key signs ID tokens.");
+        };
+        let Ok(jti) = crate::oauth2::client::generate_uuid_v4(&SystemRandom::new()) else {
+            return error_to_client(w, r, "server_error", "No randomness available.");
+        };
+        let claims = IdTokenClaims {
+            issuer: &cfg.urls.issuer,
+            subject: &client_subject,
+            client_id: &r.client_id,
+            now,
+            lifespan_secs: cfg.ttl.id_token.as_secs() as i64,
+            requested_at: flow.requested_at,
+            auth_time: login.auth_time,
+            nonce: r.nonce.as_deref(),
+            acr: &login.acr,
+            amr: &login.amr,
+            sid: &flow.session_id,
+            jti: &jti,
+            access_token: access_token.as_deref(),
+            code: code.as_deref(),
+            alg: signer.alg(),
+            extra: &consent.id_token,
+        };
+        match serde_json::to_vec(&claims.to_json()).map(|p| signer.sign(&p)) {
+            Ok(Ok(t)) => id_token = Some(t),
+            _ => return error_to_client(w, r, "server_error", "The ID token could not be signed."),
         }
     }
     let remembered = sessions::ConsentSession {
@@ -442,7 +506,18 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         return error_to_client(w, r, "temporarily_unavailable", "The consent could not be stored; retry later.");
     }
     let scope = scope.join(" ");
-    let params = [("code", minted.token.as_str()), ("scope", &scope), ("state", &r.state), ("iss", &cfg.urls.issuer)];
+    let expires_in = at_life.to_string();
+    let mut params: Vec<(&str, &str)> = Vec::with_capacity(8);
+    if let Some(c) = &code {
+        params.push(("code", c));
+    }
+    if let Some(t) = &access_token {
+        params.extend([("access_token", t.as_str()), ("token_type", "bearer"), ("expires_in", expires_in.as_str())]);
+    }
+    if let Some(t) = &id_token {
+        params.push(("id_token", t));
+    }
+    params.extend([("scope", scope.as_str()), ("state", r.state.as_str()), ("iss", cfg.urls.issuer.as_str())]);
     to_client(&r.redirect_uri, r.response_mode, &params).header("Set-Cookie", cookie(w, &consent_cookie, "", 0))
 }
 

@@ -119,6 +119,7 @@ async fn issue(
             sid: &g.sid,
             jti: &jti,
             access_token: Some(at.token.as_str()),
+            code: None,
             alg: signer.alg(),
             extra: &g.id_token,
         };

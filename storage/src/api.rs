@@ -275,9 +275,19 @@ pub trait Storage: Send + Sync {
 
     // ---- Grants (authorization code, refresh): every token of a grant in one partition -------
 
-    /// Stores a code for a completed flow unless that flow already produced one (resolves to
-    /// `false`: the consent verifier was used before). `flow_started` (unix seconds) lets the
-    /// janitor tell when the flow can no longer be presented.
+    /// Stores the first records of a completed flow's grant unless that flow already produced
+    /// one (resolves to `false`: the consent verifier was used before), all in one transaction:
+    /// `tokens[0]` is the code (or, without a code, the grant's spent anchor) and names the grant;
+    /// the rest (an access token of the implicit or hybrid flow) join its family. `flow_started`
+    /// (unix seconds) lets the janitor tell when the flow can no longer be presented.
+    fn issue_grant(
+        &self,
+        partition: u32,
+        flow_id: &str,
+        flow_started: i64,
+        tokens: Vec<(u64, TokenRecord)>,
+    ) -> impl Future<Output = Result<bool>>;
+    /// [`Storage::issue_grant`] with a code alone.
     fn issue_code(
         &self,
         partition: u32,
@@ -285,7 +295,9 @@ pub trait Storage: Send + Sync {
         flow_started: i64,
         seq: u64,
         code: TokenRecord,
-    ) -> impl Future<Output = Result<bool>>;
+    ) -> impl Future<Output = Result<bool>> {
+        self.issue_grant(partition, flow_id, flow_started, vec![(seq, code)])
+    }
     /// Spends a code and stores the tokens it buys, or revokes the grant on a replay.
     fn redeem_code(
         &self,

@@ -81,15 +81,14 @@ impl Storage for Backend {
     async fn delete_token(&self, partition: u32, seq: u64) -> Result<bool> {
         each!(self, s => s.delete_token(partition, seq).await)
     }
-    async fn issue_code(
+    async fn issue_grant(
         &self,
         partition: u32,
         flow_id: &str,
         started: i64,
-        seq: u64,
-        code: TokenRecord,
+        tokens: Vec<(u64, TokenRecord)>,
     ) -> Result<bool> {
-        each!(self, s => s.issue_code(partition, flow_id, started, seq, code).await)
+        each!(self, s => s.issue_grant(partition, flow_id, started, tokens).await)
     }
     async fn redeem_code(
         &self,

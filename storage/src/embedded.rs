@@ -414,21 +414,23 @@ impl Storage for Store {
         })
     }
 
-    fn issue_code(
+    fn issue_grant(
         &self,
         partition: u32,
         flow_id: &str,
         flow_started: i64,
-        seq: u64,
-        code: TokenRecord,
+        tokens: Vec<(u64, TokenRecord)>,
     ) -> impl Future<Output = Result<bool>> {
         let flow = flow_id.as_bytes().to_vec();
         self.on(partition, move |tx| {
+            let Some((seq, _)) = tokens.first() else { return Err(StoreError::Corrupt("a grant without records")) };
             if tx.get(Table::Flows, &flow)?.is_some() {
                 return Ok(false);
             }
-            tx.insert(Table::Flows, &flow, &flow_row(seq, flow_started))?;
-            put_family_token(tx, seq, &code)?;
+            tx.insert(Table::Flows, &flow, &flow_row(*seq, flow_started))?;
+            for (seq, rec) in &tokens {
+                put_family_token(tx, *seq, rec)?;
+            }
             Ok(true)
         })
     }

@@ -850,16 +850,24 @@ impl Runner {
                 let flow = format!("flow{}", self.rng.below(40));
                 let seq = self.next_seq(p);
                 let code = self.record(TokenKind::Code, seq);
-                self.what = format!("issue_code p{p} {flow} seq {seq}");
-                let got = self.s().issue_code(p, &flow, 0, seq, code.clone()).wait().unwrap();
+                // Half the grants also carry an access token (implicit and hybrid flows).
+                let mut tokens = vec![(seq, code)];
+                if self.rng.pct(50) {
+                    let at_seq = self.next_seq(p);
+                    tokens.push((at_seq, self.record(TokenKind::Access, seq)));
+                }
+                self.what = format!("issue_grant p{p} {flow} seq {seq} with {} records", tokens.len());
+                let got = self.s().issue_grant(p, &flow, 0, tokens.clone()).wait().unwrap();
                 let part = &mut self.model.parts[p as usize];
                 let want = !part.flows.contains_key(&flow);
                 if want {
                     part.flows.insert(flow, seq);
-                    part.put_family(seq, &code);
+                    for (s, rec) in &tokens {
+                        part.put_family(*s, rec);
+                    }
                 }
                 assert_eq!(got, want, "{}", self.ctx());
-                self.saw(format!("issue_code {got}"));
+                self.saw(format!("issue_grant {got} {}", tokens.len()));
             }
             60..=61 => {
                 let p = self.part();

@@ -135,7 +135,11 @@ fn discovery_advertises_what_works() {
     let d = Req::get("/.well-known/openid-configuration").send(s.public);
     d.expect(200);
     let d = d.json();
-    assert_eq!(d["response_types_supported"], json!(["code"]));
+    assert_eq!(
+        d["response_types_supported"],
+        json!(["code", "id_token", "token", "code id_token", "code token", "id_token token", "code id_token token"])
+    );
+    assert_eq!(d["response_modes_supported"], json!(["query", "fragment", "form_post"]));
     assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS256"]));
     assert!(d["jwks_uri"].as_str().unwrap().ends_with("/.well-known/jwks.json"));

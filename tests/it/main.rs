@@ -13,6 +13,7 @@ mod crash;
 mod engine;
 mod faults;
 mod flow;
+mod implicit;
 mod introspect;
 mod janitor;
 mod keys;

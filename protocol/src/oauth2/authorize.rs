@@ -1,5 +1,7 @@
-//! Validates OAuth 2.0 / OIDC authorization requests (code flow only) without I/O; invariant: an error is only ever
-//! `Redirect`ed to a redirect URI that matched the client's registration, everything before that point is `Fatal`.
+//! Validates OAuth 2.0 / OIDC authorization requests (code, implicit and hybrid response types) without I/O;
+//! invariants: an error is only ever `Redirect`ed to a redirect URI that matched the client's registration,
+//! everything before that point is `Fatal`; a response that carries a token or an ID token is never put in the
+//! query (OAuth 2.0 Multiple Response Types §3), and its errors go where its tokens would have.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -34,6 +36,7 @@ pub struct Policy<'a> {
 #[serde(rename_all = "snake_case")]
 pub enum ResponseMode {
     Query,
+    Fragment,
     FormPost,
 }
 
@@ -41,10 +44,63 @@ impl ResponseMode {
     pub fn as_str(self) -> &'static str {
         match self {
             ResponseMode::Query => "query",
+            ResponseMode::Fragment => "fragment",
             ResponseMode::FormPost => "form_post",
         }
     }
 }
+
+/// A `response_type`: a set of `code`, `id_token` and `token` (OAuth 2.0 Multiple Response
+/// Types §3; the order of the words does not matter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResponseType {
+    pub code: bool,
+    pub id_token: bool,
+    pub token: bool,
+}
+
+impl ResponseType {
+    /// Parses a space-separated set; unknown or repeated words, or none at all, are `None`.
+    pub fn parse(s: &str) -> Option<ResponseType> {
+        let mut rt = ResponseType::default();
+        for word in s.split(' ') {
+            let slot = match word {
+                "code" => &mut rt.code,
+                "id_token" => &mut rt.id_token,
+                "token" => &mut rt.token,
+                _ => return None,
+            };
+            if *slot {
+                return None;
+            }
+            *slot = true;
+        }
+        Some(rt)
+    }
+
+    /// The canonical spelling: `code`, `id_token`, `token` in that order.
+    pub fn as_str(self) -> &'static str {
+        match (self.code, self.id_token, self.token) {
+            (true, false, false) => "code",
+            (false, true, false) => "id_token",
+            (false, false, true) => "token",
+            (true, true, false) => "code id_token",
+            (true, false, true) => "code token",
+            (false, true, true) => "id_token token",
+            (true, true, true) => "code id_token token",
+            (false, false, false) => "",
+        }
+    }
+
+    /// Whether the authorization response itself carries a token or an ID token.
+    pub fn front_channel_tokens(self) -> bool {
+        self.id_token || self.token
+    }
+}
+
+/// Every response type this server answers, as discovery lists them.
+pub const RESPONSE_TYPES: [&str; 7] =
+    ["code", "id_token", "token", "code id_token", "code token", "id_token token", "code id_token token"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthRequest {
@@ -53,6 +109,7 @@ pub struct AuthRequest {
     pub redirect_uri: String,
     /// Whether the request carried redirect_uri (the token request must then repeat it).
     pub redirect_uri_given: bool,
+    /// Canonical ([`ResponseType::as_str`]).
     pub response_type: String,
     pub response_mode: ResponseMode,
     pub scope: Vec<String>,
@@ -68,6 +125,13 @@ pub struct AuthRequest {
     pub display: Option<String>,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
+}
+
+impl AuthRequest {
+    /// The response type; a request sealed before response types were recorded asked for `code`.
+    pub fn response(&self) -> ResponseType {
+        ResponseType::parse(&self.response_type).unwrap_or(ResponseType { code: true, ..Default::default() })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,12 +249,24 @@ pub fn parse(
         state: param(params, "state").map(str::to_string),
     };
 
+    // The response type decides where answers go (its default response mode), so it is read
+    // first; whether it is allowed is judged once that mode is known.
+    let requested = param(params, "response_type").map(|r| (r, ResponseType::parse(r)));
+    let rt = requested.and_then(|(_, rt)| rt);
+    let tokens_in_response = rt.is_some_and(ResponseType::front_channel_tokens);
+    let default_mode = if tokens_in_response { ResponseMode::Fragment } else { ResponseMode::Query };
+    ctx.response_mode = default_mode;
     ctx.response_mode = match param(params, "response_mode") {
-        None | Some("query") => ResponseMode::Query,
-        Some("form_post") => ResponseMode::FormPost,
-        Some("fragment") => {
-            return Err(ctx.err("invalid_request", "The response_mode fragment is not allowed with response_type code."))
+        None => default_mode,
+        Some("query") if tokens_in_response => {
+            return Err(ctx.err(
+                "invalid_request",
+                "The response_mode query is not allowed when the response carries a token or an ID token.",
+            ))
         }
+        Some("query") => ResponseMode::Query,
+        Some("fragment") => ResponseMode::Fragment,
+        Some("form_post") => ResponseMode::FormPost,
         Some(_) => return Err(ctx.err("invalid_request", "The response_mode is not supported.")),
     };
 
@@ -203,14 +279,27 @@ pub fn parse(
         return Err(ctx.err("request_uri_not_supported", "The request_uri parameter is not supported."));
     }
 
-    if param(params, "response_type") != Some("code") {
-        return Err(ctx.err("unsupported_response_type", "Only response_type code is supported."));
+    let rt = match (requested, rt) {
+        (_, Some(rt)) => rt,
+        (None, _) => return Err(ctx.err("unsupported_response_type", "The response_type is missing.")),
+        (Some(_), None) => {
+            return Err(ctx.err(
+                "unsupported_response_type",
+                "The response_type must be a combination of code, id_token and token, each at most once.",
+            ))
+        }
+    };
+    // Registered as a set: `id_token token` also allows `token id_token`.
+    if !client.response_types.iter().any(|r| ResponseType::parse(r) == Some(rt)) {
+        return Err(
+            ctx.err("unauthorized_client", format!("The client is not allowed to use response_type {}.", rt.as_str()))
+        );
     }
-    if !client.response_types.iter().any(|r| r == "code") {
-        return Err(ctx.err("unauthorized_client", "The client is not allowed to use response_type code."));
-    }
-    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+    if rt.code && !client.grant_types.iter().any(|g| g == "authorization_code") {
         return Err(ctx.err("unauthorized_client", "The client is not allowed to use grant_type authorization_code."));
+    }
+    if tokens_in_response && !client.grant_types.iter().any(|g| g == "implicit") {
+        return Err(ctx.err("unauthorized_client", "The client is not allowed to use grant_type implicit."));
     }
 
     let state = match &ctx.state {
@@ -287,7 +376,10 @@ pub fn parse(
                 "The code_challenge must be the 43-character base64url encoding of a SHA-256 hash.",
             ))
         }
-        (None, None) if policy.pkce_enforced || (policy.pkce_enforced_for_public_clients && client.public) => {
+        // PKCE protects a code; a response without one has nothing to bind it to.
+        (None, None)
+            if rt.code && (policy.pkce_enforced || (policy.pkce_enforced_for_public_clients && client.public)) =>
+        {
             return Err(ctx.err("invalid_request", "PKCE is required: the code_challenge is missing."))
         }
         _ => {}
@@ -306,12 +398,23 @@ pub fn parse(
             "The nonce must be at least 8 characters long to ensure sufficient entropy.",
         ));
     }
+    // An ID token from the authorization endpoint is bound to its request only by the nonce
+    // (OIDC Core §3.2.2.1, §3.3.2.11).
+    if rt.id_token && nonce.is_none() {
+        return Err(ctx.err(
+            "invalid_request",
+            "The nonce is required when an ID token is returned from the authorization endpoint.",
+        ));
+    }
+    if rt.id_token && !scope.iter().any(|s| s == "openid") {
+        return Err(ctx.err("invalid_scope", "The response_type id_token requires the openid scope."));
+    }
 
     Ok(AuthRequest {
         client_id: client_id.to_string(),
         redirect_uri: ctx.redirect_uri,
         redirect_uri_given: given.is_some(),
-        response_type: "code".to_string(),
+        response_type: rt.as_str().to_string(),
         response_mode: ctx.response_mode,
         scope,
         audience,
@@ -434,6 +537,25 @@ pub fn redirect_url(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     if let Some(f) = fragment {
         out.push('#');
         out.push_str(f);
+    }
+    out
+}
+
+/// Puts `params` in the fragment of `redirect_uri` (form-encoded, OAuth 2.0 Multiple Response
+/// Types §2.1); a validated redirect URI has no fragment of its own, and one that slipped through
+/// is replaced, never merged.
+pub fn fragment_url(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    let base = redirect_uri.split_once('#').map_or(redirect_uri, |(b, _)| b);
+    let mut out = String::with_capacity(base.len() + 256);
+    out.push_str(base);
+    out.push('#');
+    for (i, (k, v)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        form_escape(k, &mut out);
+        out.push('=');
+        form_escape(v, &mut out);
     }
     out
 }
@@ -764,10 +886,12 @@ mod tests {
         expect_redirect(&with(&[("nonce", "abc")]), &fx, &pol, "insufficient_entropy");
         expect_redirect(&with(&[("nonce", "1234567")]), &fx, &pol, "insufficient_entropy");
         assert!(parse(&with(&[("nonce", "12345678")]), Some(&fx.view()), &pol).is_ok());
-        expect_redirect(&with(&[("response_type", "token")]), &fx, &pol, "unsupported_response_type");
-        expect_redirect(&with(&[("response_type", "code id_token")]), &fx, &pol, "unsupported_response_type");
+        expect_redirect(&with(&[("response_type", "token")]), &fx, &pol, "unauthorized_client");
+        expect_redirect(&with(&[("response_type", "code id_token")]), &fx, &pol, "unauthorized_client");
+        expect_redirect(&with(&[("response_type", "code code")]), &fx, &pol, "unsupported_response_type");
+        expect_redirect(&with(&[("response_type", "code  token")]), &fx, &pol, "unsupported_response_type");
         expect_redirect(&with(&[("response_type", "\0")]), &fx, &pol, "unsupported_response_type");
-        expect_redirect(&with(&[("response_mode", "fragment")]), &fx, &pol, "invalid_request");
+        expect_redirect(&with(&[("response_type", "device_code")]), &fx, &pol, "unsupported_response_type");
         expect_redirect(&with(&[("response_mode", "web_message")]), &fx, &pol, "invalid_request");
         expect_redirect(&with(&[("prompt", "login bogus")]), &fx, &pol, "invalid_request");
         expect_redirect(&with(&[("prompt", "none login")]), &fx, &pol, "invalid_request");
@@ -809,8 +933,72 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let err = run(&with(&[("response_mode", "fragment")]), &fx, &policy(false, false));
+        let err = run(&with(&[("response_mode", "web_message")]), &fx, &policy(false, false));
         assert!(matches!(err, Err(AuthError::Redirect { response_mode: ResponseMode::Query, .. })));
+        // A code may be sent in the fragment if asked (Multiple Response Types §2.1).
+        let got = run(&with(&[("response_mode", "fragment")]), &fx, &policy(false, false)).unwrap();
+        assert_eq!(got.response_mode, ResponseMode::Fragment);
+    }
+
+    #[test]
+    fn implicit_and_hybrid_response_types() {
+        let mut fx = one();
+        fx.response_types = vec![
+            "id_token".into(),
+            "token id_token".into(),
+            "code id_token".into(),
+            "code token".into(),
+            "token".into(),
+        ];
+        fx.grant_types = vec!["authorization_code".into(), "implicit".into()];
+        let pol = policy(true, true);
+        let no_pkce =
+            [("code_challenge", "\0"), ("code_challenge_method", "\0"), ("nonce", "nonce-123456"), ("scope", "openid")];
+        let run_with = |fx: &Fixture, extra: &[(&'static str, &'static str)]| {
+            let mut e = no_pkce.to_vec();
+            e.extend_from_slice(extra);
+            run(&with(&e), fx, &pol)
+        };
+        let go = |extra: &[(&'static str, &'static str)]| run_with(&fx, extra);
+        // Registered as a set; canonical spelling; fragment by default; no PKCE without a code.
+        let got = go(&[("response_type", "id_token token")]).unwrap();
+        assert_eq!((got.response_type.as_str(), got.response_mode), ("id_token token", ResponseMode::Fragment));
+        assert_eq!(got.response(), ResponseType { code: false, id_token: true, token: true });
+        let got = go(&[("response_type", "token"), ("response_mode", "form_post")]).unwrap();
+        assert_eq!(got.response_mode, ResponseMode::FormPost);
+        // A code still needs PKCE when it is enforced.
+        let err = go(&[("response_type", "id_token code")]).unwrap_err();
+        assert_eq!(
+            (err.error(), err.description()),
+            ("invalid_request", "PKCE is required: the code_challenge is missing.")
+        );
+        // Tokens never go to the query: refused, and the refusal itself goes to the fragment.
+        match go(&[("response_type", "id_token"), ("response_mode", "query")]).unwrap_err() {
+            AuthError::Redirect { error: "invalid_request", response_mode: ResponseMode::Fragment, .. } => {}
+            other => panic!("{other:?}"),
+        }
+        // An ID token from the authorization endpoint needs a nonce and openid; code token does not need a nonce.
+        match go(&[("response_type", "id_token"), ("nonce", "\0")]).unwrap_err() {
+            AuthError::Redirect { error: "invalid_request", response_mode: ResponseMode::Fragment, .. } => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(go(&[("response_type", "id_token"), ("scope", "offline")]).unwrap_err().error(), "invalid_scope");
+        let with_code = [
+            ("response_type", "code token"),
+            ("nonce", "\0"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        assert!(run(&with(&with_code), &fx, &pol).is_ok());
+        // Not registered (as a set), or without the implicit grant: unauthorized_client.
+        assert_eq!(go(&[("response_type", "code id_token token")]).unwrap_err().error(), "unauthorized_client");
+        // Errors before the response type is known use the mode it implies.
+        let err = go(&[("response_type", "id_token"), ("state", "\0")]).unwrap_err();
+        assert!(matches!(err, AuthError::Redirect { response_mode: ResponseMode::Fragment, .. }), "{err:?}");
+        assert_eq!(fragment_url("https://rp/cb", &[("a", "1 2"), ("b", "&")]), "https://rp/cb#a=1+2&b=%26");
+        let mut code_only = one();
+        code_only.response_types = fx.response_types.clone();
+        assert_eq!(run_with(&code_only, &[("response_type", "id_token")]).unwrap_err().error(), "unauthorized_client");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! OpenID Connect ID-token claims (Core §2, §3.1.3.6) and subject identifiers (§8), sans-IO.
 //!
 //! Invariants: the standard claims are computed here and win over extra claims a consent app
-//! put in `session.id_token`; `at_hash` is bound to the access token issued beside the ID
-//! token, with the hash of the signing algorithm; a pairwise subject never reveals the local one.
+//! put in `session.id_token`; `at_hash` and `c_hash` are bound to the access token and code
+//! issued beside the ID token, with the hash of the signing algorithm; a pairwise subject never reveals the local one.
 
 use crate::jose::jwk::Alg;
 use crate::jose::jws::half_hash;
@@ -44,6 +44,8 @@ pub struct IdTokenClaims<'a> {
     pub jti: &'a str,
     /// The access token issued with it, for `at_hash`.
     pub access_token: Option<&'a str>,
+    /// The code issued with it (hybrid flow), for `c_hash` (OIDC Core §3.3.2.11).
+    pub code: Option<&'a str>,
     pub alg: Alg,
     /// `session.id_token` from the consent app.
     pub extra: &'a Map<String, Value>,
@@ -69,6 +71,9 @@ impl IdTokenClaims<'_> {
         }
         if let Some(at) = self.access_token {
             m.insert("at_hash".into(), json!(half_hash(self.alg, at.as_bytes())));
+        }
+        if let Some(code) = self.code {
+            m.insert("c_hash".into(), json!(half_hash(self.alg, code.as_bytes())));
         }
         if !self.acr.is_empty() {
             m.insert("acr".into(), json!(self.acr));
@@ -131,13 +136,14 @@ mod tests {
             sid: "sid-1",
             jti: "jti-1",
             access_token: Some("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            code: Some("Qcb0Orv1zh30vL1MPRsbm-diHiMwcLyZvn1arpZv-Jxf_11jnpEX3Tgfvk"),
             alg: Alg::RS256,
             extra,
         }
     }
 
     #[test]
-    fn standard_claims_win_and_at_hash_matches_the_spec_example() {
+    fn standard_claims_win_and_at_hash_and_c_hash_match_the_spec_examples() {
         let mut extra = Map::new();
         extra.insert("sub".into(), json!("mallory"));
         extra.insert("email".into(), json!("alice@example.com"));
@@ -155,6 +161,8 @@ mod tests {
         assert!(v.get("acr").is_none(), "empty acr is left out");
         // OpenID Connect Core A.3: at_hash of this access token.
         assert_eq!(v["at_hash"], "77QmUPtjPfzWtF2AnpK9RQ");
+        // OpenID Connect Core A.4: c_hash of this code.
+        assert_eq!(v["c_hash"], "LDktKdoQak3Pk0cnXxCltA");
         let u = userinfo("alice", &extra);
         assert!(u.get("nonce").is_none() && u.get("at_hash").is_none() && u.get("exp").is_none());
         assert_eq!(u["sub"], "alice");

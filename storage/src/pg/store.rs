@@ -426,16 +426,18 @@ impl Storage for PgStore {
         self.write(async move |c: &Conn| Ok(c.execute(sql::DELETE_TOKEN, &[&part, &seq]).await? > 0)).await
     }
 
-    async fn issue_code(
+    async fn issue_grant(
         &self,
         partition: u32,
         flow_id: &str,
         started: i64,
-        seq: u64,
-        code: TokenRecord,
+        tokens: Vec<(u64, TokenRecord)>,
     ) -> Result<bool> {
         let part = self.check(partition)?;
-        let cols = Columns::of(partition, vec![(seq, code)])?;
+        if tokens.is_empty() {
+            return Err(StoreError::Corrupt("a grant without records"));
+        }
+        let cols = Columns::of(partition, tokens)?;
         let flow = flow_id.as_bytes().to_vec();
         self.write(async move |c: &Conn| {
             let mut params = cols.params().to_vec();
