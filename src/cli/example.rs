@@ -83,7 +83,12 @@ fn admin(base: &str, method: &str, path: &str, body: Option<&Value>) -> Result<V
         &[("Accept", "application/json")],
         bytes.as_deref().map(|b| ("application/json", b)),
     )?;
-    let v: Value = serde_json::from_slice(&r.body).map_err(|e| format!("admin API answered with invalid JSON: {e}"))?;
+    // 204 (a rejected logout) has no body.
+    let v: Value = if r.status == 204 {
+        Value::Null
+    } else {
+        serde_json::from_slice(&r.body).map_err(|e| format!("admin API answered with invalid JSON: {e}"))?
+    };
     if (200..300).contains(&r.status) {
         Ok(v)
     } else {
@@ -98,13 +103,13 @@ fn redirect_to(stream: &mut TcpStream, v: &Value) {
     }
 }
 
-/// `hydra example login-consent`: serves `/login` and `/consent` on `port` until killed.
+/// `hydra example login-consent`: serves `/login`, `/consent` and `/logout` on `port` until killed.
 pub fn login_consent(admin_url: &str, port: u16, out: &mut dyn Write) -> Result<(), String> {
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("cannot listen on port {port}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let _ = writeln!(
         out,
-        "Login & consent app on http://{bound}: set urls.login=http://{bound}/login and urls.consent=http://{bound}/consent"
+        "Login & consent app on http://{bound}: set urls.login=http://{bound}/login, urls.consent=http://{bound}/consent and urls.logout=http://{bound}/logout"
     );
     let _ = out.flush();
     for stream in listener.incoming() {
@@ -260,6 +265,42 @@ fn handle_app(admin_url: &str, req: &Incoming, stream: &mut TcpStream) -> Result
             };
             redirect_to(stream, &v);
         }
+        ("GET", "/logout") => {
+            let ch = req.query.get("logout_challenge").unwrap_or("");
+            let lr = admin(
+                admin_url,
+                "GET",
+                &format!("/admin/oauth2/auth/requests/logout?logout_challenge={}", form_escaped(ch)),
+                None,
+            )?;
+            let by = match lr["client"]["client_name"].as_str().filter(|n| !n.is_empty()) {
+                Some(n) => format!(" (asked by <b>{}</b>)", html_escape(n)),
+                None => match lr["client"]["client_id"].as_str() {
+                    Some(id) => format!(" (asked by <b>{}</b>)", html_escape(id)),
+                    None => String::new(),
+                },
+            };
+            let body = format!(
+                "<p>Log <b>{}</b> out{by}?</p><form method=\"post\" action=\"/logout\">\
+                 <input type=\"hidden\" name=\"challenge\" value=\"{}\">\
+                 <button name=\"action\" value=\"accept\">Log out</button> <button name=\"action\" value=\"deny\">Stay logged in</button></form>",
+                html_escape(lr["subject"].as_str().unwrap_or("")),
+                html_escape(ch)
+            );
+            respond(stream, "200 OK", &html, &page("Log out", &body));
+        }
+        ("POST", "/logout") => {
+            let ch = req.form.get("challenge").unwrap_or("");
+            let path =
+                |what: &str| format!("/admin/oauth2/auth/requests/logout/{what}?logout_challenge={}", form_escaped(ch));
+            if req.form.get("action") == Some("deny") {
+                admin(admin_url, "PUT", &path("reject"), None)?;
+                respond(stream, "200 OK", &html, &page("Still logged in", "<p>You were not logged out.</p>"));
+            } else {
+                let v = admin(admin_url, "PUT", &path("accept"), None)?;
+                redirect_to(stream, &v);
+            }
+        }
         _ => respond(stream, "404 Not Found", &html, &page("Not found", "")),
     }
     Ok(())
@@ -272,6 +313,10 @@ pub struct AuthCodeArgs<'a> {
     pub client_secret: &'a str,
     pub scope: &'a str,
     pub port: u16,
+    /// `response_mode=form_post`: the callback arrives as a POST.
+    pub form_post: bool,
+    /// `prompt`, space-separated (empty: none sent).
+    pub prompt: &'a str,
 }
 
 pub fn perform_authorization_code(a: &AuthCodeArgs, out: &mut dyn Write) -> Result<Value, String> {
@@ -284,7 +329,7 @@ pub fn perform_authorization_code(a: &AuthCodeArgs, out: &mut dyn Write) -> Resu
     let listener =
         TcpListener::bind(("127.0.0.1", a.port)).map_err(|e| format!("cannot listen on port {}: {e}", a.port))?;
     let redirect = format!("http://127.0.0.1:{}/callback", listener.local_addr().map_err(|e| e.to_string())?.port());
-    let url = format!(
+    let mut url = format!(
         "{}/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&code_challenge={}&code_challenge_method=S256",
         a.public_url.trim_end_matches('/'),
         form_escaped(a.client_id),
@@ -293,6 +338,12 @@ pub fn perform_authorization_code(a: &AuthCodeArgs, out: &mut dyn Write) -> Resu
         form_escaped(&state),
         challenge
     );
+    if a.form_post {
+        url.push_str("&response_mode=form_post");
+    }
+    if !a.prompt.is_empty() {
+        url.push_str(&format!("&prompt={}", form_escaped(a.prompt)));
+    }
     let _ =
         writeln!(out, "Open this URL in a browser to log in:\n\n{url}\n\nWaiting for the callback on {redirect} ...");
     let _ = out.flush();
@@ -304,12 +355,19 @@ pub fn perform_authorization_code(a: &AuthCodeArgs, out: &mut dyn Write) -> Resu
             continue;
         }
         let html = [("Content-Type", "text/html; charset=utf-8")];
-        if req.query.get("state") != Some(state.as_str()) {
+        // A form post carries the answer in its body; never both (a code in the query of a
+        // form-post answer would be someone else's).
+        let (answer, other) = if a.form_post { (&req.form, &req.query) } else { (&req.query, &req.form) };
+        if a.form_post != (req.method == "POST") || other.get("code").is_some() {
+            respond(&mut stream, "400 Bad Request", &html, &page("Error", "<p>Unexpected callback.</p>"));
+            return Err("the callback did not arrive in the requested response mode".into());
+        }
+        if answer.get("state") != Some(state.as_str()) {
             respond(&mut stream, "400 Bad Request", &html, &page("Error", "<p>The state does not match.</p>"));
             return Err("the callback's state does not match".into());
         }
-        if let Some(e) = req.query.get("error") {
-            let d = req.query.get("error_description").unwrap_or("");
+        if let Some(e) = answer.get("error") {
+            let d = answer.get("error_description").unwrap_or("");
             respond(
                 &mut stream,
                 "200 OK",
@@ -318,7 +376,7 @@ pub fn perform_authorization_code(a: &AuthCodeArgs, out: &mut dyn Write) -> Resu
             );
             return Err(format!("the authorization failed: {e}: {d}"));
         }
-        let code = req.query.get("code").unwrap_or("");
+        let code = answer.get("code").unwrap_or("");
         let form = format!(
             "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
             form_escaped(code),
@@ -346,7 +404,16 @@ pub fn perform_authorization_code(a: &AuthCodeArgs, out: &mut dyn Write) -> Resu
             respond(&mut stream, "200 OK", &html, &page("Error", &html_escape(&v.to_string())));
             return Err(format!("the token endpoint answered {}: {v}", r.status));
         }
-        respond(&mut stream, "200 OK", &html, &page("Done", "<p>Tokens received; see the terminal.</p>"));
+        // A way out again: RP-initiated logout with the ID token as the hint.
+        let logout = v["id_token"].as_str().map(|id| {
+            format!("{}/oauth2/sessions/logout?id_token_hint={}", a.public_url.trim_end_matches('/'), form_escaped(id))
+        });
+        let mut body = String::from("<p>Tokens received; see the terminal.</p>");
+        if let Some(l) = &logout {
+            body.push_str(&format!("<p><a href=\"{}\">Log out</a></p>", html_escape(l)));
+            let _ = writeln!(out, "To log out, open:\n\n{l}\n");
+        }
+        respond(&mut stream, "200 OK", &html, &page("Done", &body));
         return Ok(v);
     }
     Err("the callback server stopped".into())

@@ -591,6 +591,12 @@ pub enum PerformWhat {
         /// The port of the local callback server (127.0.0.1).
         #[arg(short = 'p', long, default_value_t = 4446)]
         port: u16,
+        /// Response mode: query (the default) or form_post (a fragment never reaches a server).
+        #[arg(long = "response-mode")]
+        response_mode: Option<String>,
+        /// OpenID Connect prompt values (none, login, consent, select_account).
+        #[arg(long, value_delimiter = ',')]
+        prompt: Vec<String>,
         #[command(flatten)]
         conn: ConnFlags,
     },

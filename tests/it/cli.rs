@@ -167,6 +167,7 @@ fn example_login_consent_app_and_perform_authorization_code() {
     let s = Opts::new("io_uring")
         .env("URLS_LOGIN", &format!("{app}/login"))
         .env("URLS_CONSENT", &format!("{app}/consent"))
+        .env("URLS_LOGOUT", &format!("{app}/logout"))
         .start();
     let admin = format!("http://{}", s.admin);
     let public = format!("http://{}", s.public);
@@ -204,6 +205,10 @@ fn example_login_consent_app_and_perform_authorization_code() {
             &format!("--client-secret={}", c["client_secret"].as_str().unwrap()),
             "-p",
             &cb_port.to_string(),
+            "--response-mode",
+            "form_post",
+            "--prompt",
+            "login,consent",
             "-e",
             &public,
             "--format",
@@ -214,6 +219,7 @@ fn example_login_consent_app_and_perform_authorization_code() {
         .unwrap();
     let mut rp_out = std::io::BufReader::new(rp.stdout.take().unwrap());
     let url = line_matching(&mut rp_out, |l| l.starts_with("http"));
+    assert!(url.contains("response_mode=form_post") && url.contains("prompt=login+consent"), "{url}");
 
     // The browser.
     let app_addr: std::net::SocketAddr = format!("127.0.0.1:{app_port}").parse().unwrap();
@@ -248,14 +254,41 @@ fn example_login_consent_app_and_perform_authorization_code() {
         .send(app_addr);
     r.expect(302);
     let r = Req::get(&local(r.header("location").unwrap())).header("Cookie", &jar.header()).send(s.public);
-    let callback = r.header("location").unwrap().to_string();
-    assert!(callback.starts_with(&format!("http://127.0.0.1:{cb_port}/callback?")), "{callback}");
+    jar.take(&r);
+    // The form post page: its action is the callback, its hidden inputs the answer.
+    let page = r.expect(200).text();
+    assert!(page.contains(&format!("action=\"http://127.0.0.1:{cb_port}/callback\"")), "{page}");
+    let inputs: Vec<(String, String)> = page
+        .split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|p| {
+            let (name, rest) = p.split_once("\" value=\"")?;
+            Some((name.to_string(), rest.split_once('"')?.0.replace("&amp;", "&")))
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert!(pairs.iter().any(|(k, _)| *k == "code"), "{page}");
     let cb_addr: std::net::SocketAddr = format!("127.0.0.1:{cb_port}").parse().unwrap();
-    Req::get(&local(&callback)).send(cb_addr).expect(200);
+    let done = Req::new("POST", "/callback").form(&pairs).send(cb_addr);
+    let logout = done.expect(200).text();
+    assert!(logout.contains("/oauth2/sessions/logout?id_token_hint="), "{logout}");
 
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut rp_out, &mut rest).unwrap();
     assert!(rp.wait().unwrap().success());
+    // The logout link leads to the example app's logout page, then back to the server's page.
+    let link =
+        rest.lines().find(|l| l.contains("/oauth2/sessions/logout?id_token_hint=")).unwrap_or_else(|| panic!("{rest}"));
+    let r = jar.get(&s, &local(link.trim()));
+    jar.take(&r);
+    let to_logout = r.header("location").unwrap().to_string();
+    assert!(to_logout.starts_with(&format!("{app}/logout?logout_challenge=")), "{to_logout}");
+    let page = Req::get(&local(&to_logout)).send(app_addr);
+    assert!(page.expect(200).text().contains("Log <b>foo@bar.com</b> out"), "{}", page.text());
+    let challenge = query_param(&to_logout, "logout_challenge").unwrap();
+    let r = Req::new("POST", "/logout").form(&[("challenge", &challenge), ("action", "accept")]).send(app_addr);
+    let r = jar.get(&s, &local(r.header("location").unwrap()));
+    assert!(r.header("location").unwrap().ends_with("/oauth2/fallbacks/logout/callback"), "{:?}", r.headers);
     let tok: Value = rest.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| panic!("{rest}"));
     assert!(tok["access_token"].as_str().unwrap().starts_with("ory_at_"), "{tok}");
     assert!(tok["refresh_token"].as_str().unwrap().starts_with("ory_rt_"), "{tok}");

@@ -676,6 +676,20 @@ mod tests {
         assert_eq!(c.engine.wal_bytes, DEFAULT_WAL_BYTES);
         assert!(matches!(c.dsn, Dsn::Redb(_)));
         assert_eq!(c.oidc.default_client_scope, "offline_access offline openid");
+        assert_eq!(
+            (c.urls.logout.as_str(), c.urls.post_logout_redirect.as_str()),
+            (FALLBACK_LOGOUT, "/oauth2/fallbacks/logout/callback")
+        );
+        let c = load(
+            &[SECRET, ("URLS_LOGOUT", "https://app.example/logout"), ("URLS_POST_LOGOUT_REDIRECT", "/bye")],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.urls.logout.as_str(), c.urls.post_logout_redirect.as_str()),
+            ("https://app.example/logout", "/bye")
+        );
+        assert!(load(&[SECRET, ("URLS_LOGOUT", "http://app.example/logout")], false).is_err(), "https outside --dev");
     }
 
     #[test]

@@ -96,8 +96,8 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
                 .and_then(|ctx| super::example::login_consent(&ctx.base, port, out)),
         },
         Command::Perform(c) => match c.what {
-            PerformWhat::AuthorizationCode { creds, scope, port, conn } => {
-                authorization_code(&creds, &scope, port, &conn, out)
+            PerformWhat::AuthorizationCode { creds, scope, port, response_mode, prompt, conn } => {
+                authorization_code(&creds, &scope, port, response_mode.as_deref(), &prompt, &conn, out)
             }
             PerformWhat::ClientCredentials { creds, scope, audience, conn } => {
                 client_credentials(&creds, &scope, &audience, &conn, out)

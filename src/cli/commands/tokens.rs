@@ -132,10 +132,17 @@ pub(super) fn authorization_code(
     creds: &ClientAuth,
     scope: &[String],
     port: u16,
+    response_mode: Option<&str>,
+    prompt: &[String],
     conn: &ConnFlags,
     out: Out,
 ) -> Result<(), String> {
     let (id, secret) = require_creds(creds)?;
+    let form_post = match response_mode {
+        None | Some("query") => false,
+        Some("form_post") => true,
+        Some(m) => return Err(format!("Error: --response-mode must be query or form_post, not {m:?}")),
+    };
     let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT)?;
     let args = super::super::example::AuthCodeArgs {
         public_url: &ctx.base,
@@ -143,6 +150,8 @@ pub(super) fn authorization_code(
         client_secret: secret,
         scope: &scope.join(" "),
         port,
+        form_post,
+        prompt: &prompt.join(" "),
     };
     let tok = super::super::example::perform_authorization_code(&args, out).map_err(|e| format!("Error: {e}"))?;
     let now = now_unix();
