@@ -8,6 +8,8 @@
 #   flow        authorize → login accept → consent accept → code exchange with an RS256 ID token,
 #               $FLOW_CONNS concurrent flows (8 HTTP requests each)
 #   refresh     refresh-token rotation (scope offline_access, so no ID token), $CONNS connections
+#   logout      a remembered login (the flow above) and then an RP-initiated logout (logout request
+#               with the ID token as hint → logout accept → verifier), $FLOW_CONNS at once
 #   flow-es256  the flow again after an ES256 key was added to `hydra.openid.id-token` (the newest
 #               key signs), so the ID token is ES256
 # Prints one table and writes it, with the exact commands, under loadtest/runs/.
@@ -95,6 +97,7 @@ CMDS[issuance]="${OHA[*]} -m POST -a $ID:<secret> -T application/x-www-form-urle
 CMDS[introspect]="${OHA[*]} -m POST -T application/x-www-form-urlencoded -Z <pool of $POOL token bodies> http://127.0.0.1:$ADM/admin/oauth2/introspect"
 CMDS[flow]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode flow --conns $FLOW_CONNS"
 CMDS[flow-es256]="$BIN create jwk hydra.openid.id-token --alg ES256 -e http://127.0.0.1:$ADM, then ${CMDS[flow]}"
+CMDS[logout]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode logout --conns $FLOW_CONNS"
 CMDS[refresh]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode refresh --scope offline_access --conns $CONNS"
 
 # ROUNDS > 1 repeats the scenarios in turn; the table shows each scenario's median round,
@@ -116,6 +119,8 @@ for r in $(seq "$ROUNDS"); do
   "${FLOWLOAD[@]}" --mode flow --conns "$FLOW_CONNS" >"$DATA/flow.$r.json"
   sleep 1
   "${FLOWLOAD[@]}" --mode refresh --scope offline_access --conns "$CONNS" >"$DATA/refresh.$r.json"
+  sleep 1
+  "${FLOWLOAD[@]}" --mode logout --conns "$FLOW_CONNS" >"$DATA/logout.$r.json"
   sleep 1
 done
 if [ -n "$PG" ]; then
@@ -199,7 +204,7 @@ def flow_median(name):
     runs = [json.load(open(f"{d}/{name}.{r}.json")) for r in range(1, rounds + 1)]
     runs.sort(key=lambda j: j["per_sec"])
     return runs[len(runs) // 2]
-for name in ["flow", "refresh", "flow-es256"]:
+for name in ["flow", "refresh", "logout", "flow-es256"]:
     j = flow_median(name)
     rows.append((name, j["per_sec"], j["p50_ms"], j["p99_ms"], j["errors"], 0, j["completed"], round_ratio(name)))
 import os, re
@@ -244,10 +249,10 @@ if rounds > 1:
     print("\nEvery round (req/s, ratio to that round's ceiling):\n")
     for r in range(1, rounds + 1):
         rps = {n: json.load(open(f"{d}/{n}.{r}.json"))["summary"]["requestsPerSec"] for n in ["ceiling", "issuance", "introspect"]}
-        rps.update({n: json.load(open(f"{d}/{n}.{r}.json"))["per_sec"] for n in ["flow", "refresh", "flow-es256"]})
+        rps.update({n: json.load(open(f"{d}/{n}.{r}.json"))["per_sec"] for n in ["flow", "refresh", "logout", "flow-es256"]})
         print(f"- round {r}: ceiling {rps['ceiling']:.0f}, issuance {rps['issuance']:.0f} ({rps['issuance'] / rps['ceiling']:.2f}), "
               f"introspect {rps['introspect']:.0f} ({rps['introspect'] / rps['ceiling']:.2f}), "
-              f"flow {rps['flow']:.0f}/s, refresh {rps['refresh']:.0f} ({rps['refresh'] / rps['ceiling']:.2f}), "
+              f"flow {rps['flow']:.0f}/s, refresh {rps['refresh']:.0f} ({rps['refresh'] / rps['ceiling']:.2f}), login+logout {rps['logout']:.0f}/s, "
               f"flow with ES256 {rps['flow-es256']:.0f}/s")
 for name in ["ceiling", "issuance", "introspect"]:
     dist = median_round(name).get("errorDistribution", {})
@@ -269,7 +274,7 @@ echo "$TABLE"
   echo
   echo "Commands:"
   echo
-  for k in ceiling issuance introspect flow refresh flow-es256; do echo "- $k: \`${CMDS[$k]}\`"; done
+  for k in ceiling issuance introspect flow refresh logout flow-es256; do echo "- $k: \`${CMDS[$k]}\`"; done
   if [ -n "$PG" ]; then
     for k in pgbench-insert1 pgbench-select issuance-2nodes; do echo "- $k: \`${CMDS[$k]}\`"; done
     echo

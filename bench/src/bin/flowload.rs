@@ -1,11 +1,13 @@
 //! Load generator for the browser flow, which oha cannot drive: each connection runs complete
 //! authorization-code flows (authorize → login accept → consent accept → code exchange with an
-//! RS256 ID token), or refresh-token rotations, in a loop over keep-alive connections, and
-//! prints one JSON object: completed operations per second, p50 and p99 latency, errors.
+//! RS256 ID token), refresh-token rotations, or a remembered login followed by an RP-initiated
+//! logout (logout request with the ID token as hint → logout accept → verifier), in a loop over
+//! keep-alive connections, and prints one JSON object: completed operations per second, p50 and
+//! p99 latency, errors.
 //!
 //! `flowload --public http://127.0.0.1:4444 --admin http://127.0.0.1:4445 --client ID --secret S
-//!  --redirect https://rp.example/cb --mode flow|refresh --scope "openid offline_access" --conns 32
-//!  --duration 15`
+//!  --redirect https://rp.example/cb --mode flow|refresh|logout --scope "openid offline_access"
+//!  --conns 32 --duration 15`
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -113,8 +115,23 @@ struct Cfg {
     basic: String,
 }
 
-/// One complete flow; returns the refresh token.
-fn flow(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64) -> Result<String, String> {
+/// What a flow leaves: its refresh and ID tokens, and the browser's cookies after it.
+struct Done {
+    refresh_token: String,
+    id_token: Option<String>,
+    cookies: String,
+}
+
+fn set_cookies(r: &Resp) -> Vec<String> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.split(';').next().filter(|c| !c.ends_with('=')).map(String::from))
+        .collect()
+}
+
+/// One complete flow (`remember`: the login is remembered, so a session exists afterwards).
+fn flow(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64, remember: bool) -> Result<Done, String> {
     let path = format!(
         "/oauth2/auth?response_type=code&client_id={}&redirect_uri={}&scope={}&state=state-{n:012}&nonce=nonce-{n:012}",
         hydra::http::form::form_escaped(&c.client),
@@ -135,17 +152,12 @@ fn flow(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64) -> Result<String, 
         "PUT",
         &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={ch}"),
         &json,
-        br#"{"subject":"load-user"}"#,
+        if remember { br#"{"subject":"load-user","remember":true}"# } else { br#"{"subject":"load-user"}"# },
     )?;
     let back = json_field(&a.body, "redirect_to").ok_or("no login redirect_to")?;
     let cookie = cookies.join("; ");
     let r = public.send("GET", &local(&back), &[("Cookie", &cookie)], b"")?;
-    let mut cookies2: Vec<String> = r
-        .headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .filter_map(|(_, v)| v.split(';').next().filter(|c| !c.ends_with('=')).map(String::from))
-        .collect();
+    let mut cookies2 = set_cookies(&r);
     cookies2.retain(|c| !c.starts_with("ory_hydra_login"));
     let loc = r.header("location").ok_or("no consent redirect")?;
     let ch = param(loc, "consent_challenge").ok_or("no consent challenge")?;
@@ -169,7 +181,27 @@ fn flow(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64) -> Result<String, 
     if t.status != 200 || (c.scope.split(' ').any(|s| s == "openid") && json_field(&t.body, "id_token").is_none()) {
         return Err(format!("token exchange answered {}", t.status));
     }
-    json_field(&t.body, "refresh_token").ok_or_else(|| "no refresh token".into())
+    let refresh_token = json_field(&t.body, "refresh_token").ok_or("no refresh token")?;
+    let cookies = cookies2.into_iter().filter(|c| c.starts_with("ory_hydra_session")).collect::<Vec<_>>().join("; ");
+    Ok(Done { refresh_token, id_token: json_field(&t.body, "id_token"), cookies })
+}
+
+/// RP-initiated logout of the session a flow left: the logout request with the ID token as
+/// hint, the logout app's accept, the verifier (which ends the session and clears the cookie).
+fn logout(public: &mut Conn, admin: &mut Conn, done: &Done) -> Result<(), String> {
+    let hint = done.id_token.as_deref().ok_or("no ID token to log out with (scope needs openid)")?;
+    let path = format!("/oauth2/sessions/logout?id_token_hint={}", hydra::http::form::form_escaped(hint));
+    let r = public.send("GET", &path, &[("Cookie", &done.cookies)], b"")?;
+    let loc = r.header("location").ok_or("no logout redirect")?;
+    let ch = param(loc, "logout_challenge").ok_or_else(|| format!("no logout challenge: {loc}"))?;
+    let csrf = set_cookies(&r).join("; ");
+    let a = admin.send("PUT", &format!("/admin/oauth2/auth/requests/logout/accept?logout_challenge={ch}"), &[], b"")?;
+    let back = json_field(&a.body, "redirect_to").ok_or("no logout redirect_to")?;
+    let r = public.send("GET", &local(&back), &[("Cookie", &csrf)], b"")?;
+    match r.header("location") {
+        Some(l) if r.status == 302 && l.ends_with("/oauth2/fallbacks/logout/callback") => Ok(()),
+        _ => Err(format!("the logout verifier answered {}", r.status)),
+    }
 }
 
 fn refresh(c: &Cfg, public: &mut Conn, rt: &str) -> Result<String, String> {
@@ -225,14 +257,23 @@ fn main() {
                 let mut mine = Vec::new();
                 let mut n = (t as u64) << 32;
                 // Refresh mode: each connection first gets its own refresh token (not timed).
-                let mut rt = if mode == "refresh" { flow(&cfg, &mut public, &mut admin, n).ok() } else { None };
+                let mut rt = if mode == "refresh" {
+                    flow(&cfg, &mut public, &mut admin, n, false).ok().map(|d| d.refresh_token)
+                } else {
+                    None
+                };
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let t0 = Instant::now();
                     let r = match (mode.as_str(), &rt) {
                         ("refresh", Some(token)) => refresh(&cfg, &mut public, token).map(Some),
-                        ("refresh", None) => flow(&cfg, &mut public, &mut admin, n).map(Some),
-                        _ => flow(&cfg, &mut public, &mut admin, n).map(|_| None),
+                        ("refresh", None) => {
+                            flow(&cfg, &mut public, &mut admin, n, false).map(|d| Some(d.refresh_token))
+                        }
+                        ("logout", _) => flow(&cfg, &mut public, &mut admin, n, true)
+                            .and_then(|d| logout(&mut public, &mut admin, &d))
+                            .map(|_| None),
+                        _ => flow(&cfg, &mut public, &mut admin, n, false).map(|_| None),
                     };
                     match r {
                         Ok(next) => {
