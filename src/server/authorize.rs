@@ -405,19 +405,25 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     let minted = mint(&w.shared.token_keys, TokenType::AuthorizeCode, partition as u16, seq, &random);
     let now = unix_now();
     let at_life = cfg.ttl.access_token.as_secs() as i64;
-    // The grant's first record holds the grant (userinfo reads it, revocation starts from it):
-    // the code, or, when no code was asked for, a record already spent that nobody can present.
-    let record = TokenRecord {
-        kind: if rt.code { TokenKind::Code } else { TokenKind::CodeUsed },
-        signature: minted.signature,
+    // Every record of the grant: its family, client, subject, scope and audience.
+    let grant_record = |kind, signature, life: i64, ext: String| TokenRecord {
+        kind,
+        signature,
         family: seq,
         client_id: r.client_id.clone(),
         subject: login.subject.clone(),
         scope: scope.join(" "),
         audience: audience.clone(),
         issued_at: now,
-        expires_at: now + if rt.code { cfg.ttl.auth_code.as_secs() as i64 } else { at_life },
-        ext: ext.encode(),
+        expires_at: now + life,
+        ext,
+    };
+    // The grant's first record holds the grant (userinfo reads it, revocation starts from it):
+    // the code, or, when no code was asked for, a record already spent that nobody can present.
+    let record = if rt.code {
+        grant_record(TokenKind::Code, minted.signature, cfg.ttl.auth_code.as_secs() as i64, ext.encode())
+    } else {
+        grant_record(TokenKind::CodeUsed, minted.signature, at_life, ext.encode())
     };
     let mut records = vec![(seq, record)];
     // An access token from the authorization endpoint (implicit, hybrid): in the grant's family,
@@ -427,21 +433,8 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         let Ok(at_seq) = store.next_seq(partition).await else { return unavailable() };
         let random = w.rng.borrow_mut().next32();
         let at = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, at_seq, &random);
-        records.push((
-            at_seq,
-            TokenRecord {
-                kind: TokenKind::Access,
-                signature: at.signature,
-                family: seq,
-                client_id: r.client_id.clone(),
-                subject: login.subject.clone(),
-                scope: scope.join(" "),
-                audience: audience.clone(),
-                issued_at: now,
-                expires_at: now + at_life,
-                ext: serde_json::to_string(&consent.access_token).unwrap_or_else(|_| "{}".into()),
-            },
-        ));
+        let ext = serde_json::to_string(&consent.access_token).unwrap_or_else(|_| "{}".into());
+        records.push((at_seq, grant_record(TokenKind::Access, at.signature, at_life, ext)));
         access_token = Some(at.token);
     }
     match store.issue_grant(partition, &flow.id, flow.requested_at, records).await {
@@ -539,13 +532,5 @@ pub fn fallback(req: &Request, which: &str) -> Response {
         ),
         _ => ("You are logged out", "<p>You have been logged out.</p>".to_string()),
     };
-    let html = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
-    );
-    Response {
-        status: 200,
-        headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
-        body: html.into_bytes(),
-        close: false,
-    }
+    Response::html_page(title, &body)
 }

@@ -220,25 +220,16 @@ pub async fn answer(w: &Worker, req: &Request, accept: bool) -> Response {
     }
 }
 
-fn page(title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
-    );
-    Response {
-        status: 200,
-        headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
-        body: html.into_bytes(),
-        close: false,
-    }
-}
-
 /// `GET/POST /oauth2/fallbacks/logout`: the logout page used when `urls.logout` is not set. GET
 /// asks; POST answers (accepting redirects to the verifier, whose CSRF cookie ties it to the
 /// browser that started the logout). With `urls.logout` set it decides nothing: the operator's
 /// app does.
 pub async fn fallback(w: &Worker, req: &Request) -> Response {
     if w.config().urls.logout != crate::config::FALLBACK_LOGOUT {
-        return page("Logout", "<p>This server's logout page is configured elsewhere (<code>urls.logout</code>).</p>");
+        return Response::html_page(
+            "Logout",
+            "<p>This server's logout page is configured elsewhere (<code>urls.logout</code>).</p>",
+        );
     }
     let post = req.head.method == crate::http::request::Method::Post;
     let (c, yes) = if post {
@@ -261,11 +252,11 @@ pub async fn fallback(w: &Worker, req: &Request) -> Response {
              <button type=\"submit\" name=\"confirm\" value=\"no\">Stay logged in</button></form>",
             html_escape(&c)
         );
-        return page("Log out", &form);
+        return Response::html_page("Log out", &form);
     }
     if !yes {
         return match w.shared.store.mark_flow(w.partition_for(&lr.id), &marker(&lr.id), lr.requested_at).await {
-            Ok(_) => page("Still logged in", "<p>You were not logged out.</p>"),
+            Ok(_) => Response::html_page("Still logged in", "<p>You were not logged out.</p>"),
             Err(e) => fatal(w, "temporarily_unavailable", &store_error(e).full_description()),
         };
     }

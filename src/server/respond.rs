@@ -32,6 +32,19 @@ impl Response {
         Response::json(status, serde_json::to_vec(v).unwrap_or_default())
     }
 
+    /// A small HTML page (the fallback and logout pages); `title` and `body` are trusted markup.
+    pub fn html_page(title: &str, body: &str) -> Response {
+        let html = format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"
+        );
+        Response {
+            status: 200,
+            headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+            body: html.into_bytes(),
+            close: false,
+        }
+    }
+
     pub fn empty(status: u16) -> Response {
         Response { status, headers: Vec::new(), body: Vec::new(), close: false }
     }
