@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Conformity harness: re-creates the checks of the OpenID Foundation's
 oidcc-basic-certification-test-plan (client_secret_basic and client_secret_post
-variants) and oidcc-config-certification-test-plan against a freshly started
-server. Login and consent are driven through the admin API, as a login &
-consent app would. ID tokens and the JWKS are checked with joserfc.
+variants), oidcc-config-certification-test-plan and the three logout plans
+(RP-initiated, front-channel, back-channel) against a freshly started server.
+Login, consent and logout are driven through the admin API, as a login &
+consent app would. ID tokens, logout tokens and the JWKS are checked with joserfc.
 
 Usage: run.py [path-to-hydra-binary]   (or HYDRA_BIN=...; default target/debug/hydra)
 See README.md in this directory.
@@ -13,7 +14,10 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
+import datetime
 import hashlib
+import http.server
+import ipaddress
 import json
 import math
 import os
@@ -21,28 +25,44 @@ import re
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.parse
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any, Callable
 
 import requests
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import JWKRegistry, KeySet
+from joserfc.jwk import JWKRegistry, KeySet, RSAKey
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
 LOGIN_URL = "https://login.example/login"
 CONSENT_URL = "https://login.example/consent"
+LOGOUT_URL = "https://login.example/logout"
+RP_ORIGIN = "https://rp.example/"
 REDIRECT_URI = "https://rp.example/cb"
+# As the suite's static-client instructions: the redirect URI with the path replaced.
+POST_LOGOUT_REDIRECT_URI = "https://rp.example/post_logout_redirect"
+BAD_POST_LOGOUT_REDIRECT_URI = "https://rp.example/bad_post_logout_redirect_uri"
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+# CheckErrorFromAuthorizationEndpointIsOneThatRequiredAUserInterface
+LOGIN_REQUIRED_CLASS = ("login_required", "interaction_required", "consent_required", "account_selection_required")
+BACKCHANNEL_WAIT = 10  # seconds the harness waits for the back-channel logout POST
 SUBJECT = "foo@bar.com"
 ALL_SCOPES = "openid offline_access profile email address phone"
 HTTP_TIMEOUT = 20
@@ -141,8 +161,9 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, extra_env: dict[str, str] | None = None) -> None:
         self.binary = binary
+        self.extra_env = dict(extra_env or {})
         self.public_port = free_port()
         self.admin_port = free_port()
         while self.admin_port == self.public_port:
@@ -165,6 +186,9 @@ class Server:
             "URLS_SELF_ISSUER": self.issuer,
             "URLS_LOGIN": LOGIN_URL,
             "URLS_CONSENT": CONSENT_URL,
+            # The harness is the logout app too (Hydra's conformity setup points urls.logout at
+            # the login & consent app).
+            "URLS_LOGOUT": LOGOUT_URL,
             "OAUTH2_HASHERS_PBKDF2_ITERATIONS": "1000",
             "LOG_LEVEL": "warn",
             # As an operator would (Hydra's `webfinger.oidc_discovery.*`): the standard scopes and
@@ -172,6 +196,8 @@ class Server:
             "WEBFINGER_OIDC_DISCOVERY_SUPPORTED_SCOPE": "profile,email,address,phone",
             "WEBFINGER_OIDC_DISCOVERY_SUPPORTED_CLAIMS": "name,given_name,family_name,email,email_verified,address,phone_number,phone_number_verified",
         }
+        # The back-channel receiver (Receiver.server_env): SSL_CERT_FILE and private addresses allowed.
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
             [self.binary, "serve", "all"], env=env, stdout=self.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -206,6 +232,160 @@ class Server:
                 self.proc.wait()
 
 
+# --------------------------------------------------------------------------- RP receiver
+
+@dataclass
+class Received:
+    """One request the RP receiver got."""
+    at: float
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    tls_version: str | None
+    cipher: str | None
+
+
+class Receiver:
+    """The RP's own endpoints (`/frontchannel_logout`, `/backchannel_logout`): an HTTPS server
+    on 127.0.0.1 with a certificate for IP 127.0.0.1, issued at start-up by a throwaway CA. The
+    server under test trusts that CA through SSL_CERT_FILE; the harness's browser through
+    `verify=ca_file`. Every request is recorded and answered 200 with `Cache-Control: no-store`
+    (as the suite's handlers); nothing in it depends on the server's code."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="conformity-receiver-")
+        self.ca_file = os.path.join(self.dir, "ca.pem")
+        cert_file, key_file = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
+        self._issue(cert_file, key_file)
+        self.records: list[Received] = []
+        self.errors: list[str] = []
+        self.cond = threading.Condition()
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_cert_chain(cert_file, key_file)
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 10
+
+            def setup(self) -> None:
+                if isinstance(self.request, ssl.SSLSocket):
+                    self.request.settimeout(self.timeout)
+                    self.request.do_handshake()
+                super().setup()
+
+            def _record(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length > 0 else b""
+                conn = self.connection
+                version = conn.version() if isinstance(conn, ssl.SSLSocket) else None
+                cipher = conn.cipher()[0] if isinstance(conn, ssl.SSLSocket) and conn.cipher() else None
+                parts = urllib.parse.urlsplit(self.path)
+                rec = Received(time.time(), self.command, parts.path, parts.query,
+                               {k: v for k, v in self.headers.items()}, body, version, cipher)
+                with receiver.cond:
+                    receiver.records.append(rec)
+                    receiver.cond.notify_all()
+                self.send_response(200)
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_DELETE = _record
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Httpd(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # Usually a TLS handshake the other side gave up (an untrusted certificate).
+                with receiver.cond:
+                    receiver.errors.append(f"{sys.exc_info()[0].__name__}: {sys.exc_info()[1]}")
+
+        self.httpd = Httpd(("127.0.0.1", 0), Handler)
+        # The handshake happens on the handler's thread (Handler.setup), not in the accept loop.
+        self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True, do_handshake_on_connect=False)
+        self.port = self.httpd.server_address[1]
+        self.origin = f"https://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="rp-receiver", daemon=True)
+        self.thread.start()
+
+    def _issue(self, cert_file: str, key_file: str) -> None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "conformity harness throwaway CA")])
+        ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+              .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                           data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                           crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+              .add_extension(ca_ski, critical=False)
+              .sign(ca_key, hashes.SHA256()))
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                               critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                             data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                             crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        with open(self.ca_file, "wb") as f:
+            f.write(ca.public_bytes(serialization.Encoding.PEM))
+        with open(cert_file, "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(key_file, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+
+    def server_env(self) -> dict[str, str]:
+        """What the server needs to reach the receiver outside --dev: our CA, and 127.0.0.1 allowed."""
+        return {"SSL_CERT_FILE": self.ca_file, "CLIENTS_HTTP_DISALLOW_PRIVATE_IP_RANGES": "false"}
+
+    def url(self, path: str) -> str:
+        return self.origin + path
+
+    def owns(self, url: str) -> bool:
+        return url == self.origin or url.startswith(self.origin + "/") or url.startswith(self.origin + "?")
+
+    def wait(self, path: str, since: float, timeout: float) -> list[Received]:
+        """Requests to `path` received at or after `since`, waiting up to `timeout` for the first."""
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                got = [r for r in self.records if r.path == path and r.at >= since]
+                left = deadline - time.time()
+                if got or left <= 0:
+                    return got
+                self.cond.wait(left)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        for name in os.listdir(self.dir):
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except OSError:
+                pass
+        try:
+            os.rmdir(self.dir)
+        except OSError:
+            pass
+
+
 # --------------------------------------------------------------------------- context
 
 @dataclass
@@ -216,8 +396,15 @@ class Client:
 
 
 class Context:
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, receiver: Receiver | None = None, receiver_error: str | None = None) -> None:
         self.server = server
+        self.receiver = receiver
+        # Logout plans: their own clients (post_logout_redirect_uris, front-/back-channel URIs);
+        # a failure here fails only the logout flow modules.
+        self.logout_clients: dict[str, Client] = {}
+        self.logout_setup_error: str | None = (f"setup (RP receiver): {receiver_error}" if receiver_error
+                                               else None)
+        self._harness_key: RSAKey | None = None
         self.disco: dict[str, Any] = {}
         self.disco_error: str | None = None
         self.jwks: dict[str, Any] = {}
@@ -231,7 +418,8 @@ class Context:
     # served through a TLS-terminating proxy, so requests go to http://127.0.0.1:<port>.
     def internal(self, url: str) -> str:
         origin = self.server.issuer.rstrip("/")
-        if url.startswith(origin):
+        # The origin must end where the URL's authority ends (the receiver's port may share digits).
+        if url.startswith(origin) and url[len(origin):len(origin) + 1] in ("", "/", "?", "#"):
             return self.server.public + url[len(origin):]
         return url
 
@@ -264,8 +452,27 @@ class Context:
             self.client2 = self.create_client("conformity-secondary", "client_secret_basic")
         except (Fail, ValueError, requests.RequestException) as e:
             self.setup_error = f"setup (client registration): {e}"
+            return
+        if self.logout_setup_error is None:
+            try:
+                self.setup_logout()
+            except (Fail, ValueError, requests.RequestException) as e:
+                self.logout_setup_error = f"setup (logout client registration): {e}"
 
-    def create_client(self, name: str, method: str) -> Client:
+    def setup_logout(self) -> None:
+        """The logout plans' static clients, registered as the suite asks of a static client:
+        post_logout_redirect_uri = the redirect URI with /post_logout_redirect as its path, and the
+        front-/back-channel URIs (here served by the harness's receiver) with session required."""
+        assert self.receiver is not None
+        plain = {"post_logout_redirect_uris": [POST_LOGOUT_REDIRECT_URI]}
+        front = dict(plain, frontchannel_logout_uri=self.receiver.url("/frontchannel_logout"),
+                     frontchannel_logout_session_required=True)
+        back = dict(plain, backchannel_logout_uri=self.receiver.url("/backchannel_logout"),
+                    backchannel_logout_session_required=True)
+        for key, extra in (("rp", plain), ("frontchannel", front), ("backchannel", back)):
+            self.logout_clients[key] = self.create_client(f"conformity-logout-{key}", "client_secret_basic", extra)
+
+    def create_client(self, name: str, method: str, extra: dict[str, Any] | None = None) -> Client:
         body = {
             "client_name": name,
             "grant_types": ["authorization_code", "refresh_token"],
@@ -274,11 +481,20 @@ class Context:
             "scope": ALL_SCOPES,
             "token_endpoint_auth_method": method,
         }
+        body.update(extra or {})
         r = requests.post(self.server.admin + "/admin/clients", json=body, timeout=HTTP_TIMEOUT)
         require(r.status_code == 201, f"POST /admin/clients returned HTTP {r.status_code}: {r.text[:200]}")
         j = r.json()
         require(bool(j.get("client_id")) and bool(j.get("client_secret")), "client without client_id/client_secret")
+        for k, v in (extra or {}).items():
+            require(j.get(k) == v, f"client {name}: POST /admin/clients answered {k}={j.get(k)!r}, sent {v!r}")
         return Client(j["client_id"], j["client_secret"], method)
+
+    def harness_key(self) -> RSAKey:
+        """The harness's own signing key (the suite signs its fake id_token with the client's keys)."""
+        if self._harness_key is None:
+            self._harness_key = RSAKey.generate_key(2048, parameters={"kid": "conformity-harness", "use": "sig"})
+        return self._harness_key
 
 
 def check_jwks(jwks: Any) -> None:
@@ -672,6 +888,9 @@ class Module:
     name: str
     fn: ModuleFn
     variants: tuple[str, ...]
+    # A module without a client (discovery checks): runs once under this label, whatever --variant
+    # says, and is called with client None; it does its own setup checks.
+    standalone: str | None = None
 
 
 MODULES: list[Module] = []
@@ -680,6 +899,14 @@ MODULES: list[Module] = []
 def module(name: str, variants: tuple[str, ...] = VARIANTS) -> Callable[[ModuleFn], ModuleFn]:
     def deco(fn: ModuleFn) -> ModuleFn:
         MODULES.append(Module(name, fn, variants))
+        return fn
+    return deco
+
+
+def standalone_module(name: str, label: str) -> Callable[[Callable[[Context, Run], str | None]],
+                                                         Callable[[Context, Run], str | None]]:
+    def deco(fn: Callable[[Context, Run], str | None]) -> Callable[[Context, Run], str | None]:
+        MODULES.append(Module(name, lambda ctx, run, client, variant: fn(ctx, run), (label,), standalone=label))
         return fn
     return deco
 
@@ -1062,6 +1289,7 @@ def m_refresh(ctx: Context, run: Run, client: Client, variant: str) -> str | Non
 
 # --------------------------------------------------------------------------- config plan
 
+@standalone_module("oidcc-discovery-endpoint-verification", "config")
 def m_discovery(ctx: Context, run: Run) -> str | None:
     if ctx.setup_error and "discovery" in ctx.setup_error:
         raise Fail(ctx.setup_error)
@@ -1167,6 +1395,566 @@ def m_discovery(ctx: Context, run: Run) -> str | None:
     return "; ".join(run.notes) if run.notes else None
 
 
+# --------------------------------------------------------------------------- logout plans
+#
+# oidcc-rp-initiated-logout-certification-test-plan (11 modules),
+# oidcc-frontchannel-rp-initiated-logout-certification-test-plan (2) and
+# oidcc-backchannel-rp-initiated-logout-certification-test-plan (2): discovery, client_secret_basic,
+# response_type=code, static clients of their own (Context.setup_logout).
+
+LOGOUT_VARIANTS = ("client_secret_basic",)
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+def end_session_state() -> str:
+    """CreateRandomEndSessionState: RFC6749AppendixASyntaxUtils.generateVSChar(50, 10, 30), i.e. 50
+    letters, 10 digits and 30 VSCHAR punctuation characters (90 in all), with '+' and ' ' made '~'."""
+    rnd = secrets.SystemRandom()
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    punct = "".join(chr(c) for lo, hi in ((0x20, 0x2F), (0x3A, 0x40), (0x5B, 0x60), (0x7B, 0x7E))
+                    for c in range(lo, hi + 1))
+    state = ("".join(rnd.choice(letters) for _ in range(50)) + "".join(rnd.choice("0123456789") for _ in range(10))
+             + "".join(rnd.choice(punct) for _ in range(30)))
+    return state.replace("+", "~").replace(" ", "~")
+
+
+def logout_guard(ctx: Context) -> None:
+    setup_guard(ctx)
+    if ctx.logout_setup_error:
+        raise Fail(ctx.logout_setup_error)
+    require(isinstance(ctx.disco.get("end_session_endpoint"), str), "discovery has no end_session_endpoint")
+
+
+@dataclass
+class LogoutResult:
+    kind: str = ""  # rp (the browser reached the RP), page (an OP page), foreign
+    url: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    status: int = 0
+    body: str = ""
+    hops: list[Hop] = field(default_factory=list)
+    logout_requests: list[dict[str, Any]] = field(default_factory=list)  # admin logout requests seen
+    frames: list[tuple[str, str]] = field(default_factory=list)  # iframe URLs the browser loaded, and how
+
+
+def describe_hops(hops: list[Hop]) -> str:
+    out = []
+    for h in hops:
+        u = urllib.parse.urlsplit(h.url)
+        out.append(f"{h.kind}({h.status}) {u.scheme}://{u.netloc}{u.path}")
+    return " -> ".join(out)
+
+
+class ForwardingParser(HTMLParser):
+    """What a browser would do with a page by itself: load iframes, follow a meta refresh, or (as
+    the OP's front-channel page asks of a browser without script) go to body[data-next]."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.iframes: list[str] = []
+        self.data_next: str | None = None
+        self.refresh: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): (v or "") for k, v in attrs}
+        if tag == "iframe" and a.get("src"):
+            self.iframes.append(a["src"])
+        elif tag == "body" and a.get("data-next"):
+            self.data_next = a["data-next"]
+        elif tag == "meta" and a.get("http-equiv", "").lower() == "refresh":
+            m = re.match(r"\s*\d+\s*(?:[;,]\s*(?:url\s*=\s*)?['\"]?([^'\"]*)['\"]?)?", a.get("content", ""), re.I)
+            if m and m.group(1):
+                self.refresh = m.group(1).strip()
+
+
+def is_logout_ui(url: str) -> bool:
+    return url.startswith(LOGOUT_URL + "?") or bool(query_params(url).get("logout_challenge"))
+
+
+def on_rp(ctx: Context, url: str) -> bool:
+    return url.startswith(RP_ORIGIN) or (ctx.receiver is not None and ctx.receiver.owns(url))
+
+
+def load_frame(ctx: Context, browser: Browser, src: str) -> str:
+    """The browser loads an iframe: the RP's receiver over verified TLS, the OP with the cookie jar."""
+    if ctx.receiver is not None and ctx.receiver.owns(src):
+        r = requests.get(src, verify=ctx.receiver.ca_file, timeout=HTTP_TIMEOUT, allow_redirects=False)
+        return f"HTTP {r.status_code}"
+    if ctx.internal(src) != src:
+        return f"HTTP {browser.request('GET', src).status_code}"
+    return "not loaded (unknown host)"
+
+
+def end_session(ctx: Context, browser: Browser, params: dict[str, str] | None) -> LogoutResult:
+    """Sends the browser to end_session_endpoint and follows it as a browser would, playing the
+    logout app (admin accept, as a user who confirms), until it leaves the OP or stops at an OP page."""
+    endpoint = ctx.disco["end_session_endpoint"]
+    url = endpoint + ("?" + urllib.parse.urlencode(params) if params else "")
+    res = LogoutResult()
+    current = url
+    resp = browser.request("GET", current)
+    res.hops.append(Hop("request", current, resp.status_code))
+    for _ in range(30):
+        if resp.status_code in REDIRECT_STATUSES:
+            loc = urllib.parse.urljoin(current, resp.headers.get("Location", ""))
+            via = resp.status_code
+        else:
+            page = ForwardingParser()
+            try:
+                page.feed(resp.text)
+            except Exception:  # not HTML: nothing a browser would follow
+                pass
+            nxt = page.data_next or page.refresh
+            if resp.status_code != 200 or not (page.iframes or nxt):
+                res.kind, res.url, res.status, res.body = "page", current, resp.status_code, resp.text
+                res.params = query_params(current)
+                return res
+            for src in page.iframes:
+                src = urllib.parse.urljoin(current, src)
+                res.frames.append((src, load_frame(ctx, browser, src)))
+                res.hops.append(Hop("iframe", src, 200))
+            if not nxt:
+                res.kind, res.url, res.status, res.body = "page", current, resp.status_code, resp.text
+                res.params = query_params(current)
+                return res
+            loc = urllib.parse.urljoin(current, nxt)
+            via = 200  # the page forwarded the browser
+        if on_rp(ctx, loc):
+            res.hops.append(Hop("rp", loc, via))
+            res.kind, res.url, res.params = "rp", loc, query_params(loc)
+            return res
+        if is_logout_ui(loc):
+            res.hops.append(Hop("logout", loc, via))
+            challenge = query_params(loc).get("logout_challenge", "")
+            lr = requests.get(ctx.server.admin + "/admin/oauth2/auth/requests/logout",
+                              params={"logout_challenge": challenge}, timeout=HTTP_TIMEOUT)
+            require(lr.status_code == 200, f"GET logout request returned HTTP {lr.status_code}: {lr.text[:200]}")
+            res.logout_requests.append(lr.json())
+            ar = requests.put(ctx.server.admin + "/admin/oauth2/auth/requests/logout/accept",
+                              params={"logout_challenge": challenge}, timeout=HTTP_TIMEOUT)
+            require(ar.status_code == 200, f"accept logout returned HTTP {ar.status_code}: {ar.text[:200]}")
+            current = ar.json()["redirect_to"]
+            resp = browser.request("GET", current)
+            res.hops.append(Hop("op", current, resp.status_code))
+            continue
+        if ctx.internal(loc) != loc:  # the OP itself
+            current = loc
+            resp = browser.request("GET", current)
+            res.hops.append(Hop("op", current, resp.status_code))
+            continue
+        res.hops.append(Hop("foreign", loc, via))
+        res.kind, res.url, res.params = "foreign", loc, query_params(loc)
+        return res
+    raise Fail("more than 30 redirects in the logout chain")
+
+
+@dataclass
+class LoggedIn:
+    browser: Browser
+    client: Client
+    flow: Flow
+
+    @property
+    def id_token(self) -> str:
+        return self.flow.tokens.body["id_token"]
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        return self.flow.id_claims
+
+
+def logout_login(ctx: Context, run: Run, which: str) -> LoggedIn:
+    """Step 1: a normal login (all the §1 checks), with a 128-character state as the suite's
+    requested_state_length."""
+    logout_guard(ctx)
+    client = ctx.logout_clients[which]
+    browser = Browser(ctx)
+    params = new_auth_params(ctx, client)
+    params["state"] = secrets.token_hex(64)
+    f = happy_flow(ctx, run, client, browser, params=params)
+    return LoggedIn(browser, client, f)
+
+
+def standard_end_session(li: LoggedIn, state: str | None) -> dict[str, str]:
+    """CreateEndSessionEndpointRequest: id_token_hint, post_logout_redirect_uri, state."""
+    p = {"id_token_hint": li.id_token, "post_logout_redirect_uri": POST_LOGOUT_REDIRECT_URI}
+    if state is not None:
+        p["state"] = state
+    return p
+
+
+def check_post_logout_redirect(run: Run, res: LogoutResult, state: str | None) -> None:
+    """The RP's /post_logout_redirect was called: CheckPostLogoutState (or CheckNoPostLogoutState)
+    and CheckForUnexpectedParametersInPostLogoutRedirect (a warning)."""
+    if res.kind != "rp":
+        where = f"{res.kind} {res.url[:120]}" + (f" HTTP {res.status}" if res.status else "")
+        raise Fail(f"the browser was not sent to the post_logout_redirect_uri (ended at {where}; "
+                   f"chain: {describe_hops(res.hops)})")
+    base = urllib.parse.urlsplit(res.url)._replace(query="", fragment="").geturl()
+    require(base == POST_LOGOUT_REDIRECT_URI,
+            f"the OP sent the browser to {res.url[:120]}, not the registered post_logout_redirect_uri")
+    q = res.params
+    if state is None:
+        require("state" not in q, f"state {q.get('state')!r} passed to the post logout redirect uri although "
+                "the end_session request had none")
+    else:
+        require("state" in q, "state not present in query params passed to post logout redirect uri")
+        require(q["state"] == state, f"state in query params passed to post logout redirect uri does not match "
+                f"(sent {state!r}, got {q['state']!r})")
+    extra = sorted(set(q) - {"state"})
+    if extra:
+        run.warn(f"post_logout_redirect includes unexpected parameters in the url query: {extra}")
+
+
+def expect_logged_out(ctx: Context, run: Run, li: LoggedIn) -> str:
+    """Step 4: a prompt=none authorization in the same browser must fail with a login_required-class
+    error (generic error-response checks plus CheckErrorFromAuthorizationEndpointIsOneThatRequiredAUserInterface)."""
+    params = new_auth_params(ctx, li.client, prompt="none")
+    params["state"] = secrets.token_hex(64)
+    res = authorize(ctx, li.browser, params)
+    require(not any(not l.get("skip") for l in res.logins), "the login UI was shown for prompt=none after logout")
+    require(not res.logins, "the session was not ended: after logout, prompt=none produced a login challenge "
+            "with skip=true (the login session is still remembered)")
+    require(res.kind == "callback", f"the prompt=none authorization after logout did not return to the client "
+            f"(ended at {res.kind} {res.url[:100]})")
+    if "error" not in res.params and res.params.get("code"):
+        raise Fail("the session was not ended: the prompt=none authorization after logout returned a code")
+    err = check_error_redirect(ctx, run, res, params)
+    require(err in LOGIN_REQUIRED_CLASS, f"prompt=none after logout: 'error' field has an unexpected value "
+            f"{err!r} (permitted: {', '.join(LOGIN_REQUIRED_CLASS)})")
+    return err
+
+
+def logout_app_note(res: LogoutResult) -> str:
+    n = len(res.logout_requests)
+    return f"logout app accepted {n} challenge{'s' if n != 1 else ''}" if n else "no logout challenge"
+
+
+def no_redirect_verdict(ctx: Context, res: LogoutResult) -> str:
+    """Screenshot proxy for 'the OP must not redirect back and must either show an error screen or
+    confirm with the user': no hop ever reached the RP (a Location or a page that forwards), and
+    the chain ends at an OP error page. A confirmation (the logout challenge) is answered as a user
+    who confirms would be, and the OP must still not send the browser back to the RP."""
+    for hop in res.hops:
+        if hop.kind == "rp":
+            how = "forwarded the browser (page)" if hop.status == 200 else f"redirected (HTTP {hop.status})"
+            after = " after the logout app accepted" if res.logout_requests else ""
+            raise Fail(f"OP {how} to the RP{after}: {hop.url[:120]} (chain: {describe_hops(res.hops)})")
+    require(res.kind == "page", f"chain ended at {res.kind} {res.url[:100]}, not an OP page "
+            f"(chain: {describe_hops(res.hops)})")
+    require(res.status == 200 or 400 <= res.status < 500, f"the OP page answered HTTP {res.status}")
+    err = res.params.get("error")
+    path = urllib.parse.urlsplit(res.url).path
+    if res.logout_requests:
+        return (f"the OP asked for confirmation (observed: {logout_app_note(res)}, then HTTP {res.status} at {path}"
+                + (f" with error={err}" if err else "") + ", no redirect to the RP)")
+    require(bool(err) or 400 <= res.status < 500,
+            f"the chain ended at an OP page that is neither an error page nor a confirmation (HTTP {res.status} "
+            f"at {path}; chain: {describe_hops(res.hops)})")
+    return f"error page shown (observed: HTTP {res.status} at {path}" + (f" with error={err})" if err else ")")
+
+
+def logged_out_page_verdict(ctx: Context, res: LogoutResult) -> str:
+    """Screenshot proxy for 'the OP must log the user out, a screenshot of the "you are logged out"
+    screen': the RP is never reached, and the chain ends at an OP page that is not the error page."""
+    for hop in res.hops:
+        if hop.kind == "rp":
+            raise Fail(f"OP has incorrectly called the RP ({hop.url[:120]}) although no post_logout_redirect_uri "
+                       f"was in the request (chain: {describe_hops(res.hops)})")
+    require(res.kind == "page", f"chain ended at {res.kind} {res.url[:100]}, not an OP page "
+            f"(chain: {describe_hops(res.hops)})")
+    require(res.status == 200, f"the logged-out page answered HTTP {res.status}")
+    err = res.params.get("error")
+    require(not err, f"the chain ended at the error page (error={err}: {res.params.get('error_description', '')}) "
+            "instead of a logged-out page")
+    path = urllib.parse.urlsplit(res.url).path
+    return f"logged-out page shown (observed: HTTP 200 at {path}; {logout_app_note(res)})"
+
+
+# ---- oidcc-rp-initiated-logout-certification-test-plan
+
+def check_https_uri(d: dict[str, Any], key: str) -> None:
+    """AbstractJsonUriIsValidAndHttps."""
+    v = d.get(key)
+    require(v is not None, f"{key} is missing from discovery")
+    require(isinstance(v, str), f"{key} is not a string")
+    u = urllib.parse.urlsplit(v)
+    require(u.scheme == "https" and bool(u.hostname), f"{key} is not a valid https URL: {v}")
+
+
+def check_true(d: dict[str, Any], key: str) -> None:
+    """AbstractValidateJsonBoolean with required value true (absent counts as false)."""
+    v = d.get(key, False)
+    require(isinstance(v, bool), f"{key} is not a JSON boolean: {v!r}")
+    require(v is True, f"{key} is {json.dumps(v)}, must be true")
+
+
+def logout_discovery(ctx: Context, run: Run, flags: tuple[str, ...], status_and_type: bool) -> str | None:
+    if ctx.setup_error and "discovery" in ctx.setup_error:
+        raise Fail(ctx.setup_error)
+    if status_and_type:  # EnsureDiscoveryEndpointResponseStatusCodeIs200, CheckDiscoveryEndpointReturnedJsonContentType
+        r = ctx.disco_response
+        require(r.status_code == 200, f"discovery returned HTTP {r.status_code}")
+        require(r.headers.get("Content-Type", "").split(";")[0].strip().lower() == "application/json",
+                f"discovery Content-Type is {r.headers.get('Content-Type')!r}")
+    d = ctx.disco
+    for k in d:  # CheckDiscEndpointAllEndpointsAreHttps
+        if k.endswith("_endpoint"):
+            check_https_uri(d, k)
+    for k in flags:
+        check_true(d, k)
+    check_https_uri(d, "end_session_endpoint")  # CheckDiscEndSessionEndpoint
+    return f"end_session_endpoint={d['end_session_endpoint']}" + "".join(f", {k}=true" for k in flags)
+
+
+@standalone_module("oidcc-rp-initiated-logout-discovery-endpoint-verification", "logout")
+def m_rp_logout_discovery(ctx: Context, run: Run) -> str | None:
+    return logout_discovery(ctx, run, (), status_and_type=False)
+
+
+@module("oidcc-rp-initiated-logout", variants=LOGOUT_VARIANTS)
+def m_rp_logout(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    li = logout_login(ctx, run, "rp")
+    state = end_session_state()
+    res = end_session(ctx, li.browser, standard_end_session(li, state))
+    check_post_logout_redirect(run, res, state)
+    err = expect_logged_out(ctx, run, li)
+    return (f"redirected to post_logout_redirect_uri with the {len(state)}-character state "
+            f"({logout_app_note(res)}); prompt=none then gave error={err}")
+
+
+def no_redirect_module(customise: Callable[[Context, LoggedIn, dict[str, str]], None]) -> ModuleFn:
+    """bad-post-logout-redirect-uri, modified-id-token-hint, bad-id-token-hint, no-id-token-hint,
+    query-added-to-post-logout-redirect-uri: the OP must not redirect back."""
+    def fn(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+        li = logout_login(ctx, run, "rp")
+        params = standard_end_session(li, end_session_state())
+        customise(ctx, li, params)
+        res = end_session(ctx, li.browser, params)
+        return no_redirect_verdict(ctx, res)
+    return fn
+
+
+def _bad_post_logout_redirect_uri(ctx: Context, li: LoggedIn, p: dict[str, str]) -> None:
+    p["post_logout_redirect_uri"] = BAD_POST_LOGOUT_REDIRECT_URI  # AddBadPostLogoutRedirectUriToEndSessionEndpointRequest
+
+
+def _alg_none_hint(ctx: Context, li: LoggedIn, p: dict[str, str]) -> None:
+    # ChangeIdTokenToAlgNone: header {"alg": "none"}, the real payload, an empty signature.
+    header = base64.urlsafe_b64encode(b'{"alg": "none"}').rstrip(b"=").decode()
+    p["id_token_hint"] = f"{header}.{li.id_token.split('.')[1]}."
+
+
+def _foreign_hint(ctx: Context, li: LoggedIn, p: dict[str, str]) -> None:
+    # GenerateFakeIdTokenClaims + SignFakeIdToken: an id_token "issued" by the client (iss and aud
+    # deliberately the wrong way round), signed with a key of the harness, not the OP's.
+    now = int(time.time())
+    claims = {"iss": li.client.client_id, "sub": "SubjectID", "aud": ctx.issuer, "nonce": "flibble",
+              "iat": now, "exp": now + 300}
+    key = ctx.harness_key()
+    p["id_token_hint"] = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+
+def _no_id_token_hint(ctx: Context, li: LoggedIn, p: dict[str, str]) -> None:
+    del p["id_token_hint"]  # RemoveIdTokenHintFromEndSessionEndpointRequest
+
+
+def _query_added(ctx: Context, li: LoggedIn, p: dict[str, str]) -> None:
+    p["post_logout_redirect_uri"] += "?foo=bar"  # AddPostLogoutRedirectUriWithQueryAddedToEndSessionEndpointRequest
+
+
+module("oidcc-rp-initiated-logout-bad-post-logout-redirect-uri", variants=LOGOUT_VARIANTS)(
+    no_redirect_module(_bad_post_logout_redirect_uri))
+module("oidcc-rp-initiated-logout-modified-id-token-hint", variants=LOGOUT_VARIANTS)(
+    no_redirect_module(_alg_none_hint))
+module("oidcc-rp-initiated-logout-bad-id-token-hint", variants=LOGOUT_VARIANTS)(
+    no_redirect_module(_foreign_hint))
+module("oidcc-rp-initiated-logout-no-id-token-hint", variants=LOGOUT_VARIANTS)(
+    no_redirect_module(_no_id_token_hint))
+
+
+def logged_out_page_module(keep: tuple[str, ...], must_end_session: bool) -> ModuleFn:
+    """no-params, no-post-logout-redirect-uri, only-state: the OP logs the user out and shows a
+    logged-out page, never the RP. The harness completes the logout flow it is shown (accepts
+    the logout challenge), then tries prompt=none: required to fail where the module says so
+    (no-post-logout-redirect-uri), otherwise an unended session is a warning."""
+    def fn(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+        li = logout_login(ctx, run, "rp")
+        full = standard_end_session(li, end_session_state())
+        params = {k: v for k, v in full.items() if k in keep}
+        res = end_session(ctx, li.browser, params or None)
+        verdict = logged_out_page_verdict(ctx, res)
+        try:
+            err = expect_logged_out(ctx, run, li)
+            return f"{verdict}; prompt=none then gave error={err}"
+        except Fail as e:
+            if must_end_session:
+                raise Fail(f"{verdict}, but {e}")
+            run.warn(f"the OP showed a logged-out page but {e}")
+            return verdict
+    return fn
+
+
+module("oidcc-rp-initiated-logout-no-params", variants=LOGOUT_VARIANTS)(
+    logged_out_page_module((), must_end_session=False))
+module("oidcc-rp-initiated-logout-no-post-logout-redirect-uri", variants=LOGOUT_VARIANTS)(
+    logged_out_page_module(("id_token_hint", "state"), must_end_session=True))
+module("oidcc-rp-initiated-logout-only-state", variants=LOGOUT_VARIANTS)(
+    logged_out_page_module(("state",), must_end_session=False))
+
+
+@module("oidcc-rp-initiated-logout-no-state", variants=LOGOUT_VARIANTS)
+def m_rp_logout_no_state(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    li = logout_login(ctx, run, "rp")
+    res = end_session(ctx, li.browser, standard_end_session(li, None))  # RemoveStateFromEndSessionEndpointRequest
+    check_post_logout_redirect(run, res, None)
+    err = expect_logged_out(ctx, run, li)
+    return f"redirected to post_logout_redirect_uri without state ({logout_app_note(res)}); prompt=none then gave error={err}"
+
+
+module("oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri", variants=LOGOUT_VARIANTS)(
+    no_redirect_module(_query_added))
+
+
+# ---- oidcc-frontchannel-rp-initiated-logout-certification-test-plan
+
+@standalone_module("oidcc-frontchannel-logout-discovery-endpoint-verification", "logout")
+def m_frontchannel_discovery(ctx: Context, run: Run) -> str | None:
+    return logout_discovery(ctx, run, ("frontchannel_logout_supported", "frontchannel_logout_session_supported"),
+                            status_and_type=True)
+
+
+@module("oidcc-frontchannel-rp-initiated-logout", variants=LOGOUT_VARIANTS)
+def m_frontchannel_logout(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    li = logout_login(ctx, run, "frontchannel")
+    assert ctx.receiver is not None
+    state = end_session_state()
+    t0 = time.time()
+    res = end_session(ctx, li.browser, standard_end_session(li, state))
+    got = ctx.receiver.wait("/frontchannel_logout", t0, 0)
+    if not got:
+        loaded = ", ".join(f"{u[:100]} ({how})" for u, how in res.frames) or "none"
+        raise Fail(f"the browser never loaded the frontchannel_logout_uri during logout (iframes loaded: {loaded}; "
+                   f"chain: {describe_hops(res.hops)})")
+    # "Verify frontchannel logout request"
+    sid = li.claims.get("sid")
+    rec = next((r for r in got if query_params("?" + r.query).get("sid") == sid), got[0])
+    q = query_params("?" + rec.query)
+    extra = sorted(set(q) - {"iss", "sid"})
+    if extra:  # CheckForUnexpectedParametersInFrontchannelLogoutRequest
+        run.warn(f"frontchannel_logout_request includes unexpected parameters: {extra}")
+    require(bool(q.get("iss")), "'iss' missing from frontchannel logout request")  # ValidateFrontchannelLogoutIss
+    require(q["iss"] == ctx.issuer, f"frontchannel logout request: issuer mismatch (expected {ctx.issuer!r}, "
+            f"got {q['iss']!r})")
+    require(bool(q.get("sid")), "'sid' missing from frontchannel logout request")  # CheckIdTokenSidMatches…
+    require(sid is not None and q["sid"] == sid, f"the id_token and the frontchannel logout request contain "
+            f"different sid claims (id_token {sid!r}, request {q['sid']!r})")
+    # "Verify frontchannel post logout redirect"
+    check_post_logout_redirect(run, res, state)
+    err = expect_logged_out(ctx, run, li)
+    return (f"frontchannel_logout_uri loaded with iss and sid, then redirected with state ({logout_app_note(res)}); "
+            f"prompt=none then gave error={err}")
+
+
+# ---- oidcc-backchannel-rp-initiated-logout-certification-test-plan
+
+@standalone_module("oidcc-backchannel-logout-discovery-endpoint-verification", "logout")
+def m_backchannel_discovery(ctx: Context, run: Run) -> str | None:
+    return logout_discovery(ctx, run, ("backchannel_logout_supported", "backchannel_logout_session_supported"),
+                            status_and_type=False)
+
+
+STRONG_TLS12 = re.compile(r"^(ECDHE|DHE)-.*(GCM|CHACHA20)")
+
+
+def check_backchannel_request(ctx: Context, run: Run, li: LoggedIn, rec: Received) -> dict[str, Any]:
+    """ "Verify backchannel logout request": the form POST, the logout token's signature (joserfc,
+    the keys of jwks_uri) and claims."""
+    # EnsureIncomingTls12WithSecureCipherOrTls13 (a warning only)
+    if not (rec.tls_version == "TLSv1.3" or (rec.tls_version == "TLSv1.2" and STRONG_TLS12.match(rec.cipher or ""))):
+        run.warn(f"back-channel request used {rec.tls_version} {rec.cipher}, not TLS 1.3 or TLS 1.2 with a strong cipher")
+    require(rec.method == "POST", f"the back-channel logout request is {rec.method}, not POST")
+    ctype = rec.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    require(ctype == "application/x-www-form-urlencoded",
+            f"the back-channel logout request's Content-Type is {rec.headers.get('Content-Type')!r}")
+    try:
+        form = urllib.parse.parse_qs(rec.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise Fail("the back-channel logout request body is not UTF-8")
+    # ExtractLogoutTokenFromBackchannelLogoutRequest
+    require(bool(form.get("logout_token")), "the back-channel logout request has no logout_token form parameter")
+    token = form["logout_token"][0]
+    extra = sorted(set(form) - {"logout_token"})
+    if extra:  # CheckForUnexpectedParametersInBackchannelLogoutRequest
+        run.warn(f"backchannel_logout_request includes unexpected parameters: {extra}")
+    require(token.count(".") == 2, "logout_token is not a compact JWS")
+    # ValidateLogoutTokenSignature
+    try:
+        tok = jwt.decode(token, ctx.keyset, algorithms=["RS256", "RS384", "RS512", "PS256", "ES256"])
+    except (JoseError, ValueError) as e:
+        raise Fail(f"logout_token signature does not verify against jwks_uri: {e!r}")
+    c = tok.claims
+    now = time.time()
+    # ValidateLogoutTokenClaims
+    require(c.get("iss") == ctx.issuer, f"logout_token iss {c.get('iss')!r} != issuer {ctx.issuer!r}")
+    aud = c.get("aud")
+    cid = li.client.client_id
+    require(aud == cid or (isinstance(aud, list) and cid in aud), f"logout_token aud {aud!r} does not contain the client_id")
+    iat = c.get("iat")
+    require(isinstance(iat, (int, float)) and not isinstance(iat, bool), "logout_token has no numeric iat")
+    require(iat <= now + CLOCK_SKEW, "logout_token was issued in the future")
+    require(iat >= now - 86400 - CLOCK_SKEW, "logout_token iat is more than a day old")
+    require(isinstance(c.get("jti"), str) and c["jti"] != "", "logout_token has no jti")
+    events = c.get("events")
+    require(isinstance(events, dict), "logout_token 'events' claim is not a JSON object")
+    require(len(events) == 1, f"logout_token 'events' object does not contain exactly 1 entry: {events}")
+    require(isinstance(events.get(BACKCHANNEL_EVENT), dict), f"{BACKCHANNEL_EVENT} is not an object in 'events'")
+    require(events[BACKCHANNEL_EVENT] == {}, f"{BACKCHANNEL_EVENT} is not an empty object: {events}")
+    # CheckIdTokenSubMatchesLogoutToken / CheckIdTokenSidMatchesLogoutToken (only if present)
+    if "sub" in c:
+        require(c["sub"] == li.claims.get("sub"), f"logout_token sub {c['sub']!r} != id_token sub {li.claims.get('sub')!r}")
+    if "sid" in c:
+        require(c["sid"] == li.claims.get("sid"),
+                f"logout_token sid {c['sid']!r} != id_token sid {li.claims.get('sid')!r}")
+    require("nonce" not in c, "logout_token carries a nonce")  # CheckLogoutTokenNoNonce
+    require("sub" in c or "sid" in c, "logout_token has neither sub nor sid")  # CheckLogoutTokenHasSubOrSid
+    return c
+
+
+@module("oidcc-backchannel-rp-initiated-logout", variants=LOGOUT_VARIANTS)
+def m_backchannel_logout(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    li = logout_login(ctx, run, "backchannel")
+    assert ctx.receiver is not None
+    state = end_session_state()
+    t0 = time.time()
+    res = end_session(ctx, li.browser, standard_end_session(li, state))
+    got = ctx.receiver.wait("/backchannel_logout", t0, BACKCHANNEL_WAIT)
+    if not got:
+        with ctx.receiver.cond:
+            errors = list(ctx.receiver.errors)
+        server_said = [l.strip() for l in ctx.server.tail().splitlines() if "back-channel" in l][-2:]
+        raise Fail(f"no back-channel logout request reached backchannel_logout_uri within {BACKCHANNEL_WAIT} s"
+                   + (f"; receiver errors: {errors[-2:]}" if errors else "")
+                   + (f"; server log: {server_said}" if server_said else "")
+                   + f" (chain: {describe_hops(res.hops)})")
+    sid = li.claims.get("sid")
+
+    def token_sid(r: Received) -> Any:
+        try:
+            tok = urllib.parse.parse_qs(r.body.decode())["logout_token"][0]
+            return json.loads(base64.urlsafe_b64decode(tok.split(".")[1] + "==")).get("sid")
+        except Exception:
+            return None
+    rec = next((r for r in got if token_sid(r) == sid), got[0])
+    c = check_backchannel_request(ctx, run, li, rec)
+    # "Verify frontchannel post logout redirect"
+    check_post_logout_redirect(run, res, state)
+    err = expect_logged_out(ctx, run, li)
+    carried = "+".join(k for k in ("sub", "sid") if k in c)
+    return (f"logout_token POSTed over {rec.tls_version} (verified, carries {carried}), then redirected with state "
+            f"({logout_app_note(res)}); prompt=none then gave error={err}")
+
+
 # --------------------------------------------------------------------------- runner
 
 def load_expected_failures(path: str) -> dict[tuple[str, str | None], str]:
@@ -1222,34 +2010,45 @@ def main() -> int:
         return 1
     xfails = load_expected_failures(args.expected_failures)
     started = time.time()
-    server = Server(binary)
+    # The RP's receiver comes first: the server must start trusting its CA (SSL_CERT_FILE).
+    receiver: Receiver | None = None
+    receiver_error: str | None = None
+    try:
+        receiver = Receiver()
+    except Exception as e:  # only the logout flow modules need it; they fail with this reason
+        receiver_error = f"{type(e).__name__}: {e}"
+    server = Server(binary, receiver.server_env() if receiver else None)
     try:
         server.start()
     except RuntimeError as e:
         print(f"FAILED  server start: {e}")
         server.stop()
+        if receiver:
+            receiver.stop()
         print("0 passed, 1 failed")
         return 1
     counts = {"passed": 0, "warning": 0, "skipped": 0, "failed": 0, "xfail": 0, "xpass": 0}
     try:
-        ctx = Context(server)
+        ctx = Context(server, receiver, receiver_error)
         ctx.ignore_scopes_supported = args.ignore_scopes_supported
         ctx.setup()
         jobs: list[tuple[str, str, Callable[[Run], str | None]]] = []
         only = re.compile(args.only) if args.only else None
         for m in MODULES:
+            if only and not only.search(m.name):
+                continue
+            if m.standalone is not None:
+                jobs.append((m.name, m.standalone,
+                             lambda run, m=m: m.fn(ctx, run, None, m.standalone)))  # type: ignore[arg-type]
+                continue
             for v in m.variants:
                 if args.variant and v != args.variant:
-                    continue
-                if only and not only.search(m.name):
                     continue
 
                 def job(run: Run, m: Module = m, v: str = v) -> str | None:
                     setup_guard(ctx)
                     return m.fn(ctx, run, ctx.clients[v], v)
                 jobs.append((m.name, v, job))
-        if not only or only.search("oidcc-discovery-endpoint-verification"):
-            jobs.append(("oidcc-discovery-endpoint-verification", "config", lambda run: m_discovery(ctx, run)))
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
             futures = [(name, v, pool.submit(run_one, ctx, fn)) for name, v, fn in jobs]
@@ -1279,6 +2078,8 @@ def main() -> int:
                 sys.stdout.flush()
     finally:
         server.stop()
+        if receiver:
+            receiver.stop()
     passed = counts["passed"] + counts["warning"]
     failed = counts["failed"] + counts["xpass"]
     print(f"summary: {counts['passed']} passed, {counts['warning']} passed with warnings, {counts['skipped']} skipped, "
