@@ -394,6 +394,12 @@ fn front_and_back_channel_clients_are_told_and_a_slow_one_delays_nobody() {
     }));
     let slow = client(json!({"backchannel_logout_uri": rx.url("/slow")}));
     let failing = client(json!({"backchannel_logout_uri": rx.url("/fail")}));
+    // A receiver that is down: nothing listens on the port.
+    let down_port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let down = client(json!({"backchannel_logout_uri": format!("http://127.0.0.1:{down_port}/bc")}));
     let bystander = client(json!({"backchannel_logout_uri": rx.url("/bystander")}));
     let flow = |rp: &Rp, jar: &mut Jar| {
         // The dev server's clients redirect to `cb`; the browser helpers use `CB`.
@@ -434,6 +440,7 @@ fn front_and_back_channel_clients_are_told_and_a_slow_one_delays_nobody() {
     let hint = flow(&a, &mut jar);
     flow(&slow, &mut jar);
     flow(&failing, &mut jar);
+    flow(&down, &mut jar);
     let mut other = Jar::default();
     let other_hint = flow(&bystander, &mut other);
     let sid = field(&claims(&hint), "sid");
@@ -486,12 +493,13 @@ fn front_and_back_channel_clients_are_told_and_a_slow_one_delays_nobody() {
     assert!(c["jti"].as_str().is_some_and(|j| !j.is_empty()), "{c}");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((now - c["iat"].as_i64().unwrap()).abs() < 30, "{c}");
-    // The failing receiver is counted and logged; the bystander (another session) heard nothing.
+    // The failing and the unreachable receivers are counted and logged; the bystander (another
+    // session) heard nothing.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&s, "hydra_backchannel_logout_total{result=\"failed\"}") < 1 && Instant::now() < deadline {
+    while metric(&s, "hydra_backchannel_logout_total{result=\"failed\"}") < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(metric(&s, "hydra_backchannel_logout_total{result=\"failed\"}"), 1);
+    assert_eq!(metric(&s, "hydra_backchannel_logout_total{result=\"failed\"}"), 2);
     assert!(s.log().contains("a back-channel logout notice failed"), "{}", s.log());
     assert!(!s.log().contains(&token), "the token never reaches the log");
     assert!(rx.token_for("/bystander", Duration::from_millis(300)).is_none());
