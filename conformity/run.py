@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Conformity harness: re-creates the checks of the OpenID Foundation's
 oidcc-basic-certification-test-plan (client_secret_basic and client_secret_post
-variants), oidcc-config-certification-test-plan and the three logout plans
-(RP-initiated, front-channel, back-channel) against a freshly started server.
+variants), the Implicit and Hybrid plans (per response type), the three Form Post
+plans (Basic, Implicit and Hybrid with response_mode=form_post),
+oidcc-config-certification-test-plan and the three logout plans (RP-initiated,
+front-channel, back-channel) against a freshly started server.
 Login, consent and logout are driven through the admin API, as a login &
 consent app would. ID tokens, logout tokens and the JWKS are checked with joserfc.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
+import dataclasses
 import datetime
 import hashlib
 import http.server
@@ -68,7 +71,7 @@ ALL_SCOPES = "openid offline_access profile email address phone"
 HTTP_TIMEOUT = 20
 CLOCK_SKEW = 300  # seconds allowed for "not in the future" checks, as the suite does
 
-VARIANTS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 # Characters RFC 6749 allows in error_description / error_uri: %x20-21 / %x23-5B / %x5D-7E
 ERROR_DESC_RE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$")
@@ -111,6 +114,97 @@ STRING_CLAIMS = {
     "phone_number",
 }
 BOOL_CLAIMS = {"email_verified", "phone_number_verified"}
+
+
+# --------------------------------------------------------------------------- plans
+#
+# Module lists per plan and response type, as conformance.md §2.2-§2.4 and §2.7 and the suite's
+# OIDCC*TestPlan classes give them. With static clients (registered through the admin API) the
+# dynamic-client-only modules drop out: oidcc-idtoken-signature, oidcc-idtoken-unsigned and
+# oidcc-request-uri-unsigned-supported-correctly-or-rejected-as-unsupported.
+
+SCOPE_MODULES = ("oidcc-scope-profile", "oidcc-scope-email", "oidcc-scope-address", "oidcc-scope-phone",
+                 "oidcc-scope-all")
+# #15-27 of the Basic table, in the suite's order.
+REQUEST_PARAMETER_MODULES = (
+    "oidcc-display-page", "oidcc-display-popup", "oidcc-prompt-login", "oidcc-prompt-none-not-logged-in",
+    "oidcc-prompt-none-logged-in", "oidcc-max-age-1", "oidcc-max-age-10000",
+    "oidcc-ensure-request-with-unknown-parameter-succeeds", "oidcc-id-token-hint", "oidcc-login-hint",
+    "oidcc-ui-locales", "oidcc-claims-locales", "oidcc-ensure-request-with-acr-values-succeeds",
+)
+USERINFO_MODULES = ("oidcc-userinfo-get", "oidcc-userinfo-post-header", "oidcc-userinfo-post-body")
+REQUEST_OBJECT_MODULES = ("oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported",
+                          "oidcc-claims-essential", "oidcc-ensure-request-object-with-redirect-uri")
+
+# oidcc-basic-certification-test-plan (§2.2): 35 modules with static clients.
+BASIC_MODULES = (
+    "oidcc-server", "oidcc-response-type-missing", *USERINFO_MODULES,
+    "oidcc-ensure-request-without-nonce-succeeds-for-code-flow", *SCOPE_MODULES, "oidcc-alternate-happy-flow",
+    *REQUEST_PARAMETER_MODULES, "oidcc-codereuse", "oidcc-codereuse-30seconds", "oidcc-ensure-registered-redirect-uri",
+    "oidcc-ensure-post-request-succeeds", "oidcc-server-client-secret-post", *REQUEST_OBJECT_MODULES,
+    "oidcc-refresh-token", "oidcc-ensure-request-with-valid-pkce-succeeds",
+)
+# oidcc-implicit-certification-test-plan (§2.3): 25 modules per response type, plus the userinfo
+# modules and response-type-missing (run once, with id_token token).
+IMPLICIT_MODULES = (
+    "oidcc-server", "oidcc-ensure-request-without-nonce-fails", *SCOPE_MODULES, "oidcc-alternate-happy-flow",
+    *REQUEST_PARAMETER_MODULES, "oidcc-ensure-registered-redirect-uri", *REQUEST_OBJECT_MODULES,
+)
+IMPLICIT_ID_TOKEN_TOKEN_MODULES = IMPLICIT_MODULES + (*USERINFO_MODULES, "oidcc-response-type-missing")
+# oidcc-hybrid-certification-test-plan (§2.4): code id_token 34; code token and code id_token token 31
+# (no response-type-missing, alternate-happy-flow or PKCE; code token with the nonce-succeeds module).
+HYBRID_CODE_ID_TOKEN_MODULES = (
+    "oidcc-server", "oidcc-response-type-missing", *USERINFO_MODULES, "oidcc-ensure-request-without-nonce-fails",
+    *SCOPE_MODULES, "oidcc-alternate-happy-flow", *REQUEST_PARAMETER_MODULES, "oidcc-codereuse",
+    "oidcc-codereuse-30seconds", "oidcc-ensure-registered-redirect-uri", "oidcc-server-client-secret-post",
+    *REQUEST_OBJECT_MODULES, "oidcc-refresh-token", "oidcc-ensure-request-with-valid-pkce-succeeds",
+)
+HYBRID_CODE_ID_TOKEN_TOKEN_MODULES = tuple(
+    m for m in HYBRID_CODE_ID_TOKEN_MODULES
+    if m not in ("oidcc-response-type-missing", "oidcc-alternate-happy-flow",
+                 "oidcc-ensure-request-with-valid-pkce-succeeds"))
+HYBRID_CODE_TOKEN_MODULES = tuple(
+    "oidcc-ensure-request-without-nonce-succeeds-for-code-flow" if m == "oidcc-ensure-request-without-nonce-fails"
+    else m for m in HYBRID_CODE_ID_TOKEN_TOKEN_MODULES)
+
+
+@dataclass(frozen=True)
+class PlanVariant:
+    """One run of a plan: the label printed as [label], the response type and mode, the
+    client-auth variant and the modules it runs."""
+    label: str
+    plan: str
+    response_type: str
+    response_mode: str | None  # None: the default for the response type (response_mode not sent)
+    auth_method: str
+    modules: tuple[str, ...]
+
+
+def _plan_variants() -> list[PlanVariant]:
+    basic = "oidcc-basic-certification-test-plan"
+    out = [
+        # The Basic plan once per client-auth variant (§4's recommendation); oidcc-server-client-secret-post once.
+        PlanVariant("client_secret_basic", basic, "code", None, "client_secret_basic",
+                    tuple(m for m in BASIC_MODULES if m != "oidcc-server-client-secret-post")),
+        PlanVariant("client_secret_post", basic, "code", None, "client_secret_post", BASIC_MODULES),
+    ]
+    implicit = (("id_token", IMPLICIT_MODULES), ("id_token token", IMPLICIT_ID_TOKEN_TOKEN_MODULES))
+    hybrid = (("code id_token", HYBRID_CODE_ID_TOKEN_MODULES), ("code token", HYBRID_CODE_TOKEN_MODULES),
+              ("code id_token token", HYBRID_CODE_ID_TOKEN_TOKEN_MODULES))
+    # client_secret_basic everywhere; oidcc-server-client-secret-post uses its own client (Module.auth).
+    for prefix, mode in (("", None), ("formpost-", "form_post")):
+        if mode:
+            out.append(PlanVariant("formpost-basic", "oidcc-formpost-basic-certification-test-plan", "code", mode,
+                                   "client_secret_basic", BASIC_MODULES))
+        for kind, rts in (("implicit", implicit), ("hybrid", hybrid)):
+            plan = f"oidcc-{prefix}{kind}-certification-test-plan"
+            for rt, modules in rts:
+                out.append(PlanVariant(f"{prefix}{kind} {rt}", plan, rt, mode, "client_secret_basic", modules))
+    return out
+
+
+PLAN_VARIANTS = _plan_variants()
+PLAN_BY_LABEL = {pv.label: pv for pv in PLAN_VARIANTS}
 
 
 # --------------------------------------------------------------------------- results
@@ -388,11 +482,16 @@ class Receiver:
 
 # --------------------------------------------------------------------------- context
 
-@dataclass
+@dataclass(frozen=True)
 class Client:
     client_id: str
     client_secret: str
     auth_method: str
+    # What the client registered and asks for: the response_type it sends, and response_mode
+    # (None: the default for the response type, not sent). The Form Post plans use the same
+    # clients with response_mode form_post (dataclasses.replace).
+    response_type: str = "code"
+    response_mode: str | None = None
 
 
 class Context:
@@ -410,8 +509,11 @@ class Context:
         self.jwks: dict[str, Any] = {}
         self.keyset: KeySet | None = None
         self.setup_error: str | None = None
-        self.clients: dict[str, Client] = {}
-        self.client2: Client | None = None
+        # Static clients by (response_type, auth method), and each response type's second client
+        # (oidcc-refresh-token). A client that could not be registered fails only the runs that use it.
+        self.clients: dict[tuple[str, str], Client] = {}
+        self.second_clients: dict[str, Client] = {}
+        self.client_errors: dict[tuple[str, str], str] = {}
         self.ignore_scopes_supported = False
 
     # The server speaks plain HTTP; the advertised https://127.0.0.1:<port> URLs are taken as
@@ -445,14 +547,33 @@ class Context:
         except (Fail, ValueError, JoseError, requests.RequestException) as e:
             self.setup_error = f"setup (discovery/JWKS): {e}"
             return
-        # Static clients through the admin API.
+        # Static clients through the admin API: the Basic plan's first (a failure there stops everything,
+        # as before), then one per response type and auth method the other plans use.
         try:
-            for method in VARIANTS:
-                self.clients[method] = self.create_client(f"conformity-{method}", method)
-            self.client2 = self.create_client("conformity-secondary", "client_secret_basic")
+            for method in AUTH_METHODS:
+                self.clients[("code", method)] = self.create_client(f"conformity-{method}", method)
+            self.second_clients["code"] = self.create_client("conformity-secondary", "client_secret_basic")
         except (Fail, ValueError, requests.RequestException) as e:
             self.setup_error = f"setup (client registration): {e}"
             return
+        wanted: list[tuple[str, str]] = []
+        for pv in PLAN_VARIANTS:
+            wanted.append((pv.response_type, pv.auth_method))
+            if "oidcc-server-client-secret-post" in pv.modules:
+                wanted.append((pv.response_type, "client_secret_post"))
+            if "oidcc-refresh-token" in pv.modules:
+                wanted.append((pv.response_type, "second"))
+        for rt, method in dict.fromkeys(wanted):
+            if (rt, method) in self.clients or (method == "second" and rt in self.second_clients):
+                continue
+            name = f"conformity-{rt.replace(' ', '-')}-{method}"
+            try:
+                if method == "second":
+                    self.second_clients[rt] = self.create_client(name, "client_secret_basic", response_type=rt)
+                else:
+                    self.clients[(rt, method)] = self.create_client(name, method, response_type=rt)
+            except (Fail, ValueError, requests.RequestException) as e:
+                self.client_errors[(rt, method)] = f"setup (registration of the {rt} client, {method}): {e}"
         if self.logout_setup_error is None:
             try:
                 self.setup_logout()
@@ -472,11 +593,34 @@ class Context:
         for key, extra in (("rp", plain), ("frontchannel", front), ("backchannel", back)):
             self.logout_clients[key] = self.create_client(f"conformity-logout-{key}", "client_secret_basic", extra)
 
-    def create_client(self, name: str, method: str, extra: dict[str, Any] | None = None) -> Client:
+    def client(self, pv: PlanVariant, auth: str | None = None) -> Client:
+        """The static client a run of `pv` uses (auth overrides the run's client-auth variant), with
+        the run's response_mode."""
+        key = (pv.response_type, auth or pv.auth_method)
+        if key not in self.clients:
+            raise Fail(self.client_errors.get(key, f"no client registered for {key}"))
+        return dataclasses.replace(self.clients[key], response_mode=pv.response_mode)
+
+    def second_client(self, client: Client) -> Client:
+        """The second client (oidcc-refresh-token) for the same response type and mode."""
+        if client.response_type not in self.second_clients:
+            raise Fail(self.client_errors.get((client.response_type, "second"),
+                                              f"no second client registered for {client.response_type}"))
+        return dataclasses.replace(self.second_clients[client.response_type], response_mode=client.response_mode)
+
+    def create_client(self, name: str, method: str, extra: dict[str, Any] | None = None,
+                      response_type: str = "code") -> Client:
+        """A static client, registered as the suite's dynamic registration would register it:
+        grant type authorization_code if the response type has code, implicit if it has id_token or
+        token (plus refresh_token with a code, for oidcc-refresh-token), and response_types the one
+        response type."""
+        parts = response_type.split()
+        grants = (["authorization_code", "refresh_token"] if "code" in parts else []) + (
+            ["implicit"] if {"id_token", "token"} & set(parts) else [])
         body = {
             "client_name": name,
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
+            "grant_types": grants,
+            "response_types": [response_type],
             "redirect_uris": [REDIRECT_URI],
             "scope": ALL_SCOPES,
             "token_endpoint_auth_method": method,
@@ -488,7 +632,12 @@ class Context:
         require(bool(j.get("client_id")) and bool(j.get("client_secret")), "client without client_id/client_secret")
         for k, v in (extra or {}).items():
             require(j.get(k) == v, f"client {name}: POST /admin/clients answered {k}={j.get(k)!r}, sent {v!r}")
-        return Client(j["client_id"], j["client_secret"], method)
+        def norm(values: Any) -> list[str]:  # "token id_token" is the same response type as "id_token token"
+            return sorted(" ".join(sorted(str(x).split())) for x in (values or []))
+        for k in ("grant_types", "response_types"):
+            require(norm(j.get(k)) == norm(body[k]),
+                    f"client {name}: POST /admin/clients answered {k}={j.get(k)!r}, sent {body[k]!r}")
+        return Client(j["client_id"], j["client_secret"], method, response_type)
 
     def harness_key(self) -> RSAKey:
         """The harness's own signing key (the suite signs its fake id_token with the client's keys)."""
@@ -528,12 +677,20 @@ class Hop:
 class AuthResult:
     kind: str  # callback, page, foreign
     url: str
-    params: dict[str, str]
+    params: dict[str, str]  # the query of `url`
     status: int = 0
     body: str = ""
     logins: list[dict[str, Any]] = field(default_factory=list)   # admin login requests seen
     consents: list[dict[str, Any]] = field(default_factory=list)  # admin consent requests seen
     hops: list[Hop] = field(default_factory=list)
+    # How the browser reached the redirect URI (kind == "callback"), as the RP would see it: the
+    # HTTP method, the body's content type, the URL's query and fragment, the form fields sent.
+    method: str = "GET"
+    content_type: str | None = None
+    query: dict[str, str] = field(default_factory=dict)
+    fragment: dict[str, str] = field(default_factory=dict)
+    form: dict[str, str] | None = None
+    via: str = ""  # in words, for messages: "an HTTP 302 redirect", "a form (method=post) on an HTTP 200 page"
 
 
 class Browser:
@@ -575,6 +732,70 @@ class Browser:
         return r
 
 
+class FormParser(HTMLParser):
+    """The forms of a page, as a browser submits them (HTML's form submission algorithm, reduced to
+    what an auto-submitting response form uses): action, method, enctype and the successful
+    controls' name/value pairs (attribute values are unescaped by the parser)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[dict[str, Any]] = []
+        self._form: dict[str, Any] | None = None
+        self._textarea: tuple[str, list[str]] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): v for k, v in attrs}
+        if tag == "form":
+            self._form = {"action": a.get("action"), "method": (a.get("method") or "").lower(),
+                          "enctype": (a.get("enctype") or "").lower(), "fields": []}
+            self.forms.append(self._form)
+        elif self._form is not None and tag == "input" and a.get("name"):
+            kind = (a.get("type") or "text").lower()
+            if kind in ("submit", "button", "image", "reset", "file"):
+                return  # a button only counts when it is the submitter; the page submits itself
+            if kind in ("checkbox", "radio") and "checked" not in a:
+                return
+            self._form["fields"].append((a["name"], a.get("value") or ("on" if kind in ("checkbox", "radio") else "")))
+        elif self._form is not None and tag == "textarea" and a.get("name"):
+            self._textarea = (a["name"] or "", [])
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self._textarea[1].append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "textarea" and self._textarea is not None and self._form is not None:
+            self._form["fields"].append((self._textarea[0], "".join(self._textarea[1])))
+            self._textarea = None
+        elif tag == "form":
+            self._form = None
+
+
+FORM_ENCTYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+
+
+def form_submission(page_url: str, html: str) -> tuple[str, str, str | None, dict[str, str]] | None:
+    """What a browser sends when the page's first form is submitted: (URL, method, content type,
+    fields). A GET form replaces the action's query with the fields; a missing or unknown method is
+    GET and a missing or unknown enctype application/x-www-form-urlencoded, as HTML defines them."""
+    parser = FormParser()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # not HTML
+        return None
+    if not parser.forms:
+        return None
+    form = parser.forms[0]
+    action = urllib.parse.urljoin(page_url, form["action"] or page_url)
+    fields = dict(form["fields"])
+    if form["method"] == "post":
+        enctype = form["enctype"] if form["enctype"] in FORM_ENCTYPES else FORM_ENCTYPES[0]
+        return action, "POST", enctype, fields
+    parts = urllib.parse.urlsplit(action)
+    return parts._replace(query=urllib.parse.urlencode(list(form["fields"]))).geturl(), "GET", None, fields
+
+
 def query_params(url: str) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True))
 
@@ -605,6 +826,18 @@ def authorize(ctx: Context, browser: Browser, params: dict[str, str] | list[tupl
     res.hops.append(Hop("request", endpoint, resp.status_code))
     for _ in range(30):
         if resp.status_code not in (301, 302, 303, 307, 308):
+            # A page that posts itself to the client (response_mode=form_post): the browser submits
+            # its form; the RP's redirect URI is never contacted, the request is recorded instead.
+            sub = form_submission(resp.url, resp.text) if resp.status_code == 200 else None
+            if sub is not None and sub[0].startswith(RP_ORIGIN):
+                url, res.method, res.content_type, fields = sub
+                res.hops.append(Hop("callback", url, resp.status_code))
+                res.kind, res.url, res.status, res.body = "callback", url, resp.status_code, resp.text
+                res.params = res.query = query_params(url)
+                res.fragment = fragment_params(url)
+                res.form = fields if res.method == "POST" else None
+                res.via = f"a form (method={res.method.lower()}) on an HTTP {resp.status_code} page"
+                return res
             res.kind, res.url, res.status, res.body = "page", resp.url, resp.status_code, resp.text
             res.params = query_params(resp.url)
             return res
@@ -643,9 +876,12 @@ def authorize(ctx: Context, browser: Browser, params: dict[str, str] | list[tupl
             require(ar.status_code == 200, f"accept consent returned HTTP {ar.status_code}: {ar.text[:200]}")
             resp = browser.request("GET", ar.json()["redirect_to"])
             continue
-        if loc.startswith("https://rp.example/"):
+        if loc.startswith(RP_ORIGIN):
             res.hops.append(Hop("callback", loc, resp.status_code))
-            res.kind, res.url, res.params = "callback", loc, query_params(loc)
+            res.kind, res.url, res.status = "callback", loc, resp.status_code
+            res.params = res.query = query_params(loc)
+            res.fragment = fragment_params(loc)
+            res.via = f"an HTTP {resp.status_code} redirect"
             return res
         if ctx.internal(loc) != loc:  # the OP itself
             res.hops.append(Hop("op", loc, resp.status_code))
@@ -661,38 +897,115 @@ def authorize(ctx: Context, browser: Browser, params: dict[str, str] | list[tupl
 
 def new_auth_params(ctx: Context, client: Client, scope: str = "openid", nonce: bool = True,
                     **extra: str) -> dict[str, str]:
+    """CreateAuthorizationRequestSteps: the client's response_type, a random state and nonce, and
+    response_mode=form_post for the Form Post plans."""
     p = {
         "client_id": client.client_id,
         "redirect_uri": REDIRECT_URI,
         "scope": scope,
-        "response_type": "code",
+        "response_type": client.response_type,
         "state": generate_token(32),
     }
     if nonce:
         p["nonce"] = generate_token(32)
+    if client.response_mode:
+        p["response_mode"] = client.response_mode
     p.update(extra)
     return p
 
 
-def check_callback_success(ctx: Context, res: AuthResult, params: dict[str, str]) -> str:
-    if res.kind != "callback":
-        raise Fail(f"authorization did not return to the client (ended at {res.kind} {res.url[:120]} "
-                   f"HTTP {res.status})")
-    q = res.params
+def response_parts(params: dict[str, str]) -> set[str]:
+    return set(params.get("response_type", "").split())
+
+
+def response_location(params: dict[str, str]) -> str:
+    """Where the authorization response belongs (OAuth 2.0 Multiple Response Types §2.1/§5 and Form
+    Post): the response_mode sent, else the fragment when the response carries a token or an ID
+    token, else the query. Without response_type (oidcc-response-type-missing) the query."""
+    mode = params.get("response_mode")
+    if mode in ("query", "fragment", "form_post"):
+        return mode
+    return "fragment" if response_parts(params) & {"id_token", "token"} else "query"
+
+
+WHERE = {"query": "the redirect URI's query", "fragment": "the redirect URI's fragment", "form_post": "a form post"}
+
+
+def auth_response(ctx: Context, res: AuthResult, params: dict[str, str]) -> dict[str, str]:
+    """The authorization response as the client receives it, after the §1 and §2.7 delivery checks:
+    - form_post: an HTTP POST with application/x-www-form-urlencoded (CheckCallbackHttpMethodIsPost,
+      CheckCallbackContentTypeIsFormUrlEncoded), and nothing in the URL's query or fragment
+      (RejectAuthCodeInUrlQuery, RejectErrorInUrlQuery);
+    - fragment: a redirect, and nothing in the query: no code, no error, no token;
+    - query: a redirect, and nothing in the fragment.
+    Parameters of the registered redirect URI's own query do not count."""
+    require(res.kind == "callback", f"authorization did not return to the client (ended at {res.kind} "
+            f"{res.url[:120]} HTTP {res.status})")
+    where = response_location(params)
+    own = query_params(params.get("redirect_uri", REDIRECT_URI))
+    in_query = sorted(k for k in res.query if k not in own)
+    in_fragment = sorted(res.fragment)
+    if where == "form_post":
+        require(res.method == "POST", f"response_mode=form_post, but the response reached the redirect URI by "
+                f"{res.method} through {res.via} (OAuth2-FP-2); query {in_query}, fragment {in_fragment}")
+        require(res.content_type == "application/x-www-form-urlencoded",
+                f"the form post's content type is {res.content_type!r}, not application/x-www-form-urlencoded "
+                "(OAuth2-FP-2)")
+        for k, req in (("code", "OIDCC-3.3.2.5"), ("error", "OAuth2-RT-5")):
+            require(k not in in_query, f"{k} is present in the URL query of the form post ({req})")
+        require(not in_query, f"the form post's URL query carries {in_query}; with form_post nothing belongs there")
+        require(not in_fragment, f"the form post's URL carries a fragment {in_fragment}")
+        return dict(res.form or {})
+    require(res.method == "GET", f"the response must arrive in {WHERE[where]}, but it came as a {res.method} "
+            f"through {res.via}")
+    if where == "fragment":
+        for k, req in (("code", "OIDCC-3.3.2.5"), ("error", "OAuth2-RT-5")):
+            require(k not in in_query, f"{k} is present in the URL query returned from the authorization endpoint; "
+                    f"response_type={params.get('response_type')} requires the fragment only ({req})")
+        require(not in_query, f"the redirect's URL query carries {in_query}; with a fragment response nothing "
+                "belongs in the query")
+        return dict(res.fragment)
+    require(not in_fragment, f"the response must be in the query, but the redirect's fragment carries {in_fragment}")
+    return {k: v for k, v in res.query.items() if k not in own}
+
+
+def check_callback_success(ctx: Context, run: Run, res: AuthResult, params: dict[str, str]) -> dict[str, str]:
+    """A successful authorization response, delivered where the response mode says, with what the
+    response type asks for; returns its parameters."""
+    q = auth_response(ctx, res, params)
+    where = WHERE[response_location(params)]
     if "error" in q:
-        raise Fail(f"authorization returned error={q['error']}: {q.get('error_description', '')}")
+        raise Fail(f"authorization returned error={q['error']} in {where}: {q.get('error_description', '')}")
     require(urllib.parse.urlsplit(res.url)._replace(query="", fragment="").geturl() == params.get(
         "redirect_uri", REDIRECT_URI), f"callback went to {res.url[:100]}, not the redirect_uri")
-    require(q.get("state") == params.get("state"), "state in the callback does not match the request")
+    require(q.get("state") == params.get("state"), f"state in the callback ({where}) does not match the request")
     if "iss" in q:
         require(q["iss"] == ctx.issuer, f"callback iss {q['iss']!r} != issuer {ctx.issuer!r}")
-    require(not fragment_params(res.url), "callback carries a fragment for response_type=code")
-    require(bool(q.get("code")), "callback has no code")
-    return q["code"]
+    parts = response_parts(params)
+    if "code" in parts:
+        require(bool(q.get("code")), f"no code in {where}")
+    if "id_token" in parts:
+        require(bool(q.get("id_token")), f"no id_token in {where}")
+    if "token" in parts:  # RFC 6749 §4.2.2
+        require(bool(q.get("access_token")), f"no access_token in {where}")
+        require(q.get("token_type", "").lower() == "bearer", f"token_type in {where} is {q.get('token_type')!r}")
+        if "expires_in" in q:
+            require(q["expires_in"].isdigit() and int(q["expires_in"]) > 0, f"invalid expires_in {q['expires_in']!r}")
+    unasked = [k for k, part in (("code", "code"), ("id_token", "id_token"), ("access_token", "token"))
+               if k in q and part not in parts]
+    if unasked:
+        run.warn(f"the authorization response carries {unasked}, which response_type="
+                 f"{params.get('response_type')} did not ask for")
+    return q
 
 
 def check_error_redirect(ctx: Context, run: Run, res: AuthResult, params: dict[str, str]) -> str:
-    q = res.params
+    """performGenericAuthorizationEndpointErrorResponseValidation, on the response where the
+    response mode puts it (auth_response)."""
+    q = auth_response(ctx, res, params)
+    if "error" not in q and {"code", "id_token", "access_token"} & set(q):
+        raise Fail(f"the OP answered with a successful response ({sorted({'code', 'id_token', 'access_token'} & set(q))} "
+                   f"in {WHERE[response_location(params)]}) where an error was expected")
     require(q.get("state") == params.get("state"), "state not echoed in the error redirect")
     if "iss" in q:
         require(q["iss"] == ctx.issuer, f"error redirect iss {q['iss']!r} != issuer")
@@ -717,8 +1030,11 @@ def shannon_bits(s: str) -> float:
     return per_char * len(s)
 
 
-def half_hash(value: str) -> str:
-    digest = hashlib.sha256(value.encode("ascii")).digest()
+def half_hash(value: str, alg: str = "RS256") -> str:
+    """at_hash / c_hash (OIDCC 3.1.3.6, 3.3.2.11): the left half of the hash that goes with the
+    ID token's alg, base64url."""
+    bits = alg[2:] if alg[2:] in ("256", "384", "512") else "256"
+    digest = hashlib.new(f"sha{bits}", value.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
 
 
@@ -737,8 +1053,11 @@ def check_claim_types(claims: dict[str, Any], where: str) -> None:
 
 
 def verify_id_token(ctx: Context, run: Run, id_token: str, client: Client, nonce: str | None,
-                    access_token: str | None = None) -> dict[str, Any]:
-    """PerformStandardIdTokenChecks, signature verified with joserfc against jwks_uri."""
+                    access_token: str | None = None, code: str | None = None, need_at_hash: bool = False,
+                    need_c_hash: bool = False, where: str = "id_token") -> dict[str, Any]:
+    """PerformStandardIdTokenChecks, signature verified with joserfc against jwks_uri; at_hash and
+    c_hash checked against the access token and code that came with the ID token when present, and
+    required where oidcc-server requires them (need_at_hash, need_c_hash)."""
     require(isinstance(id_token, str) and id_token.count(".") == 2, "id_token is not a compact JWS")
     try:
         tok = jwt.decode(id_token, ctx.keyset, algorithms=["RS256", "RS384", "RS512", "PS256", "ES256"])
@@ -772,8 +1091,17 @@ def verify_id_token(ctx: Context, run: Run, id_token: str, client: Client, nonce
         require(c["acr"] != "", "id_token acr is an empty string")
     require(isinstance(c.get("sub"), str) and c["sub"] != "", "id_token has no sub")
     check_claim_types(c, "id_token")
+    if need_at_hash:
+        require("at_hash" in c, f"{where} has no at_hash although the authorization endpoint returned an access "
+                "token with it (OIDCC-3.3.2.11)")
     if "at_hash" in c and access_token:
-        require(c["at_hash"] == half_hash(access_token), "id_token at_hash does not match the access token")
+        require(c["at_hash"] == half_hash(access_token, h.get("alg", "RS256")),
+                f"{where} at_hash does not match the access token")
+    if need_c_hash:
+        require("c_hash" in c, f"{where} has no c_hash although the authorization endpoint returned a code with it "
+                "(OIDCC-3.3.2.11)")
+    if "c_hash" in c and code:
+        require(c["c_hash"] == half_hash(code, h.get("alg", "RS256")), f"{where} c_hash does not match the code")
     return c
 
 
@@ -833,7 +1161,10 @@ def userinfo(ctx: Context, access_token: str, how: str = "get") -> requests.Resp
     return requests.post(url, data={"access_token": access_token}, timeout=HTTP_TIMEOUT)
 
 
-def check_userinfo(r: requests.Response, sub: str) -> dict[str, Any]:
+def check_userinfo(r: requests.Response, sub: str, what: str = "") -> dict[str, Any]:
+    """Userinfo answered 200 JSON with the ID token's sub; `what` names the access token in messages."""
+    if what and r.status_code != 200:
+        raise Fail(f"userinfo with {what} returned HTTP {r.status_code}: {r.text[:200]}")
     require(r.status_code == 200, f"userinfo returned HTTP {r.status_code}: {r.text[:200]}")
     require(r.headers.get("Content-Type", "").startswith("application/json"),
             f"userinfo Content-Type is {r.headers.get('Content-Type')!r}")
@@ -853,24 +1184,62 @@ def check_userinfo(r: requests.Response, sub: str) -> dict[str, Any]:
 class Flow:
     params: dict[str, str]
     auth: AuthResult
-    code: str
-    tokens: Tokens
-    id_claims: dict[str, Any]
+    response: dict[str, str]  # the authorization response, from where the response mode put it
+    code: str | None
+    tokens: Tokens | None  # the token endpoint's answer, when a code was redeemed
+    front_claims: dict[str, Any] | None  # the authorization endpoint's ID token
+    id_claims: dict[str, Any]  # the last ID token: the token endpoint's with a code, else the authorization endpoint's
+    id_token: str
+    access_token: str | None  # the last access token, likewise (None for response_type=id_token)
+    front_access_token: str | None  # the access token from the authorization endpoint
+
+
+def finish_flow(ctx: Context, run: Run, client: Client, params: dict[str, str], res: AuthResult,
+                resp: dict[str, str], call_userinfo: bool = True, redeem_extra: dict[str, str] | None = None,
+                strict_hashes: bool = False) -> Flow:
+    """After a successful callback, as the suite's handleSuccessfulAuthorizationEndpointResponse and
+    performPostAuthorizationFlow: verify the authorization endpoint's ID token; use its access
+    token at userinfo; redeem the code and verify the token endpoint's ID token, whose sub must
+    equal the first one's (VerifyIdTokenSubConsistentHybridFlow); use that access token at userinfo
+    (call_userinfo). strict_hashes: at_hash and c_hash required (oidcc-server)."""
+    parts = response_parts(params)
+    nonce = params.get("nonce")
+    code = resp.get("code") if "code" in parts else None
+    front_at = resp.get("access_token") if "token" in parts else None
+    front_claims = None
+    if "id_token" in parts:
+        front_claims = verify_id_token(ctx, run, resp["id_token"], client, nonce, access_token=front_at, code=code,
+                                       need_at_hash=strict_hashes and front_at is not None,
+                                       need_c_hash=strict_hashes and code is not None,
+                                       where="the authorization endpoint's id_token")
+    tokens = None
+    id_token, claims, access = resp.get("id_token", ""), front_claims, front_at
+    if code is not None:
+        tokens = redeem(ctx, run, client, code, redeem_extra)
+        id_token, access = tokens.body["id_token"], tokens.body["access_token"]
+        claims = verify_id_token(ctx, run, id_token, client, nonce, access, code,
+                                 where="the token endpoint's id_token")
+        if front_claims is not None:
+            require(claims["sub"] == front_claims["sub"], f"sub in the authorization endpoint's id_token "
+                    f"({front_claims['sub']!r}) does not match sub in the token endpoint's ({claims['sub']!r})")
+    assert claims is not None
+    if front_at is not None:
+        check_userinfo(userinfo(ctx, front_at), claims["sub"], "the access token from the authorization endpoint")
+    if code is not None and call_userinfo:
+        check_userinfo(userinfo(ctx, access), claims["sub"])
+    return Flow(params, res, resp, code, tokens, front_claims, claims, id_token, access, front_at)
 
 
 def happy_flow(ctx: Context, run: Run, client: Client, browser: Browser | None = None,
                scope: str = "openid", nonce: bool = True, method: str = "GET", acr: str = "1",
-               params: dict[str, str] | None = None, call_userinfo: bool = True, **extra: str) -> Flow:
+               params: dict[str, str] | None = None, call_userinfo: bool = True,
+               redeem_extra: dict[str, str] | None = None, strict_hashes: bool = False, **extra: str) -> Flow:
     browser = browser or Browser(ctx)
     if params is None:
         params = new_auth_params(ctx, client, scope=scope, nonce=nonce, **extra)
     res = authorize(ctx, browser, params, method=method, acr=acr)
-    code = check_callback_success(ctx, res, params)
-    t = redeem(ctx, run, client, code)
-    claims = verify_id_token(ctx, run, t.body["id_token"], client, params.get("nonce"), t.body["access_token"])
-    if call_userinfo:
-        check_userinfo(userinfo(ctx, t.body["access_token"]), claims["sub"])
-    return Flow(params, res, code, t, claims)
+    resp = check_callback_success(ctx, run, res, params)
+    return finish_flow(ctx, run, client, params, res, resp, call_userinfo, redeem_extra, strict_hashes)
 
 
 def setup_guard(ctx: Context) -> None:
@@ -887,20 +1256,37 @@ ModuleFn = Callable[[Context, Run, Client, str], str | None]
 class Module:
     name: str
     fn: ModuleFn
-    variants: tuple[str, ...]
+    # The labels it runs under. None: every plan variant whose module list names it (resolve_variants).
+    variants: tuple[str, ...] | None
     # A module without a client (discovery checks): runs once under this label, whatever --variant
     # says, and is called with client None; it does its own setup checks.
     standalone: str | None = None
+    # The client-auth method it always uses, whatever the run's (oidcc-server-client-secret-post).
+    auth: str | None = None
+    # Seconds it spends waiting; such modules run on threads of their own, not on the --workers.
+    waits: float = 0.0
 
 
 MODULES: list[Module] = []
 
 
-def module(name: str, variants: tuple[str, ...] = VARIANTS) -> Callable[[ModuleFn], ModuleFn]:
+def module(name: str, variants: tuple[str, ...] | None = None, auth: str | None = None,
+           waits: float = 0.0) -> Callable[[ModuleFn], ModuleFn]:
     def deco(fn: ModuleFn) -> ModuleFn:
-        MODULES.append(Module(name, fn, variants))
+        MODULES.append(Module(name, fn, variants, auth=auth, waits=waits))
         return fn
     return deco
+
+
+def resolve_variants() -> None:
+    """Each plan module runs under every plan variant that lists it; every listed name must exist."""
+    names = {m.name for m in MODULES}
+    unknown = sorted({n for pv in PLAN_VARIANTS for n in pv.modules} - names)
+    if unknown:
+        raise SystemExit(f"plan tables name modules that do not exist: {unknown}")
+    for m in MODULES:
+        if m.variants is None:
+            m.variants = tuple(pv.label for pv in PLAN_VARIANTS if m.name in pv.modules)
 
 
 def standalone_module(name: str, label: str) -> Callable[[Callable[[Context, Run], str | None]],
@@ -913,21 +1299,33 @@ def standalone_module(name: str, label: str) -> Callable[[Callable[[Context, Run
 
 @module("oidcc-server")
 def m_server(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
-    f = happy_flow(ctx, run, client)
-    # oidcc-server extras
-    require(len(f.code.encode()) * 8 >= 128, "authorization code shorter than 128 bits")
-    require(shannon_bits(f.code) >= 96, f"authorization code entropy {shannon_bits(f.code):.0f} bits < 96")
-    if "name" in f.id_claims:
-        run.warn("id_token contains name although it was not requested")
+    # oidcc-server extras: at_hash and c_hash required in the authorization endpoint's ID token when
+    # it came with an access token or a code; the code's length and entropy.
+    f = happy_flow(ctx, run, client, strict_hashes=True)
+    if f.code is not None:
+        require(len(f.code.encode()) * 8 >= 128, "authorization code shorter than 128 bits")
+        require(shannon_bits(f.code) >= 96, f"authorization code entropy {shannon_bits(f.code):.0f} bits < 96")
     standard = {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash",
                 "c_hash", "sid", "jti", "rat"}
-    unrequested = set(f.id_claims) - standard
-    if unrequested:
-        run.warn(f"id_token contains claims nobody asked for: {sorted(unrequested)}")
-    return None
+    for claims in (f.front_claims, f.id_claims):
+        if claims is None:
+            continue
+        if "name" in claims:
+            run.warn("id_token contains name although it was not requested")
+        unrequested = set(claims) - standard
+        if unrequested:
+            run.warn(f"id_token contains claims nobody asked for: {sorted(unrequested)}")
+    if client.response_type == "code" and not client.response_mode:
+        return None
+    got = " ".join(sorted(k for k in ("code", "id_token", "access_token") if k in f.response))
+    note = f"{got} in {WHERE[response_location(f.params)]}"
+    if f.front_claims is not None:
+        note += "; its id_token carries " + ("+".join(k for k in ("at_hash", "c_hash") if k in f.front_claims)
+                                              or "no hash")
+    return note
 
 
-@module("oidcc-server-client-secret-post", variants=("client_secret_post",))
+@module("oidcc-server-client-secret-post", auth="client_secret_post")
 def m_server_post(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
     happy_flow(ctx, run, client)
     return None
@@ -939,11 +1337,11 @@ def m_response_type_missing(ctx: Context, run: Run, client: Client, variant: str
     del params["response_type"]
     res = authorize(ctx, Browser(ctx), params)
     if res.kind == "callback":
-        require(not fragment_params(res.url), "error returned in the fragment, not the query")
+        # Without a response_type the error belongs in the query, or in a form post with form_post.
         err = check_error_redirect(ctx, run, res, params)
         require(err in ("unsupported_response_type", "invalid_request"),
                 f"error {err!r} is neither unsupported_response_type nor invalid_request")
-        return f"redirected with error={err}"
+        return f"redirected with error={err} in {WHERE[response_location(params)]}"
     return error_page_verdict(ctx, res, bad_uris=())
 
 
@@ -965,7 +1363,8 @@ def error_page_verdict(ctx: Context, res: AuthResult, bad_uris: tuple[str, ...])
 def userinfo_module(how: str) -> ModuleFn:
     def fn(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
         f = happy_flow(ctx, run, client, call_userinfo=False)
-        r = userinfo(ctx, f.tokens.body["access_token"], how)
+        require(f.access_token is not None, f"response_type={client.response_type} gives no access token")
+        r = userinfo(ctx, f.access_token, how)
         if how == "post-body" and not (200 <= r.status_code < 300):
             run.warn(f"userinfo with access_token in the POST body returned HTTP {r.status_code} (optional)")
             return None
@@ -981,10 +1380,29 @@ module("oidcc-userinfo-post-body")(userinfo_module("post-body"))
 
 @module("oidcc-ensure-request-without-nonce-succeeds-for-code-flow")
 def m_no_nonce(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    """code and code token: the OP must still answer with a code; the test stops after the callback
+    (with code token, after using the access token at userinfo, as the suite does)."""
     params = new_auth_params(ctx, client, nonce=False)
     res = authorize(ctx, Browser(ctx), params)
-    check_callback_success(ctx, res, params)
+    resp = check_callback_success(ctx, run, res, params)
+    if "token" in response_parts(params):
+        r = userinfo(ctx, resp["access_token"])
+        require(r.status_code == 200, f"userinfo with the access token from the authorization endpoint returned "
+                f"HTTP {r.status_code}: {r.text[:200]}")
     return None
+
+
+@module("oidcc-ensure-request-without-nonce-fails")
+def m_no_nonce_fails(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    """An ID token from the authorization endpoint needs a nonce: an error page, or invalid_request
+    where the response mode puts it (the fragment, or a form post)."""
+    params = new_auth_params(ctx, client, nonce=False)
+    res = authorize(ctx, Browser(ctx), params)
+    if res.kind == "callback":
+        err = check_error_redirect(ctx, run, res, params)
+        require(err == "invalid_request", f"error {err!r} is not invalid_request")
+        return f"redirected with error={err} in {WHERE[response_location(params)]}"
+    return error_page_verdict(ctx, res, bad_uris=())
 
 
 def scope_module(scopes: list[str]) -> ModuleFn:
@@ -994,7 +1412,13 @@ def scope_module(scopes: list[str]) -> ModuleFn:
         if missing and not ctx.ignore_scopes_supported:
             raise Skip(f"scopes_supported does not list {' '.join(missing)}")
         f = happy_flow(ctx, run, client, scope="openid " + " ".join(scopes), call_userinfo=False)
-        ui = check_userinfo(userinfo(ctx, f.tokens.body["access_token"]), f.id_claims["sub"])
+        if f.access_token is None:
+            # response_type=id_token: the claims belong in the ID token (VerifyScopesReturnedInAuthorizationEndpointIdToken)
+            absent = [c for s in scopes for c in SCOPE_CLAIMS[s] if c not in f.id_claims]
+            if absent:
+                run.warn(f"the authorization endpoint's id_token lacks claims {absent}")
+            return "claims looked for in the id_token"
+        ui = check_userinfo(userinfo(ctx, f.access_token), f.id_claims["sub"])
         absent = [c for s in scopes for c in SCOPE_CLAIMS[s] if c not in ui]
         if absent:
             run.warn(f"userinfo lacks claims {absent}")
@@ -1010,14 +1434,12 @@ module("oidcc-scope-all")(scope_module(["profile", "email", "address", "phone"])
 @module("oidcc-alternate-happy-flow")
 def m_alternate(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
     p = new_auth_params(ctx, client, scope="email openid")
-    order = ["nonce", "state", "scope", "redirect_uri", "response_type", "client_id"]
-    raw = "&".join(f"{k}={urllib.parse.quote(p[k], safe='')}" for k in order)
+    order = ["response_mode", "nonce", "state", "scope", "redirect_uri", "response_type", "client_id"]
+    raw = "&".join(f"{k}={urllib.parse.quote(p[k], safe='')}" for k in order if k in p)
     browser = Browser(ctx)
     res = authorize(ctx, browser, p, raw_query=raw)
-    code = check_callback_success(ctx, res, p)
-    t = redeem(ctx, run, client, code)
-    claims = verify_id_token(ctx, run, t.body["id_token"], client, p["nonce"], t.body["access_token"])
-    check_userinfo(userinfo(ctx, t.body["access_token"]), claims["sub"])
+    resp = check_callback_success(ctx, run, res, p)
+    finish_flow(ctx, run, client, p, res, resp)
     if "email" not in (ctx.disco.get("scopes_supported") or []):
         return "scope email openid accepted (email is not in scopes_supported)"
     return None
@@ -1073,8 +1495,8 @@ def relogin_module(first_extra: dict[str, str], second_extra: dict[str, str], wa
     return fn
 
 
-module("oidcc-prompt-login")(relogin_module({}, {"prompt": "login"}, 1.0))
-module("oidcc-max-age-1")(relogin_module({}, {"max_age": "1"}, 2.0))
+module("oidcc-prompt-login", waits=1.0)(relogin_module({}, {"prompt": "login"}, 1.0))
+module("oidcc-max-age-1", waits=2.0)(relogin_module({}, {"max_age": "1"}, 2.0))
 
 
 def silent_check(ctx: Context, f1: Flow, f2: Flow, need_auth_time: bool) -> str:
@@ -1099,9 +1521,9 @@ def m_prompt_none_not_logged_in(ctx: Context, run: Run, client: Client, variant:
     require(not any(not l.get("skip") for l in res.logins), "the login UI was shown for prompt=none")
     require(res.kind == "callback", f"no redirect to the client (ended at {res.kind} {res.url[:100]})")
     err = check_error_redirect(ctx, run, res, params)
-    require(err in ("login_required", "interaction_required", "consent_required", "account_selection_required"),
-            f"error {err!r} is not login_required-class")
-    return f"redirected with error={err}"
+    require(err in LOGIN_REQUIRED_CLASS, f"error {err!r} is not login_required-class")
+    return f"redirected with error={err}" + (
+        f" in {WHERE[response_location(params)]}" if response_location(params) != "query" else "")
 
 
 @module("oidcc-prompt-none-logged-in")
@@ -1124,7 +1546,7 @@ def m_max_age_10000(ctx: Context, run: Run, client: Client, variant: str) -> str
 def m_id_token_hint(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
     browser = Browser(ctx)
     f1 = happy_flow(ctx, run, client, browser)
-    f2 = happy_flow(ctx, run, client, browser, prompt="none", id_token_hint=f1.tokens.body["id_token"])
+    f2 = happy_flow(ctx, run, client, browser, prompt="none", id_token_hint=f1.id_token)
     return silent_check(ctx, f1, f2, need_auth_time=False)
 
 
@@ -1141,6 +1563,7 @@ def m_acr_values(ctx: Context, run: Run, client: Client, variant: str) -> str | 
 def code_reuse_module(wait: float) -> ModuleFn:
     def fn(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
         f = happy_flow(ctx, run, client, call_userinfo=False)
+        require(f.code is not None and f.tokens is not None, f"response_type={client.response_type} gives no code")
         time.sleep(wait)
         t2 = token_request(ctx, client, {"grant_type": "authorization_code", "code": f.code,
                                          "redirect_uri": REDIRECT_URI})
@@ -1154,17 +1577,26 @@ def code_reuse_module(wait: float) -> ModuleFn:
             require(bool(ERROR_DESC_RE.match(str(t2.body["error_description"]))),
                     "error_description uses characters RFC 6749 does not allow")
         if wait:
-            r = userinfo(ctx, f.tokens.body["access_token"])
-            if not (400 <= r.status_code < 500):
-                run.warn(f"the first access token still works at userinfo (HTTP {r.status_code})")
-            else:
-                return f"invalid_grant; first access token revoked (userinfo HTTP {r.status_code})"
+            # The suite checks the token endpoint's access token (a warning if it still works); the
+            # one the authorization endpoint returned in a hybrid flow belongs to the same grant.
+            first = "the token endpoint's access token" if f.front_access_token else "the first access token"
+            tokens = [(first, f.tokens.body["access_token"])]
+            if f.front_access_token:
+                tokens.append(("the authorization endpoint's access token", f.front_access_token))
+            revoked = []
+            for what, token in tokens:
+                r = userinfo(ctx, token)
+                if not (400 <= r.status_code < 500):
+                    run.warn(f"{what} still works at userinfo (HTTP {r.status_code})")
+                else:
+                    revoked.append(f"{what} revoked (userinfo HTTP {r.status_code})")
+            return "invalid_grant; " + "; ".join(revoked) if revoked else None
         return None
     return fn
 
 
 module("oidcc-codereuse")(code_reuse_module(0))
-module("oidcc-codereuse-30seconds")(code_reuse_module(30))
+module("oidcc-codereuse-30seconds", waits=30)(code_reuse_module(30))
 
 
 @module("oidcc-ensure-registered-redirect-uri")
@@ -1187,54 +1619,78 @@ def unsigned_request_object(claims: dict[str, Any]) -> str:
     return f"{b64({'alg': 'none'})}.{b64(claims)}."
 
 
+def request_object_outer(client: Client, inner: dict[str, str], redirect_uri: str, ctx: Context) -> dict[str, str]:
+    """BuildRequestObjectByValueRedirectToAuthorizationEndpoint: the request object (every
+    parameter, response_mode included) plus the duplicates OIDC/RFC 6749 require outside it
+    (response_type, client_id, scope, redirect_uri); state, nonce and response_mode travel only
+    inside the request object."""
+    return {"request": unsigned_request_object({**inner, "iss": client.client_id, "aud": ctx.issuer}),
+            "response_type": inner["response_type"], "client_id": client.client_id, "scope": inner["scope"],
+            "redirect_uri": redirect_uri}
+
+
+def any_error(res: AuthResult) -> dict[str, str]:
+    """The error parameters wherever they came (query, fragment or form), for the module's own verdict;
+    the delivery rules are checked afterwards by auth_response."""
+    for d in (res.form or {}, res.fragment, res.query):
+        if "error" in d:
+            return d
+    return {}
+
+
 @module("oidcc-unsigned-request-object-supported-correctly-or-rejected-as-unsupported")
 def m_request_object(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
     if "none" not in (ctx.disco.get("request_object_signing_alg_values_supported") or []):
         raise Skip("request_object_signing_alg_values_supported does not list none")
     inner = new_auth_params(ctx, client)
-    # As the suite's BuildRequestObjectByValueRedirectToAuthorizationEndpoint: the request object plus
-    # the duplicates OIDC/RFC 6749 require outside it (response_type, client_id, scope, redirect_uri);
-    # state and nonce travel only inside the request object.
-    outer = {"request": unsigned_request_object({**inner, "iss": client.client_id, "aud": ctx.issuer}),
-             "response_type": "code", "client_id": client.client_id, "scope": "openid", "redirect_uri": REDIRECT_URI}
+    outer = request_object_outer(client, inner, REDIRECT_URI, ctx)
     res = authorize(ctx, Browser(ctx), outer)
-    if res.kind == "callback" and res.params.get("error") == "request_not_supported":
-        check_error_redirect(ctx, run, res, outer)
-        raise Skip("request object rejected with request_not_supported")
-    if res.kind == "callback" and "error" in res.params:
+    err = any_error(res) if res.kind == "callback" else {}
+    if err.get("error") == "request_not_supported":
+        # Read where the request (the request object included) puts the response, as the suite does.
+        # state travelled only inside the request object, and it is the request's state (OIDC Core
+        # §6.1): the suite's state check expects it back (RFC 6749 §4.1.2.1).
+        check_error_redirect(ctx, run, res, inner)
+        raise Skip(f"request object rejected with request_not_supported in {WHERE[response_location(inner)]}")
+    if err:
         raise Fail(f"expected the request object to be processed or rejected with request_not_supported, got "
-                   f"error={res.params['error']}: {res.params.get('error_description', '')}")
+                   f"error={err['error']}: {err.get('error_description', '')}")
     if ctx.disco.get("request_parameter_supported") is not True:
         run.warn("request_parameter_supported is not true, yet the request object was accepted")
-    code = check_callback_success(ctx, res, inner)
-    t = redeem(ctx, run, client, code)
-    verify_id_token(ctx, run, t.body["id_token"], client, inner["nonce"], t.body["access_token"])
+    resp = check_callback_success(ctx, run, res, inner)
+    finish_flow(ctx, run, client, inner, res, resp)
     return None
 
 
 @module("oidcc-ensure-request-object-with-redirect-uri")
 def m_request_object_redirect(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    if "none" not in (ctx.disco.get("request_object_signing_alg_values_supported") or []):  # skipTestIfNoneUnsupported
+        raise Skip("request_object_signing_alg_values_supported does not list none")
     inner = new_auth_params(ctx, client)
     bad = REDIRECT_URI + generate_token(10)
-    outer = {"request": unsigned_request_object({**inner, "iss": client.client_id, "aud": ctx.issuer}),
-             "response_type": "code", "client_id": client.client_id, "scope": "openid", "redirect_uri": bad}
+    outer = request_object_outer(client, inner, bad, ctx)
     res = authorize(ctx, Browser(ctx), outer)
     if res.kind == "callback":
         require(not res.url.startswith(bad), "OP redirected to the unregistered outer redirect_uri")
-        require(res.params.get("error") != "request_not_supported",
+        require(any_error(res).get("error") != "request_not_supported",
                 "OP redirected to the registered URI with request_not_supported")
-        code = check_callback_success(ctx, res, inner)
-        t = redeem(ctx, run, client, code)
-        verify_id_token(ctx, run, t.body["id_token"], client, inner["nonce"], t.body["access_token"])
+        resp = check_callback_success(ctx, run, res, inner)
+        finish_flow(ctx, run, client, inner, res, resp)
         return "request object's redirect_uri used"
     return error_page_verdict(ctx, res, bad_uris=(bad,))
 
 
 @module("oidcc-claims-essential")
 def m_claims_essential(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    if client.response_type == "id_token":  # no access token: name is asked for in the ID token
+        f = happy_flow(ctx, run, client, claims=json.dumps({"id_token": {"name": {"essential": True}}}))
+        if "name" not in f.id_claims:
+            run.warn("essential claim name not returned in the id_token")
+        return None
     claims = json.dumps({"userinfo": {"name": {"essential": True}}})
     f = happy_flow(ctx, run, client, call_userinfo=False, claims=claims)
-    ui = check_userinfo(userinfo(ctx, f.tokens.body["access_token"]), f.id_claims["sub"])
+    assert f.access_token is not None
+    ui = check_userinfo(userinfo(ctx, f.access_token), f.id_claims["sub"])
     if "name" not in ui:
         run.warn("essential claim name not returned at userinfo")
     if "name" in f.id_claims:
@@ -1245,21 +1701,17 @@ def m_claims_essential(ctx: Context, run: Run, client: Client, variant: str) -> 
 @module("oidcc-ensure-request-with-valid-pkce-succeeds")
 def m_pkce(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
     verifier = generate_token(64)
-    params = new_auth_params(ctx, client, code_challenge=create_s256_code_challenge(verifier),
-                             code_challenge_method="S256")
-    res = authorize(ctx, Browser(ctx), params)
-    code = check_callback_success(ctx, res, params)
-    t = redeem(ctx, run, client, code, {"code_verifier": verifier})
-    claims = verify_id_token(ctx, run, t.body["id_token"], client, params["nonce"], t.body["access_token"])
-    check_userinfo(userinfo(ctx, t.body["access_token"]), claims["sub"])
+    happy_flow(ctx, run, client, code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256",
+               redeem_extra={"code_verifier": verifier})
     return None
 
 
-@module("oidcc-refresh-token")
+@module("oidcc-refresh-token", waits=1.1)
 def m_refresh(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
-    assert ctx.client2 is not None
+    client2 = ctx.second_client(client)
     scope = "openid offline_access" if "offline_access" in (ctx.disco.get("scopes_supported") or []) else "openid"
     f = happy_flow(ctx, run, client, scope=scope, prompt="consent", call_userinfo=False)
+    assert f.tokens is not None
     rt = f.tokens.body.get("refresh_token")
     if not rt:
         raise Skip("no refresh token issued")
@@ -1277,7 +1729,8 @@ def m_refresh(ctx: Context, run: Run, client: Client, variant: str) -> str | Non
             require(c2.get(k) == f.id_claims.get(k), f"refreshed id_token changed {k}")
         require(c2.get("iat") != f.id_claims.get("iat"), "refreshed id_token has the same iat")
     # client2's refresh token, presented with client1's credentials, must be rejected.
-    f2 = happy_flow(ctx, run, ctx.client2, scope=scope, prompt="consent", call_userinfo=False)
+    f2 = happy_flow(ctx, run, client2, scope=scope, prompt="consent", call_userinfo=False)
+    assert f2.tokens is not None
     rt2 = f2.tokens.body.get("refresh_token")
     require(bool(rt2), "second client got no refresh token")
     t3 = token_request(ctx, client, {"grant_type": "refresh_token", "refresh_token": rt2})
@@ -1556,7 +2009,7 @@ class LoggedIn:
 
     @property
     def id_token(self) -> str:
-        return self.flow.tokens.body["id_token"]
+        return self.flow.id_token
 
     @property
     def claims(self) -> dict[str, Any]:
@@ -1992,12 +2445,42 @@ def run_one(ctx: Context, fn: Callable[[Run], str | None]) -> Outcome:
     return Outcome("PASSED", note or "")
 
 
+resolve_variants()
+
+CONFIG_PLAN = "oidcc-config-certification-test-plan"
+LOGOUT_PLANS = {"frontchannel": "oidcc-frontchannel-rp-initiated-logout-certification-test-plan",
+                "backchannel": "oidcc-backchannel-rp-initiated-logout-certification-test-plan",
+                "rp": "oidcc-rp-initiated-logout-certification-test-plan"}
+PLAN_ORDER = list(dict.fromkeys([PLAN_VARIANTS[0].plan, CONFIG_PLAN, LOGOUT_PLANS["rp"], LOGOUT_PLANS["frontchannel"],
+                                 LOGOUT_PLANS["backchannel"]] + [pv.plan for pv in PLAN_VARIANTS]))
+# --variant takes a label, or the plan part of one ("implicit" for "implicit id_token" and "implicit id_token token").
+VARIANT_CHOICES = sorted({pv.label for pv in PLAN_VARIANTS} | {pv.label.split()[0] for pv in PLAN_VARIANTS})
+
+
+def variant_selected(label: str, wanted: str) -> bool:
+    return label == wanted or label.startswith(wanted + " ")
+
+
+def plan_of(m: Module, label: str) -> str:
+    """The suite's plan a run belongs to, for the per-plan counts."""
+    if "logout" in m.name:
+        return next((plan for key, plan in LOGOUT_PLANS.items() if key in m.name), LOGOUT_PLANS["rp"])
+    if label == "config":
+        return CONFIG_PLAN
+    return PLAN_BY_LABEL[label].plan
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("binary", nargs="?", default=os.environ.get("HYDRA_BIN", os.path.join(REPO, "target/debug/hydra")))
     ap.add_argument("--only", help="regular expression; run only modules whose name matches")
-    ap.add_argument("--variant", choices=VARIANTS, help="run only this client auth variant")
-    ap.add_argument("--workers", type=int, default=8, help="modules run in parallel (default 8)")
+    ap.add_argument("--variant", choices=VARIANT_CHOICES, metavar="VARIANT",
+                    help="run only this plan variant: a label (client_secret_basic, client_secret_post, "
+                         "'implicit id_token', 'hybrid code token', formpost-basic, …) or the plan part of one "
+                         "(implicit, hybrid, formpost-implicit, formpost-hybrid); modules without a client "
+                         "([config], [logout]) always run")
+    ap.add_argument("--workers", type=int, default=8,
+                    help="modules run in parallel (default 8); modules that wait run on threads of their own")
     ap.add_argument("--ignore-scopes-supported", action="store_true",
                     help="run the scope modules even when discovery does not advertise the scope (not the suite's rule)")
     ap.add_argument("--expected-failures", default=os.path.join(HERE, "expected-failures.txt"))
@@ -2032,49 +2515,61 @@ def main() -> int:
         ctx = Context(server, receiver, receiver_error)
         ctx.ignore_scopes_supported = args.ignore_scopes_supported
         ctx.setup()
-        jobs: list[tuple[str, str, Callable[[Run], str | None]]] = []
+        jobs: list[tuple[str, str, Callable[[Run], str | None], float, str]] = []
         only = re.compile(args.only) if args.only else None
         for m in MODULES:
             if only and not only.search(m.name):
                 continue
             if m.standalone is not None:
-                jobs.append((m.name, m.standalone,
-                             lambda run, m=m: m.fn(ctx, run, None, m.standalone)))  # type: ignore[arg-type]
+                jobs.append((m.name, m.standalone, lambda run, m=m: m.fn(ctx, run, None, m.standalone),  # type: ignore[arg-type]
+                             m.waits, plan_of(m, m.standalone)))
                 continue
-            for v in m.variants:
-                if args.variant and v != args.variant:
+            for v in m.variants or ():
+                if args.variant and not variant_selected(v, args.variant):
                     continue
 
                 def job(run: Run, m: Module = m, v: str = v) -> str | None:
                     setup_guard(ctx)
-                    return m.fn(ctx, run, ctx.clients[v], v)
-                jobs.append((m.name, v, job))
+                    return m.fn(ctx, run, ctx.client(PLAN_BY_LABEL[v], m.auth), v)
+                jobs.append((m.name, v, job, m.waits, plan_of(m, v)))
 
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
-            futures = [(name, v, pool.submit(run_one, ctx, fn)) for name, v, fn in jobs]
-            for name, v, fut in futures:
-                o = fut.result()
+        per_plan: dict[str, dict[str, int]] = {}
+        # Modules that mostly wait (oidcc-codereuse-30seconds above all) get a thread each, so that
+        # they all wait at once instead of holding the workers; they are submitted first.
+        waiting = sum(1 for j in jobs if j[3])
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool, \
+                concurrent.futures.ThreadPoolExecutor(max_workers=max(1, waiting)) as waiters:
+            submitted = {id(j): (waiters if j[3] else pool).submit(run_one, ctx, j[2])
+                         for j in sorted(jobs, key=lambda j: not j[3])}
+            for j in jobs:
+                name, v, plan = j[0], j[1], j[4]
+                o = submitted[id(j)].result()
+                tally = per_plan.setdefault(plan, {"runs": 0, "passed": 0, "warning": 0, "skipped": 0, "xfail": 0,
+                                                   "xpass": 0, "failed": 0})
+                tally["runs"] += 1
                 label = f"{name} [{v}]"
                 reason = xfails.get((name, v), xfails.get((name, None)))
                 if reason is not None and o.status == "FAILED":
                     print(f"XFAIL   {label}: {o.note}  (expected: {reason})")
-                    counts["xfail"] += 1
+                    key = "xfail"
                 elif reason is not None:
                     print(f"XPASS   {label}: listed in expected-failures.txt ({reason}) but {o.status.lower()}"
                           + (f": {o.note}" if o.note else ""))
-                    counts["xpass"] += 1
+                    key = "xpass"
                 elif o.status == "PASSED":
                     print(f"PASSED  {label}" + (f": {o.note}" if o.note else ""))
-                    counts["passed"] += 1
+                    key = "passed"
                 elif o.status == "WARNING":
                     print(f"WARNING {label}: {'; '.join(o.warnings)}" + (f" ({o.note})" if o.note else ""))
-                    counts["warning"] += 1
+                    key = "warning"
                 elif o.status == "SKIPPED":
                     print(f"SKIPPED {label}: {o.note}")
-                    counts["skipped"] += 1
+                    key = "skipped"
                 else:
                     print(f"FAILED  {label}: {o.note}")
-                    counts["failed"] += 1
+                    key = "failed"
+                counts[key] += 1
+                tally[key] += 1
                 sys.stdout.flush()
     finally:
         server.stop()
@@ -2082,6 +2577,10 @@ def main() -> int:
             receiver.stop()
     passed = counts["passed"] + counts["warning"]
     failed = counts["failed"] + counts["xpass"]
+    for plan in sorted(per_plan, key=lambda p: PLAN_ORDER.index(p) if p in PLAN_ORDER else len(PLAN_ORDER)):
+        t = per_plan[plan]
+        print(f"plan {plan}: {t['runs']} runs: {t['passed'] + t['warning']} passed ({t['warning']} with warnings), "
+              f"{t['skipped']} skipped, {t['xfail']} xfail, {t['failed'] + t['xpass']} failed")
     print(f"summary: {counts['passed']} passed, {counts['warning']} passed with warnings, {counts['skipped']} skipped, "
           f"{counts['xfail']} xfail, {counts['xpass']} xpass, {counts['failed']} failed in {time.time() - started:.0f}s"
           + (f" (server log: {server.log.name})" if failed else ""))

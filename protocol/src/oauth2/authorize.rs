@@ -246,7 +246,7 @@ pub fn parse(
     let mut ctx = RedirectCtx {
         redirect_uri,
         response_mode: ResponseMode::Query,
-        state: param(params, "state").map(str::to_string),
+        state: param(params, "state").map(str::to_string).or_else(|| from_request_object(params, "state")),
     };
 
     // The response type decides where answers go (its default response mode), so it is read
@@ -256,7 +256,9 @@ pub fn parse(
     let tokens_in_response = rt.is_some_and(ResponseType::front_channel_tokens);
     let default_mode = if tokens_in_response { ResponseMode::Fragment } else { ResponseMode::Query };
     ctx.response_mode = default_mode;
-    ctx.response_mode = match param(params, "response_mode") {
+    let response_mode =
+        param(params, "response_mode").map(str::to_string).or_else(|| from_request_object(params, "response_mode"));
+    ctx.response_mode = match response_mode.as_deref() {
         None => default_mode,
         Some("query") if tokens_in_response => {
             return Err(ctx.err(
@@ -430,6 +432,21 @@ pub fn parse(
         code_challenge,
         code_challenge_method,
     })
+}
+
+/// A string member of the payload of a `request` object, read without verifying it: request
+/// objects are refused (`request_not_supported`), but the refusal must reach the client where
+/// it asked for answers (`response_mode`, `state` may live only in the object, OIDC Core §6.1).
+/// Only how an error is delivered depends on this, never where: the redirect URI was validated
+/// from the plain parameters.
+fn from_request_object(params: &[(String, String)], name: &str) -> Option<String> {
+    let jwt = param(params, "request")?;
+    let payload = jwt.split('.').nth(1)?;
+    if payload.len() > 16 * 1024 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    v.get(name)?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// RFC 6749 Appendix A.4 scope-token characters.
@@ -917,6 +934,23 @@ mod tests {
         expect_redirect(&with(&[("audience", "https://evil.example")]), &fx, &pol, "invalid_request");
         expect_redirect(&with(&[("audience", "https://api.example/")]), &fx, &pol, "invalid_request");
         expect_redirect(&with(&[("request", "eyJhbGciOiJub25lIn0.e30.")]), &fx, &pol, "request_not_supported");
+        // The refusal goes where the object asked for answers ({"response_mode":"form_post","state":"inside-1"}).
+        let obj = format!(
+            "eyJhbGciOiJub25lIn0.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"response_mode":"form_post","state":"inside-1"}"#)
+        );
+        let obj: &'static str = obj.leak();
+        match run(&with(&[("request", obj), ("state", "\0")]), &fx, &pol).unwrap_err() {
+            AuthError::Redirect {
+                error: "request_not_supported",
+                response_mode: ResponseMode::FormPost,
+                state,
+                ..
+            } => {
+                assert_eq!(state.as_deref(), Some("inside-1"))
+            }
+            other => panic!("{other:?}"),
+        }
         expect_redirect(&with(&[("request_uri", "https://x.example/r")]), &fx, &pol, "request_uri_not_supported");
         let long: &'static str = "n".repeat(513).leak();
         expect_redirect(&with(&[("nonce", long)]), &fx, &pol, "invalid_request");
