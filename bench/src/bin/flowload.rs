@@ -152,7 +152,13 @@ fn flow(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64, remember: bool) ->
         "PUT",
         &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={ch}"),
         &json,
-        if remember { br#"{"subject":"load-user","remember":true}"# } else { br#"{"subject":"load-user"}"# },
+        // A remembered login is one user's session: each gets a subject of its own, as many users
+        // would (one subject with every flow's consent would make each logout list them all).
+        &if remember {
+            format!(r#"{{"subject":"load-user-{n}","remember":true}}"#).into_bytes()
+        } else {
+            br#"{"subject":"load-user"}"#.to_vec()
+        },
     )?;
     let back = json_field(&a.body, "redirect_to").ok_or("no login redirect_to")?;
     let cookie = cookies.join("; ");
