@@ -30,7 +30,7 @@ fn authorization_errors_never_redirect_to_unvalidated_uris() {
     // After the redirect URI is validated, errors go to the client with state and iss.
     for (extra, error) in [
         (vec![("state", "short")], "invalid_state"),
-        (vec![("response_type", "token")], "unsupported_response_type"),
+        (vec![("response_type", "code code")], "unsupported_response_type"),
         (vec![("code_challenge_method", "plain")], "invalid_request"),
         (vec![("scope", "openid admin")], "invalid_scope"),
         (vec![("prompt", "none")], "login_required"),
@@ -41,6 +41,10 @@ fn authorization_errors_never_redirect_to_unvalidated_uris() {
         assert!(loc.starts_with(&format!("{CB}?")), "{loc}");
         assert_eq!(query_param(loc, "error").as_deref(), Some(error), "{loc}");
     }
+    // A response type the client did not register that would carry a token: refused in the
+    // fragment, where its tokens would have gone, never the query.
+    let loc = location(&Req::get(&auth_path(&rp, &[("response_type", "token")])).send(s.public));
+    assert!(loc.starts_with(&format!("{CB}#error=unauthorized_client&")), "{loc}");
     // The error page escapes what it shows.
     let r = Req::get("/oauth2/fallbacks/error?error=%3Cscript%3E&error_description=%22x").send(s.public);
     r.expect(200);
