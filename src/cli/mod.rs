@@ -409,7 +409,8 @@ pub enum CreateWhat {
 /// The algorithm, use and output of keys made or imported by the CLI.
 #[derive(Args, Debug, Clone, PartialEq, Eq)]
 pub struct KeyFlags {
-    /// The algorithm of the key: generated keys, and PEM or DER keys to import (RS256, ES256 or EdDSA).
+    /// The algorithm of the key: generated keys, and PEM or DER keys to import (RS256, RS384, RS512,
+    /// PS256, PS384, PS512, ES256, ES384 or EdDSA).
     #[arg(long, default_value = "RS256")]
     pub alg: String,
     /// The intended use of the key.

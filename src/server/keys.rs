@@ -42,7 +42,8 @@ fn open_row(seal_keys: &[[u8; 32]], row: &KeyRow) -> Result<KeyEntry, String> {
     let plain = seal::open(seal_keys, &aad(&row.set, &row.kid), &row.sealed)
         .map_err(|e| format!("{} cannot be opened with secrets.system: {e}", what()))?;
     let jwk: Jwk = serde_json::from_slice(&plain).map_err(|e| format!("{} is unreadable: {e}", what()))?;
-    let signer = if jwk.is_private() {
+    // Encryption keys are stored and returned; nothing signs with them.
+    let signer = if jwk.is_private() && jwk.use_.as_deref() != Some("enc") {
         Some(Arc::new(Signer::from_jwk(&jwk).map_err(|e| format!("{} cannot sign: {e}", what()))?))
     } else {
         None
@@ -207,11 +208,13 @@ pub async fn create(w: &Worker, req: &Request, set: &str) -> Response {
         Err(e) => return bad_request(&format!("The request body is not a valid key set request: {e}")),
     };
     let Some(alg) = Alg::parse(&body.alg) else {
-        return bad_request("Unsupported key algorithm: use RS256, ES256 or EdDSA.");
+        return bad_request(
+            "Unsupported key algorithm: use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA.",
+        );
     };
     let use_ = if body.use_.is_empty() { "sig".to_string() } else { body.use_ };
-    if use_ != "sig" {
-        return bad_request("Only signing keys (\"use\": \"sig\") are supported.");
+    if use_ != "sig" && use_ != "enc" {
+        return bad_request("The key use must be \"sig\" or \"enc\".");
     }
     if body.kid.contains('\0') {
         return bad_request("The key id is invalid.");
@@ -348,7 +351,10 @@ pub async fn signer(w: &Worker, set: &'static str) -> Result<Arc<Signer>, Respon
 /// The public keys that verify our ID tokens (for `id_token_hint`s).
 pub fn id_token_public_keys(w: &Worker) -> Vec<crate::jose::jwk::Jwk> {
     let snap = w.shared.keys.load();
-    snap.sets.get(ID_TOKEN_SET).map(|keys| keys.iter().map(|k| k.jwk.public()).collect()).unwrap_or_default()
+    snap.sets
+        .get(ID_TOKEN_SET)
+        .map(|keys| keys.iter().filter(|k| k.jwk.use_.as_deref() != Some("enc")).map(|k| k.jwk.public()).collect())
+        .unwrap_or_default()
 }
 
 /// `GET /.well-known/jwks.json`: the public parts of the default sets.

@@ -55,7 +55,8 @@ fn create_get_put_and_delete_keys() {
     let s = api();
     let set = "it-keys-crud";
     get_set(s, set).expect(404);
-    for (alg, kty) in [("ES256", "EC"), ("EdDSA", "OKP"), ("RS256", "RSA")] {
+    let algs = [("ES256", "EC"), ("EdDSA", "OKP"), ("PS256", "RSA"), ("ES384", "EC"), ("RS256", "RSA")];
+    for (alg, kty) in algs {
         let r = Req::new("POST", &format!("/admin/keys/{set}"))
             .json(&json!({"alg": alg, "kid": format!("k-{alg}"), "use": "sig"}))
             .send(s.admin);
@@ -67,7 +68,9 @@ fn create_get_put_and_delete_keys() {
         assert!(k["d"].is_string(), "a created key is returned with its private part");
     }
     let all = keys(&get_set(s, set));
-    assert_eq!(all.len(), 3);
+    assert_eq!(all.len(), algs.len());
+    let p384 = all.iter().find(|k| k["kid"] == "k-ES384").unwrap();
+    assert_eq!((p384["crv"].as_str(), p384["x"].as_str().map(str::len)), (Some("P-384"), Some(64)));
     // Newest first.
     assert_eq!(all[0]["kid"], "k-RS256");
     let one = Req::new("GET", &format!("/admin/keys/{set}/k-ES256")).send(s.admin);
@@ -87,7 +90,7 @@ fn create_get_put_and_delete_keys() {
     let r = Req::new("PUT", &format!("/admin/keys/{set}/copied")).json(&es).send(s.admin);
     r.expect(200);
     assert_eq!(r.json()["kid"], "copied");
-    assert_eq!(keys(&get_set(s, set)).len(), 5);
+    assert_eq!(keys(&get_set(s, set)).len(), algs.len() + 2);
     let r = Req::new("PUT", &format!("/admin/keys/{set}")).json(&json!({"keys": [es]})).send(s.admin);
     r.expect(200);
     let after = keys(&get_set(s, set));
@@ -107,7 +110,8 @@ fn bad_key_requests_are_refused() {
         json!({"alg": "HS256", "use": "sig"}),
         json!({"alg": "RS1", "use": "sig"}),
         json!({"use": "sig"}),
-        json!({"alg": "RS256", "use": "enc"}),
+        json!({"alg": "ES512", "use": "sig"}),
+        json!({"alg": "RS256", "use": "wrap"}),
     ] {
         let r = Req::new("POST", &format!("/admin/keys/{set}")).json(&body).send(s.admin);
         r.expect_error(400, "invalid_request");
@@ -185,4 +189,53 @@ fn a_deleted_default_set_is_generated_again_on_first_use() {
     assert_eq!(again.len(), 1);
     assert_ne!(again[0]["kid"], first);
     assert!(published.iter().any(|k| k["kid"] == again[0]["kid"]));
+}
+
+/// Keys of every family sign ID tokens when they are newest in `hydra.openid.id-token`, with
+/// `at_hash` of their hash; an encryption key is stored and returned but never signs.
+#[test]
+fn newer_algorithms_sign_id_tokens_and_encryption_keys_do_not() {
+    use crate::browser::*;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Opts::new("io_uring").dir(dir.path());
+    let s = opts.start();
+    let rp = rp(&s, json!({}));
+    let id_token = |s: &Server| {
+        let t = exchange(s, &rp, &code_for(s, &rp, &[]), Some(VERIFIER));
+        field(&t.expect(200).json(), "id_token")
+    };
+    let header = |jwt: &str| -> Value {
+        use base64::Engine;
+        let h = jwt.split('.').next().unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()
+    };
+    for (alg, hash_len) in [("PS384", 32), ("ES384", 32), ("RS512", 43)] {
+        let r = Req::new("POST", "/admin/keys/hydra.openid.id-token")
+            .json(&json!({"alg": alg, "kid": format!("id-{alg}"), "use": "sig"}))
+            .send(s.admin);
+        r.expect(201);
+        let jwt = id_token(&s);
+        assert_eq!(header(&jwt)["alg"], alg);
+        assert_eq!(header(&jwt)["kid"], format!("id-{alg}"));
+        let jwks: Vec<hydra::jose::jwk::Jwk> =
+            serde_json::from_value(Req::get("/.well-known/jwks.json").send(s.public).json()["keys"].clone()).unwrap();
+        let v = hydra::jose::jws::verify(&jwt, &jwks).expect("verifies with the published keys");
+        let claims: Value = serde_json::from_slice(&v.payload).unwrap();
+        assert_eq!(claims["at_hash"].as_str().map(str::len), Some(hash_len), "{alg}: {claims}");
+    }
+    // An encryption key, newest in the set: returned with its use, never signing.
+    let r = Req::new("POST", "/admin/keys/hydra.openid.id-token")
+        .json(&json!({"alg": "RS256", "kid": "enc-1", "use": "enc"}))
+        .send(s.admin);
+    r.expect(201);
+    assert_eq!(keys(&r)[0]["use"], "enc");
+    assert_eq!(header(&id_token(&s))["kid"], "id-RS512");
+    let set = keys(&get_set(&s, "hydra.openid.id-token"));
+    assert_eq!(set[0]["kid"], "enc-1");
+    // After a restart (the keys are opened again, the encryption key without a signer) the same
+    // key signs.
+    drop(s);
+    let s = opts.start();
+    assert_eq!(header(&id_token(&s))["kid"], "id-RS512");
+    assert_eq!(keys(&get_set(&s, "hydra.openid.id-token"))[0]["use"], "enc");
 }

@@ -1,11 +1,13 @@
 //! Keys from PEM or DER documents as JWKs (`hydra import jwk`): RSA (PKCS#8, PKCS#1, SPKI),
-//! P-256 (PKCS#8, SEC1 `EC PRIVATE KEY`, SPKI) and Ed25519 (PKCS#8, SPKI), private or public.
+//! P-256 and P-384 (PKCS#8, SEC1 `EC PRIVATE KEY`, SPKI) and Ed25519 (PKCS#8, SPKI), private or
+//! public.
 //!
 //! Invariants: the algorithm is the caller's (`--alg`), never guessed from the document, and a
 //! document that is not a key of that algorithm is an error; every key produced passes
 //! [`Jwk::validate`] (RSA at least 2048 bits, consistent private members); errors never quote
 //! key material.
 
+use super::jwk::der::Curve;
 use super::jwk::{Alg, Jwk};
 use super::{b64url_encode, JoseError};
 
@@ -31,9 +33,10 @@ pub fn jwk_from_document(doc: &[u8], alg: Alg, kid: &str, use_: &str) -> Result<
     let (label, der) = unpem(doc)?;
     let label = label.as_deref();
     let mut jwk = match alg {
-        Alg::RS256 => rsa_jwk(label, &der)?,
-        Alg::ES256 => p256_jwk(label, &der)?,
-        Alg::EdDSA => ed25519_jwk(label, &der)?,
+        a if a.is_rsa() => rsa_jwk(label, &der)?,
+        Alg::ES256 => ec_jwk(label, &der, Curve::P256)?,
+        Alg::ES384 => ec_jwk(label, &der, Curve::P384)?,
+        _ => ed25519_jwk(label, &der)?,
     };
     jwk.alg = Some(alg.as_str().to_string());
     jwk.kid = kid.to_string();
@@ -81,26 +84,27 @@ fn rsa_jwk(label: Option<&str>, der: &[u8]) -> Result<Jwk, JoseError> {
     Ok(Jwk { n: enc(key.n()), e: enc(key.e()), ..blank("RSA") })
 }
 
-fn p256_jwk(label: Option<&str>, der: &[u8]) -> Result<Jwk, JoseError> {
+fn ec_jwk(label: Option<&str>, der: &[u8], curve: Curve) -> Result<Jwk, JoseError> {
+    let n = curve.size();
     let point_jwk = |point: &[u8], scalar: Option<&[u8]>| -> Result<Jwk, JoseError> {
-        if point.len() != 65 || point[0] != 0x04 {
+        if point.len() != 1 + 2 * n || point[0] != 0x04 {
             return Err(BAD);
         }
         Ok(Jwk {
-            crv: Some("P-256".into()),
-            x: Some(b64url_encode(&point[1..33])),
-            y: Some(b64url_encode(&point[33..65])),
+            crv: Some(curve.name().into()),
+            x: Some(b64url_encode(&point[1..1 + n])),
+            y: Some(b64url_encode(&point[1 + n..])),
             d: scalar.map(b64url_encode),
             ..blank("EC")
         })
     };
     match label {
-        Some("PRIVATE KEY") | None if super::jwk::der::p256_from_pkcs8(der).is_ok() => {
-            let (scalar, point) = super::jwk::der::p256_from_pkcs8(der)?;
+        Some("PRIVATE KEY") | None if super::jwk::der::ec_from_pkcs8(der, curve).is_ok() => {
+            let (scalar, point) = super::jwk::der::ec_from_pkcs8(der, curve)?;
             point_jwk(point, Some(scalar))
         }
-        Some("EC PRIVATE KEY") | None if super::jwk::der::p256_from_sec1(der).is_ok() => {
-            let (scalar, point) = super::jwk::der::p256_from_sec1(der)?;
+        Some("EC PRIVATE KEY") | None if super::jwk::der::ec_from_sec1(der, curve).is_ok() => {
+            let (scalar, point) = super::jwk::der::ec_from_sec1(der, curve)?;
             point_jwk(point, Some(scalar))
         }
         Some("PUBLIC KEY") | None => point_jwk(super::jwk::der::spki_key(der)?, None),

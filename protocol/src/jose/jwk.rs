@@ -11,34 +11,76 @@ use super::{b64url_decode, b64url_encode, JoseError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Alg {
     RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
     ES256,
+    ES384,
     EdDSA,
 }
 
 impl Alg {
+    /// Every signing algorithm, in the order discovery lists them.
+    pub const ALL: [Alg; 9] =
+        [Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256, Alg::PS384, Alg::PS512, Alg::ES256, Alg::ES384, Alg::EdDSA];
+
     pub fn parse(s: &str) -> Option<Alg> {
-        match s {
-            "RS256" => Some(Alg::RS256),
-            "ES256" => Some(Alg::ES256),
-            "EdDSA" => Some(Alg::EdDSA),
-            _ => None,
-        }
+        Alg::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Alg::RS256 => "RS256",
+            Alg::RS384 => "RS384",
+            Alg::RS512 => "RS512",
+            Alg::PS256 => "PS256",
+            Alg::PS384 => "PS384",
+            Alg::PS512 => "PS512",
             Alg::ES256 => "ES256",
+            Alg::ES384 => "ES384",
             Alg::EdDSA => "EdDSA",
         }
+    }
+
+    /// Whether this is one of the RSA algorithms (PKCS #1 v1.5 or PSS).
+    pub fn is_rsa(self) -> bool {
+        matches!(self, Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512)
     }
 
     /// The JWK `kty` (and curve, where there is one) a key must have to be used with this algorithm.
     pub(crate) fn fits(self, jwk: &Jwk) -> bool {
         match self {
-            Alg::RS256 => jwk.kty == "RSA",
+            a if a.is_rsa() => jwk.kty == "RSA",
             Alg::ES256 => jwk.kty == "EC" && jwk.crv.as_deref() == Some("P-256"),
-            Alg::EdDSA => jwk.kty == "OKP" && jwk.crv.as_deref() == Some("Ed25519"),
+            Alg::ES384 => jwk.kty == "EC" && jwk.crv.as_deref() == Some("P-384"),
+            _ => jwk.kty == "OKP" && jwk.crv.as_deref() == Some("Ed25519"),
+        }
+    }
+
+    /// The algorithm a key of this type implies when its JWK names none.
+    pub(crate) fn natural(jwk: &Jwk) -> Option<Alg> {
+        match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+            ("RSA", _) => Some(Alg::RS256),
+            ("EC", Some("P-256")) => Some(Alg::ES256),
+            ("EC", Some("P-384")) => Some(Alg::ES384),
+            ("OKP", Some("Ed25519")) => Some(Alg::EdDSA),
+            _ => None,
+        }
+    }
+
+    /// The algorithm a key is for: its own `alg` if set (an RSA key may name any RSA algorithm;
+    /// an EC or OKP key only its curve's), else the one its type implies.
+    pub fn of_key(jwk: &Jwk) -> Result<Alg, JoseError> {
+        let natural = Alg::natural(jwk).ok_or(JoseError::InvalidKey("unsupported kty or curve"))?;
+        match jwk.alg.as_deref() {
+            None => Ok(natural),
+            Some(a) => match Alg::parse(a) {
+                Some(alg) if alg.fits(jwk) => Ok(alg),
+                Some(_) => Err(JoseError::InvalidKey("alg does not match kty")),
+                None => Err(JoseError::UnsupportedAlg),
+            },
         }
     }
 }
@@ -161,9 +203,9 @@ impl Jwk {
     /// Generates a fresh private key for `alg`.
     pub fn generate(alg: Alg, kid: &str, use_: &str) -> Result<Jwk, JoseError> {
         match alg {
-            Alg::RS256 => generate_rsa(kid, use_),
-            Alg::ES256 => generate_ec(kid, use_),
-            Alg::EdDSA => generate_ed25519(kid, use_),
+            a if a.is_rsa() => generate_rsa(a, kid, use_),
+            Alg::ES256 | Alg::ES384 => generate_ec(alg, kid, use_),
+            _ => generate_ed25519(kid, use_),
         }
     }
 
@@ -191,13 +233,15 @@ impl Jwk {
                 Alg::RS256
             }
             "EC" => {
-                if self.crv.as_deref() != Some("P-256") {
-                    return Err(JoseError::InvalidKey("EC curve must be P-256"));
+                let (size, alg) = match self.crv.as_deref() {
+                    Some("P-256") => (32, Alg::ES256),
+                    Some("P-384") => (48, Alg::ES384),
+                    _ => return Err(JoseError::InvalidKey("EC curve must be P-256 or P-384")),
+                };
+                if member(&self.x, "missing x")?.len() != size || member(&self.y, "missing y")?.len() != size {
+                    return Err(JoseError::InvalidKey("EC coordinates do not have the curve's size"));
                 }
-                if member(&self.x, "missing x")?.len() != 32 || member(&self.y, "missing y")?.len() != 32 {
-                    return Err(JoseError::InvalidKey("P-256 coordinates must be 32 bytes"));
-                }
-                Alg::ES256
+                alg
             }
             "OKP" => {
                 if self.crv.as_deref() != Some("Ed25519") {
@@ -212,8 +256,11 @@ impl Jwk {
         };
         if let Some(alg) = &self.alg {
             match Alg::parse(alg) {
-                Some(a) if a == natural => {}
+                Some(a) if a == natural || (a.is_rsa() && natural.is_rsa()) => {}
                 Some(_) => return Err(JoseError::InvalidKey("alg does not match kty")),
+                // An encryption key names an encryption algorithm (RSA-OAEP, ECDH-ES, …); it is
+                // stored and returned, never used to sign.
+                None if self.use_.as_deref() == Some("enc") => {}
                 None => return Err(JoseError::UnsupportedAlg),
             }
         }
@@ -221,7 +268,12 @@ impl Jwk {
             if self.k.is_some() {
                 return Err(JoseError::InvalidKey("symmetric member k not allowed"));
             }
-            super::jws::check_private_consistency(self)?;
+            // An encryption key's alg names no signature: its parts are checked as its type's.
+            if self.use_.as_deref() == Some("enc") {
+                super::jws::check_private_consistency(&Jwk { alg: None, ..self.clone() })?;
+            } else {
+                super::jws::check_private_consistency(self)?;
+            }
         }
         Ok(())
     }
@@ -243,7 +295,7 @@ fn bit_len(be: &[u8]) -> usize {
     }
 }
 
-fn generate_rsa(kid: &str, use_: &str) -> Result<Jwk, JoseError> {
+fn generate_rsa(alg: Alg, kid: &str, use_: &str) -> Result<Jwk, JoseError> {
     use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 
     let mut rng = RingRng { inner: ring::rand::SystemRandom::new(), failed: false };
@@ -269,22 +321,27 @@ fn generate_rsa(kid: &str, use_: &str) -> Result<Jwk, JoseError> {
         dp: enc(&dp),
         dq: enc(&dq),
         qi: enc(&qi),
-        ..Jwk::empty("RSA", Alg::RS256, kid, use_)
+        ..Jwk::empty("RSA", alg, kid, use_)
     })
 }
 
-fn generate_ec(kid: &str, use_: &str) -> Result<Jwk, JoseError> {
-    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+fn generate_ec(alg: Alg, kid: &str, use_: &str) -> Result<Jwk, JoseError> {
+    use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING};
 
     let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| JoseError::Crypto)?;
-    let (scalar, point) = der::p256_from_pkcs8(pkcs8.as_ref())?;
+    let (signing, curve) = match alg {
+        Alg::ES384 => (&ECDSA_P384_SHA384_FIXED_SIGNING, der::Curve::P384),
+        _ => (&ECDSA_P256_SHA256_FIXED_SIGNING, der::Curve::P256),
+    };
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(signing, &rng).map_err(|_| JoseError::Crypto)?;
+    let (scalar, point) = der::ec_from_pkcs8(pkcs8.as_ref(), curve)?;
+    let n = curve.size();
     Ok(Jwk {
-        crv: Some("P-256".to_owned()),
+        crv: Some(curve.name().to_owned()),
         d: Some(b64url_encode(scalar)),
-        x: Some(b64url_encode(&point[1..33])),
-        y: Some(b64url_encode(&point[33..65])),
-        ..Jwk::empty("EC", Alg::ES256, kid, use_)
+        x: Some(b64url_encode(&point[1..1 + n])),
+        y: Some(b64url_encode(&point[1 + n..])),
+        ..Jwk::empty("EC", alg, kid, use_)
     })
 }
 
@@ -350,18 +407,44 @@ pub(crate) mod der {
     }
 
     /// Returns (32-byte private scalar, 65-byte uncompressed public point).
-    pub(crate) fn p256_from_pkcs8(doc: &[u8]) -> Result<(&[u8], &[u8]), JoseError> {
+    /// The NIST curves keys may be on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Curve {
+        P256,
+        P384,
+    }
+
+    impl Curve {
+        /// The byte length of a scalar and of each coordinate.
+        pub fn size(self) -> usize {
+            match self {
+                Curve::P256 => 32,
+                Curve::P384 => 48,
+            }
+        }
+
+        pub fn name(self) -> &'static str {
+            match self {
+                Curve::P256 => "P-256",
+                Curve::P384 => "P-384",
+            }
+        }
+    }
+
+    /// PKCS#8 `PrivateKeyInfo` of an EC key on `curve`: (scalar, uncompressed point).
+    pub(crate) fn ec_from_pkcs8(doc: &[u8], curve: Curve) -> Result<(&[u8], &[u8]), JoseError> {
         // PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm SEQUENCE, privateKey OCTET STRING, ... }
         let (info, _) = expect(doc, SEQUENCE)?;
         let (_, rest) = expect(info, INTEGER)?;
         let (_, rest) = expect(rest, SEQUENCE)?;
         let (ec_doc, _) = expect(rest, OCTET_STRING)?;
-        p256_from_sec1(ec_doc)
+        ec_from_sec1(ec_doc, curve)
     }
 
     /// SEC1 `ECPrivateKey` of P-256 (an `EC PRIVATE KEY` PEM, or the inside of a PKCS#8 one):
     /// (32-byte scalar, 65-byte point).
-    pub(crate) fn p256_from_sec1(doc: &[u8]) -> Result<(&[u8], &[u8]), JoseError> {
+    /// SEC1 `ECPrivateKey` on `curve`: (scalar, uncompressed point).
+    pub(crate) fn ec_from_sec1(doc: &[u8], curve: Curve) -> Result<(&[u8], &[u8]), JoseError> {
         // ECPrivateKey ::= SEQUENCE { version INTEGER, privateKey OCTET STRING,
         //                             parameters [0] OPTIONAL, publicKey [1] BIT STRING OPTIONAL }
         let (ec, _) = expect(doc, SEQUENCE)?;
@@ -380,7 +463,8 @@ pub(crate) mod der {
             rest = next;
         }
         let point = point.ok_or(BAD)?;
-        if scalar.len() != 32 || point.len() != 65 || point[0] != 0x04 {
+        let n = curve.size();
+        if scalar.len() != n || point.len() != 1 + 2 * n || point[0] != 0x04 {
             return Err(BAD);
         }
         Ok((scalar, point))
@@ -422,24 +506,32 @@ pub(crate) mod der {
 
         #[test]
         fn truncated_and_garbage_documents_are_rejected() {
-            assert_eq!(p256_from_pkcs8(&[]), Err(BAD));
-            assert_eq!(p256_from_pkcs8(&[0x30, 0x82, 0xff]), Err(BAD));
-            assert_eq!(p256_from_pkcs8(&[0x30, 0x05, 0x02, 0x01]), Err(BAD));
-            assert_eq!(p256_from_pkcs8(&[0x04, 0x00]), Err(BAD));
+            for curve in [Curve::P256, Curve::P384] {
+                assert_eq!(ec_from_pkcs8(&[], curve), Err(BAD));
+                assert_eq!(ec_from_pkcs8(&[0x30, 0x82, 0xff], curve), Err(BAD));
+                assert_eq!(ec_from_pkcs8(&[0x30, 0x05, 0x02, 0x01], curve), Err(BAD));
+                assert_eq!(ec_from_pkcs8(&[0x04, 0x00], curve), Err(BAD));
+            }
         }
 
         #[test]
         fn ring_document_yields_matching_public_point() {
-            use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING as ALG};
+            use ring::signature::{
+                EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING as P256, ECDSA_P384_SHA384_FIXED_SIGNING as P384,
+            };
             let rng = ring::rand::SystemRandom::new();
-            let doc = EcdsaKeyPair::generate_pkcs8(&ALG, &rng).unwrap();
-            let (scalar, point) = p256_from_pkcs8(doc.as_ref()).unwrap();
-            let pair = EcdsaKeyPair::from_pkcs8(&ALG, doc.as_ref(), &rng).unwrap();
-            assert_eq!(point, pair.public_key().as_ref());
-            assert!(EcdsaKeyPair::from_private_key_and_public_key(&ALG, scalar, point, &rng).is_ok());
-            // Every strict prefix of the document must fail cleanly, never panic.
-            for cut in 0..doc.as_ref().len() {
-                assert!(p256_from_pkcs8(&doc.as_ref()[..cut]).is_err());
+            for (alg, curve, other) in [(&P256, Curve::P256, Curve::P384), (&P384, Curve::P384, Curve::P256)] {
+                let doc = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+                let (scalar, point) = ec_from_pkcs8(doc.as_ref(), curve).unwrap();
+                let pair = EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).unwrap();
+                assert_eq!(point, pair.public_key().as_ref());
+                assert!(EcdsaKeyPair::from_private_key_and_public_key(alg, scalar, point, &rng).is_ok());
+                // A key of the other curve is not taken for this one.
+                assert!(ec_from_pkcs8(doc.as_ref(), other).is_err());
+                // Every strict prefix of the document must fail cleanly, never panic.
+                for cut in 0..doc.as_ref().len() {
+                    assert!(ec_from_pkcs8(&doc.as_ref()[..cut], curve).is_err());
+                }
             }
         }
     }
@@ -458,7 +550,7 @@ pub(crate) mod tests {
 
     #[test]
     fn alg_parse_round_trips() {
-        for alg in [Alg::RS256, Alg::ES256, Alg::EdDSA] {
+        for alg in Alg::ALL {
             assert_eq!(Alg::parse(alg.as_str()), Some(alg));
         }
         assert_eq!(Alg::parse("none"), None);
@@ -541,10 +633,13 @@ pub(crate) mod tests {
         let good = Jwk::generate(Alg::ES256, "e", "sig").unwrap().public();
         let mut k = good.clone();
         k.x = Some(b64url_encode(&[7; 31]));
-        assert_eq!(k.validate(), Err(JoseError::InvalidKey("P-256 coordinates must be 32 bytes")));
+        assert_eq!(k.validate(), Err(JoseError::InvalidKey("EC coordinates do not have the curve's size")));
+        // P-256 coordinates under the P-384 name, and an unknown curve.
         let mut k = good.clone();
         k.crv = Some("P-384".into());
         assert!(k.validate().is_err());
+        k.crv = Some("P-521".into());
+        assert_eq!(k.validate(), Err(JoseError::InvalidKey("EC curve must be P-256 or P-384")));
         let mut k = good;
         k.x = Some("not+base64".into());
         assert_eq!(k.validate(), Err(JoseError::Base64));
@@ -555,6 +650,14 @@ pub(crate) mod tests {
         let mut k = Jwk::generate(Alg::ES256, "e", "sig").unwrap();
         k.alg = Some("RS256".into());
         assert_eq!(k.validate(), Err(JoseError::InvalidKey("alg does not match kty")));
+        k.alg = Some("ES384".into());
+        assert_eq!(k.validate(), Err(JoseError::InvalidKey("alg does not match kty")));
+        // An encryption key may name an encryption algorithm; a signing key may not.
+        let mut enc = Jwk::generate(Alg::RS256, "r", "enc").unwrap();
+        enc.alg = Some("RSA-OAEP-256".into());
+        assert!(enc.validate().is_ok());
+        enc.use_ = Some("sig".into());
+        assert_eq!(enc.validate(), Err(JoseError::UnsupportedAlg));
         k.alg = Some("HS256".into());
         assert_eq!(k.validate(), Err(JoseError::UnsupportedAlg));
         let mut k = rsa_key().clone();

@@ -1,6 +1,7 @@
-//! Compact JWS (RFC 7515) signing and verification for RS256, ES256 and EdDSA on top of ring.
-//! Invariants: only those three algorithms are ever accepted (never `none` or HMAC), a key bound to
-//! one algorithm is never used for another, and verification reads only public key members.
+//! Compact JWS (RFC 7515) signing and verification for RS256/384/512, PS256/384/512, ES256/384
+//! and EdDSA on top of ring. Invariants: only those algorithms are ever accepted (never `none` or
+//! HMAC, so a public key can never be used as an HMAC secret), a key bound to one algorithm is
+//! never used for another, and verification reads only public key members.
 
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair, UnparsedPublicKey};
 
@@ -26,32 +27,19 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-/// The algorithm a key is for: its own `alg` if set, else implied by kty/crv; the two must agree.
 fn key_alg(jwk: &Jwk) -> Result<Alg, JoseError> {
-    let natural = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
-        ("RSA", _) => Alg::RS256,
-        ("EC", Some("P-256")) => Alg::ES256,
-        ("OKP", Some("Ed25519")) => Alg::EdDSA,
-        _ => return Err(JoseError::InvalidKey("unsupported kty or curve")),
-    };
-    match jwk.alg.as_deref() {
-        None => Ok(natural),
-        Some(a) => match Alg::parse(a) {
-            Some(alg) if alg == natural => Ok(alg),
-            Some(_) => Err(JoseError::InvalidKey("alg does not match kty")),
-            None => Err(JoseError::UnsupportedAlg),
-        },
-    }
+    Alg::of_key(jwk)
 }
 
-/// 0x04 || x || y, the uncompressed SEC1 point ring takes for P-256 public keys.
-fn p256_point(jwk: &Jwk) -> Result<Vec<u8>, JoseError> {
+/// 0x04 || x || y, the uncompressed SEC1 point ring takes for EC public keys (`size`: 32 for
+/// P-256, 48 for P-384).
+fn ec_point(jwk: &Jwk, size: usize) -> Result<Vec<u8>, JoseError> {
     let x = member(&jwk.x, "missing x")?;
     let y = member(&jwk.y, "missing y")?;
-    if x.len() != 32 || y.len() != 32 {
-        return Err(JoseError::InvalidKey("P-256 coordinates must be 32 bytes"));
+    if x.len() != size || y.len() != size {
+        return Err(JoseError::InvalidKey("EC coordinates do not have the curve's size"));
     }
-    let mut point = Vec::with_capacity(65);
+    let mut point = Vec::with_capacity(1 + 2 * size);
     point.push(0x04);
     point.extend_from_slice(&x);
     point.extend_from_slice(&y);
@@ -63,7 +51,7 @@ impl Signer {
         let alg = key_alg(jwk)?;
         let d = member(&jwk.d, "not a private key")?;
         let key = match alg {
-            Alg::RS256 => {
+            a if a.is_rsa() => {
                 let n = member(&jwk.n, "missing n")?;
                 let e = member(&jwk.e, "missing e")?;
                 let components = ring::rsa::KeyPairComponents {
@@ -79,19 +67,18 @@ impl Signer {
                     .map_err(|_| JoseError::InvalidKey("RSA private key rejected"))?;
                 SigningKey::Rsa(pair)
             }
-            Alg::ES256 => {
-                let point = p256_point(jwk)?;
+            Alg::ES256 | Alg::ES384 => {
+                let (signing, size) = match alg {
+                    Alg::ES384 => (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, 48),
+                    _ => (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, 32),
+                };
+                let point = ec_point(jwk, size)?;
                 let rng = ring::rand::SystemRandom::new();
-                let pair = EcdsaKeyPair::from_private_key_and_public_key(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &d,
-                    &point,
-                    &rng,
-                )
-                .map_err(|_| JoseError::InvalidKey("EC private key does not match public key"))?;
+                let pair = EcdsaKeyPair::from_private_key_and_public_key(signing, &d, &point, &rng)
+                    .map_err(|_| JoseError::InvalidKey("EC private key does not match public key"))?;
                 SigningKey::Ec(pair)
             }
-            Alg::EdDSA => {
+            _ => {
                 let x = member(&jwk.x, "missing x")?;
                 let pair = Ed25519KeyPair::from_seed_and_public_key(&d, &x)
                     .map_err(|_| JoseError::InvalidKey("Ed25519 private key does not match public key"))?;
@@ -135,8 +122,16 @@ impl Signer {
         let rng = ring::rand::SystemRandom::new();
         match &self.key {
             SigningKey::Rsa(pair) => {
+                let padding: &dyn signature::RsaEncoding = match self.alg {
+                    Alg::RS384 => &signature::RSA_PKCS1_SHA384,
+                    Alg::RS512 => &signature::RSA_PKCS1_SHA512,
+                    Alg::PS256 => &signature::RSA_PSS_SHA256,
+                    Alg::PS384 => &signature::RSA_PSS_SHA384,
+                    Alg::PS512 => &signature::RSA_PSS_SHA512,
+                    _ => &signature::RSA_PKCS1_SHA256,
+                };
                 let mut sig = vec![0u8; pair.public().modulus_len()];
-                pair.sign(&signature::RSA_PKCS1_SHA256, &rng, input, &mut sig).map_err(|_| JoseError::Crypto)?;
+                pair.sign(padding, &rng, input, &mut sig).map_err(|_| JoseError::Crypto)?;
                 Ok(sig)
             }
             SigningKey::Ec(pair) => Ok(pair.sign(&rng, input).map_err(|_| JoseError::Crypto)?.as_ref().to_vec()),
@@ -148,13 +143,26 @@ impl Signer {
 /// Verifies one signature with one key's public members only.
 fn verify_with(alg: Alg, jwk: &Jwk, input: &[u8], sig: &[u8]) -> Result<(), JoseError> {
     let ok = match alg {
-        Alg::RS256 => {
+        a if a.is_rsa() => {
             let n = member(&jwk.n, "missing n")?;
             let e = member(&jwk.e, "missing e")?;
-            ring::rsa::PublicKeyComponents { n, e }.verify(&signature::RSA_PKCS1_2048_8192_SHA256, input, sig)
+            let params: &signature::RsaParameters = match a {
+                Alg::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                Alg::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                Alg::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+                Alg::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+                Alg::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+                _ => &signature::RSA_PKCS1_2048_8192_SHA256,
+            };
+            ring::rsa::PublicKeyComponents { n, e }.verify(params, input, sig)
         }
-        Alg::ES256 => UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, p256_point(jwk)?).verify(input, sig),
-        Alg::EdDSA => UnparsedPublicKey::new(&signature::ED25519, member(&jwk.x, "missing x")?).verify(input, sig),
+        Alg::ES256 => {
+            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, ec_point(jwk, 32)?).verify(input, sig)
+        }
+        Alg::ES384 => {
+            UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, ec_point(jwk, 48)?).verify(input, sig)
+        }
+        _ => UnparsedPublicKey::new(&signature::ED25519, member(&jwk.x, "missing x")?).verify(input, sig),
     };
     ok.map_err(|_| JoseError::BadSignature)
 }
@@ -167,7 +175,7 @@ pub(crate) fn check_private_consistency(jwk: &Jwk) -> Result<(), JoseError> {
     let sig = signer.sign_input(probe)?;
     verify_with(signer.alg, jwk, probe, &sig)
         .map_err(|_| JoseError::InvalidKey("private key does not match public key"))?;
-    if signer.alg == Alg::RS256 {
+    if signer.alg.is_rsa() {
         use rsa::BigUint;
         let int = |m: &Option<String>, why| member(m, why).map(|b| BigUint::from_bytes_be(&b));
         let d = int(&jwk.d, "missing d")?;
@@ -242,11 +250,13 @@ pub fn verify(token: &str, keys: &[Jwk]) -> Result<Verified, JoseError> {
 }
 
 /// OpenID Connect `at_hash` / `c_hash`: base64url of the left half of the hash that the ID token's
-/// algorithm uses (SHA-256 for RS256/ES256, SHA-512 for EdDSA per OIDC's Ed25519 convention).
+/// algorithm uses (SHA-256, -384 or -512 as its name says; SHA-512 for EdDSA per OIDC's Ed25519
+/// convention).
 pub fn half_hash(alg: Alg, data: &[u8]) -> String {
     let algorithm = match alg {
-        Alg::RS256 | Alg::ES256 => &ring::digest::SHA256,
-        Alg::EdDSA => &ring::digest::SHA512,
+        Alg::RS256 | Alg::PS256 | Alg::ES256 => &ring::digest::SHA256,
+        Alg::RS384 | Alg::PS384 | Alg::ES384 => &ring::digest::SHA384,
+        Alg::RS512 | Alg::PS512 | Alg::EdDSA => &ring::digest::SHA512,
     };
     let digest = ring::digest::digest(algorithm, data);
     let bytes = digest.as_ref();
@@ -258,12 +268,54 @@ mod tests {
     use super::*;
     use crate::jose::jwk::tests::rsa_key;
 
+    /// One key per algorithm; the RSA ones share the test key (generation is slow), bound to
+    /// their algorithm by `alg`.
     fn keys() -> Vec<Jwk> {
-        vec![
-            rsa_key().clone(),
-            Jwk::generate(Alg::ES256, "ec-1", "sig").unwrap(),
-            Jwk::generate(Alg::EdDSA, "ed-1", "sig").unwrap(),
-        ]
+        let mut out: Vec<Jwk> = [Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256, Alg::PS384, Alg::PS512]
+            .iter()
+            .map(|a| Jwk { alg: Some(a.as_str().into()), kid: format!("rsa-{}", a.as_str()), ..rsa_key().clone() })
+            .collect();
+        out.push(Jwk::generate(Alg::ES256, "ec-1", "sig").unwrap());
+        out.push(Jwk::generate(Alg::ES384, "ec-384", "sig").unwrap());
+        out.push(Jwk::generate(Alg::EdDSA, "ed-1", "sig").unwrap());
+        out
+    }
+
+    #[test]
+    fn every_algorithm_has_a_key_and_the_algorithms_do_not_cross() {
+        let ks = keys();
+        let algs: Vec<Alg> = ks.iter().map(|k| Alg::of_key(k).unwrap()).collect();
+        assert_eq!(algs, Alg::ALL.to_vec());
+        // A token of one RSA algorithm does not verify as another with the same key: the header's
+        // alg is bound to the key's.
+        let rs = &ks[0];
+        let token = Signer::from_jwk(rs).unwrap().sign(b"{}").unwrap();
+        let as_ps = Jwk { alg: Some("PS256".into()), ..rs.public() };
+        assert_eq!(verify(&token, &[as_ps]), Err(JoseError::AlgMismatch));
+        // Without alg on the key, the header decides among the RSA algorithms; the signature
+        // must still be of that algorithm.
+        let unbound = Jwk { alg: None, ..rs.public() };
+        assert!(verify(&token, std::slice::from_ref(&unbound)).is_ok());
+        let parts: Vec<&str> = token.split('.').collect();
+        let relabeled = format!("{}.{}.{}", b64url_encode(br#"{"alg":"PS256","kid":"rsa-RS256"}"#), parts[1], parts[2]);
+        assert_eq!(verify(&relabeled, &[unbound]), Err(JoseError::BadSignature));
+        // A P-384 key cannot claim ES256, and P-256 cannot claim ES384.
+        let p384 = Jwk { alg: Some("ES256".into()), ..ks[7].clone() };
+        assert!(Signer::from_jwk(&p384).is_err());
+        assert!(p384.validate().is_err());
+        // Generated keys of every algorithm validate and say what they are.
+        for a in [Alg::PS384, Alg::ES384] {
+            let k = Jwk::generate(a, "g", "sig").unwrap();
+            k.validate().unwrap();
+            assert_eq!(k.alg.as_deref(), Some(a.as_str()));
+        }
+    }
+
+    #[test]
+    fn half_hashes_use_the_algorithms_hash() {
+        for (alg, len) in [(Alg::RS256, 16), (Alg::PS384, 24), (Alg::ES384, 24), (Alg::RS512, 32), (Alg::EdDSA, 32)] {
+            assert_eq!(b64url_decode(&half_hash(alg, b"x")).unwrap().len(), len, "{alg:?}");
+        }
     }
 
     fn tamper_char(s: &str, at: usize) -> String {
@@ -347,7 +399,8 @@ mod tests {
     #[test]
     fn forbidden_algorithms_are_rejected() {
         let ks = keys();
-        for alg in ["none", "HS256", "PS256", "RS512", ""] {
+        // HMAC is never accepted, so a public key can never serve as an HMAC secret.
+        for alg in ["none", "HS256", "HS512", "ES512", "RSA-OAEP", ""] {
             let token = forge(&format!("{{\"alg\":\"{alg}\"}}"));
             assert_eq!(verify(&token, &ks), Err(JoseError::UnsupportedAlg), "{alg}");
         }

@@ -100,7 +100,9 @@ pub(super) fn import_jwks(
             Ok(_) => return Err(format!("Error: {name}: expected a JSON Web Key or a JSON Web Key Set")),
             Err(_) => {
                 let a =
-                    Alg::parse(alg).ok_or_else(|| format!("Error: --alg {alg:?} is not one of RS256, ES256, EdDSA"))?;
+                    Alg::parse(alg).ok_or_else(|| {
+                        format!("Error: --alg {alg:?} is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA")
+                    })?;
                 let jwk = crate::jose::import::jwk_from_document(&bytes, a, &new_kid()?, use_)
                     .map_err(|e| format!("Error: {name}: {e}"))?;
                 keys.push(serde_json::to_value(&jwk).map_err(|e| format!("Error: {e}"))?);
