@@ -8,7 +8,6 @@ use crate::http::form;
 use crate::http::Request;
 use crate::oauth2::client::{self, ClientError, ClientPolicy, NewClient, StoredClient};
 use crate::oauth2::error::{ErrorCode, OAuthError};
-use crate::oauth2::hasher::hash_secret;
 use crate::oauth2::page_token;
 use crate::server::respond::Response;
 use crate::server::state::{unix_now, ClientEntry, Worker};
@@ -49,10 +48,10 @@ fn lookup(w: &Worker, id: &str) -> Option<Arc<ClientEntry>> {
 async fn hash(w: &Worker, secret: String) -> Result<String, Response> {
     let mut salt = [0u8; 16];
     SystemRandom::new().fill(&mut salt).map_err(|_| Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)))?;
-    let iterations = w.config().oauth2.pbkdf2_iterations;
+    let hasher = w.config().oauth2.hasher;
     w.shared
         .pool
-        .run(move || hash_secret(secret.as_bytes(), iterations, &salt))
+        .run(move || hasher.hash(secret.as_bytes(), &salt))
         .await
         .map_err(|e| Response::oauth_error(&OAuthError::from(e)))
 }

@@ -210,7 +210,8 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
             use ring::rand::SecureRandom;
             let mut salt = [0u8; 16];
             ring::rand::SystemRandom::new().fill(&mut salt).map_err(|_| "no randomness available".to_string())?;
-            Arc::from(crate::oauth2::hasher::hash_secret(&salt, config.oauth2.pbkdf2_iterations, &salt))
+            // With the configured hasher, so an unknown client costs what a known one does.
+            Arc::from(config.oauth2.hasher.hash(&salt, &salt))
         },
         shutting_down: Default::default(),
         janitor: Default::default(),

@@ -44,6 +44,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("strategies.access_token", Kind::Str),
     ("oauth2.hashers.algorithm", Kind::Str),
     ("oauth2.hashers.pbkdf2.iterations", Kind::Int),
+    ("oauth2.hashers.bcrypt.cost", Kind::Int),
     ("oauth2.client_credentials.default_grant_allowed_scope", Kind::Bool),
     ("oauth2.expose_internal_errors", Kind::Bool),
     ("oidc.dynamic_client_registration.default_scope", Kind::List),

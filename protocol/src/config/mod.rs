@@ -180,6 +180,8 @@ pub struct OAuth2 {
     pub pkce_enforced_for_public_clients: bool,
     /// `oauth2.hashers.pbkdf2.iterations`.
     pub pbkdf2_iterations: u32,
+    /// `oauth2.hashers.algorithm` with its parameter: what hashes new client secrets.
+    pub hasher: crate::oauth2::hasher::Hasher,
     /// `oauth2.client_credentials.default_grant_allowed_scope`.
     pub cc_default_grant_allowed_scope: bool,
     pub expose_internal_errors: bool,
@@ -368,11 +370,16 @@ impl Config {
             }
             Some(s) => return Err(err("strategies.access_token", format!("must be opaque or jwt, got {s:?}"))),
         }
-        match raw.str("oauth2.hashers.algorithm")?.as_deref() {
-            None | Some("pbkdf2") => {}
-            Some("bcrypt") => return Err(err("oauth2.hashers.algorithm", "bcrypt is not supported yet; use pbkdf2")),
+        let bcrypt = match raw.str("oauth2.hashers.algorithm")?.as_deref() {
+            None | Some("pbkdf2") => false,
+            Some("bcrypt") => true,
             Some(s) => return Err(err("oauth2.hashers.algorithm", format!("must be pbkdf2 or bcrypt, got {s:?}"))),
-        }
+        };
+        let bcrypt_cost = match raw.int("oauth2.hashers.bcrypt.cost")? {
+            None => 10,
+            Some(n) if (4..=31).contains(&n) => n as u32,
+            Some(n) => return Err(err("oauth2.hashers.bcrypt.cost", format!("must be between 4 and 31, got {n}"))),
+        };
         let pbkdf2_iterations = match raw.int("oauth2.hashers.pbkdf2.iterations")? {
             None => crate::oauth2::hasher::DEFAULT_ITERATIONS,
             Some(n) if (1..=10_000_000).contains(&n) => n as u32,
@@ -471,6 +478,11 @@ impl Config {
                 pkce_enforced: raw.bool("oauth2.pkce.enforced")?.unwrap_or(false),
                 pkce_enforced_for_public_clients: raw.bool("oauth2.pkce.enforced_for_public_clients")?.unwrap_or(false),
                 pbkdf2_iterations,
+                hasher: if bcrypt {
+                    crate::oauth2::hasher::Hasher::Bcrypt { cost: bcrypt_cost }
+                } else {
+                    crate::oauth2::hasher::Hasher::Pbkdf2 { iterations: pbkdf2_iterations }
+                },
                 cc_default_grant_allowed_scope: raw
                     .bool("oauth2.client_credentials.default_grant_allowed_scope")?
                     .unwrap_or(false),
@@ -690,6 +702,20 @@ mod tests {
             ("https://app.example/logout", "/bye")
         );
         assert!(load(&[SECRET, ("URLS_LOGOUT", "http://app.example/logout")], false).is_err(), "https outside --dev");
+        // The secret hasher.
+        use crate::oauth2::hasher::Hasher;
+        assert_eq!(load(&[SECRET], false).unwrap().oauth2.hasher, Hasher::Pbkdf2 { iterations: 25_000 });
+        let c = load(&[SECRET, ("OAUTH2_HASHERS_ALGORITHM", "bcrypt")], false).unwrap();
+        assert_eq!(c.oauth2.hasher, Hasher::Bcrypt { cost: 10 });
+        let c = load(&[SECRET, ("OAUTH2_HASHERS_ALGORITHM", "bcrypt"), ("OAUTH2_HASHERS_BCRYPT_COST", "12")], false);
+        assert_eq!(c.unwrap().oauth2.hasher, Hasher::Bcrypt { cost: 12 });
+        for (k, v) in [
+            ("OAUTH2_HASHERS_BCRYPT_COST", "3"),
+            ("OAUTH2_HASHERS_BCRYPT_COST", "32"),
+            ("OAUTH2_HASHERS_ALGORITHM", "md5"),
+        ] {
+            assert!(load(&[SECRET, (k, v)], false).is_err(), "{k}={v}");
+        }
     }
 
     #[test]

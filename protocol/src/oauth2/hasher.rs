@@ -1,6 +1,9 @@
-//! Client-secret hashing in Hydra's PBKDF2 format `$pbkdf2-sha256$i=<iter>,l=<len>$<salt>$<key>`
-//! (base64 std, no padding). Invariants: verification is constant-time (via `ring::pbkdf2::verify`),
-//! never panics, and rejects malformed or abusive (iteration count above `MAX_ITERATIONS`) hashes.
+//! Client-secret hashing in Hydra's formats: PBKDF2 `$pbkdf2-sha256$i=<iter>,l=<len>$<salt>$<key>`
+//! (base64 std, no padding) and bcrypt (`$2a$<cost>$…`, as Go's `x/crypto/bcrypt` writes it), the
+//! one `oauth2.hashers.algorithm` names writing new hashes, both verifying, so clients keep their
+//! secrets when the setting changes. Invariants: verification is constant-time (`ring::pbkdf2::verify`,
+//! the bcrypt crate's comparison), never panics, and rejects malformed or abusive (iteration count
+//! above `MAX_ITERATIONS`, bcrypt cost above 31) hashes.
 
 use std::num::NonZeroU32;
 use std::sync::OnceLock;
@@ -29,6 +32,33 @@ fn algorithm(name: &str) -> Option<pbkdf2::Algorithm> {
     }
 }
 
+/// The hasher that writes new secrets (`oauth2.hashers.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hasher {
+    Pbkdf2 {
+        iterations: u32,
+    },
+    /// `cost` between 4 and 31 (Hydra's bounds; the config refuses others).
+    Bcrypt {
+        cost: u32,
+    },
+}
+
+impl Hasher {
+    /// Hashes `secret` with a fresh `salt`. bcrypt reads at most 72 bytes of the secret (as Go's
+    /// and every bcrypt does); generated secrets are far shorter.
+    pub fn hash(self, secret: &[u8], salt: &[u8; 16]) -> String {
+        match self {
+            Hasher::Pbkdf2 { iterations } => hash_secret(secret, iterations, salt),
+            Hasher::Bcrypt { cost } => match bcrypt::hash_with_salt(secret, cost.clamp(4, 31), *salt) {
+                Ok(parts) => parts.format_for_version(bcrypt::Version::TwoA),
+                // Only an out-of-range cost fails, and it is clamped above.
+                Err(_) => hash_secret(secret, DEFAULT_ITERATIONS, salt),
+            },
+        }
+    }
+}
+
 /// Hashes `secret` with PBKDF2-HMAC-SHA256. An `iterations` of 0 is treated as 1 (PBKDF2 needs at
 /// least one round) so the function stays total.
 pub fn hash_secret(secret: &[u8], iterations: u32, salt: &[u8; 16]) -> String {
@@ -53,8 +83,26 @@ fn parse_decimal(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
-/// Checks `secret` against an encoded PBKDF2 hash. Returns false for anything malformed.
+/// Checks `secret` against an encoded hash of either kind. Returns false for anything malformed.
 pub fn verify_secret(encoded: &str, secret: &[u8]) -> bool {
+    if encoded.starts_with("$2") {
+        return verify_bcrypt(encoded, secret);
+    }
+    verify_pbkdf2(encoded, secret)
+}
+
+/// A bcrypt hash: `$2a$`, `$2b$`, `$2x$` or `$2y$`, a two-digit cost from 4 to 31, 53 characters
+/// of salt and hash (60 in all).
+fn verify_bcrypt(encoded: &str, secret: &[u8]) -> bool {
+    let b = encoded.as_bytes();
+    let well_formed = b.len() == 60
+        && matches!(&b[..4], b"$2a$" | b"$2b$" | b"$2x$" | b"$2y$")
+        && b[6] == b'$'
+        && std::str::from_utf8(&b[4..6]).ok().and_then(parse_decimal).is_some_and(|c| (4..=31).contains(&c));
+    well_formed && bcrypt::verify(secret, encoded).unwrap_or(false)
+}
+
+fn verify_pbkdf2(encoded: &str, secret: &[u8]) -> bool {
     let mut parts = encoded.split('$');
     // A leading '$' yields an empty first part.
     let (Some(""), Some(kind), Some(params), Some(salt_b64), Some(key_b64), None) =
@@ -165,6 +213,10 @@ mod tests {
             "$".into(),
             "plain".into(),
             "$2a$10$abcdefghijklmnopqrstuv".into(),
+            // bcrypt: a cost out of range, a cut hash, an unknown variant.
+            "$2a$03$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW".into(),
+            "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOe".into(),
+            "$2c$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW".into(),
             format!("pbkdf2-sha256$i=10,l=32${salt}${key}"),
             format!("$pbkdf2-md5$i=10,l=32${salt}${key}"),
             format!("$pbkdf2$i=10,l=32${salt}${key}"),
@@ -184,6 +236,21 @@ mod tests {
             assert!(!verify_secret(c, b"secret"), "accepted {c:?}");
         }
         assert!(verify_secret(&good, b"secret"));
+    }
+
+    #[test]
+    fn bcrypt_known_answers_and_round_trip() {
+        // OpenBSD's bcrypt test vectors (as in Go's x/crypto/bcrypt tests).
+        assert!(verify_secret("$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", b"U*U"));
+        assert!(!verify_secret("$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", b"U*V"));
+        assert!(verify_secret("$2a$05$CCCCCCCCCCCCCCCCCCCCC.VGOzA784oUp/Z0DY336zx7pLYAy0lwK", b"U*U*"));
+        let h = Hasher::Bcrypt { cost: 4 }.hash(b"client-secret", &SALT);
+        assert!(h.starts_with("$2a$04$") && h.len() == 60, "{h}");
+        assert!(verify_secret(&h, b"client-secret"));
+        assert!(!verify_secret(&h, b"client-secreT"));
+        // The PBKDF2 side of the same dispatcher, and the configured default writes PBKDF2.
+        let p = Hasher::Pbkdf2 { iterations: 10 }.hash(b"client-secret", &SALT);
+        assert!(p.starts_with("$pbkdf2-sha256$") && verify_secret(&p, b"client-secret"));
     }
 
     #[test]
