@@ -8,13 +8,15 @@
 //! secret (until `DELETE …/secrets/rotate`), and a method mismatch answers at once naming the
 //! registered method, exactly as Hydra does, which tells that the id exists. After a secret
 //! verifies, an HMAC of it (keyed per process) is cached per client and client version, compared
-//! in constant time, and ignored once the client changes.
+//! in constant time, and ignored once the client changes. A `private_key_jwt` client presents a
+//! signed assertion instead, checked against its keys and made single use (`assertion_auth`).
 
 use crate::oauth2::client_auth::{check_method, Presented};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::hasher::verify_secret;
 use crate::server::state::{ClientEntry, Worker};
 use crate::token::same_signature;
+use hydra_storage::Storage;
 use ring::hmac;
 use std::sync::Arc;
 
@@ -35,6 +37,9 @@ pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<Clien
         return Err(invalid_client(basic));
     };
     check_method(entry.stored.client.auth_method(), presented)?;
+    if let Presented::Assertion { assertion, .. } = presented {
+        return assertion_auth(w, entry, assertion).await;
+    }
     let Some(secret) = presented.secret() else {
         // `none`: a public client, identified but not authenticated.
         return Ok(entry);
@@ -70,6 +75,43 @@ pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<Clien
     let digest = cache_digest(&w.shared.secret_cache_key, id, secret);
     w.secret_cache.borrow_mut().insert(id.to_string(), (entry.version, digest));
     Ok(entry)
+}
+
+/// `private_key_jwt`: the assertion verifies with the client's keys (refetched once from its
+/// `jwks_uri` when it names a key not seen before), its claims hold, and its `jti` was never
+/// used: a durable marker until the assertion's `exp` (a flow row the janitor drops once
+/// `started + ttl.login_consent_request` has passed, so `started` is set that far before `exp`),
+/// so neither a replay nor a restart reopens the window.
+async fn assertion_auth(w: &Worker, entry: Arc<ClientEntry>, jwt: &str) -> Result<Arc<ClientEntry>, OAuthError> {
+    use crate::oauth2::client_assertion::{check, Refused};
+    let c = &entry.stored.client;
+    let cfg = w.config();
+    let token_url = format!("{}/oauth2/token", cfg.urls.public);
+    let audiences = [token_url.as_str(), cfg.urls.issuer.as_str(), cfg.urls.issuer.trim_end_matches('/')];
+    let now = crate::server::state::unix_now();
+    let refuse = |why: &'static str| OAuthError::hint(ErrorCode::InvalidClient, why);
+    let keys = crate::server::client_keys::keys(w, &entry, false).await?;
+    let mut checked = check(jwt, &keys, &c.client_id, c.auth_signing_alg(), &audiences, now);
+    if let Err(Refused::Signature { kid: Some(kid) }) = &checked {
+        if !c.jwks_uri.is_empty() && !keys.iter().any(|k| &k.kid == kid) {
+            let keys = crate::server::client_keys::keys(w, &entry, true).await?;
+            checked = check(jwt, &keys, &c.client_id, c.auth_signing_alg(), &audiences, now);
+        }
+    }
+    let checked = match checked {
+        Ok(x) => x,
+        Err(Refused::Signature { .. }) => {
+            return Err(refuse("The client_assertion is not signed by a key of the client."))
+        }
+        Err(Refused::Claims(why)) => return Err(refuse(why)),
+    };
+    let marker = format!("jti\0{}\0{}", c.client_id, checked.jti);
+    let lifespan = cfg.ttl.login_consent_request.as_secs() as i64;
+    match w.shared.store.mark_flow(w.partition_for(&marker), &marker, checked.exp - lifespan).await {
+        Ok(true) => Ok(entry),
+        Ok(false) => Err(refuse("The client_assertion's jti has been used before.")),
+        Err(e) => Err(crate::server::respond::store_error(e)),
+    }
 }
 
 /// The cached digest binds the client id, so one client's digest never vouches for another.

@@ -21,6 +21,7 @@ pub mod authorize;
 mod backchannel;
 mod background;
 mod batch;
+mod client_keys;
 mod clients;
 mod code_grant;
 mod flows;

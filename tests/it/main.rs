@@ -6,6 +6,7 @@ mod harness;
 mod api;
 mod browser;
 mod cli;
+mod client_assertion;
 mod clients;
 mod concurrency;
 mod config;

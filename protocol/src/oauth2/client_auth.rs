@@ -2,7 +2,8 @@
 //! credentials were presented, and whether the method matches the client's registration.
 //!
 //! Invariants: exactly one method per request (§2.3: "MUST NOT use more than one authentication
-//! method in each request"); Basic credentials are form-url-decoded after base64 (§2.3.1);
+//! method in each request"); an assertion is never ignored (that would turn it into `none`);
+//! Basic credentials are form-url-decoded after base64 (§2.3.1);
 //! the registered `token_endpoint_auth_method` must match the presented method exactly, as
 //! Hydra requires; secret values never appear in errors or Debug output.
 
@@ -26,6 +27,12 @@ pub enum Presented {
     None {
         id: String,
     },
+    /// `private_key_jwt`: a signed assertion (RFC 7523 §2.2); `id` is the body's `client_id` or
+    /// the assertion's claimed `sub`, checked against the verified claims later.
+    Assertion {
+        id: String,
+        assertion: String,
+    },
 }
 
 impl std::fmt::Debug for Presented {
@@ -34,6 +41,7 @@ impl std::fmt::Debug for Presented {
             Presented::Basic { id, .. } => write!(f, "Basic({id:?}, ..)"),
             Presented::Post { id, .. } => write!(f, "Post({id:?}, ..)"),
             Presented::None { id } => write!(f, "None({id:?})"),
+            Presented::Assertion { id, .. } => write!(f, "Assertion({id:?}, ..)"),
         }
     }
 }
@@ -41,7 +49,10 @@ impl std::fmt::Debug for Presented {
 impl Presented {
     pub fn id(&self) -> &str {
         match self {
-            Presented::Basic { id, .. } | Presented::Post { id, .. } | Presented::None { id } => id,
+            Presented::Basic { id, .. }
+            | Presented::Post { id, .. }
+            | Presented::None { id }
+            | Presented::Assertion { id, .. } => id,
         }
     }
 
@@ -50,6 +61,7 @@ impl Presented {
             Presented::Basic { .. } => "client_secret_basic",
             Presented::Post { .. } => "client_secret_post",
             Presented::None { .. } => "none",
+            Presented::Assertion { .. } => "private_key_jwt",
         }
     }
 
@@ -60,7 +72,7 @@ impl Presented {
     pub fn secret(&self) -> Option<&str> {
         match self {
             Presented::Basic { secret, .. } | Presented::Post { secret, .. } => Some(secret),
-            Presented::None { .. } => None,
+            Presented::None { .. } | Presented::Assertion { .. } => None,
         }
     }
 }
@@ -131,12 +143,30 @@ pub fn extract(authorization: Option<&str>, form: &Form) -> Result<Presented, OA
         if form.get("client_secret").is_some() {
             return Err(two_methods());
         }
-        // private_key_jwt and client_secret_jwt are not built yet: an assertion is never
-        // silently ignored (that would turn it into `none`).
-        return Err(OAuthError::hint(
-            ErrorCode::InvalidClient,
-            "Client authentication with a client_assertion (private_key_jwt, client_secret_jwt) is not supported.",
-        ));
+        if form.get("client_assertion_type") != Some(crate::oauth2::client_assertion::ASSERTION_TYPE) {
+            return Err(OAuthError::hint(
+                ErrorCode::InvalidClient,
+                "The client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+            ));
+        }
+        let Some(assertion) = form.get("client_assertion").filter(|a| !a.is_empty()) else {
+            return Err(OAuthError::hint(ErrorCode::InvalidClient, "The client_assertion is missing."));
+        };
+        let claimed = crate::oauth2::client_assertion::claimed_client(assertion);
+        let id = match (form.get("client_id").filter(|i| !i.is_empty()), claimed) {
+            (Some(id), Some(sub)) if id != sub => {
+                return Err(OAuthError::hint(
+                    ErrorCode::InvalidClient,
+                    "The client_id does not match the subject of the client_assertion.",
+                ))
+            }
+            (Some(id), _) => id.to_string(),
+            (None, Some(sub)) => sub,
+            (None, None) => {
+                return Err(OAuthError::hint(ErrorCode::InvalidClient, "The client_assertion names no client (sub)."))
+            }
+        };
+        return Ok(Presented::Assertion { id, assertion: assertion.to_string() });
     }
     match (form.get("client_id"), form.get("client_secret")) {
         (Some(id), Some(secret)) if !id.is_empty() => Ok(Presented::Post { id: id.into(), secret: secret.into() }),
@@ -215,7 +245,19 @@ mod tests {
                 "basic and assertion type",
             ),
             (None, b"client_id=a&client_secret=b&client_assertion=x", ErrorCode::InvalidRequest, "post and assertion"),
-            (None, b"client_id=a&client_assertion=x", ErrorCode::InvalidClient, "assertion alone"),
+            (None, b"client_id=a&client_assertion=x", ErrorCode::InvalidClient, "assertion without its type"),
+            (
+                None,
+                b"client_id=a&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Asaml2-bearer&client_assertion=x",
+                ErrorCode::InvalidClient,
+                "another assertion type",
+            ),
+            (
+                None,
+                b"client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z",
+                ErrorCode::InvalidClient,
+                "no client named",
+            ),
         ];
         for (auth, body, code, what) in cases {
             let f = if body.is_empty() { empty.clone() } else { decode(body).unwrap() };
@@ -223,6 +265,9 @@ mod tests {
         }
         let f = decode(b"client_id=a").unwrap();
         assert!(extract(Some(&basic("a", "b")), &f).is_ok(), "same id in body and header is fine");
+        let f = decode(b"client_id=a&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=h.p.s").unwrap();
+        let p = extract(None, &f).unwrap();
+        assert_eq!((p.id(), p.method(), p.secret()), ("a", "private_key_jwt", None));
         // Multi-byte UTF-8 around the scheme boundary must not panic.
         for h in ["Basicé", "Basé", "éééé", "Basic é", "Basic"] {
             let _ = extract(Some(h), &f);

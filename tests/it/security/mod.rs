@@ -10,7 +10,7 @@ mod client_auth;
 mod client_auth_timing;
 mod grants;
 mod http;
-mod outbound;
+pub mod outbound;
 mod pkce_state_nonce;
 mod ports;
 mod redirect;

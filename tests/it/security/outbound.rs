@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A TLS server on 127.0.0.1 answering by path; counts the connections it accepts.
-struct Peer {
-    addr: SocketAddr,
-    connections: Arc<AtomicUsize>,
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
 }
 
-fn peer(cert_pem: &str, key_pem: &str) -> Peer {
+/// A TLS server on 127.0.0.1 that answers each request with `answer(path)` (a whole HTTP
+/// response); counts the connections it accepts. Shared with the other outbound tests.
+pub fn tls_peer(cert_pem: &str, key_pem: &str, answer: impl Fn(&str) -> String + Send + Sync + 'static) -> Peer {
     use rustls::pki_types::pem::PemObject;
     let chain: Vec<_> =
         rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
@@ -37,11 +39,12 @@ fn peer(cert_pem: &str, key_pem: &str) -> Peer {
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let count = connections.clone();
+    let answer = Arc::new(answer);
     std::thread::spawn(move || {
         for sock in listener.incoming() {
             let Ok(sock) = sock else { continue };
             count.fetch_add(1, Ordering::SeqCst);
-            let cfg = cfg.clone();
+            let (cfg, answer) = (cfg.clone(), answer.clone());
             std::thread::spawn(move || {
                 let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
                 let conn = rustls::ServerConnection::new(cfg).unwrap();
@@ -56,21 +59,7 @@ fn peer(cert_pem: &str, key_pem: &str) -> Peer {
                 }
                 let text = String::from_utf8_lossy(&head).into_owned();
                 let path = text.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let ok = |body: &str| format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-                let answer = match path.as_str() {
-                    "/ok.json" => ok(r#"["https://a.example/cb","https://b.example/cb"]"#),
-                    "/partial.json" => ok(r#"["https://a.example/cb"]"#),
-                    "/big.json" => ok(&format!("[{}\"x\"]", "\"https://a.example/cb\",".repeat(4000))),
-                    "/redirect.json" => {
-                        "HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1/ok.json\r\nContent-Length: 0\r\n\r\n".into()
-                    }
-                    "/slow.json" => {
-                        std::thread::sleep(Duration::from_secs(8));
-                        ok("[]")
-                    }
-                    _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
-                };
-                let _ = tls.write_all(answer.as_bytes());
+                let _ = tls.write_all(answer(&path).as_bytes());
                 let _ = tls.flush();
                 tls.conn.send_close_notify();
                 let _ = tls.flush();
@@ -78,6 +67,38 @@ fn peer(cert_pem: &str, key_pem: &str) -> Peer {
         }
     });
     Peer { addr, connections }
+}
+
+/// A `200 OK` answer with `body`.
+pub fn ok(body: &str) -> String {
+    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+}
+
+/// The CA of `pki` as a PEM file in `dir`, for the server's `SSL_CERT_FILE`.
+pub fn ca_file(pki: &crate::tls::Pki, dir: &std::path::Path) -> std::path::PathBuf {
+    let ca = dir.join("ca.pem");
+    let ca_pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pki.ca.as_ref())
+    );
+    std::fs::write(&ca, ca_pem).unwrap();
+    ca
+}
+
+fn peer(cert_pem: &str, key_pem: &str) -> Peer {
+    tls_peer(cert_pem, key_pem, |path| match path {
+        "/ok.json" => ok(r#"["https://a.example/cb","https://b.example/cb"]"#),
+        "/partial.json" => ok(r#"["https://a.example/cb"]"#),
+        "/big.json" => ok(&format!("[{}\"x\"]", "\"https://a.example/cb\",".repeat(4000))),
+        "/redirect.json" => {
+            "HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1/ok.json\r\nContent-Length: 0\r\n\r\n".into()
+        }
+        "/slow.json" => {
+            std::thread::sleep(Duration::from_secs(8));
+            ok("[]")
+        }
+        _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
+    })
 }
 
 fn register(s: &Server, sector: &str) -> Response {
@@ -123,12 +144,7 @@ fn sector_documents_are_fetched_verified_bounded_and_checked() {
     let pki = make_pki();
     let p = peer(&pki.cert_pem, &pki.key_pem);
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    let ca_pem = format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pki.ca.as_ref())
-    );
-    std::fs::write(&ca, ca_pem).unwrap();
+    let ca = ca_file(&pki, dir.path());
     let base = format!("https://127.0.0.1:{}", p.addr.port());
     let s = Opts::new("legacy")
         .env("CLIENTS_HTTP_DISALLOW_PRIVATE_IP_RANGES", "false")

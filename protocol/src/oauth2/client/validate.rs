@@ -7,8 +7,9 @@ use crate::oauth2::uri::{redirect_scheme_allowed, valid_host, Uri};
 // ---------------------------------------------------------------------------------------------
 
 pub(super) const AUTH_METHODS: [&str; 4] = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
-pub(super) const AUTH_SIGNING_ALGS: [&str; 9] =
-    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"];
+/// Hydra's list without ES512, which nothing here can verify (ring has no P-521).
+pub(super) const AUTH_SIGNING_ALGS: [&str; 8] =
+    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"];
 pub(super) const GRANT_TYPES: [&str; 6] = [
     "authorization_code",
     "implicit",
@@ -61,7 +62,7 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
             && !AUTH_SIGNING_ALGS.contains(&c.token_endpoint_auth_signing_alg.as_str())
         {
             return Err(ClientError::invalid_client_metadata(
-                "Only RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 and ES512 are supported as algorithms for private key authentication.",
+                "Only RS256, RS384, RS512, PS256, PS384, PS512, ES256 and ES384 are supported as algorithms for private key authentication.",
             ));
         }
     }

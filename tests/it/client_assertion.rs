@@ -1,0 +1,170 @@
+//! `private_key_jwt` client authentication at the token endpoint: a client's assertion signed
+//! with its registered key (inline `jwks`, or `jwks_uri` fetched over verified TLS and fetched
+//! again when the client rotates keys) authenticates it once; every bad assertion the issue names
+//! is `401 invalid_client`; a `jti` stays spent across a restart.
+
+use crate::harness::*;
+use crate::security::outbound::{ca_file, ok, tls_peer};
+use hydra::jose::jwk::{Alg, Jwk};
+use hydra::jose::jws::Signer;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+const TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn sign(key: &Jwk, claims: &Value) -> String {
+    Signer::from_jwk(key).unwrap().sign(claims.to_string().as_bytes()).unwrap()
+}
+
+/// A good assertion of `id` for server `s`'s token endpoint.
+fn claims(s: &Server, id: &str) -> Value {
+    json!({
+        "iss": id, "sub": id, "aud": format!("http://{}/oauth2/token", s.public),
+        "iat": now(), "exp": now() + 300, "jti": uniq("jti"),
+    })
+}
+
+fn present(s: &Server, id: Option<&str>, assertion: &str) -> Response {
+    let mut p =
+        vec![("grant_type", "client_credentials"), ("client_assertion_type", TYPE), ("client_assertion", assertion)];
+    if let Some(id) = id {
+        p.push(("client_id", id));
+    }
+    Req::new("POST", "/oauth2/token").form(&p).send(s.public)
+}
+
+fn jwt_client(s: &Server, extra: Value) -> String {
+    let id = uniq("pkjwt");
+    let mut body = json!({
+        "client_id": id, "grant_types": ["client_credentials"], "scope": "read",
+        "token_endpoint_auth_method": "private_key_jwt",
+    });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    create_client(s, &body);
+    id
+}
+
+#[test]
+fn assertions_authenticate_once_and_bad_ones_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Opts::new("io_uring").dir(dir.path());
+    let s = opts.start();
+    let key = Jwk::generate(Alg::ES256, "c-key", "sig").unwrap();
+    let id = jwt_client(&s, json!({"jwks": {"keys": [key.public()]}, "token_endpoint_auth_signing_alg": "ES256"}));
+    let good = claims(&s, &id);
+    let assertion = sign(&key, &good);
+    let r = present(&s, Some(&id), &assertion);
+    assert!(r.expect(200).json()["access_token"].as_str().unwrap().starts_with("ory_at_"));
+    // Replayed: the jti is spent.
+    present(&s, Some(&id), &assertion).expect_error(401, "invalid_client");
+    // The issuer as audience, and no client_id in the body (the assertion's sub names it).
+    let mut c = claims(&s, &id);
+    c["aud"] = json!(format!("http://{}/", s.public));
+    present(&s, None, &sign(&key, &c)).expect(200);
+
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let other_key = Jwk::generate(Alg::ES256, "c-key", "sig").unwrap();
+    let rsa = Jwk::generate(Alg::RS256, "c-key", "sig").unwrap();
+    let payload = b64(claims(&s, &id).to_string().as_bytes());
+    let none = format!("{}.{payload}.", b64(br#"{"alg":"none"}"#));
+    let input = format!("{}.{payload}", b64(br#"{"alg":"HS256","kid":"c-key"}"#));
+    let mac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.x.as_deref().unwrap().as_bytes());
+    let hs256 = format!("{input}.{}", b64(ring::hmac::sign(&mac, input.as_bytes()).as_ref()));
+    let with = |k: &str, v: Value| {
+        let mut c = claims(&s, &id);
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v;
+        }
+        sign(&key, &c)
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("another key", sign(&other_key, &claims(&s, &id))),
+        ("alg none", none),
+        ("HS256 with the public key as secret", hs256),
+        ("RS256 when ES256 is registered", sign(&rsa, &claims(&s, &id))),
+        ("wrong aud", with("aud", json!("https://elsewhere.example/oauth2/token"))),
+        ("expired", with("exp", json!(now() - 120))),
+        ("exp too far ahead", with("exp", json!(now() + 2 * 86400))),
+        ("no exp", with("exp", Value::Null)),
+        ("no jti", with("jti", Value::Null)),
+        ("iss not the client", with("iss", json!("someone-else"))),
+        ("sub not the client", with("sub", json!("someone-else"))),
+    ];
+    for (what, a) in &cases {
+        let r = present(&s, Some(&id), a);
+        assert_eq!(r.status, 401, "{what}: {}", r.text());
+        assert_eq!(r.json()["error"], "invalid_client", "{what}");
+    }
+    // Another client's assertion presented under this client's id.
+    let key2 = Jwk::generate(Alg::ES256, "k2", "sig").unwrap();
+    let id2 = jwt_client(&s, json!({"jwks": {"keys": [key2.public()]}, "token_endpoint_auth_signing_alg": "ES256"}));
+    present(&s, Some(&id), &sign(&key2, &claims(&s, &id2))).expect_error(401, "invalid_client");
+    // A secret-based method for this client is refused, and an assertion for a secret client.
+    token_req(&id, "whatever", &[]).send(s.public).expect_error(401, "invalid_client");
+    let (sid, _) = cc_client(&s, "read");
+    present(&s, Some(&sid), &sign(&key, &claims(&s, &sid))).expect_error(401, "invalid_client");
+    // The spent jti stays spent across a restart.
+    drop(s);
+    let s = opts.start();
+    present(&s, Some(&id), &assertion).expect_error(401, "invalid_client");
+    let mut fresh = good.clone();
+    fresh["jti"] = json!(uniq("jti"));
+    fresh["aud"] = json!(format!("http://{}/oauth2/token", s.public));
+    present(&s, Some(&id), &sign(&key, &fresh)).expect(200);
+}
+
+#[test]
+fn jwks_uri_keys_are_fetched_and_a_rotation_is_picked_up() {
+    let pki = crate::tls::make_pki();
+    let served: Arc<Mutex<Value>> = Arc::new(Mutex::new(json!({"keys": []})));
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (doc, count) = (served.clone(), fetches.clone());
+    let peer = tls_peer(&pki.cert_pem, &pki.key_pem, move |path| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match path {
+            "/jwks.json" => ok(&doc.lock().unwrap().to_string()),
+            _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca_file(&pki, dir.path());
+    let s = Opts::new("legacy")
+        .env("CLIENTS_HTTP_DISALLOW_PRIVATE_IP_RANGES", "false")
+        .env("SSL_CERT_FILE", ca.to_str().unwrap())
+        .start();
+    let k1 = Jwk::generate(Alg::RS256, "k1", "sig").unwrap();
+    *served.lock().unwrap() = json!({"keys": [k1.public()]});
+    let uri = format!("https://127.0.0.1:{}/jwks.json", peer.addr.port());
+    let id = jwt_client(&s, json!({"jwks_uri": uri}));
+    present(&s, Some(&id), &sign(&k1, &claims(&s, &id))).expect(200);
+    present(&s, Some(&id), &sign(&k1, &claims(&s, &id))).expect(200);
+    let after_two = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(after_two, 1, "the document is cached");
+    // The client rotates to k2: an assertion naming the unknown kid makes the server fetch again.
+    let k2 = Jwk::generate(Alg::RS256, "k2", "sig").unwrap();
+    *served.lock().unwrap() = json!({"keys": [k2.public()]});
+    present(&s, Some(&id), &sign(&k2, &claims(&s, &id))).expect(200);
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // Unknown kids again right away: at most one refetch per ten seconds.
+    let k3 = Jwk::generate(Alg::RS256, "k3", "sig").unwrap();
+    for _ in 0..5 {
+        present(&s, Some(&id), &sign(&k3, &claims(&s, &id))).expect_error(401, "invalid_client");
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2, "bad kids do not make the server refetch");
+    s.stop();
+    // Without the private-range exception the loopback jwks_uri is never contacted.
+    let before = peer.connections.load(std::sync::atomic::Ordering::SeqCst);
+    let s = Opts::new("legacy").env("SSL_CERT_FILE", ca.to_str().unwrap()).start();
+    let id = jwt_client(&s, json!({"jwks_uri": format!("https://127.0.0.1:{}/jwks.json", peer.addr.port())}));
+    present(&s, Some(&id), &sign(&k2, &claims(&s, &id))).expect_error(401, "invalid_client");
+    assert_eq!(peer.connections.load(std::sync::atomic::Ordering::SeqCst), before);
+}
