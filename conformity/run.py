@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Conformity harness: re-creates the checks of the OpenID Foundation's
-oidcc-basic-certification-test-plan (client_secret_basic and client_secret_post
-variants), the Implicit and Hybrid plans (per response type), the three Form Post
+oidcc-basic-certification-test-plan (client_secret_basic, client_secret_post and
+private_key_jwt variants), the Implicit and Hybrid plans (per response type), the three Form Post
 plans (Basic, Implicit and Hybrid with response_mode=form_post),
 oidcc-config-certification-test-plan and the three logout plans (RP-initiated,
-front-channel, back-channel) against a freshly started server.
+front-channel, back-channel) against a freshly started server, plus the Dynamic plan's
+oidcc-ensure-client-assertion-with-iss-aud-succeeds with a static private_key_jwt client.
 Login, consent and logout are driven through the admin API, as a login &
-consent app would. ID tokens, logout tokens and the JWKS are checked with joserfc.
+consent app would. ID tokens, logout tokens and the JWKS are checked with joserfc, which also
+makes the private_key_jwt clients' keys and signs their client assertions.
 
 Usage: run.py [path-to-hydra-binary]   (or HYDRA_BIN=...; default target/debug/hydra)
 See README.md in this directory.
@@ -72,6 +74,9 @@ HTTP_TIMEOUT = 20
 CLOCK_SKEW = 300  # seconds allowed for "not in the future" checks, as the suite does
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+# private_key_jwt (RFC 7523 §2.2, OIDC Core §9): as the suite's AddClientAssertionToTokenEndpointRequest.
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CLIENT_ASSERTION_LIFETIME = 60  # seconds, as CreateClientAuthenticationAssertionClaims (exp = iat + 60)
 
 # Characters RFC 6749 allows in error_description / error_uri: %x20-21 / %x23-5B / %x5D-7E
 ERROR_DESC_RE = re.compile(r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$")
@@ -187,6 +192,10 @@ def _plan_variants() -> list[PlanVariant]:
         PlanVariant("client_secret_basic", basic, "code", None, "client_secret_basic",
                     tuple(m for m in BASIC_MODULES if m != "oidcc-server-client-secret-post")),
         PlanVariant("client_secret_post", basic, "code", None, "client_secret_post", BASIC_MODULES),
+        # The whole plan again with private_key_jwt (§4: a cheap way to cover every advertised auth method);
+        # oidcc-server-client-secret-post keeps its own client_secret_post variant, so it is not in this run.
+        PlanVariant("private_key_jwt", basic, "code", None, "private_key_jwt",
+                    tuple(m for m in BASIC_MODULES if m != "oidcc-server-client-secret-post")),
     ]
     implicit = (("id_token", IMPLICIT_MODULES), ("id_token token", IMPLICIT_ID_TOKEN_TOKEN_MODULES))
     hybrid = (("code id_token", HYBRID_CODE_ID_TOKEN_MODULES), ("code token", HYBRID_CODE_TOKEN_MODULES),
@@ -492,6 +501,22 @@ class Client:
     # clients with response_mode form_post (dataclasses.replace).
     response_type: str = "code"
     response_mode: str | None = None
+    # private_key_jwt: the client's own key pair (its public part registered as `jwks`), with which
+    # every client assertion is signed.
+    key: RSAKey | None = field(default=None, repr=False, compare=False)
+
+
+def second_method(auth_method: str) -> str:
+    """The auth method of oidcc-refresh-token's second client: client_secret_basic for the secret
+    variants (as before), private_key_jwt with its own key pair for private_key_jwt (the suite's
+    client2 has its own jwks)."""
+    return "private_key_jwt" if auth_method == "private_key_jwt" else "client_secret_basic"
+
+
+def new_client_key() -> RSAKey:
+    """GenerateRS256ClientJWKs: a fresh 2048-bit RSA key pair with use=sig and alg=RS256; the kid is
+    the key's RFC 7638 thumbprint (GenerateRS256ClientJWKsWithKeyID)."""
+    return RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, auto_kid=True)
 
 
 class Context:
@@ -509,10 +534,11 @@ class Context:
         self.jwks: dict[str, Any] = {}
         self.keyset: KeySet | None = None
         self.setup_error: str | None = None
-        # Static clients by (response_type, auth method), and each response type's second client
-        # (oidcc-refresh-token). A client that could not be registered fails only the runs that use it.
+        # Static clients by (response_type, auth method), and the second clients (oidcc-refresh-token)
+        # by (response_type, second_method). A client that could not be registered fails only the runs
+        # that use it.
         self.clients: dict[tuple[str, str], Client] = {}
-        self.second_clients: dict[str, Client] = {}
+        self.second_clients: dict[tuple[str, str], Client] = {}
         self.client_errors: dict[tuple[str, str], str] = {}
         self.ignore_scopes_supported = False
 
@@ -552,28 +578,30 @@ class Context:
         try:
             for method in AUTH_METHODS:
                 self.clients[("code", method)] = self.create_client(f"conformity-{method}", method)
-            self.second_clients["code"] = self.create_client("conformity-secondary", "client_secret_basic")
+            self.second_clients[("code", "client_secret_basic")] = self.create_client("conformity-secondary",
+                                                                                     "client_secret_basic")
         except (Fail, ValueError, requests.RequestException) as e:
             self.setup_error = f"setup (client registration): {e}"
             return
-        wanted: list[tuple[str, str]] = []
+        # (response type, auth method, second client?)
+        wanted: list[tuple[str, str, bool]] = []
         for pv in PLAN_VARIANTS:
-            wanted.append((pv.response_type, pv.auth_method))
+            wanted.append((pv.response_type, pv.auth_method, False))
             if "oidcc-server-client-secret-post" in pv.modules:
-                wanted.append((pv.response_type, "client_secret_post"))
+                wanted.append((pv.response_type, "client_secret_post", False))
             if "oidcc-refresh-token" in pv.modules:
-                wanted.append((pv.response_type, "second"))
-        for rt, method in dict.fromkeys(wanted):
-            if (rt, method) in self.clients or (method == "second" and rt in self.second_clients):
+                wanted.append((pv.response_type, second_method(pv.auth_method), True))
+        for rt, method, second in dict.fromkeys(wanted):
+            registry = self.second_clients if second else self.clients
+            if (rt, method) in registry:
                 continue
-            name = f"conformity-{rt.replace(' ', '-')}-{method}"
+            name = f"conformity-{rt.replace(' ', '-')}-" + (
+                ("second" if method == "client_secret_basic" else f"second-{method}") if second else method)
             try:
-                if method == "second":
-                    self.second_clients[rt] = self.create_client(name, "client_secret_basic", response_type=rt)
-                else:
-                    self.clients[(rt, method)] = self.create_client(name, method, response_type=rt)
+                registry[(rt, method)] = self.create_client(name, method, response_type=rt)
             except (Fail, ValueError, requests.RequestException) as e:
-                self.client_errors[(rt, method)] = f"setup (registration of the {rt} client, {method}): {e}"
+                self.client_errors[(rt, f"second {method}" if second else method)] = (
+                    f"setup (registration of the {rt} {'second ' if second else ''}client, {method}): {e}")
         if self.logout_setup_error is None:
             try:
                 self.setup_logout()
@@ -602,18 +630,23 @@ class Context:
         return dataclasses.replace(self.clients[key], response_mode=pv.response_mode)
 
     def second_client(self, client: Client) -> Client:
-        """The second client (oidcc-refresh-token) for the same response type and mode."""
-        if client.response_type not in self.second_clients:
-            raise Fail(self.client_errors.get((client.response_type, "second"),
-                                              f"no second client registered for {client.response_type}"))
-        return dataclasses.replace(self.second_clients[client.response_type], response_mode=client.response_mode)
+        """The second client (oidcc-refresh-token) for the same response type and mode, with the
+        auth method second_method gives."""
+        method = second_method(client.auth_method)
+        key = (client.response_type, method)
+        if key not in self.second_clients:
+            raise Fail(self.client_errors.get((client.response_type, f"second {method}"),
+                                              f"no second {method} client registered for {client.response_type}"))
+        return dataclasses.replace(self.second_clients[key], response_mode=client.response_mode)
 
     def create_client(self, name: str, method: str, extra: dict[str, Any] | None = None,
                       response_type: str = "code") -> Client:
         """A static client, registered as the suite's dynamic registration would register it:
         grant type authorization_code if the response type has code, implicit if it has id_token or
         token (plus refresh_token with a code, for oidcc-refresh-token), and response_types the one
-        response type."""
+        response type. A private_key_jwt client gets a fresh key pair (new_client_key) and registers
+        its public part as `jwks`, as the suite's registration does (AddPublicJwksToDynamicRegistrationRequest);
+        token_endpoint_auth_signing_alg is left out, as there, so the server's default (RS256) applies."""
         parts = response_type.split()
         grants = (["authorization_code", "refresh_token"] if "code" in parts else []) + (
             ["implicit"] if {"id_token", "token"} & set(parts) else [])
@@ -625,11 +658,25 @@ class Context:
             "scope": ALL_SCOPES,
             "token_endpoint_auth_method": method,
         }
+        key = new_client_key() if method == "private_key_jwt" else None
+        if key is not None:
+            body["jwks"] = {"keys": [key.as_dict(private=False)]}
         body.update(extra or {})
         r = requests.post(self.server.admin + "/admin/clients", json=body, timeout=HTTP_TIMEOUT)
         require(r.status_code == 201, f"POST /admin/clients returned HTTP {r.status_code}: {r.text[:200]}")
         j = r.json()
-        require(bool(j.get("client_id")) and bool(j.get("client_secret")), "client without client_id/client_secret")
+        require(bool(j.get("client_id")), "client without client_id")
+        if key is None:
+            require(bool(j.get("client_secret")), "client without client_secret")
+        else:
+            require(j.get("token_endpoint_auth_method") == method, f"client {name}: POST /admin/clients answered "
+                    f"token_endpoint_auth_method={j.get('token_endpoint_auth_method')!r}, sent {method!r}")
+            echoed = [k for k in ((j.get("jwks") or {}).get("keys") or []) if isinstance(k, dict)]
+            sent = body["jwks"]["keys"][0]
+            members = [m for m in ("kty", "kid", "n", "e", "crv", "x", "y") if m in sent]
+            require(any(all(k.get(m) == sent[m] for m in members) for k in echoed),
+                    f"client {name}: POST /admin/clients did not echo the registered public key (kid {key.kid}): "
+                    f"jwks={j.get('jwks')!r}"[:300])
         for k, v in (extra or {}).items():
             require(j.get(k) == v, f"client {name}: POST /admin/clients answered {k}={j.get(k)!r}, sent {v!r}")
         def norm(values: Any) -> list[str]:  # "token id_token" is the same response type as "id_token token"
@@ -637,7 +684,7 @@ class Context:
         for k in ("grant_types", "response_types"):
             require(norm(j.get(k)) == norm(body[k]),
                     f"client {name}: POST /admin/clients answered {k}={j.get(k)!r}, sent {body[k]!r}")
-        return Client(j["client_id"], j["client_secret"], method, response_type)
+        return Client(j["client_id"], j.get("client_secret") or "", method, response_type, key=key)
 
     def harness_key(self) -> RSAKey:
         """The harness's own signing key (the suite signs its fake id_token with the client's keys)."""
@@ -1113,12 +1160,40 @@ class Tokens:
     raw: str
 
 
-def token_request(ctx: Context, client: Client, data: dict[str, str]) -> Tokens:
+def client_assertion_claims(ctx: Context, client: Client) -> dict[str, Any]:
+    """CreateClientAuthenticationAssertionClaims: iss = sub = client_id, aud = the token endpoint
+    (as discovery advertises it), a random 20-character alphanumeric jti, iat now and exp 60 s on."""
+    now = int(time.time())
+    alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    return {"iss": client.client_id, "sub": client.client_id, "aud": ctx.disco["token_endpoint"],
+            "jti": "".join(secrets.choice(alnum) for _ in range(20)), "iat": now,
+            "exp": now + CLIENT_ASSERTION_LIFETIME}
+
+
+def sign_client_assertion(client: Client, claims: dict[str, Any]) -> str:
+    """SignClientAuthenticationAssertion: a compact JWS with the client's key, whose header holds
+    only the key's alg and kid (no typ)."""
+    require(client.key is not None, f"client {client.client_id} has no key to sign a client assertion with")
+    assert client.key is not None
+    return jwt.encode({"alg": client.key.alg, "kid": client.key.kid}, claims, client.key, default_type=None)
+
+
+def token_request(ctx: Context, client: Client, data: dict[str, str], assertion_aud: str | None = None) -> Tokens:
+    """A token endpoint request with the client's authentication. private_key_jwt: a fresh assertion
+    for every call (AddPrivateKeyJWTClientAuthenticationToTokenEndpointRequest), and no client_id in
+    the body, as the suite sends none; assertion_aud replaces its aud
+    (UpdateClientAuthenticationAssertionClaimsWithISSAud)."""
     data = dict(data)
     headers = {"Accept": "application/json"}
     if client.auth_method == "client_secret_basic":
         cred = f"{urllib.parse.quote_plus(client.client_id)}:{urllib.parse.quote_plus(client.client_secret)}"
         headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
+    elif client.auth_method == "private_key_jwt":
+        claims = client_assertion_claims(ctx, client)
+        if assertion_aud is not None:
+            claims["aud"] = assertion_aud
+        data["client_assertion"] = sign_client_assertion(client, claims)
+        data["client_assertion_type"] = CLIENT_ASSERTION_TYPE
     else:
         data["client_id"] = client.client_id
         data["client_secret"] = client.client_secret
@@ -1265,15 +1340,18 @@ class Module:
     auth: str | None = None
     # Seconds it spends waiting; such modules run on threads of their own, not on the --workers.
     waits: float = 0.0
+    # The suite's plan it is counted under, when that is not the plan of the variant it runs in
+    # (oidcc-ensure-client-assertion-with-iss-aud-succeeds: the Dynamic plan).
+    plan: str | None = None
 
 
 MODULES: list[Module] = []
 
 
 def module(name: str, variants: tuple[str, ...] | None = None, auth: str | None = None,
-           waits: float = 0.0) -> Callable[[ModuleFn], ModuleFn]:
+           waits: float = 0.0, plan: str | None = None) -> Callable[[ModuleFn], ModuleFn]:
     def deco(fn: ModuleFn) -> ModuleFn:
-        MODULES.append(Module(name, fn, variants, auth=auth, waits=waits))
+        MODULES.append(Module(name, fn, variants, auth=auth, waits=waits, plan=plan))
         return fn
     return deco
 
@@ -1738,6 +1816,59 @@ def m_refresh(ctx: Context, run: Run, client: Client, variant: str) -> str | Non
             f"client2's refresh token with client1's credentials gave HTTP {t3.status} {t3.body.get('error')!r}, "
             "expected 400 invalid_grant")
     return None
+
+
+# --------------------------------------------------------------------------- client assertion (Dynamic plan)
+
+DYNAMIC_PLAN = "oidcc-dynamic-certification-test-plan"
+
+
+@module("oidcc-ensure-client-assertion-with-iss-aud-succeeds", variants=("private_key_jwt",), plan=DYNAMIC_PLAN)
+def m_client_assertion_iss_aud(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    """OIDCCEnsureClientAssertionWithIssAudSucceeds (§2.6): the code is redeemed with a private_key_jwt
+    assertion whose aud is the issuer, not the token endpoint. The OP should accept it (RFC 7523 §3 and
+    OIDC Core §9 only recommend the token endpoint). A rejection is a warning, provided it is a valid
+    error response: JSON, a well-formed error, HTTP 400 (401 allowed for invalid_client), and the
+    error invalid_client; anything else fails. After the token endpoint the module stops."""
+    require(client.auth_method == "private_key_jwt", "the module applies to private_key_jwt clients only")
+    params = new_auth_params(ctx, client)
+    res = authorize(ctx, Browser(ctx), params)
+    resp = check_callback_success(ctx, run, res, params)
+    parts = response_parts(params)
+    require("code" in parts, f"response_type={client.response_type} gives no code")
+    code = resp["code"]
+    front = None
+    if "id_token" in parts:
+        front = verify_id_token(ctx, run, resp["id_token"], client, params.get("nonce"), code=code,
+                                access_token=resp.get("access_token"), where="the authorization endpoint's id_token")
+    t = token_request(ctx, client, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
+                      assertion_aud=ctx.issuer)
+    err = t.body.get("error")
+    if err:  # CheckIfTokenEndpointResponseError as a WARNING, then the error response's checks
+        run.warn(f"the OP rejected the client assertion with aud = the issuer {ctx.issuer!r}: HTTP {t.status} "
+                 f"error={err!r}" + (f" ({t.body['error_description']})" if t.body.get("error_description") else ""))
+        require(t.headers.get("Content-Type", "").startswith("application/json"),
+                f"the token endpoint's error response is not JSON: {t.headers.get('Content-Type')!r}")
+        require(isinstance(err, str) and bool(ERROR_DESC_RE.match(err)),
+                f"'error' {err!r} uses characters RFC 6749 §5.2 does not allow")
+        for k in ("error_description", "error_uri"):
+            if k in t.body:
+                require(isinstance(t.body[k], str) and bool(ERROR_DESC_RE.match(t.body[k])),
+                        f"{k} uses characters RFC 6749 §5.2 does not allow")
+        if err == "invalid_client":
+            require(t.status in (400, 401), f"HTTP {t.status} for invalid_client, expected 400 or 401 (RFC 6749 §5.2)")
+        else:
+            require(t.status == 400, f"HTTP {t.status} for error {err!r}, expected 400 (RFC 6749 §5.2)")
+        require(err == "invalid_client", f"the client assertion with aud = the issuer was rejected with {err!r} "
+                f"(HTTP {t.status}); only invalid_client is an acceptable rejection")
+        return f"rejected with HTTP {t.status} invalid_client"
+    check_token_response(run, t)
+    claims = verify_id_token(ctx, run, t.body["id_token"], client, params.get("nonce"), t.body["access_token"], code,
+                             where="the token endpoint's id_token")
+    if front is not None:
+        require(claims["sub"] == front["sub"], "sub in the authorization endpoint's id_token does not match the "
+                "token endpoint's")
+    return f"client assertion with aud={ctx.issuer} accepted"
 
 
 # --------------------------------------------------------------------------- config plan
@@ -2452,7 +2583,7 @@ LOGOUT_PLANS = {"frontchannel": "oidcc-frontchannel-rp-initiated-logout-certific
                 "backchannel": "oidcc-backchannel-rp-initiated-logout-certification-test-plan",
                 "rp": "oidcc-rp-initiated-logout-certification-test-plan"}
 PLAN_ORDER = list(dict.fromkeys([PLAN_VARIANTS[0].plan, CONFIG_PLAN, LOGOUT_PLANS["rp"], LOGOUT_PLANS["frontchannel"],
-                                 LOGOUT_PLANS["backchannel"]] + [pv.plan for pv in PLAN_VARIANTS]))
+                                 LOGOUT_PLANS["backchannel"]] + [pv.plan for pv in PLAN_VARIANTS] + [DYNAMIC_PLAN]))
 # --variant takes a label, or the plan part of one ("implicit" for "implicit id_token" and "implicit id_token token").
 VARIANT_CHOICES = sorted({pv.label for pv in PLAN_VARIANTS} | {pv.label.split()[0] for pv in PLAN_VARIANTS})
 
@@ -2463,6 +2594,8 @@ def variant_selected(label: str, wanted: str) -> bool:
 
 def plan_of(m: Module, label: str) -> str:
     """The suite's plan a run belongs to, for the per-plan counts."""
+    if m.plan is not None:
+        return m.plan
     if "logout" in m.name:
         return next((plan for key, plan in LOGOUT_PLANS.items() if key in m.name), LOGOUT_PLANS["rp"])
     if label == "config":
@@ -2476,9 +2609,9 @@ def main() -> int:
     ap.add_argument("--only", help="regular expression; run only modules whose name matches")
     ap.add_argument("--variant", choices=VARIANT_CHOICES, metavar="VARIANT",
                     help="run only this plan variant: a label (client_secret_basic, client_secret_post, "
-                         "'implicit id_token', 'hybrid code token', formpost-basic, …) or the plan part of one "
-                         "(implicit, hybrid, formpost-implicit, formpost-hybrid); modules without a client "
-                         "([config], [logout]) always run")
+                         "private_key_jwt, 'implicit id_token', 'hybrid code token', formpost-basic, …) or the "
+                         "plan part of one (implicit, hybrid, formpost-implicit, formpost-hybrid); modules without "
+                         "a client ([config], [logout]) always run")
     ap.add_argument("--workers", type=int, default=8,
                     help="modules run in parallel (default 8); modules that wait run on threads of their own")
     ap.add_argument("--ignore-scopes-supported", action="store_true",

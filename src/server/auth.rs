@@ -87,7 +87,8 @@ async fn assertion_auth(w: &Worker, entry: Arc<ClientEntry>, jwt: &str) -> Resul
     let c = &entry.stored.client;
     let cfg = w.config();
     let token_url = format!("{}/oauth2/token", cfg.urls.public);
-    let audiences = [token_url.as_str(), cfg.urls.issuer.as_str(), cfg.urls.issuer.trim_end_matches('/')];
+    // Exactly as advertised: the token endpoint URL or the issuer identifier, nothing close to them.
+    let audiences = [token_url.as_str(), cfg.urls.issuer.as_str()];
     let now = crate::server::state::unix_now();
     let refuse = |why: &'static str| OAuthError::hint(ErrorCode::InvalidClient, why);
     let keys = crate::server::client_keys::keys(w, &entry, false).await?;

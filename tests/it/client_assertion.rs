@@ -92,6 +92,8 @@ fn assertions_authenticate_once_and_bad_ones_never() {
         ("HS256 with the public key as secret", hs256),
         ("RS256 when ES256 is registered", sign(&rsa, &claims(&s, &id))),
         ("wrong aud", with("aud", json!("https://elsewhere.example/oauth2/token"))),
+        ("the issuer without its slash", with("aud", json!(format!("http://{}", s.public)))),
+        ("the token endpoint with a slash", with("aud", json!(format!("http://{}/oauth2/token/", s.public)))),
         ("expired", with("exp", json!(now() - 120))),
         ("exp too far ahead", with("exp", json!(now() + 2 * 86400))),
         ("no exp", with("exp", Value::Null)),
