@@ -31,4 +31,14 @@ impl KeySnapshot {
             .find(|k| k.jwk.use_.as_deref().unwrap_or("sig") == "sig")
             .and_then(|k| k.signer.clone())
     }
+
+    /// The newest private signing key of `set` for algorithm `alg`, if there is one.
+    pub fn signer_for(&self, set: &str, alg: crate::jose::jwk::Alg) -> Option<Arc<Signer>> {
+        self.sets
+            .get(set)?
+            .iter()
+            .filter(|k| k.jwk.use_.as_deref().unwrap_or("sig") == "sig")
+            .filter_map(|k| k.signer.clone())
+            .find(|s| s.alg() == alg)
+    }
 }

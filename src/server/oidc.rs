@@ -1,8 +1,9 @@
 //! OpenID Connect discovery (`/.well-known/openid-configuration`, also served as
 //! `/.well-known/oauth-authorization-server`) and userinfo (`GET/POST /userinfo`).
 //!
-//! Invariant: discovery advertises only what this server does (no implicit or hybrid response
-//! types, no `plain` PKCE, no request objects).
+//! Invariants: discovery advertises only what this server does (no `plain` PKCE, no request
+//! objects); a client registered with `userinfo_signed_response_alg: RS256` gets its userinfo as
+//! a JWT signed by an RS256 key of the ID-token set, never plain JSON (OIDC Core §5.3.2).
 
 use crate::http::Request;
 use crate::oauth2::error::{ErrorCode, OAuthError};
@@ -47,8 +48,8 @@ pub fn discovery(w: &Worker) -> Response {
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"],
             "id_token_signing_alg_values_supported": [alg],
             "id_token_signed_response_alg": [alg],
-            "userinfo_signing_alg_values_supported": ["none"],
-            "userinfo_signed_response_alg": ["none"],
+            "userinfo_signing_alg_values_supported": ["none", "RS256"],
+            "userinfo_signed_response_alg": ["none", "RS256"],
             "request_object_signing_alg_values_supported": ["none"],
             "code_challenge_methods_supported": ["S256"],
             "request_parameter_supported": false,
@@ -97,13 +98,51 @@ fn bearer(req: &Request) -> Result<Option<String>, OAuthError> {
 }
 
 pub async fn userinfo(w: &Worker, req: &Request) -> Response {
-    match userinfo_claims(w, req).await {
-        Ok(v) => Response::json_value(200, &v).no_store(),
-        Err(e) => bearer_error(&e),
+    let (claims, client_id) = match userinfo_claims(w, req).await {
+        Ok(x) => x,
+        Err(e) => return bearer_error(&e),
+    };
+    let signed = w
+        .shared
+        .clients
+        .load()
+        .clients
+        .get(&client_id)
+        .is_some_and(|e| e.stored.client.userinfo_signed_response_alg == "RS256");
+    if !signed {
+        return Response::json_value(200, &claims).no_store();
+    }
+    match signed_userinfo(w, claims, &client_id) {
+        Ok(jwt) => Response {
+            status: 200,
+            headers: vec![("Content-Type", "application/jwt".into())],
+            body: jwt.into_bytes(),
+            close: false,
+        }
+        .no_store(),
+        Err(e) => Response::oauth_error(&e),
     }
 }
 
-async fn userinfo_claims(w: &Worker, req: &Request) -> Result<serde_json::Value, OAuthError> {
+/// Userinfo as a JWT (OIDC Core §5.3.2): the claims plus `iss` and `aud`, signed by the newest
+/// RS256 key of the ID-token set.
+fn signed_userinfo(w: &Worker, mut claims: serde_json::Value, client_id: &str) -> Result<String, OAuthError> {
+    let signer = w
+        .shared
+        .keys
+        .load()
+        .signer_for(ID_TOKEN_SET, crate::jose::jwk::Alg::RS256)
+        .ok_or_else(|| OAuthError::hint(ErrorCode::ServerError, "No RS256 key signs userinfo responses."))?;
+    if let Some(m) = claims.as_object_mut() {
+        m.insert("iss".into(), json!(w.config().urls.issuer));
+        m.insert("aud".into(), json!([client_id]));
+    }
+    let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
+    signer.sign(&payload).map_err(|_| OAuthError::new(ErrorCode::ServerError))
+}
+
+/// The userinfo claims of the presented access token, and the client it was issued to.
+async fn userinfo_claims(w: &Worker, req: &Request) -> Result<(serde_json::Value, String), OAuthError> {
     let Some(token) = bearer(req)? else { return Err(OAuthError::new(ErrorCode::InvalidToken)) };
     let Some((tref, view)) = find_token(w, &token).await? else { return Err(OAuthError::new(ErrorCode::InvalidToken)) };
     let rec = view.get();
@@ -117,6 +156,12 @@ async fn userinfo_claims(w: &Worker, req: &Request) -> Result<serde_json::Value,
     {
         return Err(OAuthError::new(ErrorCode::InvalidToken));
     }
-    crate::server::code_grant::userinfo_claims(w, rec.scope.as_str(), rec.family.to_native(), u32::from(tref.partition))
-        .await
+    let claims = crate::server::code_grant::userinfo_claims(
+        w,
+        rec.scope.as_str(),
+        rec.family.to_native(),
+        u32::from(tref.partition),
+    )
+    .await?;
+    Ok((claims, client_id.to_string()))
 }

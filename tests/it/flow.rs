@@ -580,3 +580,49 @@ fn consent_sessions_are_listed_in_pages() {
         .send(s.admin)
         .expect(400);
 }
+
+/// A client registered with `userinfo_signed_response_alg: RS256` gets its userinfo as an RS256
+/// JWT (`application/jwt`) with `iss` and `aud`, even when the newest ID-token key is ES256;
+/// other clients get plain JSON.
+#[test]
+fn userinfo_is_signed_for_clients_that_ask() {
+    let s = Opts::new("legacy").start();
+    let signed = rp(&s, json!({"userinfo_signed_response_alg": "RS256"}));
+    let plain = rp(&s, json!({}));
+    let issuer = Req::get("/.well-known/openid-configuration").send(s.public).json()["issuer"].clone();
+    let jwks = |s: &Server| -> Vec<hydra::jose::jwk::Jwk> {
+        serde_json::from_value(Req::get("/.well-known/jwks.json").send(s.public).json()["keys"].clone()).unwrap()
+    };
+    let userinfo = |rp: &Rp| {
+        let t = exchange(&s, rp, &code_for(&s, rp, &[]), Some(VERIFIER)).json();
+        let at = field(&t, "access_token");
+        (Req::get("/userinfo").header("Authorization", &format!("Bearer {at}")).send(s.public), field(&t, "id_token"))
+    };
+    Req::new("POST", "/admin/keys/hydra.openid.id-token")
+        .json(&json!({"alg": "ES256", "kid": "newest-es256", "use": "sig"}))
+        .send(s.admin)
+        .expect(201);
+    let (r, id_token) = userinfo(&signed);
+    r.expect(200);
+    assert_eq!(r.header("content-type"), Some("application/jwt"));
+    r.assert_no_store();
+    let v = hydra::jose::jws::verify(&r.text(), &jwks(&s)).expect("signed with a published key");
+    assert_eq!(v.header["alg"], "RS256");
+    let c: Value = serde_json::from_slice(&v.payload).unwrap();
+    let id: Value = serde_json::from_str(&jwt_payload(&id_token)).unwrap();
+    assert_eq!(c["sub"], id["sub"]);
+    assert_eq!((c["iss"].clone(), c["aud"].clone()), (issuer, json!([signed.id])));
+    assert_eq!(c["email"], "alice@example.com");
+    assert!(c.get("nonce").is_none(), "{c}");
+    let id_header: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id_token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(id_header["alg"], "ES256", "ID tokens follow the newest key");
+    let (r, _) = userinfo(&plain);
+    assert!(r.expect(200).header("content-type").unwrap().starts_with("application/json"));
+    assert_eq!(r.json()["email"], "alice@example.com");
+    let d = Req::get("/.well-known/openid-configuration").send(s.public).json();
+    assert_eq!(d["userinfo_signing_alg_values_supported"], json!(["none", "RS256"]));
+}
