@@ -79,9 +79,9 @@ pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<Clien
 
 /// `private_key_jwt`: the assertion verifies with the client's keys (refetched once from its
 /// `jwks_uri` when it names a key not seen before), its claims hold, and its `jti` was never
-/// used: a durable marker until the assertion's `exp` (a flow row the janitor drops once
-/// `started + ttl.login_consent_request` has passed, so `started` is set that far before `exp`),
-/// so neither a replay nor a restart reopens the window.
+/// used: a durable marker recorded as a flow row that "started" at the assertion's `exp`, which
+/// the janitor drops only once `exp + ttl.login_consent_request` has passed (whatever that TTL is
+/// set to later), so neither a replay nor a restart reopens the window.
 async fn assertion_auth(w: &Worker, entry: Arc<ClientEntry>, jwt: &str) -> Result<Arc<ClientEntry>, OAuthError> {
     use crate::oauth2::client_assertion::{check, Refused};
     let c = &entry.stored.client;
@@ -107,8 +107,7 @@ async fn assertion_auth(w: &Worker, entry: Arc<ClientEntry>, jwt: &str) -> Resul
         Err(Refused::Claims(why)) => return Err(refuse(why)),
     };
     let marker = format!("jti\0{}\0{}", c.client_id, checked.jti);
-    let lifespan = cfg.ttl.login_consent_request.as_secs() as i64;
-    match w.shared.store.mark_flow(w.partition_for(&marker), &marker, checked.exp - lifespan).await {
+    match w.shared.store.mark_flow(w.partition_for(&marker), &marker, checked.exp).await {
         Ok(true) => Ok(entry),
         Ok(false) => Err(refuse("The client_assertion's jti has been used before.")),
         Err(e) => Err(crate::server::respond::store_error(e)),

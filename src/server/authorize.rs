@@ -13,7 +13,7 @@ use crate::oauth2::authorization_code::{Grant, GrantExt};
 use crate::oauth2::authorize::{self, html_escape, AuthError, AuthRequest, ClientView, Policy, ResponseMode};
 use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
 use crate::oauth2::id_token::{subject_for, IdTokenClaims};
-use crate::server::common::form_body;
+use crate::server::common::{form_body, too_old};
 use crate::server::flows::Step;
 use crate::server::respond::Response;
 use crate::server::sessions;
@@ -98,15 +98,6 @@ pub(crate) fn params(req: &Request) -> Result<Vec<(String, String)>, String> {
     }
     let q = req.head.query().unwrap_or("");
     form::decode(q.as_bytes()).map(form::Form::into_pairs).map_err(|e| e.description().to_string())
-}
-
-fn expired(w: &Worker, flow: &Flow) -> bool {
-    too_old(w, flow.requested_at)
-}
-
-/// Whether a flow that started at `requested_at` is past `ttl.login_consent_request`.
-pub(crate) fn too_old(w: &Worker, requested_at: i64) -> bool {
-    unix_now() - requested_at > w.config().ttl.login_consent_request.as_secs() as i64
 }
 
 /// A new authorization request: validate, then hand over to the login app.
@@ -248,7 +239,7 @@ async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
         return fatal(w, "invalid_request", "The login verifier is invalid.");
     };
     let r = &flow.request;
-    if expired(w, &flow) {
+    if too_old(w, flow.requested_at) {
         return error_to_client(w, r, "request_unauthorized", "The login request has expired.");
     }
     let login_cookie = flow::csrf_cookie_name("login", cfg.dev, &r.client_id);
@@ -332,7 +323,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     if client_id.is_some_and(|c| c != r.client_id) {
         return fatal(w, "invalid_request", "The client_id does not match the consent verifier.");
     }
-    if expired(w, &flow) {
+    if too_old(w, flow.requested_at) {
         return error_to_client(w, r, "request_unauthorized", "The consent request has expired.");
     }
     let consent_cookie = flow::csrf_cookie_name("consent", cfg.dev, &r.client_id);

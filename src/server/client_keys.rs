@@ -9,7 +9,7 @@
 //! into public signing keys only and never logged.
 
 use crate::jose::jwk::Jwk;
-use crate::oauth2::client_assertion::{inline_keys, parse_key_set};
+use crate::oauth2::client_assertion::parse_key_set;
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::server::state::{ClientEntry, Worker};
 use std::collections::HashMap;
@@ -39,7 +39,7 @@ fn cache() -> &'static Mutex<HashMap<String, Cached>> {
 pub async fn keys(w: &Worker, entry: &ClientEntry, refresh: bool) -> Result<Arc<Vec<Jwk>>, OAuthError> {
     let c = &entry.stored.client;
     if c.jwks_uri.is_empty() {
-        return Ok(Arc::new(inline_keys(&c.jwks)));
+        return Ok(Arc::new(parse_key_set(&c.jwks)));
     }
     if let Ok(map) = cache().lock() {
         if let Some(hit) = map.get(&c.client_id).filter(|h| h.version == entry.version && h.uri == c.jwks_uri) {

@@ -66,3 +66,9 @@ pub async fn find_token(w: &Worker, token: &str) -> Result<Option<(TokenRef, Tok
     }
     Ok(Some((r, view)))
 }
+
+/// Whether a login, consent or logout request that started at `requested_at` is past
+/// `ttl.login_consent_request` (its challenge and verifier no longer count).
+pub fn too_old(w: &Worker, requested_at: i64) -> bool {
+    crate::server::state::unix_now() - requested_at > w.config().ttl.login_consent_request.as_secs() as i64
+}

@@ -56,7 +56,7 @@ async fn load(w: &Worker, req: &Request, step: Step) -> Result<(Flow, String), R
         ));
     };
     let flow = flow::open_flow(&w.shared.flow_keys, step.purpose(), &c).map_err(|_| not_found())?;
-    if unix_now() - flow.requested_at > w.config().ttl.login_consent_request.as_secs() as i64 {
+    if crate::server::common::too_old(w, flow.requested_at) {
         return Err(Response::generic_error(401, "request_unauthorized", "The request has expired."));
     }
     let partition = w.partition_for(&flow.id);

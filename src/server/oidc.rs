@@ -10,8 +10,9 @@ use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::server::common::find_token;
 use crate::server::keys::ID_TOKEN_SET;
 use crate::server::respond::Response;
-use crate::server::state::{unix_now, Worker};
+use crate::server::state::{unix_now, ClientEntry, Worker};
 use serde_json::json;
+use std::sync::Arc;
 
 pub fn discovery(w: &Worker) -> Response {
     let cfg = w.config();
@@ -98,21 +99,14 @@ fn bearer(req: &Request) -> Result<Option<String>, OAuthError> {
 }
 
 pub async fn userinfo(w: &Worker, req: &Request) -> Response {
-    let (claims, client_id) = match userinfo_claims(w, req).await {
+    let (claims, client) = match userinfo_claims(w, req).await {
         Ok(x) => x,
         Err(e) => return bearer_error(&e),
     };
-    let signed = w
-        .shared
-        .clients
-        .load()
-        .clients
-        .get(&client_id)
-        .is_some_and(|e| e.stored.client.userinfo_signed_response_alg == "RS256");
-    if !signed {
+    if client.stored.client.userinfo_signed_response_alg != "RS256" {
         return Response::json_value(200, &claims).no_store();
     }
-    match signed_userinfo(w, claims, &client_id) {
+    match signed_userinfo(w, claims, &client.stored.client.client_id) {
         Ok(jwt) => Response {
             status: 200,
             headers: vec![("Content-Type", "application/jwt".into())],
@@ -142,20 +136,17 @@ fn signed_userinfo(w: &Worker, mut claims: serde_json::Value, client_id: &str) -
 }
 
 /// The userinfo claims of the presented access token, and the client it was issued to.
-async fn userinfo_claims(w: &Worker, req: &Request) -> Result<(serde_json::Value, String), OAuthError> {
+async fn userinfo_claims(w: &Worker, req: &Request) -> Result<(serde_json::Value, Arc<ClientEntry>), OAuthError> {
     let Some(token) = bearer(req)? else { return Err(OAuthError::new(ErrorCode::InvalidToken)) };
     let Some((tref, view)) = find_token(w, &token).await? else { return Err(OAuthError::new(ErrorCode::InvalidToken)) };
     let rec = view.get();
     let client_id = rec.client_id.as_str();
     let snapshot = w.shared.clients.load();
     let revoked = snapshot.below_watermark(client_id, tref.partition, tref.seq);
-    if rec.kind.native() != hydra_storage::TokenKind::Access
-        || unix_now() >= rec.expires_at.to_native()
-        || revoked
-        || !snapshot.clients.contains_key(client_id)
-    {
+    let live = rec.kind.native() == hydra_storage::TokenKind::Access && unix_now() < rec.expires_at.to_native();
+    let Some(client) = snapshot.clients.get(client_id).filter(|_| live && !revoked).cloned() else {
         return Err(OAuthError::new(ErrorCode::InvalidToken));
-    }
+    };
     let claims = crate::server::code_grant::userinfo_claims(
         w,
         rec.scope.as_str(),
@@ -163,5 +154,5 @@ async fn userinfo_claims(w: &Worker, req: &Request) -> Result<(serde_json::Value
         u32::from(tref.partition),
     )
     .await?;
-    Ok((claims, client_id.to_string()))
+    Ok((claims, client))
 }

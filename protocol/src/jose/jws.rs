@@ -249,6 +249,14 @@ pub fn verify(token: &str, keys: &[Jwk]) -> Result<Verified, JoseError> {
     })
 }
 
+/// One part of a compact JWS (0: header, 1: payload) as JSON, **unverified**: for choosing a key
+/// or a client before verification, or where only how an error is delivered depends on it.
+/// Parts over 16 KiB are not read.
+pub fn peek(jwt: &str, part: usize) -> Option<serde_json::Value> {
+    let text = jwt.split('.').nth(part).filter(|t| t.len() <= 16 * 1024)?;
+    serde_json::from_slice(&b64url_decode(text).ok()?).ok()
+}
+
 /// OpenID Connect `at_hash` / `c_hash`: base64url of the left half of the hash that the ID token's
 /// algorithm uses (SHA-256, -384 or -512 as its name says; SHA-512 for EdDSA per OIDC's Ed25519
 /// convention).

@@ -440,12 +440,7 @@ pub fn parse(
 /// Only how an error is delivered depends on this, never where: the redirect URI was validated
 /// from the plain parameters.
 fn from_request_object(params: &[(String, String)], name: &str) -> Option<String> {
-    let jwt = param(params, "request")?;
-    let payload = jwt.split('.').nth(1)?;
-    if payload.len() > 16 * 1024 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    let v = crate::jose::jws::peek(param(params, "request")?, 1)?;
     v.get(name)?.as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
 

@@ -9,6 +9,7 @@
 //! ahead; `jti` is required (the caller makes it single use until `exp`).
 
 use crate::jose::jwk::{Alg, Jwk};
+use crate::jose::jws::peek;
 use serde_json::Value;
 
 /// RFC 7523 §2.2 `client_assertion_type`.
@@ -42,14 +43,7 @@ pub enum Refused {
 /// The `sub` of an assertion's payload, unverified: which client it claims to be, to look the
 /// client up (RFC 7523 §3: `sub` is the client id). Nothing is trusted from it.
 pub fn claimed_client(jwt: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1)?;
-    if payload.len() > 16 * 1024 {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("sub")?.as_str().filter(|s| !s.is_empty()).map(String::from)
+    peek(jwt, 1)?.get("sub")?.as_str().filter(|s| !s.is_empty()).map(String::from)
 }
 
 /// Checks an assertion of `client_id` against its `keys`.
@@ -61,7 +55,7 @@ pub fn check(
     audiences: &[&str],
     now: i64,
 ) -> Result<Checked, Refused> {
-    let kid = header_kid(jwt);
+    let kid = peek(jwt, 0).and_then(|h| h.get("kid")?.as_str().map(String::from));
     let v = crate::jose::jws::verify(jwt, keys).map_err(|_| Refused::Signature { kid: kid.clone() })?;
     let alg = v.header.get("alg").and_then(Value::as_str).and_then(Alg::parse);
     if alg.map(Alg::as_str) != Some(signing_alg) {
@@ -100,21 +94,8 @@ pub fn check(
     Ok(Checked { jti: jti.to_string(), exp, kid })
 }
 
-fn header_kid(jwt: &str) -> Option<String> {
-    use base64::Engine;
-    let h = jwt.split('.').next()?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
-    v.get("kid")?.as_str().map(String::from)
-}
-
-/// The keys of a client's inline `jwks` (`{"keys": [...]}`); keys that do not parse, are not for
-/// signatures, or fail validation are left out.
-pub fn inline_keys(jwks: &Value) -> Vec<Jwk> {
-    parse_key_set(jwks)
-}
-
-/// The keys of a JWK set document (`jwks` inline or fetched from `jwks_uri`), public parts only.
+/// The keys of a JWK set document (`jwks` inline or fetched from `jwks_uri`), public parts only;
+/// keys that do not parse, are not for signatures, or fail validation are left out.
 pub fn parse_key_set(doc: &Value) -> Vec<Jwk> {
     let Some(keys) = doc.get("keys").and_then(Value::as_array) else { return Vec::new() };
     keys.iter()
