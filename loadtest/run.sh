@@ -12,6 +12,9 @@
 #               with the ID token as hint → logout accept → verifier), $FLOW_CONNS at once
 #   flow-es256  the flow again after an ES256 key was added to `hydra.openid.id-token` (the newest
 #               key signs), so the ID token is ES256
+#   issuance-jwt, introspect-jwt  issuance and introspection for a client with
+#               `access_token_strategy: jwt` (RS256 keys of `hydra.jwt.access-token`, generated)
+#   issuance-jwt-es256  issuance again after an ES256 key was added to `hydra.jwt.access-token`
 # Prints one table and writes it, with the exact commands, under loadtest/runs/.
 #
 # Env: DURATION (15s), CONNS (64), SERVER_CPUS (0), LOAD_CPUS (1), POOL (2000 tokens),
@@ -86,6 +89,10 @@ SECRET=$(json_field "$CLIENT" client_secret)
 
 # A pool of valid tokens for introspection, one form body per line.
 token_pool "$ID" "$SECRET" "$POOL" "$DATA/pool.txt"
+JCLIENT=$(new_client --grant-type client_credentials --scope read --name loadtest-jwt --access-token-strategy jwt)
+JID=$(json_field "$JCLIENT" client_id)
+JSECRET=$(json_field "$JCLIENT" client_secret)
+token_pool "$JID" "$JSECRET" "$POOL" "$DATA/pool-jwt.txt"
 
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -98,6 +105,9 @@ CMDS[introspect]="${OHA[*]} -m POST -T application/x-www-form-urlencoded -Z <poo
 CMDS[flow]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode flow --conns $FLOW_CONNS"
 CMDS[flow-es256]="$BIN create jwk hydra.openid.id-token --alg ES256 -e http://127.0.0.1:$ADM, then ${CMDS[flow]}"
 CMDS[logout]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode logout --conns $FLOW_CONNS"
+CMDS[issuance-jwt]="${OHA[*]} -m POST -a $JID:<secret> -T application/x-www-form-urlencoded -d grant_type=client_credentials&scope=read http://127.0.0.1:$PUB/oauth2/token (client with access_token_strategy jwt)"
+CMDS[introspect-jwt]="${OHA[*]} -m POST -T application/x-www-form-urlencoded -Z <pool of $POOL RS256 JWT access tokens> http://127.0.0.1:$ADM/admin/oauth2/introspect"
+CMDS[issuance-jwt-es256]="$BIN create jwk hydra.jwt.access-token --alg ES256 -e http://127.0.0.1:$ADM, then ${CMDS[issuance-jwt]}"
 CMDS[refresh]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode refresh --scope offline_access --conns $CONNS"
 
 # ROUNDS > 1 repeats the scenarios in turn; the table shows each scenario's median round,
@@ -162,6 +172,22 @@ SQL
   CMDS[issuance-2nodes]="two servers on the database, then ${HALF[*]} against each at once"
 fi
 
+# JWT access tokens: RS256 (the generated key), then ES256 once such a key is the newest.
+JWT_ISSUE=(-m POST -a "$JID:$JSECRET" -T application/x-www-form-urlencoded -d 'grant_type=client_credentials&scope=read'
+  "http://127.0.0.1:$PUB/oauth2/token")
+for r in $(seq "$ROUNDS"); do
+  "${OHA[@]}" "${JWT_ISSUE[@]}" >"$DATA/issuance-jwt.$r.json"
+  sleep 1
+  "${OHA[@]}" -m POST -T application/x-www-form-urlencoded -Z "$DATA/pool-jwt.txt" \
+    "http://127.0.0.1:$ADM/admin/oauth2/introspect" >"$DATA/introspect-jwt.$r.json"
+  sleep 1
+done
+"$BIN" create jwk hydra.jwt.access-token --alg ES256 -e "http://127.0.0.1:$ADM" --quiet >/dev/null
+for r in $(seq "$ROUNDS"); do
+  "${OHA[@]}" "${JWT_ISSUE[@]}" >"$DATA/issuance-jwt-es256.$r.json"
+  sleep 1
+done
+
 # An ES256 key, newest in the ID-token set, signs from now on.
 "$BIN" create jwk hydra.openid.id-token --alg ES256 -e "http://127.0.0.1:$ADM" --quiet >/dev/null
 for r in $(seq "$ROUNDS"); do
@@ -185,7 +211,7 @@ def round_ratio(name):
     # speed drifts between rounds, so only ratios taken close together compare.
     ratios = sorted(rate(name, r) / rate("ceiling", r) for r in range(1, rounds + 1))
     return ratios[len(ratios) // 2]
-for name in ["ceiling", "issuance", "introspect"]:
+for name in ["ceiling", "issuance", "introspect", "issuance-jwt", "introspect-jwt", "issuance-jwt-es256"]:
     j = median_round(name)
     s = j["summary"]
     rps = s["requestsPerSec"]
@@ -274,7 +300,7 @@ echo "$TABLE"
   echo
   echo "Commands:"
   echo
-  for k in ceiling issuance introspect flow refresh logout flow-es256; do echo "- $k: \`${CMDS[$k]}\`"; done
+  for k in ceiling issuance introspect issuance-jwt introspect-jwt issuance-jwt-es256 flow refresh logout flow-es256; do echo "- $k: \`${CMDS[$k]}\`"; done
   if [ -n "$PG" ]; then
     for k in pgbench-insert1 pgbench-select issuance-2nodes; do echo "- $k: \`${CMDS[$k]}\`"; done
     echo

@@ -158,6 +158,50 @@ pub fn verify(keys: &TokenKeys, token: &str) -> Option<TokenRef> {
     Some(TokenRef { token_type: t, partition, seq: u64::from_be_bytes(seq), signature })
 }
 
+/// The `jti` of a JWT access token names its record: the key part of an opaque token (format,
+/// partition, sequence, 32 random bytes), base64url. The record stores SHA-256 over a tag and that
+/// key part. No MAC is needed: the JWT's signature already vouches for its `jti`, and a `jti` alone
+/// (as resource servers log it) is not a credential, because a token is looked up only after its
+/// JWT signature verified. `Minted::token` is the `jti` text.
+pub fn mint_jti(partition: u16, seq: u64, random: &[u8; 32]) -> Minted {
+    let mut key_part = [0u8; KEY_PART_LEN];
+    key_part[0] = FORMAT;
+    key_part[1..3].copy_from_slice(&partition.to_be_bytes());
+    key_part[3..11].copy_from_slice(&seq.to_be_bytes());
+    key_part[11..].copy_from_slice(random);
+    Minted { token: URL_SAFE_NO_PAD.encode(key_part), signature: jti_digest(&key_part) }
+}
+
+fn jti_digest(key_part: &[u8; KEY_PART_LEN]) -> [u8; SIG_LEN] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(b"j");
+    ctx.update(key_part);
+    let mut out = [0u8; SIG_LEN];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// Where the record of a (signature-verified) JWT access token's `jti` lives; `None` for a `jti`
+/// this server did not mint.
+pub fn jti_ref(jti: &str) -> Option<TokenRef> {
+    if jti.len() != 58 {
+        return None;
+    }
+    let mut key_part = [0u8; KEY_PART_LEN];
+    if URL_SAFE_NO_PAD.decode_slice(jti, &mut key_part).ok()? != KEY_PART_LEN || key_part[0] != FORMAT {
+        return None;
+    }
+    let partition = u16::from_be_bytes([key_part[1], key_part[2]]);
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&key_part[3..11]);
+    Some(TokenRef {
+        token_type: TokenType::AccessToken,
+        partition,
+        seq: u64::from_be_bytes(seq),
+        signature: jti_digest(&key_part),
+    })
+}
+
 /// Lowercase hex, one allocation (request ids, flow ids, pairwise subjects).
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -225,6 +269,21 @@ mod tests {
         let alt = if last == 'A' { 'B' } else { 'A' };
         t.push(alt);
         assert!(verify(&k, &t).is_none());
+    }
+
+    #[test]
+    fn jti_names_its_record_and_nothing_else() {
+        let m = mint_jti(3, 99, &[7; 32]);
+        let r = jti_ref(&m.token).unwrap();
+        assert_eq!((r.token_type, r.partition, r.seq, r.signature), (TokenType::AccessToken, 3, 99, m.signature));
+        let other = mint_jti(3, 99, &[8; 32]);
+        assert_ne!(other.signature, m.signature, "the random part is bound into the stored digest");
+        let k = keys(&["a-very-long-system-secret"]);
+        let opaque = mint(&k, TokenType::AccessToken, 3, 99, &[7; 32]);
+        assert_ne!(opaque.signature, m.signature, "an opaque spelling never matches a JWT's record");
+        for junk in ["", "abc", &m.token[1..], &format!("{}A", m.token)] {
+            assert!(jti_ref(junk).is_none(), "{junk:?}");
+        }
     }
 
     #[test]

@@ -422,9 +422,19 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     let mut access_token = None;
     if rt.token {
         let Ok(at_seq) = store.next_seq(partition).await else { return unavailable() };
-        let random = w.rng.borrow_mut().next32();
-        let at = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, at_seq, &random);
         let ext = serde_json::to_string(&consent.access_token).unwrap_or_else(|_| "{}".into());
+        let scope = scope.join(" ");
+        let g = crate::server::access_token::Grant {
+            subject: &login.subject,
+            scope: &scope,
+            audience: &audience,
+            issued_at: now,
+            expires_at: now + at_life,
+            ext: &ext,
+        };
+        let Ok(at) = crate::server::access_token::mint(w, client, partition, at_seq, &g).await else {
+            return error_to_client(w, r, "server_error", "The access token could not be signed.");
+        };
         records.push((at_seq, grant_record(TokenKind::Access, at.signature, at_life, ext)));
         access_token = Some(at.token);
     }

@@ -11,6 +11,7 @@ use crate::oauth2::client::Client;
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::id_token::IdTokenClaims;
 use crate::oauth2::token_response;
+use crate::server::access_token::{self, Grant};
 use crate::server::keys::{self, ID_TOKEN_SET};
 use crate::server::respond::StoreResult;
 use crate::server::state::{unix_now, Worker};
@@ -49,12 +50,13 @@ async fn issue(
     let now = unix_now();
     let at_life = cfg.ttl.access_token.as_secs() as i64;
     let at_seq = store.next_seq(partition).await.oauth()?;
-    let at = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, at_seq, &w.rng.borrow_mut().next32());
     let at_ext = match parsed {
         Some(p) => serde_json::to_string(&p.at).unwrap_or_default(),
         None => GrantExt::access_claims(&grant.ext)?,
     };
     let scope = scope.join(" ");
+    let at_grant = Grant { subject, scope: &scope, audience, issued_at: now, expires_at: now + at_life, ext: &at_ext };
+    let at = access_token::mint(w, client, partition, at_seq, &at_grant).await?;
     let base = TokenRecord {
         kind: TokenKind::Access,
         signature: at.signature,

@@ -7,7 +7,7 @@ use crate::http::Request;
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::server::respond::StoreResult;
 use crate::server::state::Worker;
-use crate::token::{same_signature, verify, TokenRef, TokenType};
+use crate::token::{same_signature, TokenRef, TokenType};
 use hydra_storage::{Storage, TokenKind, TokenView};
 
 /// Decodes a protocol endpoint's body: `application/x-www-form-urlencoded` (parameters such as
@@ -48,11 +48,11 @@ pub fn required_token(form: &Form) -> Result<&str, OAuthError> {
     }
 }
 
-/// Finds the stored record of a presented token: the MAC is verified first (no storage access for
-/// a forged token), then the record is read straight from its partition (redb read transactions
+/// Finds the stored record of a presented token: the MAC (or a JWT access token's signature) is
+/// verified first (no storage access for a forged token), then the record is read straight from its partition (redb read transactions
 /// are safe from any thread) and must carry the same signature and kind. `None` for anything else.
 pub async fn find_token(w: &Worker, token: &str) -> Result<Option<(TokenRef, TokenView)>, OAuthError> {
-    let Some(r) = verify(&w.shared.token_keys, token) else { return Ok(None) };
+    let Some(r) = crate::server::access_token::locate(w, token) else { return Ok(None) };
     let Some(view) = w.shared.store.get_token_view(u32::from(r.partition), r.seq).await.oauth()? else {
         return Ok(None);
     };

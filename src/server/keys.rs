@@ -350,9 +350,14 @@ pub async fn signer(w: &Worker, set: &'static str) -> Result<Arc<Signer>, Respon
 
 /// The public keys that verify our ID tokens (for `id_token_hint`s).
 pub fn id_token_public_keys(w: &Worker) -> Vec<crate::jose::jwk::Jwk> {
+    public_keys(w, ID_TOKEN_SET)
+}
+
+/// The public signature keys of `set`.
+pub fn public_keys(w: &Worker, set: &str) -> Vec<crate::jose::jwk::Jwk> {
     let snap = w.shared.keys.load();
     snap.sets
-        .get(ID_TOKEN_SET)
+        .get(set)
         .map(|keys| keys.iter().filter(|k| k.jwk.use_.as_deref() != Some("enc")).map(|k| k.jwk.public()).collect())
         .unwrap_or_default()
 }

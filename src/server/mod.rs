@@ -16,6 +16,7 @@ pub mod respond;
 pub mod router;
 pub mod state;
 
+mod access_token;
 mod auth;
 pub mod authorize;
 mod backchannel;

@@ -7,13 +7,13 @@ use crate::oauth2::client_auth;
 use crate::oauth2::client_credentials::{self, Policy};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::token_request::{self, TokenRequest};
+use crate::server::access_token::{self, Grant};
 use crate::server::auth::authenticate;
 use crate::server::code_grant;
 use crate::server::common::form_body;
 use crate::server::respond::Response;
 use crate::server::respond::StoreResult;
 use crate::server::state::{unix_now, Worker};
-use crate::token::{mint, TokenType};
 use hydra_storage::{Storage, TokenKind, TokenRecord};
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
@@ -71,10 +71,18 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
             if !still_same {
                 return Err(OAuthError::new(ErrorCode::InvalidClient).with_basic(presented.is_basic()));
             }
-            let random = w.rng.borrow_mut().next32();
-            let minted = mint(&w.shared.token_keys, TokenType::AccessToken, partition as u16, seq, &random);
             let now = unix_now();
             let lifespan = plan.lifespan.as_secs().min(i64::MAX as u64 / 2) as i64;
+            let c = &client.stored.client;
+            let grant = Grant {
+                subject: &c.client_id,
+                scope: &plan.scope,
+                audience: &plan.audience,
+                issued_at: now,
+                expires_at: now.saturating_add(lifespan),
+                ext: "",
+            };
+            let minted = access_token::mint(w, c, partition, seq, &grant).await?;
             let body = client_credentials::response_body(&minted.token, lifespan, &plan.scope);
             let record = TokenRecord {
                 kind: TokenKind::Access,

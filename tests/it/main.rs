@@ -17,6 +17,7 @@ mod flow;
 mod implicit;
 mod introspect;
 mod janitor;
+mod jwt_access_token;
 mod keys;
 mod logout;
 mod metrics;

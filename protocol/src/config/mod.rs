@@ -169,6 +169,10 @@ pub struct Ttl {
 #[derive(Debug, Clone)]
 pub struct Strategies {
     pub scope: ScopeStrategy,
+    /// `strategies.access_token: jwt` (a client's `access_token_strategy` overrides it).
+    pub jwt_access_tokens: bool,
+    /// How JWT access tokens are shaped (`strategies.jwt.scope_claim` and the `oauth2.*` claim keys).
+    pub jwt: crate::oauth2::jwt_access_token::Shaping,
 }
 
 /// `oauth2.*`.
@@ -363,13 +367,26 @@ impl Config {
             Some("exact") => ScopeStrategy::Exact,
             Some(s) => return Err(err("strategies.scope", format!("must be wildcard or exact, got {s:?}"))),
         };
-        match raw.str("strategies.access_token")?.as_deref() {
-            None | Some("opaque") => {}
-            Some("jwt") => {
-                return Err(err("strategies.access_token", "jwt access tokens are not supported yet; use opaque"))
-            }
+        let jwt_access_tokens = match raw.str("strategies.access_token")?.as_deref() {
+            None | Some("opaque") => false,
+            Some("jwt") => true,
             Some(s) => return Err(err("strategies.access_token", format!("must be opaque or jwt, got {s:?}"))),
-        }
+        };
+        let jwt_shaping = {
+            use crate::oauth2::jwt_access_token::{ScopeClaim, Shaping};
+            let scope_claim = match raw.str("strategies.jwt.scope_claim")? {
+                None => ScopeClaim::List,
+                Some(s) => ScopeClaim::parse(&s).ok_or_else(|| {
+                    err("strategies.jwt.scope_claim", format!("must be list, string or both, got {s:?}"))
+                })?,
+            };
+            Shaping {
+                scope_claim,
+                exclude_not_before: raw.bool("oauth2.exclude_not_before_claim")?.unwrap_or(false),
+                allowed_top_level: raw.list("oauth2.allowed_top_level_claims")?.unwrap_or_default(),
+                mirror_top_level: raw.bool("oauth2.mirror_top_level_claims")?.unwrap_or(true),
+            }
+        };
         let bcrypt = match raw.str("oauth2.hashers.algorithm")?.as_deref() {
             None | Some("pbkdf2") => false,
             Some("bcrypt") => true,
@@ -473,7 +490,7 @@ impl Config {
                 auth_code: ttl("ttl.auth_code", Duration::from_secs(600))?,
                 login_consent_request: ttl("ttl.login_consent_request", Duration::from_secs(1800))?,
             },
-            strategies: Strategies { scope: scope_strategy },
+            strategies: Strategies { scope: scope_strategy, jwt_access_tokens, jwt: jwt_shaping },
             oauth2: OAuth2 {
                 pkce_enforced: raw.bool("oauth2.pkce.enforced")?.unwrap_or(false),
                 pkce_enforced_for_public_clients: raw.bool("oauth2.pkce.enforced_for_public_clients")?.unwrap_or(false),

@@ -12,6 +12,7 @@ pub mod flow;
 pub mod hasher;
 pub mod id_token;
 pub mod introspection;
+pub mod jwt_access_token;
 pub mod logout;
 pub mod page_token;
 pub mod scope;

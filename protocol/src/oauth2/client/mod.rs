@@ -311,6 +311,20 @@ impl Client {
         self.scope.split_whitespace()
     }
 
+    /// Whether this client's access tokens are JWTs: its own `access_token_strategy`, else the
+    /// server's `strategies.access_token`. A pairwise client always gets opaque tokens: a JWT
+    /// would show it the subject that pairwise identifiers exist to hide.
+    pub fn jwt_access_tokens(&self, server_jwt: bool) -> bool {
+        if self.subject_type == "pairwise" {
+            return false;
+        }
+        match self.access_token_strategy.as_str() {
+            "jwt" => true,
+            "opaque" => false,
+            _ => server_jwt,
+        }
+    }
+
     /// Public clients (`token_endpoint_auth_method=none`) have no usable secret.
     pub fn is_public(&self) -> bool {
         self.token_endpoint_auth_method == "none"
@@ -931,6 +945,24 @@ mod tests {
         assert_eq!(c.authorization_code_grant_id_token_lifespan.as_deref(), Some("0s"));
         assert_eq!(c.lifespan(Lifespan::ClientCredentialsAccessToken), Some(Duration::from_secs(5400)));
         assert_eq!(c.lifespan(Lifespan::ImplicitAccessToken), None);
+    }
+
+    #[test]
+    fn access_token_strategy_per_client() {
+        let p = ClientPolicy {
+            subject_types_supported: vec!["pairwise".into(), "public".into()],
+            ..ClientPolicy::default()
+        };
+        let err = prepare_create(br#"{"subject_type":"pairwise","access_token_strategy":"jwt"}"#, &p, &rng(), NOW);
+        assert!(err.is_err(), "a JWT would reveal the subject pairwise hides");
+        let pairwise = prepare_create(br#"{"subject_type":"pairwise"}"#, &p, &rng(), NOW).unwrap().client;
+        assert!(!pairwise.jwt_access_tokens(true), "pairwise clients keep opaque tokens under a global jwt strategy");
+        let jwt = prepare_create(br#"{"access_token_strategy":"jwt"}"#, &p, &rng(), NOW).unwrap().client;
+        assert!(jwt.jwt_access_tokens(false));
+        let opaque = prepare_create(br#"{"access_token_strategy":"opaque"}"#, &p, &rng(), NOW).unwrap().client;
+        assert!(!opaque.jwt_access_tokens(true));
+        let unset = prepare_create(b"{}", &p, &rng(), NOW).unwrap().client;
+        assert!(unset.jwt_access_tokens(true) && !unset.jwt_access_tokens(false));
     }
 
     #[test]

@@ -266,6 +266,12 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
         }
         c.access_token_strategy = canonical;
     }
+    if c.access_token_strategy == "jwt" && c.subject_type == "pairwise" {
+        // Stricter than Hydra: the JWT would carry the subject that pairwise identifiers hide.
+        return Err(ClientError::invalid_client_metadata(
+            "access_token_strategy jwt cannot be combined with subject_type pairwise: the token would reveal the subject.",
+        ));
+    }
 
     // Checks Hydra itself does not make (it stores anything and fails later at runtime).
     for g in c.grant_types.iter().flatten() {
