@@ -9,7 +9,8 @@
 //! registered method, exactly as Hydra does, which tells that the id exists. After a secret
 //! verifies, an HMAC of it (keyed per process) is cached per client and client version, compared
 //! in constant time, and ignored once the client changes. A `private_key_jwt` client presents a
-//! signed assertion instead, checked against its keys and made single use (`assertion_auth`).
+//! signed assertion instead, checked against its keys (or, for `client_secret_jwt`, its sealed
+//! secret) and made single use (`assertion_auth`).
 
 use crate::oauth2::client_auth::{check_method, Presented};
 use crate::oauth2::error::{ErrorCode, OAuthError};
@@ -78,7 +79,8 @@ pub async fn authenticate(w: &Worker, presented: &Presented) -> Result<Arc<Clien
 }
 
 /// `private_key_jwt`: the assertion verifies with the client's keys (refetched once from its
-/// `jwks_uri` when it names a key not seen before), its claims hold, and its `jti` was never
+/// `jwks_uri` when it names a key not seen before); `client_secret_jwt`: with the client's
+/// secret, opened from its sealed copy; either way its claims hold, and its `jti` was never
 /// used: a durable marker recorded as a flow row that "started" at the assertion's `exp`, which
 /// the janitor drops only once `exp + ttl.login_consent_request` has passed (whatever that TTL is
 /// set to later), so neither a replay nor a restart reopens the window.
@@ -91,6 +93,26 @@ async fn assertion_auth(w: &Worker, entry: Arc<ClientEntry>, jwt: &str) -> Resul
     let audiences = [token_url.as_str(), cfg.urls.issuer.as_str()];
     let now = crate::server::state::unix_now();
     let refuse = |why: &'static str| OAuthError::hint(ErrorCode::InvalidClient, why);
+    if c.auth_method() == "client_secret_jwt" {
+        let Some(secret) = open_secret(w, &entry) else {
+            return Err(refuse("The client has no usable secret for client_secret_jwt; set a new client_secret."));
+        };
+        let checked = crate::oauth2::client_assertion::check_hmac(
+            jwt,
+            &secret,
+            &c.client_id,
+            c.auth_signing_alg(),
+            &audiences,
+            now,
+        );
+        return match checked {
+            Ok(x) => single_use(w, entry, &x).await,
+            Err(Refused::Signature { .. }) => {
+                Err(refuse("The client_assertion is not signed with the client's secret."))
+            }
+            Err(Refused::Claims(why)) => Err(refuse(why)),
+        };
+    }
     let keys = crate::server::client_keys::keys(w, &entry, false).await?;
     let mut checked = check(jwt, &keys, &c.client_id, c.auth_signing_alg(), &audiences, now);
     if let Err(Refused::Signature { kid: Some(kid) }) = &checked {
@@ -106,12 +128,32 @@ async fn assertion_auth(w: &Worker, entry: Arc<ClientEntry>, jwt: &str) -> Resul
         }
         Err(Refused::Claims(why)) => return Err(refuse(why)),
     };
-    let marker = format!("jti\0{}\0{}", c.client_id, checked.jti);
+    single_use(w, entry, &checked).await
+}
+
+/// Makes a verified assertion's `jti` single use (see `assertion_auth`).
+async fn single_use(
+    w: &Worker,
+    entry: Arc<ClientEntry>,
+    checked: &crate::oauth2::client_assertion::Checked,
+) -> Result<Arc<ClientEntry>, OAuthError> {
+    let marker = format!("jti\0{}\0{}", entry.stored.client.client_id, checked.jti);
     match w.shared.store.mark_flow(w.partition_for(&marker), &marker, checked.exp).await {
         Ok(true) => Ok(entry),
-        Ok(false) => Err(refuse("The client_assertion's jti has been used before.")),
+        Ok(false) => {
+            Err(OAuthError::hint(ErrorCode::InvalidClient, "The client_assertion's jti has been used before."))
+        }
         Err(e) => Err(crate::server::respond::store_error(e)),
     }
+}
+
+/// The secret of a `client_secret_jwt` client, opened from its sealed copy.
+fn open_secret(w: &Worker, entry: &ClientEntry) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let sealed =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(entry.stored.sealed_secret.as_deref()?).ok()?;
+    let aad = crate::server::clients::secret_aad(&entry.stored.client.client_id);
+    crate::jose::seal::open(&w.shared.key_seal, aad.as_bytes(), &sealed).ok()
 }
 
 /// The cached digest binds the client id, so one client's digest never vouches for another.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 const DEFAULT_PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 500;
 
-fn policy(w: &Worker) -> ClientPolicy {
+pub(crate) fn policy(w: &Worker) -> ClientPolicy {
     let c = w.config();
     ClientPolicy {
         default_scope: c.oidc.default_client_scope.clone(),
@@ -28,7 +28,7 @@ fn policy(w: &Worker) -> ClientPolicy {
     }
 }
 
-fn client_error(e: ClientError) -> Response {
+pub(crate) fn client_error(e: ClientError) -> Response {
     Response::json_value(e.status, &e.to_json())
 }
 
@@ -40,7 +40,7 @@ fn store_error(e: hydra_storage::StoreError) -> Response {
     Response::oauth_error(&crate::server::respond::store_error(e))
 }
 
-fn lookup(w: &Worker, id: &str) -> Option<Arc<ClientEntry>> {
+pub(crate) fn lookup(w: &Worker, id: &str) -> Option<Arc<ClientEntry>> {
     w.shared.clients.load().clients.get(id).cloned()
 }
 
@@ -113,22 +113,101 @@ pub async fn create(w: &Worker, req: &Request) -> Response {
         Ok(nc) => nc,
         Err(e) => return client_error(e),
     };
-    if let Err(r) = check_sector(w, &nc.client).await {
-        return r;
+    let id = nc.client.client_id.clone();
+    match create_new(w, nc).await {
+        Ok(body) => Response::json_value(201, &body).header("Location", client::admin_location(&id)),
+        Err(r) => r,
     }
+}
+
+/// Stores a new client (admin or dynamic registration) with its hashed secret, its sealed one
+/// for `client_secret_jwt`, and a new registration access token; the answer carries the secret
+/// and the token once.
+pub(crate) async fn create_new(w: &Worker, nc: NewClient) -> Result<serde_json::Value, Response> {
+    check_sector(w, &nc.client).await?;
     let secret_hash = match &nc.plaintext_secret {
-        Some(s) => match hash(w, s.clone()).await {
-            Ok(h) => Some(h),
-            Err(r) => return r,
-        },
+        Some(s) => Some(hash(w, s.clone()).await?),
         None => None,
     };
-    let stored = StoredClient::new(nc.client.clone(), secret_hash);
-    if let Err(r) = write(w, stored, Write::Create).await {
-        return r;
+    let mut stored = StoredClient::new(nc.client.clone(), secret_hash);
+    seal_secret(w, &mut stored, nc.plaintext_secret.as_deref(), None)?;
+    let (token, digest) = registration_token()?;
+    stored.registration_token_hash = Some(digest);
+    write(w, stored, Write::Create).await?;
+    Ok(with_registration(w, nc.client.to_json(nc.plaintext_secret.as_deref()), &nc.client.client_id, Some(&token)))
+}
+
+/// A new registration access token (RFC 7592; `ory_at_` and 256 random bits, as Hydra shapes
+/// it) and the digest stored in its place.
+pub(crate) fn registration_token() -> Result<(String, String), Response> {
+    use base64::Engine;
+    let mut b = [0u8; 32];
+    SystemRandom::new().fill(&mut b).map_err(|_| Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)))?;
+    let token = format!("ory_at_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b));
+    let digest = registration_digest(&token);
+    Ok((token, digest))
+}
+
+/// What a client's record keeps of its registration access token: a plain SHA-256 suffices for
+/// 256 random bits.
+pub(crate) fn registration_digest(token: &str) -> String {
+    crate::token::hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+}
+
+/// A client answer with `registration_client_uri` and, when one was just issued, the
+/// `registration_access_token`.
+pub(crate) fn with_registration(
+    w: &Worker,
+    mut body: serde_json::Value,
+    client_id: &str,
+    token: Option<&str>,
+) -> serde_json::Value {
+    if let serde_json::Value::Object(m) = &mut body {
+        if let Some(t) = token {
+            m.insert("registration_access_token".into(), t.into());
+        }
+        m.insert("registration_client_uri".into(), client::registration_client_uri(&policy(w), client_id).into());
     }
-    Response::json_value(201, &nc.client.to_json(nc.plaintext_secret.as_deref()))
-        .header("Location", client::admin_location(&nc.client.client_id))
+    body
+}
+
+/// The additional data a client's sealed secret is bound to: a sealed secret copied to another
+/// client's row does not open.
+pub fn secret_aad(client_id: &str) -> String {
+    format!("hydra-rs/client-secret/v1\0{client_id}")
+}
+
+/// `client_secret_jwt`: keeps the sealed copy of the secret that HMAC assertions are checked with.
+/// A new secret is sealed; an unchanged one keeps its copy; a client switched to the method without
+/// a new secret is refused, since only a hash of its secret exists. Other methods keep no copy.
+fn seal_secret(
+    w: &Worker,
+    stored: &mut StoredClient,
+    plaintext: Option<&str>,
+    existing: Option<&StoredClient>,
+) -> Result<(), Response> {
+    use base64::Engine;
+    stored.sealed_secret = None;
+    if stored.client.auth_method() != "client_secret_jwt" {
+        return Ok(());
+    }
+    match (plaintext, existing.and_then(|e| e.sealed_secret.clone())) {
+        (Some(p), _) => {
+            let key = w.shared.key_seal.first().ok_or_else(|| Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)))?;
+            let aad = secret_aad(&stored.client.client_id);
+            let sealed = crate::jose::seal::seal(key, aad.as_bytes(), p.as_bytes(), &SystemRandom::new())
+                .map_err(|_| Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)))?;
+            stored.sealed_secret = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed));
+            Ok(())
+        }
+        (None, Some(kept)) => {
+            stored.sealed_secret = Some(kept);
+            Ok(())
+        }
+        (None, None) => Err(client_error(ClientError::invalid_client_metadata(
+            "A client switched to client_secret_jwt needs a new client_secret in the same request: only a hash of the current one is kept.",
+        ))),
+    }
 }
 
 pub fn get(w: &Worker, id: &str) -> Response {
@@ -197,24 +276,33 @@ pub fn list(w: &Worker, req: &Request) -> Response {
 /// Stores the result of a PUT or PATCH: a new secret replaces the hash and clears rotated ones;
 /// otherwise both are kept.
 async fn replace(w: &Worker, existing: &ClientEntry, nc: NewClient) -> Response {
-    if let Err(r) = check_sector(w, &nc.client).await {
-        return r;
+    match replace_with(w, existing, nc, None).await {
+        Ok(body) => Response::json_value(200, &body),
+        Err(r) => r,
     }
-    let stored = match &nc.plaintext_secret {
-        Some(s) => match hash(w, s.clone()).await {
-            Ok(h) => StoredClient::new(nc.client.clone(), Some(h)),
-            Err(r) => return r,
-        },
+}
+
+/// `replace`, and the registration access token's digest: `registration` replaces it (the
+/// dynamic registration PUT rotates it), `None` keeps it.
+pub(crate) async fn replace_with(
+    w: &Worker,
+    existing: &ClientEntry,
+    nc: NewClient,
+    registration: Option<String>,
+) -> Result<serde_json::Value, Response> {
+    check_sector(w, &nc.client).await?;
+    let mut stored = match &nc.plaintext_secret {
+        Some(s) => StoredClient::new(nc.client.clone(), Some(hash(w, s.clone()).await?)),
         None => {
             let mut st = StoredClient::new(nc.client.clone(), existing.stored.secret_hash.clone());
             st.rotated_secret_hashes = existing.stored.rotated_secret_hashes.clone();
             st
         }
     };
-    if let Err(r) = write(w, stored, Write::Replace(existing)).await {
-        return r;
-    }
-    Response::json_value(200, &nc.client.to_json(nc.plaintext_secret.as_deref()))
+    seal_secret(w, &mut stored, nc.plaintext_secret.as_deref(), Some(&existing.stored))?;
+    stored.registration_token_hash = registration.or_else(|| existing.stored.registration_token_hash.clone());
+    write(w, stored, Write::Replace(existing)).await?;
+    Ok(nc.client.to_json(nc.plaintext_secret.as_deref()))
 }
 
 pub async fn put(w: &Worker, req: &Request, id: &str) -> Response {

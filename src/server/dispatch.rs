@@ -5,7 +5,7 @@ use crate::http::Request;
 use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
-use crate::server::{authorize, clients, flows, introspect, keys, logout, oidc, revoke, sessions, token};
+use crate::server::{authorize, clients, flows, introspect, keys, logout, oidc, registration, revoke, sessions, token};
 use hydra_storage::Storage;
 use serde_json::json;
 
@@ -83,6 +83,10 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
         Route::LogoutFallback => logout::fallback(w, req).await,
         Route::LogoutRequest(None) => logout::get(w, req).await,
         Route::LogoutRequest(Some(accept)) => logout::answer(w, req, accept).await,
+        Route::Register => registration::create(w, req).await,
+        Route::GetRegistered(id) => registration::get(w, req, &id),
+        Route::PutRegistered(id) => registration::put(w, req, &id).await,
+        Route::DeleteRegistered(id) => registration::delete(w, req, &id).await,
         Route::NotFound => Response::not_found(),
         Route::MethodNotAllowed(allow) => Response::method_not_allowed(allow),
     };

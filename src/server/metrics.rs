@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Route labels; `route_index` maps each `Route` to one of them.
-const ROUTES: [&str; 27] = [
+const ROUTES: [&str; 28] = [
     "health_alive",
     "health_ready",
     "version",
@@ -40,6 +40,7 @@ const ROUTES: [&str; 27] = [
     "not_found",
     "method_not_allowed",
     "logout",
+    "dynamic_registration",
 ];
 
 /// Status codes counted apart; anything else counts as `other`.
@@ -84,6 +85,7 @@ pub fn route_index(r: &Route) -> usize {
         Route::NotFound => 24,
         Route::MethodNotAllowed(_) => 25,
         Route::Logout | Route::LogoutFallback => 26,
+        Route::Register | Route::GetRegistered(_) | Route::PutRegistered(_) | Route::DeleteRegistered(_) => 27,
     }
 }
 

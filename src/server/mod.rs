@@ -33,6 +33,7 @@ mod logout;
 pub mod metrics;
 mod oidc;
 pub mod outbound;
+mod registration;
 mod revoke;
 mod sessions;
 pub mod tls;

@@ -30,41 +30,42 @@ pub fn discovery(w: &Worker) -> Response {
     if !cfg.oidc.pairwise_salt.is_empty() && cfg.oidc.subject_types.iter().any(|t| t == "pairwise") {
         subject_types.push("pairwise");
     }
-    Response::json_value(
-        200,
-        &json!({
-            "issuer": cfg.urls.issuer,
-            "authorization_endpoint": format!("{public}/oauth2/auth"),
-            "token_endpoint": format!("{public}/oauth2/token"),
-            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "userinfo_endpoint": format!("{public}/userinfo"),
-            "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
-            "subject_types_supported": subject_types,
-            "response_types_supported": crate::oauth2::authorize::RESPONSE_TYPES,
-            "response_modes_supported": ["query", "fragment", "form_post"],
-            "grant_types_supported": ["authorization_code", "implicit", "client_credentials", "refresh_token"],
-            "scopes_supported": scopes,
-            "claims_supported": claims,
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "private_key_jwt", "none"],
-            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"],
-            "id_token_signing_alg_values_supported": [alg],
-            "id_token_signed_response_alg": [alg],
-            "userinfo_signing_alg_values_supported": ["none", "RS256"],
-            "userinfo_signed_response_alg": ["none", "RS256"],
-            "request_object_signing_alg_values_supported": ["none"],
-            "code_challenge_methods_supported": ["S256"],
-            "request_parameter_supported": false,
-            "request_uri_parameter_supported": false,
-            "require_request_uri_registration": false,
-            "claims_parameter_supported": false,
-            "authorization_response_iss_parameter_supported": true,
-            "end_session_endpoint": format!("{public}/oauth2/sessions/logout"),
-            "frontchannel_logout_supported": true,
-            "frontchannel_logout_session_supported": true,
-            "backchannel_logout_supported": true,
-            "backchannel_logout_session_supported": true,
-        }),
-    )
+    let mut doc = json!({
+        "issuer": cfg.urls.issuer,
+        "authorization_endpoint": format!("{public}/oauth2/auth"),
+        "token_endpoint": format!("{public}/oauth2/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "userinfo_endpoint": format!("{public}/userinfo"),
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "subject_types_supported": subject_types,
+        "response_types_supported": crate::oauth2::authorize::RESPONSE_TYPES,
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "grant_types_supported": ["authorization_code", "implicit", "client_credentials", "refresh_token"],
+        "scopes_supported": scopes,
+        "claims_supported": claims,
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "private_key_jwt", "client_secret_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "HS256", "HS384", "HS512"],
+        "id_token_signing_alg_values_supported": [alg],
+        "id_token_signed_response_alg": [alg],
+        "userinfo_signing_alg_values_supported": ["none", "RS256"],
+        "userinfo_signed_response_alg": ["none", "RS256"],
+        "request_object_signing_alg_values_supported": ["none"],
+        "code_challenge_methods_supported": ["S256"],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "require_request_uri_registration": false,
+        "claims_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "end_session_endpoint": format!("{public}/oauth2/sessions/logout"),
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+    });
+    if cfg.oidc.dynamic_registration {
+        doc["registration_endpoint"] = json!(format!("{public}/oauth2/register"));
+    }
+    Response::json_value(200, &doc)
 }
 
 /// RFC 6750 §3: a bearer error with `WWW-Authenticate`.

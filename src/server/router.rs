@@ -56,6 +56,12 @@ pub enum Route {
     ListConsentSessions,
     RevokeConsentSessions,
     RevokeLoginSessions,
+    /// `POST /oauth2/register` (dynamic client registration).
+    Register,
+    /// `/oauth2/register/{id}`: GET, PUT, DELETE with the registration access token.
+    GetRegistered(String),
+    PutRegistered(String),
+    DeleteRegistered(String),
     /// `GET /admin/metrics/prometheus`
     Metrics,
     NotFound,
@@ -119,7 +125,18 @@ fn public(m: Method, path: &str) -> Route {
             _ => Route::MethodNotAllowed("GET, HEAD, POST"),
         },
         "/oauth2/fallbacks/error" => only(m, Method::Get, "GET, HEAD", Route::Fallback("error")),
-        _ => Route::NotFound,
+        "/oauth2/register" => only(m, Method::Post, "POST", Route::Register),
+        _ => {
+            match path.strip_prefix("/oauth2/register/").map(|raw| crate::http::form::percent_decode(raw.as_bytes())) {
+                Some(Ok(id)) if !id.is_empty() && !id.contains('/') => match m {
+                    Method::Get => Route::GetRegistered(id),
+                    Method::Put => Route::PutRegistered(id),
+                    Method::Delete => Route::DeleteRegistered(id),
+                    _ => Route::MethodNotAllowed("GET, HEAD, PUT, DELETE"),
+                },
+                _ => Route::NotFound,
+            }
+        }
     }
 }
 

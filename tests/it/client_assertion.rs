@@ -170,3 +170,121 @@ fn jwks_uri_keys_are_fetched_and_a_rotation_is_picked_up() {
     present(&s, Some(&id), &sign(&k2, &claims(&s, &id))).expect_error(401, "invalid_client");
     assert_eq!(peer.connections.load(std::sync::atomic::Ordering::SeqCst), before);
 }
+
+/// An HMAC assertion (`client_secret_jwt`) with `secret` under `alg`.
+fn hmac_assertion(alg: &str, secret: &str, claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let algorithm = match alg {
+        "HS256" => ring::hmac::HMAC_SHA256,
+        "HS384" => ring::hmac::HMAC_SHA384,
+        _ => ring::hmac::HMAC_SHA512,
+    };
+    let input = format!(
+        "{}.{}",
+        b64(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#).as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let key = ring::hmac::Key::new(algorithm, secret.as_bytes());
+    format!("{input}.{}", b64(ring::hmac::sign(&key, input.as_bytes()).as_ref()))
+}
+
+#[test]
+fn client_secret_jwt_authenticates_with_the_secret_once_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Opts::new("io_uring").dir(dir.path());
+    let s = opts.start();
+    // A generated secret is long enough for HS512 (64 bytes); the answer shows it once.
+    let c = create_client(
+        &s,
+        &json!({"grant_types": ["client_credentials"], "scope": "read", "token_endpoint_auth_method": "client_secret_jwt"}),
+    );
+    let id = c["client_id"].as_str().unwrap().to_string();
+    let secret = c["client_secret"].as_str().unwrap().to_string();
+    assert_eq!(secret.len(), 64);
+    assert_eq!(c["token_endpoint_auth_method"], "client_secret_jwt");
+    let got = Req::get(&format!("/admin/clients/{id}")).send(s.admin).json();
+    assert!(got.get("client_secret").is_none() || got["client_secret"] == "", "the secret is never read back: {got}");
+
+    let good = hmac_assertion("HS256", &secret, &claims(&s, &id));
+    assert!(present(&s, Some(&id), &good).expect(200).json()["access_token"].as_str().unwrap().starts_with("ory_at_"));
+    present(&s, Some(&id), &good).expect_error(401, "invalid_client");
+
+    // Wrong secret, other HMAC algorithm than registered, alg none, signed assertion, bad claims.
+    let wrong = hmac_assertion("HS256", &"x".repeat(64), &claims(&s, &id));
+    let hs512 = hmac_assertion("HS512", &secret, &claims(&s, &id));
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(claims(&s, &id).to_string().as_bytes()));
+    let rsa = Jwk::generate(Alg::RS256, "k", "sig").unwrap();
+    let signed = sign(&rsa, &claims(&s, &id));
+    let mut far = claims(&s, &id);
+    far["exp"] = json!(now() + 7200);
+    let mut aud = claims(&s, &id);
+    aud["aud"] = json!("https://elsewhere.example/oauth2/token");
+    let mut expired = claims(&s, &id);
+    expired["exp"] = json!(now() - 300);
+    let mut iss = claims(&s, &id);
+    iss["iss"] = json!("someone-else");
+    for (what, a) in [
+        ("wrong secret", wrong),
+        ("HS512 for an HS256 client", hs512),
+        ("none", none),
+        ("RS256", signed),
+        ("exp too far", hmac_assertion("HS256", &secret, &far)),
+        ("wrong aud", hmac_assertion("HS256", &secret, &aud)),
+        ("expired", hmac_assertion("HS256", &secret, &expired)),
+        ("iss", hmac_assertion("HS256", &secret, &iss)),
+    ] {
+        let r = present(&s, Some(&id), &a);
+        assert_eq!(r.status, 401, "{what}: {}", r.text());
+        assert_eq!(r.json()["error"], "invalid_client", "{what}");
+    }
+    // The secret does not authenticate by Basic either: the method is exact.
+    token_req(&id, &secret, &[]).send(s.public).expect_error(401, "invalid_client");
+
+    // Another client's HMAC assertion with its own secret does not pass as this one.
+    let other = create_client(
+        &s,
+        &json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_jwt", "client_secret": "o".repeat(40)}),
+    );
+    let other_id = other["client_id"].as_str().unwrap();
+    let mut theirs = claims(&s, other_id);
+    theirs["sub"] = json!(id);
+    theirs["iss"] = json!(id);
+    present(&s, Some(&id), &hmac_assertion("HS256", &"o".repeat(40), &theirs)).expect_error(401, "invalid_client");
+
+    // Across a restart: the sealed secret still opens, the spent jti stays spent.
+    s.stop();
+    let s = opts.start();
+    present(&s, Some(&id), &good).expect_error(401, "invalid_client");
+    present(&s, Some(&id), &hmac_assertion("HS256", &secret, &claims(&s, &id))).expect(200);
+
+    // A new secret by PUT replaces the old one for assertions; switching a Basic client to the
+    // method without a new secret is refused (only its hash is kept).
+    let mut body = Req::get(&format!("/admin/clients/{id}")).send(s.admin).json();
+    body["client_secret"] = json!("n".repeat(32));
+    Req::new("PUT", &format!("/admin/clients/{id}")).json(&body).send(s.admin).expect(200);
+    present(&s, Some(&id), &hmac_assertion("HS256", &secret, &claims(&s, &id))).expect_error(401, "invalid_client");
+    present(&s, Some(&id), &hmac_assertion("HS256", &"n".repeat(32), &claims(&s, &id))).expect(200);
+    let (bid, _) = cc_client(&s, "read");
+    let r = Req::new("PATCH", &format!("/admin/clients/{bid}"))
+        .json(&json!([{"op": "replace", "path": "/token_endpoint_auth_method", "value": "client_secret_jwt"}]))
+        .send(s.admin);
+    r.expect_error(400, "invalid_client_metadata");
+    let r = Req::new("PATCH", &format!("/admin/clients/{bid}"))
+        .json(&json!([{"op": "replace", "path": "/token_endpoint_auth_method", "value": "client_secret_jwt"}, {"op": "replace", "path": "/client_secret", "value": "m".repeat(32)}]))
+        .send(s.admin);
+    r.expect(200);
+    present(&s, Some(&bid), &hmac_assertion("HS256", &"m".repeat(32), &claims(&s, &bid))).expect(200);
+    // Too short for its algorithm, or an algorithm that is not HMAC: refused at registration.
+    for body in [
+        json!({"token_endpoint_auth_method": "client_secret_jwt", "client_secret": "short-secret-0123456789"}),
+        json!({"token_endpoint_auth_method": "client_secret_jwt", "token_endpoint_auth_signing_alg": "RS256"}),
+    ] {
+        Req::new("POST", "/admin/clients").json(&body).send(s.admin).expect_error(400, "invalid_client_metadata");
+    }
+    let d = Req::get("/.well-known/openid-configuration").send(s.public).json();
+    assert!(d["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("client_secret_jwt")));
+    assert!(d["token_endpoint_auth_signing_alg_values_supported"].as_array().unwrap().contains(&json!("HS256")));
+}

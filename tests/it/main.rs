@@ -23,6 +23,7 @@ mod logout;
 mod metrics;
 mod nodes;
 mod pg_faults;
+mod registration;
 mod restart;
 mod revoke;
 mod security;

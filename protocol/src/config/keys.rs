@@ -52,6 +52,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("oauth2.client_credentials.default_grant_allowed_scope", Kind::Bool),
     ("oauth2.expose_internal_errors", Kind::Bool),
     ("oidc.dynamic_client_registration.default_scope", Kind::List),
+    ("oidc.dynamic_client_registration.enabled", Kind::Bool),
     ("oidc.subject_identifiers.supported_types", Kind::List),
     ("log.level", Kind::Str),
     ("log.format", Kind::Str),

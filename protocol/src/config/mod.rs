@@ -200,6 +200,8 @@ pub struct Oidc {
     pub subject_types: Vec<String>,
     /// `oidc.dynamic_client_registration.default_scope`, space separated.
     pub default_client_scope: String,
+    /// `oidc.dynamic_client_registration.enabled`: serve `/oauth2/register` (RFC 7591/7592).
+    pub dynamic_registration: bool,
     /// `webfinger.oidc_discovery.supported_scope` and `.supported_claims`: added to discovery.
     pub discovery_scopes: Vec<String>,
     pub discovery_claims: Vec<String>,
@@ -515,6 +517,7 @@ impl Config {
                 },
                 subject_types,
                 default_client_scope: default_scope,
+                dynamic_registration: raw.bool("oidc.dynamic_client_registration.enabled")?.unwrap_or(false),
                 discovery_scopes: raw.list("webfinger.oidc_discovery.supported_scope")?.unwrap_or_default(),
                 discovery_claims: raw.list("webfinger.oidc_discovery.supported_claims")?.unwrap_or_default(),
             },

@@ -1,10 +1,11 @@
-//! `private_key_jwt` client authentication (RFC 7523 §2.2 and §3, OIDC Core §9), sans-IO: the
-//! checks of a client assertion once the client's keys are known.
+//! `private_key_jwt` and `client_secret_jwt` client authentication (RFC 7523 §2.2 and §3, OIDC
+//! Core §9), sans-IO: the checks of a client assertion once the client's keys (or secret) are known.
 //!
 //! Invariants: the signature is verified before any claim is believed, only with the client's
-//! own keys and only with the algorithm the client registered (`token_endpoint_auth_signing_alg`,
-//! RS256 when unset, as Hydra); `none` and HMAC never verify (`jose::jws`), so a public key can
-//! never be used as an HMAC secret; `iss` and `sub` are the client id; `aud` names this server's
+//! own keys (`check`) or secret (`check_hmac`) and only with the algorithm the client registered
+//! (`token_endpoint_auth_signing_alg`: RS256 when unset for `private_key_jwt`, as Hydra; HS256
+//! for `client_secret_jwt`); `none` never verifies, and `check` never accepts HMAC (`jose::jws`),
+//! so a public key can never be used as an HMAC secret; `iss` and `sub` are the client id; `aud` names this server's
 //! token endpoint URL or its issuer; `exp` is required, not past and at most `MAX_LIFETIME`
 //! ahead; `jti` is required (the caller makes it single use until `exp`).
 
@@ -61,7 +62,62 @@ pub fn check(
     if alg.map(Alg::as_str) != Some(signing_alg) {
         return Err(Refused::Claims("the assertion is not signed with the client's token_endpoint_auth_signing_alg"));
     }
-    let c: Value = serde_json::from_slice(&v.payload).map_err(|_| Refused::Claims("the assertion is not JSON"))?;
+    claims(&v.payload, client_id, audiences, now, kid)
+}
+
+/// HMAC algorithms a `client_secret_jwt` client may register, and the shortest secret each
+/// needs (RFC 7518 §3.2: a key at least as long as the hash output).
+pub const HMAC_ALGS: [(&str, usize); 3] = [("HS256", 32), ("HS384", 48), ("HS512", 64)];
+
+/// Checks a `client_secret_jwt` assertion of `client_id`: HMAC with the client's `secret` under
+/// exactly `signing_alg` (one of `HMAC_ALGS`), compared in constant time, then the same claims as
+/// `check`.
+pub fn check_hmac(
+    jwt: &str,
+    secret: &[u8],
+    client_id: &str,
+    signing_alg: &str,
+    audiences: &[&str],
+    now: i64,
+) -> Result<Checked, Refused> {
+    let refused = || Refused::Signature { kid: None };
+    let header = peek(jwt, 0).ok_or_else(refused)?;
+    let alg = header.get("alg").and_then(Value::as_str).ok_or_else(refused)?;
+    if alg != signing_alg {
+        return Err(Refused::Claims("the assertion is not signed with the client's token_endpoint_auth_signing_alg"));
+    }
+    if header.get("crit").is_some() {
+        return Err(refused());
+    }
+    let algorithm = match alg {
+        "HS256" => ring::hmac::HMAC_SHA256,
+        "HS384" => ring::hmac::HMAC_SHA384,
+        "HS512" => ring::hmac::HMAC_SHA512,
+        _ => return Err(refused()),
+    };
+    let mut parts = jwt.splitn(3, '.');
+    let (Some(h), Some(p), Some(sig)) = (parts.next(), parts.next(), parts.next()) else { return Err(refused()) };
+    if sig.contains('.') {
+        return Err(refused());
+    }
+    use base64::Engine;
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).map_err(|_| refused())?;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).map_err(|_| refused())?;
+    let key = ring::hmac::Key::new(algorithm, secret);
+    let input = &jwt.as_bytes()[..h.len() + 1 + p.len()];
+    ring::hmac::verify(&key, input, &sig).map_err(|_| refused())?;
+    claims(&payload, client_id, audiences, now, None)
+}
+
+/// The claims of a verified assertion.
+fn claims(
+    payload: &[u8],
+    client_id: &str,
+    audiences: &[&str],
+    now: i64,
+    kid: Option<String>,
+) -> Result<Checked, Refused> {
+    let c: Value = serde_json::from_slice(payload).map_err(|_| Refused::Claims("the assertion is not JSON"))?;
     if c.get("iss").and_then(Value::as_str) != Some(client_id) {
         return Err(Refused::Claims("the assertion's iss is not the client id"));
     }
@@ -186,6 +242,52 @@ mod tests {
         assert!(matches!(check(&hs, &keys, "c1", "RS256", &AUD, now), Err(Refused::Signature { .. })));
         assert_eq!(claimed_client(&foreign).as_deref(), Some("c1"));
         assert_eq!(claimed_client("garbage"), None);
+    }
+
+    #[test]
+    fn hmac_assertions_verify_with_the_secret_and_alg_only() {
+        use base64::Engine;
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let hs = |alg: &str, algorithm, secret: &[u8], c: &Value| {
+            let input =
+                format!("{}.{}", b64(format!(r#"{{"alg":"{alg}"}}"#).as_bytes()), b64(c.to_string().as_bytes()));
+            let key = ring::hmac::Key::new(algorithm, secret);
+            format!("{input}.{}", b64(ring::hmac::sign(&key, input.as_bytes()).as_ref()))
+        };
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let now = 1_000_000;
+        let good = hs("HS256", ring::hmac::HMAC_SHA256, secret, &claims(now));
+        let ok = check_hmac(&good, secret, "c1", "HS256", &AUD, now).unwrap();
+        assert_eq!((ok.jti.as_str(), ok.exp), ("j-1", now + 60));
+        // Another secret, another registered algorithm, a tampered payload, alg none, claims.
+        assert!(matches!(
+            check_hmac(&good, b"another-secret-0123456789abcdef!", "c1", "HS256", &AUD, now),
+            Err(Refused::Signature { .. })
+        ));
+        assert!(matches!(check_hmac(&good, secret, "c1", "HS512", &AUD, now), Err(Refused::Claims(_))));
+        let hs512 = hs("HS512", ring::hmac::HMAC_SHA512, secret, &claims(now));
+        assert!(check_hmac(&hs512, secret, "c1", "HS512", &AUD, now).is_ok());
+        let mut parts: Vec<String> = good.split('.').map(String::from).collect();
+        let mut c = claims(now);
+        c["sub"] = json!("c2");
+        parts[1] = b64(c.to_string().as_bytes());
+        assert!(matches!(
+            check_hmac(&parts.join("."), secret, "c1", "HS256", &AUD, now),
+            Err(Refused::Signature { .. })
+        ));
+        let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(claims(now).to_string().as_bytes()));
+        assert!(check_hmac(&none, secret, "c1", "none", &AUD, now).is_err());
+        let mut expired = claims(now);
+        expired["exp"] = json!(now - 120);
+        let expired = hs("HS256", ring::hmac::HMAC_SHA256, secret, &expired);
+        assert!(matches!(check_hmac(&expired, secret, "c1", "HS256", &AUD, now), Err(Refused::Claims(_))));
+        // An RS256 assertion never passes as HMAC, nor an HMAC one through the key check.
+        let k = key(Alg::RS256);
+        assert!(check_hmac(&sign(&k, &claims(now)), secret, "c1", "HS256", &AUD, now).is_err());
+        assert!(check(&good, &[k.public()], "c1", "HS256", &AUD, now).is_err());
+        for junk in ["", "a.b", "a.b.c.d", &format!("{good}.x")] {
+            assert!(check_hmac(junk, secret, "c1", "HS256", &AUD, now).is_err(), "{junk:?}");
+        }
     }
 
     #[test]

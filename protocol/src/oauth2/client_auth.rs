@@ -27,11 +27,13 @@ pub enum Presented {
     None {
         id: String,
     },
-    /// `private_key_jwt`: a signed assertion (RFC 7523 §2.2); `id` is the body's `client_id` or
-    /// the assertion's claimed `sub`, checked against the verified claims later.
+    /// `private_key_jwt` or (`hmac`: its header names an HS algorithm) `client_secret_jwt`: a
+    /// signed assertion (RFC 7523 §2.2); `id` is the body's `client_id` or the assertion's claimed
+    /// `sub`, checked against the verified claims later.
     Assertion {
         id: String,
         assertion: String,
+        hmac: bool,
     },
 }
 
@@ -61,7 +63,8 @@ impl Presented {
             Presented::Basic { .. } => "client_secret_basic",
             Presented::Post { .. } => "client_secret_post",
             Presented::None { .. } => "none",
-            Presented::Assertion { .. } => "private_key_jwt",
+            Presented::Assertion { hmac: false, .. } => "private_key_jwt",
+            Presented::Assertion { hmac: true, .. } => "client_secret_jwt",
         }
     }
 
@@ -166,7 +169,12 @@ pub fn extract(authorization: Option<&str>, form: &Form) -> Result<Presented, OA
                 return Err(OAuthError::hint(ErrorCode::InvalidClient, "The client_assertion names no client (sub)."))
             }
         };
-        return Ok(Presented::Assertion { id, assertion: assertion.to_string() });
+        // Which method the assertion is (checked against the registered one before anything else):
+        // so an HMAC assertion never reaches the public-key check, nor a signed one the secret's.
+        let hmac = crate::jose::jws::peek(assertion, 0)
+            .and_then(|h| h.get("alg")?.as_str().map(|a| a.starts_with("HS")))
+            .unwrap_or(false);
+        return Ok(Presented::Assertion { id, assertion: assertion.to_string(), hmac });
     }
     match (form.get("client_id"), form.get("client_secret")) {
         (Some(id), Some(secret)) if !id.is_empty() => Ok(Presented::Post { id: id.into(), secret: secret.into() }),

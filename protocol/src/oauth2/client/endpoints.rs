@@ -56,12 +56,82 @@ pub fn prepare_create(
     } else {
         match secret {
             Some(s) => Some(s),
-            None => Some(generate_secret(rng)?),
+            None => Some(generate_secret_for(&client, rng)?),
         }
     };
     client.created_at = now_unix;
     client.updated_at = now_unix;
     Ok(NewClient { client, plaintext_secret })
+}
+
+/// What a registering party may not set (RFC 7591 leaves it to the server; these are Hydra's):
+/// admin-only fields, refused with Hydra's errors.
+fn check_dynamic(v: &Value) -> Result<(), ClientError> {
+    let set = |k: &str| match v.get(k) {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Object(m)) => !m.is_empty(),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(_) => true,
+    };
+    if set("metadata") {
+        return Err(ClientError::invalid_client_metadata("'metadata' cannot be set for dynamic client registration"));
+    }
+    for k in ["skip_consent", "skip_logout_consent", "access_token_strategy"] {
+        if set(k) {
+            return Err(ClientError::new(
+                400,
+                "invalid_request",
+                format!("'{k}' cannot be set for dynamic client registration"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+const OWN_SECRET: &str = "It is not allowed to choose your own OAuth2 Client secret.";
+
+/// `POST /oauth2/register` (RFC 7591, as Hydra): admin-only fields and a chosen secret are
+/// refused, the client id is always generated, the secret too (for a confidential client).
+pub fn prepare_dynamic_create(
+    body: &[u8],
+    policy: &ClientPolicy,
+    rng: &dyn SecureRandom,
+    now_unix: i64,
+) -> Result<NewClient, ClientError> {
+    let v = parse_body(body)?;
+    check_dynamic(&v)?;
+    let (mut client, secret) = decode_client_value(v)?;
+    if secret.is_some_and(|s| !s.is_empty()) {
+        return Err(ClientError::bad_request(OWN_SECRET));
+    }
+    client.client_id = generate_uuid_v4(rng)?;
+    validate(&mut client, None, policy)?;
+    let plaintext_secret = if client.is_public() { None } else { Some(generate_secret_for(&client, rng)?) };
+    client.created_at = now_unix;
+    client.updated_at = now_unix;
+    Ok(NewClient { client, plaintext_secret })
+}
+
+/// `PUT /oauth2/register/{id}` (RFC 7592): a full update by the registering party; a secret in
+/// the body is `403` (Hydra), the admin-only fields keep their stored values.
+pub fn prepare_dynamic_update(
+    existing: &StoredClient,
+    body: &[u8],
+    policy: &ClientPolicy,
+    now_unix: i64,
+) -> Result<NewClient, ClientError> {
+    let v = parse_body(body)?;
+    let (mut client, secret) = decode_client_value(v.clone())?;
+    if secret.is_some_and(|s| !s.is_empty()) {
+        return Err(ClientError::new(403, "The requested action was forbidden", OWN_SECRET.to_owned()));
+    }
+    check_dynamic(&v)?;
+    let old = &existing.client;
+    client.metadata = old.metadata.clone();
+    client.skip_consent = old.skip_consent;
+    client.skip_logout_consent = old.skip_logout_consent;
+    client.access_token_strategy = old.access_token_strategy.clone();
+    finish_update(existing, client, None, policy, now_unix)
 }
 
 pub(super) fn finish_update(

@@ -339,9 +339,13 @@ impl Client {
         }
     }
 
-    /// Effective `token_endpoint_auth_signing_alg` (RS256 when unset).
+    /// Effective `token_endpoint_auth_signing_alg` (when unset: HS256 for `client_secret_jwt`,
+    /// RS256 otherwise).
     pub fn auth_signing_alg(&self) -> &str {
         if self.token_endpoint_auth_signing_alg.is_empty() {
+            if self.token_endpoint_auth_method == "client_secret_jwt" {
+                return "HS256";
+            }
             "RS256"
         } else {
             &self.token_endpoint_auth_signing_alg
@@ -389,6 +393,14 @@ pub struct StoredClient {
     /// Previous secrets still accepted after rotation, newest first, at most `MAX_ROTATED_SECRETS`.
     #[serde(default)]
     pub rotated_secret_hashes: Vec<String>,
+    /// `client_secret_jwt` clients only: the current secret sealed (AES-256-GCM under the
+    /// key-sealing key, bound to the client id), base64url; an HMAC assertion needs the secret
+    /// itself, a hash cannot check one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_secret: Option<String>,
+    /// SHA-256 (hex) of the current registration access token (RFC 7592), if one was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_token_hash: Option<String>,
 }
 
 /// Hydra keeps the five most recent rotated secrets.
@@ -402,6 +414,8 @@ impl StoredClient {
             client: client.normalized_for_storage(),
             secret_hash,
             rotated_secret_hashes: Vec::new(),
+            sealed_secret: None,
+            registration_token_hash: None,
         }
     }
 
@@ -447,6 +461,8 @@ impl fmt::Debug for StoredClient {
             .field("client", &self.client)
             .field("secret_hash", &self.secret_hash.as_ref().map(|_| "<redacted>"))
             .field("rotated_secret_hashes", &self.rotated_secret_hashes.len())
+            .field("sealed_secret", &self.sealed_secret.as_ref().map(|_| "<sealed>"))
+            .field("registration_token_hash", &self.registration_token_hash.as_ref().map(|_| "<hash>"))
             .finish()
     }
 }
@@ -564,12 +580,23 @@ fn random_bytes<const N: usize>(rng: &dyn SecureRandom) -> Result<[u8; N], Clien
 /// A 26-character secret, uniformly distributed over the alphabet: bytes >= 198 (= 3 * 66) are
 /// rejected so `b % 66` has no modulo bias.
 pub fn generate_secret(rng: &dyn SecureRandom) -> Result<String, ClientError> {
+    generate_secret_len(rng, GENERATED_SECRET_LEN)
+}
+
+/// The secret generated for `client`: 64 characters for `client_secret_jwt` (an HS512 key must
+/// have at least 64 bytes, RFC 7518 §3.2), Hydra's 26 otherwise.
+pub fn generate_secret_for(client: &Client, rng: &dyn SecureRandom) -> Result<String, ClientError> {
+    let len = if client.auth_method() == "client_secret_jwt" { 64 } else { GENERATED_SECRET_LEN };
+    generate_secret_len(rng, len)
+}
+
+fn generate_secret_len(rng: &dyn SecureRandom, len: usize) -> Result<String, ClientError> {
     const LIMIT: u8 = (256 / SECRET_ALPHABET.len() * SECRET_ALPHABET.len()) as u8;
-    let mut out = String::with_capacity(GENERATED_SECRET_LEN);
-    while out.len() < GENERATED_SECRET_LEN {
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
         let buf: [u8; 32] = random_bytes(rng)?;
         for &b in buf.iter().filter(|&&b| b < LIMIT) {
-            if out.len() == GENERATED_SECRET_LEN {
+            if out.len() == len {
                 break;
             }
             out.push(char::from(SECRET_ALPHABET[usize::from(b) % SECRET_ALPHABET.len()]));
@@ -853,7 +880,13 @@ mod tests {
             (json!({"redirect_uris": ["http://[::1]:8080/cb", "http://127.0.0.1/cb"]}), None),
             // auth method / jwks
             (json!({"token_endpoint_auth_method": "client_secret_post"}), None),
-            (json!({"token_endpoint_auth_method": "client_secret_jwt"}), Some((meta, "token_endpoint_auth_method must be one of"))),
+            (json!({"token_endpoint_auth_method": "client_secret_jwt"}), None),
+            (json!({"token_endpoint_auth_method": "client_secret_jwt", "token_endpoint_auth_signing_alg": "HS512", "client_secret": "x".repeat(64)}), None),
+            (json!({"token_endpoint_auth_method": "client_secret_jwt", "client_secret": "x".repeat(31)}), Some((meta, "at least 32 bytes long for client_secret_jwt with HS256"))),
+            (json!({"token_endpoint_auth_method": "client_secret_jwt", "token_endpoint_auth_signing_alg": "HS384", "client_secret": "x".repeat(40)}), Some((meta, "at least 48 bytes"))),
+            (json!({"token_endpoint_auth_method": "client_secret_jwt", "token_endpoint_auth_signing_alg": "RS256"}), Some((meta, "Only HS256, HS384 and HS512"))),
+            (json!({"token_endpoint_auth_method": "client_secret_jwt", "token_endpoint_auth_signing_alg": "none"}), Some((meta, "Only HS256, HS384 and HS512"))),
+            (json!({"token_endpoint_auth_method": "tls_client_auth"}), Some((meta, "token_endpoint_auth_method must be one of"))),
             (json!({"token_endpoint_auth_method": "private_key_jwt"}), Some((meta, "When token_endpoint_auth_method is 'private_key_jwt', either jwks or jwks_uri must be set."))),
             (json!({"token_endpoint_auth_method": "private_key_jwt", "jwks": {}}), Some((meta, "either jwks or jwks_uri must be set"))),
             (json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://a.example/jwks"}), None),

@@ -6,7 +6,8 @@ use crate::oauth2::uri::{redirect_scheme_allowed, valid_host, Uri};
 // Validation
 // ---------------------------------------------------------------------------------------------
 
-pub(super) const AUTH_METHODS: [&str; 4] = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+pub(super) const AUTH_METHODS: [&str; 5] =
+    ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt", "none"];
 /// Hydra's list without ES512, which nothing here can verify (ring has no P-521).
 pub(super) const AUTH_SIGNING_ALGS: [&str; 8] =
     ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"];
@@ -66,10 +67,25 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
             ));
         }
     }
+    if c.token_endpoint_auth_method == "client_secret_jwt" {
+        // Not in Hydra (RFC 7523 §2.2, OIDC Core §9): an HMAC over the client secret, which must be
+        // at least as long as the hash (RFC 7518 §3.2).
+        let alg = c.auth_signing_alg();
+        let Some((_, min)) = crate::oauth2::client_assertion::HMAC_ALGS.iter().find(|(a, _)| *a == alg) else {
+            return Err(ClientError::invalid_client_metadata(
+                "Only HS256, HS384 and HS512 are supported as algorithms for client_secret_jwt authentication.",
+            ));
+        };
+        if secret.is_some_and(|s| !s.is_empty() && s.len() < *min) {
+            return Err(ClientError::invalid_client_metadata(&format!(
+                "Field client_secret must be at least {min} bytes long for client_secret_jwt with {alg} (RFC 7518 §3.2)."
+            )));
+        }
+    }
     // Hydra stores unknown methods and fails at the token endpoint; rejecting early is kinder.
     if !AUTH_METHODS.contains(&c.token_endpoint_auth_method.as_str()) {
         return Err(ClientError::invalid_client_metadata(&format!(
-            "Field token_endpoint_auth_method must be one of client_secret_basic, client_secret_post, private_key_jwt, none but got {}.",
+            "Field token_endpoint_auth_method must be one of client_secret_basic, client_secret_post, private_key_jwt, client_secret_jwt, none but got {}.",
             c.token_endpoint_auth_method
         )));
     }
