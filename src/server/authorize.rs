@@ -449,8 +449,8 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     let code = rt.code.then_some(minted.token);
     let mut id_token = None;
     if rt.id_token {
-        let Ok(signer) = crate::server::keys::signer(w, crate::server::keys::ID_TOKEN_SET).await else {
-            return error_to_client(w, r, "server_error", "No key signs ID tokens.");
+        let Ok(signer) = crate::server::keys::id_token_signer(w, client).await else {
+            return error_to_client(w, r, "server_error", "No key signs ID tokens with the client's algorithm.");
         };
         let Ok(jti) = crate::oauth2::client::generate_uuid_v4(&SystemRandom::new()) else {
             return error_to_client(w, r, "server_error", "No randomness available.");

@@ -12,7 +12,7 @@ use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::id_token::IdTokenClaims;
 use crate::oauth2::token_response;
 use crate::server::access_token::{self, Grant};
-use crate::server::keys::{self, ID_TOKEN_SET};
+use crate::server::keys;
 use crate::server::respond::StoreResult;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, verify, TokenType};
@@ -103,7 +103,9 @@ async fn issue(
                 &decoded
             }
         };
-        let signer = keys::signer(w, ID_TOKEN_SET).await.map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
+        let signer = keys::id_token_signer(w, client).await.map_err(|_| {
+            OAuthError::hint(ErrorCode::ServerError, "No key signs ID tokens with the client's algorithm.")
+        })?;
         let jti = crate::oauth2::client::generate_uuid_v4(&ring::rand::SystemRandom::new())
             .map_err(|_| OAuthError::new(ErrorCode::ServerError))?;
         let g = &ext.g;

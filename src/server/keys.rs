@@ -348,6 +348,21 @@ pub async fn signer(w: &Worker, set: &'static str) -> Result<Arc<Signer>, Respon
     w.shared.keys.load().signer(set).ok_or_else(|| server_error("the key set has no signing key"))
 }
 
+/// The key that signs `client`'s ID tokens: the newest key of `hydra.openid.id-token` for its
+/// `id_token_signed_response_alg`, else the set's signer. A client whose algorithm has no key in
+/// the set gets `server_error` (an admin adds one with `hydra create jwk hydra.openid.id-token
+/// --alg …`); no key is generated for it, since the newest key signs for every other client.
+pub async fn id_token_signer(w: &Worker, client: &crate::oauth2::client::Client) -> Result<Arc<Signer>, Response> {
+    if client.id_token_signed_response_alg.is_empty() {
+        return signer(w, ID_TOKEN_SET).await;
+    }
+    let alg = crate::jose::jwk::Alg::parse(&client.id_token_signed_response_alg)
+        .ok_or_else(|| server_error("the client's id_token_signed_response_alg is not supported"))?;
+    w.shared.keys.load().signer_for(ID_TOKEN_SET, alg).ok_or_else(|| {
+        server_error("no key of hydra.openid.id-token signs with the client's id_token_signed_response_alg")
+    })
+}
+
 /// The public keys that verify our ID tokens (for `id_token_hint`s).
 pub fn id_token_public_keys(w: &Worker) -> Vec<crate::jose::jwk::Jwk> {
     public_keys(w, ID_TOKEN_SET)

@@ -18,7 +18,25 @@ pub fn discovery(w: &Worker) -> Response {
     let cfg = w.config();
     let public = &cfg.urls.public;
     let issuer = cfg.urls.issuer.trim_end_matches('/');
-    let alg = w.shared.keys.load().signer(ID_TOKEN_SET).map(|s| s.alg().as_str()).unwrap_or("RS256");
+    // Every algorithm a key of the ID-token set signs with (the newest key's first): a client
+    // may register any of them as its id_token_signed_response_alg.
+    let snap = w.shared.keys.load();
+    let mut algs: Vec<&str> = Vec::new();
+    for a in snap
+        .sets
+        .get(ID_TOKEN_SET)
+        .into_iter()
+        .flat_map(|set| set.iter())
+        .filter_map(|k| k.signer.as_ref())
+        .map(|s| s.alg().as_str())
+    {
+        if !algs.contains(&a) {
+            algs.push(a);
+        }
+    }
+    if algs.is_empty() {
+        algs.push("RS256");
+    }
     let mut scopes = vec!["offline_access".to_string(), "offline".into(), "openid".into()];
     scopes.extend(cfg.oidc.discovery_scopes.iter().filter(|s| !scopes.contains(s)).cloned().collect::<Vec<_>>());
     let mut claims: Vec<String> =
@@ -45,8 +63,8 @@ pub fn discovery(w: &Worker) -> Response {
         "claims_supported": claims,
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "private_key_jwt", "client_secret_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "HS256", "HS384", "HS512"],
-        "id_token_signing_alg_values_supported": [alg],
-        "id_token_signed_response_alg": [alg],
+        "id_token_signing_alg_values_supported": algs,
+        "id_token_signed_response_alg": algs,
         "userinfo_signing_alg_values_supported": ["none", "RS256"],
         "userinfo_signed_response_alg": ["none", "RS256"],
         "request_object_signing_alg_values_supported": ["none"],

@@ -239,3 +239,61 @@ fn newer_algorithms_sign_id_tokens_and_encryption_keys_do_not() {
     assert_eq!(header(&id_token(&s))["kid"], "id-RS512");
     assert_eq!(keys(&get_set(&s, "hydra.openid.id-token"))[0]["use"], "enc");
 }
+
+#[test]
+fn id_tokens_use_the_algorithm_the_client_registered() {
+    use crate::browser::*;
+    let s = Opts::new("io_uring").start();
+    Req::new("POST", "/admin/keys/hydra.openid.id-token")
+        .json(&json!({"alg": "ES256", "use": "sig", "kid": "newest-es"}))
+        .send(s.admin)
+        .expect(201);
+    let d = Req::get("/.well-known/openid-configuration").send(s.public).json();
+    assert_eq!(
+        d["id_token_signing_alg_values_supported"],
+        json!(["ES256", "RS256"]),
+        "every algorithm of the set, newest first"
+    );
+    let alg_of = |rp: &Rp| {
+        let tokens = exchange(&s, rp, &code_for(&s, rp, &[]), Some(VERIFIER)).json();
+        let jwt = field(&tokens, "id_token");
+        let header = jwt.split('.').next().unwrap().to_string();
+        let h: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
+        )
+        .unwrap();
+        let jwks: Vec<hydra::jose::jwk::Jwk> =
+            serde_json::from_value(Req::get("/.well-known/jwks.json").send(s.public).json()["keys"].clone()).unwrap();
+        hydra::jose::jws::verify(&jwt, &jwks).expect("verifies with the published keys");
+        (h["alg"].as_str().unwrap().to_string(), tokens)
+    };
+    let default_rp = rp(&s, json!({}));
+    assert_eq!(alg_of(&default_rp).0, "ES256", "unregistered: the newest key signs");
+    let rs_rp = rp(&s, json!({"id_token_signed_response_alg": "RS256"}));
+    let got = Req::get(&format!("/admin/clients/{}", rs_rp.id)).send(s.admin).json();
+    assert_eq!(got["id_token_signed_response_alg"], "RS256");
+    let (alg, tokens) = alg_of(&rs_rp);
+    assert_eq!(alg, "RS256", "the registered algorithm, though an ES256 key is newer");
+    // On refresh too.
+    let again = refresh(&s, &rs_rp, &field(&tokens, "refresh_token"), None).json();
+    let h = field(&again, "id_token");
+    let header = h.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "RS256");
+    // An algorithm without a key in the set: no token signed with another one.
+    let ps_rp = rp(&s, json!({"id_token_signed_response_alg": "PS384"}));
+    let r = exchange(&s, &ps_rp, &code_for(&s, &ps_rp, &[]), Some(VERIFIER));
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(r.json()["error"], "server_error");
+    for bad in ["none", "HS256", "ES512"] {
+        Req::new("POST", "/admin/clients")
+            .json(&json!({"id_token_signed_response_alg": bad}))
+            .send(s.admin)
+            .expect_error(400, "invalid_client_metadata");
+    }
+    let plain = create_client(&s, &json!({}));
+    assert!(plain.get("id_token_signed_response_alg").is_none(), "Hydra's client shape when unset");
+}

@@ -107,6 +107,11 @@ pub struct Client {
     pub request_object_signing_alg: String,
     #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub userinfo_signed_response_alg: String,
+    /// OIDC Registration §2 (not in Hydra's client object; shown only when set): the algorithm
+    /// this client's ID tokens are signed with; empty means the newest key of
+    /// `hydra.openid.id-token`, whatever its algorithm.
+    #[serde(default, skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
+    pub id_token_signed_response_alg: String,
     /// Unix seconds; RFC 3339 UTC on the wire (Go always emits it, `omitempty` has no effect on
     /// `time.Time`).
     #[serde(with = "rfc3339")]

@@ -187,6 +187,14 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
         }
     }
 
+    if !c.id_token_signed_response_alg.is_empty()
+        && crate::jose::jwk::Alg::parse(&c.id_token_signed_response_alg).is_none()
+    {
+        // `none` too: an unsigned ID token is never issued.
+        return Err(ClientError::invalid_client_metadata(
+            "Field id_token_signed_response_alg must be one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA.",
+        ));
+    }
     if c.userinfo_signed_response_alg.is_empty() {
         c.userinfo_signed_response_alg = "none".to_owned();
     }
