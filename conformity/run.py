@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Conformity harness: re-creates the checks of the OpenID Foundation's
-oidcc-basic-certification-test-plan (client_secret_basic, client_secret_post and
-private_key_jwt variants), the Implicit and Hybrid plans (per response type), the three Form Post
+oidcc-basic-certification-test-plan (client_secret_basic, client_secret_post, private_key_jwt and
+client_secret_jwt variants), the Implicit and Hybrid plans (per response type), the three Form Post
 plans (Basic, Implicit and Hybrid with response_mode=form_post),
 oidcc-config-certification-test-plan and the three logout plans (RP-initiated,
-front-channel, back-channel) against a freshly started server, plus the Dynamic plan's
-oidcc-ensure-client-assertion-with-iss-aud-succeeds with a static private_key_jwt client.
-Login, consent and logout are driven through the admin API, as a login &
-consent app would. ID tokens, logout tokens and the JWKS are checked with joserfc, which also
-makes the private_key_jwt clients' keys and signs their client assertions.
+front-channel, back-channel) against a freshly started server, plus five modules of the Dynamic
+plan: oidcc-ensure-client-assertion-with-iss-aud-succeeds with the static private_key_jwt and
+client_secret_jwt clients, and oidcc-registration-logo-uri, -policy-uri, -tos-uri and -jwks-uri,
+which register clients of their own at the public registration endpoint (RFC 7591/7592; the server
+runs with OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=true). Login, consent and logout are driven
+through the admin API, as a login & consent app would. ID tokens, logout tokens and the JWKS are
+checked with joserfc, which also makes the private_key_jwt clients' key pairs and the
+client_secret_jwt clients' HMAC keys (from their secrets), and signs their client assertions.
 
 Usage: run.py [path-to-hydra-binary]   (or HYDRA_BIN=...; default target/debug/hydra)
 See README.md in this directory.
@@ -51,7 +54,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import JWKRegistry, KeySet, RSAKey
+from joserfc.jwk import JWKRegistry, KeySet, OctKey, RSAKey
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -74,7 +77,9 @@ HTTP_TIMEOUT = 20
 CLOCK_SKEW = 300  # seconds allowed for "not in the future" checks, as the suite does
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-# private_key_jwt (RFC 7523 §2.2, OIDC Core §9): as the suite's AddClientAssertionToTokenEndpointRequest.
+# private_key_jwt and client_secret_jwt (RFC 7523 §2.2, OIDC Core §9): the client authenticates with a
+# JWT assertion, as the suite's AddClientAssertionToTokenEndpointRequest sends it.
+JWT_AUTH_METHODS = ("private_key_jwt", "client_secret_jwt")
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CLIENT_ASSERTION_LIFETIME = 60  # seconds, as CreateClientAuthenticationAssertionClaims (exp = iat + 60)
 
@@ -196,6 +201,9 @@ def _plan_variants() -> list[PlanVariant]:
         # oidcc-server-client-secret-post keeps its own client_secret_post variant, so it is not in this run.
         PlanVariant("private_key_jwt", basic, "code", None, "private_key_jwt",
                     tuple(m for m in BASIC_MODULES if m != "oidcc-server-client-secret-post")),
+        # And with client_secret_jwt (an HS256 assertion keyed with the client secret), the same way.
+        PlanVariant("client_secret_jwt", basic, "code", None, "client_secret_jwt",
+                    tuple(m for m in BASIC_MODULES if m != "oidcc-server-client-secret-post")),
     ]
     implicit = (("id_token", IMPLICIT_MODULES), ("id_token token", IMPLICIT_ID_TOKEN_TOKEN_MODULES))
     hybrid = (("code id_token", HYBRID_CODE_ID_TOKEN_MODULES), ("code token", HYBRID_CODE_TOKEN_MODULES),
@@ -293,6 +301,9 @@ class Server:
             # the login & consent app).
             "URLS_LOGOUT": LOGOUT_URL,
             "OAUTH2_HASHERS_PBKDF2_ITERATIONS": "1000",
+            # The public registration endpoint (RFC 7591/7592), for the Dynamic plan's registration modules;
+            # discovery then advertises registration_endpoint.
+            "OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED": "true",
             "LOG_LEVEL": "warn",
             # As an operator would (Hydra's `webfinger.oidc_discovery.*`): the standard scopes and
             # claims the login & consent app fills in.
@@ -355,7 +366,9 @@ class Receiver:
     on 127.0.0.1 with a certificate for IP 127.0.0.1, issued at start-up by a throwaway CA. The
     server under test trusts that CA through SSL_CERT_FILE; the harness's browser through
     `verify=ca_file`. Every request is recorded and answered 200 with `Cache-Control: no-store`
-    (as the suite's handlers); nothing in it depends on the server's code."""
+    (as the suite's handlers), with an empty body, or for a GET of a path in `documents` with that
+    document (oidcc-registration-jwks-uri's client JWKS, served as the suite's handleJwksRequest
+    serves it); nothing in it depends on the server's code."""
 
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="conformity-receiver-")
@@ -364,6 +377,8 @@ class Receiver:
         self._issue(cert_file, key_file)
         self.records: list[Received] = []
         self.errors: list[str] = []
+        # path -> (content type, body), answered to GET requests
+        self.documents: dict[str, tuple[str, bytes]] = {}
         self.cond = threading.Condition()
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -391,10 +406,15 @@ class Receiver:
                 with receiver.cond:
                     receiver.records.append(rec)
                     receiver.cond.notify_all()
+                    doc = receiver.documents.get(parts.path) if self.command == "GET" else None
                 self.send_response(200)
                 self.send_header("Cache-Control", "no-store")
-                self.send_header("Content-Length", "0")
+                if doc is not None:
+                    self.send_header("Content-Type", doc[0])
+                self.send_header("Content-Length", str(len(doc[1]) if doc else 0))
                 self.end_headers()
+                if doc is not None:
+                    self.wfile.write(doc[1])
 
             do_GET = do_POST = do_PUT = do_DELETE = _record
 
@@ -501,22 +521,30 @@ class Client:
     # clients with response_mode form_post (dataclasses.replace).
     response_type: str = "code"
     response_mode: str | None = None
-    # private_key_jwt: the client's own key pair (its public part registered as `jwks`), with which
-    # every client assertion is signed.
-    key: RSAKey | None = field(default=None, repr=False, compare=False)
+    # The key every client assertion is signed with: for private_key_jwt the client's own key pair
+    # (its public part registered as `jwks`); for client_secret_jwt a symmetric key made from the
+    # client secret (secret_jwt_key).
+    key: RSAKey | OctKey | None = field(default=None, repr=False, compare=False)
 
 
 def second_method(auth_method: str) -> str:
     """The auth method of oidcc-refresh-token's second client: client_secret_basic for the secret
-    variants (as before), private_key_jwt with its own key pair for private_key_jwt (the suite's
-    client2 has its own jwks)."""
-    return "private_key_jwt" if auth_method == "private_key_jwt" else "client_secret_basic"
+    variants (as before); for the JWT variants the same method, as the suite's client2 runs with the
+    plan's ClientAuthType: private_key_jwt with its own key pair (client2 has its own jwks),
+    client_secret_jwt with its own secret."""
+    return auth_method if auth_method in JWT_AUTH_METHODS else "client_secret_basic"
 
 
 def new_client_key() -> RSAKey:
     """GenerateRS256ClientJWKs: a fresh 2048-bit RSA key pair with use=sig and alg=RS256; the kid is
     the key's RFC 7638 thumbprint (GenerateRS256ClientJWKsWithKeyID)."""
     return RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, auto_kid=True)
+
+
+def secret_jwt_key(client_secret: str, alg: str = "HS256") -> OctKey:
+    """GenerateJWKsFromClientSecret: an oct key whose bytes are the client secret's, with alg
+    client_secret_jwt_alg (HS256 unless configured otherwise), use sig and no kid."""
+    return OctKey.import_key(client_secret.encode(), {"alg": alg, "use": "sig"})
 
 
 class Context:
@@ -646,7 +674,10 @@ class Context:
         token (plus refresh_token with a code, for oidcc-refresh-token), and response_types the one
         response type. A private_key_jwt client gets a fresh key pair (new_client_key) and registers
         its public part as `jwks`, as the suite's registration does (AddPublicJwksToDynamicRegistrationRequest);
-        token_endpoint_auth_signing_alg is left out, as there, so the server's default (RS256) applies."""
+        token_endpoint_auth_signing_alg is left out, as there, so the server's default (RS256) applies.
+        A client_secret_jwt client registers no key and leaves token_endpoint_auth_signing_alg out too (the
+        server's default, HS256, is the suite's default client_secret_jwt_alg); it signs its assertions
+        with the secret the server generated (secret_jwt_key)."""
         parts = response_type.split()
         grants = (["authorization_code", "refresh_token"] if "code" in parts else []) + (
             ["implicit"] if {"id_token", "token"} & set(parts) else [])
@@ -666,7 +697,12 @@ class Context:
         require(r.status_code == 201, f"POST /admin/clients returned HTTP {r.status_code}: {r.text[:200]}")
         j = r.json()
         require(bool(j.get("client_id")), "client without client_id")
-        if key is None:
+        if method == "client_secret_jwt":
+            require(j.get("token_endpoint_auth_method") == method, f"client {name}: POST /admin/clients answered "
+                    f"token_endpoint_auth_method={j.get('token_endpoint_auth_method')!r}, sent {method!r}")
+            require(bool(j.get("client_secret")), "client without client_secret")
+            key = secret_jwt_key(j["client_secret"])
+        elif key is None:
             require(bool(j.get("client_secret")), "client without client_secret")
         else:
             require(j.get("token_endpoint_auth_method") == method, f"client {name}: POST /admin/clients answered "
@@ -1172,23 +1208,27 @@ def client_assertion_claims(ctx: Context, client: Client) -> dict[str, Any]:
 
 def sign_client_assertion(client: Client, claims: dict[str, Any]) -> str:
     """SignClientAuthenticationAssertion: a compact JWS with the client's key, whose header holds
-    only the key's alg and kid (no typ)."""
+    only the key's alg and its kid when it has one (no typ). The client_secret_jwt key has no kid,
+    so that header is {"alg": "HS256"}."""
     require(client.key is not None, f"client {client.client_id} has no key to sign a client assertion with")
     assert client.key is not None
-    return jwt.encode({"alg": client.key.alg, "kid": client.key.kid}, claims, client.key, default_type=None)
+    header = {"alg": client.key.alg}
+    if client.key.kid:
+        header["kid"] = client.key.kid
+    return jwt.encode(header, claims, client.key, default_type=None)
 
 
 def token_request(ctx: Context, client: Client, data: dict[str, str], assertion_aud: str | None = None) -> Tokens:
-    """A token endpoint request with the client's authentication. private_key_jwt: a fresh assertion
-    for every call (AddPrivateKeyJWTClientAuthenticationToTokenEndpointRequest), and no client_id in
-    the body, as the suite sends none; assertion_aud replaces its aud
-    (UpdateClientAuthenticationAssertionClaimsWithISSAud)."""
+    """A token endpoint request with the client's authentication. private_key_jwt and client_secret_jwt:
+    a fresh assertion for every call (AddPrivateKeyJWTClientAuthenticationToTokenEndpointRequest, which
+    the suite uses for both), and no client_id in the body, as the suite sends none; assertion_aud
+    replaces its aud (UpdateClientAuthenticationAssertionClaimsWithISSAud)."""
     data = dict(data)
     headers = {"Accept": "application/json"}
     if client.auth_method == "client_secret_basic":
         cred = f"{urllib.parse.quote_plus(client.client_id)}:{urllib.parse.quote_plus(client.client_secret)}"
         headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
-    elif client.auth_method == "private_key_jwt":
+    elif client.auth_method in JWT_AUTH_METHODS:
         claims = client_assertion_claims(ctx, client)
         if assertion_aud is not None:
             claims["aud"] = assertion_aud
@@ -1823,14 +1863,16 @@ def m_refresh(ctx: Context, run: Run, client: Client, variant: str) -> str | Non
 DYNAMIC_PLAN = "oidcc-dynamic-certification-test-plan"
 
 
-@module("oidcc-ensure-client-assertion-with-iss-aud-succeeds", variants=("private_key_jwt",), plan=DYNAMIC_PLAN)
+@module("oidcc-ensure-client-assertion-with-iss-aud-succeeds", variants=JWT_AUTH_METHODS, plan=DYNAMIC_PLAN)
 def m_client_assertion_iss_aud(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
-    """OIDCCEnsureClientAssertionWithIssAudSucceeds (§2.6): the code is redeemed with a private_key_jwt
-    assertion whose aud is the issuer, not the token endpoint. The OP should accept it (RFC 7523 §3 and
+    """OIDCCEnsureClientAssertionWithIssAudSucceeds (§2.6): the code is redeemed with a client assertion
+    (private_key_jwt or client_secret_jwt: the module is not applicable to the other ClientAuthTypes)
+    whose aud is the issuer, not the token endpoint. The OP should accept it (RFC 7523 §3 and
     OIDC Core §9 only recommend the token endpoint). A rejection is a warning, provided it is a valid
     error response: JSON, a well-formed error, HTTP 400 (401 allowed for invalid_client), and the
     error invalid_client; anything else fails. After the token endpoint the module stops."""
-    require(client.auth_method == "private_key_jwt", "the module applies to private_key_jwt clients only")
+    require(client.auth_method in JWT_AUTH_METHODS, "the module applies to private_key_jwt and client_secret_jwt "
+            "clients only")
     params = new_auth_params(ctx, client)
     res = authorize(ctx, Browser(ctx), params)
     resp = check_callback_success(ctx, run, res, params)
@@ -1869,6 +1911,175 @@ def m_client_assertion_iss_aud(ctx: Context, run: Run, client: Client, variant: 
         require(claims["sub"] == front["sub"], "sub in the authorization endpoint's id_token does not match the "
                 "token endpoint's")
     return f"client assertion with aud={ctx.issuer} accepted"
+
+
+# --------------------------------------------------------------------------- dynamic registration (Dynamic plan)
+#
+# The registration modules of oidcc-dynamic-certification-test-plan (variant private_key_jwt, dynamic_client,
+# response_type code): each registers a client of its own at discovery's registration_endpoint (RFC 7591),
+# uses it, and unregisters it at the end (RFC 7592 DELETE), as the suite's cleanup does.
+
+LOGO_URI = RP_ORIGIN + "images/raidiam.png"  # CreateLogoUri: LOGO_PATH on the suite's own origin
+POLICY_URI = "https://openid.net"  # CreatePolicyUri
+TOS_URI = "https://openid.net"  # CreateTosUri
+
+
+@dataclass
+class DynamicClient:
+    client: Client
+    registration_client_uri: str | None
+    registration_access_token: str | None
+    response: dict[str, Any]
+
+
+def dynamic_registration_request(name: str, key: RSAKey, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OIDCCCreateDynamicClientRegistrationRequest for response_type code and private_key_jwt:
+    client_name (CreateDynamicRegistrationRequest), grant_types [authorization_code], the public part
+    of a fresh RS256 key as `jwks` (GenerateRS256ClientJWKs, AddPublicJwksToDynamicRegistrationRequest),
+    token_endpoint_auth_method, response_types, redirect_uris and contacts [certification@oidf.org];
+    `extra` adds what the module adds (logo_uri, policy_uri, tos_uri) or replaces (jwks by jwks_uri)."""
+    body: dict[str, Any] = {
+        "client_name": name,
+        "grant_types": ["authorization_code"],
+        "jwks": {"keys": [key.as_dict(private=False)]},
+        "token_endpoint_auth_method": "private_key_jwt",
+        "response_types": ["code"],
+        "redirect_uris": [REDIRECT_URI],
+        "contacts": ["certification@oidf.org"],
+    }
+    body.update(extra or {})
+    return body
+
+
+def register_dynamic_client(ctx: Context, body: dict[str, Any], key: RSAKey) -> DynamicClient:
+    """CallDynamicRegistrationEndpoint (a POST of the JSON request to registration_endpoint; the answer must
+    be a non-empty JSON object), EnsureContentTypeJson, EnsureHttpStatusCodeIs201 and
+    ExtractDynamicRegistrationResponse (registration_client_uri and registration_access_token come
+    together or not at all, and neither may be empty); as conformance.md §1 has it, no `error` in the
+    answer and an https registration_client_uri."""
+    endpoint = ctx.disco.get("registration_endpoint")
+    require(isinstance(endpoint, str) and endpoint != "", "discovery has no registration_endpoint")
+    r = requests.post(ctx.internal(endpoint), json=body, headers={"Accept": "application/json"},
+                      timeout=HTTP_TIMEOUT)
+    require(r.text != "", f"empty response from the registration endpoint (HTTP {r.status_code})")
+    try:
+        j = r.json()
+    except ValueError:
+        raise Fail(f"the registration endpoint's response is not JSON (HTTP {r.status_code}): {r.text[:200]}")
+    require(isinstance(j, dict), "the registration endpoint did not return a JSON object")
+    require(r.headers.get("Content-Type", "").startswith("application/json"),
+            f"the registration response's Content-Type is {r.headers.get('Content-Type')!r}, not application/json")
+    require(r.status_code == 201, f"the registration endpoint returned HTTP {r.status_code}, expected 201 "
+            f"(RFC 7591 §3.2.1): {r.text[:200]}")
+    require("error" not in j, f"the registration response carries error={j.get('error')!r}")
+    uri, token = j.get("registration_client_uri"), j.get("registration_access_token")
+    if uri is not None or token is not None:
+        require(uri is not None, "dynamic registration returned registration_access_token but not "
+                "registration_client_uri")
+        require(token is not None, "dynamic registration returned registration_client_uri but not "
+                "registration_access_token")
+        require(isinstance(uri, str) and uri != "", "registration_client_uri must not be an empty string")
+        require(isinstance(token, str) and token != "", "registration_access_token must not be an empty string")
+        require(uri.startswith("https://"), f"registration_client_uri {uri!r} is not https")
+    require(isinstance(j.get("client_id"), str) and j["client_id"] != "", "the registration response has no client_id")
+    client = Client(j["client_id"], j.get("client_secret") or "", str(body.get("token_endpoint_auth_method")),
+                    "code", key=key)
+    return DynamicClient(client, uri, token, j)
+
+
+def unregister_dynamic_client(ctx: Context, run: Run, dc: DynamicClient) -> str:
+    """UnregisterDynamicallyRegisteredClient (the suite's cleanup): DELETE registration_client_uri with the
+    registration access token as a Bearer token; 204 is the success it logs. An error status, or no
+    answer, is only a warning (conformance.md §1: a failure at cleanup)."""
+    if not dc.registration_client_uri or not dc.registration_access_token:
+        return "no registration_client_uri to unregister with"
+    try:
+        r = requests.delete(ctx.internal(dc.registration_client_uri), timeout=HTTP_TIMEOUT,
+                            headers={"Authorization": f"Bearer {dc.registration_access_token}",
+                                     "Accept": "application/json"})
+    except requests.RequestException as e:
+        run.warn(f"unregistering the client failed: {e}")
+        return "not unregistered"
+    if not 200 <= r.status_code < 300:
+        run.warn(f"error from the registration client endpoint: DELETE returned HTTP {r.status_code}: {r.text[:200]}")
+        return "not unregistered"
+    return f"unregistered (HTTP {r.status_code})"
+
+
+def with_dynamic_client(ctx: Context, run: Run, body: dict[str, Any], key: RSAKey,
+                        fn: Callable[[DynamicClient], str]) -> str:
+    """Registers, runs `fn`, and unregisters whatever happened (the suite's cleanup)."""
+    dc = register_dynamic_client(ctx, body, key)
+    try:
+        note = fn(dc)
+    finally:
+        cleanup = unregister_dynamic_client(ctx, run, dc)
+    return f"{note}; {cleanup}"
+
+
+def registration_login_page_module(member: str, value: str, what: str) -> ModuleFn:
+    """OIDCCRegistrationLogoUri / PolicyUri / TosUri (AbstractOIDCCDynamicRegistrationTest): register with
+    `member`, send an authorization request with a fresh browser, and expect the login page, which should
+    show the logo, or link the policy or terms of service (ExpectLoginPageWith*, a screenshot in the suite).
+    Here the login page is the harness's login app: its observable effect is a login challenge with
+    skip=false whose client (as the admin API hands it to the login app, which renders it) carries the
+    registered value. A callback with an error fails (CheckIfAuthorizationEndpointError); the suite does not
+    need the login completed, the harness completes it."""
+    def fn(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+        key = new_client_key()
+        body = dynamic_registration_request(f"conformity-registration-{member.replace('_', '-')}", key,
+                                            {member: value})
+
+        def flow(dc: DynamicClient) -> str:
+            params = new_auth_params(ctx, dc.client)
+            res = authorize(ctx, Browser(ctx), params)
+            if res.kind == "callback":
+                q = auth_response(ctx, res, params)
+                if "error" in q:
+                    raise Fail(f"authorization returned error={q['error']}: {q.get('error_description', '')}")
+            require(bool(res.logins), f"no login page was shown (the chain ended at {res.kind} {res.url[:100]} "
+                    f"HTTP {res.status})")
+            login = res.logins[0]
+            require(not login.get("skip"), "the login challenge had skip=true: no login page would be shown")
+            got = (login.get("client") or {}).get(member)
+            require(got == value, f"the login request's client carries {member}={got!r}, registered {value!r}: "
+                    f"the login page cannot show the {what}")
+            return f"login page shown (observed: login challenge with skip=false, client {member}={got})"
+        return with_dynamic_client(ctx, run, body, key, flow)
+    return fn
+
+
+module("oidcc-registration-logo-uri", variants=("private_key_jwt",), plan=DYNAMIC_PLAN)(
+    registration_login_page_module("logo_uri", LOGO_URI, "client's logo"))
+module("oidcc-registration-policy-uri", variants=("private_key_jwt",), plan=DYNAMIC_PLAN)(
+    registration_login_page_module("policy_uri", POLICY_URI, "link to the client's policy"))
+module("oidcc-registration-tos-uri", variants=("private_key_jwt",), plan=DYNAMIC_PLAN)(
+    registration_login_page_module("tos_uri", TOS_URI, "link to the client's terms of service"))
+
+
+@module("oidcc-registration-jwks-uri", variants=("private_key_jwt",), plan=DYNAMIC_PLAN)
+def m_registration_jwks_uri(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    """OIDCCRegistrationJwksUri: the client registers `jwks_uri` instead of `jwks` (CreateJwksUri,
+    AddJwksUriToDynamicRegistrationRequest), with a key that has a kid (GenerateRS256ClientJWKsWithKeyID);
+    the suite serves the public JWKS there (handleJwksRequest), here the RP receiver does, over https.
+    Then the whole AbstractOIDCCServerTest flow: authorization, the code redeemed with a private_key_jwt
+    assertion the server can only verify with the fetched key, the ID token checks and userinfo."""
+    if ctx.receiver is None:
+        raise Fail(ctx.logout_setup_error or "no RP receiver to serve the jwks_uri")
+    key = new_client_key()
+    jwks_path = f"/jwks-{generate_token(8)}"
+    ctx.receiver.documents[jwks_path] = ("application/json",
+                                         json.dumps({"keys": [key.as_dict(private=False)]}).encode())
+    body = dynamic_registration_request("conformity-registration-jwks-uri", key)
+    del body["jwks"]
+    body["jwks_uri"] = ctx.receiver.url(jwks_path)
+    since = time.time()
+
+    def flow(dc: DynamicClient) -> str:
+        happy_flow(ctx, run, dc.client)
+        fetched = [r for r in ctx.receiver.records if r.path == jwks_path and r.at >= since] if ctx.receiver else []
+        return f"code redeemed with private_key_jwt, key fetched from jwks_uri ({len(fetched)} fetch(es))"
+    return with_dynamic_client(ctx, run, body, key, flow)
 
 
 # --------------------------------------------------------------------------- config plan
@@ -2609,7 +2820,7 @@ def main() -> int:
     ap.add_argument("--only", help="regular expression; run only modules whose name matches")
     ap.add_argument("--variant", choices=VARIANT_CHOICES, metavar="VARIANT",
                     help="run only this plan variant: a label (client_secret_basic, client_secret_post, "
-                         "private_key_jwt, 'implicit id_token', 'hybrid code token', formpost-basic, …) or the "
+                         "private_key_jwt, client_secret_jwt, 'implicit id_token', 'hybrid code token', formpost-basic, …) or the "
                          "plan part of one (implicit, hybrid, formpost-implicit, formpost-hybrid); modules without "
                          "a client ([config], [logout]) always run")
     ap.add_argument("--workers", type=int, default=8,
