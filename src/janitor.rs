@@ -1,6 +1,6 @@
 //! The janitor: deletes what can no longer be used (expired tokens, codes and spent markers,
 //! tokens revoked by a client's watermark, flows past their request lifespan, expired login
-//! sessions) in paced steps, for the
+//! sessions, expired trust relationships of the JWT bearer grant) in paced steps, for the
 //! `hydra janitor` command and the server's background thread alike.
 //!
 //! Invariants: a row is deleted only when nothing could still accept it: a token after its
@@ -22,6 +22,8 @@ pub struct Policy {
     pub tokens: bool,
     /// Finished flows and expired login sessions (`--requests`).
     pub requests: bool,
+    /// Expired trust relationships of the JWT bearer grant (`--grants`).
+    pub grants: bool,
     /// Keep rows that died less than this long ago (`--keep-if-younger`), seconds.
     pub keep_secs: i64,
     /// Treat access tokens as expired this long after issue, if sooner (`--access-lifespan`).
@@ -46,11 +48,15 @@ pub struct Report {
     pub tokens: u64,
     pub flows: u64,
     pub login_sessions: u64,
+    pub grants: u64,
+    /// The key store's version after the last trust relationship deleted, for the server to
+    /// refresh its snapshot.
+    pub trust_version: Option<u64>,
 }
 
 impl Report {
     pub fn deleted(&self) -> u64 {
-        self.tokens + self.flows + self.login_sessions
+        self.tokens + self.flows + self.login_sessions + self.grants
     }
 }
 
@@ -66,6 +72,20 @@ pub fn run(store: &Backend, p: &Policy, now: i64, stop: &AtomicBool) -> Result<R
         flow_lifespan: p.flow_lifespan,
         watermarks: block_on(store.load_watermarks())?.into_iter().collect(),
     };
+    if p.grants {
+        // Their rows carry their expiry as `created` (µs), so they go without being opened.
+        let cut = (rules.before.max(0) as u64).saturating_mul(1_000_000);
+        let set = crate::server::keys::TRUST_SET;
+        for row in block_on(store.load_keys())?.into_iter().filter(|r| r.set == set && r.created <= cut) {
+            if stop.load(Ordering::Relaxed) || p.limit.is_some_and(|l| report.deleted() >= l as u64) {
+                return Ok(report);
+            }
+            report.examined += 1;
+            let (had, version) = block_on(store.write_keys(set, hydra_storage::KeyWrite::DeleteKey(row.kid)))?;
+            report.grants += u64::from(had);
+            report.trust_version = Some(version);
+        }
+    }
     let mut targets = Vec::new();
     if p.tokens {
         targets.push(SweepTarget::Tokens);

@@ -63,6 +63,7 @@ pub fn janitor(a: &JanitorCmd, out: &mut dyn Write) -> Result<(), String> {
     let policy = Policy {
         tokens: a.tokens,
         requests: a.requests,
+        grants: a.grants,
         keep_secs: secs("keep-if-younger", &a.keep_if_younger)?.unwrap_or(0),
         access_lifespan: secs("access-lifespan", &a.access_lifespan)?,
         refresh_lifespan: secs("refresh-lifespan", &a.refresh_lifespan)?,
@@ -83,7 +84,7 @@ pub fn janitor(a: &JanitorCmd, out: &mut dyn Write) -> Result<(), String> {
             let store = Backend::from(crate::pg::open(&d, partitions).map_err(|e| format!("Error: {e}"))?);
             let now = crate::server::state::unix_now();
             let report = run(&store, &policy, now, &AtomicBool::new(false)).map_err(|e| format!("Error: {e}"))?;
-            return summary(a, &report, None, out);
+            return summary(&report, None, out);
         }
     };
     if hydra_storage::manifest_info(&dir).map_err(|e| format!("Error: {e}"))?.is_none() {
@@ -105,22 +106,14 @@ pub fn janitor(a: &JanitorCmd, out: &mut dyn Write) -> Result<(), String> {
     let report = run(&store, &policy, now, &AtomicBool::new(false)).map_err(|e| format!("Error: {e}"))?;
     drop(store);
     let (before, after) = hydra_storage::compact_dir(&dir).map_err(|e| format!("Error: {e}"))?;
-    summary(a, &report, Some((before, after)), out)
+    summary(&report, Some((before, after)), out)
 }
 
-fn summary(
-    a: &JanitorCmd,
-    report: &crate::janitor::Report,
-    sizes: Option<(u64, u64)>,
-    out: &mut dyn Write,
-) -> Result<(), String> {
-    if a.grants {
-        let _ = writeln!(out, "Trust relationships (jwt-bearer grants) are not supported; none to delete.");
-    }
+fn summary(report: &crate::janitor::Report, sizes: Option<(u64, u64)>, out: &mut dyn Write) -> Result<(), String> {
     let _ = write!(
         out,
-        "Examined {} rows; deleted {} tokens, {} flows and {} login sessions.",
-        report.examined, report.tokens, report.flows, report.login_sessions
+        "Examined {} rows; deleted {} tokens, {} flows, {} login sessions and {} trust relationships.",
+        report.examined, report.tokens, report.flows, report.login_sessions, report.grants
     );
     match sizes {
         Some((before, after)) => {

@@ -83,7 +83,7 @@ pub struct JanitorCmd {
     /// Delete finished login/consent flows and expired login sessions.
     #[arg(long)]
     pub requests: bool,
-    /// Delete expired trust relationships (none exist here).
+    /// Delete expired trust relationships of the JWT bearer grant.
     #[arg(long)]
     pub grants: bool,
     /// Keep rows that expired less than this long ago (e.g. 1h).

@@ -49,6 +49,7 @@ pub(super) fn spawn_janitor(shared: &Arc<Shared>) -> Result<Option<std::thread::
     let policy = crate::janitor::Policy {
         tokens: true,
         requests: true,
+        grants: true,
         keep_secs: 0,
         access_lifespan: None,
         refresh_lifespan: None,
@@ -89,6 +90,11 @@ pub(super) fn spawn_janitor(shared: &Arc<Shared>) -> Result<Option<std::thread::
                 let t0 = std::time::Instant::now();
                 match crate::janitor::run(&shared.store, &policy, state::unix_now(), stop) {
                     Ok(r) => {
+                        if let Some(v) = r.trust_version {
+                            if let Err(e) = block_on(shared.reload_set(crate::server::keys::TRUST_SET, v)) {
+                                warn!("trust relationships could not be reloaded", "error" = e);
+                            }
+                        }
                         shared.janitor.record(&r);
                         info!(
                             "janitor pass",
@@ -96,6 +102,7 @@ pub(super) fn spawn_janitor(shared: &Arc<Shared>) -> Result<Option<std::thread::
                             "tokens" = r.tokens,
                             "flows" = r.flows,
                             "login_sessions" = r.login_sessions,
+                            "grants" = r.grants,
                             "ms" = t0.elapsed().as_millis()
                         );
                     }

@@ -5,7 +5,9 @@ use crate::http::Request;
 use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
-use crate::server::{authorize, clients, flows, introspect, keys, logout, oidc, registration, revoke, sessions, token};
+use crate::server::{
+    authorize, clients, flows, introspect, keys, logout, oidc, registration, revoke, sessions, token, trust,
+};
 use hydra_storage::Storage;
 use serde_json::json;
 
@@ -83,6 +85,10 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
         Route::LogoutFallback => logout::fallback(w, req).await,
         Route::LogoutRequest(None) => logout::get(w, req).await,
         Route::LogoutRequest(Some(accept)) => logout::answer(w, req, accept).await,
+        Route::ListTrust => trust::list(w, req),
+        Route::CreateTrust => trust::create(w, req).await,
+        Route::GetTrust(id) => trust::get(w, &id),
+        Route::DeleteTrust(id) => trust::delete(w, &id).await,
         Route::Register => registration::create(w, req).await,
         Route::GetRegistered(id) => registration::get(w, req, &id),
         Route::PutRegistered(id) => registration::put(w, req, &id).await,

@@ -19,6 +19,9 @@ pub struct KeyEntry {
 #[derive(Debug, Clone, Default)]
 pub struct KeySnapshot {
     pub sets: HashMap<String, Arc<Vec<Arc<KeyEntry>>>>,
+    /// The JWT bearer grant's trust relationships (stored as the rows of the reserved set
+    /// `TRUST_SET`, never a key set of the admin API), newest first.
+    pub trust: Arc<Vec<Arc<crate::oauth2::jwt_bearer::TrustGrant>>>,
     pub(crate) versions: HashMap<String, u64>,
 }
 

@@ -27,6 +27,12 @@ pub const ID_TOKEN_SET: &str = "hydra.openid.id-token";
 pub const ACCESS_TOKEN_SET: &str = "hydra.jwt.access-token";
 /// Sets published at `/.well-known/jwks.json` and generated when missing.
 pub const DEFAULT_SETS: [&str; 2] = [ID_TOKEN_SET, ACCESS_TOKEN_SET];
+/// The reserved set whose rows are the JWT bearer grant's trust relationships (kid = the
+/// relationship's id, sealed JSON of `TrustGrant`, `created` = its expiry in microseconds, so
+/// the janitor can drop an expired one without the secret): the key store already gives them durable
+/// writes, the change feed to every worker and node, and sealing, on both backends. The admin
+/// key API refuses the name.
+pub const TRUST_SET: &str = "hydra-rs.trust.jwt-bearer";
 
 /// The keys that seal stored JWKs: one per `secrets.system` entry, the first seals.
 pub fn seal_keys(secrets: &[String]) -> Vec<[u8; 32]> {
@@ -37,11 +43,18 @@ fn aad(set: &str, kid: &str) -> Vec<u8> {
     [set.as_bytes(), &[0], kid.as_bytes()].concat()
 }
 
+fn open_plain(seal_keys: &[[u8; 32]], row: &KeyRow) -> Result<Vec<u8>, String> {
+    seal::open(seal_keys, &aad(&row.set, &row.kid), &row.sealed)
+        .map_err(|e| format!("key {:?} of set {:?} cannot be opened with secrets.system: {e}", row.kid, row.set))
+}
+
 fn open_row(seal_keys: &[[u8; 32]], row: &KeyRow) -> Result<KeyEntry, String> {
+    entry_of(row, &open_plain(seal_keys, row)?)
+}
+
+fn entry_of(row: &KeyRow, plain: &[u8]) -> Result<KeyEntry, String> {
     let what = || format!("key {:?} of set {:?}", row.kid, row.set);
-    let plain = seal::open(seal_keys, &aad(&row.set, &row.kid), &row.sealed)
-        .map_err(|e| format!("{} cannot be opened with secrets.system: {e}", what()))?;
-    let jwk: Jwk = serde_json::from_slice(&plain).map_err(|e| format!("{} is unreadable: {e}", what()))?;
+    let jwk: Jwk = serde_json::from_slice(plain).map_err(|e| format!("{} is unreadable: {e}", what()))?;
     // Encryption keys are stored and returned; nothing signs with them.
     let signer = if jwk.is_private() && jwk.use_.as_deref() != Some("enc") {
         Some(Arc::new(Signer::from_jwk(&jwk).map_err(|e| format!("{} cannot sign: {e}", what()))?))
@@ -53,9 +66,31 @@ fn open_row(seal_keys: &[[u8; 32]], row: &KeyRow) -> Result<KeyEntry, String> {
 
 pub(crate) fn seal_row(seal_keys: &[[u8; 32]], set: &str, jwk: &Jwk, created: u64) -> Result<KeyRow, String> {
     let plain = serde_json::to_vec(jwk).map_err(|e| e.to_string())?;
+    seal_plain(seal_keys, set, &jwk.kid, &plain, created)
+}
+
+pub(crate) fn seal_plain(
+    seal_keys: &[[u8; 32]],
+    set: &str,
+    kid: &str,
+    plain: &[u8],
+    created: u64,
+) -> Result<KeyRow, String> {
     let key = seal_keys.first().ok_or("no system secret")?;
-    let sealed = seal::seal(key, &aad(set, &jwk.kid), &plain, &SystemRandom::new()).map_err(|e| e.to_string())?;
-    Ok(KeyRow { set: set.to_string(), kid: jwk.kid.clone(), created, sealed })
+    let sealed = seal::seal(key, &aad(set, kid), plain, &SystemRandom::new()).map_err(|e| e.to_string())?;
+    Ok(KeyRow { set: set.to_string(), kid: kid.to_string(), created, sealed })
+}
+
+type Trust = crate::oauth2::jwt_bearer::TrustGrant;
+
+fn trust_of(row: &KeyRow, plain: &[u8]) -> Result<Trust, String> {
+    serde_json::from_slice(plain).map_err(|e| format!("trust relationship {:?} is unreadable: {e}", row.kid))
+}
+
+/// Latest expiry first (their `created`).
+fn sorted_trust(mut t: Vec<(u64, Trust)>) -> Arc<Vec<Arc<Trust>>> {
+    t.sort_by_key(|(created, _)| std::cmp::Reverse(*created));
+    Arc::new(t.into_iter().map(|(_, g)| Arc::new(g)).collect())
 }
 
 /// Reads every stored set (at start-up). A key sealed with an older `secrets.system` entry is
@@ -64,20 +99,26 @@ pub(crate) fn seal_row(seal_keys: &[[u8; 32]], set: &str, jwk: &Jwk, created: u6
 pub fn load(store: &Backend, seal_keys: &[[u8; 32]]) -> Result<KeySnapshot, String> {
     let mut snap = KeySnapshot::default();
     let mut sets: HashMap<String, Vec<Arc<KeyEntry>>> = HashMap::new();
+    let mut trust = Vec::new();
     for row in block_on(store.load_keys()).map_err(|e| e.to_string())? {
         let current = seal::open(&seal_keys[..seal_keys.len().min(1)], &aad(&row.set, &row.kid), &row.sealed).is_ok();
-        let entry = open_row(seal_keys, &row)?;
+        let plain = open_plain(seal_keys, &row)?;
         if !current {
-            let again = seal_row(seal_keys, &row.set, &entry.jwk, row.created)?;
+            let again = seal_plain(seal_keys, &row.set, &row.kid, &plain, row.created)?;
             block_on(store.write_keys(&row.set, KeyWrite::Add(vec![again]))).map_err(|e| e.to_string())?;
             crate::info!("sealed a key again with the first system secret", "set" = row.set, "kid" = row.kid);
         }
-        sets.entry(row.set.clone()).or_default().push(Arc::new(entry));
+        if row.set == TRUST_SET {
+            trust.push((row.created, trust_of(&row, &plain)?));
+            continue;
+        }
+        sets.entry(row.set.clone()).or_default().push(Arc::new(entry_of(&row, &plain)?));
     }
     for (set, mut keys) in sets {
         keys.sort_by_key(|k| std::cmp::Reverse(k.created));
         snap.sets.insert(set, Arc::new(keys));
     }
+    snap.trust = sorted_trust(trust);
     Ok(snap)
 }
 
@@ -119,20 +160,26 @@ impl Shared {
     /// write of that set was applied already.
     pub async fn reload_set(&self, set: &str, version: u64) -> Result<(), String> {
         let mut keys: Vec<Arc<KeyEntry>> = Vec::new();
+        let mut trust = Vec::new();
         for row in self.store.load_keys().await.map_err(|e| e.to_string())? {
-            if row.set == set {
+            if row.set == set && set == TRUST_SET {
+                trust.push((row.created, trust_of(&row, &open_plain(&self.key_seal, &row)?)?));
+            } else if row.set == set {
                 keys.push(Arc::new(open_row(&self.key_seal, &row)?));
             }
         }
         keys.sort_by_key(|k| std::cmp::Reverse(k.created));
         let keys = Arc::new(keys);
+        let trust = sorted_trust(trust);
         self.keys.rcu(|old| {
             let mut next = KeySnapshot::clone(old);
             if next.versions.get(set).is_some_and(|v| *v >= version) {
                 return next;
             }
             next.versions.insert(set.to_string(), version);
-            if keys.is_empty() {
+            if set == TRUST_SET {
+                next.trust = trust.clone();
+            } else if keys.is_empty() {
                 next.sets.remove(set);
             } else {
                 next.sets.insert(set.to_string(), keys.clone());
@@ -164,7 +211,25 @@ async fn write(w: &Worker, set: &str, change: KeyWrite) -> Result<bool, Response
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && !s.contains('\0')
+    !s.is_empty() && !s.contains('\0') && s != TRUST_SET
+}
+
+fn reserved(set: &str) -> Option<Response> {
+    (set == TRUST_SET).then(|| bad_request("The key set name is reserved for trust relationships."))
+}
+
+/// Writes a trust relationship row (or, `None`, deletes it) durably, then refreshes the snapshot.
+pub(crate) async fn write_trust(w: &Worker, id: &str, grant: Option<&Trust>) -> Result<bool, Response> {
+    let change = match grant {
+        Some(g) => {
+            let plain = serde_json::to_vec(g).map_err(server_error)?;
+            // `created` holds the expiry (µs): the janitor drops expired rows without opening them.
+            let expiry = (g.expires_at.max(0) as u64).saturating_mul(1_000_000);
+            KeyWrite::Add(vec![seal_plain(&w.shared.key_seal, TRUST_SET, id, &plain, expiry).map_err(server_error)?])
+        }
+        None => KeyWrite::DeleteKey(id.to_string()),
+    };
+    write(w, TRUST_SET, change).await
 }
 
 fn keys_json(keys: impl Iterator<Item = Jwk>) -> serde_json::Value {
@@ -314,6 +379,9 @@ pub async fn put_key(w: &Worker, req: &Request, set: &str, kid: &str) -> Respons
 
 /// `DELETE /admin/keys/{set}`: 204 whether or not the set existed (as Hydra).
 pub async fn delete_set(w: &Worker, set: &str) -> Response {
+    if let Some(r) = reserved(set) {
+        return r;
+    }
     match write(w, set, KeyWrite::DeleteSet).await {
         Ok(_) => Response::empty(204),
         Err(r) => r,
@@ -322,6 +390,9 @@ pub async fn delete_set(w: &Worker, set: &str) -> Response {
 
 /// `DELETE /admin/keys/{set}/{kid}`: 204 whether or not the key existed (as Hydra).
 pub async fn delete_key(w: &Worker, set: &str, kid: &str) -> Response {
+    if let Some(r) = reserved(set) {
+        return r;
+    }
     match write(w, set, KeyWrite::DeleteKey(kid.to_string())).await {
         Ok(_) => Response::empty(204),
         Err(r) => r,

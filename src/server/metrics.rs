@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Route labels; `route_index` maps each `Route` to one of them.
-const ROUTES: [&str; 28] = [
+const ROUTES: [&str; 29] = [
     "health_alive",
     "health_ready",
     "version",
@@ -41,6 +41,7 @@ const ROUTES: [&str; 28] = [
     "method_not_allowed",
     "logout",
     "dynamic_registration",
+    "trust",
 ];
 
 /// Status codes counted apart; anything else counts as `other`.
@@ -86,6 +87,7 @@ pub fn route_index(r: &Route) -> usize {
         Route::MethodNotAllowed(_) => 25,
         Route::Logout | Route::LogoutFallback => 26,
         Route::Register | Route::GetRegistered(_) | Route::PutRegistered(_) | Route::DeleteRegistered(_) => 27,
+        Route::ListTrust | Route::CreateTrust | Route::GetTrust(_) | Route::DeleteTrust(_) => 28,
     }
 }
 

@@ -27,6 +27,7 @@ mod clients;
 mod code_grant;
 mod flows;
 mod introspect;
+mod jwt_bearer;
 pub mod keys;
 mod listen;
 mod logout;
@@ -38,6 +39,7 @@ mod revoke;
 mod sessions;
 pub mod tls;
 mod token;
+mod trust;
 pub mod watch;
 mod worker;
 

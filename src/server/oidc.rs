@@ -58,7 +58,7 @@ pub fn discovery(w: &Worker) -> Response {
         "subject_types_supported": subject_types,
         "response_types_supported": crate::oauth2::authorize::RESPONSE_TYPES,
         "response_modes_supported": ["query", "fragment", "form_post"],
-        "grant_types_supported": ["authorization_code", "implicit", "client_credentials", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "implicit", "client_credentials", "refresh_token", crate::oauth2::jwt_bearer::GRANT_TYPE],
         "scopes_supported": scopes,
         "claims_supported": claims,
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "private_key_jwt", "client_secret_jwt", "none"],

@@ -62,6 +62,12 @@ pub enum Route {
     GetRegistered(String),
     PutRegistered(String),
     DeleteRegistered(String),
+    /// `/admin/trust/grants/jwt-bearer/issuers` (GET lists, POST creates).
+    ListTrust,
+    CreateTrust,
+    /// `/admin/trust/grants/jwt-bearer/issuers/{id}`.
+    GetTrust(String),
+    DeleteTrust(String),
     /// `GET /admin/metrics/prometheus`
     Metrics,
     NotFound,
@@ -186,6 +192,9 @@ fn admin(m: Method, path: &str) -> Route {
     if let Some(rest) = path.strip_prefix("/keys/") {
         return keys(m, rest);
     }
+    if let Some(rest) = path.strip_prefix("/trust/grants/jwt-bearer/issuers") {
+        return trust(m, rest);
+    }
     let Some(rest) = path.strip_prefix("/clients/") else { return Route::NotFound };
     let mut parts = rest.splitn(2, '/');
     let raw_id = parts.next().unwrap_or("");
@@ -208,6 +217,26 @@ fn admin(m: Method, path: &str) -> Route {
             _ => Route::MethodNotAllowed("POST, DELETE"),
         },
         Some(_) => Route::NotFound,
+    }
+}
+
+/// `/trust/grants/jwt-bearer/issuers[/{id}]`.
+fn trust(m: Method, rest: &str) -> Route {
+    if rest.is_empty() {
+        return match m {
+            Method::Get => Route::ListTrust,
+            Method::Post => Route::CreateTrust,
+            _ => Route::MethodNotAllowed("GET, HEAD, POST"),
+        };
+    }
+    let Some(raw) = rest.strip_prefix('/') else { return Route::NotFound };
+    match crate::http::form::percent_decode(raw.as_bytes()) {
+        Ok(id) if !id.is_empty() && !id.contains('/') => match m {
+            Method::Get => Route::GetTrust(id),
+            Method::Delete => Route::DeleteTrust(id),
+            _ => Route::MethodNotAllowed("GET, HEAD, DELETE"),
+        },
+        _ => Route::NotFound,
     }
 }
 

@@ -18,6 +18,7 @@ mod implicit;
 mod introspect;
 mod janitor;
 mod jwt_access_token;
+mod jwt_bearer;
 mod keys;
 mod logout;
 mod metrics;

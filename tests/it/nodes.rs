@@ -199,3 +199,30 @@ fn the_background_janitor_runs_on_one_node_at_a_time() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn trust_relationships_reach_the_other_node_and_jtis_are_single_use_across_nodes() {
+    use hydra::jose::jwk::{Alg, Jwk};
+    let (a, b) = pair(&[]);
+    let key = Jwk::generate(Alg::ES256, "nodes", "sig").unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let g = Req::new("POST", "/admin/trust/grants/jwt-bearer/issuers")
+        .json(&json!({"issuer": "https://nodes.idp.example", "subject": "alice", "scope": ["read"], "jwk": key.public(), "expires_at": hydra::dates::rfc3339(now + 3600)}))
+        .send(a.admin);
+    g.expect(201);
+    let id = field(&g.json(), "id");
+    let (cid, secret) =
+        cc_client_with(&a, json!({"grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"], "scope": "read"}));
+    let path = format!("/admin/trust/grants/jwt-bearer/issuers/{id}");
+    within_bound("a trust relationship created on A", || Req::get(&path).send(b.admin).status == 200);
+    within_bound("a client created on A", || token_req(&cid, &secret, &[]).send(b.public).status != 401);
+    let claims = json!({"iss": "https://nodes.idp.example", "sub": "alice", "aud": [format!("http://{}/oauth2/token", b.public), format!("http://{}/oauth2/token", a.public)], "iat": now, "exp": now + 300, "jti": "nodes-1"});
+    let assertion = hydra::jose::jws::Signer::from_jwk(&key).unwrap().sign(claims.to_string().as_bytes()).unwrap();
+    let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
+    Req::new("POST", "/oauth2/token").basic(&cid, &secret).form(&form).send(b.public).expect(200);
+    // The same assertion (its audience names both nodes) at the other node: its jti is spent.
+    let r = Req::new("POST", "/oauth2/token").basic(&cid, &secret).form(&form).send(a.public);
+    assert!(r.status == 400 && r.text().contains("jti has been used before"), "{}", r.text());
+    Req::new("DELETE", &path).send(a.admin).expect(204);
+    within_bound("a trust relationship deleted on A", || Req::get(&path).send(b.admin).status == 404);
+}

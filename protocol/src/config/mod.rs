@@ -189,6 +189,8 @@ pub struct OAuth2 {
     /// `oauth2.client_credentials.default_grant_allowed_scope`.
     pub cc_default_grant_allowed_scope: bool,
     pub expose_internal_errors: bool,
+    /// `oauth2.grant.jwt.iat_optional`, `.jti_optional`, `.max_ttl`.
+    pub jwt_grant: crate::oauth2::jwt_bearer::Policy,
 }
 
 /// `oidc.*` and `webfinger.oidc_discovery.*`.
@@ -506,6 +508,11 @@ impl Config {
                     .bool("oauth2.client_credentials.default_grant_allowed_scope")?
                     .unwrap_or(false),
                 expose_internal_errors: raw.bool("oauth2.expose_internal_errors")?.unwrap_or(false),
+                jwt_grant: crate::oauth2::jwt_bearer::Policy {
+                    iat_optional: raw.bool("oauth2.grant.jwt.iat_optional")?.unwrap_or(false),
+                    jti_optional: raw.bool("oauth2.grant.jwt.jti_optional")?.unwrap_or(false),
+                    max_ttl_secs: ttl("oauth2.grant.jwt.max_ttl", Duration::from_secs(720 * 3600))?.as_secs() as i64,
+                },
             },
             oidc: Oidc {
                 pairwise_salt: match raw.str("oidc.subject_identifiers.pairwise.salt")? {

@@ -47,6 +47,21 @@ pub fn check(
             "The OAuth 2.0 Client is not allowed to use authorization grant 'client_credentials'.",
         ));
     }
+    let (granted, audience) = scope_and_audience(client, scope, audience, policy, policy.default_grant_allowed_scope)?;
+    let lifespan = client.lifespan(Lifespan::ClientCredentialsAccessToken).unwrap_or(policy.access_token_ttl);
+    Ok(IssuePlan { scope: granted, audience, lifespan })
+}
+
+/// The scope and audience a client may have for a grant without a user (client credentials, JWT
+/// bearer): each requested scope allowed by the client's `scope` under the scope strategy, each
+/// audience registered; no scope requested means none, or (`all_by_default`) all the client's.
+pub fn scope_and_audience(
+    client: &Client,
+    scope: Option<&str>,
+    audience: &[String],
+    policy: &Policy,
+    all_by_default: bool,
+) -> Result<(String, Vec<String>), OAuthError> {
     let requested = scope.map(scope::split).unwrap_or_default();
     for s in &requested {
         if !scope::is_valid_token(s) {
@@ -69,7 +84,7 @@ pub fn check(
         }
         granted.push_str(s);
     };
-    if requested.is_empty() && policy.default_grant_allowed_scope {
+    if requested.is_empty() && all_by_default {
         client.scopes().for_each(grant);
     } else {
         requested.iter().for_each(|s| grant(s));
@@ -82,8 +97,7 @@ pub fn check(
             ));
         }
     }
-    let lifespan = client.lifespan(Lifespan::ClientCredentialsAccessToken).unwrap_or(policy.access_token_ttl);
-    Ok(IssuePlan { scope: granted, audience: audience.to_vec(), lifespan })
+    Ok((granted, audience.to_vec()))
 }
 
 /// The token response (RFC 6749 §5.1) of the grant: [`token_response`] with an access token only.

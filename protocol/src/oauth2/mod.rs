@@ -13,6 +13,7 @@ pub mod hasher;
 pub mod id_token;
 pub mod introspection;
 pub mod jwt_access_token;
+pub mod jwt_bearer;
 pub mod logout;
 pub mod page_token;
 pub mod scope;

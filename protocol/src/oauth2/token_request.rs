@@ -6,9 +6,25 @@ use crate::oauth2::error::{ErrorCode, OAuthError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenRequest {
-    ClientCredentials { scope: Option<String>, audience: Vec<String> },
-    AuthorizationCode { code: String, redirect_uri: Option<String>, code_verifier: Option<String> },
-    RefreshToken { refresh_token: String, scope: Option<String> },
+    ClientCredentials {
+        scope: Option<String>,
+        audience: Vec<String>,
+    },
+    AuthorizationCode {
+        code: String,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+    },
+    RefreshToken {
+        refresh_token: String,
+        scope: Option<String>,
+    },
+    /// RFC 7523 §2.1.
+    JwtBearer {
+        assertion: String,
+        scope: Option<String>,
+        audience: Vec<String>,
+    },
 }
 
 fn required(form: &Form, name: &str) -> Result<String, OAuthError> {
@@ -36,16 +52,17 @@ pub fn parse(form: &Form) -> Result<TokenRequest, OAuthError> {
             ))
         }
     };
+    // Space-separated, repeated, or both (Hydra accepts either form).
+    let audience =
+        || form.get_all("audience").flat_map(|a| a.split(' ')).filter(|s| !s.is_empty()).map(str::to_string).collect();
     match grant_type {
-        "client_credentials" => Ok(TokenRequest::ClientCredentials {
-            scope: form.get("scope").map(str::to_string),
-            // Space-separated, repeated, or both (Hydra accepts either form).
-            audience: form
-                .get_all("audience")
-                .flat_map(|a| a.split(' '))
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+        "client_credentials" => {
+            Ok(TokenRequest::ClientCredentials { scope: form.get("scope").map(str::to_string), audience: audience() })
+        }
+        crate::oauth2::jwt_bearer::GRANT_TYPE => Ok(TokenRequest::JwtBearer {
+            assertion: required(form, "assertion")?,
+            scope: optional(form, "scope"),
+            audience: audience(),
         }),
         "authorization_code" => Ok(TokenRequest::AuthorizationCode {
             code: required(form, "code")?,
@@ -64,6 +81,18 @@ pub fn parse(form: &Form) -> Result<TokenRequest, OAuthError> {
 mod tests {
     use super::*;
     use crate::http::form::decode;
+
+    #[test]
+    fn parses_jwt_bearer() {
+        let f = decode(b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=a.b.c&scope=read")
+            .unwrap();
+        assert_eq!(
+            parse(&f).unwrap(),
+            TokenRequest::JwtBearer { assertion: "a.b.c".into(), scope: Some("read".into()), audience: vec![] }
+        );
+        let f = decode(b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer").unwrap();
+        assert_eq!(parse(&f).unwrap_err().code, ErrorCode::InvalidRequest);
+    }
 
     #[test]
     fn parses_client_credentials() {

@@ -1,0 +1,82 @@
+//! `POST /oauth2/token` with `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`
+//! (RFC 7523 §2.1): an assertion from a trusted issuer buys an access token for its subject.
+//!
+//! Invariants: the client is authenticated and allowed the grant type, and asks only for scopes
+//! and audiences it is allowed (`jwt_bearer::plan`) and the trust relationship allows
+//! (`jwt_bearer::check`); the assertion's `jti` is single use until its `exp` (a durable marker,
+//! as for client assertions, taken before anything is issued); the token is answered only after
+//! its record is durable. No refresh or ID token is issued (as Hydra).
+
+use crate::oauth2::client_credentials::{response_body, Policy};
+use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::oauth2::jwt_bearer::{check, plan, TrustGrant};
+use crate::server::access_token::{self, Grant};
+use crate::server::respond::StoreResult;
+use crate::server::state::{unix_now, ClientEntry, Worker};
+use hydra_storage::{Storage, TokenKind, TokenRecord};
+
+pub async fn exchange(
+    w: &Worker,
+    entry: &ClientEntry,
+    assertion: &str,
+    scope: Option<&str>,
+    audience: &[String],
+) -> Result<Vec<u8>, OAuthError> {
+    let client = &entry.stored.client;
+    let cfg = w.config();
+    let policy = Policy {
+        strategy: cfg.strategies.scope,
+        default_grant_allowed_scope: false,
+        access_token_ttl: cfg.ttl.access_token,
+    };
+    let planned = plan(client, scope, audience, &policy)?;
+    let now = unix_now();
+    let token_url = format!("{}/oauth2/token", cfg.urls.public);
+    let audiences = [token_url.as_str(), cfg.urls.issuer.as_str()];
+    let requested: Vec<String> = planned.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+    let snap = w.shared.keys.load();
+    let grants: Vec<&TrustGrant> = snap.trust.iter().map(|g| g.as_ref()).collect();
+    let asserted = check(assertion, &grants, &audiences, &requested, cfg.strategies.scope, &cfg.oauth2.jwt_grant, now)?;
+    if let Some(jti) = &asserted.jti {
+        // One issuer's jti space: the same jti from another issuer is another assertion.
+        let marker = format!("jwt-bearer\0{}\0{jti}", asserted.grant_id);
+        match w.shared.store.mark_flow(w.partition_for(&marker), &marker, asserted.exp).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(OAuthError::hint(ErrorCode::InvalidGrant, "The assertion's jti has been used before."))
+            }
+            Err(e) => return Err(crate::server::respond::store_error(e)),
+        }
+    }
+    let store = &w.shared.store;
+    let partition = w.next_partition();
+    let seq = store.next_seq(partition).await.oauth()?;
+    if !crate::server::token::still_registered(w, entry) {
+        return Err(OAuthError::new(ErrorCode::InvalidClient));
+    }
+    let lifespan = planned.lifespan.as_secs().min(i64::MAX as u64 / 2) as i64;
+    let g = Grant {
+        subject: &asserted.subject,
+        scope: &planned.scope,
+        audience: &planned.audience,
+        issued_at: now,
+        expires_at: now.saturating_add(lifespan),
+        ext: "",
+    };
+    let minted = access_token::mint(w, client, partition, seq, &g).await?;
+    let record = TokenRecord {
+        kind: TokenKind::Access,
+        signature: minted.signature,
+        family: seq,
+        client_id: client.client_id.clone(),
+        subject: asserted.subject.clone(),
+        scope: planned.scope.clone(),
+        audience: planned.audience,
+        issued_at: now,
+        expires_at: now.saturating_add(lifespan),
+        ext: String::new(),
+    };
+    w.batcher.insert(store, partition, seq, record).await.oauth()?;
+    w.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(response_body(&minted.token, lifespan, &planned.scope))
+}
