@@ -156,6 +156,16 @@ fn open_secret(w: &Worker, entry: &ClientEntry) -> Option<Vec<u8>> {
     crate::jose::seal::open(&w.shared.key_seal, aad.as_bytes(), &sealed).ok()
 }
 
+/// Whether `client` is still the registered client of its id: a sequence number taken after a
+/// deletion (or a deletion and re-creation) raised the id's watermarks must not become a token
+/// of the old client. Checked after `next_seq` by the grants that mint without a prior record.
+pub(crate) fn still_registered(w: &Worker, client: &ClientEntry) -> bool {
+    w.shared.clients.load().clients.get(&client.stored.client.client_id).is_some_and(|now| {
+        now.stored.client.created_at == client.stored.client.created_at
+            && now.stored.secret_hash == client.stored.secret_hash
+    })
+}
+
 /// The cached digest binds the client id, so one client's digest never vouches for another.
 /// Fed to the MAC piece by piece: no buffer per request.
 fn cache_digest(key: &hmac::Key, id: &str, secret: &str) -> [u8; 32] {

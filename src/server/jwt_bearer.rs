@@ -51,7 +51,7 @@ pub async fn exchange(
     let store = &w.shared.store;
     let partition = w.next_partition();
     let seq = store.next_seq(partition).await.oauth()?;
-    if !crate::server::token::still_registered(w, entry) {
+    if !crate::server::auth::still_registered(w, entry) {
         return Err(OAuthError::new(ErrorCode::InvalidClient));
     }
     let lifespan = planned.lifespan.as_secs().min(i64::MAX as u64 / 2) as i64;

@@ -13,7 +13,7 @@ use crate::server::code_grant;
 use crate::server::common::form_body;
 use crate::server::respond::Response;
 use crate::server::respond::StoreResult;
-use crate::server::state::{unix_now, ClientEntry, Worker};
+use crate::server::state::{unix_now, Worker};
 use hydra_storage::{Storage, TokenKind, TokenRecord};
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
@@ -41,16 +41,6 @@ pub fn read_form(req: &Request) -> Result<form::Form, OAuthError> {
     form_body(req, &["audience"])
 }
 
-/// Whether `client` is still the registered client of its id: a sequence number taken after a
-/// deletion (or a deletion and re-creation) raised the id's watermarks must not become a token
-/// of the old client. Checked after `next_seq` by the grants that mint without a prior record.
-pub(crate) fn still_registered(w: &Worker, client: &ClientEntry) -> bool {
-    w.shared.clients.load().clients.get(&client.stored.client.client_id).is_some_and(|now| {
-        now.stored.client.created_at == client.stored.client.created_at
-            && now.stored.secret_hash == client.stored.secret_hash
-    })
-}
-
 async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
     let form = read_form(req)?;
     let presented =
@@ -74,7 +64,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
             // waited for authentication. Deletion and re-creation raise the id's watermarks from
             // the sequence counters; a number taken after that must not become a token of the
             // old client, so the client must still be the one that authenticated.
-            if !still_registered(w, &client) {
+            if !crate::server::auth::still_registered(w, &client) {
                 return Err(OAuthError::new(ErrorCode::InvalidClient).with_basic(presented.is_basic()));
             }
             let now = unix_now();
