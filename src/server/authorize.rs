@@ -126,7 +126,8 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
         pkce_enforced_for_public_clients: cfg.oauth2.pkce_enforced_for_public_clients,
         scope_allowed: &allowed,
     };
-    let r = match authorize::parse(params, view.as_ref(), &policy) {
+    let object = crate::server::request_object::resolve(w, params, entry.map(|e| e.as_ref())).await;
+    let r = match authorize::parse_with(params, &object, view.as_ref(), &policy) {
         Ok(r) => r,
         Err(AuthError::Fatal { error, description }) => return fatal(w, error, &description),
         Err(AuthError::Redirect { redirect_uri, response_mode, error, description, state }) => {

@@ -35,6 +35,7 @@ pub mod metrics;
 mod oidc;
 pub mod outbound;
 mod registration;
+mod request_object;
 mod revoke;
 mod sessions;
 pub mod tls;

@@ -25,6 +25,7 @@ mod metrics;
 mod nodes;
 mod pg_faults;
 mod registration;
+mod request_object;
 mod restart;
 mod revoke;
 mod security;

@@ -3,6 +3,7 @@
 //! everything before that point is `Fatal`; a response that carries a token or an ID token is never put in the
 //! query (OAuth 2.0 Multiple Response Types §3), and its errors go where its tokens would have.
 
+use crate::oauth2::request_object::RequestObject;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -125,6 +126,9 @@ pub struct AuthRequest {
     pub display: Option<String>,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
+    /// The `claims` parameter (OIDC Core §5.5) as JSON text, checked to be well formed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<String>,
 }
 
 impl AuthRequest {
@@ -216,11 +220,44 @@ impl RedirectCtx {
     }
 }
 
+/// [`parse_with`] for a request the caller found no request object in.
 pub fn parse(
     params: &[(String, String)],
     client: Option<&ClientView>,
     policy: &Policy,
 ) -> Result<AuthRequest, AuthError> {
+    parse_with(params, &RequestObject::Absent, client, policy)
+}
+
+/// Validates an authorization request whose request object (if any) the caller resolved and
+/// verified: a verified object's members are merged in first (they win, OIDC Core §6.3.3), a
+/// refused one is answered as an error once the redirect URI is validated from the plain
+/// parameters.
+pub fn parse_with(
+    params: &[(String, String)],
+    object: &RequestObject,
+    client: Option<&ClientView>,
+    policy: &Policy,
+) -> Result<AuthRequest, AuthError> {
+    let merged;
+    let mut object_error: Option<(&'static str, String)> = None;
+    let params = match object {
+        RequestObject::Absent => params,
+        RequestObject::Refused { error, description } => {
+            object_error = Some((error, description.clone()));
+            params
+        }
+        RequestObject::Verified(members) => match crate::oauth2::request_object::merge(params, members) {
+            Ok(m) => {
+                merged = m;
+                &merged[..]
+            }
+            Err(e) => {
+                object_error = Some(e);
+                params
+            }
+        },
+    };
     let client_id = param(params, "client_id").ok_or_else(|| fatal("invalid_client", "The client_id is missing."))?;
     let client = match client {
         // A caller that looked up the wrong client must not lead us into trusting its redirect URIs.
@@ -274,11 +311,17 @@ pub fn parse(
 
     // Before any other parameter: with a request object the other parameters may live inside
     // it (OIDC Core §6.1), so judging them first would give the wrong error.
-    if param(params, "request").is_some() {
-        return Err(ctx.err("request_not_supported", "The request parameter is not supported."));
+    if let Some((error, description)) = object_error {
+        return Err(ctx.err(error, description));
     }
-    if param(params, "request_uri").is_some() {
-        return Err(ctx.err("request_uri_not_supported", "The request_uri parameter is not supported."));
+    if *object == RequestObject::Absent {
+        // A caller that did not resolve the object: never act as if it were not there.
+        if param(params, "request").is_some() {
+            return Err(ctx.err("request_not_supported", "The request parameter is not supported."));
+        }
+        if param(params, "request_uri").is_some() {
+            return Err(ctx.err("request_uri_not_supported", "The request_uri parameter is not supported."));
+        }
     }
 
     let rt = match (requested, rt) {
@@ -411,6 +454,11 @@ pub fn parse(
     if rt.id_token && !scope.iter().any(|s| s == "openid") {
         return Err(ctx.err("invalid_scope", "The response_type id_token requires the openid scope."));
     }
+    let claims = match param(params, "claims").map(crate::oauth2::request_object::check_claims_parameter) {
+        None => None,
+        Some(Ok(v)) => Some(v.to_string()),
+        Some(Err(why)) => return Err(ctx.err("invalid_request", why)),
+    };
 
     Ok(AuthRequest {
         client_id: client_id.to_string(),
@@ -431,6 +479,7 @@ pub fn parse(
         display,
         code_challenge,
         code_challenge_method,
+        claims,
     })
 }
 
@@ -776,6 +825,7 @@ mod tests {
             display: Some("popup".into()),
             code_challenge: Some(CHALLENGE.into()),
             code_challenge_method: Some("S256".into()),
+            claims: None,
         };
         assert_eq!(got, want);
         let json = serde_json::to_string(&got).unwrap();

@@ -284,6 +284,11 @@ fn oidc_context(r: &AuthRequest) -> Value {
     if !r.ui_locales.is_empty() {
         m.insert("ui_locales".into(), json!(r.ui_locales));
     }
+    // Not in Hydra's context: the `claims` parameter (OIDC Core §5.5), for the consent app to
+    // put the requested claims into `session.id_token` (userinfo answers the same claims).
+    if let Some(c) = r.claims.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()) {
+        m.insert("claims".into(), c);
+    }
     Value::Object(m)
 }
 
@@ -387,6 +392,7 @@ mod tests {
                 display: None,
                 code_challenge: None,
                 code_challenge_method: None,
+                claims: None,
             },
             request_url: "/oauth2/auth?client_id=c".into(),
             requested_at: 1000,

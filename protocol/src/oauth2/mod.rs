@@ -16,6 +16,7 @@ pub mod jwt_access_token;
 pub mod jwt_bearer;
 pub mod logout;
 pub mod page_token;
+pub mod request_object;
 pub mod scope;
 pub mod token_request;
 pub mod uri;

@@ -187,6 +187,21 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
         }
     }
 
+    let roa = c.request_object_signing_alg.as_str();
+    if !roa.is_empty() && roa != "none" && crate::jose::jwk::Alg::parse(roa).is_none() {
+        return Err(ClientError::invalid_client_metadata(
+            "Field request_object_signing_alg must be none or one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA.",
+        ));
+    }
+    for r in &c.request_uris {
+        // The server fetches these (over TLS only): an absolute https URL with a host.
+        let ok = Uri::parse_go_request(r).is_ok_and(|u| u.scheme_is("https") && !u.host().is_empty());
+        if !ok {
+            return Err(ClientError::invalid_client_metadata(&format!(
+                "Field request_uris must hold absolute https URLs, got {r}."
+            )));
+        }
+    }
     if !c.id_token_signed_response_alg.is_empty()
         && crate::jose::jwk::Alg::parse(&c.id_token_signed_response_alg).is_none()
     {
