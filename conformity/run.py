@@ -178,16 +178,54 @@ HYBRID_CODE_TOKEN_MODULES = tuple(
     else m for m in HYBRID_CODE_ID_TOKEN_TOKEN_MODULES)
 
 
+# oidcc-dynamic-certification-test-plan (§2.6), in the order of the suite's OIDCCDynamicTestPlan. Fixed
+# variants: discovery, dynamic_client, private_key_jwt, response_mode default; the response type is the
+# user's choice, and the harness runs all six, as Hydra's CI does. Every module registers its own clients
+# at the public registration endpoint (no static client).
+DYNAMIC_MODULES = (
+    "oidcc-idtoken-rs256", "oidcc-idtoken-unsigned", "oidcc-userinfo-rs256",
+    "oidcc-ensure-redirect-uri-in-authorization-request", "oidcc-redirect-uri-query-OK",
+    "oidcc-redirect-uri-query-mismatch", "oidcc-redirect-uri-query-added", "oidcc-redirect-uri-regfrag",
+    "oidcc-discovery-endpoint-verification",
+    "oidcc-server", "oidcc-registration-logo-uri", "oidcc-registration-policy-uri", "oidcc-registration-tos-uri",
+    "oidcc-registration-jwks-uri", "oidcc-registration-sector-uri", "oidcc-registration-sector-bad",
+    "oidcc-server-rotate-keys",
+    "oidcc-refresh-token-rp-key-rotation", "oidcc-request-uri-unsigned", "oidcc-request-uri-signed-rs256",
+    "oidcc-ensure-request-object-with-redirect-uri", "oidcc-refresh-token",
+    "oidcc-ensure-client-assertion-with-iss-aud-succeeds",
+)
+DYNAMIC_RESPONSE_TYPES = ("code", "id_token", "id_token token", "code id_token", "code token", "code id_token token")
+
+
+def dynamic_modules(response_type: str) -> tuple[str, ...]:
+    """The Dynamic plan's modules for one response type, by the modules' @VariantNotApplicable rules:
+    idtoken-unsigned only for code and code token; userinfo-rs256 (AbstractOIDCCUserInfoTest) not for
+    id_token; registration-jwks-uri, refresh-token-rp-key-rotation and refresh-token not for id_token and
+    id_token token. That gives 23 (code, code token), 22 (code id_token, code id_token token), 19
+    (id_token token) and 18 (id_token), as §2.6 counts them."""
+    parts = set(response_type.split())
+    drop = set()
+    if response_type not in ("code", "code token"):
+        drop.add("oidcc-idtoken-unsigned")
+    if response_type == "id_token":
+        drop.add("oidcc-userinfo-rs256")
+    if "code" not in parts:
+        drop |= {"oidcc-registration-jwks-uri", "oidcc-refresh-token-rp-key-rotation", "oidcc-refresh-token"}
+    return tuple(m for m in DYNAMIC_MODULES if m not in drop)
+
+
 @dataclass(frozen=True)
 class PlanVariant:
     """One run of a plan: the label printed as [label], the response type and mode, the
-    client-auth variant and the modules it runs."""
+    client-auth variant and the modules it runs. dynamic: the run registers its clients itself
+    (the Dynamic plan), so no static client is made for it."""
     label: str
     plan: str
     response_type: str
     response_mode: str | None  # None: the default for the response type (response_mode not sent)
     auth_method: str
     modules: tuple[str, ...]
+    dynamic: bool = False
 
 
 def _plan_variants() -> list[PlanVariant]:
@@ -217,6 +255,9 @@ def _plan_variants() -> list[PlanVariant]:
             plan = f"oidcc-{prefix}{kind}-certification-test-plan"
             for rt, modules in rts:
                 out.append(PlanVariant(f"{prefix}{kind} {rt}", plan, rt, mode, "client_secret_basic", modules))
+    for rt in DYNAMIC_RESPONSE_TYPES:
+        out.append(PlanVariant(f"dynamic {rt}", "oidcc-dynamic-certification-test-plan", rt, None, "private_key_jwt",
+                               dynamic_modules(rt), dynamic=True))
     return out
 
 

@@ -152,6 +152,10 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
         "/ro.jwt" => ok(&doc.lock().unwrap()),
         "/huge.jwt" => ok(&"a".repeat(200 * 1024)),
         "/missing.jwt" => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into(),
+        "/slow.jwt" => {
+            std::thread::sleep(std::time::Duration::from_secs(8));
+            ok("x.y.")
+        }
         _ => "HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1/elsewhere\r\nContent-Length: 0\r\n\r\n".into(),
     });
     let dir = tempfile::tempdir().unwrap();
@@ -161,8 +165,10 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
         .env("SSL_CERT_FILE", ca.to_str().unwrap())
         .start();
     let base = format!("https://127.0.0.1:{}", peer.addr.port());
-    let uris: Vec<String> =
-        ["/ro.jwt", "/huge.jwt", "/missing.jwt", "/redirect.jwt"].iter().map(|p| format!("{base}{p}")).collect();
+    let uris: Vec<String> = ["/ro.jwt", "/huge.jwt", "/missing.jwt", "/redirect.jwt", "/slow.jwt"]
+        .iter()
+        .map(|p| format!("{base}{p}"))
+        .collect();
     let key = Jwk::generate(Alg::RS256, "ro", "sig").unwrap();
     let rp = rp(&s, json!({"jwks": {"keys": [key.public()]}, "request_uris": uris}));
     *served.lock().unwrap() = signed(&key, &object(&s, &rp, json!({"scope": "openid"})));
@@ -189,9 +195,38 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
         before,
         "an unregistered URI is never fetched"
     );
-    for uri in &uris[1..] {
+    for uri in &uris[1..4] {
         expect_client_error(&plain(uri), "invalid_request_uri");
     }
+    // A slow document: cut by the fetch's timeout, and the workers keep serving meanwhile.
+    let slow = {
+        let (public, path) = (
+            s.public,
+            format!(
+                "/oauth2/auth?{}",
+                form(&[
+                    ("client_id", &rp.id),
+                    ("response_type", "code"),
+                    ("redirect_uri", CB),
+                    ("state", "plain-state-123"),
+                    ("request_uri", &uris[4])
+                ])
+            ),
+        );
+        std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            (Req::get(&path).send(public), t0.elapsed())
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    for _ in 0..20 {
+        Req::get("/health/alive").send(s.public).expect(200);
+    }
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2), "a slow request_uri held a worker: {:?}", t0.elapsed());
+    let (r, took) = slow.join().unwrap();
+    expect_client_error(&r, "invalid_request_uri");
+    assert!(took < std::time::Duration::from_secs(8), "the timeout did not cut a slow document: {took:?}");
     // Both request and request_uri: refused.
     let both = format!(
         "/oauth2/auth?{}",
