@@ -439,6 +439,18 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         records.push((at_seq, grant_record(TokenKind::Access, at.signature, at_life, ext)));
         access_token = Some(at.token);
     }
+    // The ID token's key is found before the grant is written, so a client whose algorithm has
+    // no key spends nothing.
+    let signer = if rt.id_token {
+        match crate::server::keys::id_token_signer(w, client).await {
+            Ok(s) => Some(s),
+            Err(_) => {
+                return error_to_client(w, r, "server_error", "No key signs ID tokens with the client's algorithm.")
+            }
+        }
+    } else {
+        None
+    };
     match store.issue_grant(partition, &flow.id, flow.requested_at, records).await {
         Ok(true) => {}
         Ok(false) => return error_to_client(w, r, "invalid_request", "The consent verifier has already been used."),
@@ -449,10 +461,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     }
     let code = rt.code.then_some(minted.token);
     let mut id_token = None;
-    if rt.id_token {
-        let Ok(signer) = crate::server::keys::id_token_signer(w, client).await else {
-            return error_to_client(w, r, "server_error", "No key signs ID tokens with the client's algorithm.");
-        };
+    if let Some(signer) = signer {
         let Ok(jti) = crate::oauth2::client::generate_uuid_v4(&SystemRandom::new()) else {
             return error_to_client(w, r, "server_error", "No randomness available.");
         };

@@ -201,8 +201,22 @@ fn seal_secret(
             Ok(())
         }
         (None, Some(kept)) => {
-            stored.sealed_secret = Some(kept);
-            Ok(())
+            // The algorithm may have changed: the kept secret must still be long enough for it.
+            let alg = stored.client.auth_signing_alg();
+            let min = crate::oauth2::client_assertion::HMAC_ALGS.iter().find(|(a, _)| *a == alg).map_or(0, |(_, m)| *m);
+            let opened = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&kept)
+                .ok()
+                .and_then(|b| crate::jose::seal::open(&w.shared.key_seal, secret_aad(&stored.client.client_id).as_bytes(), &b).ok());
+            match opened {
+                Some(secret) if secret.len() >= min => {
+                    stored.sealed_secret = Some(kept);
+                    Ok(())
+                }
+                _ => Err(client_error(ClientError::invalid_client_metadata(&format!(
+                    "The client's secret is shorter than {alg} needs ({min} bytes, RFC 7518 §3.2); set a new client_secret in the same request."
+                )))),
+            }
         }
         (None, None) => Err(client_error(ClientError::invalid_client_metadata(
             "A client switched to client_secret_jwt needs a new client_secret in the same request: only a hash of the current one is kept.",

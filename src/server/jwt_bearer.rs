@@ -38,8 +38,9 @@ pub async fn exchange(
     let grants: Vec<&TrustGrant> = snap.trust.iter().map(|g| g.as_ref()).collect();
     let asserted = check(assertion, &grants, &audiences, &requested, cfg.strategies.scope, &cfg.oauth2.jwt_grant, now)?;
     if let Some(jti) = &asserted.jti {
-        // One issuer's jti space: the same jti from another issuer is another assertion.
-        let marker = format!("jwt-bearer\0{}\0{jti}", asserted.grant_id);
+        // One issuer's jti space: the same jti from another issuer is another assertion, and a
+        // relationship deleted and created again does not reopen it.
+        let marker = format!("jwt-bearer\0{}\0{jti}", asserted.issuer);
         match w.shared.store.mark_flow(w.partition_for(&marker), &marker, asserted.exp).await {
             Ok(true) => {}
             Ok(false) => {

@@ -3,11 +3,80 @@
 //! size and time caps, private ranges per `clients.http.disallow_private_ip_ranges`) on a thread
 //! of its own, never on a worker; then verified with the client's keys (`client_keys`).
 //!
-//! Invariant: a `request_uri` is fetched only when the client registered it exactly
-//! (`request_uris`, as Hydra requires), so this server never fetches a URL a stranger chose.
+//! Invariants: a `request_uri` is fetched only when the client registered it exactly
+//! (`request_uris`, as Hydra requires), so this server never fetches a URL a stranger chose; at
+//! most `PER_CLIENT` fetches per client and `TOTAL` in all run at once (half the outbound
+//! budget), and a client whose fetch failed waits `BACKOFF` before the next, so anyone sending
+//! authorization requests for a client with a slow host cannot take the outbound budget that
+//! `jwks_uri` and sector documents need.
 
 use crate::oauth2::request_object::{verify, RequestObject};
 use crate::server::state::{unix_now, ClientEntry, Worker};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const PER_CLIENT: u32 = 2;
+const TOTAL: usize = 8;
+const BACKOFF: Duration = Duration::from_secs(10);
+/// Clients tracked at once (entries go when idle and past their backoff).
+const MAX_TRACKED: usize = 10_000;
+
+#[derive(Default)]
+struct Slot {
+    in_flight: u32,
+    blocked_until: Option<Instant>,
+}
+
+static TOTAL_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+fn slots() -> &'static Mutex<HashMap<String, Slot>> {
+    static S: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
+    S.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// A running fetch's place in the budget; released on drop, with a backoff if it failed.
+struct Permit {
+    client: String,
+    failed: bool,
+}
+
+impl Permit {
+    fn acquire(client: &str) -> Option<Permit> {
+        let mut map = slots().lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if map.len() >= MAX_TRACKED {
+            map.retain(|_, s| s.in_flight > 0 || s.blocked_until.is_some_and(|t| t > now));
+        }
+        if map.len() >= MAX_TRACKED && !map.contains_key(client) {
+            return None;
+        }
+        let slot = map.entry(client.to_string()).or_default();
+        if slot.in_flight >= PER_CLIENT || slot.blocked_until.is_some_and(|t| t > now) {
+            return None;
+        }
+        if TOTAL_IN_FLIGHT.fetch_add(1, Ordering::SeqCst) >= TOTAL {
+            TOTAL_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        slot.in_flight += 1;
+        Some(Permit { client: client.to_string(), failed: false })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        TOTAL_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        let mut map = slots().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = map.get_mut(&self.client) {
+            slot.in_flight = slot.in_flight.saturating_sub(1);
+            if self.failed {
+                slot.blocked_until = Some(Instant::now() + BACKOFF);
+            }
+        }
+    }
+}
 
 /// Upper bound of a request object, by value or fetched (the fetch has its own response cap).
 const MAX_OBJECT_BYTES: usize = 64 * 1024;
@@ -33,8 +102,17 @@ pub async fn resolve(w: &Worker, params: &[(String, String)], entry: Option<&Cli
                     "The request_uri is not one of the client's registered request_uris.",
                 );
             }
+            let Some(mut permit) = Permit::acquire(&c.client_id) else {
+                return RequestObject::refused(
+                    "invalid_request_uri",
+                    "Too many request_uri fetches for this client right now, or its last one failed; retry later.",
+                );
+            };
             let allow_private = !w.config().clients_http.disallow_private_ip_ranges;
-            match crate::server::outbound::fetch(uri, allow_private).await {
+            let fetched = crate::server::outbound::fetch(uri, allow_private).await;
+            permit.failed = fetched.is_err();
+            drop(permit);
+            match fetched {
                 Ok(body) if body.len() <= MAX_OBJECT_BYTES => match String::from_utf8(body) {
                     Ok(s) => s.trim().to_string(),
                     Err(_) => {

@@ -29,14 +29,11 @@ fn find(w: &Worker, id: &str) -> Option<Arc<TrustGrant>> {
 /// `POST …/issuers`: 201 with the relationship; 409 if one with the same issuer, subject and key
 /// id exists.
 pub async fn create(w: &Worker, req: &Request) -> Response {
-    let id = match crate::oauth2::client::generate_uuid_v4(&SystemRandom::new()) {
-        Ok(id) => id,
-        Err(_) => return Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)),
-    };
-    let grant = match parse_create(&req.body, id, unix_now()) {
+    let mut grant = match parse_create(&req.body, String::new(), unix_now()) {
         Ok(g) => g,
         Err(e) => return Response::json_value(e.status, &e.to_json()),
     };
+    grant.id = grant.derived_id();
     if w.shared.keys.load().trust.iter().any(|g| g.same_as(&grant)) {
         return Response::generic_error(
             409,

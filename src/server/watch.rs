@@ -46,6 +46,9 @@ pub async fn catch_up(shared: &Shared, from: u64) -> Result<u64, String> {
         clients.extend(store.load_clients().await.map_err(|e| e.to_string())?.into_iter().map(|(id, _)| id));
         marks.extend(store.load_watermarks().await.map_err(|e| e.to_string())?.into_iter().map(|(id, _)| id));
         sets.extend(shared.keys.load().sets.keys().cloned());
+        // Trust relationships live beside the sets, not in them: reloaded whatever is stored,
+        // so a relationship deleted while this node was behind is dropped too.
+        sets.insert(crate::server::keys::TRUST_SET.to_string());
         sets.extend(store.load_keys().await.map_err(|e| e.to_string())?.into_iter().map(|k| k.set));
     }
     for c in feed.changes {

@@ -267,6 +267,12 @@ fn client_secret_jwt_authenticates_with_the_secret_once_and_survives_a_restart()
     Req::new("PUT", &format!("/admin/clients/{id}")).json(&body).send(s.admin).expect(200);
     present(&s, Some(&id), &hmac_assertion("HS256", &secret, &claims(&s, &id))).expect_error(401, "invalid_client");
     present(&s, Some(&id), &hmac_assertion("HS256", &"n".repeat(32), &claims(&s, &id))).expect(200);
+    // A longer algorithm for the kept 32-byte secret: refused, the secret is too short for it.
+    let mut longer = Req::get(&format!("/admin/clients/{id}")).send(s.admin).json();
+    longer["token_endpoint_auth_signing_alg"] = json!("HS512");
+    let r = Req::new("PUT", &format!("/admin/clients/{id}")).json(&longer).send(s.admin);
+    r.expect_error(400, "invalid_client_metadata");
+    present(&s, Some(&id), &hmac_assertion("HS256", &"n".repeat(32), &claims(&s, &id))).expect(200);
     let (bid, _) = cc_client(&s, "read");
     let r = Req::new("PATCH", &format!("/admin/clients/{bid}"))
         .json(&json!([{"op": "replace", "path": "/token_endpoint_auth_method", "value": "client_secret_jwt"}]))

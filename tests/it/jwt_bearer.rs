@@ -127,7 +127,7 @@ fn trusted_assertions_buy_one_token_and_bad_ones_none() {
     let s = Opts::new("io_uring").env("OAUTH2_GRANT_JWT_MAX_TTL", "1h").start();
     let issuer = "https://idp.example";
     let key = Jwk::generate(Alg::ES256, "idp-1", "sig").unwrap();
-    trust(&s, issuer, Some("alice"), &["read"], &key, 3600).expect(201);
+    let first = trust(&s, issuer, Some("alice"), &["read"], &key, 3600).json();
     let (id, secret) = cc_client_with(&s, json!({"grant_types": [GRANT], "scope": "read write"}));
 
     let a = assertion(&s, &key, issuer, "alice", json!({}));
@@ -138,7 +138,11 @@ fn trusted_assertions_buy_one_token_and_bad_ones_none() {
     assert_eq!(t["scope"], "read");
     let i = introspect(&s, &field(&t, "access_token"));
     assert_eq!((i["sub"].as_str(), i["client_id"].as_str()), (Some("alice"), Some(id.as_str())));
-    // Replayed.
+    // Replayed; and still after the relationship is deleted and created again.
+    exchange(&s, &id, &secret, &a, Some("read")).expect_error(400, "invalid_grant");
+    Req::new("DELETE", &format!("{ISSUERS}/{}", field(&first, "id"))).send(s.admin).expect(204);
+    let again = trust(&s, issuer, Some("alice"), &["read"], &key, 7200).json();
+    assert_eq!(again["id"], first["id"], "the id names issuer, subject and key");
     exchange(&s, &id, &secret, &a, Some("read")).expect_error(400, "invalid_grant");
 
     let other_key = Jwk::generate(Alg::ES256, "idp-1", "sig").unwrap();

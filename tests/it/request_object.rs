@@ -174,7 +174,7 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
     *served.lock().unwrap() = signed(&key, &object(&s, &rp, json!({"scope": "openid"})));
     let r = auth(&s, &rp, "request_uri", &uris[0]);
     assert_eq!(login_request(&s, &r)["requested_scope"], json!(["openid"]));
-    let plain = |uri: &str| {
+    let plain_for = |rp: &Rp, uri: &str| {
         let path = format!(
             "/oauth2/auth?{}",
             form(&[
@@ -187,25 +187,38 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
         );
         Req::get(&path).send(s.public)
     };
-    // Not registered (even on the same host), too large, missing, redirected: invalid_request_uri.
-    let before = peer.connections.load(std::sync::atomic::Ordering::SeqCst);
+    let plain = |uri: &str| plain_for(&rp, uri);
+    let connections = || peer.connections.load(std::sync::atomic::Ordering::SeqCst);
+    // Not registered (even on the same host): never fetched.
+    let before = connections();
     expect_client_error(&plain(&format!("{base}/other.jwt")), "invalid_request_uri");
-    assert_eq!(
-        peer.connections.load(std::sync::atomic::Ordering::SeqCst),
-        before,
-        "an unregistered URI is never fetched"
-    );
+    assert_eq!(connections(), before, "an unregistered URI is never fetched");
+    // Too large, missing, redirected: invalid_request_uri (each with a client of its own: a
+    // failed fetch holds the client's next one back).
+    let fresh = || crate::browser::rp(&s, json!({"jwks": {"keys": [key.public()]}, "request_uris": uris}));
     for uri in &uris[1..4] {
-        expect_client_error(&plain(uri), "invalid_request_uri");
+        let before = connections();
+        expect_client_error(&plain_for(&fresh(), uri), "invalid_request_uri");
+        assert!(connections() > before, "{uri} was fetched");
     }
+    // After a failed fetch, the client's next request_uri waits out the backoff unfetched;
+    // another client is not held back.
+    let failing = fresh();
+    expect_client_error(&plain_for(&failing, &uris[2]), "invalid_request_uri");
+    let before = connections();
+    expect_client_error(&plain_for(&failing, &uris[0]), "invalid_request_uri");
+    assert_eq!(connections(), before, "no fetch during the backoff");
+    let r = plain(&uris[0]);
+    assert!(location(&r).contains("login_challenge"), "another client still works: {}", location(&r));
     // A slow document: cut by the fetch's timeout, and the workers keep serving meanwhile.
+    let slow_rp = fresh();
     let slow = {
         let (public, path) = (
             s.public,
             format!(
                 "/oauth2/auth?{}",
                 form(&[
-                    ("client_id", &rp.id),
+                    ("client_id", &slow_rp.id),
                     ("response_type", "code"),
                     ("redirect_uri", CB),
                     ("state", "plain-state-123"),
@@ -226,7 +239,10 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
     assert!(t0.elapsed() < std::time::Duration::from_secs(2), "a slow request_uri held a worker: {:?}", t0.elapsed());
     let (r, took) = slow.join().unwrap();
     expect_client_error(&r, "invalid_request_uri");
-    assert!(took < std::time::Duration::from_secs(8), "the timeout did not cut a slow document: {took:?}");
+    assert!(
+        took >= std::time::Duration::from_secs(3) && took < std::time::Duration::from_secs(8),
+        "the fetch's timeout, not the backoff, cut the slow document: {took:?}"
+    );
     // Both request and request_uri: refused.
     let both = format!(
         "/oauth2/auth?{}",

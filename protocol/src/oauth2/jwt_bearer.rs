@@ -6,8 +6,8 @@
 //! expired; `aud` must name this server (its token endpoint URL or its issuer); `exp` is required,
 //! not past and at most `max_ttl` after `iat` (or now); `iat` and `jti` are required unless
 //! configured optional (`oauth2.grant.jwt.*`, as Hydra); requested scopes must be allowed by the
-//! relationship. The caller makes the `jti` single use until `exp` and checks the client's own
-//! scopes.
+//! relationship. The caller makes the `jti` single use per issuer until `exp` and checks the
+//! client's own scopes.
 
 use crate::dates::{parse_rfc3339, rfc3339};
 use crate::jose::jwk::Jwk;
@@ -80,6 +80,26 @@ impl TrustGrant {
     /// Whether it vouches for `subject` from `issuer` at `now`.
     pub fn covers(&self, issuer: &str, subject: &str, now: i64) -> bool {
         self.issuer == issuer && (self.allow_any_subject || self.subject == subject) && self.expires_at > now
+    }
+
+    /// The relationship's id: derived from its issuer, subject (or any) and key id, formatted as
+    /// a UUID (version 8, RFC 9562 §5.8), so two concurrent creations of the same relationship,
+    /// on any workers or nodes, write one row rather than two.
+    pub fn derived_id(&self) -> String {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in
+            [self.issuer.as_str(), self.subject.as_str(), if self.allow_any_subject { "*" } else { "" }, &self.jwk.kid]
+        {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part.as_bytes());
+        }
+        let d = ctx.finish();
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&d.as_ref()[..16]);
+        b[6] = (b[6] & 0x0f) | 0x80;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = crate::token::hex(&b);
+        format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
     }
 
     /// Whether another relationship names the same issuer, subject and key (Hydra: 409).
@@ -166,6 +186,9 @@ impl Default for Policy {
 /// What a good assertion grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asserted {
+    /// The verified `iss`: a `jti` is single use per issuer (not per relationship, which an
+    /// admin may delete and create again).
+    pub issuer: String,
     pub subject: String,
     /// `None` only when `jti_optional` and the assertion has none.
     pub jti: Option<String>,
@@ -240,7 +263,7 @@ pub fn check(
     if iat.is_some_and(|i| i > now + LEEWAY_SECS) {
         return Err(invalid_grant("The JWT in 'assertion' was issued in the future ('iat')."));
     }
-    if exp - iat.unwrap_or(now).min(now) > policy.max_ttl_secs {
+    if exp.saturating_sub(iat.unwrap_or(now).min(now)) > policy.max_ttl_secs {
         return Err(invalid_grant(
             "The JWT in 'assertion' has an 'exp' (expiration time) unreasonably far in the future (oauth2.grant.jwt.max_ttl).",
         ));
@@ -258,7 +281,7 @@ pub fn check(
             format!("The public key registered for issuer \"{iss}\" and subject \"{sub}\" is not allowed to request scope \"{s}\"."),
         ));
     }
-    Ok(Asserted { subject: sub.to_string(), jti, exp, grant_id: grant.id.clone() })
+    Ok(Asserted { issuer: iss.to_string(), subject: sub.to_string(), jti, exp, grant_id: grant.id.clone() })
 }
 
 /// The client's side of the grant: it must be allowed the grant type; scope and audience as
@@ -422,5 +445,10 @@ mod tests {
         assert!(parse_create(&body(hs), "id".into(), NOW).is_err());
         let same = parse_create(&body(good), "id2".into(), NOW).unwrap();
         assert!(same.same_as(&g));
+        assert_eq!(same.derived_id(), g.derived_id());
+        assert_eq!(g.derived_id().len(), 36);
+        let mut other = g.clone();
+        other.subject = "bob".into();
+        assert_ne!(other.derived_id(), g.derived_id());
     }
 }

@@ -5,8 +5,9 @@
 //! Invariants: an object is believed only after its signature verified with the client's own
 //! keys under the algorithm it registered (`request_object_signing_alg`); `alg: none` only when
 //! the client registered `none` or nothing (as Hydra), and then the object is worth no more
-//! than the query it replaces; a signed object's `iss` is the client id, its `aud` names this
-//! server's issuer, its `exp`/`nbf` hold; the object's `client_id` and `response_type` agree with
+//! than the query it replaces; a signed object's `iss`, when present, is the client id and its
+//! `aud`, when present, names this server's issuer (RFC 9101 §4 and OIDC Core §6.1 make both a
+//! SHOULD, and Hydra requires neither); its `exp`/`nbf` hold; the object's `client_id` and `response_type` agree with
 //! the plain ones; an object never holds `request` or `request_uri`; its members win over plain
 //! parameters of the same name (§6.3.3).
 
