@@ -3,15 +3,24 @@
 oidcc-basic-certification-test-plan (client_secret_basic, client_secret_post, private_key_jwt and
 client_secret_jwt variants), the Implicit and Hybrid plans (per response type), the three Form Post
 plans (Basic, Implicit and Hybrid with response_mode=form_post),
-oidcc-config-certification-test-plan and the three logout plans (RP-initiated,
-front-channel, back-channel) against a freshly started server, plus five modules of the Dynamic
-plan: oidcc-ensure-client-assertion-with-iss-aud-succeeds with the static private_key_jwt and
-client_secret_jwt clients, and oidcc-registration-logo-uri, -policy-uri, -tos-uri and -jwks-uri,
-which register clients of their own at the public registration endpoint (RFC 7591/7592; the server
-runs with OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=true). Login, consent and logout are driven
-through the admin API, as a login & consent app would. ID tokens, logout tokens and the JWKS are
-checked with joserfc, which also makes the private_key_jwt clients' key pairs and the
-client_secret_jwt clients' HMAC keys (from their secrets), and signs their client assertions.
+oidcc-config-certification-test-plan, the three logout plans (RP-initiated, front-channel,
+back-channel) and oidcc-dynamic-certification-test-plan against a freshly started server.
+
+The Dynamic plan (private_key_jwt, discovery, dynamic_client, response_mode default) runs its whole
+module list once per response type (code, id_token, id_token token, code id_token, code token,
+code id_token token: 23/18/19/22/23/22 modules). Its modules register their own clients at the
+public registration endpoint (RFC 7591; the server runs with
+OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=true and pairwise subjects enabled) and delete them at the
+end (RFC 7592). The RP receiver serves what the suite would serve: client JWKS (jwks_uri),
+request_uri objects and sector_identifier_uri documents. oidcc-server-rotate-keys, an operator step
+in the suite, rotates the OP's ID-token signing key through the admin API and runs alone, after
+every other module. oidcc-ensure-client-assertion-with-iss-aud-succeeds also runs with the static
+private_key_jwt and client_secret_jwt clients (counted under oidcc-test-plan).
+
+Login, consent and logout are driven through the admin API, as a login & consent app would. ID
+tokens, signed userinfo, logout tokens and the JWKS are checked with joserfc, which also makes the
+clients' key pairs and the client_secret_jwt clients' HMAC keys (from their secrets), and signs
+client assertions and request objects.
 
 Usage: run.py [path-to-hydra-binary]   (or HYDRA_BIN=...; default target/debug/hydra)
 See README.md in this directory.
@@ -345,6 +354,10 @@ class Server:
             # The public registration endpoint (RFC 7591/7592), for the Dynamic plan's registration modules;
             # discovery then advertises registration_endpoint.
             "OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED": "true",
+            # Pairwise subjects next to public ones, as Hydra's conformance hydra.yml has them, for
+            # oidcc-registration-sector-uri and -sector-bad (the server fetches sector_identifier_uri).
+            "OIDC_SUBJECT_IDENTIFIERS_SUPPORTED_TYPES": "public,pairwise",
+            "OIDC_SUBJECT_IDENTIFIERS_PAIRWISE_SALT": "conformity-pairwise-salt-0123456789",
             "LOG_LEVEL": "warn",
             # As an operator would (Hydra's `webfinger.oidc_discovery.*`): the standard scopes and
             # claims the login & consent app fills in.
@@ -408,8 +421,9 @@ class Receiver:
     server under test trusts that CA through SSL_CERT_FILE; the harness's browser through
     `verify=ca_file`. Every request is recorded and answered 200 with `Cache-Control: no-store`
     (as the suite's handlers), with an empty body, or for a GET of a path in `documents` with that
-    document (oidcc-registration-jwks-uri's client JWKS, served as the suite's handleJwksRequest
-    serves it); nothing in it depends on the server's code."""
+    document (the Dynamic plan's client JWKS, request objects and sector documents, served as the
+    suite's handleJwksRequest, handleRequestUriRequest and handleRedirectUrisRequest serve them);
+    nothing in it depends on the server's code."""
 
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="conformity-receiver-")
@@ -655,6 +669,8 @@ class Context:
         # (response type, auth method, second client?)
         wanted: list[tuple[str, str, bool]] = []
         for pv in PLAN_VARIANTS:
+            if pv.dynamic:  # the Dynamic plan's modules register their own clients
+                continue
             wanted.append((pv.response_type, pv.auth_method, False))
             if "oidcc-server-client-secret-post" in pv.modules:
                 wanted.append((pv.response_type, "client_secret_post", False))
@@ -692,7 +708,10 @@ class Context:
 
     def client(self, pv: PlanVariant, auth: str | None = None) -> Client:
         """The static client a run of `pv` uses (auth overrides the run's client-auth variant), with
-        the run's response_mode."""
+        the run's response_mode. A Dynamic plan run gets a template without client_id: its response
+        type and auth method, from which each module registers its own client."""
+        if pv.dynamic:
+            return Client("", "", pv.auth_method, pv.response_type, pv.response_mode)
         key = (pv.response_type, auth or pv.auth_method)
         if key not in self.clients:
             raise Fail(self.client_errors.get(key, f"no client registered for {key}"))
@@ -1100,8 +1119,15 @@ def check_callback_success(ctx: Context, run: Run, res: AuthResult, params: dict
     where = WHERE[response_location(params)]
     if "error" in q:
         raise Fail(f"authorization returned error={q['error']} in {where}: {q.get('error_description', '')}")
-    require(urllib.parse.urlsplit(res.url)._replace(query="", fragment="").geturl() == params.get(
-        "redirect_uri", REDIRECT_URI), f"callback went to {res.url[:100]}, not the redirect_uri")
+    want = params.get("redirect_uri", REDIRECT_URI)
+
+    def bare(u: str) -> str:
+        return urllib.parse.urlsplit(u)._replace(query="", fragment="").geturl()
+    require(bare(res.url) == bare(want), f"callback went to {res.url[:100]}, not the redirect_uri")
+    # CheckMatchingCallbackParameters: the redirect URI's own query (oidcc-redirect-uri-query-OK) comes back.
+    for k, v in query_params(want).items():
+        require(res.query.get(k) == v, f"the redirect URI's own query parameter {k}={v} is not in the callback's "
+                f"query ({res.query.get(k)!r})")
     require(q.get("state") == params.get("state"), f"state in the callback ({where}) does not match the request")
     if "iss" in q:
         require(q["iss"] == ctx.issuer, f"callback iss {q['iss']!r} != issuer {ctx.issuer!r}")
@@ -1300,8 +1326,9 @@ def check_token_response(run: Run, t: Tokens, want_id_token: bool = True) -> Non
         run.warn("token response has no expires_in")
 
 
-def redeem(ctx: Context, run: Run, client: Client, code: str, extra: dict[str, str] | None = None) -> Tokens:
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+def redeem(ctx: Context, run: Run, client: Client, code: str, extra: dict[str, str] | None = None,
+           redirect_uri: str = REDIRECT_URI) -> Tokens:
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
     data.update(extra or {})
     t = token_request(ctx, client, data)
     check_token_response(run, t)
@@ -1315,6 +1342,13 @@ def userinfo(ctx: Context, access_token: str, how: str = "get") -> requests.Resp
     if how == "post-header":
         return requests.post(url, headers={"Authorization": f"Bearer {access_token}"}, timeout=HTTP_TIMEOUT)
     return requests.post(url, data={"access_token": access_token}, timeout=HTTP_TIMEOUT)
+
+
+def protected_resource(ctx: Context, access_token: str, what: str = "the access token") -> None:
+    """requestProtectedResource (CallProtectedResource, EnsureHttpStatusCodeIs200): GET userinfo with the
+    access token as a Bearer header; only HTTP 200 is required (the answer may be a signed JWT)."""
+    r = userinfo(ctx, access_token)
+    require(r.status_code == 200, f"userinfo with {what} returned HTTP {r.status_code}: {r.text[:200]}")
 
 
 def check_userinfo(r: requests.Response, sub: str, what: str = "") -> dict[str, Any]:
@@ -1352,12 +1386,14 @@ class Flow:
 
 def finish_flow(ctx: Context, run: Run, client: Client, params: dict[str, str], res: AuthResult,
                 resp: dict[str, str], call_userinfo: bool = True, redeem_extra: dict[str, str] | None = None,
-                strict_hashes: bool = False) -> Flow:
+                strict_hashes: bool = False, userinfo_json: bool = True) -> Flow:
     """After a successful callback, as the suite's handleSuccessfulAuthorizationEndpointResponse and
     performPostAuthorizationFlow: verify the authorization endpoint's ID token; use its access
     token at userinfo; redeem the code and verify the token endpoint's ID token, whose sub must
     equal the first one's (VerifyIdTokenSubConsistentHybridFlow); use that access token at userinfo
-    (call_userinfo). strict_hashes: at_hash and c_hash required (oidcc-server)."""
+    (call_userinfo). strict_hashes: at_hash and c_hash required (oidcc-server). userinfo_json=False:
+    userinfo only has to answer 200 (requestProtectedResource), for clients that registered a signed
+    userinfo response (oidcc-userinfo-rs256). The code is redeemed with the request's redirect_uri."""
     parts = response_parts(params)
     nonce = params.get("nonce")
     code = resp.get("code") if "code" in parts else None
@@ -1371,7 +1407,7 @@ def finish_flow(ctx: Context, run: Run, client: Client, params: dict[str, str], 
     tokens = None
     id_token, claims, access = resp.get("id_token", ""), front_claims, front_at
     if code is not None:
-        tokens = redeem(ctx, run, client, code, redeem_extra)
+        tokens = redeem(ctx, run, client, code, redeem_extra, params.get("redirect_uri", REDIRECT_URI))
         id_token, access = tokens.body["id_token"], tokens.body["access_token"]
         claims = verify_id_token(ctx, run, id_token, client, nonce, access, code,
                                  where="the token endpoint's id_token")
@@ -1380,22 +1416,29 @@ def finish_flow(ctx: Context, run: Run, client: Client, params: dict[str, str], 
                     f"({front_claims['sub']!r}) does not match sub in the token endpoint's ({claims['sub']!r})")
     assert claims is not None
     if front_at is not None:
-        check_userinfo(userinfo(ctx, front_at), claims["sub"], "the access token from the authorization endpoint")
+        if userinfo_json:
+            check_userinfo(userinfo(ctx, front_at), claims["sub"], "the access token from the authorization endpoint")
+        else:
+            protected_resource(ctx, front_at, "the access token from the authorization endpoint")
     if code is not None and call_userinfo:
-        check_userinfo(userinfo(ctx, access), claims["sub"])
+        if userinfo_json:
+            check_userinfo(userinfo(ctx, access), claims["sub"])
+        else:
+            protected_resource(ctx, access, "the token endpoint's access token")
     return Flow(params, res, resp, code, tokens, front_claims, claims, id_token, access, front_at)
 
 
 def happy_flow(ctx: Context, run: Run, client: Client, browser: Browser | None = None,
                scope: str = "openid", nonce: bool = True, method: str = "GET", acr: str = "1",
                params: dict[str, str] | None = None, call_userinfo: bool = True,
-               redeem_extra: dict[str, str] | None = None, strict_hashes: bool = False, **extra: str) -> Flow:
+               redeem_extra: dict[str, str] | None = None, strict_hashes: bool = False, userinfo_json: bool = True,
+               **extra: str) -> Flow:
     browser = browser or Browser(ctx)
     if params is None:
         params = new_auth_params(ctx, client, scope=scope, nonce=nonce, **extra)
     res = authorize(ctx, browser, params, method=method, acr=acr)
     resp = check_callback_success(ctx, run, res, params)
-    return finish_flow(ctx, run, client, params, res, resp, call_userinfo, redeem_extra, strict_hashes)
+    return finish_flow(ctx, run, client, params, res, resp, call_userinfo, redeem_extra, strict_hashes, userinfo_json)
 
 
 def setup_guard(ctx: Context) -> None:
@@ -1422,30 +1465,44 @@ class Module:
     # Seconds it spends waiting; such modules run on threads of their own, not on the --workers.
     waits: float = 0.0
     # The suite's plan it is counted under, when that is not the plan of the variant it runs in
-    # (oidcc-ensure-client-assertion-with-iss-aud-succeeds: the Dynamic plan).
+    # (oidcc-ensure-client-assertion-with-iss-aud-succeeds with the static JWT clients: oidcc-test-plan).
     plan: str | None = None
+    # A Dynamic plan module: it runs under the dynamic plan variants (which list it), registers its own
+    # clients, and is called with a template client (response type and auth method, no client_id).
+    dynamic: bool = False
+    # It must run alone, after every other module has finished (oidcc-server-rotate-keys changes the
+    # OP's signing key, which every module running alongside would see).
+    alone: bool = False
 
 
 MODULES: list[Module] = []
 
 
 def module(name: str, variants: tuple[str, ...] | None = None, auth: str | None = None,
-           waits: float = 0.0, plan: str | None = None) -> Callable[[ModuleFn], ModuleFn]:
+           waits: float = 0.0, plan: str | None = None, dynamic: bool = False,
+           alone: bool = False) -> Callable[[ModuleFn], ModuleFn]:
     def deco(fn: ModuleFn) -> ModuleFn:
-        MODULES.append(Module(name, fn, variants, auth=auth, waits=waits, plan=plan))
+        MODULES.append(Module(name, fn, variants, auth=auth, waits=waits, plan=plan, dynamic=dynamic, alone=alone))
         return fn
     return deco
 
 
+def dynamic_module(name: str, waits: float = 0.0, alone: bool = False) -> Callable[[ModuleFn], ModuleFn]:
+    """A module of the Dynamic plan (§2.6), run under each dynamic variant whose list names it."""
+    return module(name, waits=waits, dynamic=True, alone=alone)
+
+
 def resolve_variants() -> None:
-    """Each plan module runs under every plan variant that lists it; every listed name must exist."""
-    names = {m.name for m in MODULES}
-    unknown = sorted({n for pv in PLAN_VARIANTS for n in pv.modules} - names)
-    if unknown:
-        raise SystemExit(f"plan tables name modules that do not exist: {unknown}")
+    """Each plan module runs under every plan variant that lists it (static modules under the static
+    variants, Dynamic plan modules under the dynamic ones); every listed name must exist."""
+    for dynamic in (False, True):
+        names = {m.name for m in MODULES if m.dynamic == dynamic}
+        unknown = sorted({n for pv in PLAN_VARIANTS if pv.dynamic == dynamic for n in pv.modules} - names)
+        if unknown:
+            raise SystemExit(f"plan tables name modules that do not exist: {unknown}")
     for m in MODULES:
         if m.variants is None:
-            m.variants = tuple(pv.label for pv in PLAN_VARIANTS if m.name in pv.modules)
+            m.variants = tuple(pv.label for pv in PLAN_VARIANTS if m.name in pv.modules and pv.dynamic == m.dynamic)
 
 
 def standalone_module(name: str, label: str) -> Callable[[Callable[[Context, Run], str | None]],
@@ -1865,17 +1922,14 @@ def m_pkce(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
     return None
 
 
-@module("oidcc-refresh-token", waits=1.1)
-def m_refresh(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
-    client2 = ctx.second_client(client)
-    scope = "openid offline_access" if "offline_access" in (ctx.disco.get("scopes_supported") or []) else "openid"
-    f = happy_flow(ctx, run, client, scope=scope, prompt="consent", call_userinfo=False)
-    assert f.tokens is not None
-    rt = f.tokens.body.get("refresh_token")
-    if not rt:
-        raise Skip("no refresh token issued")
-    time.sleep(1.1)
-    t = token_request(ctx, client, {"grant_type": "refresh_token", "refresh_token": rt, "scope": scope})
+def refresh_request(ctx: Context, run: Run, client: Client, f: Flow, refresh_token: str, scope: str,
+                    wait: float = 1.1) -> Tokens:
+    """RefreshTokenRequestSteps (first client): wait a second (so that iat differs), refresh with `scope`
+    and the client's authentication; 200 JSON with Cache-Control no-store, Bearer, enough access-token
+    entropy, a valid expires_in, a refresh token of allowed characters; a new ID token, if any, keeps
+    iss, sub, aud, azp and auth_time and has another iat (CompareIdTokenClaims)."""
+    time.sleep(wait)
+    t = token_request(ctx, client, {"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": scope})
     check_token_response(run, t, want_id_token=False)
     cc = t.headers.get("Cache-Control", "")
     require("no-store" in cc.lower(), f"refresh response Cache-Control is {cc!r}, needs no-store")
@@ -1887,6 +1941,24 @@ def m_refresh(ctx: Context, run: Run, client: Client, variant: str) -> str | Non
         for k in ("iss", "sub", "aud", "azp", "auth_time"):
             require(c2.get(k) == f.id_claims.get(k), f"refreshed id_token changed {k}")
         require(c2.get("iat") != f.id_claims.get("iat"), "refreshed id_token has the same iat")
+    return t
+
+
+@module("oidcc-refresh-token", waits=1.1)
+def m_refresh(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    return refresh_flow(ctx, run, client, ctx.second_client(client))
+
+
+def refresh_flow(ctx: Context, run: Run, client: Client, client2: Client) -> str | None:
+    """OIDCCRefreshToken: offline_access (when advertised) with prompt=consent; client 1's refresh token
+    must work (refresh_request), and client 2's must not with client 1's credentials."""
+    scope = "openid offline_access" if "offline_access" in (ctx.disco.get("scopes_supported") or []) else "openid"
+    f = happy_flow(ctx, run, client, scope=scope, prompt="consent", call_userinfo=False)
+    assert f.tokens is not None
+    rt = f.tokens.body.get("refresh_token")
+    if not rt:
+        raise Skip("no refresh token issued")
+    refresh_request(ctx, run, client, f, rt, scope)
     # client2's refresh token, presented with client1's credentials, must be rejected.
     f2 = happy_flow(ctx, run, client2, scope=scope, prompt="consent", call_userinfo=False)
     assert f2.tokens is not None
@@ -1904,26 +1976,37 @@ def m_refresh(ctx: Context, run: Run, client: Client, variant: str) -> str | Non
 DYNAMIC_PLAN = "oidcc-dynamic-certification-test-plan"
 
 
-@module("oidcc-ensure-client-assertion-with-iss-aud-succeeds", variants=JWT_AUTH_METHODS, plan=DYNAMIC_PLAN)
+# The suite's comprehensive, non-certification plan: the static-client runs of
+# oidcc-ensure-client-assertion-with-iss-aud-succeeds are counted there (the Dynamic plan has dynamic clients only).
+TEST_PLAN = "oidcc-test-plan"
+
+
+@module("oidcc-ensure-client-assertion-with-iss-aud-succeeds", variants=JWT_AUTH_METHODS, plan=TEST_PLAN)
 def m_client_assertion_iss_aud(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
     """OIDCCEnsureClientAssertionWithIssAudSucceeds (§2.6): the code is redeemed with a client assertion
     (private_key_jwt or client_secret_jwt: the module is not applicable to the other ClientAuthTypes)
     whose aud is the issuer, not the token endpoint. The OP should accept it (RFC 7523 §3 and
     OIDC Core §9 only recommend the token endpoint). A rejection is a warning, provided it is a valid
     error response: JSON, a well-formed error, HTTP 400 (401 allowed for invalid_client), and the
-    error invalid_client; anything else fails. After the token endpoint the module stops."""
+    error invalid_client; anything else fails. After the token endpoint the module stops. Without a
+    code (id_token, id_token token) there is no token endpoint call: the module checks the
+    authorization endpoint's response (its ID token, and its access token at userinfo) and stops."""
     require(client.auth_method in JWT_AUTH_METHODS, "the module applies to private_key_jwt and client_secret_jwt "
             "clients only")
     params = new_auth_params(ctx, client)
     res = authorize(ctx, Browser(ctx), params)
     resp = check_callback_success(ctx, run, res, params)
     parts = response_parts(params)
-    require("code" in parts, f"response_type={client.response_type} gives no code")
-    code = resp["code"]
+    code = resp.get("code") if "code" in parts else None
     front = None
     if "id_token" in parts:
         front = verify_id_token(ctx, run, resp["id_token"], client, params.get("nonce"), code=code,
                                 access_token=resp.get("access_token"), where="the authorization endpoint's id_token")
+    if "token" in parts:  # handleSuccessfulAuthorizationEndpointResponse: requestProtectedResource
+        protected_resource(ctx, resp["access_token"], "the access token from the authorization endpoint")
+    if code is None:
+        return f"response_type={client.response_type}: no code, so no client assertion is sent (the module stops " \
+               "after the authorization endpoint)"
     t = token_request(ctx, client, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
                       assertion_aud=ctx.issuer)
     err = t.body.get("error")
@@ -1956,13 +2039,22 @@ def m_client_assertion_iss_aud(ctx: Context, run: Run, client: Client, variant: 
 
 # --------------------------------------------------------------------------- dynamic registration (Dynamic plan)
 #
-# The registration modules of oidcc-dynamic-certification-test-plan (variant private_key_jwt, dynamic_client,
-# response_type code): each registers a client of its own at discovery's registration_endpoint (RFC 7591),
-# uses it, and unregisters it at the end (RFC 7592 DELETE), as the suite's cleanup does.
+# oidcc-dynamic-certification-test-plan (§2.6), variants private_key_jwt, dynamic_client, discovery and
+# response_mode default, once per response type ([dynamic code], [dynamic id_token], …). Each module
+# registers the client(s) it needs at discovery's registration_endpoint (RFC 7591) with the request the
+# suite's OIDCCCreateDynamicClientRegistrationRequest builds for the run's response type, uses them, and
+# unregisters them at the end (RFC 7592 DELETE), as the suite's cleanup does, whatever happened.
 
 LOGO_URI = RP_ORIGIN + "images/raidiam.png"  # CreateLogoUri: LOGO_PATH on the suite's own origin
 POLICY_URI = "https://openid.net"  # CreatePolicyUri
 TOS_URI = "https://openid.net"  # CreateTosUri
+SECOND_REDIRECT_URI = "https://example.org/redirect"  # AddMultipleRedirectUriToDynamicRegistrationRequest
+INVALID_SECTOR_REDIRECT_URI = "https://example.com/op"  # CreateInvalidSectorRedirectUris
+ID_TOKEN_KEY_SET = "hydra.openid.id-token"  # the JWK set the server signs ID tokens with (admin API)
+# WaitForJWKSRefreshDelay: seconds oidcc-refresh-token-rp-key-rotation waits after replacing the client's key,
+# the suite's default 60 unless the configuration's server.jwks_refresh_delay (1..60) says otherwise
+# (--jwks-refresh-delay).
+JWKS_REFRESH_DELAY = 60.0
 
 
 @dataclass
@@ -1973,18 +2065,23 @@ class DynamicClient:
     response: dict[str, Any]
 
 
-def dynamic_registration_request(name: str, key: RSAKey, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """OIDCCCreateDynamicClientRegistrationRequest for response_type code and private_key_jwt:
-    client_name (CreateDynamicRegistrationRequest), grant_types [authorization_code], the public part
-    of a fresh RS256 key as `jwks` (GenerateRS256ClientJWKs, AddPublicJwksToDynamicRegistrationRequest),
-    token_endpoint_auth_method, response_types, redirect_uris and contacts [certification@oidf.org];
-    `extra` adds what the module adds (logo_uri, policy_uri, tos_uri) or replaces (jwks by jwks_uri)."""
+def dynamic_registration_request(name: str, key: RSAKey, response_type: str = "code",
+                                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OIDCCCreateDynamicClientRegistrationRequest for the run's response type and private_key_jwt:
+    client_name (CreateDynamicRegistrationRequest); grant_types authorization_code if the response type
+    has code, implicit if it has id_token or token; the public part of a fresh RS256 key as `jwks`
+    (GenerateRS256ClientJWKs, AddPublicJwksToDynamicRegistrationRequest); token_endpoint_auth_method;
+    response_types [the response type]; redirect_uris [the redirect URI]; contacts [certification@oidf.org].
+    `extra` adds what the module adds (logo_uri, id_token_signed_response_alg, request_uris, …) or replaces
+    (redirect_uris, grant_types)."""
+    parts = set(response_type.split())
     body: dict[str, Any] = {
         "client_name": name,
-        "grant_types": ["authorization_code"],
+        "grant_types": (["authorization_code"] if "code" in parts else [])
+        + (["implicit"] if parts & {"id_token", "token"} else []),
         "jwks": {"keys": [key.as_dict(private=False)]},
         "token_endpoint_auth_method": "private_key_jwt",
-        "response_types": ["code"],
+        "response_types": [response_type],
         "redirect_uris": [REDIRECT_URI],
         "contacts": ["certification@oidf.org"],
     }
@@ -1992,16 +2089,35 @@ def dynamic_registration_request(name: str, key: RSAKey, extra: dict[str, Any] |
     return body
 
 
-def register_dynamic_client(ctx: Context, body: dict[str, Any], key: RSAKey) -> DynamicClient:
-    """CallDynamicRegistrationEndpoint (a POST of the JSON request to registration_endpoint; the answer must
-    be a non-empty JSON object), EnsureContentTypeJson, EnsureHttpStatusCodeIs201 and
-    ExtractDynamicRegistrationResponse (registration_client_uri and registration_access_token come
-    together or not at all, and neither may be empty); as conformance.md §1 has it, no `error` in the
-    answer and an https registration_client_uri."""
+def dynamic_request_for(template: Client, module_name: str, key: RSAKey,
+                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The registration request of a Dynamic plan module for the run's response type, named after both."""
+    name = f"conformity-{module_name.removeprefix('oidcc-')}-{template.response_type.replace(' ', '-')}"
+    return dynamic_registration_request(name, key, template.response_type, extra)
+
+
+def with_refresh_grant(body: dict[str, Any]) -> dict[str, Any]:
+    """AddRefreshTokenGrantTypeToDynamicRegistrationRequest."""
+    body["grant_types"] = list(dict.fromkeys(body["grant_types"] + ["refresh_token"]))
+    return body
+
+
+def call_registration_endpoint(ctx: Context, body: dict[str, Any]) -> requests.Response:
+    """CallDynamicRegistrationEndpoint: a POST of the JSON request to discovery's registration_endpoint."""
     endpoint = ctx.disco.get("registration_endpoint")
     require(isinstance(endpoint, str) and endpoint != "", "discovery has no registration_endpoint")
-    r = requests.post(ctx.internal(endpoint), json=body, headers={"Accept": "application/json"},
-                      timeout=HTTP_TIMEOUT)
+    return requests.post(ctx.internal(endpoint), json=body, headers={"Accept": "application/json"},
+                         timeout=HTTP_TIMEOUT)
+
+
+def register_dynamic_client(ctx: Context, body: dict[str, Any], key: RSAKey) -> DynamicClient:
+    """CallDynamicRegistrationEndpointAndVerifySuccessfulResponse: the answer must be a non-empty JSON
+    object (CallDynamicRegistrationEndpoint), EnsureContentTypeJson, EnsureHttpStatusCodeIs201,
+    CheckNoErrorFromDynamicRegistrationEndpoint, ExtractDynamicRegistrationResponse (a client_id),
+    VerifyClientManagementCredentials (registration_client_uri and registration_access_token come together
+    or not at all, neither empty, the URI https) and VerifyDynamicRegistrationResponseClientCredentials
+    (a client_secret needs client_secret_expires_at)."""
+    r = call_registration_endpoint(ctx, body)
     require(r.text != "", f"empty response from the registration endpoint (HTTP {r.status_code})")
     try:
         j = r.json()
@@ -2023,15 +2139,18 @@ def register_dynamic_client(ctx: Context, body: dict[str, Any], key: RSAKey) -> 
         require(isinstance(token, str) and token != "", "registration_access_token must not be an empty string")
         require(uri.startswith("https://"), f"registration_client_uri {uri!r} is not https")
     require(isinstance(j.get("client_id"), str) and j["client_id"] != "", "the registration response has no client_id")
+    if j.get("client_secret") is not None:
+        require(j.get("client_secret_expires_at") is not None, "the registration response has a client_secret but "
+                "no client_secret_expires_at")
     client = Client(j["client_id"], j.get("client_secret") or "", str(body.get("token_endpoint_auth_method")),
-                    "code", key=key)
+                    str((body.get("response_types") or ["code"])[0]), key=key)
     return DynamicClient(client, uri, token, j)
 
 
 def unregister_dynamic_client(ctx: Context, run: Run, dc: DynamicClient) -> str:
     """UnregisterDynamicallyRegisteredClient (the suite's cleanup): DELETE registration_client_uri with the
-    registration access token as a Bearer token; 204 is the success it logs. An error status, or no
-    answer, is only a warning (conformance.md §1: a failure at cleanup)."""
+    registration access token as a Bearer token; anything but 204 No Content, or no answer, is only a
+    warning (the cleanup's onFail(WARNING); conformance.md §1)."""
     if not dc.registration_client_uri or not dc.registration_access_token:
         return "no registration_client_uri to unregister with"
     try:
@@ -2041,21 +2160,331 @@ def unregister_dynamic_client(ctx: Context, run: Run, dc: DynamicClient) -> str:
     except requests.RequestException as e:
         run.warn(f"unregistering the client failed: {e}")
         return "not unregistered"
-    if not 200 <= r.status_code < 300:
-        run.warn(f"error from the registration client endpoint: DELETE returned HTTP {r.status_code}: {r.text[:200]}")
-        return "not unregistered"
-    return f"unregistered (HTTP {r.status_code})"
+    if r.status_code != 204:
+        run.warn(f"registration_client_uri answered the DELETE with HTTP {r.status_code}, not 204 No Content: "
+                 f"{r.text[:200]}")
+        return "not unregistered" if not 200 <= r.status_code < 300 else f"unregistered (HTTP {r.status_code})"
+    return "unregistered (HTTP 204)"
+
+
+def with_dynamic_clients(ctx: Context, run: Run, registrations: list[tuple[dict[str, Any], RSAKey]],
+                         fn: Callable[[list[DynamicClient]], str | None]) -> str:
+    """Registers every client (in order), runs `fn`, and unregisters whatever was registered, whatever
+    happened (the suite's cleanup); the line gets what `fn` and the cleanup said."""
+    dcs: list[DynamicClient] = []
+    note: str | None = None
+    try:
+        for body, key in registrations:
+            dcs.append(register_dynamic_client(ctx, body, key))
+        note = fn(dcs)
+    finally:
+        cleanup = [unregister_dynamic_client(ctx, run, dc) for dc in dcs]
+    done = cleanup[0] if len(set(cleanup)) == 1 else ", ".join(cleanup)
+    return "; ".join(x for x in (note, ("both clients " if len(dcs) == 2 else "client ") + done) if x)
 
 
 def with_dynamic_client(ctx: Context, run: Run, body: dict[str, Any], key: RSAKey,
-                        fn: Callable[[DynamicClient], str]) -> str:
-    """Registers, runs `fn`, and unregisters whatever happened (the suite's cleanup)."""
-    dc = register_dynamic_client(ctx, body, key)
+                        fn: Callable[[DynamicClient], str | None]) -> str:
+    """Registers one client, runs `fn`, and unregisters it whatever happened."""
+    return with_dynamic_clients(ctx, run, [(body, key)], lambda dcs: fn(dcs[0]))
+
+
+def with_registered(fn: ModuleFn, module_name: str, extra: dict[str, Any] | None = None) -> ModuleFn:
+    """A module that runs `fn` (the same checks as with a static client) with a client registered for the
+    run's response type at the registration endpoint, as AbstractOIDCCServerTest's configureDynamicClient
+    does, plus `extra` in the registration request."""
+    def wrapped(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+        key = new_client_key()
+        body = dynamic_request_for(template, module_name, key, extra)
+        return with_dynamic_client(ctx, run, body, key, lambda dc: fn(ctx, run, dc.client, variant))
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
+def jws_header(token: str) -> dict[str, Any]:
+    """The protected header of a compact JWS/JWT, unverified."""
+    require(isinstance(token, str) and token.count(".") == 2, "not a compact JWS")
+    seg = token.split(".")[0]
     try:
-        note = fn(dc)
-    finally:
-        cleanup = unregister_dynamic_client(ctx, run, dc)
-    return f"{note}; {cleanup}"
+        h = json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
+    except ValueError as e:
+        raise Fail(f"the JWS header is not base64url JSON: {e}")
+    require(isinstance(h, dict), "the JWS header is not a JSON object")
+    return h
+
+
+def need_receiver(ctx: Context) -> Receiver:
+    if ctx.receiver is None:
+        raise Fail(ctx.logout_setup_error or "no RP receiver to serve the client's documents")
+    return ctx.receiver
+
+
+# ---- OP-IDToken-RS256 / OP-IDToken-none / OP-UserInfo-RS256
+
+@dynamic_module("oidcc-idtoken-rs256")
+def m_idtoken_rs256(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCIdTokenRS256: the client registers id_token_signed_response_alg=RS256
+    (AddIdTokenSigningAlgRS256ToDynamicRegistrationRequest); the AbstractOIDCCServerTest flow runs, and
+    every ID token (the authorization endpoint's and the token endpoint's) must carry a kid
+    (EnsureIdTokenContainsKid) and alg RS256 (CheckIdTokenSignatureAlgorithm), besides the standard checks."""
+    key = new_client_key()
+    body = dynamic_request_for(template, "oidcc-idtoken-rs256", key, {"id_token_signed_response_alg": "RS256"})
+
+    def flow(dc: DynamicClient) -> str:
+        f = happy_flow(ctx, run, dc.client)
+        tokens = [(w, t) for w, t in (("the authorization endpoint's", f.response.get("id_token")),
+                                      ("the token endpoint's", f.tokens.body.get("id_token") if f.tokens else None))
+                  if t]
+        seen = []
+        for where, tok in tokens:
+            h = jws_header(tok)
+            require(bool(h.get("kid")), f"kid was not found in {where} id_token header (OIDCC-10.1)")
+            require(h.get("alg") == "RS256", f"{where} id_token is signed with {h.get('alg')!r}, not RS256 as "
+                    "registered (OIDCC-3.1.3.7)")
+            seen.append(f"{where} kid {h['kid']}")
+        return "RS256 id_token: " + ", ".join(seen)
+    return with_dynamic_client(ctx, run, body, key, flow)
+
+
+@dynamic_module("oidcc-idtoken-unsigned")
+def m_idtoken_unsigned(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCIdTokenUnsigned (code and code token only): skipped, before any registration, when discovery's
+    id_token_signing_alg_values_supported does not list none (OIDCCCheckIdTokenSigningAlgValuesSupportedAlgNone;
+    support for none is optional). Otherwise the client registers id_token_signed_response_alg=none and the
+    token endpoint's ID token must have alg none (CheckIdTokenSignatureAlgorithm, the only ID token check)."""
+    algs = ctx.disco.get("id_token_signing_alg_values_supported")
+    if not isinstance(algs, list) or "none" not in algs:
+        raise Skip("id_token_signing_alg_values_supported does not list none; servers are not required to "
+                   f"support unsigned ID tokens (advertised: {algs})")
+    key = new_client_key()
+    body = dynamic_request_for(template, "oidcc-idtoken-unsigned", key, {"id_token_signed_response_alg": "none"})
+
+    def flow(dc: DynamicClient) -> str:
+        params = new_auth_params(ctx, dc.client)
+        res = authorize(ctx, Browser(ctx), params)
+        resp = check_callback_success(ctx, run, res, params)
+        parts = response_parts(params)
+        if "token" in parts:
+            protected_resource(ctx, resp["access_token"], "the access token from the authorization endpoint")
+        require("code" in parts, f"response_type={template.response_type} gives no code")
+        t = redeem(ctx, run, dc.client, resp["code"])
+        alg = jws_header(t.body["id_token"]).get("alg")
+        require(alg == "none", f"the token endpoint's id_token has alg {alg!r}, not none as registered")
+        protected_resource(ctx, t.body["access_token"], "the token endpoint's access token")
+        return "unsigned id_token returned"
+    return with_dynamic_client(ctx, run, body, key, flow)
+
+
+@dynamic_module("oidcc-userinfo-rs256")
+def m_userinfo_rs256(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCUserInfoRS256 (AbstractOIDCCUserInfoTest; not for id_token): discovery's
+    userinfo_signing_alg_values_supported must list RS256 (OIDCD-3). The client registers
+    userinfo_signed_response_alg=RS256 (OIDCR-2); after the usual flow (userinfo only has to answer 200
+    there), userinfo is called with the last access token (a GET with a Bearer header) and must answer 200
+    with Content-Type application/jwt (OIDCC-5.3.2), a JWS that verifies with the OP's keys from jwks_uri
+    (ValidateUserInfoResponseSignature) and alg RS256. iss (the issuer) and aud (the client_id), and exp, iat
+    and nbf when present, are checked as ValidateSignedUserInfoResponseStandardJWTClaims does, as a WARNING
+    only. With iss, aud, exp, nbf, iat and jti removed, the claims must hold no nonce (a FAILURE), sub, valid
+    standard claim types and updated_at, consistent _claim_names/_claim_sources, and sub equal to the ID
+    token's (the suite compares it with the ID tokens of response types with id_token; the harness with the
+    last ID token always)."""
+    advertised = ctx.disco.get("userinfo_signing_alg_values_supported")
+    require(isinstance(advertised, list) and "RS256" in advertised,
+            f"RS256 is not listed in userinfo_signing_alg_values_supported ({advertised!r}) (OIDCD-3)")
+    key = new_client_key()
+    body = dynamic_request_for(template, "oidcc-userinfo-rs256", key, {"userinfo_signed_response_alg": "RS256"})
+
+    def flow(dc: DynamicClient) -> str:
+        client = dc.client
+        f = happy_flow(ctx, run, client, userinfo_json=False)
+        require(f.access_token is not None, f"response_type={client.response_type} gives no access token")
+        assert f.access_token is not None
+        r = userinfo(ctx, f.access_token)
+        require(r.status_code == 200, f"userinfo returned HTTP {r.status_code}: {r.text[:200]}")
+        ctype = r.headers.get("Content-Type", "")
+        require(ctype.split(";")[0].strip().lower() == "application/jwt",
+                f"userinfo Content-Type is {ctype!r}, not application/jwt (OIDCC-5.3.2)")
+        body_text = r.text.strip()
+        try:
+            tok = jwt.decode(body_text, ctx.keyset, algorithms=["RS256", "RS384", "RS512", "PS256", "ES256"])
+        except (JoseError, ValueError) as e:
+            raise Fail(f"the signed userinfo response does not verify against jwks_uri: {e!r}")
+        require(tok.header.get("alg") == "RS256", f"userinfo response is signed with {tok.header.get('alg')!r}, "
+                "not RS256 as registered")
+        c = dict(tok.claims)
+        now = time.time()
+        problems = []
+        if c.get("iss") is None:
+            problems.append("missing iss")
+        elif c["iss"] != ctx.issuer:
+            problems.append(f"iss {c['iss']!r} != issuer")
+        aud = c.get("aud")
+        if aud is None:
+            problems.append("missing aud")
+        elif not (aud == client.client_id or (isinstance(aud, list) and client.client_id in aud)):
+            problems.append(f"aud {aud!r} does not contain the client_id")
+        if isinstance(c.get("exp"), (int, float)) and (c["exp"] < now - CLOCK_SKEW or c["exp"] > now + 50 * 365 * 86400):
+            problems.append(f"exp {c['exp']} expired or more than 50 years ahead")
+        if isinstance(c.get("iat"), (int, float)) and (c["iat"] > now + CLOCK_SKEW or c["iat"] < now - 86400):
+            problems.append(f"iat {c['iat']} in the future or more than a day old")
+        if isinstance(c.get("nbf"), (int, float)) and c["nbf"] > now + CLOCK_SKEW:
+            problems.append(f"nbf {c['nbf']} in the future")
+        if problems:
+            run.warn("signed userinfo response: " + "; ".join(problems) + " (OIDCC-5.3.2)")
+        for k in ("iss", "aud", "exp", "nbf", "iat", "jti"):
+            c.pop(k, None)
+        require("nonce" not in c, "the signed userinfo response contains nonce (OIDCC-5.3.2, OIDCC-5.1): it could "
+                "be mistaken for an id_token")
+        require(isinstance(c.get("sub"), str) and c["sub"] != "", "the signed userinfo response has no sub")
+        check_claim_types(c, "signed userinfo")
+        names, sources = c.get("_claim_names"), c.get("_claim_sources")
+        if names is not None or sources is not None:
+            require(isinstance(names, dict) and isinstance(sources, dict), "_claim_names/_claim_sources inconsistent")
+            for src in names.values():
+                require(src in sources, f"_claim_names refers to unknown source {src}")
+        for where, claims in (("the authorization endpoint's", f.front_claims), ("the last", f.id_claims)):
+            if claims is not None:
+                require(c["sub"] == claims["sub"], f"userinfo sub {c['sub']!r} != {where} id_token sub {claims['sub']!r}")
+        return f"application/jwt, RS256 with kid {tok.header.get('kid')}, iss and aud " + (
+            "present" if not problems else "problematic")
+    return with_dynamic_client(ctx, run, body, key, flow)
+
+
+# ---- OP-redirect_uri-*
+
+@dynamic_module("oidcc-ensure-redirect-uri-in-authorization-request")
+def m_redirect_uri_missing(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCEnsureRedirectUriInAuthorizationRequest: the client registers two redirect URIs (the usual one
+    and https://example.org/redirect, AddMultipleRedirectUriToDynamicRegistrationRequest) and the
+    authorization request has no redirect_uri (RemoveRedirectUriFromAuthorizationEndpointRequest). The OP
+    must show an error page (ExpectRedirectUriMissingErrorPage, a screenshot; here the error-page proxy);
+    any redirect back fails (AuthorizationEndpointRedirectedBackUnexpectedly)."""
+    key = new_client_key()
+    body = dynamic_request_for(template, "oidcc-ensure-redirect-uri-in-authorization-request", key,
+                               {"redirect_uris": [REDIRECT_URI, SECOND_REDIRECT_URI]})
+
+    def flow(dc: DynamicClient) -> str:
+        params = new_auth_params(ctx, dc.client)
+        del params["redirect_uri"]
+        res = authorize(ctx, Browser(ctx), params)
+        if res.kind == "callback":
+            raise Fail(f"the authorization server redirected back ({res.url[:100]}) in a case where it should not")
+        return error_page_verdict(ctx, res, bad_uris=(SECOND_REDIRECT_URI,))
+    return with_dynamic_client(ctx, run, body, key, flow)
+
+
+def redirect_uri_with_query(uri: str, query: str) -> str:
+    """DefaultUriBuilderFactory's queryParam: the parameter appended to the URI's query."""
+    parts = urllib.parse.urlsplit(uri)
+    return parts._replace(query=(parts.query + "&" if parts.query else "") + query).geturl()
+
+
+@dynamic_module("oidcc-redirect-uri-query-OK")
+def m_redirect_uri_query_ok(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCRedirectUriQueryOK: the registered redirect URI has a query (AddQueryToRedirectUri: ?bar=foo),
+    and the authorization request uses exactly that URI. The whole AbstractOIDCCServerTest flow must
+    succeed; the callback must keep the URI's own query (CheckMatchingCallbackParameters), and the code is
+    redeemed with that redirect_uri."""
+    uri = redirect_uri_with_query(REDIRECT_URI, "bar=foo")
+    key = new_client_key()
+    body = dynamic_request_for(template, "oidcc-redirect-uri-query-OK", key, {"redirect_uris": [uri]})
+
+    def flow(dc: DynamicClient) -> str:
+        happy_flow(ctx, run, dc.client, redirect_uri=uri)
+        return f"redirect_uri {uri} accepted and its query kept"
+    return with_dynamic_client(ctx, run, body, key, flow)
+
+
+def redirect_uri_error_module(name: str, registered: str, requested: str, what: str) -> ModuleFn:
+    """OIDCCRedirectUriQueryMismatch / QueryAdded: the request's redirect_uri differs from the registered one
+    in its query; the OP must show an error page (ExpectRedirectUriErrorPage; here the error-page proxy), and
+    a callback to the registered URI fails (processCallback throws)."""
+    def fn(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+        key = new_client_key()
+        body = dynamic_request_for(template, name, key, {"redirect_uris": [registered]})
+
+        def flow(dc: DynamicClient) -> str:
+            params = new_auth_params(ctx, dc.client, redirect_uri=requested)
+            res = authorize(ctx, Browser(ctx), params)
+            if res.kind == "callback":
+                raise Fail(f"the authorization server called the redirect uri ({res.url[:100]}) although the "
+                           f"request's redirect_uri {requested} {what}")
+            return error_page_verdict(ctx, res, bad_uris=(requested, registered))
+        return with_dynamic_client(ctx, run, body, key, flow)
+    fn.__doc__ = redirect_uri_error_module.__doc__
+    return fn
+
+
+# ReplaceRedirectUriQueryInAuthorizationRequest: the registered ?bar=foo replaced by ?foo=bar.
+dynamic_module("oidcc-redirect-uri-query-mismatch")(redirect_uri_error_module(
+    "oidcc-redirect-uri-query-mismatch", redirect_uri_with_query(REDIRECT_URI, "bar=foo"),
+    redirect_uri_with_query(REDIRECT_URI, "foo=bar"), "has another query than the registered one"))
+# AddQueryToRedirectUriInAuthorizationRequest: ?foo=bar added to a registered URI without a query.
+dynamic_module("oidcc-redirect-uri-query-added")(redirect_uri_error_module(
+    "oidcc-redirect-uri-query-added", REDIRECT_URI, redirect_uri_with_query(REDIRECT_URI, "foo=bar"),
+    "adds a query to the registered one"))
+
+
+def expect_registration_refused(ctx: Context, run: Run, body: dict[str, Any], permitted: tuple[str, ...],
+                                req: str) -> str:
+    """The registration must fail: JSON (EnsureContentTypeJson) and HTTP 400 (EnsureHttpStatusCodeIs400)
+    are required; an `error` missing or not in `permitted` is only a WARNING
+    (AbstractCheckErrorFromDynamicRegistrationEndpoint, OIDCR-3.3). A client registered anyway is deleted
+    again (the harness's hygiene; the suite leaves it)."""
+    r = call_registration_endpoint(ctx, body)
+    try:
+        j = r.json()
+    except ValueError:
+        j = None
+    if r.status_code == 201 and isinstance(j, dict) and j.get("registration_client_uri"):
+        unregister_dynamic_client(ctx, Run(), DynamicClient(Client(str(j.get("client_id")), "", "private_key_jwt"),
+                                                            j.get("registration_client_uri"),
+                                                            j.get("registration_access_token"), j))
+    require(r.status_code == 400, f"the registration endpoint answered HTTP {r.status_code}, expected 400 ({req}): "
+            f"{r.text[:200]}")
+    require(r.headers.get("Content-Type", "").startswith("application/json") and isinstance(j, dict),
+            f"the registration endpoint's error is not a JSON object (Content-Type "
+            f"{r.headers.get('Content-Type')!r}): {r.text[:200]}")
+    assert isinstance(j, dict)
+    err = j.get("error")
+    if not err:
+        run.warn("'error' field not found in the response from the dynamic registration endpoint")
+    elif err not in permitted:
+        run.warn(f"the registration endpoint's error is {err!r}, expected {' or '.join(permitted)} (OIDCR-3.3)")
+    return f"registration refused with HTTP 400 error={err}"
+
+
+@dynamic_module("oidcc-redirect-uri-regfrag")
+def m_redirect_uri_regfrag(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCRedirectUriRegFrag: the registration request's redirect URI has a fragment
+    (AddFragmentToRedirectUri: #foobar). The registration endpoint must refuse it with HTTP 400 and JSON;
+    an error other than invalid_redirect_uri or invalid_client_metadata is only a WARNING
+    (CheckErrorFromDynamicRegistrationEndpointIsInvalidRedirectUriOrInvalidClientMetadata). No flow."""
+    body = dynamic_request_for(template, "oidcc-redirect-uri-regfrag", new_client_key(),
+                               {"redirect_uris": [REDIRECT_URI + "#foobar"]})
+    return expect_registration_refused(ctx, run, body, ("invalid_redirect_uri", "invalid_client_metadata"),
+                                       "RFC6749-3.1.2")
+
+
+# ---- OP-Discovery-Config (dynamic rules)
+
+@dynamic_module("oidcc-discovery-endpoint-verification")
+def m_discovery_dynamic(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCDiscoveryEndpointVerification with client_registration=dynamic_client: the Config plan's checks,
+    with OIDCCCheckDiscEndpointResponseTypesSupportedDynamic (code, id_token and token id_token all
+    listed, compared as sets of words) and OIDCCCheckDiscEndpointGrantTypesSupportedDynamic
+    (authorization_code and implicit, when grant_types_supported is present)."""
+    return discovery_checks(ctx, run, dynamic=True)
+
+
+# ---- OP-Registration-*
+
+@dynamic_module("oidcc-server")
+def m_server_dynamic(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCServerTest with a dynamically registered client (OP-Registration-Endpoint, OP-Registration-Dynamic
+    and OP-Registration-jwks): the registration checks of register_dynamic_client, then the oidcc-server
+    checks of m_server, the code redeemed with private_key_jwt."""
+    return with_registered(m_server, "oidcc-server")(ctx, run, template, variant)
 
 
 def registration_login_page_module(member: str, value: str, what: str) -> ModuleFn:
@@ -2066,10 +2495,9 @@ def registration_login_page_module(member: str, value: str, what: str) -> Module
     skip=false whose client (as the admin API hands it to the login app, which renders it) carries the
     registered value. A callback with an error fails (CheckIfAuthorizationEndpointError); the suite does not
     need the login completed, the harness completes it."""
-    def fn(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
+    def fn(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
         key = new_client_key()
-        body = dynamic_registration_request(f"conformity-registration-{member.replace('_', '-')}", key,
-                                            {member: value})
+        body = dynamic_request_for(template, f"oidcc-registration-{member.replace('_', '-')}", key, {member: value})
 
         def flow(dc: DynamicClient) -> str:
             params = new_auth_params(ctx, dc.client)
@@ -2090,43 +2518,304 @@ def registration_login_page_module(member: str, value: str, what: str) -> Module
     return fn
 
 
-module("oidcc-registration-logo-uri", variants=("private_key_jwt",), plan=DYNAMIC_PLAN)(
-    registration_login_page_module("logo_uri", LOGO_URI, "client's logo"))
-module("oidcc-registration-policy-uri", variants=("private_key_jwt",), plan=DYNAMIC_PLAN)(
+dynamic_module("oidcc-registration-logo-uri")(registration_login_page_module("logo_uri", LOGO_URI, "client's logo"))
+dynamic_module("oidcc-registration-policy-uri")(
     registration_login_page_module("policy_uri", POLICY_URI, "link to the client's policy"))
-module("oidcc-registration-tos-uri", variants=("private_key_jwt",), plan=DYNAMIC_PLAN)(
+dynamic_module("oidcc-registration-tos-uri")(
     registration_login_page_module("tos_uri", TOS_URI, "link to the client's terms of service"))
 
 
-@module("oidcc-registration-jwks-uri", variants=("private_key_jwt",), plan=DYNAMIC_PLAN)
-def m_registration_jwks_uri(ctx: Context, run: Run, client: Client, variant: str) -> str | None:
-    """OIDCCRegistrationJwksUri: the client registers `jwks_uri` instead of `jwks` (CreateJwksUri,
+def serve_client_jwks(receiver: Receiver, path: str, key: RSAKey) -> None:
+    """handleJwksRequest: the client's public JWKS (client_public_jwks) as application/json."""
+    receiver.documents[path] = ("application/json", json.dumps({"keys": [key.as_dict(private=False)]}).encode())
+
+
+def jwks_fetches(ctx: Context, path: str, since: float) -> int:
+    return len([r for r in (ctx.receiver.records if ctx.receiver else []) if r.path == path and r.at >= since])
+
+
+@dynamic_module("oidcc-registration-jwks-uri")
+def m_registration_jwks_uri(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCRegistrationJwksUri (code flows): the client registers `jwks_uri` instead of `jwks` (CreateJwksUri,
     AddJwksUriToDynamicRegistrationRequest), with a key that has a kid (GenerateRS256ClientJWKsWithKeyID);
     the suite serves the public JWKS there (handleJwksRequest), here the RP receiver does, over https.
     Then the whole AbstractOIDCCServerTest flow: authorization, the code redeemed with a private_key_jwt
     assertion the server can only verify with the fetched key, the ID token checks and userinfo."""
-    if ctx.receiver is None:
-        raise Fail(ctx.logout_setup_error or "no RP receiver to serve the jwks_uri")
+    receiver = need_receiver(ctx)
     key = new_client_key()
-    jwks_path = f"/jwks-{generate_token(8)}"
-    ctx.receiver.documents[jwks_path] = ("application/json",
-                                         json.dumps({"keys": [key.as_dict(private=False)]}).encode())
-    body = dynamic_registration_request("conformity-registration-jwks-uri", key)
+    jwks_path = f"/client1_jwks-{generate_token(8)}"
+    serve_client_jwks(receiver, jwks_path, key)
+    body = dynamic_request_for(template, "oidcc-registration-jwks-uri", key)
     del body["jwks"]
-    body["jwks_uri"] = ctx.receiver.url(jwks_path)
+    body["jwks_uri"] = receiver.url(jwks_path)
     since = time.time()
 
     def flow(dc: DynamicClient) -> str:
         happy_flow(ctx, run, dc.client)
-        fetched = [r for r in ctx.receiver.records if r.path == jwks_path and r.at >= since] if ctx.receiver else []
-        return f"code redeemed with private_key_jwt, key fetched from jwks_uri ({len(fetched)} fetch(es))"
+        return (f"code redeemed with private_key_jwt, key fetched from jwks_uri "
+                f"({jwks_fetches(ctx, jwks_path, since)} fetch(es))")
     return with_dynamic_client(ctx, run, body, key, flow)
+
+
+def sector_module(good: bool) -> ModuleFn:
+    def fn(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+        sts = ctx.disco.get("subject_types_supported")
+        if not isinstance(sts, list) or "pairwise" not in sts:
+            raise Skip("Server configuration does not explicitly support pairwise subject type "
+                       f"(subject_types_supported: {sts!r})")
+        receiver = need_receiver(ctx)
+        path = f"/redirect_uris-{generate_token(8)}.json"
+        uris = [REDIRECT_URI] if good else [INVALID_SECTOR_REDIRECT_URI]
+        receiver.documents[path] = ("application/json", json.dumps(uris).encode())
+        key = new_client_key()
+        name = "oidcc-registration-sector-uri" if good else "oidcc-registration-sector-bad"
+        body = dynamic_request_for(template, name, key, {"subject_type": "pairwise",
+                                                          "sector_identifier_uri": receiver.url(path)})
+        since = time.time()
+        if not good:
+            note = expect_registration_refused(ctx, run, body, ("invalid_client_metadata",), "OIDCR-5")
+            return f"{note} (the sector document was fetched {jwks_fetches(ctx, path, since)} time(s))"
+
+        def flow(dc: DynamicClient) -> str:
+            return (f"registered with subject_type={dc.response.get('subject_type')} (the sector document was "
+                    f"fetched {jwks_fetches(ctx, path, since)} time(s))")
+        return with_dynamic_client(ctx, run, body, key, flow)
+    return fn
+
+
+# OIDCCRegistrationSectorUri: subject_type pairwise (AddSubjectTypePairwiseToDynamicRegistrationRequest) and a
+# sector_identifier_uri (AddSectorIdentifierUriToDynamicRegistrationRequest) whose JSON array holds the redirect
+# URI (CreateSectorRedirectUris, served by the receiver over https); the registration must succeed with the full
+# CallDynamicRegistrationEndpointAndVerifySuccessfulResponse checks; no authorization flow. Skipped if
+# subject_types_supported lacks pairwise.
+dynamic_module("oidcc-registration-sector-uri")(sector_module(True))
+# OIDCCRegistrationSectorBad: the same with a sector document holding only https://example.com/op
+# (CreateInvalidSectorRedirectUris): HTTP 400 and JSON required; an error other than invalid_client_metadata
+# is a WARNING (CheckErrorFromDynamicRegistrationEndpointIsInvalidClientMetadata). Same skip rule.
+dynamic_module("oidcc-registration-sector-bad")(sector_module(False))
+
+
+# ---- OP-Rotation-OP-Sig
+
+def signing_keys(jwks: dict[str, Any]) -> list[dict[str, Any]]:
+    """AbstractCompareJwks: the keys with use sig, or no use."""
+    return [k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("use") in (None, "sig")]
+
+
+def required_members(k: dict[str, Any]) -> str:
+    """The JWK's required members (RFC 7517/7518: kty and the public key) plus kid, as a comparable string."""
+    members = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x"),
+               "oct": ("k", "kty")}.get(str(k.get("kty")), ("kty",))
+    return json.dumps({m: k.get(m) for m in members + ("kid",)}, sort_keys=True)
+
+
+def fetch_server_jwks(ctx: Context) -> dict[str, Any]:
+    """GetDynamicServerConfiguration, FetchServerKeys, then CheckServerKeysIsValid, ValidateJwksSequence,
+    CheckForKeyIdInServerJWKs and CheckDistinctKeyIdValueInServerJWKs (check_jwks)."""
+    r = requests.get(ctx.server.public + "/.well-known/openid-configuration", timeout=HTTP_TIMEOUT)
+    require(r.status_code == 200, f"discovery returned HTTP {r.status_code}")
+    jwks_uri = r.json().get("jwks_uri")
+    require(isinstance(jwks_uri, str), "discovery has no jwks_uri")
+    jr = requests.get(ctx.internal(jwks_uri), timeout=HTTP_TIMEOUT)
+    require(jr.status_code == 200, f"jwks_uri returned HTTP {jr.status_code}")
+    jwks = jr.json()
+    check_jwks(jwks)
+    return jwks
+
+
+@dynamic_module("oidcc-server-rotate-keys", alone=True)
+def m_rotate_keys(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCServerRotateKeys (OP-Rotation-OP-Sig; only the ServerMetadata variant applies): the JWKS is
+    fetched and validated, the operator rotates the OP's signing keys, and the module is started by hand.
+    Here the harness is the operator: it adds a new RS256 signing key to the JWK set the server signs ID
+    tokens with (POST /admin/keys/hydra.openid.id-token {"alg": "RS256", "use": "sig"}, as Hydra's
+    run_test.go does; the newest key signs). The module runs alone, after every other module has finished,
+    so no module sees the key change under it. Then the JWKS is fetched and validated again; it must hold a
+    new signing key (use sig or none): one whose required members and kid are in no original key, with a kid
+    and a modulus (RSA n, EC x) no original signing key has (VerifyNewJwksHasNewSigningKey, OIDCC-10.1.1); it
+    should still hold an original signing key (VerifyNewJwksStillHasOldSigningKey, a WARNING). Like the suite
+    (and the python suite) it does not check that the new key now signs."""
+    original = fetch_server_jwks(ctx)
+    r = requests.post(f"{ctx.server.admin}/admin/keys/{ID_TOKEN_KEY_SET}", json={"alg": "RS256", "use": "sig"},
+                      timeout=HTTP_TIMEOUT)
+    require(r.status_code in (200, 201), f"the operator step failed: POST /admin/keys/{ID_TOKEN_KEY_SET} "
+            f"returned HTTP {r.status_code}: {r.text[:200]}")
+    new = fetch_server_jwks(ctx)
+    orig_sig, new_sig = signing_keys(original), signing_keys(new)
+    orig_req = {required_members(k) for k in orig_sig}
+    only_new = [k for k in new_sig if required_members(k) not in orig_req]
+    require(bool(only_new), f"No new keys with 'use':'sig' (or no 'use') found in the JWKS after the rotation "
+            f"(kids before {[k.get('kid') for k in orig_sig]}, after {[k.get('kid') for k in new_sig]})")
+    for k in only_new:
+        require(k.get("kid") not in {o.get("kid") for o in orig_sig},
+                f"One of the new keys uses the same kid as one of the original keys: {k.get('kid')}")
+        field_name = {"RSA": "n", "EC": "x"}.get(str(k.get("kty")))
+        require(field_name is not None, f"unknown key type {k.get('kty')!r} found (kid {k.get('kid')})")
+        require(k.get(field_name) not in {o.get(field_name) for o in orig_sig},
+                f"One of the new keys (kid {k.get('kid')}) uses the same {field_name} as one of the original keys")
+    kept = {json.dumps(k, sort_keys=True) for k in orig_sig} & {json.dumps(k, sort_keys=True) for k in new_sig}
+    if not kept:
+        run.warn("None of the previous signing keys (with 'use':'sig' or no 'use') are still present; the JWK Set "
+                 "SHOULD retain recently decommissioned signing keys (OIDCC-10.1.1)")
+    return (f"rotated through the admin API: new signing key(s) {[k.get('kid') for k in only_new]}; "
+            f"{len(kept)} of {len(orig_sig)} old signing key(s) still published")
+
+
+# ---- OP-Rotation-RP-Sig
+
+@dynamic_module("oidcc-refresh-token-rp-key-rotation", waits=JWKS_REFRESH_DELAY)
+def m_refresh_rp_key_rotation(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCRefreshTokenRPKeyRotation (code flows, private_key_jwt): the client registers `jwks_uri` (a key
+    with a kid, served by the RP receiver over https, as in oidcc-registration-jwks-uri) and the refresh_token
+    grant; the request asks for scope openid offline_access with prompt=consent. After the authorization
+    endpoint's checks and the code exchange (the token endpoint's checks, no userinfo), the RP rotates its key
+    (GenerateRS256ClientJWKsWithKeyID: a new key with a new kid replaces the old one at jwks_uri, and signs
+    from now on), waits (WaitForJWKSRefreshDelay: 60 s unless --jwks-refresh-delay says otherwise), then
+    refreshes with an assertion signed by the new key: a refresh token is required
+    (ExtractRefreshTokenFromTokenResponse), with allowed characters only; grant_types_supported should list
+    refresh_token (a WARNING); the refresh gets RefreshTokenRequestSteps' checks (refresh_request), and its
+    access token must work at userinfo (requestProtectedResource). So the OP must fetch jwks_uri again when
+    it sees the unknown kid."""
+    receiver = need_receiver(ctx)
+    key = new_client_key()
+    jwks_path = f"/client1_jwks-{generate_token(8)}"
+    serve_client_jwks(receiver, jwks_path, key)
+    body = with_refresh_grant(dynamic_request_for(template, "oidcc-refresh-token-rp-key-rotation", key))
+    del body["jwks"]
+    body["jwks_uri"] = receiver.url(jwks_path)
+    since = time.time()
+
+    def flow(dc: DynamicClient) -> str:
+        client = dc.client
+        scope = "openid offline_access"  # SetScopeInClientConfigurationToOpenIdOfflineAccess
+        f = happy_flow(ctx, run, client, scope=scope, prompt="consent", call_userinfo=False)
+        assert f.tokens is not None
+        before = jwks_fetches(ctx, jwks_path, since)
+        new_key = new_client_key()
+        require(new_key.kid != key.kid, "the new client key has the old kid")
+        serve_client_jwks(receiver, jwks_path, new_key)
+        rotated = time.time()
+        rt = f.tokens.body.get("refresh_token")
+        require(bool(rt), "the token endpoint issued no refresh token (scope offline_access, refresh_token grant "
+                "registered)")
+        if "refresh_token" not in (ctx.disco.get("grant_types_supported") or []):
+            run.warn("the server issued a refresh token but grant_types_supported does not list refresh_token (OIDCD-3)")
+        require(bool(VSCHAR_RE.match(str(rt))), "the refresh token uses characters RFC 6749 A.17 does not allow")
+        t = refresh_request(ctx, run, dataclasses.replace(client, key=new_key), f, rt, scope,
+                            wait=JWKS_REFRESH_DELAY)
+        protected_resource(ctx, t.body["access_token"], "the refreshed access token")
+        after = jwks_fetches(ctx, jwks_path, rotated)
+        require(after > 0, "the refresh succeeded without the server fetching jwks_uri after the rotation")
+        return (f"refreshed with an assertion signed by the new key (kid {new_key.kid}) after {JWKS_REFRESH_DELAY:g} s; "
+                f"jwks_uri fetched {before} time(s) before the rotation, {after} after")
+    return with_dynamic_client(ctx, run, body, key, flow)
+
+
+# ---- OP-request_uri-*
+
+def request_uri_with_fragment(receiver: Receiver) -> tuple[str, str]:
+    """CreateRandomRequestUriWithFragment: requesturi/<64 random alphanumerics> on the RP's origin, with the
+    base64url SHA-256 of 64 other random alphanumerics as fragment; returns (path, full URL)."""
+    alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    path = "/requesturi/" + "".join(secrets.choice(alnum) for _ in range(64))
+    frag = base64.urlsafe_b64encode(hashlib.sha256("".join(secrets.choice(alnum) for _ in range(64)).encode())
+                                    .digest()).rstrip(b"=").decode()
+    return path, receiver.url(path) + "#" + frag
+
+
+def request_uri_module(signed: bool) -> ModuleFn:
+    """AbstractOIDCCRequestUriServerTest: discovery's request_uri_parameter_supported must be true (absent
+    counts as true; CheckDiscEndpointRequestUriParameterSupported, OIDCD-3); the client registers
+    request_uris with one random https URL with a fragment (CreateRandomRequestUriWithFragment,
+    AddRequestUriToDynamicRegistrationRequest), which the RP receiver serves as application/jwt
+    (handleRequestUriRequest). The request object holds the whole authorization request
+    (ConvertAuthorizationEndpointRequestToRequestObject); the authorization request carries request_uri plus
+    response_type, client_id, scope and redirect_uri (BuildRequestObjectByReferenceRedirectToAuthorizationEndpoint;
+    state and nonce only inside). The whole AbstractOIDCCServerTest flow must succeed, with the state and nonce
+    of the request object."""
+    def fn(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+        if ctx.disco.get("request_uri_parameter_supported", True) is not True:
+            raise Fail(f"request_uri_parameter_supported is {ctx.disco.get('request_uri_parameter_supported')!r}, "
+                       "must be true for a dynamic OP (OIDCD-3)")
+        algs = ctx.disco.get("request_object_signing_alg_values_supported")
+        if signed:  # CheckDiscEndpointRequestObjectSigningAlgValuesSupportedContainsRS256 (a FAILURE)
+            require(isinstance(algs, list) and "RS256" in algs,
+                    f"request_object_signing_alg_values_supported ({algs!r}) does not list RS256 (OIDCD-3)")
+        elif isinstance(algs, list) and "none" not in algs:  # skipTestIfNoneUnsupported
+            raise Skip("'none' is not listed in request_object_signing_alg_values_supported - assuming it is not "
+                       "supported")
+        receiver = need_receiver(ctx)
+        path, request_uri = request_uri_with_fragment(receiver)
+        key = new_client_key()
+        extra: dict[str, Any] = {"request_uris": [request_uri]}
+        if signed:
+            extra["request_object_signing_alg"] = "RS256"  # AddRequestObjectSigningAlgRS256ToDynamicRegistrationRequest
+        name = "oidcc-request-uri-signed-rs256" if signed else "oidcc-request-uri-unsigned"
+        body = dynamic_request_for(template, name, key, extra)
+
+        def flow(dc: DynamicClient) -> str:
+            client = dc.client
+            inner = new_auth_params(ctx, client)
+            if signed:  # AddAudToRequestObject, AddIssToRequestObject, SignRequestObject (alg RS256 and kid)
+                obj = sign_client_assertion(client, {**inner, "aud": ctx.issuer, "iss": client.client_id})
+            else:  # SerializeRequestObjectWithNullAlgorithm
+                obj = unsigned_request_object(inner)
+            receiver.documents[path] = ("application/jwt", obj.encode())
+            since = time.time()
+            outer = {"request_uri": request_uri, "response_type": inner["response_type"],
+                     "client_id": client.client_id, "scope": inner["scope"], "redirect_uri": inner["redirect_uri"]}
+            res = authorize(ctx, Browser(ctx), outer)
+            resp = check_callback_success(ctx, run, res, inner)
+            finish_flow(ctx, run, client, inner, res, resp)
+            fetched = jwks_fetches(ctx, path, since)
+            return (f"{'RS256-signed' if signed else 'unsigned'} request object fetched from request_uri "
+                    f"({fetched} fetch(es)) and processed")
+        return with_dynamic_client(ctx, run, body, key, flow)
+    return fn
+
+
+# OIDCCRequestUriUnsigned: the request object is unsigned ({"alg": "none"}); skipped if
+# request_object_signing_alg_values_supported is present without none.
+dynamic_module("oidcc-request-uri-unsigned")(request_uri_module(False))
+# OIDCCRequestUriSignedRS256: the client registers request_object_signing_alg RS256; discovery must list RS256 in
+# request_object_signing_alg_values_supported; the object gets aud (the issuer) and iss (the client_id) and is
+# signed RS256 with the client's key (header alg and kid).
+dynamic_module("oidcc-request-uri-signed-rs256")(request_uri_module(True))
+
+
+# OIDCCEnsureRequestObjectWithRedirectUri with a dynamically registered client: m_request_object_redirect.
+dynamic_module("oidcc-ensure-request-object-with-redirect-uri")(
+    with_registered(m_request_object_redirect, "oidcc-ensure-request-object-with-redirect-uri"))
+
+
+@dynamic_module("oidcc-refresh-token", waits=1.1)
+def m_refresh_dynamic(ctx: Context, run: Run, template: Client, variant: str) -> str | None:
+    """OIDCCRefreshToken (AbstractOIDCCMultipleClient; code flows) with two dynamically registered clients,
+    each with its own key and the refresh_token grant (AddRefreshTokenGrantTypeToDynamicRegistrationRequest);
+    both are unregistered at the end. The checks are refresh_flow's."""
+    k1, k2 = new_client_key(), new_client_key()
+    regs = [(with_refresh_grant(dynamic_request_for(template, "oidcc-refresh-token", k1)), k1),
+            (with_refresh_grant(dynamic_request_for(template, "oidcc-refresh-token-client2", k2)), k2)]
+    return with_dynamic_clients(ctx, run, regs, lambda dcs: refresh_flow(ctx, run, dcs[0].client, dcs[1].client))
+
+
+# OIDCCEnsureClientAssertionWithIssAudSucceeds with a dynamically registered private_key_jwt client.
+dynamic_module("oidcc-ensure-client-assertion-with-iss-aud-succeeds")(
+    with_registered(m_client_assertion_iss_aud, "oidcc-ensure-client-assertion-with-iss-aud-succeeds"))
 
 
 # --------------------------------------------------------------------------- config plan
 
 @standalone_module("oidcc-discovery-endpoint-verification", "config")
 def m_discovery(ctx: Context, run: Run) -> str | None:
+    """OIDCCDiscoveryEndpointVerification with client_registration=static_client (the Config plan)."""
+    return discovery_checks(ctx, run, dynamic=False)
+
+
+def discovery_checks(ctx: Context, run: Run, dynamic: bool) -> str | None:
+    """OIDCCDiscoveryEndpointVerification; `dynamic` selects the dynamic_client rules for response types
+    (OIDCCCheckDiscEndpointResponseTypesSupportedDynamic) and grant types
+    (OIDCCCheckDiscEndpointGrantTypesSupportedDynamic)."""
     if ctx.setup_error and "discovery" in ctx.setup_error:
         raise Fail(ctx.setup_error)
     r = ctx.disco_response
@@ -2179,12 +2868,19 @@ def m_discovery(ctx: Context, run: Run) -> str | None:
     unknown = sorted(set(d) - known)
     if unknown:
         run.warn(f"unknown discovery keys: {unknown}")
-    # Response types (static client: at least one OIDC response type)
+    # Response types (static client: at least one OIDC response type; dynamic: all of code, id_token and
+    # token id_token, compared as sets of words)
     oidc_rts = {"code", "id_token", "id_token token", "code id_token", "code token", "code id_token token"}
     rts = d.get("response_types_supported")
     require(isinstance(rts, list), "response_types_supported missing")
-    require(any(" ".join(sorted(rt.split())) in {" ".join(sorted(x.split())) for x in oidc_rts} for rt in rts),
-            "response_types_supported has no OpenID Connect response type")
+    listed = {" ".join(sorted(str(rt).split())) for rt in rts}
+    if dynamic:
+        missing = [rt for rt in ("code", "id_token", "token id_token") if " ".join(sorted(rt.split())) not in listed]
+        require(not missing, f"The server does not support all of the mandatory to implement response_types for "
+                f"dynamic OpenID Providers: {missing} missing from response_types_supported (OIDCD-3, OIDCC-15.2)")
+    else:
+        require(bool(listed & {" ".join(sorted(x.split())) for x in oidc_rts}),
+                "response_types_supported has no OpenID Connect response type")
     sts = d.get("subject_types_supported")
     require(isinstance(sts, list) and ("public" in sts or "pairwise" in sts), "subject_types_supported lacks public/pairwise")
     algs = d.get("id_token_signing_alg_values_supported")
@@ -2203,10 +2899,15 @@ def m_discovery(ctx: Context, run: Run) -> str | None:
         run.warn("request_object_signing_alg_values_supported does not include RS256")
     if "claims_supported" not in d:
         run.warn("claims_supported missing (recommended)")
-    # Grant types (static client): if present, a non-empty array
+    # Grant types (static client): if present, a non-empty array; dynamic: authorization_code and implicit
+    # (absent counts as both)
     if "grant_types_supported" in d:
         require(isinstance(d["grant_types_supported"], list) and d["grant_types_supported"],
                 "grant_types_supported is empty")
+        if dynamic:
+            missing = [g for g in ("authorization_code", "implicit") if g not in d["grant_types_supported"]]
+            require(not missing, f"Servers certifying for the 'dynamic' certification profile are required to "
+                    f"support the grant types 'authorization_code' and 'implicit': {missing} missing")
     # Scopes
     if "scopes_supported" not in d:
         run.warn("scopes_supported missing")
@@ -2835,7 +3536,8 @@ LOGOUT_PLANS = {"frontchannel": "oidcc-frontchannel-rp-initiated-logout-certific
                 "backchannel": "oidcc-backchannel-rp-initiated-logout-certification-test-plan",
                 "rp": "oidcc-rp-initiated-logout-certification-test-plan"}
 PLAN_ORDER = list(dict.fromkeys([PLAN_VARIANTS[0].plan, CONFIG_PLAN, LOGOUT_PLANS["rp"], LOGOUT_PLANS["frontchannel"],
-                                 LOGOUT_PLANS["backchannel"]] + [pv.plan for pv in PLAN_VARIANTS] + [DYNAMIC_PLAN]))
+                                 LOGOUT_PLANS["backchannel"]] + [pv.plan for pv in PLAN_VARIANTS] + [DYNAMIC_PLAN,
+                                                                                                      TEST_PLAN]))
 # --variant takes a label, or the plan part of one ("implicit" for "implicit id_token" and "implicit id_token token").
 VARIANT_CHOICES = sorted({pv.label for pv in PLAN_VARIANTS} | {pv.label.split()[0] for pv in PLAN_VARIANTS})
 
@@ -2856,20 +3558,26 @@ def plan_of(m: Module, label: str) -> str:
 
 
 def main() -> int:
+    global JWKS_REFRESH_DELAY
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("binary", nargs="?", default=os.environ.get("HYDRA_BIN", os.path.join(REPO, "target/debug/hydra")))
     ap.add_argument("--only", help="regular expression; run only modules whose name matches")
     ap.add_argument("--variant", choices=VARIANT_CHOICES, metavar="VARIANT",
                     help="run only this plan variant: a label (client_secret_basic, client_secret_post, "
-                         "private_key_jwt, client_secret_jwt, 'implicit id_token', 'hybrid code token', formpost-basic, …) or the "
-                         "plan part of one (implicit, hybrid, formpost-implicit, formpost-hybrid); modules without "
+                         "private_key_jwt, client_secret_jwt, 'implicit id_token', 'hybrid code token', formpost-basic, "
+                         "'dynamic code id_token', …) or the plan part of one (implicit, hybrid, formpost-implicit, "
+                         "formpost-hybrid, dynamic); modules without "
                          "a client ([config], [logout]) always run")
     ap.add_argument("--workers", type=int, default=8,
                     help="modules run in parallel (default 8); modules that wait run on threads of their own")
     ap.add_argument("--ignore-scopes-supported", action="store_true",
                     help="run the scope modules even when discovery does not advertise the scope (not the suite's rule)")
+    ap.add_argument("--jwks-refresh-delay", type=float, default=JWKS_REFRESH_DELAY, metavar="SECONDS",
+                    help="seconds oidcc-refresh-token-rp-key-rotation waits after rotating the client's key (the "
+                         "suite's server.jwks_refresh_delay: 1 to 60, default 60)")
     ap.add_argument("--expected-failures", default=os.path.join(HERE, "expected-failures.txt"))
     args = ap.parse_args()
+    JWKS_REFRESH_DELAY = min(max(1.0, args.jwks_refresh_delay), 60.0)  # WaitForJWKSRefreshDelay's bounds
 
     binary = os.path.abspath(args.binary)
     if not os.access(binary, os.X_OK):
@@ -2900,14 +3608,15 @@ def main() -> int:
         ctx = Context(server, receiver, receiver_error)
         ctx.ignore_scopes_supported = args.ignore_scopes_supported
         ctx.setup()
-        jobs: list[tuple[str, str, Callable[[Run], str | None], float, str]] = []
+        # (module, label, job, waits, plan, alone)
+        jobs: list[tuple[str, str, Callable[[Run], str | None], float, str, bool]] = []
         only = re.compile(args.only) if args.only else None
         for m in MODULES:
             if only and not only.search(m.name):
                 continue
             if m.standalone is not None:
                 jobs.append((m.name, m.standalone, lambda run, m=m: m.fn(ctx, run, None, m.standalone),  # type: ignore[arg-type]
-                             m.waits, plan_of(m, m.standalone)))
+                             m.waits, plan_of(m, m.standalone), m.alone))
                 continue
             for v in m.variants or ():
                 if args.variant and not variant_selected(v, args.variant):
@@ -2916,19 +3625,22 @@ def main() -> int:
                 def job(run: Run, m: Module = m, v: str = v) -> str | None:
                     setup_guard(ctx)
                     return m.fn(ctx, run, ctx.client(PLAN_BY_LABEL[v], m.auth), v)
-                jobs.append((m.name, v, job, m.waits, plan_of(m, v)))
+                jobs.append((m.name, v, job, m.waits, plan_of(m, v), m.alone))
+        # Modules that must run alone (oidcc-server-rotate-keys) come last: each is run by itself once
+        # every module before it has finished (their results are read in order).
+        jobs.sort(key=lambda j: j[5])
 
         per_plan: dict[str, dict[str, int]] = {}
         # Modules that mostly wait (oidcc-codereuse-30seconds above all) get a thread each, so that
         # they all wait at once instead of holding the workers; they are submitted first.
-        waiting = sum(1 for j in jobs if j[3])
+        waiting = sum(1 for j in jobs if j[3] and not j[5])
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool, \
                 concurrent.futures.ThreadPoolExecutor(max_workers=max(1, waiting)) as waiters:
             submitted = {id(j): (waiters if j[3] else pool).submit(run_one, ctx, j[2])
-                         for j in sorted(jobs, key=lambda j: not j[3])}
+                         for j in sorted(jobs, key=lambda j: not j[3]) if not j[5]}
             for j in jobs:
                 name, v, plan = j[0], j[1], j[4]
-                o = submitted[id(j)].result()
+                o = submitted[id(j)].result() if not j[5] else run_one(ctx, j[2])
                 tally = per_plan.setdefault(plan, {"runs": 0, "passed": 0, "warning": 0, "skipped": 0, "xfail": 0,
                                                    "xpass": 0, "failed": 0})
                 tally["runs"] += 1

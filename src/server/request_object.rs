@@ -109,7 +109,10 @@ pub async fn resolve(w: &Worker, params: &[(String, String)], entry: Option<&Cli
                 );
             };
             let allow_private = !w.config().clients_http.disallow_private_ip_ranges;
-            let fetched = crate::server::outbound::fetch(uri, allow_private).await;
+            // The fragment is the client's (OIDC Core §6.2: often a hash of the contents); it
+            // is matched as registered and never sent.
+            let target = uri.split('#').next().unwrap_or(uri);
+            let fetched = crate::server::outbound::fetch(target, allow_private).await;
             permit.failed = fetched.is_err();
             drop(permit);
             match fetched {

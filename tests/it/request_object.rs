@@ -139,6 +139,21 @@ fn signed_and_unsigned_objects_by_value() {
     );
 }
 
+/// A request by reference with the plain redirect URI and state (refusals land there).
+fn auth_plain(s: &Server, rp: &Rp, uri: &str) -> Response {
+    let path = format!(
+        "/oauth2/auth?{}",
+        form(&[
+            ("client_id", &rp.id),
+            ("response_type", "code"),
+            ("redirect_uri", CB),
+            ("state", "plain-state-123"),
+            ("request_uri", uri)
+        ])
+    );
+    Req::get(&path).send(s.public)
+}
+
 fn rp_with_none(s: &Server) -> Rp {
     rp(s, json!({}))
 }
@@ -174,6 +189,14 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
     *served.lock().unwrap() = signed(&key, &object(&s, &rp, json!({"scope": "openid"})));
     let r = auth(&s, &rp, "request_uri", &uris[0]);
     assert_eq!(login_request(&s, &r)["requested_scope"], json!(["openid"]));
+    // A fragment (OIDC Core §6.2, a hash of the contents) is matched as registered, never fetched.
+    let with_fragment = format!("{}#c2hhMjU2", uris[0]);
+    let hashed = crate::browser::rp(&s, json!({"jwks": {"keys": [key.public()]}, "request_uris": [with_fragment]}));
+    *served.lock().unwrap() = signed(&key, &object(&s, &hashed, json!({"scope": "openid"})));
+    let r = auth(&s, &hashed, "request_uri", &with_fragment);
+    assert_eq!(login_request(&s, &r)["requested_scope"], json!(["openid"]));
+    expect_client_error(&auth_plain(&s, &hashed, &uris[0]), "invalid_request_uri");
+    *served.lock().unwrap() = signed(&key, &object(&s, &rp, json!({"scope": "openid"})));
     let plain_for = |rp: &Rp, uri: &str| {
         let path = format!(
             "/oauth2/auth?{}",
