@@ -206,7 +206,8 @@ fn global_strategy_claim_shaping_key_rotation_and_deletion() {
         .env("STRATEGIES_JWT_SCOPE_CLAIM", "both")
         .env("OAUTH2_EXCLUDE_NOT_BEFORE_CLAIM", "true")
         .env("OAUTH2_ALLOWED_TOP_LEVEL_CLAIMS", "tier,sub")
-        .env("OAUTH2_MIRROR_TOP_LEVEL_CLAIMS", "false");
+        .env("OAUTH2_MIRROR_TOP_LEVEL_CLAIMS", "false")
+        .env("OAUTH2_PRESERVE_EXT_CLAIMS", "true");
     let s = opts.start();
     let rp = rp(&s, json!({}));
     let tokens = exchange(&s, &rp, &code_for(&s, &rp, &[]), Some(VERIFIER)).json();
@@ -215,7 +216,8 @@ fn global_strategy_claim_shaping_key_rotation_and_deletion() {
     assert_eq!(header["alg"], "RS256");
     assert_eq!(claims["tier"], "gold", "allowed at top level");
     assert_eq!(claims["sub"], "alice", "a reserved name is never promoted");
-    assert!(claims.get("ext").is_none() && claims.get("nbf").is_none());
+    assert_eq!(claims["ext"], json!({}), "preserved: only what was not promoted stays under ext");
+    assert!(claims.get("nbf").is_none());
     assert_eq!(
         (claims["scope"].as_str(), &claims["scp"]),
         (Some("openid offline_access"), &json!(["openid", "offline_access"]))

@@ -106,16 +106,7 @@ fn signed_and_unsigned_objects_by_value() {
         ("nested request_uri", signed(&key, &object(s, &rp, json!({"request_uri": "https://x.example/r"})))),
     ];
     for (what, jwt) in bad {
-        let path = format!(
-            "/oauth2/auth?{}",
-            form(&[
-                ("client_id", &rp.id),
-                ("response_type", "code"),
-                ("redirect_uri", CB),
-                ("state", "plain-state-123"),
-                ("request", &jwt)
-            ])
-        );
+        let path = plain_path(&rp, &[("request", &jwt)]);
         let r = Req::get(&path).send(s.public);
         let loc = expect_client_error(&r, "invalid_request_object");
         assert_eq!(query_param(&loc, "state").as_deref(), Some("plain-state-123"), "{what}");
@@ -139,19 +130,22 @@ fn signed_and_unsigned_objects_by_value() {
     );
 }
 
-/// A request by reference with the plain redirect URI and state (refusals land there).
+/// The path of a request with the plain redirect URI and state (refusals land there) and the
+/// object parameters `extra`.
+fn plain_path(rp: &Rp, extra: &[(&str, &str)]) -> String {
+    let mut p = vec![
+        ("client_id", rp.id.as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", CB),
+        ("state", "plain-state-123"),
+    ];
+    p.extend_from_slice(extra);
+    format!("/oauth2/auth?{}", form(&p))
+}
+
+/// A request by reference with the plain redirect URI and state.
 fn auth_plain(s: &Server, rp: &Rp, uri: &str) -> Response {
-    let path = format!(
-        "/oauth2/auth?{}",
-        form(&[
-            ("client_id", &rp.id),
-            ("response_type", "code"),
-            ("redirect_uri", CB),
-            ("state", "plain-state-123"),
-            ("request_uri", uri)
-        ])
-    );
-    Req::get(&path).send(s.public)
+    Req::get(&plain_path(rp, &[("request_uri", uri)])).send(s.public)
 }
 
 fn rp_with_none(s: &Server) -> Rp {
@@ -197,19 +191,7 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
     assert_eq!(login_request(&s, &r)["requested_scope"], json!(["openid"]));
     expect_client_error(&auth_plain(&s, &hashed, &uris[0]), "invalid_request_uri");
     *served.lock().unwrap() = signed(&key, &object(&s, &rp, json!({"scope": "openid"})));
-    let plain_for = |rp: &Rp, uri: &str| {
-        let path = format!(
-            "/oauth2/auth?{}",
-            form(&[
-                ("client_id", &rp.id),
-                ("response_type", "code"),
-                ("redirect_uri", CB),
-                ("state", "plain-state-123"),
-                ("request_uri", uri)
-            ])
-        );
-        Req::get(&path).send(s.public)
-    };
+    let plain_for = |rp: &Rp, uri: &str| auth_plain(&s, rp, uri);
     let plain = |uri: &str| plain_for(&rp, uri);
     let connections = || peer.connections.load(std::sync::atomic::Ordering::SeqCst);
     // Not registered (even on the same host): never fetched.
@@ -236,19 +218,7 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
     // A slow document: cut by the fetch's timeout, and the workers keep serving meanwhile.
     let slow_rp = fresh();
     let slow = {
-        let (public, path) = (
-            s.public,
-            format!(
-                "/oauth2/auth?{}",
-                form(&[
-                    ("client_id", &slow_rp.id),
-                    ("response_type", "code"),
-                    ("redirect_uri", CB),
-                    ("state", "plain-state-123"),
-                    ("request_uri", &uris[4])
-                ])
-            ),
-        );
+        let (public, path) = (s.public, plain_path(&slow_rp, &[("request_uri", &uris[4])]));
         std::thread::spawn(move || {
             let t0 = std::time::Instant::now();
             (Req::get(&path).send(public), t0.elapsed())
@@ -267,17 +237,7 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
         "the fetch's timeout, not the backoff, cut the slow document: {took:?}"
     );
     // Both request and request_uri: refused.
-    let both = format!(
-        "/oauth2/auth?{}",
-        form(&[
-            ("client_id", &rp.id),
-            ("response_type", "code"),
-            ("redirect_uri", CB),
-            ("state", "plain-state-123"),
-            ("request_uri", &uris[0]),
-            ("request", "x.y.z")
-        ])
-    );
+    let both = plain_path(&rp, &[("request_uri", &uris[0]), ("request", "x.y.z")]);
     expect_client_error(&Req::get(&both).send(s.public), "invalid_request");
     // Registration: request_uris must be https.
     Req::new("POST", "/admin/clients")
@@ -289,16 +249,7 @@ fn request_uri_fetched_only_when_registered_and_allowed() {
     let s = Opts::new("io_uring").env("SSL_CERT_FILE", ca.to_str().unwrap()).start();
     let rp = crate::browser::rp(&s, json!({"jwks": {"keys": [key.public()]}, "request_uris": [uris[0].clone()]}));
     let before = peer.connections.load(std::sync::atomic::Ordering::SeqCst);
-    let path = format!(
-        "/oauth2/auth?{}",
-        form(&[
-            ("client_id", &rp.id),
-            ("response_type", "code"),
-            ("redirect_uri", CB),
-            ("state", "plain-state-123"),
-            ("request_uri", &uris[0])
-        ])
-    );
+    let path = plain_path(&rp, &[("request_uri", &uris[0])]);
     expect_client_error(&Req::get(&path).send(s.public), "invalid_request_uri");
     assert_eq!(peer.connections.load(std::sync::atomic::Ordering::SeqCst), before);
 }

@@ -46,6 +46,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("oauth2.exclude_not_before_claim", Kind::Bool),
     ("oauth2.allowed_top_level_claims", Kind::List),
     ("oauth2.mirror_top_level_claims", Kind::Bool),
+    ("oauth2.preserve_ext_claims", Kind::Bool),
     ("oauth2.hashers.algorithm", Kind::Str),
     ("oauth2.hashers.pbkdf2.iterations", Kind::Int),
     ("oauth2.hashers.bcrypt.cost", Kind::Int),

@@ -389,6 +389,7 @@ impl Config {
                 exclude_not_before: raw.bool("oauth2.exclude_not_before_claim")?.unwrap_or(false),
                 allowed_top_level: raw.list("oauth2.allowed_top_level_claims")?.unwrap_or_default(),
                 mirror_top_level: raw.bool("oauth2.mirror_top_level_claims")?.unwrap_or(true),
+                preserve_ext: raw.bool("oauth2.preserve_ext_claims")?.unwrap_or(false),
             }
         };
         let bcrypt = match raw.str("oauth2.hashers.algorithm")?.as_deref() {

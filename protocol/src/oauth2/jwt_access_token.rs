@@ -43,6 +43,9 @@ pub struct Shaping {
     pub exclude_not_before: bool,
     pub allowed_top_level: Vec<String>,
     pub mirror_top_level: bool,
+    /// `oauth2.preserve_ext_claims`: without mirroring, the claims not promoted to the top level
+    /// stay under `ext`.
+    pub preserve_ext: bool,
 }
 
 impl Default for Shaping {
@@ -52,6 +55,7 @@ impl Default for Shaping {
             exclude_not_before: false,
             allowed_top_level: Vec::new(),
             mirror_top_level: true,
+            preserve_ext: false,
         }
     }
 }
@@ -85,6 +89,14 @@ impl AccessClaims<'_> {
         }
         if shaping.mirror_top_level {
             m.insert("ext".into(), Value::Object(self.ext.clone()));
+        } else if shaping.preserve_ext {
+            let rest: Map<String, Value> = self
+                .ext
+                .iter()
+                .filter(|(k, _)| !m.contains_key(k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            m.insert("ext".into(), Value::Object(rest));
         }
         m.insert("iss".into(), json!(self.issuer));
         m.insert("sub".into(), json!(self.subject));
@@ -157,6 +169,7 @@ mod tests {
             exclude_not_before: true,
             allowed_top_level: vec!["role".into(), "exp".into(), "missing".into()],
             mirror_top_level: false,
+            preserve_ext: false,
         };
         let v = claims(&ext, &aud).to_json(&shaping);
         assert_eq!(v["role"], "admin");
@@ -164,6 +177,14 @@ mod tests {
         assert!(v.get("missing").is_none() && v.get("ext").is_none() && v.get("nbf").is_none());
         assert_eq!((v["scope"].as_str(), &v["scp"]), (Some("openid offline"), &json!(["openid", "offline"])));
         assert_eq!(v["aud"], json!(["api"]));
+        let preserved = Shaping {
+            allowed_top_level: vec!["role".into()],
+            mirror_top_level: false,
+            preserve_ext: true,
+            ..Shaping::default()
+        };
+        let v = claims(&ext, &aud).to_json(&preserved);
+        assert_eq!((&v["role"], &v["ext"]), (&json!("admin"), &json!({"exp": 1})), "only what was not promoted");
         let only_string = Shaping { scope_claim: ScopeClaim::String, ..Shaping::default() };
         let v = claims(&ext, &aud).to_json(&only_string);
         assert!(v.get("scp").is_none());
