@@ -8,11 +8,14 @@
 //! signature verified with a key of the set.
 
 use crate::oauth2::client::Client;
+use crate::oauth2::client_credentials::{response_body, IssuePlan};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::jwt_access_token::{looks_like_jwt, AccessClaims};
 use crate::server::keys::{self, ACCESS_TOKEN_SET};
-use crate::server::state::Worker;
+use crate::server::respond::StoreResult;
+use crate::server::state::{unix_now, ClientEntry, Worker};
 use crate::token::{jti_ref, mint as mint_opaque, mint_jti, verify, Minted, TokenRef, TokenType};
+use hydra_storage::{Storage, TokenKind, TokenRecord};
 use serde_json::{Map, Value};
 
 /// What an access token grants, as its record says.
@@ -53,6 +56,50 @@ pub async fn mint(w: &Worker, client: &Client, partition: u32, seq: u64, g: &Gra
     let payload = serde_json::to_vec(&claims.to_json(&cfg.strategies.jwt)).map_err(|_| server_error())?;
     let token = signer.sign(&payload).map_err(|_| server_error())?;
     Ok(Minted { token, signature: jti.signature })
+}
+
+/// Issues an access token of a grant without a user's authorization (client credentials, JWT
+/// bearer) for `subject`: a record of its own in the worker's next partition, durable before the
+/// token response is returned, counted.
+pub async fn issue_lone(
+    w: &Worker,
+    entry: &ClientEntry,
+    subject: &str,
+    plan: IssuePlan,
+) -> Result<Vec<u8>, OAuthError> {
+    let store = &w.shared.store;
+    let partition = w.next_partition();
+    let seq = store.next_seq(partition).await.oauth()?;
+    // The client may have been deleted, or deleted and re-created, while this request waited
+    // for authentication. Deletion and re-creation raise the id's watermarks from the sequence
+    // counters; a number taken after that must not become a token of the old client, so the
+    // client must still be the one that authenticated.
+    if !crate::server::auth::still_registered(w, entry) {
+        return Err(OAuthError::new(ErrorCode::InvalidClient));
+    }
+    let client = &entry.stored.client;
+    let now = unix_now();
+    let lifespan = plan.lifespan.as_secs().min(i64::MAX as u64 / 2) as i64;
+    let expires_at = now.saturating_add(lifespan);
+    let g = Grant { subject, scope: &plan.scope, audience: &plan.audience, issued_at: now, expires_at, ext: "" };
+    let minted = mint(w, client, partition, seq, &g).await?;
+    let body = response_body(&minted.token, lifespan, &plan.scope);
+    let record = TokenRecord {
+        kind: TokenKind::Access,
+        signature: minted.signature,
+        family: seq,
+        client_id: client.client_id.clone(),
+        subject: subject.to_string(),
+        scope: plan.scope,
+        audience: plan.audience,
+        issued_at: now,
+        expires_at,
+        ext: String::new(),
+    };
+    // Acknowledge only after the record is durable.
+    w.batcher.insert(store, partition, seq, record).await.oauth()?;
+    w.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(body)
 }
 
 /// Where a presented access or refresh token's record lives: an opaque token by its MAC, a JWT

@@ -7,13 +7,12 @@
 //! as for client assertions, taken before anything is issued); the token is answered only after
 //! its record is durable. No refresh or ID token is issued (as Hydra).
 
-use crate::oauth2::client_credentials::{response_body, Policy};
+use crate::oauth2::client_credentials::Policy;
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::jwt_bearer::{check, plan, TrustGrant};
-use crate::server::access_token::{self, Grant};
-use crate::server::respond::StoreResult;
+use crate::server::access_token;
 use crate::server::state::{unix_now, ClientEntry, Worker};
-use hydra_storage::{Storage, TokenKind, TokenRecord};
+use hydra_storage::Storage;
 
 pub async fn exchange(
     w: &Worker,
@@ -49,35 +48,5 @@ pub async fn exchange(
             Err(e) => return Err(crate::server::respond::store_error(e)),
         }
     }
-    let store = &w.shared.store;
-    let partition = w.next_partition();
-    let seq = store.next_seq(partition).await.oauth()?;
-    if !crate::server::auth::still_registered(w, entry) {
-        return Err(OAuthError::new(ErrorCode::InvalidClient));
-    }
-    let lifespan = planned.lifespan.as_secs().min(i64::MAX as u64 / 2) as i64;
-    let g = Grant {
-        subject: &asserted.subject,
-        scope: &planned.scope,
-        audience: &planned.audience,
-        issued_at: now,
-        expires_at: now.saturating_add(lifespan),
-        ext: "",
-    };
-    let minted = access_token::mint(w, client, partition, seq, &g).await?;
-    let record = TokenRecord {
-        kind: TokenKind::Access,
-        signature: minted.signature,
-        family: seq,
-        client_id: client.client_id.clone(),
-        subject: asserted.subject.clone(),
-        scope: planned.scope.clone(),
-        audience: planned.audience,
-        issued_at: now,
-        expires_at: now.saturating_add(lifespan),
-        ext: String::new(),
-    };
-    w.batcher.insert(store, partition, seq, record).await.oauth()?;
-    w.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    Ok(response_body(&minted.token, lifespan, &planned.scope))
+    access_token::issue_lone(w, entry, &asserted.subject, planned).await
 }

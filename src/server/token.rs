@@ -7,14 +7,12 @@ use crate::oauth2::client_auth;
 use crate::oauth2::client_credentials::{self, Policy};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::token_request::{self, TokenRequest};
-use crate::server::access_token::{self, Grant};
+use crate::server::access_token;
 use crate::server::auth::authenticate;
 use crate::server::code_grant;
 use crate::server::common::form_body;
 use crate::server::respond::Response;
-use crate::server::respond::StoreResult;
-use crate::server::state::{unix_now, Worker};
-use hydra_storage::{Storage, TokenKind, TokenRecord};
+use crate::server::state::Worker;
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {
     match run(w, req).await {
@@ -57,45 +55,11 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
             };
             let plan = client_credentials::check(&client.stored.client, scope.as_deref(), &audience, &policy)
                 .map_err(|e| e.with_basic(presented.is_basic()))?;
-            let store = &w.shared.store;
-            let partition = w.next_partition();
-            let seq = store.next_seq(partition).await.oauth()?;
-            // The client may have been deleted, or deleted and re-created, while this request
-            // waited for authentication. Deletion and re-creation raise the id's watermarks from
-            // the sequence counters; a number taken after that must not become a token of the
-            // old client, so the client must still be the one that authenticated.
-            if !crate::server::auth::still_registered(w, &client) {
-                return Err(OAuthError::new(ErrorCode::InvalidClient).with_basic(presented.is_basic()));
-            }
-            let now = unix_now();
-            let lifespan = plan.lifespan.as_secs().min(i64::MAX as u64 / 2) as i64;
-            let c = &client.stored.client;
-            let grant = Grant {
-                subject: &c.client_id,
-                scope: &plan.scope,
-                audience: &plan.audience,
-                issued_at: now,
-                expires_at: now.saturating_add(lifespan),
-                ext: "",
-            };
-            let minted = access_token::mint(w, c, partition, seq, &grant).await?;
-            let body = client_credentials::response_body(&minted.token, lifespan, &plan.scope);
-            let record = TokenRecord {
-                kind: TokenKind::Access,
-                signature: minted.signature,
-                family: seq,
-                client_id: client.stored.client.client_id.clone(),
-                subject: client.stored.client.client_id.clone(),
-                scope: plan.scope,
-                audience: plan.audience,
-                issued_at: now,
-                expires_at: now.saturating_add(lifespan),
-                ext: String::new(),
-            };
-            // Acknowledge only after the record is durable.
-            w.batcher.insert(store, partition, seq, record).await.oauth()?;
-            w.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok(Response::json(200, body))
+            let subject = client.stored.client.client_id.clone();
+            access_token::issue_lone(w, &client, &subject, plan)
+                .await
+                .map(|body| Response::json(200, body))
+                .map_err(|e| e.with_basic(presented.is_basic()))
         }
         TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
             let c = &client.stored.client;
