@@ -224,6 +224,47 @@ fn seal_secret(
     }
 }
 
+/// At start-up: seals again, with the first `secrets.system` key, every `client_secret_jwt`
+/// secret sealed with an older one (as key rows are), so that an old system secret can be dropped
+/// after one start with both. Compare-and-set: a node that did it first wins. Returns how many
+/// were sealed again.
+pub fn reseal_secrets(
+    store: &hydra_storage::Backend,
+    seal_keys: &[[u8; 32]],
+    clients: &mut [(String, StoredClient, Vec<u8>)],
+) -> Result<usize, String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Some(first) = seal_keys.first() else { return Ok(0) };
+    let mut n = 0;
+    for (id, stored, bytes) in clients.iter_mut() {
+        let Some(sealed) = stored.sealed_secret.as_deref().and_then(|s| b64.decode(s).ok()) else { continue };
+        let aad = secret_aad(id);
+        if crate::jose::seal::open(std::slice::from_ref(first), aad.as_bytes(), &sealed).is_ok() {
+            continue;
+        }
+        let Ok(secret) = crate::jose::seal::open(seal_keys, aad.as_bytes(), &sealed) else {
+            crate::warn!(
+                "a client_secret_jwt secret opens with no system secret; set a new client_secret",
+                "client" = id
+            );
+            continue;
+        };
+        let again =
+            crate::jose::seal::seal(first, aad.as_bytes(), &secret, &SystemRandom::new()).map_err(|e| e.to_string())?;
+        let mut next = stored.clone();
+        next.sealed_secret = Some(b64.encode(again));
+        let next_bytes = next.to_bytes();
+        let put = store.put_client(id, next_bytes.clone(), PutMode::Replace { expected: bytes.clone() });
+        if let (PutOutcome::Written, _) = hydra_storage::block_on(put).map_err(|e| e.to_string())? {
+            *stored = next;
+            *bytes = next_bytes;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 pub fn get(w: &Worker, id: &str) -> Response {
     match lookup(w, id) {
         Some(e) => Response::json_value(200, &e.stored.client.to_json(None)),

@@ -145,8 +145,12 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     // The feed's version before the load: every change after it is applied again by the
     // change-feed thread, so nothing written meanwhile is missed.
     let feed_from = block_on(store.changes_since(0)).map_err(|e| e.to_string())?.version;
-    let (clients, watermarks) = watch::load_clients(&store)?;
+    let (mut clients, watermarks) = watch::load_clients(&store)?;
     let key_seal = keys::seal_keys(&config.secrets.system);
+    let resealed = clients::reseal_secrets(&store, &key_seal, &mut clients)?;
+    if resealed > 0 {
+        info!("sealed client_secret_jwt secrets again with the first system secret", "clients" = resealed);
+    }
     let mut key_snapshot = keys::load(&store, &key_seal)?;
     for set in keys::ensure_defaults(&store, &key_seal, &mut key_snapshot)? {
         info!("generated a signing key", "set" = set, "alg" = "RS256");

@@ -294,3 +294,24 @@ fn client_secret_jwt_authenticates_with_the_secret_once_and_survives_a_restart()
     assert!(d["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("client_secret_jwt")));
     assert!(d["token_endpoint_auth_signing_alg_values_supported"].as_array().unwrap().contains(&json!("HS256")));
 }
+
+#[test]
+fn client_secret_jwt_secrets_survive_a_system_secret_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = ("old-system-secret-0123456789", "new-system-secret-0123456789");
+    let s = Opts::new("io_uring").dir(dir.path()).env("SECRETS_SYSTEM", old).start();
+    let c = create_client(
+        &s,
+        &json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_jwt", "client_secret": "r".repeat(32)}),
+    );
+    let id = c["client_id"].as_str().unwrap().to_string();
+    present(&s, Some(&id), &hmac_assertion("HS256", &"r".repeat(32), &claims(&s, &id))).expect(200);
+    s.stop();
+    // One start with both (the new one first) seals the secret again with the new one ...
+    let s = Opts::new("io_uring").dir(dir.path()).env("SECRETS_SYSTEM", &format!("{new},{old}")).start();
+    present(&s, Some(&id), &hmac_assertion("HS256", &"r".repeat(32), &claims(&s, &id))).expect(200);
+    s.stop();
+    // ... so the old one can go.
+    let s = Opts::new("io_uring").dir(dir.path()).env("SECRETS_SYSTEM", new).start();
+    present(&s, Some(&id), &hmac_assertion("HS256", &"r".repeat(32), &claims(&s, &id))).expect(200);
+}
