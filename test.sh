@@ -36,8 +36,8 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 # per server); tests of what only the embedded store has say so on stderr and pass.
 echo "== integration suite on PostgreSQL (IT_BACKEND=postgres) =="
 IT_BACKEND=postgres cargo test --test it --no-fail-fast 2>&1 | tee -a "$log" || status=$?
-# The OpenID Connect conformity harness (Basic, Implicit, Hybrid, Form Post, Config and logout
-# plans) against the debug binary.
+# The OpenID Connect conformity harness (Basic, Implicit, Hybrid, Form Post, Config, Dynamic and
+# logout plans) against the debug binary.
 echo "== conformity (conformity/run.sh) =="
 conformity/run.sh target/debug/hydra 2>&1 | tee -a "$log" || status=$?
 # The same plans with the server on PostgreSQL (a throwaway cluster, kept until fd 3 closes).

@@ -109,7 +109,11 @@ pub fn locate(w: &Worker, token: &str) -> Option<TokenRef> {
     if !looks_like_jwt(token) {
         return verify(&w.shared.token_keys, token);
     }
-    let keys = keys::public_keys(w, ACCESS_TOKEN_SET);
+    // The snapshot's keys are borrowed, not copied: this runs on every JWT introspection.
+    let snap = w.shared.keys.load();
+    let set = snap.sets.get(ACCESS_TOKEN_SET)?;
+    let keys: Vec<&crate::jose::jwk::Jwk> =
+        set.iter().map(|k| &k.jwk).filter(|k| k.use_.as_deref() != Some("enc")).collect();
     let verified = crate::jose::jws::verify(token, &keys).ok()?;
     #[derive(serde::Deserialize)]
     struct Jti {

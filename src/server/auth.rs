@@ -149,11 +149,8 @@ async fn single_use(
 
 /// The secret of a `client_secret_jwt` client, opened from its sealed copy.
 fn open_secret(w: &Worker, entry: &ClientEntry) -> Option<Vec<u8>> {
-    use base64::Engine;
-    let sealed =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(entry.stored.sealed_secret.as_deref()?).ok()?;
-    let aad = crate::server::clients::secret_aad(&entry.stored.client.client_id);
-    crate::jose::seal::open(&w.shared.key_seal, aad.as_bytes(), &sealed).ok()
+    let sealed = entry.stored.sealed_secret.as_deref()?;
+    crate::server::clients::open_client_secret(&w.shared.key_seal, &entry.stored.client.client_id, sealed)
 }
 
 /// Whether `client` is still the registered client of its id: a sequence number taken after a

@@ -173,8 +173,23 @@ pub(crate) fn with_registration(
 
 /// The additional data a client's sealed secret is bound to: a sealed secret copied to another
 /// client's row does not open.
-pub fn secret_aad(client_id: &str) -> String {
+fn secret_aad(client_id: &str) -> String {
     format!("hydra-rs/client-secret/v1\0{client_id}")
+}
+
+/// Seals a `client_secret_jwt` secret of `client_id` with `key` (base64url of the sealed bytes).
+fn seal_client_secret(key: &[u8; 32], client_id: &str, secret: &[u8]) -> Result<String, String> {
+    use base64::Engine;
+    let sealed = crate::jose::seal::seal(key, secret_aad(client_id).as_bytes(), secret, &SystemRandom::new())
+        .map_err(|e| e.to_string())?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed))
+}
+
+/// Opens a `client_secret_jwt` secret sealed by `seal_client_secret` with any of `seal_keys`.
+pub(crate) fn open_client_secret(seal_keys: &[[u8; 32]], client_id: &str, sealed: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    crate::jose::seal::open(seal_keys, secret_aad(client_id).as_bytes(), &bytes).ok()
 }
 
 /// `client_secret_jwt`: keeps the sealed copy of the secret that HMAC assertions are checked with.
@@ -186,28 +201,23 @@ fn seal_secret(
     plaintext: Option<&str>,
     existing: Option<&StoredClient>,
 ) -> Result<(), Response> {
-    use base64::Engine;
     stored.sealed_secret = None;
     if stored.client.auth_method() != "client_secret_jwt" {
         return Ok(());
     }
+    let server_error = || Response::oauth_error(&OAuthError::new(ErrorCode::ServerError));
     match (plaintext, existing.and_then(|e| e.sealed_secret.clone())) {
         (Some(p), _) => {
-            let key = w.shared.key_seal.first().ok_or_else(|| Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)))?;
-            let aad = secret_aad(&stored.client.client_id);
-            let sealed = crate::jose::seal::seal(key, aad.as_bytes(), p.as_bytes(), &SystemRandom::new())
-                .map_err(|_| Response::oauth_error(&OAuthError::new(ErrorCode::ServerError)))?;
-            stored.sealed_secret = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed));
+            let key = w.shared.key_seal.first().ok_or_else(server_error)?;
+            let sealed = seal_client_secret(key, &stored.client.client_id, p.as_bytes()).map_err(|_| server_error())?;
+            stored.sealed_secret = Some(sealed);
             Ok(())
         }
         (None, Some(kept)) => {
             // The algorithm may have changed: the kept secret must still be long enough for it.
             let alg = stored.client.auth_signing_alg();
-            let min = crate::oauth2::client_assertion::HMAC_ALGS.iter().find(|(a, _)| *a == alg).map_or(0, |(_, m)| *m);
-            let opened = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(&kept)
-                .ok()
-                .and_then(|b| crate::jose::seal::open(&w.shared.key_seal, secret_aad(&stored.client.client_id).as_bytes(), &b).ok());
+            let min = crate::oauth2::client_assertion::hmac_min_secret(alg).unwrap_or(0);
+            let opened = open_client_secret(&w.shared.key_seal, &stored.client.client_id, &kept);
             match opened {
                 Some(secret) if secret.len() >= min => {
                     stored.sealed_secret = Some(kept);
@@ -233,27 +243,22 @@ pub fn reseal_secrets(
     seal_keys: &[[u8; 32]],
     clients: &mut [(String, StoredClient, Vec<u8>)],
 ) -> Result<usize, String> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let Some(first) = seal_keys.first() else { return Ok(0) };
     let mut n = 0;
     for (id, stored, bytes) in clients.iter_mut() {
-        let Some(sealed) = stored.sealed_secret.as_deref().and_then(|s| b64.decode(s).ok()) else { continue };
-        let aad = secret_aad(id);
-        if crate::jose::seal::open(std::slice::from_ref(first), aad.as_bytes(), &sealed).is_ok() {
+        let Some(sealed) = stored.sealed_secret.as_deref() else { continue };
+        if open_client_secret(std::slice::from_ref(first), id, sealed).is_some() {
             continue;
         }
-        let Ok(secret) = crate::jose::seal::open(seal_keys, aad.as_bytes(), &sealed) else {
+        let Some(secret) = open_client_secret(seal_keys, id, sealed) else {
             crate::warn!(
                 "a client_secret_jwt secret opens with no system secret; set a new client_secret",
                 "client" = id
             );
             continue;
         };
-        let again =
-            crate::jose::seal::seal(first, aad.as_bytes(), &secret, &SystemRandom::new()).map_err(|e| e.to_string())?;
         let mut next = stored.clone();
-        next.sealed_secret = Some(b64.encode(again));
+        next.sealed_secret = Some(seal_client_secret(first, id, &secret)?);
         let next_bytes = next.to_bytes();
         let put = store.put_client(id, next_bytes.clone(), PutMode::Replace { expected: bytes.clone() });
         if let (PutOutcome::Written, _) = hydra_storage::block_on(put).map_err(|e| e.to_string())? {

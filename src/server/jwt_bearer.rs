@@ -9,7 +9,7 @@
 
 use crate::oauth2::client_credentials::Policy;
 use crate::oauth2::error::{ErrorCode, OAuthError};
-use crate::oauth2::jwt_bearer::{check, plan, TrustGrant};
+use crate::oauth2::jwt_bearer::{check, plan};
 use crate::server::access_token;
 use crate::server::state::{unix_now, ClientEntry, Worker};
 use hydra_storage::Storage;
@@ -34,8 +34,8 @@ pub async fn exchange(
     let audiences = [token_url.as_str(), cfg.urls.issuer.as_str()];
     let requested: Vec<String> = planned.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     let snap = w.shared.keys.load();
-    let grants: Vec<&TrustGrant> = snap.trust.iter().map(|g| g.as_ref()).collect();
-    let asserted = check(assertion, &grants, &audiences, &requested, cfg.strategies.scope, &cfg.oauth2.jwt_grant, now)?;
+    let asserted =
+        check(assertion, &snap.trust, &audiences, &requested, cfg.strategies.scope, &cfg.oauth2.jwt_grant, now)?;
     if let Some(jti) = &asserted.jti {
         // One issuer's jti space: the same jti from another issuer is another assertion, and a
         // relationship deleted and created again does not reopen it.

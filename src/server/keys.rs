@@ -440,7 +440,7 @@ pub fn id_token_public_keys(w: &Worker) -> Vec<crate::jose::jwk::Jwk> {
 }
 
 /// The public signature keys of `set`.
-pub fn public_keys(w: &Worker, set: &str) -> Vec<crate::jose::jwk::Jwk> {
+fn public_keys(w: &Worker, set: &str) -> Vec<crate::jose::jwk::Jwk> {
     let snap = w.shared.keys.load();
     snap.sets
         .get(set)

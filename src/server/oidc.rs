@@ -1,8 +1,8 @@
 //! OpenID Connect discovery (`/.well-known/openid-configuration`, also served as
 //! `/.well-known/oauth-authorization-server`) and userinfo (`GET/POST /userinfo`).
 //!
-//! Invariants: discovery advertises only what this server does (no `plain` PKCE, no request
-//! objects); a client registered with `userinfo_signed_response_alg: RS256` gets its userinfo as
+//! Invariants: discovery advertises only what this server does (no `plain` PKCE, never `none`
+//! for ID tokens, `registration_endpoint` only when registration is enabled); a client registered with `userinfo_signed_response_alg: RS256` gets its userinfo as
 //! a JWT signed by an RS256 key of the ID-token set, never plain JSON (OIDC Core §5.3.2).
 
 use crate::http::Request;

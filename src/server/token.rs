@@ -55,8 +55,8 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
             };
             let plan = client_credentials::check(&client.stored.client, scope.as_deref(), &audience, &policy)
                 .map_err(|e| e.with_basic(presented.is_basic()))?;
-            let subject = client.stored.client.client_id.clone();
-            access_token::issue_lone(w, &client, &subject, plan)
+            // The client is its own subject.
+            access_token::issue_lone(w, &client, &client.stored.client.client_id, plan)
                 .await
                 .map(|body| Response::json(200, body))
                 .map_err(|e| e.with_basic(presented.is_basic()))

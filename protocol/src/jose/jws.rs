@@ -201,7 +201,8 @@ pub struct Verified {
 }
 
 /// Verifies a compact JWS against a key set.
-pub fn verify(token: &str, keys: &[Jwk]) -> Result<Verified, JoseError> {
+/// `keys` may be owned or borrowed JWKs (a private one verifies with its public members).
+pub fn verify<K: std::borrow::Borrow<Jwk>>(token: &str, keys: &[K]) -> Result<Verified, JoseError> {
     let segments: Vec<&str> = token.split('.').collect();
     let [header_b64, payload_b64, sig_b64] = segments.as_slice() else {
         return Err(JoseError::Malformed("expected three segments"));
@@ -229,7 +230,7 @@ pub fn verify(token: &str, keys: &[Jwk]) -> Result<Verified, JoseError> {
 
     let mut mismatched = false;
     let mut tried = false;
-    for key in keys.iter().filter(|k| kid.as_deref().is_none_or(|want| k.kid == want)) {
+    for key in keys.iter().map(|k| k.borrow()).filter(|k| kid.as_deref().is_none_or(|want| k.kid == want)) {
         let key_alg_ok = key.alg.as_deref().is_none_or(|a| a == alg.as_str());
         if !key_alg_ok || !alg.fits(key) {
             mismatched = true;
@@ -247,6 +248,15 @@ pub fn verify(token: &str, keys: &[Jwk]) -> Result<Verified, JoseError> {
     } else {
         JoseError::KeyNotFound
     })
+}
+
+/// Whether a verified token's `aud` (a string or a list) names one of `accepted`.
+pub fn aud_names(aud: Option<&serde_json::Value>, accepted: &[&str]) -> bool {
+    match aud {
+        Some(serde_json::Value::String(a)) => accepted.contains(&a.as_str()),
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str()).any(|x| accepted.contains(&x)),
+        _ => false,
+    }
 }
 
 /// One part of a compact JWS (0: header, 1: payload) as JSON, **unverified**: for choosing a key
@@ -397,7 +407,7 @@ mod tests {
         assert_eq!(verify(&token, &[renamed]), Err(JoseError::KeyNotFound));
         let other = Jwk::generate(Alg::ES256, "ec-1", "sig").unwrap().public();
         assert_eq!(verify(&token, &[other]), Err(JoseError::BadSignature));
-        assert_eq!(verify(&token, &[]), Err(JoseError::KeyNotFound));
+        assert_eq!(verify::<Jwk>(&token, &[]), Err(JoseError::KeyNotFound));
     }
 
     fn forge(header: &str) -> String {

@@ -69,6 +69,11 @@ pub fn check(
 /// needs (RFC 7518 §3.2: a key at least as long as the hash output).
 pub const HMAC_ALGS: [(&str, usize); 3] = [("HS256", 32), ("HS384", 48), ("HS512", 64)];
 
+/// The shortest secret `alg` may use, if it is one of `HMAC_ALGS`.
+pub fn hmac_min_secret(alg: &str) -> Option<usize> {
+    HMAC_ALGS.iter().find(|(a, _)| *a == alg).map(|(_, m)| *m)
+}
+
 /// Checks a `client_secret_jwt` assertion of `client_id`: HMAC with the client's `secret` under
 /// exactly `signing_alg` (one of `HMAC_ALGS`), compared in constant time, then the same claims as
 /// `check`.
@@ -100,9 +105,8 @@ pub fn check_hmac(
     if sig.contains('.') {
         return Err(refused());
     }
-    use base64::Engine;
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).map_err(|_| refused())?;
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).map_err(|_| refused())?;
+    let sig = crate::jose::b64url_decode(sig).map_err(|_| refused())?;
+    let payload = crate::jose::b64url_decode(p).map_err(|_| refused())?;
     let key = ring::hmac::Key::new(algorithm, secret);
     let input = &jwt.as_bytes()[..h.len() + 1 + p.len()];
     ring::hmac::verify(&key, input, &sig).map_err(|_| refused())?;
@@ -124,12 +128,7 @@ fn claims(
     if c.get("sub").and_then(Value::as_str) != Some(client_id) {
         return Err(Refused::Claims("the assertion's sub is not the client id"));
     }
-    let aud_ok = match c.get("aud") {
-        Some(Value::String(a)) => audiences.contains(&a.as_str()),
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).any(|x| audiences.contains(&x)),
-        _ => false,
-    };
-    if !aud_ok {
+    if !crate::jose::jws::aud_names(c.get("aud"), audiences) {
         return Err(Refused::Claims("the assertion's aud names neither the token endpoint nor the issuer"));
     }
     let exp = c.get("exp").and_then(Value::as_i64).ok_or(Refused::Claims("the assertion has no exp"))?;

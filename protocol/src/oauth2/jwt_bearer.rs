@@ -203,9 +203,9 @@ fn invalid_grant(hint: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError 
 
 /// Checks `assertion` against the trust relationships `grants` (all of them; the ones that apply
 /// are chosen here) and the requested `scope`.
-pub fn check(
+pub fn check<G: std::borrow::Borrow<TrustGrant>>(
     assertion: &str,
-    grants: &[&TrustGrant],
+    grants: &[G],
     audiences: &[&str],
     scope: &[String],
     strategy: crate::oauth2::scope::ScopeStrategy,
@@ -220,7 +220,7 @@ pub fn check(
     let kid = peek(assertion, 0).and_then(|h| h.get("kid")?.as_str().map(String::from));
     let candidates: Vec<&TrustGrant> = grants
         .iter()
-        .copied()
+        .map(|g| g.borrow())
         .filter(|g| g.covers(iss, sub, now) && kid.as_deref().is_none_or(|k| g.jwk.kid == k))
         .collect();
     if candidates.is_empty() {
@@ -239,12 +239,7 @@ pub fn check(
     if c.get("iss").and_then(Value::as_str) != Some(iss) || c.get("sub").and_then(Value::as_str) != Some(sub) {
         return Err(invalid_grant("Unable to verify the integrity of the 'assertion' value."));
     }
-    let aud_ok = match c.get("aud") {
-        Some(Value::String(a)) => audiences.contains(&a.as_str()),
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).any(|x| audiences.contains(&x)),
-        _ => false,
-    };
-    if !aud_ok {
+    if !crate::jose::jws::aud_names(c.get("aud"), audiences) {
         return Err(invalid_grant(format!(
             "The JWT in 'assertion' must contain an 'aud' (audience) claim naming this server (\"{}\").",
             audiences.first().copied().unwrap_or_default()

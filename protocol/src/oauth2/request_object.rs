@@ -74,12 +74,7 @@ pub fn verify(jwt: &str, keys: &[Jwk], registered_alg: &str, client_id: &str, is
                 if m.get("iss").is_some_and(|i| i.as_str() != Some(client_id)) {
                     return bad("The request object's iss is not the client id.");
                 }
-                let aud_ok = match m.get("aud") {
-                    None => true,
-                    Some(Value::String(a)) => a == issuer,
-                    Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(issuer)),
-                    Some(_) => false,
-                };
+                let aud_ok = m.get("aud").is_none_or(|a| crate::jose::jws::aud_names(Some(a), &[issuer]));
                 if !aud_ok {
                     return bad("The request object's aud does not name this server's issuer.");
                 }

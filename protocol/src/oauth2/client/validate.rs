@@ -71,12 +71,12 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
         // Not in Hydra (RFC 7523 §2.2, OIDC Core §9): an HMAC over the client secret, which must be
         // at least as long as the hash (RFC 7518 §3.2).
         let alg = c.auth_signing_alg();
-        let Some((_, min)) = crate::oauth2::client_assertion::HMAC_ALGS.iter().find(|(a, _)| *a == alg) else {
+        let Some(min) = crate::oauth2::client_assertion::hmac_min_secret(alg) else {
             return Err(ClientError::invalid_client_metadata(
                 "Only HS256, HS384 and HS512 are supported as algorithms for client_secret_jwt authentication.",
             ));
         };
-        if secret.is_some_and(|s| !s.is_empty() && s.len() < *min) {
+        if secret.is_some_and(|s| !s.is_empty() && s.len() < min) {
             return Err(ClientError::invalid_client_metadata(&format!(
                 "Field client_secret must be at least {min} bytes long for client_secret_jwt with {alg} (RFC 7518 §3.2)."
             )));
