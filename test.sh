@@ -2,8 +2,8 @@
 # The project's test command: installs what the tests need, then runs every test of the
 # workspace (unit tests, the storage crate's tests against the embedded store and PostgreSQL,
 # and the integration suite that starts the real server on ephemeral ports under both monoio
-# drivers, on each backend), the conformity harness on each backend, and closes with one
-# summary line.
+# drivers, on each backend), the conformity harness on each backend, the k6 scripts' static
+# check, the fuzz targets, and closes with one summary line.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,6 +16,8 @@ command -v cargo >/dev/null || { echo "cargo is required (rustup.rs)" >&2; exit 
 need=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3 python3-venv)
 command -v c++ >/dev/null || need+=(g++)
+# Node checks the k6 scripts (loadtest/k6/check.mjs).
+command -v node >/dev/null || need+=(nodejs)
 # PostgreSQL's server binaries (tests start throwaway clusters of their own, see testpg/).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "${PG_BIN:-}" ] || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
@@ -61,6 +63,15 @@ fi
 exec 3>&-
 wait
 rm -rf "$pgdir"
+# The k6 scripts parse, import what k6 exports, and call only routes the server serves (k6 itself
+# is not installed on CI machines; loadtest/k6/README.md says how to run them).
+echo "== k6 scripts (loadtest/k6/check.mjs) =="
+if node loadtest/k6/check.mjs 2>&1 | tee -a "$log"; then
+  echo "k6 scripts: ok" | tee -a "$log"
+else
+  echo "k6 scripts: FAILED" | tee -a "$log"
+  status=1
+fi
 # Coverage-guided fuzzing of every parser target, bounded (FUZZ_SECONDS per target; installs
 # cargo-fuzz on first use). Each target counts as one test.
 echo "== fuzz (fuzz/run.sh) =="
@@ -71,5 +82,7 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
      /^fuzz [a-z_]+: ok/ { p += 1 }
      /^fuzz [a-z_]+: FAILED/ { f += 1 }
+     /^k6 scripts: ok$/ { p += 1 }
+     /^k6 scripts: FAILED$/ { f += 1 }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"
