@@ -1,4 +1,4 @@
-//! Opaque token format (sans-IO): `ory_at_` / `ory_rt_` / `ory_ac_` + `<key part>.<signature>`,
+//! Opaque token format (sans-IO): `ory_at_` / `ory_rt_` / `ory_ac_` / `ory_dc_` + `<key part>.<signature>`,
 //! base64url without padding.
 //!
 //! Key part (43 bytes): format version (1) ‖ partition (u16 BE) ‖ record sequence (u64 BE) ‖
@@ -23,6 +23,8 @@ pub enum TokenType {
     AccessToken,
     RefreshToken,
     AuthorizeCode,
+    /// RFC 8628's `device_code`.
+    DeviceCode,
 }
 
 impl TokenType {
@@ -31,6 +33,7 @@ impl TokenType {
             TokenType::AccessToken => "ory_at_",
             TokenType::RefreshToken => "ory_rt_",
             TokenType::AuthorizeCode => "ory_ac_",
+            TokenType::DeviceCode => "ory_dc_",
         }
     }
 
@@ -39,11 +42,12 @@ impl TokenType {
             TokenType::AccessToken => b'a',
             TokenType::RefreshToken => b'r',
             TokenType::AuthorizeCode => b'c',
+            TokenType::DeviceCode => b'd',
         }
     }
 
     fn from_token(token: &str) -> Option<(TokenType, &str)> {
-        [TokenType::AccessToken, TokenType::RefreshToken, TokenType::AuthorizeCode]
+        [TokenType::AccessToken, TokenType::RefreshToken, TokenType::AuthorizeCode, TokenType::DeviceCode]
             .into_iter()
             .find_map(|t| token.strip_prefix(t.prefix()).map(|rest| (t, rest)))
     }

@@ -103,13 +103,14 @@ fn redirect_to(stream: &mut TcpStream, v: &Value) {
     }
 }
 
-/// `hydra example login-consent`: serves `/login`, `/consent` and `/logout` on `port` until killed.
+/// `hydra example login-consent`: serves `/login`, `/consent`, `/logout` and `/device` (where a
+/// user enters a device's user code) on `port` until killed.
 pub fn login_consent(admin_url: &str, port: u16, out: &mut dyn Write) -> Result<(), String> {
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("cannot listen on port {port}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let _ = writeln!(
         out,
-        "Login & consent app on http://{bound}: set urls.login=http://{bound}/login, urls.consent=http://{bound}/consent and urls.logout=http://{bound}/logout"
+        "Login & consent app on http://{bound}: set urls.login=http://{bound}/login, urls.consent=http://{bound}/consent, urls.logout=http://{bound}/logout and urls.device.verification=http://{bound}/device"
     );
     let _ = out.flush();
     for stream in listener.incoming() {
@@ -299,6 +300,32 @@ fn handle_app(admin_url: &str, req: &Incoming, stream: &mut TcpStream) -> Result
             } else {
                 let v = admin(admin_url, "PUT", &path("accept"), None)?;
                 redirect_to(stream, &v);
+            }
+        }
+        ("GET", "/device") => {
+            let ch = req.query.get("device_challenge").unwrap_or("");
+            let code = req.query.get("user_code").unwrap_or("");
+            let body = format!(
+                "<p>Enter the code your device shows.</p><form method=\"post\" action=\"/device\">\
+                 <input type=\"hidden\" name=\"challenge\" value=\"{}\">\
+                 <input name=\"user_code\" value=\"{}\" autofocus> <button>Continue</button></form>",
+                html_escape(ch),
+                html_escape(code)
+            );
+            respond(stream, "200 OK", &html, &page("Connect a device", &body));
+        }
+        ("POST", "/device") => {
+            let ch = req.form.get("challenge").unwrap_or("");
+            let path = format!("/admin/oauth2/auth/requests/device/accept?device_challenge={}", form_escaped(ch));
+            let code = req.form.get("user_code").unwrap_or("");
+            match admin(admin_url, "PUT", &path, Some(&json!({ "user_code": code }))) {
+                Ok(v) => redirect_to(stream, &v),
+                Err(e) => respond(
+                    stream,
+                    "400 Bad Request",
+                    &html,
+                    &page("Wrong code", &format!("<p>That code was not accepted ({}).</p>", html_escape(&e))),
+                ),
             }
         }
         _ => respond(stream, "404 Not Found", &html, &page("Not found", "")),

@@ -601,6 +601,25 @@ pub enum PerformWhat {
         #[command(flatten)]
         conn: ConnFlags,
     },
+    /// Perform the OAuth2 Device Authorization Grant (RFC 8628): prints where to enter the
+    /// user code, then polls the token endpoint until the user has decided
+    #[command(name = "device-code")]
+    DeviceCode {
+        /// Use the provided OAuth 2.0 Client ID, defaults to environment variable OAUTH2_CLIENT_ID.
+        #[arg(long = "client-id", env = "OAUTH2_CLIENT_ID")]
+        client_id: Option<String>,
+        /// The client's secret, sent as client_secret_post (leave out for a public client).
+        #[arg(long = "client-secret", env = "OAUTH2_CLIENT_SECRET", hide_env_values = true)]
+        client_secret: Option<String>,
+        /// OAuth2 scope to request.
+        #[arg(long, value_delimiter = ',', default_value = "offline,openid")]
+        scope: Vec<String>,
+        /// Request a specific OAuth 2.0 Access Token Audience.
+        #[arg(long, value_delimiter = ',')]
+        audience: Vec<String>,
+        #[command(flatten)]
+        conn: ConnFlags,
+    },
     /// Perform the OAuth2 Client Credentials Flow
     #[command(name = "client-credentials")]
     ClientCredentials {

@@ -55,7 +55,19 @@ fn to_client(uri: &str, mode: ResponseMode, params: &[(&str, &str)]) -> Response
     }
 }
 
-fn error_to_client(w: &Worker, r: &AuthRequest, error: &str, description: &str) -> Response {
+pub(crate) fn error_to_client(w: &Worker, r: &AuthRequest, error: &str, description: &str) -> Response {
+    // A device flow has no redirect URI: its errors are answered as JSON (as Hydra), with the
+    // status of the error.
+    if r.redirect_uri.is_empty() {
+        let status = match error {
+            "request_forbidden" | "access_denied" => 403,
+            "request_unauthorized" | "invalid_client" => 401,
+            "server_error" => 500,
+            "temporarily_unavailable" => 503,
+            _ => 400,
+        };
+        return Response::generic_error(status, error, description);
+    }
     let params = authorize::error_params(error, description, Some(&r.state), &w.config().urls.issuer);
     to_client(&r.redirect_uri, r.response_mode, &params)
 }
@@ -135,6 +147,27 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
             return to_client(&redirect_uri, response_mode, &p);
         }
     };
+    let request_url = match (&req.head.method, req.head.query()) {
+        (crate::http::request::Method::Get, Some(q)) => format!("{}/oauth2/auth?{q}", cfg.urls.public),
+        _ => {
+            let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            authorize::redirect_url(&format!("{}/oauth2/auth", cfg.urls.public), &pairs)
+        }
+    };
+    to_login(w, req, r, entry.map(|e| &e.stored.client), request_url, None).await
+}
+
+/// A validated request (from `/oauth2/auth`, or a device's from `/oauth2/device/verify`) handed
+/// to the login app, or past it when a remembered session may stand in for the login.
+pub(crate) async fn to_login(
+    w: &Worker,
+    req: &Request,
+    r: AuthRequest,
+    client: Option<&crate::oauth2::client::Client>,
+    request_url: String,
+    device: Option<crate::oauth2::device::DeviceRef>,
+) -> Response {
+    let cfg = w.config();
     let now = unix_now();
     let prompt = |p: &str| r.prompt.iter().any(|x| x == p);
     let session = sessions::current(w, req).await;
@@ -159,9 +192,8 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
         },
     };
     if let (Some(sub), Some(s)) = (&hinted, &session) {
-        let ours = entry
-            .map(|e| &e.stored.client)
-            .and_then(|c| subject_for(&c.subject_type, &s.subject, c.sector_uris(), &cfg.oidc.pairwise_salt));
+        let ours =
+            client.and_then(|c| subject_for(&c.subject_type, &s.subject, c.sector_uris(), &cfg.oidc.pairwise_salt));
         if ours.as_deref() != Some(sub.as_str()) {
             skip = false;
             if prompt("none") {
@@ -182,13 +214,6 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
     let (Ok(id), Ok(session_id), Ok(login_csrf), Ok(consent_csrf)) = ids else {
         return error_to_client(w, &r, "server_error", "No randomness available.");
     };
-    let request_url = match (&req.head.method, req.head.query()) {
-        (crate::http::request::Method::Get, Some(q)) => format!("{}/oauth2/auth?{q}", cfg.urls.public),
-        _ => {
-            let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            authorize::redirect_url(&format!("{}/oauth2/auth", cfg.urls.public), &pairs)
-        }
-    };
     let (session_id, session_subject, session_auth_time) = match (&session, skip) {
         (Some(s), true) => (s.sid.clone(), s.subject.clone(), s.auth_time),
         _ => (session_id, String::new(), 0),
@@ -207,6 +232,7 @@ async fn start(w: &Worker, req: &Request, params: &[(String, String)]) -> Respon
         session_subject,
         session_auth_time,
         consent_skip: false,
+        device,
     };
     let Ok(challenge) = flow::seal_flow(&w.shared.flow_keys, Purpose::LoginChallenge, &flow, &rng) else {
         return error_to_client(w, &flow.request, "server_error", "The login challenge could not be sealed.");
@@ -234,7 +260,7 @@ fn hinted_subject(w: &Worker, hint: &str, client_id: &str) -> Option<String> {
 
 /// Back from the login app: check the verifier and its cookie, remember the login if asked,
 /// then hand over to the consent app (or skip it when a remembered consent covers the request).
-async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
+pub(crate) async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
     let cfg = w.config();
     let Ok(mut flow) = flow::open_flow(&w.shared.flow_keys, Purpose::LoginVerifier, verifier) else {
         return fatal(w, "invalid_request", "The login verifier is invalid.");
@@ -253,7 +279,12 @@ async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
     }
     let login = match &flow.login {
         Some(Outcome::Accepted(l)) => l.clone(),
-        Some(Outcome::Rejected(e)) => return error_to_client(w, r, &e.error, &e.error_description),
+        Some(Outcome::Rejected(e)) => {
+            if let Err(resp) = crate::server::flows::deny_device(w, &flow).await {
+                return resp;
+            }
+            return error_to_client(w, r, &e.error, &e.error_description);
+        }
         None => return error_to_client(w, r, "server_error", "The login request was not handled."),
     };
     let mut session_cookie = None;
@@ -271,8 +302,14 @@ async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
             session_cookie = Some(cookie(w, sessions::cookie_name(w), "", 0));
         }
     }
-    let client_skips = w.shared.clients.load().clients.get(&r.client_id).is_some_and(|e| e.stored.client.skip_consent);
-    flow.consent_skip = !r.prompt.iter().any(|p| p == "consent")
+    let snapshot = w.shared.clients.load();
+    let client = snapshot.clients.get(&r.client_id).map(|e| &e.stored.client);
+    let client_skips = client.is_some_and(|c| c.skip_consent);
+    // A public client's device flow always asks: anyone can start one for a code they show a
+    // victim (as Hydra).
+    let must_ask = flow.device.is_some() && client.is_none_or(|c| c.is_public());
+    flow.consent_skip = !must_ask
+        && !r.prompt.iter().any(|p| p == "consent")
         && (client_skips || sessions::remembered_consent(w, &login.subject, &r.client_id, &r.scope, &r.audience).await);
     let r = &flow.request;
     if r.prompt.iter().any(|p| p == "none") && !flow.consent_skip {
@@ -314,56 +351,82 @@ async fn mark_step(w: &Worker, flow: &Flow, step: Step) -> Result<(), Response> 
     }
 }
 
-/// Back from the consent app: issue the code.
-async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Option<&str>) -> Response {
+/// A consent verifier that came back with its cookie, and what it grants.
+pub(crate) struct Consented {
+    pub flow: Flow,
+    pub login: flow::LoginResult,
+    pub consent: flow::ConsentResult,
+    /// Granted and asked for: only what was asked for is issued, whatever the app grants beyond.
+    pub scope: Vec<String>,
+    pub audience: Vec<String>,
+    pub ext: GrantExt,
+    /// The consent CSRF cookie's name (cleared by the answer).
+    pub cookie: String,
+}
+
+/// Opens a consent verifier for `/oauth2/auth` (`device: false`) or `/oauth2/device/verify`
+/// (`device: true`), checks its cookie and age, and works out the grant; a rejection is
+/// recorded (single use) and answered.
+pub(crate) async fn consented(
+    w: &Worker,
+    req: &Request,
+    verifier: &str,
+    client_id: Option<&str>,
+    device: bool,
+) -> Result<Consented, Response> {
     let cfg = w.config();
     let Ok(flow) = flow::open_flow(&w.shared.flow_keys, Purpose::ConsentVerifier, verifier) else {
-        return fatal(w, "invalid_request", "The consent verifier is invalid.");
+        return Err(fatal(w, "invalid_request", "The consent verifier is invalid."));
     };
     let r = &flow.request;
     if client_id.is_some_and(|c| c != r.client_id) {
-        return fatal(w, "invalid_request", "The client_id does not match the consent verifier.");
+        return Err(fatal(w, "invalid_request", "The client_id does not match the consent verifier."));
+    }
+    if flow.device.is_some() != device {
+        return Err(fatal(w, "invalid_request", "The consent verifier belongs to another kind of flow."));
     }
     if too_old(w, flow.requested_at) {
-        return error_to_client(w, r, "request_unauthorized", "The consent request has expired.");
+        return Err(error_to_client(w, r, "request_unauthorized", "The consent request has expired."));
     }
     let consent_cookie = flow::csrf_cookie_name("consent", cfg.dev, &r.client_id);
     if !csrf_ok(req, &consent_cookie, &flow.consent_csrf) {
-        return error_to_client(w, r, "request_forbidden", "The consent CSRF cookie is missing or does not match.");
+        return Err(error_to_client(
+            w,
+            r,
+            "request_forbidden",
+            "The consent CSRF cookie is missing or does not match.",
+        ));
     }
     let (Some(Outcome::Accepted(login)), Some(consent)) = (&flow.login, &flow.consent) else {
-        return error_to_client(w, r, "server_error", "The consent request was not handled.");
+        return Err(error_to_client(w, r, "server_error", "The consent request was not handled."));
     };
     let consent = match consent {
         Outcome::Accepted(c) => c,
         Outcome::Rejected(e) => {
-            // An accepted consent is marked by its code; a rejected one by this row.
-            if let Err(resp) = mark_step(w, &flow, Step::Consent).await {
-                return resp;
-            }
-            return error_to_client(w, r, &e.error, &e.error_description);
+            // An accepted consent is marked by its grant; a rejected one by this row.
+            mark_step(w, &flow, Step::Consent).await?;
+            crate::server::flows::deny_device(w, &flow).await?;
+            return Err(error_to_client(w, r, &e.error, &e.error_description));
         }
     };
     let snapshot = w.shared.clients.load();
     let Some(entry) = snapshot.clients.get(&r.client_id) else {
-        return error_to_client(w, r, "invalid_client", "The client no longer exists.");
+        return Err(error_to_client(w, r, "invalid_client", "The client no longer exists."));
     };
     let client = &entry.stored.client;
-    // Only what was asked for is issued, whatever the consent app grants beyond it.
     let scope: Vec<String> = consent.grant_scope.iter().filter(|s| r.scope.contains(s)).cloned().collect();
     let audience: Vec<String> =
         consent.grant_access_token_audience.iter().filter(|a| r.audience.contains(a)).cloned().collect();
-    let granted_audience = audience.clone();
     let subject = if login.force_subject_identifier.is_empty() {
         match subject_for(&client.subject_type, &login.subject, client.sector_uris(), &cfg.oidc.pairwise_salt) {
             Some(s) => s,
             None => {
-                return error_to_client(
+                return Err(error_to_client(
                     w,
                     r,
                     "server_error",
                     "The pairwise subject cannot be computed for this client.",
-                )
+                ))
             }
         }
     } else {
@@ -386,6 +449,52 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
             flow: flow.id.clone(),
         },
     };
+    let (login, consent) = (login.clone(), consent.clone());
+    Ok(Consented { flow, login, consent, scope, audience, ext, cookie: consent_cookie })
+}
+
+/// Stores the consent decision of a flow whose grant is now stored (listed by the admin API,
+/// remembered for later flows when asked).
+pub(crate) async fn remember_consent(w: &Worker, c: &Consented, partition: u32, family: u64) -> Result<(), Response> {
+    let r = &c.flow.request;
+    let remembered = sessions::ConsentSession {
+        client_id: r.client_id.clone(),
+        subject: c.login.subject.clone(),
+        flow_id: c.flow.id.clone(),
+        login_session_id: c.flow.session_id.clone(),
+        requested_scope: r.scope.clone(),
+        requested_audience: r.audience.clone(),
+        grant_scope: c.scope.clone(),
+        grant_audience: c.audience.clone(),
+        remember: c.consent.remember,
+        remember_for: c.consent.remember_for,
+        handled_at: c.consent.handled_at,
+        context: c.consent.context.clone(),
+        access_token: c.consent.access_token.clone(),
+        id_token: c.consent.id_token.clone(),
+        grant_partition: partition,
+        grant_family: family,
+    };
+    sessions::store_consent(w, &remembered)
+        .await
+        .map_err(|_| error_to_client(w, r, "temporarily_unavailable", "The consent could not be stored; retry later."))
+}
+
+/// Back from the consent app: issue the code.
+async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Option<&str>) -> Response {
+    let cfg = w.config();
+    let c = match consented(w, req, verifier, client_id, false).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let (flow, login, consent, ext) = (&c.flow, &c.login, &c.consent, &c.ext);
+    let (scope, audience) = (&c.scope, &c.audience);
+    let r = &flow.request;
+    let snapshot = w.shared.clients.load();
+    let Some(entry) = snapshot.clients.get(&r.client_id) else {
+        return error_to_client(w, r, "invalid_client", "The client no longer exists.");
+    };
+    let client = &entry.stored.client;
     let store = &w.shared.store;
     let partition = w.partition_for(&flow.id);
     let unavailable =
@@ -428,7 +537,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         let g = crate::server::access_token::Grant {
             subject: &login.subject,
             scope: &scope,
-            audience: &audience,
+            audience,
             issued_at: now,
             expires_at: now + at_life,
             ext: &ext,
@@ -488,26 +597,8 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
             _ => return error_to_client(w, r, "server_error", "The ID token could not be signed."),
         }
     }
-    let remembered = sessions::ConsentSession {
-        client_id: r.client_id.clone(),
-        subject: login.subject.clone(),
-        flow_id: flow.id.clone(),
-        login_session_id: flow.session_id.clone(),
-        requested_scope: r.scope.clone(),
-        requested_audience: r.audience.clone(),
-        grant_scope: scope.clone(),
-        grant_audience: granted_audience,
-        remember: consent.remember,
-        remember_for: consent.remember_for,
-        handled_at: consent.handled_at,
-        context: consent.context.clone(),
-        access_token: consent.access_token.clone(),
-        id_token: consent.id_token.clone(),
-        grant_partition: partition,
-        grant_family: seq,
-    };
-    if sessions::store_consent(w, &remembered).await.is_err() {
-        return error_to_client(w, r, "temporarily_unavailable", "The consent could not be stored; retry later.");
+    if let Err(resp) = remember_consent(w, &c, partition, seq).await {
+        return resp;
     }
     let scope = scope.join(" ");
     let expires_in = at_life.to_string();
@@ -522,7 +613,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         params.push(("id_token", t));
     }
     params.extend([("scope", scope.as_str()), ("state", r.state.as_str()), ("iss", cfg.urls.issuer.as_str())]);
-    to_client(&r.redirect_uri, r.response_mode, &params).header("Set-Cookie", cookie(w, &consent_cookie, "", 0))
+    to_client(&r.redirect_uri, r.response_mode, &params).header("Set-Cookie", cookie(w, &c.cookie, "", 0))
 }
 
 /// `/oauth2/fallbacks/{login,consent,logout,error}`: what runs when no app is configured.
@@ -540,6 +631,16 @@ pub fn fallback(req: &Request, which: &str) -> Response {
                 "<p>This server has no <code>urls.{which}</code> configured. Set <code>urls.login</code> and \
                  <code>urls.consent</code> to your app (for example <code>hydra example login-consent</code>).</p>"
             ),
+        ),
+        "device" => (
+            "The request could not be executed because a mandatory configuration key is missing or malformed",
+            "<p>You are seeing this page because configuration key <code>urls.device.verification</code> is not set              (for example <code>hydra example login-consent</code> serves a device page).</p>"
+                .to_string(),
+        ),
+        "device/done" => (
+            "You successfully authenticated on your device!",
+            "<p>The Default Post Device URL is not set which is why you are seeing this fallback page. Your device              login request however succeeded.</p>"
+                .to_string(),
         ),
         _ => ("You are logged out", "<p>You have been logged out.</p>".to_string()),
     };

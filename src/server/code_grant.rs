@@ -19,15 +19,15 @@ use crate::token::{mint, verify, TokenType};
 use hydra_storage::{Redeem, Rotate, Storage, TokenKind, TokenRecord};
 use serde_json::Value;
 
-fn invalid_grant(hint: &'static str) -> OAuthError {
+pub(crate) fn invalid_grant(hint: &'static str) -> OAuthError {
     OAuthError::hint(ErrorCode::InvalidGrant, hint)
 }
 
 /// What one exchange issues.
-struct Issued {
-    records: Vec<(u64, TokenRecord)>,
+pub(crate) struct Issued {
+    pub records: Vec<(u64, TokenRecord)>,
     /// The token response, written.
-    body: Vec<u8>,
+    pub body: Vec<u8>,
 }
 
 /// Mints the access token, a refresh token when the grant allows one, and an ID token for
@@ -36,7 +36,7 @@ struct Issued {
 /// the grant's `ext` when the caller has decoded it already; otherwise only what is needed is:
 /// the refresh token carries the grant's `ext` as stored, and the grant itself is decoded only
 /// for an ID token.
-async fn issue(
+pub(crate) async fn issue(
     w: &Worker,
     client: &Client,
     partition: u32,
@@ -137,7 +137,7 @@ async fn issue(
 }
 
 /// Finds a presented token's record for a grant: MAC first, then the read.
-async fn stored(w: &Worker, token: &str, want: TokenType) -> Result<(u32, u64, TokenRecord), OAuthError> {
+pub(crate) async fn stored(w: &Worker, token: &str, want: TokenType) -> Result<(u32, u64, TokenRecord), OAuthError> {
     let r = verify(&w.shared.token_keys, token).filter(|r| r.token_type == want);
     let Some(r) = r else { return Err(invalid_grant("The token is malformed, forged or of another kind.")) };
     let partition = u32::from(r.partition);

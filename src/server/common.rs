@@ -10,6 +10,23 @@ use crate::server::state::Worker;
 use crate::token::{same_signature, TokenRef, TokenType};
 use hydra_storage::{Storage, TokenKind, TokenView};
 
+/// Decodes a token or revocation request body, refusing credentials in the query string
+/// (RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI"). `audience`
+/// may repeat: it is not an RFC 6749 parameter and Hydra documents it as repeatable.
+pub fn read_form(req: &Request) -> Result<form::Form, OAuthError> {
+    if let Some(q) = req.head.query() {
+        let query = form::decode_multi(q.as_bytes())
+            .map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
+        if query.iter().any(|(k, _)| k == "client_secret" || k == "token" || k == "code" || k == "refresh_token") {
+            return Err(OAuthError::hint(
+                ErrorCode::InvalidRequest,
+                "Credentials and tokens must be sent in the request body, not in the URL.",
+            ));
+        }
+    }
+    form_body(req, &["audience"])
+}
+
 /// Decodes a protocol endpoint's body: `application/x-www-form-urlencoded` (parameters such as
 /// `charset` only `utf-8`) and strict form rules; a parameter may appear once, except the names in
 /// `repeatable` (RFC 6749 §3.1 binds only its own parameters).

@@ -6,7 +6,7 @@ use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
 use crate::server::{
-    authorize, clients, flows, introspect, keys, logout, oidc, registration, revoke, sessions, token, trust,
+    authorize, clients, device, flows, introspect, keys, logout, oidc, registration, revoke, sessions, token, trust,
 };
 use hydra_storage::Storage;
 use serde_json::json;
@@ -93,6 +93,9 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
         Route::GetRegistered(id) => registration::get(w, req, &id),
         Route::PutRegistered(id) => registration::put(w, req, &id).await,
         Route::DeleteRegistered(id) => registration::delete(w, req, &id).await,
+        Route::DeviceAuth => device::authorize(w, req).await,
+        Route::DeviceVerify => device::verify(w, req).await,
+        Route::DeviceAccept => flows::accept_device(w, req).await,
         Route::NotFound => Response::not_found(),
         Route::MethodNotAllowed(allow) => Response::method_not_allowed(allow),
     };

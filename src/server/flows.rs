@@ -149,3 +149,124 @@ pub async fn answer(w: &Worker, req: &Request, step: Step, accept: bool) -> Resp
         Err(_) => Response::generic_error(500, "server_error", "The verifier could not be sealed."),
     }
 }
+
+/// Records that the device authorization a flow is for was refused (its login or consent was
+/// rejected), so the device's next poll gets `access_denied`; nothing for other flows.
+pub async fn deny_device(w: &Worker, flow: &Flow) -> Result<(), Response> {
+    let Some(d) = flow.device else { return Ok(()) };
+    // Kept as long as the device authorization can live.
+    let until = unix_now() + w.config().ttl.device_user_code.as_secs() as i64;
+    let key = crate::oauth2::device::denied_key(d.partition, d.seq);
+    match w.shared.store.mark_flow(d.partition, &key, until).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Response::oauth_error(&store_error(e))),
+    }
+}
+
+/// The device authorization a user code names, if it is still waiting for its user: where it
+/// is, the record, and the key of its user code. `Err` carries why not (for the log and tests,
+/// never shown beyond Hydra's one message).
+pub async fn pending_device(
+    w: &Worker,
+    typed: &str,
+) -> Result<Result<(u32, u64, hydra_storage::TokenRecord, String), &'static str>, Response> {
+    let gates = &w.shared.device;
+    let code = w.config().oauth2.user_code.canonical(typed);
+    if code.is_empty() || code.len() > 64 {
+        return Ok(Err("malformed"));
+    }
+    let key = crate::oauth2::device::user_code_key(&gates.user_code_key, &code);
+    let partition = w.partition_for(&key);
+    let store = &w.shared.store;
+    let found = async {
+        let Some(seq) = store.flow_grant(partition, &key).await? else { return Ok(Err("unknown")) };
+        if store.flow_used(partition, &crate::oauth2::device::used_key(&key)).await? {
+            return Ok(Err("used"));
+        }
+        match store.get_token(partition, seq).await? {
+            Some(rec) if rec.kind == hydra_storage::TokenKind::Device && rec.expires_at > unix_now() => {
+                Ok(Ok((partition, seq, rec, key)))
+            }
+            Some(rec) if rec.kind == hydra_storage::TokenKind::Device => Ok(Err("expired")),
+            _ => Ok(Err("gone")),
+        }
+    };
+    found.await.map_err(|e: hydra_storage::StoreError| Response::oauth_error(&store_error(e)))
+}
+
+/// `PUT /admin/oauth2/auth/requests/device/accept?device_challenge=…` with `{"user_code": …}`:
+/// the verification page found the device the user means; the answer sends the browser back to
+/// `/oauth2/device/verify` with a verifier, on to login and consent.
+///
+/// A challenge may be answered with a wrong user code [`crate::oauth2::device::MAX_GUESSES`]
+/// times; after that it is refused whatever the code (counted in
+/// `hydra_device_user_code_failures_total`).
+pub async fn accept_device(w: &Worker, req: &Request) -> Response {
+    use crate::oauth2::device::{DeviceChallenge, DeviceVerifier};
+    use crate::server::metrics::{DEVICE_LOCKED, DEVICE_WRONG_CODES};
+    use std::sync::atomic::Ordering::Relaxed;
+    let q = crate::http::form::decode_multi(req.head.query().unwrap_or("").as_bytes()).ok();
+    let Some(c) = q.as_ref().and_then(|q| q.get("device_challenge")).filter(|c| !c.is_empty()) else {
+        return Response::generic_error(
+            400,
+            "invalid_request",
+            "Query parameter 'device_challenge' is not defined but should have been.",
+        );
+    };
+    let Ok(challenge) = flow::open_json::<DeviceChallenge>(&w.shared.flow_keys, Purpose::DeviceChallenge, c) else {
+        return not_found();
+    };
+    if crate::server::common::too_old(w, challenge.requested_at) {
+        return Response::generic_error(
+            401,
+            "request_unauthorized",
+            "The device request has expired, please try again.",
+        );
+    }
+    let typed = match serde_json::from_slice::<serde_json::Value>(&req.body) {
+        Ok(serde_json::Value::Object(m)) => match m.get("user_code") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(serde_json::Value::String(_)) | None | Some(serde_json::Value::Null) => {
+                return Response::generic_error(400, "invalid_request", "Field 'user_code' must not be empty.")
+            }
+            Some(_) => return Response::generic_error(400, "invalid_request", "Field 'user_code' must be a string."),
+        },
+        _ => return Response::generic_error(400, "invalid_request", "Unable to decode request body as a JSON object."),
+    };
+    let gates = &w.shared.device;
+    let open = gates.guesses.lock().map(|g| g.open(&challenge.id)).unwrap_or(false);
+    if !open {
+        DEVICE_LOCKED.fetch_add(1, Relaxed);
+        return Response::generic_error(
+            400,
+            "invalid_request",
+            "Too many wrong user codes were entered for this device challenge; start again.",
+        );
+    }
+    let (partition, seq, rec, user_code_key) = match pending_device(w, &typed).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(why)) => {
+            DEVICE_WRONG_CODES.fetch_add(1, Relaxed);
+            let until = challenge.requested_at + w.config().ttl.login_consent_request.as_secs() as i64;
+            if let Ok(mut g) = gates.guesses.lock() {
+                g.wrong(&challenge.id, unix_now(), until);
+            }
+            crate::debug!("a user code was refused", "reason" = why);
+            return Response::generic_error(
+                400,
+                "invalid_request",
+                "The 'user_code' session could not be found or has expired or is otherwise malformed.",
+            );
+        }
+        Err(resp) => return resp,
+    };
+    let verifier = DeviceVerifier { challenge, client_id: rec.client_id.clone(), partition, seq, user_code_key };
+    match flow::seal_json(&w.shared.flow_keys, Purpose::DeviceVerifier, &verifier, &SystemRandom::new()) {
+        Ok(v) => {
+            let url = format!("{}/oauth2/device/verify", w.config().urls.public);
+            let to = redirect_url(&url, &[("client_id", &rec.client_id), ("device_verifier", &v)]);
+            Response::json_value(200, &json!({"redirect_to": to}))
+        }
+        Err(_) => Response::generic_error(500, "server_error", "The verifier could not be sealed."),
+    }
+}

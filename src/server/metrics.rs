@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Route labels; `route_index` maps each `Route` to one of them.
-const ROUTES: [&str; 29] = [
+const ROUTES: [&str; 30] = [
     "health_alive",
     "health_ready",
     "version",
@@ -42,6 +42,7 @@ const ROUTES: [&str; 29] = [
     "logout",
     "dynamic_registration",
     "trust",
+    "device",
 ];
 
 /// Status codes counted apart; anything else counts as `other`.
@@ -88,6 +89,7 @@ pub fn route_index(r: &Route) -> usize {
         Route::Logout | Route::LogoutFallback => 26,
         Route::Register | Route::GetRegistered(_) | Route::PutRegistered(_) | Route::DeleteRegistered(_) => 27,
         Route::ListTrust | Route::CreateTrust | Route::GetTrust(_) | Route::DeleteTrust(_) => 28,
+        Route::DeviceAuth | Route::DeviceVerify | Route::DeviceAccept => 29,
     }
 }
 
@@ -195,6 +197,13 @@ pub fn render(all: &[std::sync::Arc<WorkerMetrics>], janitor: &JanitorStats, sto
     for (result, n) in [("sent", sent), ("failed", failed), ("dropped", dropped)] {
         let _ = writeln!(out, "hydra_backchannel_logout_total{{result=\"{result}\"}} {n}");
     }
+    let _ = writeln!(
+        out,
+        "# HELP hydra_device_user_code_failures_total User codes refused at the device accept endpoint, by reason (wrong: unknown, expired or used; locked: the challenge had used up its guesses).\n# TYPE hydra_device_user_code_failures_total counter"
+    );
+    for (reason, n) in [("wrong", DEVICE_WRONG_CODES.load(Relaxed)), ("locked", DEVICE_LOCKED.load(Relaxed))] {
+        let _ = writeln!(out, "hydra_device_user_code_failures_total{{reason=\"{reason}\"}} {n}");
+    }
     let j = janitor;
     counter(&mut out, "hydra_janitor_passes_total", "Completed janitor passes.", j.passes.load(Relaxed));
     let _ = writeln!(out, "# HELP hydra_janitor_deleted_total Rows the janitor deleted, by kind.\n# TYPE hydra_janitor_deleted_total counter");
@@ -212,6 +221,11 @@ pub struct BackchannelStats {
     pub failed: AtomicU64,
     pub dropped: AtomicU64,
 }
+
+/// Wrong user codes given for device challenges, and answers refused because a challenge had
+/// used up its guesses (`hydra_device_user_code_failures_total`).
+pub static DEVICE_WRONG_CODES: AtomicU64 = AtomicU64::new(0);
+pub static DEVICE_LOCKED: AtomicU64 = AtomicU64::new(0);
 
 pub static BACKCHANNEL: BackchannelStats =
     BackchannelStats { sent: AtomicU64::new(0), failed: AtomicU64::new(0), dropped: AtomicU64::new(0) };

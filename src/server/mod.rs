@@ -25,6 +25,7 @@ mod batch;
 mod client_keys;
 mod clients;
 mod code_grant;
+mod device;
 mod flows;
 mod introspect;
 mod jwt_bearer;
@@ -213,6 +214,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         keys: arc_swap::ArcSwap::from_pointee(key_snapshot),
         key_seal,
         flow_keys: crate::oauth2::flow::keys(&config.secrets.system),
+        device: crate::oauth2::device::Gates::new(&config.secrets.system[0]),
         metrics: (0..workers).map(|_| Default::default()).collect(),
         store: Arc::new(store),
         pool: pool::Pool::new(2).map_err(|e| format!("cannot start helper threads: {e}"))?,

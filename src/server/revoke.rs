@@ -8,11 +8,11 @@ use crate::http::Request;
 use crate::oauth2::client_auth;
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::server::auth::authenticate;
+use crate::server::common::read_form;
 use crate::server::common::{find_token, required_token};
 use crate::server::respond::Response;
 use crate::server::respond::StoreResult;
 use crate::server::state::Worker;
-use crate::server::token::read_form;
 use hydra_storage::Storage;
 
 pub async fn handle(w: &Worker, req: &Request) -> Response {

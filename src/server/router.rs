@@ -68,6 +68,12 @@ pub enum Route {
     /// `/admin/trust/grants/jwt-bearer/issuers/{id}`.
     GetTrust(String),
     DeleteTrust(String),
+    /// `POST /oauth2/device/auth` (RFC 8628 §3.1).
+    DeviceAuth,
+    /// `GET /oauth2/device/verify`: the browser's side of the device flow.
+    DeviceVerify,
+    /// `PUT /admin/oauth2/auth/requests/device/accept`: the verification page accepts a user code.
+    DeviceAccept,
     /// `GET /admin/metrics/prometheus`
     Metrics,
     NotFound,
@@ -131,6 +137,10 @@ fn public(m: Method, path: &str) -> Route {
             _ => Route::MethodNotAllowed("GET, HEAD, POST"),
         },
         "/oauth2/fallbacks/error" => only(m, Method::Get, "GET, HEAD", Route::Fallback("error")),
+        "/oauth2/fallbacks/device" => only(m, Method::Get, "GET, HEAD", Route::Fallback("device")),
+        "/oauth2/fallbacks/device/done" => only(m, Method::Get, "GET, HEAD", Route::Fallback("device/done")),
+        "/oauth2/device/auth" => only(m, Method::Post, "POST", Route::DeviceAuth),
+        "/oauth2/device/verify" => only(m, Method::Get, "GET, HEAD", Route::DeviceVerify),
         "/oauth2/register" => only(m, Method::Post, "POST", Route::Register),
         _ => {
             match path.strip_prefix("/oauth2/register/").map(|raw| crate::http::form::percent_decode(raw.as_bytes())) {
@@ -166,6 +176,7 @@ fn admin(m: Method, path: &str) -> Route {
         "/oauth2/auth/requests/login" => return only(m, Method::Get, "GET, HEAD", Route::FlowRequest(false, None)),
         "/oauth2/auth/requests/consent" => return only(m, Method::Get, "GET, HEAD", Route::FlowRequest(true, None)),
         "/oauth2/auth/requests/logout" => return only(m, Method::Get, "GET, HEAD", Route::LogoutRequest(None)),
+        "/oauth2/auth/requests/device/accept" => return only(m, Method::Put, "PUT", Route::DeviceAccept),
         "/oauth2/auth/requests/logout/accept" => return only(m, Method::Put, "PUT", Route::LogoutRequest(Some(true))),
         "/oauth2/auth/requests/logout/reject" => return only(m, Method::Put, "PUT", Route::LogoutRequest(Some(false))),
         "/oauth2/auth/requests/login/accept" => {
@@ -320,6 +331,15 @@ mod tests {
             (Api::Admin, Get, "/clients/%zz", Route::NotFound),
             (Api::Admin, Get, "/clients/x/other", Route::NotFound),
             (Api::Admin, Post, "/oauth2/token", Route::NotFound),
+            (Api::Public, Post, "/oauth2/device/auth", Route::DeviceAuth),
+            (Api::Public, Get, "/oauth2/device/auth", Route::MethodNotAllowed("POST")),
+            (Api::Public, Get, "/oauth2/device/verify", Route::DeviceVerify),
+            (Api::Public, Post, "/oauth2/device/verify", Route::MethodNotAllowed("GET, HEAD")),
+            (Api::Public, Get, "/oauth2/fallbacks/device/done", Route::Fallback("device/done")),
+            (Api::Admin, Put, "/admin/oauth2/auth/requests/device/accept", Route::DeviceAccept),
+            (Api::Admin, Put, "/oauth2/auth/requests/device/accept", Route::DeviceAccept),
+            (Api::Public, Put, "/admin/oauth2/auth/requests/device/accept", Route::NotFound),
+            (Api::Admin, Post, "/oauth2/device/auth", Route::NotFound),
         ];
         for (api, m, path, want) in cases {
             assert_eq!(route(api, m, path), want, "{api:?} {m:?} {path}");

@@ -101,6 +101,8 @@ pub struct Shared {
     pub key_seal: Vec<[u8; 32]>,
     /// Keys that seal login and consent challenges and verifiers.
     pub flow_keys: Vec<[u8; 32]>,
+    /// The device flow's user-code key and its polling and guessing gates.
+    pub device: crate::oauth2::device::Gates,
     /// One block of counters per worker, summed on scrape.
     pub metrics: Vec<Arc<crate::server::metrics::WorkerMetrics>>,
     pub token_keys: TokenKeys,
@@ -337,6 +339,7 @@ pub(crate) fn test_shared() -> Arc<Shared> {
         keys: ArcSwap::from_pointee(crate::server::key_snapshot::KeySnapshot::default()),
         key_seal: vec![[7; 32]],
         flow_keys: vec![[8; 32]],
+        device: crate::oauth2::device::Gates::new("a-test-secret-of-16"),
         metrics: vec![Default::default()],
         store: Arc::new(store),
         pool: Pool::new(1).unwrap(),

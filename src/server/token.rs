@@ -1,16 +1,15 @@
 //! `POST /oauth2/token`: parse, authenticate, check the grant (sans-IO), mint, store durably,
 //! answer. Every answer carries `Cache-Control: no-store` and `Pragma: no-cache`.
 
-use crate::http::form;
 use crate::http::Request;
 use crate::oauth2::client_auth;
 use crate::oauth2::client_credentials::{self, Policy};
-use crate::oauth2::error::{ErrorCode, OAuthError};
+use crate::oauth2::error::OAuthError;
 use crate::oauth2::token_request::{self, TokenRequest};
 use crate::server::access_token;
 use crate::server::auth::authenticate;
 use crate::server::code_grant;
-use crate::server::common::form_body;
+use crate::server::common::read_form;
 use crate::server::respond::Response;
 use crate::server::state::Worker;
 
@@ -20,23 +19,6 @@ pub async fn handle(w: &Worker, req: &Request) -> Response {
         Err(e) => Response::oauth_error(&e),
     }
     .no_store()
-}
-
-/// Decodes a token or revocation request body, refusing credentials in the query string
-/// (RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI"). `audience`
-/// may repeat: it is not an RFC 6749 parameter and Hydra documents it as repeatable.
-pub fn read_form(req: &Request) -> Result<form::Form, OAuthError> {
-    if let Some(q) = req.head.query() {
-        let query = form::decode_multi(q.as_bytes())
-            .map_err(|e| OAuthError::hint(ErrorCode::InvalidRequest, e.description()))?;
-        if query.iter().any(|(k, _)| k == "client_secret" || k == "token" || k == "code" || k == "refresh_token") {
-            return Err(OAuthError::hint(
-                ErrorCode::InvalidRequest,
-                "Credentials and tokens must be sent in the request body, not in the URL.",
-            ));
-        }
-    }
-    form_body(req, &["audience"])
 }
 
 async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
@@ -70,6 +52,12 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
         }
         TokenRequest::JwtBearer { assertion, scope, audience } => {
             crate::server::jwt_bearer::exchange(w, &client, &assertion, scope.as_deref(), &audience)
+                .await
+                .map(|body| Response::json(200, body))
+                .map_err(|e| e.with_basic(presented.is_basic()))
+        }
+        TokenRequest::DeviceCode { device_code } => {
+            crate::server::device::exchange(w, &client.stored.client, &device_code)
                 .await
                 .map(|body| Response::json(200, body))
                 .map_err(|e| e.with_basic(presented.is_basic()))

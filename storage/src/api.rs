@@ -204,7 +204,7 @@ impl SweepRules {
         let cap = match rec_kind {
             K::Access => self.access_lifespan,
             K::Refresh | K::RefreshUsed => self.refresh_lifespan,
-            K::Code | K::CodeUsed => None,
+            K::Code | K::CodeUsed | K::Device => None,
         };
         cap.map_or(expires_at, |life| expires_at.min(issued_at.saturating_add(life)))
     }
@@ -319,6 +319,10 @@ pub trait Storage: Send + Sync {
     fn revoke_family(&self, partition: u32, family: u64) -> impl Future<Output = Result<usize>>;
     /// Whether a flow (or a step marker written by [`Storage::mark_flow`]) was used.
     fn flow_used(&self, partition: u32, key: &str) -> impl Future<Output = Result<bool>>;
+    /// The sequence number of the first record of the grant that [`Storage::issue_grant`] stored
+    /// under flow key `key` (0 for a step marker of [`Storage::mark_flow`]); `None` when the key
+    /// was never used. A device authorization is found by its user code this way.
+    fn flow_grant(&self, partition: u32, key: &str) -> impl Future<Output = Result<Option<u64>>>;
     /// Records that a step of a flow was handled (a verifier used) unless it was already:
     /// resolves to `false` then. Swept with the flow.
     fn mark_flow(&self, partition: u32, key: &str, flow_started: i64) -> impl Future<Output = Result<bool>>;

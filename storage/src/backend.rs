@@ -114,6 +114,9 @@ impl Storage for Backend {
     async fn flow_used(&self, partition: u32, key: &str) -> Result<bool> {
         each!(self, s => s.flow_used(partition, key).await)
     }
+    async fn flow_grant(&self, partition: u32, key: &str) -> Result<Option<u64>> {
+        each!(self, s => s.flow_grant(partition, key).await)
+    }
     async fn mark_flow(&self, partition: u32, key: &str, started: i64) -> Result<bool> {
         each!(self, s => s.mark_flow(partition, key, started).await)
     }

@@ -9,7 +9,9 @@
 use crate::api::*;
 use crate::commit::Pending;
 use crate::records::{decode_token, encode_token, TokenKind, TokenRecord, TokenView};
-use crate::rows::{delete_family, flow_row, flow_started, get_record, put_family_token, raise_floor, spend, Rows};
+use crate::rows::{
+    delete_family, flow_row, flow_seq, flow_started, get_record, put_family_token, raise_floor, spend, Rows,
+};
 use crate::store::{decode_marks, decode_u64, decode_u64_be, raise_marks, token_key, Store, CLIENT_RECORD_VERSION};
 use crate::sweep::DeadRule;
 use crate::tx::{Table, Tx};
@@ -470,6 +472,10 @@ impl Storage for Store {
 
     async fn flow_used(&self, partition: u32, key: &str) -> Result<bool> {
         Ok(self.doc_get(partition, Table::Flows, key.as_bytes())?.is_some())
+    }
+
+    async fn flow_grant(&self, partition: u32, key: &str) -> Result<Option<u64>> {
+        Ok(self.doc_get(partition, Table::Flows, key.as_bytes())?.map(|row| flow_seq(&row)))
     }
 
     fn mark_flow(&self, partition: u32, key: &str, flow_started: i64) -> impl Future<Output = Result<bool>> {

@@ -25,6 +25,10 @@ pub enum TokenKind {
     CodeUsed = 3,
     /// A rotated refresh token, kept until it expires so a reuse is recognised.
     RefreshUsed = 4,
+    /// A device authorization (RFC 8628) waiting for its user: `ext` holds the request (JSON).
+    /// Once the user consents, the record at the same key becomes the grant's [`TokenKind::Code`]
+    /// (same signature), which the device then exchanges.
+    Device = 5,
 }
 
 /// One issued token. Only the token's signature is kept, so a copy of the database holds no
@@ -155,6 +159,7 @@ impl ArchivedTokenKind {
             ArchivedTokenKind::Code => TokenKind::Code,
             ArchivedTokenKind::CodeUsed => TokenKind::CodeUsed,
             ArchivedTokenKind::RefreshUsed => TokenKind::RefreshUsed,
+            ArchivedTokenKind::Device => TokenKind::Device,
         }
     }
 }

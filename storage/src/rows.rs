@@ -89,6 +89,11 @@ pub(crate) fn flow_row(seq: u64, started: i64) -> [u8; 16] {
     v
 }
 
+/// The sequence number of the grant a [`Table::Flows`] row names (0 for a step marker).
+pub(crate) fn flow_seq(row: &[u8]) -> u64 {
+    row.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes)
+}
+
 /// When the flow of a [`Table::Flows`] row started; `None` for rows of the earlier layout, which
 /// the janitor leaves alone.
 pub(crate) fn flow_started(row: &[u8]) -> Option<i64> {

@@ -875,6 +875,9 @@ impl Runner {
                 self.what = format!("flow_used p{p} {flow}");
                 let got = self.s().flow_used(p, &flow).wait().unwrap();
                 assert_eq!(got, self.model.parts[p as usize].flows.contains_key(&flow), "{}", self.ctx());
+                self.what = format!("flow_grant p{p} {flow}");
+                let got = self.s().flow_grant(p, &flow).wait().unwrap();
+                assert_eq!(got, self.model.parts[p as usize].flows.get(&flow).copied(), "{}", self.ctx());
             }
             62..=68 => {
                 let p = self.part();
@@ -1079,8 +1082,8 @@ impl Runner {
             for f in 0..42 {
                 let flow = format!("flow{f}");
                 assert_eq!(
-                    s.flow_used(p, &flow).wait().unwrap(),
-                    part.flows.contains_key(&flow),
+                    s.flow_grant(p, &flow).wait().unwrap(),
+                    part.flows.get(&flow).copied(),
                     "{}: {flow}",
                     self.ctx()
                 );

@@ -1,7 +1,7 @@
 //! Area 11: the `hydra` management CLI against a real server.
 
 use crate::harness::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::process::{Command, Output};
 
 fn hydra(args: &[&str]) -> Output {
@@ -519,4 +519,97 @@ fn cli_import_clients_and_keys() {
     assert!(!out.status.success());
     let set_now = Req::get(&format!("/admin/keys/{set}")).send(s.admin).json();
     assert_eq!(set_now["keys"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn example_device_page_and_perform_device_code() {
+    use crate::browser::{local, query_param, Jar};
+    use std::process::Stdio;
+    let app_port = free_port();
+    let app = format!("http://127.0.0.1:{app_port}");
+    let s = Opts::new("io_uring")
+        .env("URLS_LOGIN", &format!("{app}/login"))
+        .env("URLS_CONSENT", &format!("{app}/consent"))
+        .env("URLS_DEVICE_VERIFICATION", &format!("{app}/device"))
+        .env("OAUTH2_DEVICE_AUTHORIZATION_TOKEN_POLLING_INTERVAL", "1s")
+        .start();
+    let admin = format!("http://{}", s.admin);
+    let public = format!("http://{}", s.public);
+    let mut app_proc = Command::new(BIN)
+        .args(["example", "login-consent", "-p", &app_port.to_string(), "-e", &admin])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut app_out = std::io::BufReader::new(app_proc.stdout.take().unwrap());
+    let banner = line_matching(&mut app_out, |l| l.contains("Login & consent app on"));
+    assert!(banner.contains("urls.device.verification="), "{banner}");
+    let c = create_client(
+        &s,
+        &json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+                "scope": "openid offline", "token_endpoint_auth_method": "none"}),
+    );
+    let id = c["client_id"].as_str().unwrap().to_string();
+    let mut dev = Command::new(BIN)
+        .args(["perform", "device-code", "--client-id", &id, "-e", &public, "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut dev_err = std::io::BufReader::new(dev.stderr.take().unwrap());
+    line_matching(&mut dev_err, |l| l.contains("To login please go to:"));
+    let url = line_matching(&mut dev_err, |l| l.trim().starts_with("http")).trim().to_string();
+    assert!(url.contains("/oauth2/device/verify?user_code="), "{url}");
+
+    // The browser: the server sends it to the example app's device page with the code filled in.
+    let app_addr: std::net::SocketAddr = format!("127.0.0.1:{app_port}").parse().unwrap();
+    let mut jar = Jar::default();
+    let r = jar.get(&s, &local(&url));
+    jar.take(&r);
+    let to_device = r.header("location").unwrap().to_string();
+    assert!(to_device.starts_with(&format!("{app}/device?")), "{to_device}");
+    let code = query_param(&to_device, "user_code").unwrap();
+    let page = Req::get(&local(&to_device)).send(app_addr);
+    assert!(page.expect(200).text().contains(&format!("value=\"{code}\"")), "{}", page.text());
+    let challenge = query_param(&to_device, "device_challenge").unwrap();
+    // A wrong code is shown as such; the right one moves on.
+    let wrong = Req::new("POST", "/device").form(&[("challenge", &challenge), ("user_code", "nope")]).send(app_addr);
+    assert!(wrong.expect(400).text().contains("not accepted"), "{}", wrong.text());
+    let r = Req::new("POST", "/device").form(&[("challenge", &challenge), ("user_code", &code)]).send(app_addr);
+    r.expect(302);
+    let r = jar.get(&s, &local(r.header("location").unwrap()));
+    jar.take(&r);
+    let to_login = r.header("location").unwrap().to_string();
+    assert!(to_login.starts_with(&format!("{app}/login?")), "{to_login}");
+    let challenge = query_param(&to_login, "login_challenge").unwrap();
+    let r = Req::new("POST", "/login")
+        .form(&[("challenge", &challenge), ("user", "foo@bar.com"), ("password", "foobar"), ("action", "accept")])
+        .send(app_addr);
+    let r = jar.get(&s, &local(r.expect(302).header("location").unwrap()));
+    jar.take(&r);
+    let to_consent = r.header("location").unwrap().to_string();
+    let challenge = query_param(&to_consent, "consent_challenge").unwrap();
+    let r = Req::new("POST", "/consent")
+        .form(&[("challenge", &challenge), ("scope", "openid"), ("scope", "offline"), ("action", "accept")])
+        .send(app_addr);
+    let r = jar.get(&s, &local(r.expect(302).header("location").unwrap()));
+    assert!(r.header("location").unwrap().contains("/oauth2/fallbacks/device/done?client_id="), "{:?}", r.headers);
+
+    let mut out = String::new();
+    std::io::Read::read_to_string(dev.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(dev.wait().unwrap().success(), "{out}");
+    let tok: Value = serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{out}"));
+    assert!(tok["access_token"].as_str().unwrap().starts_with("ory_at_"), "{tok}");
+    assert!(tok["refresh_token"].as_str().unwrap().starts_with("ory_rt_"), "{tok}");
+    assert!(tok["id_token"].as_str().unwrap().split('.').count() == 3, "{tok}");
+    let _ = app_proc.kill();
+    let _ = app_proc.wait();
+
+    // Without a client id the command says what is missing.
+    let out = Command::new(BIN)
+        .args(["perform", "device-code", "-e", &public])
+        .env_remove("OAUTH2_CLIENT_ID")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--client-id"), "{out:?}");
 }

@@ -11,6 +11,7 @@ mod clients;
 mod concurrency;
 mod config;
 mod crash;
+mod device;
 mod engine;
 mod faults;
 mod flow;

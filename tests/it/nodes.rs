@@ -226,3 +226,44 @@ fn trust_relationships_reach_the_other_node_and_jtis_are_single_use_across_nodes
     Req::new("DELETE", &path).send(a.admin).expect(204);
     within_bound("a trust relationship deleted on A", || Req::get(&path).send(b.admin).status == 404);
 }
+
+#[test]
+fn a_device_flow_may_change_node_at_every_step() {
+    let (a, b) = pair(&[]);
+    let grant = "urn:ietf:params:oauth:grant-type:device_code";
+    let c =
+        create_client(&a, &json!({"grant_types": [grant], "scope": "openid", "token_endpoint_auth_method": "none"}));
+    let id = c["client_id"].as_str().unwrap().to_string();
+    let ask = |s: &Server| {
+        Req::new("POST", "/oauth2/device/auth").form(&[("client_id", &id), ("scope", "openid")]).send(s.public)
+    };
+    within_bound("a device client created on A", || ask(&b).status == 200);
+    let dev = ask(&a).json();
+    let dc = field(&dev, "device_code");
+    let poll = |s: &Server| {
+        Req::new("POST", "/oauth2/token")
+            .form(&[("grant_type", grant), ("device_code", &dc), ("client_id", &id)])
+            .send(s.public)
+    };
+    poll(&b).expect_error(400, "authorization_pending");
+    // The browser: page on A, user code accepted on B, verifier on A, login and consent on B.
+    let mut jar = Jar::default();
+    let r = jar.get(&a, &local(&field(&dev, "verification_uri")));
+    jar.take(&r);
+    let ch = query_param(&location(&r), "device_challenge").unwrap();
+    let path = format!("/admin/oauth2/auth/requests/device/accept?device_challenge={}", form_escape(&ch));
+    let v = local(&redirect_to(&put_json(&b, &path, &json!({"user_code": field(&dev, "user_code")}))));
+    let with_cookie = jar.clone();
+    let r = jar.get(&a, &v);
+    jar.take(&r);
+    let lc = query_param(&location(&r), "login_challenge").unwrap();
+    // The user code is spent for both nodes.
+    with_cookie.get(&b, &v).expect_error(403, "access_denied");
+    let lv = accept_login(&b, &lc, &standard_login());
+    let cc = to_consent(&b, &mut jar, &lv);
+    let cv = accept_consent(&a, &cc, &json!({"grant_scope": ["openid"]}));
+    assert!(location(&jar.get(&b, &cv)).contains("device/done"));
+    // Exchanged once, on either node.
+    poll(&a).expect(200);
+    poll(&b).expect_error(400, "invalid_grant");
+}

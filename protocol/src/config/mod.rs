@@ -142,6 +142,10 @@ pub struct Urls {
     pub error: String,
     pub logout: String,
     pub post_logout_redirect: String,
+    /// `urls.device.verification`: where a browser enters its user code (RFC 8628).
+    pub device_verification: String,
+    /// `urls.device.success`: where a browser lands once a device is authorized.
+    pub device_success: String,
 }
 
 /// `serve.*`.
@@ -163,6 +167,8 @@ pub struct Ttl {
     pub id_token: Duration,
     pub auth_code: Duration,
     pub login_consent_request: Duration,
+    /// `ttl.device_user_code`: how long a device code and its user code live.
+    pub device_user_code: Duration,
 }
 
 /// `strategies.*`.
@@ -191,6 +197,10 @@ pub struct OAuth2 {
     pub expose_internal_errors: bool,
     /// `oauth2.grant.jwt.iat_optional`, `.jti_optional`, `.max_ttl`.
     pub jwt_grant: crate::oauth2::jwt_bearer::Policy,
+    /// `oauth2.device_authorization.token_polling_interval`.
+    pub device_polling_interval: Duration,
+    /// `oauth2.device_authorization.user_code.*`.
+    pub user_code: crate::oauth2::device::UserCodePolicy,
 }
 
 /// `oidc.*` and `webfinger.oidc_discovery.*`.
@@ -269,6 +279,24 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(h).join(".local/share/hydra-rs");
     }
     PathBuf::from("hydra-data")
+}
+
+/// `oauth2.device_authorization.user_code`: a preset, or a length and an alphabet (Hydra's
+/// schema allows one or the other).
+fn user_code_policy(raw: &Raw) -> Result<crate::oauth2::device::UserCodePolicy, ConfigError> {
+    use crate::oauth2::device::UserCodePolicy;
+    const K: &str = "oauth2.device_authorization.user_code";
+    let preset = raw.str(&format!("{K}.entropy_preset"))?;
+    let length = raw.int(&format!("{K}.length"))?;
+    let set = raw.str(&format!("{K}.character_set"))?;
+    match (preset, length, set) {
+        (None, None, None) => Ok(UserCodePolicy::default()),
+        (Some(p), None, None) => UserCodePolicy::preset(&p)
+            .ok_or_else(|| err(&format!("{K}.entropy_preset"), format!("must be high, medium or low, got {p:?}"))),
+        (None, Some(n), Some(s)) => UserCodePolicy::custom(usize::try_from(n).unwrap_or(0), &s).map_err(|m| err(K, m)),
+        (Some(_), _, _) => Err(err(K, "takes entropy_preset or length and character_set, not both")),
+        _ => Err(err(K, "length and character_set go together")),
+    }
 }
 
 fn strip_slash(s: &str) -> String {
@@ -486,6 +514,8 @@ impl Config {
                     "/oauth2/fallbacks/logout/callback",
                     dev,
                 )?,
+                device_verification: flow_url(raw, "urls.device.verification", "/oauth2/fallbacks/device", dev)?,
+                device_success: flow_url(raw, "urls.device.success", "/oauth2/fallbacks/device/done", dev)?,
             },
             serve: Serve { public, admin, tls_public, tls_admin },
             ttl: Ttl {
@@ -494,6 +524,7 @@ impl Config {
                 id_token: ttl("ttl.id_token", Duration::from_secs(3600))?,
                 auth_code: ttl("ttl.auth_code", Duration::from_secs(600))?,
                 login_consent_request: ttl("ttl.login_consent_request", Duration::from_secs(1800))?,
+                device_user_code: ttl("ttl.device_user_code", Duration::from_secs(600))?,
             },
             strategies: Strategies { scope: scope_strategy, jwt_access_tokens, jwt: jwt_shaping },
             oauth2: OAuth2 {
@@ -514,6 +545,11 @@ impl Config {
                     jti_optional: raw.bool("oauth2.grant.jwt.jti_optional")?.unwrap_or(false),
                     max_ttl_secs: ttl("oauth2.grant.jwt.max_ttl", Duration::from_secs(720 * 3600))?.as_secs() as i64,
                 },
+                device_polling_interval: ttl(
+                    "oauth2.device_authorization.token_polling_interval",
+                    Duration::from_secs(5),
+                )?,
+                user_code: user_code_policy(raw)?,
             },
             oidc: Oidc {
                 pairwise_salt: match raw.str("oidc.subject_identifiers.pairwise.salt")? {
@@ -704,6 +740,38 @@ mod tests {
     }
 
     const SECRET: (&str, &str) = ("SECRETS_SYSTEM", "0123456789abcdef0123");
+
+    #[test]
+    fn device_settings() {
+        let c = load(&[SECRET], false).unwrap();
+        assert_eq!(c.ttl.device_user_code, Duration::from_secs(600));
+        assert_eq!(c.oauth2.device_polling_interval, Duration::from_secs(5));
+        assert_eq!(c.oauth2.user_code, crate::oauth2::device::UserCodePolicy::default());
+        assert!(c.urls.device_verification.ends_with("/oauth2/fallbacks/device"));
+        assert!(c.urls.device_success.ends_with("/oauth2/fallbacks/device/done"));
+        let k = "OAUTH2_DEVICE_AUTHORIZATION_USER_CODE_";
+        let low = load(&[SECRET, (&format!("{k}ENTROPY_PRESET"), "low")], false).unwrap();
+        assert_eq!(low.oauth2.user_code.length, 9);
+        let custom =
+            load(&[SECRET, (&format!("{k}LENGTH"), "10"), (&format!("{k}CHARACTER_SET"), "ABCDEFGHJK")], false)
+                .unwrap();
+        assert_eq!(custom.oauth2.user_code.length, 10);
+        for bad in [
+            vec![(format!("{k}ENTROPY_PRESET"), "extreme")],
+            vec![(format!("{k}LENGTH"), "10")],
+            vec![(format!("{k}CHARACTER_SET"), "ABCDEFGHJK")],
+            vec![(format!("{k}LENGTH"), "4"), (format!("{k}CHARACTER_SET"), "ABCDEFGHJK")],
+            vec![(format!("{k}LENGTH"), "8"), (format!("{k}CHARACTER_SET"), "ABC")],
+            vec![(format!("{k}ENTROPY_PRESET"), "low"), (format!("{k}LENGTH"), "8")],
+        ] {
+            let mut env: Vec<(&str, &str)> = bad.iter().map(|(a, b)| (a.as_str(), *b)).collect();
+            env.push(SECRET);
+            let e = load(&env, false).err().unwrap_or_else(|| panic!("{bad:?} was accepted"));
+            assert!(e.key.starts_with("oauth2.device_authorization.user_code"), "{e}");
+        }
+        let e = load(&[SECRET, ("URLS_DEVICE_VERIFICATION", "ftp://x")], false).err().unwrap();
+        assert_eq!(e.key, "urls.device.verification");
+    }
 
     #[test]
     fn defaults() {

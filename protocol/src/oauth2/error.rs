@@ -22,6 +22,14 @@ pub enum ErrorCode {
     /// RFC 6750 §3.1 (bearer token at a resource endpoint).
     InvalidToken,
     InsufficientScope,
+    /// RFC 8628 §3.5: the device's user has not finished yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polled faster than the interval.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
+    /// RFC 6749 §4.1.2.1, RFC 8628 §3.5: the user (or the login or consent app) refused.
+    AccessDenied,
 }
 
 impl ErrorCode {
@@ -39,6 +47,10 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::AccessDenied => "access_denied",
         }
     }
 
@@ -46,7 +58,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
-            ErrorCode::InsufficientScope => 403,
+            ErrorCode::InsufficientScope | ErrorCode::AccessDenied => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::ServerError => 500,
@@ -70,6 +82,10 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "The requested method is not allowed on this resource.",
             ErrorCode::InvalidToken => "The access token provided is expired, revoked, malformed, or invalid for other reasons.",
             ErrorCode::InsufficientScope => "The request requires higher privileges than provided by the access token.",
+            ErrorCode::AuthorizationPending => "The authorization request is still pending as the end user hasn't yet completed the user-interaction steps.",
+            ErrorCode::SlowDown => "The authorization request was rate-limited to prevent system overload. Ensure that you don't call the token endpoint sooner than the polling interval",
+            ErrorCode::ExpiredToken => "The device_code has expired, and the device authorization session has concluded.",
+            ErrorCode::AccessDenied => "The resource owner or authorization server denied the request. Make sure that the request you are making is valid. Maybe the credential or request parameters you are using are limited in scope or otherwise restricted.",
         }
     }
 }

@@ -28,6 +28,10 @@ pub enum Purpose {
     SessionCookie = 9,
     /// Page tokens of the admin list endpoints.
     PageToken = 10,
+    /// `device_challenge` of the device authorization grant.
+    DeviceChallenge = 11,
+    /// `device_verifier`: a user code accepted for a device challenge.
+    DeviceVerifier = 12,
 }
 
 /// An error a login or consent app sends back (`PUT …/reject`).
@@ -104,6 +108,10 @@ pub struct Flow {
     /// A remembered consent (or the client's `skip_consent`) covers this request.
     #[serde(default)]
     pub consent_skip: bool,
+    /// The device authorization this flow approves (RFC 8628): the flow returns to
+    /// `/oauth2/device/verify`, never to a redirect URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<crate::oauth2::device::DeviceRef>,
 }
 
 /// Why a blob was refused.
@@ -360,6 +368,11 @@ pub fn murmur3_32(data: &[u8]) -> u32 {
 }
 
 /// Name of the login or consent CSRF cookie of a client.
+/// The device flow's CSRF cookie (one per browser, not per client, as Hydra).
+pub fn device_csrf_cookie_name(dev: bool) -> String {
+    format!("ory_hydra_device_csrf{}", if dev { "_dev" } else { "" })
+}
+
 pub fn csrf_cookie_name(kind: &str, dev: bool, client_id: &str) -> String {
     format!("ory_hydra_{kind}_csrf{}_{}", if dev { "_dev" } else { "" }, murmur3_32(client_id.as_bytes()))
 }
@@ -405,6 +418,7 @@ mod tests {
             session_subject: String::new(),
             session_auth_time: 0,
             consent_skip: false,
+            device: None,
         }
     }
 

@@ -19,6 +19,10 @@ pub enum TokenRequest {
         refresh_token: String,
         scope: Option<String>,
     },
+    /// RFC 8628 §3.4.
+    DeviceCode {
+        device_code: String,
+    },
     /// RFC 7523 §2.1.
     JwtBearer {
         assertion: String,
@@ -64,6 +68,9 @@ pub fn parse(form: &Form) -> Result<TokenRequest, OAuthError> {
             scope: optional(form, "scope"),
             audience: audience(),
         }),
+        crate::oauth2::device::GRANT_TYPE => {
+            Ok(TokenRequest::DeviceCode { device_code: required(form, "device_code")? })
+        }
         "authorization_code" => Ok(TokenRequest::AuthorizationCode {
             code: required(form, "code")?,
             redirect_uri: optional(form, "redirect_uri"),

@@ -99,6 +99,15 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
             PerformWhat::AuthorizationCode { creds, scope, port, response_mode, prompt, conn } => {
                 authorization_code(&creds, &scope, port, response_mode.as_deref(), &prompt, &conn, out)
             }
+            PerformWhat::DeviceCode { client_id, client_secret, scope, audience, conn } => {
+                let args = DeviceArgs {
+                    client_id: client_id.as_deref(),
+                    client_secret: client_secret.as_deref(),
+                    scope: &scope,
+                    audience: &audience,
+                };
+                device_code(&args, &conn, out, err)
+            }
             PerformWhat::ClientCredentials { creds, scope, audience, conn } => {
                 client_credentials(&creds, &scope, &audience, &conn, out)
             }

@@ -128,6 +128,81 @@ pub(super) fn client_credentials(
     write_out(out, &text)
 }
 
+/// What `hydra perform device-code` was given.
+pub(super) struct DeviceArgs<'a> {
+    pub client_id: Option<&'a str>,
+    pub client_secret: Option<&'a str>,
+    pub scope: &'a [String],
+    pub audience: &'a [String],
+}
+
+/// `hydra perform device-code`: asks for a device authorization, tells the user (on stderr, as
+/// Hydra) where to enter the code, and polls at the server's interval (5 s more after each
+/// `slow_down`) until tokens come or the user refuses or the code expires.
+pub(super) fn device_code(a: &DeviceArgs, conn: &ConnFlags, out: Out, err: Out) -> Result<(), String> {
+    let Some(id) = a.client_id.filter(|i| !i.is_empty()) else {
+        return Err(
+            "Please provide a Client ID using --client-id flag, or OAUTH2_CLIENT_ID environment variable.".into()
+        );
+    };
+    let ctx = Ctx::new(conn, DEFAULT_PUBLIC_ENDPOINT)?;
+    let scope = a.scope.join(" ");
+    let audience = a.audience.join(" ");
+    let secret = a.client_secret.filter(|s| !s.is_empty());
+    let with_client = |mut pairs: Vec<(&'static str, String)>| {
+        pairs.push(("client_id", id.to_string()));
+        if let Some(s) = secret {
+            pairs.push(("client_secret", s.to_string()));
+        }
+        pairs
+    };
+    let mut ask = vec![("scope", scope)];
+    if !audience.is_empty() {
+        ask.push(("audience", audience));
+    }
+    let form = |pairs: &[(&str, String)]| form_body(&pairs.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
+    let body = form(&with_client(ask));
+    let resp = ctx
+        .call_ok("POST", "/oauth2/device/auth", &[], Some(("application/x-www-form-urlencoded", body.as_bytes())))
+        .map_err(|e| format!("Failed to perform the device authorization request: {e}"))?;
+    let dev = parse_json(&resp)?;
+    let (device_code, uri) = (str_field(&dev, "device_code"), str_field(&dev, "verification_uri_complete"));
+    if device_code.is_empty() || uri.is_empty() {
+        return Err("Failed to perform the device authorization request: the answer has no device_code".into());
+    }
+    let _ = writeln!(err, "To login please go to:\n\t {uri}");
+    let _ = err.flush();
+    let mut interval = dev.get("interval").and_then(Value::as_u64).unwrap_or(5).max(1);
+    let deadline = now_unix() + dev.get("expires_in").and_then(Value::as_i64).unwrap_or(600);
+    let poll = form(&with_client(vec![
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code".into()),
+        ("device_code", device_code),
+    ]));
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(interval));
+        let resp =
+            ctx.call("POST", "/oauth2/token", &[], Some(("application/x-www-form-urlencoded", poll.as_bytes())))?;
+        if resp.status == 200 {
+            let tok = parse_json(&resp)?;
+            let _ = writeln!(err, "Successfully signed in!");
+            let text = render_token(&ctx.format, &tok, now_unix())?;
+            return write_out(out, &text);
+        }
+        let error =
+            serde_json::from_slice::<Value>(&resp.body).ok().map(|v| str_field(&v, "error")).unwrap_or_default();
+        match error.as_str() {
+            "authorization_pending" if now_unix() < deadline => {}
+            "slow_down" if now_unix() < deadline => interval += 5,
+            _ => {
+                return Err(format!(
+                    "Failed to perform the device token request: {}",
+                    api_error_line(resp.status, &resp.body)
+                ))
+            }
+        }
+    }
+}
+
 pub(super) fn authorization_code(
     creds: &ClientAuth,
     scope: &[String],

@@ -22,10 +22,11 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "the storage schema",
-    up: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "the storage schema",
+        up: "
         -- Identifiers are bytea: PostgreSQL's text cannot hold every string the API accepts
         -- (NUL), and bytea orders bytewise, as the embedded store does. JSON columns are text.
         -- Tokens: a grant's tokens share a partition and a family (the first token's number).
@@ -131,7 +132,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             until  bigint NOT NULL
         );
     ",
-    down: "
+        down: "
         DROP TABLE hydra_rs_lease;
         DROP TABLE hydra_rs_counter;
         DROP TABLE hydra_rs_change;
@@ -145,7 +146,16 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         DROP TABLE hydra_rs_seq;
         DROP TABLE hydra_rs_token;
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "flows name the grant they stored",
+        // A device authorization is found by its user code: the flow row keyed by the user code
+        // names the authorization's token row (0 for rows written before, and for step markers).
+        up: "ALTER TABLE hydra_rs_flow ADD COLUMN seq bigint NOT NULL DEFAULT 0;",
+        down: "ALTER TABLE hydra_rs_flow DROP COLUMN seq;",
+    },
+];
 
 /// Where a migration stands in a database.
 #[derive(Debug, Clone, PartialEq, Eq)]

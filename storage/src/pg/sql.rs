@@ -1,4 +1,4 @@
-//! The statements of the PostgreSQL backend (schema: `migrate.rs`, version 1).
+//! The statements of the PostgreSQL backend (schema: `migrate.rs`, versions 1 and 2).
 //!
 //! Invariants: every operation the interface calls one transaction is one statement here, or a
 //! transaction on the exclusive connection (meta writes); a token row below its client's epoch
@@ -79,9 +79,10 @@ pub(crate) const DELETE_TOKEN: &str = "DELETE FROM hydra_rs_token WHERE part = $
 pub(crate) const SEQ_BLOCK: &str = "INSERT INTO hydra_rs_seq AS s (part, next) VALUES ($1, 1 + $2::bigint) \
      ON CONFLICT (part) DO UPDATE SET next = s.next + $2 RETURNING s.next - $2";
 
-/// Records flow `$14` of partition `$13` (started `$15`) and, only if it was new, its code.
+/// Records flow `$14` of partition `$13` (started `$15`, naming record `$16`) and, only if it was
+/// new, its code.
 pub(crate) const ISSUE_CODE: &str = concat!(
-    "WITH f AS (INSERT INTO hydra_rs_flow (part, key, started) VALUES ($13, $14, $15) ",
+    "WITH f AS (INSERT INTO hydra_rs_flow (part, key, started, seq) VALUES ($13, $14, $15, $16) ",
     "ON CONFLICT DO NOTHING RETURNING 1) ",
     insert_tokens!("WHERE EXISTS (SELECT 1 FROM f)")
 );
@@ -105,6 +106,8 @@ pub(crate) const REVOKE_FAMILY: &str =
     "DELETE FROM hydra_rs_token WHERE part = $1 AND family = $2 AND kind IN (0, 1, 2)";
 
 pub(crate) const FLOW_USED: &str = "SELECT 1 FROM hydra_rs_flow WHERE part = $1 AND key = $2";
+
+pub(crate) const FLOW_GRANT: &str = "SELECT seq FROM hydra_rs_flow WHERE part = $1 AND key = $2";
 
 pub(crate) const MARK_FLOW: &str =
     "INSERT INTO hydra_rs_flow (part, key, started) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";

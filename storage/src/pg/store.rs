@@ -95,6 +95,7 @@ fn kind_of(code: i16) -> Result<TokenKind> {
         2 => TokenKind::Code,
         3 => TokenKind::CodeUsed,
         4 => TokenKind::RefreshUsed,
+        5 => TokenKind::Device,
         _ => return Err(StoreError::Corrupt("unknown token kind")),
     })
 }
@@ -437,11 +438,12 @@ impl Storage for PgStore {
         if tokens.is_empty() {
             return Err(StoreError::Corrupt("a grant without records"));
         }
+        let first = to_i64(tokens[0].0)?;
         let cols = Columns::of(partition, tokens)?;
         let flow = flow_id.as_bytes().to_vec();
         self.write(async move |c: &Conn| {
             let mut params = cols.params().to_vec();
-            params.extend_from_slice(&[&part, &flow, &started]);
+            params.extend_from_slice(&[&part, &flow, &started, &first]);
             Ok(c.execute(sql::ISSUE_CODE, &params).await? > 0)
         })
         .await
@@ -485,6 +487,13 @@ impl Storage for PgStore {
         let part = self.check(partition)?;
         let key = key.as_bytes().to_vec();
         self.on(async move |c: &Conn| Ok(c.query_opt(sql::FLOW_USED, &[&part, &key]).await?.is_some())).await
+    }
+
+    async fn flow_grant(&self, partition: u32, key: &str) -> Result<Option<u64>> {
+        let part = self.check(partition)?;
+        let key = key.as_bytes().to_vec();
+        let row = self.on(async move |c: &Conn| c.query_opt(sql::FLOW_GRANT, &[&part, &key]).await).await?;
+        row.map(|r| col::<i64>(&r, 0).map(|s| s.max(0) as u64)).transpose()
     }
 
     async fn mark_flow(&self, partition: u32, key: &str, started: i64) -> Result<bool> {
