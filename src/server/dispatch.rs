@@ -6,7 +6,8 @@ use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
 use crate::server::{
-    authorize, clients, device, flows, introspect, keys, logout, oidc, registration, revoke, sessions, token, trust,
+    authorize, clients, cors, device, flows, introspect, keys, logout, oidc, registration, revoke, sessions, token,
+    trust,
 };
 use hydra_storage::Storage;
 use serde_json::json;
@@ -18,7 +19,13 @@ pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
     let started = std::time::Instant::now();
     let r = route(api, req.head.method, req.head.path());
     let metric = crate::server::metrics::route_index(&r);
-    let resp = answer(w, api, req, r).await;
+    let resp = match cors::preflight(w, api, req) {
+        Some(p) => p,
+        None => {
+            let resp = answer(w, api, req, r.clone()).await;
+            cors::decorate(w, api, &r, req, resp).await
+        }
+    };
     let micros = started.elapsed().as_micros() as u64;
     w.metrics.record(metric, resp.status, micros);
     let id = request_id(w, req);

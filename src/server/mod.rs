@@ -25,6 +25,7 @@ mod batch;
 mod client_keys;
 mod clients;
 mod code_grant;
+mod cors;
 mod device;
 mod flows;
 mod introspect;

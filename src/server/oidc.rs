@@ -98,7 +98,7 @@ fn bearer_error(e: &OAuthError) -> Response {
 
 /// The bearer token: the `Authorization` header, or (POST) the `access_token` form field
 /// (RFC 6750 §2.1–2.2); never both, never the query string.
-fn bearer(req: &Request) -> Result<Option<String>, OAuthError> {
+pub(crate) fn bearer(req: &Request) -> Result<Option<String>, OAuthError> {
     let header = req.head.header("authorization").and_then(|h| {
         let (scheme, rest) = h.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim().to_string())

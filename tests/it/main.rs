@@ -10,6 +10,7 @@ mod client_assertion;
 mod clients;
 mod concurrency;
 mod config;
+mod cors;
 mod crash;
 mod device;
 mod engine;

@@ -157,6 +157,10 @@ pub struct Serve {
     pub tls_public: Option<TlsFiles>,
     /// TLS of the admin listener (`serve.admin.tls` over `serve.tls`).
     pub tls_admin: Option<TlsFiles>,
+    /// `serve.public.cors.*` when enabled.
+    pub cors_public: Option<crate::http::cors::Cors>,
+    /// `serve.admin.cors.*` when enabled.
+    pub cors_admin: Option<crate::http::cors::Cors>,
 }
 
 /// `ttl.*`.
@@ -279,6 +283,24 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(h).join(".local/share/hydra-rs");
     }
     PathBuf::from("hydra-data")
+}
+
+/// `serve.<api>.cors.*`: `None` unless enabled.
+fn cors_for(raw: &Raw, api: &str) -> Result<Option<crate::http::cors::Cors>, ConfigError> {
+    let key = |k: &str| format!("serve.{api}.cors.{k}");
+    if !raw.bool(&key("enabled"))?.unwrap_or(false) {
+        return Ok(None);
+    }
+    let settings = crate::http::cors::Settings {
+        allowed_origins: raw.list(&key("allowed_origins"))?.unwrap_or_default(),
+        allowed_methods: raw.list(&key("allowed_methods"))?,
+        allowed_headers: raw.list(&key("allowed_headers"))?,
+        exposed_headers: raw.list(&key("exposed_headers"))?,
+        allow_credentials: raw.bool(&key("allow_credentials"))?.unwrap_or(true),
+        max_age: raw.int(&key("max_age"))?.unwrap_or(0),
+        debug: raw.bool(&key("debug"))?.unwrap_or(false),
+    };
+    crate::http::cors::Cors::new(&settings).map(Some).map_err(|m| err(&format!("serve.{api}.cors"), m))
 }
 
 /// `oauth2.device_authorization.user_code`: a preset, or a length and an alphabet (Hydra's
@@ -517,7 +539,14 @@ impl Config {
                 device_verification: flow_url(raw, "urls.device.verification", "/oauth2/fallbacks/device", dev)?,
                 device_success: flow_url(raw, "urls.device.success", "/oauth2/fallbacks/device/done", dev)?,
             },
-            serve: Serve { public, admin, tls_public, tls_admin },
+            serve: Serve {
+                public,
+                admin,
+                tls_public,
+                tls_admin,
+                cors_public: cors_for(raw, "public")?,
+                cors_admin: cors_for(raw, "admin")?,
+            },
             ttl: Ttl {
                 access_token: ttl("ttl.access_token", Duration::from_secs(3600))?,
                 refresh_token: ttl("ttl.refresh_token", Duration::from_secs(720 * 3600))?,
@@ -952,7 +981,10 @@ mod tests {
         for (text, key) in [
             ("urls:\n  registration: https://app.example/signup\n", "urls.registration"),
             ("oauth2:\n  token_hook: https://hook.example/\n", "oauth2.token_hook"),
-            ("serve:\n  public:\n    cors:\n      enabled: true\n", "serve.public.cors.enabled"),
+            (
+                "serve:\n  public:\n    cors:\n      options_passthrough: true\n",
+                "serve.public.cors.options_passthrough",
+            ),
             ("ttl:\n  authentication_session: 1h\n", "ttl.authentication_session"),
         ] {
             let e = load_file(text, &[]).unwrap_err();
@@ -974,6 +1006,35 @@ mod tests {
         assert_eq!(e.key, "oauth2.token_hook");
         assert!(load_file("", &[("SERVE_PUBLIC_CORS_ENABLED", "false")]).is_ok());
         assert!(load_file("", &[("WEBFINGER_JWKS_BROADCAST_KEYS", "hydra.openid.id-token")]).is_ok());
-        assert!(load_file("", &[("SERVE_PUBLIC_CORS_ENABLED", "true")]).is_err());
+        assert!(load_file("", &[("SERVE_PUBLIC_CORS_OPTIONS_PASSTHROUGH", "true")]).is_err());
+    }
+
+    #[test]
+    fn cors_settings() {
+        let c = load(&[SECRET], false).unwrap();
+        assert!(c.serve.cors_public.is_none() && c.serve.cors_admin.is_none());
+        let c = load(
+            &[
+                SECRET,
+                ("SERVE_PUBLIC_CORS_ENABLED", "true"),
+                ("SERVE_PUBLIC_CORS_ALLOWED_ORIGINS", "https://app.example,https://*.example.org"),
+                ("SERVE_PUBLIC_CORS_MAX_AGE", "60"),
+                ("SERVE_ADMIN_CORS_ENABLED", "true"),
+            ],
+            false,
+        )
+        .unwrap();
+        let p = c.serve.cors_public.unwrap();
+        assert_eq!(p.origins.len(), 2);
+        assert!(!p.any_origin && p.allow_credentials && p.max_age == 60);
+        assert!(c.serve.cors_admin.unwrap().any_origin, "no origins listed: every origin, as Hydra");
+        for (k, v) in [
+            ("SERVE_PUBLIC_CORS_ALLOWED_ORIGINS", "https://*.com"),
+            ("SERVE_PUBLIC_CORS_ALLOWED_METHODS", "GET,FETCH"),
+            ("SERVE_PUBLIC_CORS_MAX_AGE", "-5"),
+        ] {
+            let e = load(&[SECRET, ("SERVE_PUBLIC_CORS_ENABLED", "true"), (k, v)], false).unwrap_err();
+            assert_eq!(e.key, "serve.public.cors", "{e}");
+        }
     }
 }

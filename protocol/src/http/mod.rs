@@ -4,6 +4,7 @@
 //! failure surfaces as an [`HttpError`] carrying the status to answer with.
 
 pub mod body;
+pub mod cors;
 pub mod form;
 pub mod request;
 pub mod response;

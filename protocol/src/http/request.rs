@@ -49,7 +49,7 @@ impl Method {
     }
 
     // Methods are case-sensitive (RFC 9110 §9.1), so "get" is `Other`, not `Get`.
-    fn from_token(token: &str) -> Method {
+    pub fn from_token(token: &str) -> Method {
         match token {
             "GET" => Method::Get,
             "HEAD" => Method::Head,

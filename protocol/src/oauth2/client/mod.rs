@@ -916,6 +916,8 @@ mod tests {
             (json!({"allowed_cors_origins": ["https://a.example?x"]}), Some((meta, "must have an empty path, query, and fragment"))),
             (json!({"allowed_cors_origins": ["https://u:p@a.example"]}), Some((meta, "has HTTP user and/or password set"))),
             (json!({"allowed_cors_origins": [":bad"]}), Some((meta, "from allowed_cors_origins could not be parsed"))),
+            (json!({"allowed_cors_origins": ["https://*.com"]}), Some((meta, "wildcard"))),
+            (json!({"allowed_cors_origins": ["https://*foo.example.com"]}), Some((meta, "wildcard"))),
             // sector identifier
             (json!({"sector_identifier_uri": "http://a.example/s"}), Some((meta, "rejected this request. Note that an Authorization Server MAY choose to substitute a valid value for any requested parameter of a Client's Metadata."))),
             (json!({"sector_identifier_uri": "https://a.example/s"}), None),

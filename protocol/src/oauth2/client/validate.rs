@@ -170,6 +170,11 @@ pub fn validate(c: &mut Client, secret: Option<&str>, policy: &ClientPolicy) -> 
         }
         let port = if u.port().is_empty() { String::new() } else { format!(":{}", u.port()) };
         *origin = format!("{}://{}{}", u.scheme.to_ascii_lowercase(), u.host(), port);
+        // A wildcard names one leading label of a domain (`https://*.example.com`); a wider
+        // pattern would be skipped when matching, so it is refused here instead.
+        if let Err(why) = crate::http::cors::OriginPattern::parse(origin) {
+            return Err(ClientError::invalid_client_metadata(&format!("Origin URL {origin} is not allowed: {why}.")));
+        }
     }
 
     c.client_secret_expires_at = 0;
