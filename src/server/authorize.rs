@@ -96,7 +96,7 @@ pub async fn handle(w: &Worker, req: &Request) -> Response {
     let r = if let Some(v) = get("consent_verifier") {
         consent_done(w, req, v, get("client_id")).await
     } else if let Some(v) = get("login_verifier") {
-        login_done(w, req, v).await
+        login_done(w, req, v, false).await
     } else {
         start(w, req, &params).await
     };
@@ -260,12 +260,15 @@ fn hinted_subject(w: &Worker, hint: &str, client_id: &str) -> Option<String> {
 
 /// Back from the login app: check the verifier and its cookie, remember the login if asked,
 /// then hand over to the consent app (or skip it when a remembered consent covers the request).
-pub(crate) async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Response {
+pub(crate) async fn login_done(w: &Worker, req: &Request, verifier: &str, device: bool) -> Response {
     let cfg = w.config();
     let Ok(mut flow) = flow::open_flow(&w.shared.flow_keys, Purpose::LoginVerifier, verifier) else {
         return fatal(w, "invalid_request", "The login verifier is invalid.");
     };
     let r = &flow.request;
+    if flow.device.is_some() != device {
+        return fatal(w, "invalid_request", "The login verifier belongs to another kind of flow.");
+    }
     if too_old(w, flow.requested_at) {
         return error_to_client(w, r, "request_unauthorized", "The login request has expired.");
     }
@@ -273,18 +276,20 @@ pub(crate) async fn login_done(w: &Worker, req: &Request, verifier: &str) -> Res
     if !csrf_ok(req, &login_cookie, &flow.login_csrf) {
         return error_to_client(w, r, "request_forbidden", "The login CSRF cookie is missing or does not match.");
     }
+    // A refused device is recorded before the verifier is spent: a failed write leaves the
+    // verifier usable for a retry instead of the device pending for good.
+    if let Some(Outcome::Rejected(_)) = &flow.login {
+        if let Err(resp) = crate::server::flows::deny_device(w, &flow).await {
+            return resp;
+        }
+    }
     // The verifier is single use, and once used its login request answers 410.
     if let Err(resp) = mark_step(w, &flow, Step::Login).await {
         return resp;
     }
     let login = match &flow.login {
         Some(Outcome::Accepted(l)) => l.clone(),
-        Some(Outcome::Rejected(e)) => {
-            if let Err(resp) = crate::server::flows::deny_device(w, &flow).await {
-                return resp;
-            }
-            return error_to_client(w, r, &e.error, &e.error_description);
-        }
+        Some(Outcome::Rejected(e)) => return error_to_client(w, r, &e.error, &e.error_description),
         None => return error_to_client(w, r, "server_error", "The login request was not handled."),
     };
     let mut session_cookie = None;
@@ -403,9 +408,17 @@ pub(crate) async fn consented(
     let consent = match consent {
         Outcome::Accepted(c) => c,
         Outcome::Rejected(e) => {
-            // An accepted consent is marked by its grant; a rejected one by this row.
-            mark_step(w, &flow, Step::Consent).await?;
+            // The refusal takes the flow's single-use row, where an accepted consent would store
+            // its grant: an accept verifier of the same flow can then never issue anything.
             crate::server::flows::deny_device(w, &flow).await?;
+            let partition = crate::server::flows::grant_partition(w, &flow);
+            match w.shared.store.mark_flow(partition, &flow.id, flow.requested_at).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(error_to_client(w, r, "invalid_request", "The verifier has already been used."))
+                }
+                Err(e) => return Err(Response::oauth_error(&crate::server::respond::store_error(e))),
+            }
             return Err(error_to_client(w, r, &e.error, &e.error_description));
         }
     };

@@ -114,7 +114,7 @@ pub async fn verify(w: &Worker, req: &Request) -> Response {
     let r = if let Some(v) = get("consent_verifier") {
         approve(w, req, v, client_id).await
     } else if let Some(v) = get("login_verifier") {
-        authorize::login_done(w, req, v).await
+        authorize::login_done(w, req, v, true).await
     } else if let Some(v) = get("device_verifier") {
         verified(w, req, v, client_id).await
     } else {
@@ -169,8 +169,16 @@ async fn verified(w: &Worker, req: &Request, verifier: &str, client_id: Option<&
             "The CSRF value from the token does not match the CSRF value from the data store.",
         );
     }
-    if client_id.is_some_and(|c| c != v.client_id) {
-        return browser_error(401, "invalid_client", "The flow client id does not match the device request client id.");
+    match client_id {
+        None => return browser_error(401, "invalid_client", "Query parameter 'client_id' is missing."),
+        Some(c) if c != v.client_id => {
+            return browser_error(
+                401,
+                "invalid_client",
+                "The flow client id does not match the device request client id.",
+            )
+        }
+        Some(_) => {}
     }
     let store = &w.shared.store;
     let rec = match store.get_token(v.partition, v.seq).await {
@@ -181,15 +189,16 @@ async fn verified(w: &Worker, req: &Request, verifier: &str, client_id: Option<&
     if rec.expires_at <= unix_now() {
         return browser_error(400, "expired_token", "The device code has expired; start again on the device.");
     }
+    let snapshot = w.shared.clients.load();
+    let Some(entry) = snapshot.clients.get(&rec.client_id) else {
+        return browser_error(401, "invalid_client", "Client does not exist");
+    };
+    // Spent last, once nothing else can refuse: a refused verifier leaves the code usable.
     match store.mark_flow(v.partition, &device::used_key(&v.user_code_key), rec.expires_at).await {
         Ok(true) => {}
         Ok(false) => return invalid(),
         Err(e) => return Response::oauth_error(&crate::server::respond::store_error(e)),
     }
-    let snapshot = w.shared.clients.load();
-    let Some(entry) = snapshot.clients.get(&rec.client_id) else {
-        return browser_error(401, "invalid_client", "Client does not exist");
-    };
     let r = AuthRequest {
         client_id: rec.client_id.clone(),
         redirect_uri: String::new(),
@@ -231,8 +240,16 @@ async fn approve(w: &Worker, req: &Request, verifier: &str, client_id: Option<&s
     };
     let store = &w.shared.store;
     let gone = || browser_error(400, "invalid_request", "The device authorization no longer exists or has expired.");
+    let used = || {
+        browser_error(
+            403,
+            "access_denied",
+            "The consent verifier has already been used, has not been granted, or is invalid.",
+        )
+    };
     let rec = match store.get_token(d.partition, d.seq).await {
         Ok(Some(rec)) if rec.kind == TokenKind::Device && rec.client_id == c.flow.request.client_id => rec,
+        Ok(Some(rec)) if matches!(rec.kind, TokenKind::Code | TokenKind::CodeUsed) => return used(),
         Ok(_) => return gone(),
         Err(e) => return Response::oauth_error(&crate::server::respond::store_error(e)),
     };
@@ -254,13 +271,7 @@ async fn approve(w: &Worker, req: &Request, verifier: &str, client_id: Option<&s
     };
     match store.issue_grant(d.partition, &c.flow.id, c.flow.requested_at, vec![(d.seq, code)]).await {
         Ok(true) => {}
-        Ok(false) => {
-            return browser_error(
-                403,
-                "access_denied",
-                "The consent verifier has already been used, has not been granted, or is invalid.",
-            )
-        }
+        Ok(false) => return used(),
         Err(e) => return Response::oauth_error(&crate::server::respond::store_error(e)),
     }
     if let Err(resp) = authorize::remember_consent(w, &c, d.partition, d.seq).await {
@@ -268,12 +279,6 @@ async fn approve(w: &Worker, req: &Request, verifier: &str, client_id: Option<&s
     }
     let success = absolute(w, &w.config().urls.device_success);
     found(redirect_url(&success, &[("client_id", &rec.client_id)])).header("Set-Cookie", cookie(w, &c.cookie, "", 0))
-}
-
-/// Milliseconds on a monotonic clock (the polling gate's).
-fn monotonic_ms() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
 }
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:device_code` at the token endpoint.
@@ -303,7 +308,9 @@ pub async fn exchange(w: &Worker, client: &Client, device_code: &str) -> Result<
             }
             let interval = w.config().oauth2.device_polling_interval.as_millis() as u64;
             let poll = match w.shared.device.polls.lock() {
-                Ok(mut g) => g.poll((partition, seq), monotonic_ms(), now, interval, rec.expires_at),
+                Ok(mut g) => {
+                    g.poll((partition, seq), crate::server::state::monotonic_ms(), now, interval, rec.expires_at)
+                }
                 Err(_) => Poll::Ok,
             };
             Err(match poll {

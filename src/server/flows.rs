@@ -60,10 +60,10 @@ async fn load(w: &Worker, req: &Request, step: Step) -> Result<(Flow, String), R
         return Err(Response::generic_error(401, "request_unauthorized", "The request has expired."));
     }
     let partition = w.partition_for(&flow.id);
-    // Handled once its verifier came back: the flow produced its code, or this step's verifier
-    // was used (marked when the browser returned with it).
+    // Handled once its verifier came back: the flow produced its grant (or was refused at
+    // consent), or this step's verifier was used (marked when the browser returned with it).
     let store = &w.shared.store;
-    let used = match store.flow_used(partition, &flow.id).await {
+    let used = match store.flow_used(grant_partition(w, &flow), &flow.id).await {
         Ok(true) => Ok(true),
         Ok(false) => store.flow_used(partition, &step_marker(&flow.id, step)).await,
         Err(e) => Err(e),
@@ -72,6 +72,15 @@ async fn load(w: &Worker, req: &Request, step: Step) -> Result<(Flow, String), R
         Ok(false) => Ok((flow, c)),
         Ok(true) => Err(Response::json_value(410, &json!({"redirect_to": flow.request_url}))),
         Err(e) => Err(Response::oauth_error(&store_error(e))),
+    }
+}
+
+/// The partition of a flow's single-use row (where its grant is stored): the device's for a
+/// device flow, else the flow id's.
+pub fn grant_partition(w: &Worker, flow: &Flow) -> u32 {
+    match flow.device {
+        Some(d) => d.partition,
+        None => w.partition_for(&flow.id),
     }
 }
 
@@ -199,10 +208,12 @@ pub async fn pending_device(
 /// `/oauth2/device/verify` with a verifier, on to login and consent.
 ///
 /// A challenge may be answered with a wrong user code [`crate::oauth2::device::MAX_GUESSES`]
-/// times; after that it is refused whatever the code (counted in
-/// `hydra_device_user_code_failures_total`).
+/// times; after that it is refused whatever the code. A node takes at most
+/// `engine.device_user_code_failures_per_minute` wrong codes over all challenges (new challenges
+/// cost nothing to make), then answers 429 for the rest of the minute. Both are counted in
+/// `hydra_device_user_code_failures_total{reason="locked"}`, wrong codes in `{reason="wrong"}`.
 pub async fn accept_device(w: &Worker, req: &Request) -> Response {
-    use crate::oauth2::device::{DeviceChallenge, DeviceVerifier};
+    use crate::oauth2::device::{DeviceChallenge, DeviceVerifier, Guess};
     use crate::server::metrics::{DEVICE_LOCKED, DEVICE_WRONG_CODES};
     use std::sync::atomic::Ordering::Relaxed;
     let q = crate::http::form::decode_multi(req.head.query().unwrap_or("").as_bytes()).ok();
@@ -234,23 +245,45 @@ pub async fn accept_device(w: &Worker, req: &Request) -> Response {
         _ => return Response::generic_error(400, "invalid_request", "Unable to decode request body as a JSON object."),
     };
     let gates = &w.shared.device;
-    let open = gates.guesses.lock().map(|g| g.open(&challenge.id)).unwrap_or(false);
-    if !open {
-        DEVICE_LOCKED.fetch_add(1, Relaxed);
-        return Response::generic_error(
-            400,
-            "invalid_request",
-            "Too many wrong user codes were entered for this device challenge; start again.",
-        );
+    let (now, now_ms) = (unix_now(), crate::server::state::monotonic_ms());
+    let until = challenge.requested_at + w.config().ttl.login_consent_request.as_secs() as i64;
+    let per_minute = w.config().engine.device_guesses_per_minute;
+    let guess = match gates.guesses.lock() {
+        Ok(mut g) => g.reserve(&challenge.id, now, until, now_ms, per_minute),
+        Err(_) => Guess::Busy,
+    };
+    match guess {
+        Guess::Go => {}
+        Guess::ChallengeSpent => {
+            DEVICE_LOCKED.fetch_add(1, Relaxed);
+            return Response::generic_error(
+                400,
+                "invalid_request",
+                "Too many wrong user codes were entered for this device challenge; start again.",
+            );
+        }
+        Guess::Busy => {
+            DEVICE_LOCKED.fetch_add(1, Relaxed);
+            return Response::generic_error(
+                429,
+                "too_many_requests",
+                "Too many wrong user codes were entered on this server; try again in a minute.",
+            )
+            .header("Retry-After", "60");
+        }
     }
+    let refund = || {
+        if let Ok(mut g) = gates.guesses.lock() {
+            g.refund(&challenge.id);
+        }
+    };
     let (partition, seq, rec, user_code_key) = match pending_device(w, &typed).await {
-        Ok(Ok(found)) => found,
+        Ok(Ok(found)) => {
+            refund();
+            found
+        }
         Ok(Err(why)) => {
             DEVICE_WRONG_CODES.fetch_add(1, Relaxed);
-            let until = challenge.requested_at + w.config().ttl.login_consent_request.as_secs() as i64;
-            if let Ok(mut g) = gates.guesses.lock() {
-                g.wrong(&challenge.id, unix_now(), until);
-            }
             crate::debug!("a user code was refused", "reason" = why);
             return Response::generic_error(
                 400,
@@ -258,7 +291,10 @@ pub async fn accept_device(w: &Worker, req: &Request) -> Response {
                 "The 'user_code' session could not be found or has expired or is otherwise malformed.",
             );
         }
-        Err(resp) => return resp,
+        Err(resp) => {
+            refund();
+            return resp;
+        }
     };
     let verifier = DeviceVerifier { challenge, client_id: rec.client_id.clone(), partition, seq, user_code_key };
     match flow::seal_json(&w.shared.flow_keys, Purpose::DeviceVerifier, &verifier, &SystemRandom::new()) {

@@ -316,6 +316,12 @@ impl Drop for StopWait<'_> {
 }
 
 /// Seconds since the Unix epoch.
+/// Milliseconds since the process's first call, on a monotonic clock (the device flow's gates).
+pub fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
+}
+
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

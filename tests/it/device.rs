@@ -369,3 +369,85 @@ fn user_code_presets_and_their_canonical_form() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     poll(&s, &rp, &dc).expect_error(400, "authorization_pending");
 }
+
+#[test]
+fn fresh_challenges_do_not_escape_the_nodes_guessing_budget() {
+    let s = Opts::new("io_uring").env("ENGINE_DEVICE_USER_CODE_FAILURES_PER_MINUTE", "7").start();
+    let rp = device_client(&s, false);
+    let dev = device_auth(&s, &rp, "openid");
+    let mut jar = Jar::default();
+    let a = open_page(&s, &mut jar, &field(&dev, "verification_uri"));
+    for i in 0..5 {
+        accept_code(&s, &a, &format!("wrong-a{i}")).expect_error(400, "invalid_request");
+    }
+    let b = open_page(&s, &mut jar, &field(&dev, "verification_uri"));
+    for i in 0..2 {
+        accept_code(&s, &b, &format!("wrong-b{i}")).expect_error(400, "invalid_request");
+    }
+    // The node's budget is spent: a third challenge is turned away too, whatever the code.
+    let c = open_page(&s, &mut jar, &field(&dev, "verification_uri"));
+    let r = accept_code(&s, &c, &field(&dev, "user_code"));
+    r.expect_error(429, "too_many_requests");
+    assert_eq!(r.header("retry-after"), Some("60"));
+}
+
+#[test]
+fn verifiers_stay_in_their_kind_of_flow_and_are_used_once() {
+    let s = api();
+    let rp = device_client(s, true);
+    let dev = device_auth(s, &rp, "openid");
+    let mut jar = Jar::default();
+    let lc = to_login(s, &mut jar, &dev);
+    let lv = accept_login(s, &lc, &standard_login());
+    // A device flow's login verifier at the authorization endpoint: an error page, no consent.
+    let at_auth = lv.replace("/oauth2/device/verify?", "/oauth2/auth?");
+    let r = jar.get(s, &at_auth);
+    assert!(location(&r).contains("/oauth2/fallbacks/error"), "{}", location(&r));
+    // And an authorization-code flow's login verifier at the device endpoint.
+    let web = crate::browser::rp(s, json!({}));
+    let mut web_jar = Jar::default();
+    let web_lc = start(s, &mut web_jar, &web, &[]);
+    let web_lv = accept_login(s, &web_lc, &standard_login());
+    let r = web_jar.get(s, &web_lv.replace("/oauth2/auth?", "/oauth2/device/verify?"));
+    assert!(location(&r).contains("/oauth2/fallbacks/error"), "{}", location(&r));
+
+    let cc = to_consent(s, &mut jar, &lv);
+    let cv = accept_consent(s, &cc, &standard_consent());
+    // A device flow's consent verifier at the authorization endpoint.
+    let r = jar.get(s, &cv.replace("/oauth2/device/verify?", "/oauth2/auth?"));
+    assert!(location(&r).contains("/oauth2/fallbacks/error"), "{}", location(&r));
+    // Used once; then the consent request answers 410 and a replay is refused.
+    assert!(location(&jar.get(s, &cv)).contains("device/done"));
+    let path = format!("/admin/oauth2/auth/requests/consent?consent_challenge={}", form_escape(&cc));
+    Req::get(&path).send(s.admin).expect(410);
+    jar.get(s, &cv).expect_error(403, "access_denied");
+    // The device verifier needs the client_id the accept answer carries.
+    let dev2 = device_auth(s, &rp, "openid");
+    let mut jar2 = Jar::default();
+    let ch = open_page(s, &mut jar2, &field(&dev2, "verification_uri"));
+    let v = local(&redirect_to(&accept_code(s, &ch, &field(&dev2, "user_code"))));
+    let without =
+        format!("/oauth2/device/verify?device_verifier={}", form_escape(&query_param(&v, "device_verifier").unwrap()));
+    jar2.get(s, &without).expect_error(401, "invalid_client");
+    // Refused before anything was spent: the full verifier still works.
+    assert!(location(&jar2.get(s, &v)).contains("login_challenge="));
+}
+
+#[test]
+fn a_refusal_cannot_be_taken_back_by_an_accept_of_the_same_flow() {
+    let s = api();
+    let rp = device_client(s, true);
+    let dev = device_auth(s, &rp, "openid");
+    let mut jar = Jar::default();
+    let lc = to_login(s, &mut jar, &dev);
+    let lv = accept_login(s, &lc, &standard_login());
+    let cc = to_consent(s, &mut jar, &lv);
+    // The consent app answers twice before the browser comes back: reject, then accept.
+    let reject = format!("/admin/oauth2/auth/requests/consent/reject?consent_challenge={}", form_escape(&cc));
+    let no = local(&redirect_to(&put_json(s, &reject, &json!({"error": "access_denied"}))));
+    let yes = accept_consent(s, &cc, &standard_consent());
+    let other = jar.clone();
+    jar.get(s, &no).expect_error(403, "access_denied");
+    other.get(s, &yes).expect_error(403, "access_denied");
+    poll(s, &rp, &field(&dev, "device_code")).expect_error(403, "access_denied");
+}

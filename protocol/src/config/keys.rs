@@ -78,6 +78,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("engine.idle_timeout", Kind::Str),
     ("clients.http.disallow_private_ip_ranges", Kind::Bool),
     ("engine.janitor.interval", Kind::Str),
+    ("engine.device_user_code_failures_per_minute", Kind::Int),
     ("engine.janitor.batch_size", Kind::Int),
     ("serve.public.cors.enabled", Kind::Bool),
     ("serve.public.cors.allowed_origins", Kind::List),

@@ -258,6 +258,9 @@ pub struct Engine {
     pub janitor_interval: Duration,
     /// Rows the janitor reads per step (`engine.janitor.batch_size`); it pauses between steps.
     pub janitor_batch: usize,
+    /// Wrong device user codes a node accepts per minute, over all challenges
+    /// (`engine.device_user_code_failures_per_minute`).
+    pub device_guesses_per_minute: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -517,6 +520,16 @@ impl Config {
                 return Err(err("oidc.subject_identifiers.supported_types", format!("unknown subject type {t:?}")));
             }
         }
+        // Pairwise subjects without a salt would be plain hashes anyone can recompute (Hydra's
+        // schema requires the salt with `pairwise`).
+        if subject_types.iter().any(|t| t == "pairwise")
+            && raw.str("oidc.subject_identifiers.pairwise.salt")?.is_none_or(|s| s.is_empty())
+        {
+            return Err(err(
+                "oidc.subject_identifiers.pairwise.salt",
+                "is required when oidc.subject_identifiers.supported_types lists pairwise",
+            ));
+        }
         Ok(Config {
             dev,
             dsn,
@@ -614,6 +627,16 @@ impl Config {
                 header_timeout: raw.duration("engine.header_timeout", Duration::from_secs(10))?,
                 idle_timeout: raw.duration("engine.idle_timeout", Duration::from_secs(120))?,
                 janitor_interval: raw.duration("engine.janitor.interval", Duration::from_secs(600))?,
+                device_guesses_per_minute: match raw.int("engine.device_user_code_failures_per_minute")? {
+                    None => 600,
+                    Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+                    Some(n) => {
+                        return Err(err(
+                            "engine.device_user_code_failures_per_minute",
+                            format!("must be between 1 and 1000000, got {n}"),
+                        ))
+                    }
+                },
                 janitor_batch: match raw.int("engine.janitor.batch_size")? {
                     None => 1000,
                     Some(n) if (1..=1_000_000).contains(&n) => n as usize,
@@ -800,6 +823,8 @@ mod tests {
         }
         let e = load(&[SECRET, ("URLS_DEVICE_VERIFICATION", "ftp://x")], false).err().unwrap();
         assert_eq!(e.key, "urls.device.verification");
+        let e = load(&[SECRET, ("OIDC_SUBJECT_IDENTIFIERS_SUPPORTED_TYPES", "public,pairwise")], false).err().unwrap();
+        assert_eq!(e.key, "oidc.subject_identifiers.pairwise.salt");
     }
 
     #[test]

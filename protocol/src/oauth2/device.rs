@@ -191,7 +191,10 @@ impl PollGate {
                 Poll::Ok
             }
             Some(p) => {
-                let early = now_ms.saturating_sub(p.last_ms) < p.interval_ms;
+                // Polls bunch up on the network: one arriving up to a fifth of the interval (at
+                // most a second) early still counts as on time.
+                let slack = (p.interval_ms / 5).min(1_000);
+                let early = now_ms.saturating_sub(p.last_ms) + slack < p.interval_ms;
                 p.last_ms = now_ms;
                 if early {
                     p.interval_ms += 5_000;
@@ -220,34 +223,63 @@ impl PollGate {
 /// Wrong user codes a device challenge may be answered with before it is refused for good.
 pub const MAX_GUESSES: u32 = 5;
 
-/// Counts wrong user codes per device challenge (by its id), in memory.
+/// What [`GuessGate::reserve`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guess {
+    /// Try the code; [`GuessGate::refund`] if it was right.
+    Go,
+    /// This challenge has had its [`MAX_GUESSES`] wrong codes.
+    ChallengeSpent,
+    /// The node has had its budget of wrong codes this minute (new challenges are free to make,
+    /// so the per-challenge count alone does not bound guessing).
+    Busy,
+}
+
+/// Counts user-code attempts per device challenge (by its id) and per node and minute, in
+/// memory. An attempt is counted before the code is looked up (so parallel attempts cannot
+/// exceed the limits) and given back when the code was right.
 #[derive(Debug, Default)]
 pub struct GuessGate {
     wrong: HashMap<String, (u32, i64)>,
+    window_start_ms: u64,
+    window_count: u32,
 }
 
 impl GuessGate {
-    /// Whether the challenge `id` may still try a user code.
-    pub fn open(&self, id: &str) -> bool {
-        self.wrong.get(id).is_none_or(|(n, _)| *n < MAX_GUESSES)
-    }
-
-    /// Records a wrong user code for challenge `id`, whose challenge stops being valid at
-    /// `until`; returns the count so far.
-    pub fn wrong(&mut self, id: &str, now: i64, until: i64) -> u32 {
+    /// Reserves an attempt for challenge `id` (valid until `until`, unix seconds) at `now`
+    /// (unix seconds) and `now_ms` (a monotonic clock), with `per_minute` wrong codes allowed
+    /// per node and minute.
+    pub fn reserve(&mut self, id: &str, now: i64, until: i64, now_ms: u64, per_minute: u32) -> Guess {
+        if self.wrong.get(id).is_some_and(|(n, _)| *n >= MAX_GUESSES) {
+            return Guess::ChallengeSpent;
+        }
+        if now_ms.saturating_sub(self.window_start_ms) >= 60_000 {
+            self.window_start_ms = now_ms;
+            self.window_count = 0;
+        }
+        if self.window_count >= per_minute {
+            return Guess::Busy;
+        }
         if self.wrong.len() >= GATE_CAP && !self.wrong.contains_key(id) {
             self.wrong.retain(|_, (_, u)| *u > now);
             if self.wrong.len() >= GATE_CAP {
-                // Full of live challenges: the ones closest to their end go first.
-                let mut ends: Vec<i64> = self.wrong.values().map(|(_, u)| *u).collect();
-                ends.sort_unstable();
-                let median = ends[ends.len() / 2];
-                self.wrong.retain(|_, (_, u)| *u > median);
+                // Full of live challenges: nothing is forgotten (a spent challenge must stay
+                // spent); new ones wait.
+                return Guess::Busy;
             }
         }
-        let e = self.wrong.entry(id.to_string()).or_insert((0, until));
-        e.0 += 1;
-        e.0
+        self.window_count += 1;
+        self.wrong.entry(id.to_string()).or_insert((0, until)).0 += 1;
+        Guess::Go
+    }
+
+    /// The attempt reserved for `id` found its device: it counts neither for the challenge nor
+    /// for the node.
+    pub fn refund(&mut self, id: &str) {
+        if let Some(e) = self.wrong.get_mut(id) {
+            e.0 = e.0.saturating_sub(1);
+        }
+        self.window_count = self.window_count.saturating_sub(1);
     }
 }
 
@@ -357,12 +389,17 @@ mod tests {
         let k = (0, 7);
         assert_eq!(g.poll(k, 1_000, 0, 5_000, 600), Poll::Ok);
         assert_eq!(g.poll(k, 4_000, 0, 5_000, 600), Poll::SlowDown);
-        // The interval is now 10 s from the last poll.
-        assert_eq!(g.poll(k, 13_000, 0, 5_000, 600), Poll::SlowDown);
-        assert_eq!(g.poll(k, 28_000, 0, 5_000, 600), Poll::Ok);
-        assert_eq!(g.poll((0, 8), 28_000, 0, 5_000, 600), Poll::Ok, "another device has its own clock");
+        // The interval is now 10 s from the last poll (less a second of slack).
+        assert_eq!(g.poll(k, 12_000, 0, 5_000, 600), Poll::SlowDown);
+        assert_eq!(g.poll(k, 26_000, 0, 5_000, 600), Poll::Ok);
+        // Up to a second early (a fifth of the interval at most) is on time.
+        let j = (0, 9);
+        assert_eq!(g.poll(j, 0, 0, 5_000, 600), Poll::Ok);
+        assert_eq!(g.poll(j, 4_000, 0, 5_000, 600), Poll::Ok);
+        assert_eq!(g.poll(j, 7_999, 0, 5_000, 600), Poll::SlowDown);
+        assert_eq!(g.poll((0, 8), 44_000, 0, 5_000, 600), Poll::Ok, "another device has its own clock");
         g.forget(k);
-        assert_eq!(g.poll(k, 28_001, 0, 5_000, 600), Poll::Ok);
+        assert_eq!(g.poll(k, 26_001, 0, 5_000, 600), Poll::Ok);
     }
 
     #[test]
@@ -378,15 +415,34 @@ mod tests {
     #[test]
     fn a_challenge_gets_a_bounded_number_of_wrong_guesses() {
         let mut g = GuessGate::default();
-        for n in 1..=MAX_GUESSES {
-            assert!(g.open("c1"));
-            assert_eq!(g.wrong("c1", 0, 100), n);
+        for _ in 0..MAX_GUESSES {
+            assert_eq!(g.reserve("c1", 0, 100, 0, 1000), Guess::Go);
         }
-        assert!(!g.open("c1"));
-        assert!(g.open("c2"));
-        for i in 0..(GATE_CAP + 5) {
-            g.wrong(&format!("x{i}"), 10, if i < 10 { 5 } else { 100 });
+        assert_eq!(g.reserve("c1", 0, 100, 0, 1000), Guess::ChallengeSpent);
+        // A right code gives its attempt back.
+        assert_eq!(g.reserve("c2", 0, 100, 0, 1000), Guess::Go);
+        g.refund("c2");
+        for _ in 0..MAX_GUESSES {
+            assert_eq!(g.reserve("c2", 0, 100, 0, 1000), Guess::Go);
         }
-        assert!(g.wrong.len() <= GATE_CAP);
+        assert_eq!(g.reserve("c2", 0, 100, 0, 1000), Guess::ChallengeSpent);
+    }
+
+    #[test]
+    fn fresh_challenges_do_not_escape_the_nodes_budget() {
+        let mut g = GuessGate::default();
+        for i in 0..10 {
+            assert_eq!(g.reserve(&format!("c{i}"), 0, 100, 1_000, 10), Guess::Go);
+        }
+        assert_eq!(g.reserve("another", 0, 100, 30_000, 10), Guess::Busy);
+        // A minute later the budget is back; spent challenges stay spent.
+        assert_eq!(g.reserve("another", 0, 100, 61_000, 10), Guess::Go);
+        let mut full = GuessGate::default();
+        for i in 0..GATE_CAP {
+            full.wrong.insert(format!("x{i}"), (MAX_GUESSES, 1_000));
+        }
+        assert_eq!(full.reserve("new", 10, 1_000, 0, u32::MAX), Guess::Busy, "live entries are never evicted");
+        assert_eq!(full.reserve("x1", 10, 1_000, 0, u32::MAX), Guess::ChallengeSpent);
+        assert_eq!(full.reserve("new", 2_000, 3_000, 0, u32::MAX), Guess::Go, "expired entries make room");
     }
 }
