@@ -66,6 +66,7 @@ pub async fn issue_lone(
     entry: &ClientEntry,
     subject: &str,
     plan: IssuePlan,
+    ext: &str,
 ) -> Result<Vec<u8>, OAuthError> {
     let store = &w.shared.store;
     let partition = w.next_partition();
@@ -81,7 +82,7 @@ pub async fn issue_lone(
     let now = unix_now();
     let lifespan = plan.lifespan.as_secs().min(i64::MAX as u64 / 2) as i64;
     let expires_at = now.saturating_add(lifespan);
-    let g = Grant { subject, scope: &plan.scope, audience: &plan.audience, issued_at: now, expires_at, ext: "" };
+    let g = Grant { subject, scope: &plan.scope, audience: &plan.audience, issued_at: now, expires_at, ext };
     let minted = mint(w, client, partition, seq, &g).await?;
     let body = response_body(&minted.token, lifespan, &plan.scope);
     let record = TokenRecord {
@@ -94,7 +95,7 @@ pub async fn issue_lone(
         audience: plan.audience,
         issued_at: now,
         expires_at,
-        ext: String::new(),
+        ext: ext.to_string(),
     };
     // Acknowledge only after the record is durable.
     w.batcher.insert(store, partition, seq, record).await.oauth()?;

@@ -6,7 +6,8 @@
 //! a slow receiver nor the RSA signature delays the user's redirect; `SENDERS` requests run at
 //! once, each bounded by the outbound deadline, so one slow or failing receiver holds one sender
 //! and the others go on; the outbound guard applies (private ranges refused unless
-//! `clients.http.disallow_private_ip_ranges` is off, plain `http` only in `--dev`); a notice is
+//! `clients.http.disallow_private_ip_ranges` is off or the URL is an exception, plain `http`
+//! only in `--dev`); a notice is
 //! tried once (as Hydra); a failure and a notice dropped because the queue is full are counted
 //! and logged, without the token.
 
@@ -141,12 +142,12 @@ pub async fn session_ended(w: &Worker, subject: &str, sid: &str) -> Result<Vec<S
             Ok(signer) => dispatch(
                 back.into_iter()
                     .map(|(client_id, uri)| Notice {
+                        allow_private: cfg.clients_http.allows_private(&uri),
                         client_id,
                         uri,
                         sid: sid.to_string(),
                         issuer: cfg.urls.issuer.clone(),
                         signer: signer.clone(),
-                        allow_private: !cfg.clients_http.disallow_private_ip_ranges,
                         allow_http: cfg.dev,
                     })
                     .collect(),

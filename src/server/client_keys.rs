@@ -53,7 +53,7 @@ pub async fn keys(w: &Worker, entry: &ClientEntry, refresh: bool) -> Result<Arc<
             }
         }
     }
-    let allow_private = !w.config().clients_http.disallow_private_ip_ranges;
+    let allow_private = w.config().clients_http.allows_private(&c.jwks_uri);
     let body = crate::server::outbound::fetch(&c.jwks_uri, allow_private).await.map_err(|e| {
         crate::warn!("a client's jwks_uri could not be fetched", "client_id" = c.client_id, "error" = e);
         OAuthError::hint(ErrorCode::InvalidClient, "The client's jwks_uri could not be fetched.")

@@ -99,7 +99,7 @@ async fn check_sector(w: &Worker, c: &client::Client) -> Result<(), Response> {
     if c.sector_identifier_uri.is_empty() {
         return Ok(());
     }
-    let allow_private = !w.config().clients_http.disallow_private_ip_ranges;
+    let allow_private = w.config().clients_http.allows_private(&c.sector_identifier_uri);
     let body = crate::server::outbound::fetch(&c.sector_identifier_uri, allow_private).await.map_err(|e| {
         client_error(client::ClientError::invalid_client_metadata(&format!(
             "Unable to read sector_identifier_uri: {e}."

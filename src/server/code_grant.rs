@@ -160,6 +160,7 @@ pub async fn exchange_code(
     code: &str,
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
+    hook_form: &[(String, String)],
 ) -> Result<Vec<u8>, OAuthError> {
     if !client.has_grant("authorization_code") {
         return Err(OAuthError::hint(
@@ -176,7 +177,7 @@ pub async fn exchange_code(
     if rec.kind != TokenKind::Code {
         return Err(invalid_grant("The token is not an authorization code."));
     }
-    let ext = GrantExt::parse(&rec.ext)?;
+    let mut ext = GrantExt::parse(&rec.ext)?;
     let checked = authorization_code::check_exchange(
         &rec.client_id,
         rec.expires_at,
@@ -196,6 +197,7 @@ pub async fn exchange_code(
         Err(ExchangeError::Other(e)) => return Err(e),
     }
     let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+    let rec = hooked(w, rec, "authorization_code", &mut ext, hook_form).await?;
     let issued = issue(w, client, partition, &rec, &scope, Some(&ext)).await?;
     let n = issued.records.len() as u64;
     match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {
@@ -208,7 +210,29 @@ pub async fn exchange_code(
     }
 }
 
-pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&str>) -> Result<Vec<u8>, OAuthError> {
+/// The grant's record as the token hooks leave it: its `ext` re-encoded when a hook changed it
+/// (the new refresh token carries the changed session, as Hydra's does).
+pub(crate) async fn hooked(
+    w: &Worker,
+    rec: TokenRecord,
+    grant_type: &str,
+    ext: &mut GrantExt,
+    hook_form: &[(String, String)],
+) -> Result<TokenRecord, OAuthError> {
+    if crate::server::hooks::with_user(w, &rec, grant_type, ext, hook_form).await? {
+        Ok(TokenRecord { ext: ext.encode(), ..rec })
+    } else {
+        Ok(rec)
+    }
+}
+
+pub async fn refresh(
+    w: &Worker,
+    client: &Client,
+    token: &str,
+    scope: Option<&str>,
+    hook_form: &[(String, String)],
+) -> Result<Vec<u8>, OAuthError> {
     if !client.has_grant("refresh_token") {
         return Err(OAuthError::hint(
             ErrorCode::UnauthorizedClient,
@@ -234,7 +258,13 @@ pub async fn refresh(w: &Worker, client: &Client, token: &str, scope: Option<&st
         w.config().strategies.scope,
     )?;
     let new_scope = authorization_code::refreshed_scope(&rec.scope, scope)?;
-    let issued = issue(w, client, partition, &rec, &new_scope, None).await?;
+    let issued = if crate::server::hooks::configured(w) {
+        let mut ext = GrantExt::parse(&rec.ext)?;
+        let rec = hooked(w, rec.clone(), "refresh_token", &mut ext, hook_form).await?;
+        issue(w, client, partition, &rec, &new_scope, Some(&ext)).await?
+    } else {
+        issue(w, client, partition, &rec, &new_scope, None).await?
+    };
     let n = issued.records.len() as u64;
     match w.shared.store.rotate_refresh(partition, seq, rec.signature, issued.records).await.oauth()? {
         Rotate::Done(_) => {

@@ -282,7 +282,12 @@ async fn approve(w: &Worker, req: &Request, verifier: &str, client_id: Option<&s
 }
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:device_code` at the token endpoint.
-pub async fn exchange(w: &Worker, client: &Client, device_code: &str) -> Result<Vec<u8>, OAuthError> {
+pub async fn exchange(
+    w: &Worker,
+    client: &Client,
+    device_code: &str,
+    hook_form: &[(String, String)],
+) -> Result<Vec<u8>, OAuthError> {
     if !client.has_grant(device::GRANT_TYPE) {
         return Err(OAuthError::hint(
             ErrorCode::UnauthorizedClient,
@@ -322,8 +327,9 @@ pub async fn exchange(w: &Worker, client: &Client, device_code: &str) -> Result<
             if now >= rec.expires_at {
                 return Err(expired());
             }
-            let ext = GrantExt::parse(&rec.ext)?;
+            let mut ext = GrantExt::parse(&rec.ext)?;
             let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+            let rec = code_grant::hooked(w, rec, device::GRANT_TYPE, &mut ext, hook_form).await?;
             let issued = code_grant::issue(w, client, partition, &rec, &scope, Some(&ext)).await?;
             let n = issued.records.len() as u64;
             match store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {

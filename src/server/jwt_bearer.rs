@@ -20,6 +20,7 @@ pub async fn exchange(
     assertion: &str,
     scope: Option<&str>,
     audience: &[String],
+    hook_form: &[(String, String)],
 ) -> Result<Vec<u8>, OAuthError> {
     let client = &entry.stored.client;
     let cfg = w.config();
@@ -48,5 +49,14 @@ pub async fn exchange(
             Err(e) => return Err(crate::server::respond::store_error(e)),
         }
     }
-    access_token::issue_lone(w, entry, &asserted.subject, planned).await
+    let lone = crate::server::hooks::Lone {
+        client_id: &client.client_id,
+        grant_type: crate::oauth2::jwt_bearer::GRANT_TYPE,
+        subject: &asserted.subject,
+        requested: scope,
+        granted: &planned.scope,
+        audience: &planned.audience,
+    };
+    let ext = crate::server::hooks::lone(w, &lone, hook_form).await?;
+    access_token::issue_lone(w, entry, &asserted.subject, planned, &ext).await
 }

@@ -28,6 +28,7 @@ mod code_grant;
 mod cors;
 mod device;
 mod flows;
+mod hooks;
 mod introspect;
 mod jwt_bearer;
 pub mod keys;
@@ -216,6 +217,8 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         key_seal,
         flow_keys: crate::oauth2::flow::keys(&config.secrets.system),
         device: crate::oauth2::device::Gates::new(&config.secrets.system[0]),
+        hooks: hooks::HookPool::start(config.oauth2.token_hook.clone(), config.oauth2.refresh_token_hook.clone())
+            .map_err(|e| format!("cannot start the token hook threads: {e}"))?,
         metrics: (0..workers).map(|_| Default::default()).collect(),
         store: Arc::new(store),
         pool: pool::Pool::new(2).map_err(|e| format!("cannot start helper threads: {e}"))?,

@@ -19,7 +19,7 @@ use std::time::Instant;
 const MAX_IN_FLIGHT: usize = 16;
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-fn roots() -> Arc<rustls::RootCertStore> {
+pub(crate) fn roots() -> Arc<rustls::RootCertStore> {
     static ROOTS: OnceLock<Arc<rustls::RootCertStore>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {

@@ -108,10 +108,10 @@ pub async fn resolve(w: &Worker, params: &[(String, String)], entry: Option<&Cli
                     "Too many request_uri fetches for this client right now, or its last one failed; retry later.",
                 );
             };
-            let allow_private = !w.config().clients_http.disallow_private_ip_ranges;
             // The fragment is the client's (OIDC Core §6.2: often a hash of the contents); it
             // is matched as registered and never sent.
             let target = uri.split('#').next().unwrap_or(uri);
+            let allow_private = w.config().clients_http.allows_private(target);
             let fetched = crate::server::outbound::fetch(target, allow_private).await;
             permit.failed = fetched.is_err();
             drop(permit);

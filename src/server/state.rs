@@ -103,6 +103,8 @@ pub struct Shared {
     pub flow_keys: Vec<[u8; 32]>,
     /// The device flow's user-code key and its polling and guessing gates.
     pub device: crate::oauth2::device::Gates,
+    /// The token hooks' threads, when a hook is configured.
+    pub hooks: Option<crate::server::hooks::HookPool>,
     /// One block of counters per worker, summed on scrape.
     pub metrics: Vec<Arc<crate::server::metrics::WorkerMetrics>>,
     pub token_keys: TokenKeys,
@@ -346,6 +348,7 @@ pub(crate) fn test_shared() -> Arc<Shared> {
         key_seal: vec![[7; 32]],
         flow_keys: vec![[8; 32]],
         device: crate::oauth2::device::Gates::new("a-test-secret-of-16"),
+        hooks: None,
         metrics: vec![Default::default()],
         store: Arc::new(store),
         pool: Pool::new(1).unwrap(),

@@ -28,6 +28,12 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
     let client = authenticate(w, &presented).await?;
     let request = token_request::parse(&form)?;
     let cfg = w.config();
+    // What a token hook sees of the request (nothing is copied without a hook).
+    let hook_form: Vec<(String, String)> = if crate::server::hooks::configured(w) {
+        form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    } else {
+        Vec::new()
+    };
     match request {
         TokenRequest::ClientCredentials { scope, audience } => {
             let policy = Policy {
@@ -38,32 +44,44 @@ async fn run(w: &Worker, req: &Request) -> Result<Response, OAuthError> {
             let plan = client_credentials::check(&client.stored.client, scope.as_deref(), &audience, &policy)
                 .map_err(|e| e.with_basic(presented.is_basic()))?;
             // The client is its own subject.
-            access_token::issue_lone(w, &client, &client.stored.client.client_id, plan)
+            let id = &client.stored.client.client_id;
+            let lone = crate::server::hooks::Lone {
+                client_id: id,
+                grant_type: "client_credentials",
+                subject: id,
+                requested: scope.as_deref(),
+                granted: &plan.scope,
+                audience: &plan.audience,
+            };
+            let ext = crate::server::hooks::lone(w, &lone, &hook_form)
+                .await
+                .map_err(|e| e.with_basic(presented.is_basic()))?;
+            access_token::issue_lone(w, &client, id, plan, &ext)
                 .await
                 .map(|body| Response::json(200, body))
                 .map_err(|e| e.with_basic(presented.is_basic()))
         }
         TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
             let c = &client.stored.client;
-            code_grant::exchange_code(w, c, &code, redirect_uri.as_deref(), code_verifier.as_deref())
+            code_grant::exchange_code(w, c, &code, redirect_uri.as_deref(), code_verifier.as_deref(), &hook_form)
                 .await
                 .map(|body| Response::json(200, body))
                 .map_err(|e| e.with_basic(presented.is_basic()))
         }
         TokenRequest::JwtBearer { assertion, scope, audience } => {
-            crate::server::jwt_bearer::exchange(w, &client, &assertion, scope.as_deref(), &audience)
+            crate::server::jwt_bearer::exchange(w, &client, &assertion, scope.as_deref(), &audience, &hook_form)
                 .await
                 .map(|body| Response::json(200, body))
                 .map_err(|e| e.with_basic(presented.is_basic()))
         }
         TokenRequest::DeviceCode { device_code } => {
-            crate::server::device::exchange(w, &client.stored.client, &device_code)
+            crate::server::device::exchange(w, &client.stored.client, &device_code, &hook_form)
                 .await
                 .map(|body| Response::json(200, body))
                 .map_err(|e| e.with_basic(presented.is_basic()))
         }
         TokenRequest::RefreshToken { refresh_token, scope } => {
-            code_grant::refresh(w, &client.stored.client, &refresh_token, scope.as_deref())
+            code_grant::refresh(w, &client.stored.client, &refresh_token, scope.as_deref(), &hook_form)
                 .await
                 .map(|body| Response::json(200, body))
                 .map_err(|e| e.with_basic(presented.is_basic()))

@@ -16,6 +16,7 @@ mod device;
 mod engine;
 mod faults;
 mod flow;
+mod hooks;
 mod implicit;
 mod introspect;
 mod janitor;

@@ -205,6 +205,10 @@ pub struct OAuth2 {
     pub device_polling_interval: Duration,
     /// `oauth2.device_authorization.user_code.*`.
     pub user_code: crate::oauth2::device::UserCodePolicy,
+    /// `oauth2.token_hook`: called before tokens are issued, for every grant.
+    pub token_hook: Option<Hook>,
+    /// `oauth2.refresh_token_hook`: called before `token_hook` for the refresh grant.
+    pub refresh_token_hook: Option<Hook>,
 }
 
 /// `oidc.*` and `webfinger.oidc_discovery.*`.
@@ -237,6 +241,57 @@ pub struct ClientsHttp {
     /// Outbound requests (sector identifier documents) refuse private, loopback and reserved
     /// addresses (`clients.http.disallow_private_ip_ranges`; default on, off with `--dev`).
     pub disallow_private_ip_ranges: bool,
+    /// `clients.http.private_ip_exception_urls`: URLs (query and fragment ignored) that may reach
+    /// private addresses all the same; `*` matches within one host label or path segment, `**`
+    /// across them (Hydra's globs).
+    pub private_ip_exception_urls: Vec<String>,
+}
+
+impl ClientsHttp {
+    /// Whether an outbound request to `url` may reach a private, loopback or reserved address.
+    pub fn allows_private(&self, url: &str) -> bool {
+        if !self.disallow_private_ip_ranges {
+            return true;
+        }
+        let bare = url.split(['?', '#']).next().unwrap_or(url);
+        self.private_ip_exception_urls.iter().any(|p| glob_match(p.as_bytes(), bare.as_bytes()))
+    }
+}
+
+/// `*` matches any run without `.` or `/`, `**` any run at all; everything else literally.
+fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    match p {
+        [] => s.is_empty(),
+        [b'*', b'*', rest @ ..] => (0..=s.len()).any(|i| glob_match(rest, &s[i..])),
+        [b'*', rest @ ..] => {
+            let run = s.iter().position(|b| *b == b'.' || *b == b'/').unwrap_or(s.len());
+            (0..=run).any(|i| glob_match(rest, &s[i..]))
+        }
+        [c, rest @ ..] => s.first() == Some(c) && glob_match(rest, &s[1..]),
+    }
+}
+
+/// A token hook (`oauth2.token_hook`, `oauth2.refresh_token_hook`): a URL, and optionally an API
+/// key sent as a header or a cookie.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub url: String,
+    pub api_key: Option<HookKey>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct HookKey {
+    /// `in: header` (else `cookie`).
+    pub in_header: bool,
+    pub name: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The API key is a secret.
+        f.debug_struct("Hook").field("url", &self.url).field("api_key", &self.api_key.is_some()).finish()
+    }
 }
 
 /// `engine.*`: the runtime and the embedded store.
@@ -286,6 +341,50 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(h).join(".local/share/hydra-rs");
     }
     PathBuf::from("hydra-data")
+}
+
+/// A hook: a URL string, or `{url, auth: {type: api_key, config: {in, name, value}}}`.
+fn hook(raw: &Raw, key: &str) -> Result<Option<Hook>, ConfigError> {
+    let (url, auth) = match raw.get(key) {
+        None => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => (s.trim().to_string(), None),
+        Some(Value::Object(_)) => {
+            let url = raw.str(&format!("{key}.url"))?.unwrap_or_default();
+            (url.trim().to_string(), raw.get(&format!("{key}.auth")).map(|_| ()))
+        }
+        Some(_) => return Err(err(key, "must be a URL or an object with url and auth")),
+    };
+    // Operator-configured, often on the same host: plain http is allowed.
+    let url = check_url(&format!("{key}.url"), &url, true)?;
+    let api_key = match auth {
+        None => None,
+        Some(()) => {
+            let k = |s: &str| format!("{key}.auth.{s}");
+            match raw.str(&k("type"))?.as_deref() {
+                Some("api_key") => {}
+                other => return Err(err(&k("type"), format!("must be api_key, got {other:?}"))),
+            }
+            let in_header = match raw.str(&k("config.in"))?.as_deref() {
+                Some("header") => true,
+                Some("cookie") => false,
+                other => return Err(err(&k("config.in"), format!("must be header or cookie, got {other:?}"))),
+            };
+            let name = raw.str(&k("config.name"))?.unwrap_or_default();
+            let token =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !token {
+                return Err(err(&k("config.name"), "must be a header or cookie name"));
+            }
+            let value = raw.str(&k("config.value"))?.unwrap_or_default();
+            if value.is_empty() || value.bytes().any(|b| b < 0x20 || b == 0x7f || (!in_header && b";, \"".contains(&b)))
+            {
+                return Err(err(&k("config.value"), "must be a non-empty value without control characters"));
+            }
+            Some(HookKey { in_header, name, value })
+        }
+    };
+    Ok(Some(Hook { url, api_key }))
 }
 
 /// `serve.<api>.cors.*`: `None` unless enabled.
@@ -592,6 +691,8 @@ impl Config {
                     Duration::from_secs(5),
                 )?,
                 user_code: user_code_policy(raw)?,
+                token_hook: hook(raw, "oauth2.token_hook")?,
+                refresh_token_hook: hook(raw, "oauth2.refresh_token_hook")?,
             },
             oidc: Oidc {
                 pairwise_salt: match raw.str("oidc.subject_identifiers.pairwise.salt")? {
@@ -614,6 +715,7 @@ impl Config {
             },
             clients_http: ClientsHttp {
                 disallow_private_ip_ranges: raw.bool("clients.http.disallow_private_ip_ranges")?.unwrap_or(!dev),
+                private_ip_exception_urls: raw.list("clients.http.private_ip_exception_urls")?.unwrap_or_default(),
             },
             engine: Engine {
                 workers,
@@ -1005,7 +1107,7 @@ mod tests {
         // Hydra keys not built here: refused unless at Hydra's default.
         for (text, key) in [
             ("urls:\n  registration: https://app.example/signup\n", "urls.registration"),
-            ("oauth2:\n  token_hook: https://hook.example/\n", "oauth2.token_hook"),
+            ("hsm:\n  enabled: true\n", "hsm.enabled"),
             (
                 "serve:\n  public:\n    cors:\n      options_passthrough: true\n",
                 "serve.public.cors.options_passthrough",
@@ -1027,11 +1129,46 @@ mod tests {
             assert!(load_file(text, &[]).is_ok(), "{text}");
         }
         // The environment counts as Hydra reads it.
-        let e = load_file("", &[("OAUTH2_TOKEN_HOOK", "https://hook.example/")]).unwrap_err();
-        assert_eq!(e.key, "oauth2.token_hook");
+        let e = load_file("", &[("HSM_ENABLED", "true")]).unwrap_err();
+        assert_eq!(e.key, "hsm.enabled");
         assert!(load_file("", &[("SERVE_PUBLIC_CORS_ENABLED", "false")]).is_ok());
         assert!(load_file("", &[("WEBFINGER_JWKS_BROADCAST_KEYS", "hydra.openid.id-token")]).is_ok());
         assert!(load_file("", &[("SERVE_PUBLIC_CORS_OPTIONS_PASSTHROUGH", "true")]).is_err());
+    }
+
+    #[test]
+    fn hook_settings() {
+        let c = load(&[SECRET, ("OAUTH2_TOKEN_HOOK", "https://hook.example/token")], false).unwrap();
+        let h = c.oauth2.token_hook.unwrap();
+        assert_eq!(h.url, "https://hook.example/token");
+        assert!(h.api_key.is_none() && c.oauth2.refresh_token_hook.is_none());
+        assert!(!format!("{h:?}").contains("secret"));
+        let file = "oauth2:\n  refresh_token_hook:\n    url: http://10.0.0.5/hook\n    auth:\n      type: api_key\n      config:\n        in: cookie\n        name: k\n        value: s3cret\n";
+        let path = std::env::temp_dir().join(format!("hook-{}.yaml", std::process::id()));
+        std::fs::write(&path, file).unwrap();
+        let c =
+            Config::load(&[path.clone()], false, &|k| (k == "SECRETS_SYSTEM").then(|| SECRET.1.to_string())).unwrap();
+        std::fs::remove_file(&path).ok();
+        let h = c.oauth2.refresh_token_hook.unwrap();
+        assert_eq!(h.url, "http://10.0.0.5/hook", "plain http is allowed for an operator's hook");
+        let k = h.api_key.unwrap();
+        assert!(!k.in_header && k.name == "k" && k.value == "s3cret");
+        assert!(!format!("{:?}", c.oauth2.token_hook).contains("s3cret"));
+        let e = load(&[SECRET, ("OAUTH2_TOKEN_HOOK", "not a url")], false).unwrap_err();
+        assert_eq!(e.key, "oauth2.token_hook.url");
+        // Exceptions to the private-address rule, Hydra's globs.
+        let c = load(
+            &[SECRET, ("CLIENTS_HTTP_PRIVATE_IP_EXCEPTION_URLS", "http://10.0.0.5/*,https://*.internal/**")],
+            false,
+        )
+        .unwrap();
+        let h = &c.clients_http;
+        assert!(h.allows_private("http://10.0.0.5/hook?x=1"));
+        assert!(!h.allows_private("http://10.0.0.5/hook/deeper"));
+        assert!(h.allows_private("https://a.internal/x/y"));
+        assert!(!h.allows_private("https://a.b.internal/x"));
+        assert!(!h.allows_private("http://10.0.0.6/hook"));
+        assert!(load(&[SECRET], true).unwrap().clients_http.allows_private("http://anything/"));
     }
 
     #[test]

@@ -97,15 +97,22 @@ pub struct OAuthError {
     pub code: ErrorCode,
     pub hint: Option<Cow<'static, str>>,
     pub basic_auth: bool,
+    /// Replaces the code's standard description (fosite's `WithDescription`).
+    pub description: Option<&'static str>,
 }
 
 impl OAuthError {
     pub fn new(code: ErrorCode) -> Self {
-        OAuthError { code, hint: None, basic_auth: false }
+        OAuthError { code, hint: None, basic_auth: false, description: None }
+    }
+
+    /// An error whose description is not the code's standard one.
+    pub fn described(code: ErrorCode, description: &'static str) -> Self {
+        OAuthError { code, hint: None, basic_auth: false, description: Some(description) }
     }
 
     pub fn hint(code: ErrorCode, hint: impl Into<Cow<'static, str>>) -> Self {
-        OAuthError { code, hint: Some(hint.into()), basic_auth: false }
+        OAuthError { code, hint: Some(hint.into()), basic_auth: false, description: None }
     }
 
     pub fn with_basic(mut self, basic: bool) -> Self {
@@ -120,7 +127,7 @@ impl OAuthError {
     /// The `error_description`: description, then the hint after a space; double quotes become
     /// single quotes (Hydra's rendering).
     pub fn full_description(&self) -> String {
-        let mut d = self.code.description().to_string();
+        let mut d = self.description.unwrap_or(self.code.description()).to_string();
         if let Some(h) = &self.hint {
             d.push(' ');
             d.push_str(h);

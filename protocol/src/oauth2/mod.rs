@@ -19,6 +19,7 @@ pub mod logout;
 pub mod page_token;
 pub mod request_object;
 pub mod scope;
+pub mod token_hook;
 pub mod token_request;
 pub mod uri;
 

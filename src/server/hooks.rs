@@ -1,0 +1,469 @@
+//! Token hooks (`oauth2.token_hook`, `oauth2.refresh_token_hook`): the calls run on a pool of
+//! `token-hook` threads, each keeping its connection to the hook alive between calls, never on a
+//! worker; a worker hands a call over and awaits the answer.
+//!
+//! Invariants: the outbound rules hold (private, loopback and reserved addresses refused unless
+//! `clients.http.disallow_private_ip_ranges` is off or the hook's URL is in
+//! `clients.http.private_ip_exception_urls`; 5 s per connect, read or write and 10 s per call;
+//! redirects not followed; at most `HOOK_MAX_BYTES` of answer read); a full queue refuses the
+//! grant at once instead of queueing without bound; nothing sent to or received from a hook is
+//! logged; a hook that answered anything but `200` or `204`, or nothing in time, refuses the
+//! grant with Hydra's error before anything is written.
+
+use crate::config::Hook;
+use crate::oauth2::error::OAuthError;
+use crate::oauth2::token_hook::{self, Answer, HookRequest};
+use crate::outbound::{pick, web_target, DEADLINE, TIMEOUT};
+use crate::server::state::Worker;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The most of a hook's answer that is read (head and body).
+pub const HOOK_MAX_BYTES: usize = 1 << 20;
+/// Threads that call hooks, and calls that may wait for one.
+const THREADS: usize = 8;
+const QUEUE: usize = 1024;
+
+struct Job {
+    hook: Arc<Hook>,
+    body: Vec<u8>,
+    allow_private: bool,
+    reply: futures_channel::oneshot::Sender<Result<(u16, Vec<u8>), String>>,
+}
+
+/// The hook threads and their queue.
+pub struct HookPool {
+    tx: SyncSender<Job>,
+    token: Option<Arc<Hook>>,
+    refresh: Option<Arc<Hook>>,
+}
+
+impl HookPool {
+    /// Starts the threads when a hook is configured; `None` otherwise (no thread, no cost).
+    pub fn start(token: Option<Hook>, refresh: Option<Hook>) -> std::io::Result<Option<HookPool>> {
+        if token.is_none() && refresh.is_none() {
+            return Ok(None);
+        }
+        let (tx, rx) = sync_channel::<Job>(QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..THREADS {
+            let rx = rx.clone();
+            std::thread::Builder::new().name(format!("token-hook-{i}")).spawn(move || serve(&rx))?;
+        }
+        Ok(Some(HookPool { tx, token: token.map(Arc::new), refresh: refresh.map(Arc::new) }))
+    }
+
+    async fn call(&self, hook: &Arc<Hook>, body: Vec<u8>, allow_private: bool) -> Result<(u16, Vec<u8>), String> {
+        let (reply, rx) = futures_channel::oneshot::channel();
+        match self.tx.try_send(Job { hook: hook.clone(), body, allow_private, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err("the token hook queue is full".into()),
+            Err(TrySendError::Disconnected(_)) => return Err("the token hook threads stopped".into()),
+        }
+        rx.await.unwrap_or_else(|_| Err("the token hook call was lost".into()))
+    }
+}
+
+/// The session claims the hooks decided on, when a hook changed them: the access token's `ext`
+/// and the ID token's extra claims.
+pub type Changed = Option<(Map<String, Value>, Map<String, Value>)>;
+
+/// Runs the hooks for a grant about to be issued: `refresh_token_hook` first for a refresh (with
+/// the legacy body), then `token_hook`, each seeing the session as the one before left it. `Err`
+/// refuses the grant.
+pub async fn run(w: &Worker, r: &HookRequest<'_>, refresh: bool) -> Result<Changed, OAuthError> {
+    let Some(pool) = w.shared.hooks.as_ref() else { return Ok(None) };
+    let mut changed: Changed = None;
+    let legacy = if refresh { pool.refresh.as_ref() } else { None };
+    for (hook, is_legacy) in [(legacy, true), (pool.token.as_ref(), false)] {
+        let Some(hook) = hook else { continue };
+        let build =
+            |r: &HookRequest| if is_legacy { token_hook::refresh_hook_body(r) } else { token_hook::token_hook_body(r) };
+        let body = match &changed {
+            Some((at, id)) => {
+                let mut seen = *r;
+                seen.session.access_token = at;
+                seen.session.id_token = id;
+                build(&seen)
+            }
+            None => build(r),
+        };
+        let allow_private = w.config().clients_http.allows_private(&hook.url);
+        let (status, answer) = match pool.call(hook, body, allow_private).await {
+            Ok(x) => x,
+            Err(e) => {
+                crate::warn!("a token hook could not be called", "url" = hook.url.as_str(), "error" = e);
+                return Err(token_hook::unreachable());
+            }
+        };
+        match token_hook::read_answer(status, &answer) {
+            Ok(Answer::Keep) => {}
+            Ok(Answer::Replace { access_token, id_token }) => changed = Some((access_token, id_token)),
+            Err(e) => {
+                crate::warn!("a token hook refused or failed a grant", "url" = hook.url.as_str(), "status" = status);
+                return Err(e);
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Whether any hook is configured (callers skip building the request otherwise).
+pub fn configured(w: &Worker) -> bool {
+    w.shared.hooks.is_some()
+}
+
+// ---- The hook threads --------------------------------------------------------------------------
+
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn serve(rx: &Mutex<Receiver<Job>>) {
+    // One kept-alive connection per hook URL (there are at most two hooks).
+    let mut conns: HashMap<String, Conn> = HashMap::new();
+    loop {
+        let job = match rx.lock() {
+            Ok(r) => match r.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        let answer = call_once(&mut conns, &job);
+        let _ = job.reply.send(answer);
+    }
+}
+
+fn connect(hook: &Hook, allow_private: bool) -> Result<Conn, String> {
+    let t = web_target(&hook.url, true)?;
+    let addrs: Vec<_> =
+        (t.host.as_str(), t.port).to_socket_addrs().map_err(|e| format!("cannot resolve {}: {e}", t.host))?.collect();
+    let addr = pick(&addrs, allow_private)?;
+    let sock = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    sock.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    sock.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    let _ = sock.set_nodelay(true);
+    if !t.tls {
+        return Ok(Conn::Plain(sock));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(crate::server::outbound::roots())
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(t.host.clone()).map_err(|_| "bad host name".to_string())?;
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())?;
+    Ok(Conn::Tls(Box::new(rustls::StreamOwned::new(conn, sock))))
+}
+
+fn request_bytes(hook: &Hook, body: &[u8]) -> Result<Vec<u8>, String> {
+    let t = web_target(&hook.url, true)?;
+    let host = if t.host.contains(':') { format!("[{}]", t.host) } else { t.host.clone() };
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hydra-rs\r\nAccept: application/json\r\nContent-Type: application/json; charset=UTF-8\r\nContent-Length: {}\r\n",
+        t.path_and_query,
+        body.len()
+    );
+    if let Some(k) = &hook.api_key {
+        if k.in_header {
+            head.push_str(&format!("{}: {}\r\n", k.name, k.value));
+        } else {
+            head.push_str(&format!("Cookie: {}={}\r\n", k.name, k.value));
+        }
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// One call, on a kept-alive connection when there is one: a connection the peer closed while
+/// idle fails before any answer byte, and the call is then made once more on a new one.
+fn call_once(conns: &mut HashMap<String, Conn>, job: &Job) -> Result<(u16, Vec<u8>), String> {
+    let req = request_bytes(&job.hook, &job.body)?;
+    let deadline = Instant::now() + DEADLINE;
+    let key = job.hook.url.clone();
+    if let Some(mut conn) = conns.remove(&key) {
+        match exchange(&mut conn, &req, deadline) {
+            Ok((status, body, keep)) => {
+                if keep {
+                    conns.insert(key, conn);
+                }
+                return Ok((status, body));
+            }
+            Err(Failure::Stale) => {}
+            Err(Failure::Other(e)) => return Err(e),
+        }
+    }
+    let mut conn = connect(&job.hook, job.allow_private)?;
+    match exchange(&mut conn, &req, deadline) {
+        Ok((status, body, keep)) => {
+            if keep {
+                conns.insert(key, conn);
+            }
+            Ok((status, body))
+        }
+        Err(Failure::Stale) => Err("the token hook closed the connection without answering".into()),
+        Err(Failure::Other(e)) => Err(e),
+    }
+}
+
+enum Failure {
+    /// Nothing came back at all (a kept-alive connection the peer had closed).
+    Stale,
+    Other(String),
+}
+
+/// Sends a request and reads one answer: status, body, and whether the connection may be used
+/// again.
+fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<(u16, Vec<u8>, bool), Failure> {
+    if conn.write_all(req).and_then(|()| conn.flush()).is_err() {
+        return Err(Failure::Stale);
+    }
+    let mut raw = Vec::with_capacity(1024);
+    let mut buf = [0u8; 8192];
+    let late = || Failure::Other("the token hook took too long to answer".into());
+    // The head.
+    let (status, head_len, framing, close) = loop {
+        if Instant::now() > deadline {
+            return Err(late());
+        }
+        let n = match conn.read(&mut buf) {
+            Ok(0) if raw.is_empty() => return Err(Failure::Stale),
+            Ok(0) => return Err(Failure::Other("the token hook closed the connection mid-answer".into())),
+            Ok(n) => n,
+            Err(_) if raw.is_empty() => return Err(Failure::Stale),
+            Err(e) => return Err(Failure::Other(format!("reading the token hook's answer failed: {e}"))),
+        };
+        raw.extend_from_slice(&buf[..n]);
+        if raw.len() > HOOK_MAX_BYTES {
+            return Err(Failure::Other("the token hook's answer is too large".into()));
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&raw) {
+            Ok(httparse::Status::Complete(len)) => {
+                let status = resp.code.unwrap_or(0);
+                let header = |name: &str| {
+                    resp.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| h.value.to_ascii_lowercase())
+                };
+                let close = header("connection").is_some_and(|v| v == b"close");
+                if (100..200).contains(&status) {
+                    // Nothing here asks for an interim answer (no `Expect`).
+                    return Err(Failure::Other("the token hook sent an interim answer".into()));
+                }
+                let framing = if status == 204 || status == 304 {
+                    Framing::Length(0)
+                } else if header("transfer-encoding").is_some_and(|v| v.ends_with(b"chunked")) {
+                    Framing::Chunked
+                } else {
+                    match header("content-length") {
+                        Some(v) => match std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<usize>().ok()) {
+                            Some(n) if n <= HOOK_MAX_BYTES => Framing::Length(n),
+                            Some(_) => return Err(Failure::Other("the token hook's answer is too large".into())),
+                            None => return Err(Failure::Other("the token hook's answer is not valid HTTP".into())),
+                        },
+                        None => Framing::UntilClose,
+                    }
+                };
+                break (status, len, framing, close);
+            }
+            Ok(httparse::Status::Partial) => continue,
+            Err(_) => return Err(Failure::Other("the token hook's answer is not valid HTTP".into())),
+        }
+    };
+    let mut rest = raw.split_off(head_len);
+    let mut more = |conn: &mut Conn, rest: &mut Vec<u8>| -> Result<bool, Failure> {
+        if Instant::now() > deadline {
+            return Err(late());
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                rest.extend_from_slice(&buf[..n]);
+                if rest.len() > HOOK_MAX_BYTES {
+                    return Err(Failure::Other("the token hook's answer is too large".into()));
+                }
+                Ok(true)
+            }
+            Err(e) => Err(Failure::Other(format!("reading the token hook's answer failed: {e}"))),
+        }
+    };
+    match framing {
+        Framing::Length(n) => {
+            while rest.len() < n {
+                if !more(conn, &mut rest)? {
+                    return Err(Failure::Other("the token hook's answer was cut short".into()));
+                }
+            }
+            rest.truncate(n);
+            Ok((status, rest, !close))
+        }
+        Framing::Chunked => {
+            let mut d = crate::http::body::ChunkedDecoder::new(HOOK_MAX_BYTES);
+            let mut out = Vec::new();
+            let mut fed = 0;
+            loop {
+                match d.feed(&rest[fed..], &mut out) {
+                    Ok((used, crate::http::body::ChunkedProgress::Done)) => {
+                        let trailing = fed + used < rest.len();
+                        return Ok((status, out, !close && !trailing));
+                    }
+                    Ok((used, crate::http::body::ChunkedProgress::NeedMore)) => fed += used,
+                    Err(_) => return Err(Failure::Other("the token hook's chunked answer is malformed".into())),
+                }
+                if !more(conn, &mut rest)? {
+                    return Err(Failure::Other("the token hook's answer was cut short".into()));
+                }
+            }
+        }
+        Framing::UntilClose => {
+            while more(conn, &mut rest)? {}
+            Ok((status, rest, false))
+        }
+    }
+}
+
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+// ---- Per grant -----------------------------------------------------------------------------
+
+fn words(s: &str) -> Vec<String> {
+    s.split(' ').filter(|w| !w.is_empty()).map(String::from).collect()
+}
+
+/// A grant without a user (client credentials, JWT bearer), as its hooks see it.
+pub struct Lone<'a> {
+    pub client_id: &'a str,
+    pub grant_type: &'a str,
+    pub subject: &'a str,
+    /// The `scope` parameter as sent.
+    pub requested: Option<&'a str>,
+    /// The scope granted, space separated.
+    pub granted: &'a str,
+    pub audience: &'a [String],
+}
+
+/// The hooks of a grant without a user: resolves to the access token's `ext` as JSON text (""
+/// when no hook changed it).
+pub async fn lone(w: &Worker, g: &Lone<'_>, form: &[(String, String)]) -> Result<String, OAuthError> {
+    if !configured(w) {
+        return Ok(String::new());
+    }
+    let (requested, granted) = (words(g.requested.unwrap_or("")), words(g.granted));
+    let empty = Map::new();
+    let r = HookRequest {
+        client_id: g.client_id,
+        grant_type: g.grant_type,
+        requested_scopes: &requested,
+        granted_scopes: &granted,
+        granted_audience: g.audience,
+        form,
+        session: token_hook::Session {
+            issuer: &w.config().urls.issuer,
+            subject: g.subject,
+            user: g.subject,
+            client_id: g.client_id,
+            flow_id: "",
+            auth_time: 0,
+            requested_at: 0,
+            acr: "",
+            amr: &[],
+            access_token: &empty,
+            id_token: &empty,
+        },
+    };
+    Ok(match run(w, &r, false).await? {
+        Some((at, _)) if !at.is_empty() => serde_json::to_string(&at).unwrap_or_default(),
+        _ => String::new(),
+    })
+}
+
+/// The hooks of a grant with a user (authorization code, device code, refresh): the grant's
+/// `ext` is changed in place when a hook answered `200`: the access token's claims replaced by
+/// the hook's; the ID token's extra claims replaced too, except that for a code or device code
+/// the claims the consent app gave stay (Hydra reads them back from the stored session after
+/// the hook). Resolves to whether anything changed.
+pub async fn with_user(
+    w: &Worker,
+    rec: &hydra_storage::TokenRecord,
+    grant_type: &str,
+    ext: &mut crate::oauth2::authorization_code::GrantExt,
+    form: &[(String, String)],
+) -> Result<bool, OAuthError> {
+    if !configured(w) {
+        return Ok(false);
+    }
+    let refresh = grant_type == "refresh_token";
+    let scopes = words(&rec.scope);
+    let g = &ext.g;
+    let r = HookRequest {
+        client_id: &rec.client_id,
+        grant_type,
+        requested_scopes: &scopes,
+        granted_scopes: &scopes,
+        granted_audience: &rec.audience,
+        form,
+        session: token_hook::Session {
+            issuer: &w.config().urls.issuer,
+            subject: &g.client_subject,
+            user: &rec.subject,
+            client_id: &rec.client_id,
+            flow_id: &g.flow,
+            auth_time: g.auth_time,
+            requested_at: g.requested_at,
+            acr: &g.acr,
+            amr: &g.amr,
+            access_token: &ext.at,
+            id_token: &g.id_token,
+        },
+    };
+    let Some((at, mut id)) = run(w, &r, refresh).await? else { return Ok(false) };
+    if !refresh {
+        for (k, v) in &ext.g.id_token {
+            id.insert(k.clone(), v.clone());
+        }
+    }
+    ext.at = at;
+    ext.g.id_token = id;
+    Ok(true)
+}
