@@ -10,6 +10,9 @@
 #   refresh     refresh-token rotation (scope offline_access, so no ID token), $CONNS connections
 #   logout      a remembered login (the flow above) and then an RP-initiated logout (logout request
 #               with the ID token as hint → logout accept → verifier), $FLOW_CONNS at once
+#   device      a device authorization (RFC 8628) both sides: device request → verification page →
+#               user code accepted → login and consent → the device's token request (10 HTTP
+#               requests, ID token RS256), $FLOW_CONNS at once
 #   flow-es256  the flow again after an ES256 key was added to `hydra.openid.id-token` (the newest
 #               key signs), so the ID token is ES256
 #   issuance-jwt, introspect-jwt  issuance and introspection for a client with
@@ -83,6 +86,12 @@ RP_ID=$(json_field "$RP" client_id)
 RP_SECRET=$(json_field "$RP" client_secret)
 FLOWLOAD=(taskset -c "$LOAD_CPUS" target/release/flowload --public "http://127.0.0.1:$PUB" --admin "http://127.0.0.1:$ADM"
   --client "$RP_ID" --secret "$RP_SECRET" --duration "${DURATION%s}")
+DEV=$(new_client --grant-type urn:ietf:params:oauth:grant-type:device_code,refresh_token --scope openid,offline_access \
+  --name loadtest-device)
+DEV_ID=$(json_field "$DEV" client_id)
+DEV_SECRET=$(json_field "$DEV" client_secret)
+DEVLOAD=(taskset -c "$LOAD_CPUS" target/release/flowload --public "http://127.0.0.1:$PUB" --admin "http://127.0.0.1:$ADM"
+  --client "$DEV_ID" --secret "$DEV_SECRET" --duration "${DURATION%s}" --mode device --conns "$FLOW_CONNS")
 CLIENT=$(new_client --grant-type client_credentials --scope read --name loadtest)
 ID=$(json_field "$CLIENT" client_id)
 SECRET=$(json_field "$CLIENT" client_secret)
@@ -108,6 +117,7 @@ CMDS[logout]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.
 CMDS[issuance-jwt]="${OHA[*]} -m POST -a $JID:<secret> -T application/x-www-form-urlencoded -d grant_type=client_credentials&scope=read http://127.0.0.1:$PUB/oauth2/token (client with access_token_strategy jwt)"
 CMDS[introspect-jwt]="${OHA[*]} -m POST -T application/x-www-form-urlencoded -Z <pool of $POOL RS256 JWT access tokens> http://127.0.0.1:$ADM/admin/oauth2/introspect"
 CMDS[issuance-jwt-es256]="$BIN create jwk hydra.jwt.access-token --alg ES256 -e http://127.0.0.1:$ADM, then ${CMDS[issuance-jwt]}"
+CMDS[device]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $DEV_ID --secret <secret> --duration ${DURATION%s} --mode device --conns $FLOW_CONNS (a client with grant types device_code and refresh_token)"
 CMDS[refresh]="taskset -c $LOAD_CPUS target/release/flowload --public http://127.0.0.1:$PUB --admin http://127.0.0.1:$ADM --client $RP_ID --secret <secret> --duration ${DURATION%s} --mode refresh --scope offline_access --conns $CONNS"
 
 # ROUNDS > 1 repeats the scenarios in turn; the table shows each scenario's median round,
@@ -131,6 +141,8 @@ for r in $(seq "$ROUNDS"); do
   "${FLOWLOAD[@]}" --mode refresh --scope offline_access --conns "$CONNS" >"$DATA/refresh.$r.json"
   sleep 1
   "${FLOWLOAD[@]}" --mode logout --conns "$FLOW_CONNS" >"$DATA/logout.$r.json"
+  sleep 1
+  "${DEVLOAD[@]}" >"$DATA/device.$r.json"
   sleep 1
 done
 if [ -n "$PG" ]; then
@@ -230,7 +242,7 @@ def flow_median(name):
     runs = [json.load(open(f"{d}/{name}.{r}.json")) for r in range(1, rounds + 1)]
     runs.sort(key=lambda j: j["per_sec"])
     return runs[len(runs) // 2]
-for name in ["flow", "refresh", "logout", "flow-es256"]:
+for name in ["flow", "refresh", "logout", "device", "flow-es256"]:
     j = flow_median(name)
     rows.append((name, j["per_sec"], j["p50_ms"], j["p99_ms"], j["errors"], 0, j["completed"], round_ratio(name)))
 import os, re
@@ -275,10 +287,10 @@ if rounds > 1:
     print("\nEvery round (req/s, ratio to that round's ceiling):\n")
     for r in range(1, rounds + 1):
         rps = {n: json.load(open(f"{d}/{n}.{r}.json"))["summary"]["requestsPerSec"] for n in ["ceiling", "issuance", "introspect"]}
-        rps.update({n: json.load(open(f"{d}/{n}.{r}.json"))["per_sec"] for n in ["flow", "refresh", "logout", "flow-es256"]})
+        rps.update({n: json.load(open(f"{d}/{n}.{r}.json"))["per_sec"] for n in ["flow", "refresh", "logout", "device", "flow-es256"]})
         print(f"- round {r}: ceiling {rps['ceiling']:.0f}, issuance {rps['issuance']:.0f} ({rps['issuance'] / rps['ceiling']:.2f}), "
               f"introspect {rps['introspect']:.0f} ({rps['introspect'] / rps['ceiling']:.2f}), "
-              f"flow {rps['flow']:.0f}/s, refresh {rps['refresh']:.0f} ({rps['refresh'] / rps['ceiling']:.2f}), login+logout {rps['logout']:.0f}/s, "
+              f"flow {rps['flow']:.0f}/s, refresh {rps['refresh']:.0f} ({rps['refresh'] / rps['ceiling']:.2f}), login+logout {rps['logout']:.0f}/s, device {rps['device']:.0f}/s, "
               f"flow with ES256 {rps['flow-es256']:.0f}/s")
 for name in ["ceiling", "issuance", "introspect"]:
     dist = median_round(name).get("errorDistribution", {})
@@ -300,7 +312,7 @@ echo "$TABLE"
   echo
   echo "Commands:"
   echo
-  for k in ceiling issuance introspect issuance-jwt introspect-jwt issuance-jwt-es256 flow refresh logout flow-es256; do echo "- $k: \`${CMDS[$k]}\`"; done
+  for k in ceiling issuance introspect issuance-jwt introspect-jwt issuance-jwt-es256 flow refresh logout device flow-es256; do echo "- $k: \`${CMDS[$k]}\`"; done
   if [ -n "$PG" ]; then
     for k in pgbench-insert1 pgbench-select issuance-2nodes; do echo "- $k: \`${CMDS[$k]}\`"; done
     echo

@@ -1,12 +1,14 @@
 //! Load generator for the browser flow, which oha cannot drive: each connection runs complete
 //! authorization-code flows (authorize → login accept → consent accept → code exchange with an
-//! RS256 ID token), refresh-token rotations, or a remembered login followed by an RP-initiated
-//! logout (logout request with the ID token as hint → logout accept → verifier), in a loop over
+//! RS256 ID token), refresh-token rotations, a remembered login followed by an RP-initiated
+//! logout (logout request with the ID token as hint → logout accept → verifier), or device
+//! authorizations (RFC 8628: device request → verification page → user code accepted → login
+//! and consent → the device's token request), in a loop over
 //! keep-alive connections, and prints one JSON object: completed operations per second, p50 and
 //! p99 latency, errors.
 //!
 //! `flowload --public http://127.0.0.1:4444 --admin http://127.0.0.1:4445 --client ID --secret S
-//!  --redirect https://rp.example/cb --mode flow|refresh|logout --scope "openid offline_access"
+//!  --redirect https://rp.example/cb --mode flow|refresh|logout|device --scope "openid offline_access"
 //!  --conns 32 --duration 15`
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -210,6 +212,68 @@ fn logout(public: &mut Conn, admin: &mut Conn, done: &Done) -> Result<(), String
     }
 }
 
+/// One device authorization, both sides: the device asks, the browser enters the user code and
+/// logs in and consents, the device's token request gets its tokens (ten HTTP requests).
+fn device(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64) -> Result<(), String> {
+    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", c.basic.as_str())];
+    let ask = format!(
+        "client_id={}&scope={}",
+        hydra::http::form::form_escaped(&c.client),
+        hydra::http::form::form_escaped(&c.scope)
+    );
+    let d = public.send("POST", "/oauth2/device/auth", &form, ask.as_bytes())?;
+    let (Some(device_code), Some(complete)) =
+        (json_field(&d.body, "device_code"), json_field(&d.body, "verification_uri_complete"))
+    else {
+        return Err(format!("device authorization answered {}", d.status));
+    };
+    let user_code = json_field(&d.body, "user_code").ok_or("no user code")?;
+    let r = public.send("GET", &local(&complete), &[], b"")?;
+    let csrf = set_cookies(&r).join("; ");
+    let ch = r.header("location").and_then(|l| param(l, "device_challenge")).ok_or("no device challenge")?;
+    let json = [("Content-Type", "application/json")];
+    let body = serde_json::to_vec(&serde_json::json!({ "user_code": user_code })).unwrap_or_default();
+    let a = admin.send("PUT", &format!("/admin/oauth2/auth/requests/device/accept?device_challenge={ch}"), &json, &body)?;
+    let back = json_field(&a.body, "redirect_to").ok_or("no device redirect_to")?;
+    let r = public.send("GET", &local(&back), &[("Cookie", &csrf)], b"")?;
+    let login_csrf = set_cookies(&r).join("; ");
+    let ch = r.header("location").and_then(|l| param(l, "login_challenge")).ok_or("no login challenge")?;
+    let subject = format!(r#"{{"subject":"device-user-{n}"}}"#);
+    let a = admin.send(
+        "PUT",
+        &format!("/admin/oauth2/auth/requests/login/accept?login_challenge={ch}"),
+        &json,
+        subject.as_bytes(),
+    )?;
+    let back = json_field(&a.body, "redirect_to").ok_or("no login redirect_to")?;
+    let r = public.send("GET", &local(&back), &[("Cookie", &login_csrf)], b"")?;
+    let mut consent_csrf = set_cookies(&r);
+    consent_csrf.retain(|c| !c.starts_with("ory_hydra_login"));
+    let ch = r.header("location").and_then(|l| param(l, "consent_challenge")).ok_or("no consent challenge")?;
+    let grant = serde_json::json!({"grant_scope": c.scope.split(' ').collect::<Vec<_>>()});
+    let a = admin.send(
+        "PUT",
+        &format!("/admin/oauth2/auth/requests/consent/accept?consent_challenge={ch}"),
+        &json,
+        &serde_json::to_vec(&grant).unwrap_or_default(),
+    )?;
+    let back = json_field(&a.body, "redirect_to").ok_or("no consent redirect_to")?;
+    let r = public.send("GET", &local(&back), &[("Cookie", &consent_csrf.join("; "))], b"")?;
+    if !r.header("location").is_some_and(|l| l.contains("/device/done")) {
+        return Err(format!("the consent verifier answered {}", r.status));
+    }
+    let poll = format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={}&client_id={}",
+        hydra::http::form::form_escaped(&device_code),
+        hydra::http::form::form_escaped(&c.client)
+    );
+    let t = public.send("POST", "/oauth2/token", &form, poll.as_bytes())?;
+    if t.status != 200 || json_field(&t.body, "access_token").is_none() {
+        return Err(format!("the device's token request answered {}", t.status));
+    }
+    Ok(())
+}
+
 fn refresh(c: &Cfg, public: &mut Conn, rt: &str) -> Result<String, String> {
     let body = format!("grant_type=refresh_token&refresh_token={}", hydra::http::form::form_escaped(rt));
     let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", c.basic.as_str())];
@@ -276,6 +340,7 @@ fn main() {
                         ("refresh", None) => {
                             flow(&cfg, &mut public, &mut admin, n, false).map(|d| Some(d.refresh_token))
                         }
+                        ("device", _) => device(&cfg, &mut public, &mut admin, n).map(|_| None),
                         ("logout", _) => flow(&cfg, &mut public, &mut admin, n, true)
                             .and_then(|d| logout(&mut public, &mut admin, &d))
                             .map(|_| None),
