@@ -14,6 +14,7 @@ use crate::oauth2::authorize::{self, html_escape, AuthError, AuthRequest, Client
 use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
 use crate::oauth2::id_token::{subject_for, IdTokenClaims};
 use crate::server::common::{form_body, too_old};
+use crate::server::cookies::{self, Csrf, SetCookie};
 use crate::server::flows::Step;
 use crate::server::respond::Response;
 use crate::server::sessions;
@@ -72,18 +73,14 @@ pub(crate) fn error_to_client(w: &Worker, r: &AuthRequest, error: &str, descript
     to_client(&r.redirect_uri, r.response_mode, &params)
 }
 
-pub fn cookie(w: &Worker, name: &str, value: &str, max_age: i64) -> String {
-    crate::server::cookies::set_cookie(w.config().dev, name, value, max_age)
-}
-
-pub(crate) fn csrf_ok(req: &Request, name: &str, expected: &str) -> bool {
+pub(crate) fn csrf_ok(w: &Worker, req: &Request, name: &str, expected: &str) -> bool {
     // Compared as digests: constant time whatever the lengths.
     let digest = |s: &str| {
         let mut out = [0u8; 32];
         out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref());
         out
     };
-    crate::server::cookies::cookie_value(req, name)
+    crate::server::cookies::cookie_value(w, req, name)
         .is_some_and(|v| crate::token::same_signature(&digest(v), &digest(expected)))
 }
 
@@ -237,10 +234,14 @@ pub(crate) async fn to_login(
     let Ok(challenge) = flow::seal_flow(&w.shared.flow_keys, Purpose::LoginChallenge, &flow, &rng) else {
         return error_to_client(w, &flow.request, "server_error", "The login challenge could not be sealed.");
     };
-    let name = flow::csrf_cookie_name("login", cfg.dev, &flow.request.client_id);
+    let name = cookies::csrf_name(w, Csrf::Login, &flow.request.client_id);
     let ttl = cfg.ttl.login_consent_request.as_secs() as i64;
-    found(authorize::redirect_url(&absolute(w, &cfg.urls.login), &[("login_challenge", &challenge)]))
-        .header("Set-Cookie", cookie(w, &name, &flow.login_csrf, ttl))
+    found(authorize::redirect_url(&absolute(w, &cfg.urls.login), &[("login_challenge", &challenge)])).set_cookie(
+        w,
+        &name,
+        &flow.login_csrf,
+        ttl,
+    )
 }
 
 /// The subject an `id_token_hint` names, if it is an ID token this server signed (our key set,
@@ -272,8 +273,8 @@ pub(crate) async fn login_done(w: &Worker, req: &Request, verifier: &str, device
     if too_old(w, flow.requested_at) {
         return error_to_client(w, r, "request_unauthorized", "The login request has expired.");
     }
-    let login_cookie = flow::csrf_cookie_name("login", cfg.dev, &r.client_id);
-    if !csrf_ok(req, &login_cookie, &flow.login_csrf) {
+    let login_cookie = cookies::csrf_name(w, Csrf::Login, &r.client_id);
+    if !csrf_ok(w, req, &login_cookie, &flow.login_csrf) {
         return error_to_client(w, r, "request_forbidden", "The login CSRF cookie is missing or does not match.");
     }
     // A refused device is recorded before the verifier is spent: a failed write leaves the
@@ -304,7 +305,7 @@ pub(crate) async fn login_done(w: &Worker, req: &Request, verifier: &str, device
                 }
             }
         } else {
-            session_cookie = Some(cookie(w, sessions::cookie_name(w), "", 0));
+            session_cookie = Some((String::new(), 0));
         }
     }
     let snapshot = w.shared.clients.load();
@@ -329,14 +330,14 @@ pub(crate) async fn login_done(w: &Worker, req: &Request, verifier: &str, device
     let Ok(challenge) = flow::seal_flow(&w.shared.flow_keys, Purpose::ConsentChallenge, &flow, &rng) else {
         return error_to_client(w, r, "server_error", "The consent challenge could not be sealed.");
     };
-    let name = flow::csrf_cookie_name("consent", cfg.dev, &r.client_id);
+    let name = cookies::csrf_name(w, Csrf::Consent, &r.client_id);
     let ttl = cfg.ttl.login_consent_request.as_secs() as i64;
     let mut resp =
         found(authorize::redirect_url(&absolute(w, &cfg.urls.consent), &[("consent_challenge", &challenge)]))
-            .header("Set-Cookie", cookie(w, &name, &flow.consent_csrf, ttl))
-            .header("Set-Cookie", cookie(w, &login_cookie, "", 0));
-    if let Some(c) = session_cookie {
-        resp = resp.header("Set-Cookie", c);
+            .set_cookie(w, &name, &flow.consent_csrf, ttl)
+            .set_cookie(w, &login_cookie, "", 0);
+    if let Some((value, life)) = session_cookie {
+        resp = resp.set_cookie(w, &cookies::session_name(w), &value, life);
     }
     resp
 }
@@ -393,8 +394,8 @@ pub(crate) async fn consented(
     if too_old(w, flow.requested_at) {
         return Err(error_to_client(w, r, "request_unauthorized", "The consent request has expired."));
     }
-    let consent_cookie = flow::csrf_cookie_name("consent", cfg.dev, &r.client_id);
-    if !csrf_ok(req, &consent_cookie, &flow.consent_csrf) {
+    let consent_cookie = cookies::csrf_name(w, Csrf::Consent, &r.client_id);
+    if !csrf_ok(w, req, &consent_cookie, &flow.consent_csrf) {
         return Err(error_to_client(
             w,
             r,
@@ -626,7 +627,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         params.push(("id_token", t));
     }
     params.extend([("scope", scope.as_str()), ("state", r.state.as_str()), ("iss", cfg.urls.issuer.as_str())]);
-    to_client(&r.redirect_uri, r.response_mode, &params).header("Set-Cookie", cookie(w, &c.cookie, "", 0))
+    to_client(&r.redirect_uri, r.response_mode, &params).set_cookie(w, &c.cookie, "", 0)
 }
 
 /// `/oauth2/fallbacks/{login,consent,logout,error}`: what runs when no app is configured.

@@ -21,9 +21,10 @@ use crate::oauth2::device::{self, DeviceChallenge, DeviceRef, DeviceVerifier, Po
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::flow::{self, Purpose};
 use crate::server::auth::authenticate;
-use crate::server::authorize::{self, absolute, cookie, csrf_ok, found};
+use crate::server::authorize::{self, absolute, csrf_ok, found};
 use crate::server::code_grant::{self, invalid_grant};
 use crate::server::common::{read_form, too_old};
+use crate::server::cookies::{self, Csrf, SetCookie};
 use crate::server::respond::{Response, StoreResult};
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, TokenType};
@@ -140,8 +141,12 @@ fn challenge(w: &Worker, user_code: Option<&str>) -> Response {
         params.push(("user_code", u));
     }
     let ttl = cfg.ttl.login_consent_request.as_secs() as i64;
-    found(redirect_url(&absolute(w, &cfg.urls.device_verification), &params))
-        .header("Set-Cookie", cookie(w, &flow::device_csrf_cookie_name(cfg.dev), &c.csrf, ttl))
+    found(redirect_url(&absolute(w, &cfg.urls.device_verification), &params)).set_cookie(
+        w,
+        &cookies::csrf_name(w, Csrf::Device, ""),
+        &c.csrf,
+        ttl,
+    )
 }
 
 /// Back from the verification page with a verifier: the user code is spent (once, durably) and
@@ -161,8 +166,8 @@ async fn verified(w: &Worker, req: &Request, verifier: &str, client_id: Option<&
     if too_old(w, v.challenge.requested_at) {
         return browser_error(401, "request_unauthorized", "The device request has expired, please try again.");
     }
-    let csrf_name = flow::device_csrf_cookie_name(cfg.dev);
-    if !csrf_ok(req, &csrf_name, &v.challenge.csrf) {
+    let csrf_name = cookies::csrf_name(w, Csrf::Device, "");
+    if !csrf_ok(w, req, &csrf_name, &v.challenge.csrf) {
         return browser_error(
             403,
             "request_forbidden",
@@ -225,7 +230,7 @@ async fn verified(w: &Worker, req: &Request, verifier: &str, client_id: Option<&
     let device = Some(DeviceRef { partition: v.partition, seq: v.seq });
     authorize::to_login(w, req, r, Some(&entry.stored.client), request_url, device)
         .await
-        .header("Set-Cookie", cookie(w, &csrf_name, "", 0))
+        .set_cookie(w, &csrf_name, "", 0)
 }
 
 /// Back from the consent app: the device authorization becomes the grant's code record (same
@@ -278,7 +283,7 @@ async fn approve(w: &Worker, req: &Request, verifier: &str, client_id: Option<&s
         return resp;
     }
     let success = absolute(w, &w.config().urls.device_success);
-    found(redirect_url(&success, &[("client_id", &rec.client_id)])).header("Set-Cookie", cookie(w, &c.cookie, "", 0))
+    found(redirect_url(&success, &[("client_id", &rec.client_id)])).set_cookie(w, &c.cookie, "", 0)
 }
 
 /// `grant_type=urn:ietf:params:oauth:grant-type:device_code` at the token endpoint.

@@ -29,9 +29,20 @@ pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
     let micros = started.elapsed().as_micros() as u64;
     w.metrics.record(metric, resp.status, micros);
     let id = request_id(w, req);
-    // The path only: queries carry challenges, verifiers and codes, which never reach a log.
-    let api_name = if api == Api::Public { "public" } else { "admin" };
-    crate::log::request(api_name, req.head.method.as_str(), req.head.path(), resp.status, micros, &id);
+    let cfg = w.config();
+    let quiet = if api == Api::Public { cfg.serve.quiet_health.0 } else { cfg.serve.quiet_health.1 };
+    if !(quiet && matches!(r, Route::HealthAlive | Route::HealthReady)) {
+        let api_name = if api == Api::Public { "public" } else { "admin" };
+        // The path only, unless log.leak_sensitive_values: queries carry challenges, verifiers
+        // and codes, and even then their values never reach a log.
+        match req.head.query().filter(|_| cfg.log.leak_sensitive_values) {
+            None => crate::log::request(api_name, req.head.method.as_str(), req.head.path(), resp.status, micros, &id),
+            Some(q) => {
+                let full = format!("{}?{}", req.head.path(), crate::log::redacted_query(q, &cfg.log.redaction_text));
+                crate::log::request(api_name, req.head.method.as_str(), &full, resp.status, micros, &id)
+            }
+        }
+    }
     resp.header("X-Request-Id", id)
 }
 
@@ -100,6 +111,13 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
         Route::GetRegistered(id) => registration::get(w, req, &id),
         Route::PutRegistered(id) => registration::put(w, req, &id).await,
         Route::DeleteRegistered(id) => registration::delete(w, req, &id).await,
+        // Not built: say so plainly rather than answer 404 (docs/compat.md).
+        Route::Credentials => Response::generic_error(
+            501,
+            "unsupported_request",
+            "Verifiable credentials (OpenID for Verifiable Credential Issuance, draft 00) are not served by this server.",
+        )
+        .no_store(),
         Route::DeviceAuth => device::authorize(w, req).await,
         Route::DeviceVerify => device::verify(w, req).await,
         Route::DeviceAccept => flows::accept_device(w, req).await,

@@ -14,9 +14,10 @@ use crate::http::Request;
 use crate::oauth2::authorize::{html_escape, redirect_url};
 use crate::oauth2::flow::{self, Purpose};
 use crate::oauth2::logout::{self as rules, LogoutParams, LogoutRequest, Start};
-use crate::server::authorize::{absolute, cookie, csrf_ok, fatal, found};
+use crate::server::authorize::{absolute, csrf_ok, fatal, found};
 use crate::server::backchannel;
 use crate::server::common::too_old;
+use crate::server::cookies::SetCookie;
 use crate::server::keys;
 use crate::server::respond::{store_error, Response};
 use crate::server::sessions;
@@ -25,12 +26,8 @@ use hydra_storage::Storage;
 use ring::rand::SystemRandom;
 use serde_json::json;
 
-fn csrf_cookie_name(w: &Worker) -> &'static str {
-    if w.config().dev {
-        "ory_hydra_logout_csrf_dev"
-    } else {
-        "ory_hydra_logout_csrf"
-    }
+fn csrf_cookie_name(w: &Worker) -> String {
+    crate::server::cookies::csrf_name(w, crate::server::cookies::Csrf::Logout, "")
 }
 
 /// The key of the flow marker that makes a logout single use.
@@ -113,7 +110,7 @@ async fn begin(w: &Worker, req: &Request, p: &LogoutParams) -> Response {
         redirect_url(&absolute(w, &cfg.urls.logout), &[("logout_challenge", &blob)])
     };
     let ttl = cfg.ttl.login_consent_request.as_secs() as i64;
-    found(location).header("Set-Cookie", cookie(w, csrf_cookie_name(w), &lr.csrf, ttl))
+    found(location).set_cookie(w, &csrf_cookie_name(w), &lr.csrf, ttl)
 }
 
 /// Back from the logout app with a verifier: end the session and tell the clients.
@@ -124,7 +121,7 @@ async fn finish(w: &Worker, req: &Request, verifier: &str) -> Response {
     if too_old(w, lr.requested_at) {
         return fatal(w, "request_unauthorized", "The logout request has expired.");
     }
-    if !csrf_ok(req, csrf_cookie_name(w), &lr.csrf) {
+    if !csrf_ok(w, req, &csrf_cookie_name(w), &lr.csrf) {
         return fatal(w, "request_forbidden", "The logout CSRF cookie is missing or does not match.");
     }
     let store = &w.shared.store;
@@ -154,8 +151,7 @@ async fn finish(w: &Worker, req: &Request, verifier: &str) -> Response {
             close: false,
         }
     };
-    resp.header("Set-Cookie", cookie(w, sessions::cookie_name(w), "", 0))
-        .header("Set-Cookie", cookie(w, csrf_cookie_name(w), "", 0))
+    resp.set_cookie(w, &crate::server::cookies::session_name(w), "", 0).set_cookie(w, &csrf_cookie_name(w), "", 0)
 }
 
 fn challenge(req: &Request) -> Option<String> {

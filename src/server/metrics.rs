@@ -84,7 +84,7 @@ pub fn route_index(r: &Route) -> usize {
         Route::FlowRequest(..) | Route::LogoutRequest(_) => 21,
         Route::ListConsentSessions | Route::RevokeConsentSessions | Route::RevokeLoginSessions => 22,
         Route::Metrics => 23,
-        Route::NotFound => 24,
+        Route::NotFound | Route::Credentials => 24,
         Route::MethodNotAllowed(_) => 25,
         Route::Logout | Route::LogoutFallback => 26,
         Route::Register | Route::GetRegistered(_) | Route::PutRegistered(_) | Route::DeleteRegistered(_) => 27,

@@ -28,6 +28,7 @@ mod code_grant;
 mod cors;
 mod device;
 mod flows;
+mod hook_pool;
 mod hooks;
 mod introspect;
 mod jwt_bearer;
@@ -216,8 +217,13 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         keys: arc_swap::ArcSwap::from_pointee(key_snapshot),
         key_seal,
         flow_keys: crate::oauth2::flow::keys(&config.secrets.system),
+        cookie_keys: crate::oauth2::flow::keys(if config.secrets.cookie.is_empty() {
+            &config.secrets.system
+        } else {
+            &config.secrets.cookie
+        }),
         device: crate::oauth2::device::Gates::new(&config.secrets.system[0]),
-        hooks: hooks::HookPool::start(config.oauth2.token_hook.clone(), config.oauth2.refresh_token_hook.clone())
+        hooks: hook_pool::HookPool::start(config.oauth2.token_hook.clone(), config.oauth2.refresh_token_hook.clone())
             .map_err(|e| format!("cannot start the token hook threads: {e}"))?,
         metrics: (0..workers).map(|_| Default::default()).collect(),
         store: Arc::new(store),

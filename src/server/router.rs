@@ -68,6 +68,8 @@ pub enum Route {
     /// `/admin/trust/grants/jwt-bearer/issuers/{id}`.
     GetTrust(String),
     DeleteTrust(String),
+    /// `POST /credentials`: verifiable credentials (OpenID4VCI draft 00), refused.
+    Credentials,
     /// `POST /oauth2/device/auth` (RFC 8628 §3.1).
     DeviceAuth,
     /// `GET /oauth2/device/verify`: the browser's side of the device flow.
@@ -140,6 +142,7 @@ fn public(m: Method, path: &str) -> Route {
         "/oauth2/fallbacks/device" => only(m, Method::Get, "GET, HEAD", Route::Fallback("device")),
         "/oauth2/fallbacks/device/done" => only(m, Method::Get, "GET, HEAD", Route::Fallback("device/done")),
         "/oauth2/device/auth" => only(m, Method::Post, "POST", Route::DeviceAuth),
+        "/credentials" => only(m, Method::Post, "POST", Route::Credentials),
         "/oauth2/device/verify" => only(m, Method::Get, "GET, HEAD", Route::DeviceVerify),
         "/oauth2/register" => only(m, Method::Post, "POST", Route::Register),
         _ => {
@@ -332,6 +335,7 @@ mod tests {
             (Api::Admin, Get, "/clients/x/other", Route::NotFound),
             (Api::Admin, Post, "/oauth2/token", Route::NotFound),
             (Api::Public, Post, "/oauth2/device/auth", Route::DeviceAuth),
+            (Api::Public, Post, "/credentials", Route::Credentials),
             (Api::Public, Get, "/oauth2/device/auth", Route::MethodNotAllowed("POST")),
             (Api::Public, Get, "/oauth2/device/verify", Route::DeviceVerify),
             (Api::Public, Post, "/oauth2/device/verify", Route::MethodNotAllowed("GET, HEAD")),

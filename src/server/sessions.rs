@@ -26,38 +26,30 @@ struct CookieBody {
     sub: String,
 }
 
-pub fn cookie_name(w: &Worker) -> &'static str {
-    if w.config().dev {
-        "ory_hydra_session_dev"
-    } else {
-        "ory_hydra_session"
-    }
-}
-
 /// The browser's remembered login session, if it still holds.
 pub async fn current(w: &Worker, req: &Request) -> Option<LoginSession> {
-    let raw = crate::server::cookies::cookie_value(req, cookie_name(w))?;
-    let c: CookieBody = flow::open_json(&w.shared.flow_keys, Purpose::SessionCookie, raw).ok()?;
+    let raw = crate::server::cookies::cookie_value(w, req, &crate::server::cookies::session_name(w))?;
+    let c: CookieBody = flow::open_json(&w.shared.cookie_keys, Purpose::SessionCookie, raw).ok()?;
     let s = w.shared.store.get_login_session(&c.sub, &c.sid).await.ok()??;
     (s.subject == c.sub && unix_now() < s.expires_at).then_some(s)
 }
 
-/// Stores a remembered login durably; returns the `Set-Cookie` value.
+/// Stores a remembered login durably; returns the session cookie's value and lifetime.
 pub async fn remember_login(
     w: &Worker,
     sid: &str,
     subject: &str,
     auth_time: i64,
     remember_for: i64,
-) -> Result<String, ()> {
+) -> Result<(String, i64), ()> {
     let life = if remember_for > 0 { remember_for.min(180 * 24 * 3600) } else { DEFAULT_SESSION_SECS };
     let s =
         LoginSession { sid: sid.to_string(), subject: subject.to_string(), auth_time, expires_at: unix_now() + life };
     w.shared.store.put_login_session(s).await.map_err(|_| ())?;
     let body = CookieBody { sid: sid.to_string(), sub: subject.to_string() };
     let sealed =
-        flow::seal_json(&w.shared.flow_keys, Purpose::SessionCookie, &body, &SystemRandom::new()).map_err(|_| ())?;
-    Ok(crate::server::cookies::set_cookie(w.config().dev, cookie_name(w), &sealed, life))
+        flow::seal_json(&w.shared.cookie_keys, Purpose::SessionCookie, &body, &SystemRandom::new()).map_err(|_| ())?;
+    Ok((sealed, life))
 }
 
 /// A consent decision as stored (and listed by the admin API).

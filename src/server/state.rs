@@ -101,10 +101,12 @@ pub struct Shared {
     pub key_seal: Vec<[u8; 32]>,
     /// Keys that seal login and consent challenges and verifiers.
     pub flow_keys: Vec<[u8; 32]>,
+    /// Keys that seal the login session cookie: from `secrets.cookie`, else `secrets.system`.
+    pub cookie_keys: Vec<[u8; 32]>,
     /// The device flow's user-code key and its polling and guessing gates.
     pub device: crate::oauth2::device::Gates,
     /// The token hooks' threads, when a hook is configured.
-    pub hooks: Option<crate::server::hooks::HookPool>,
+    pub hooks: Option<crate::server::hook_pool::HookPool>,
     /// One block of counters per worker, summed on scrape.
     pub metrics: Vec<Arc<crate::server::metrics::WorkerMetrics>>,
     pub token_keys: TokenKeys,
@@ -347,6 +349,7 @@ pub(crate) fn test_shared() -> Arc<Shared> {
         keys: ArcSwap::from_pointee(crate::server::key_snapshot::KeySnapshot::default()),
         key_seal: vec![[7; 32]],
         flow_keys: vec![[8; 32]],
+        cookie_keys: vec![[8; 32]],
         device: crate::oauth2::device::Gates::new("a-test-secret-of-16"),
         hooks: None,
         metrics: vec![Default::default()],

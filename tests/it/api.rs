@@ -99,3 +99,20 @@ fn clients_with_and_without_admin_prefix() {
     // Trailing slash is stripped.
     Req::get(&format!("/admin/clients/{id}/")).send(s.admin).expect(200);
 }
+
+#[test]
+fn verifiable_credentials_are_refused_plainly() {
+    let s = api();
+    let r = Req::new("POST", "/credentials")
+        .header("Authorization", "Bearer ory_at_x.y")
+        .json(&serde_json::json!({"format": "jwt_vc_json", "types": ["VerifiableCredential", "UserInfoCredential"]}))
+        .send(s.public);
+    let e = r.expect_error(501, "unsupported_request");
+    assert!(e["error_description"].as_str().unwrap().contains("Verifiable credentials"), "{e}");
+    let d = Req::get("/.well-known/openid-configuration").send(s.public).json();
+    assert!(
+        d.get("credentials_endpoint_draft_00").is_none() && d.get("credentials_supported_draft_00").is_none(),
+        "{d}"
+    );
+    Req::get("/credentials").send(s.public).expect(405);
+}

@@ -96,3 +96,27 @@ fn dev_generates_and_reuses_system_secret() {
     assert!(is_active(&s, &tok), "token from run 1 verifies in run 2");
     s.stop();
 }
+
+#[test]
+fn health_lines_can_be_quieted_and_leaked_queries_keep_secrets_out() {
+    let s = Opts::new("io_uring")
+        .env("SERVE_PUBLIC_REQUEST_LOG_DISABLE_FOR_HEALTH", "true")
+        .env("LOG_LEAK_SENSITIVE_VALUES", "true")
+        .start();
+    Req::get("/health/alive").send(s.public).expect(200);
+    Req::get("/health/ready").send(s.admin).expect(200);
+    Req::get("/oauth2/auth?client_id=visible-client&login_verifier=SECRET-VERIFIER&code=SECRET-CODE").send(s.public);
+    Req::get("/oauth2/fallbacks/error?error=shown").send(s.public).expect(200);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = s.log();
+    assert!(!log.lines().any(|l| l.contains("api=public") && l.contains("path=/health/alive")), "{log}");
+    assert!(log.lines().any(|l| l.contains("api=admin") && l.contains("/health/ready")), "{log}");
+    assert!(log.contains("client_id=visible-client"), "{log}");
+    assert!(log.contains("error=shown"), "{log}");
+    assert!(!log.contains("SECRET-VERIFIER") && !log.contains("SECRET-CODE"), "{log}");
+    // Off (the default): the path only.
+    let d = api();
+    Req::get("/oauth2/fallbacks/error?error=hidden-by-default").send(d.public).expect(200);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!d.log().contains("hidden-by-default"));
+}

@@ -10,6 +10,7 @@ mod client_assertion;
 mod clients;
 mod concurrency;
 mod config;
+mod cookies;
 mod cors;
 mod crash;
 mod device;

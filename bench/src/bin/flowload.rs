@@ -233,7 +233,8 @@ fn device(c: &Cfg, public: &mut Conn, admin: &mut Conn, n: u64) -> Result<(), St
     let ch = r.header("location").and_then(|l| param(l, "device_challenge")).ok_or("no device challenge")?;
     let json = [("Content-Type", "application/json")];
     let body = serde_json::to_vec(&serde_json::json!({ "user_code": user_code })).unwrap_or_default();
-    let a = admin.send("PUT", &format!("/admin/oauth2/auth/requests/device/accept?device_challenge={ch}"), &json, &body)?;
+    let a =
+        admin.send("PUT", &format!("/admin/oauth2/auth/requests/device/accept?device_challenge={ch}"), &json, &body)?;
     let back = json_field(&a.body, "redirect_to").ok_or("no device redirect_to")?;
     let r = public.send("GET", &local(&back), &[("Cookie", &csrf)], b"")?;
     let login_csrf = set_cookies(&r).join("; ");

@@ -121,6 +121,36 @@ pub struct Config {
 pub struct Secrets {
     /// `secrets.system`; empty only in `--dev` before the server generates one.
     pub system: Vec<String>,
+    /// `secrets.cookie`: what seals the login session cookie (the first seals, all open); empty
+    /// means `secrets.system`, as Hydra.
+    pub cookie: Vec<String>,
+}
+
+/// `SameSite` of the flow's cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+/// `serve.cookies.*`, resolved: `secure` is what cookies carry (always outside `--dev`), and
+/// `same_site` is already lowered from `None` to `Lax` where a browser would refuse `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookies {
+    pub same_site: SameSite,
+    /// `same_site_legacy_workaround`: with `None`, a second cookie `<name>_legacy` without
+    /// `SameSite`, for browsers that reject `None`.
+    pub legacy_workaround: bool,
+    pub domain: Option<String>,
+    pub secure: bool,
+    /// `paths.session`.
+    pub session_path: String,
+    /// `names.*`, as configured (the `_dev` suffix and the client suffix are added where used).
+    pub login_csrf: String,
+    pub consent_csrf: String,
+    pub device_csrf: String,
+    pub session: String,
 }
 
 /// `urls.*`.
@@ -157,6 +187,10 @@ pub struct Serve {
     pub tls_public: Option<TlsFiles>,
     /// TLS of the admin listener (`serve.admin.tls` over `serve.tls`).
     pub tls_admin: Option<TlsFiles>,
+    /// `serve.cookies.*`.
+    pub cookies: Cookies,
+    /// `serve.{public,admin}.request_log.disable_for_health`: no request line for `/health/*`.
+    pub quiet_health: (bool, bool),
     /// `serve.public.cors.*` when enabled.
     pub cors_public: Option<crate::http::cors::Cors>,
     /// `serve.admin.cors.*` when enabled.
@@ -232,7 +266,11 @@ pub struct Oidc {
 pub struct Log {
     pub level: Level,
     pub format: LogFormat,
+    /// `log.leak_sensitive_values`: request lines carry the query string, with the values of
+    /// parameters that are credentials still replaced by `redaction_text`.
     pub leak_sensitive_values: bool,
+    /// `log.redaction_text`.
+    pub redaction_text: String,
 }
 
 /// `clients.http.*`.
@@ -341,6 +379,61 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(h).join(".local/share/hydra-rs");
     }
     PathBuf::from("hydra-data")
+}
+
+/// `serve.cookies.*`. Outside `--dev` every cookie is `Secure` whatever `secure` says (as Hydra);
+/// `SameSite=None` becomes `Lax` when the issuer is not https (as Hydra), since a browser refuses
+/// `None` without `Secure` and a plain-http issuer cannot set `Secure` cookies that stick.
+fn cookies(raw: &Raw, dev: bool, issuer: &str) -> Result<Cookies, ConfigError> {
+    let mode = raw.str("serve.cookies.same_site_mode")?;
+    let mut same_site = match mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("none") => SameSite::None,
+        Some("lax") => SameSite::Lax,
+        Some("strict") => SameSite::Strict,
+        Some(_) => {
+            return Err(err(
+                "serve.cookies.same_site_mode",
+                format!("must be Strict, Lax or None, got {:?}", mode.unwrap_or_default()),
+            ))
+        }
+    };
+    let secure = !dev || raw.bool("serve.cookies.secure")?.unwrap_or(false);
+    if same_site == SameSite::None && (!secure || !issuer.starts_with("https://")) {
+        same_site = SameSite::Lax;
+    }
+    let token =
+        |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let name = |k: &str, default: &str| -> Result<String, ConfigError> {
+        let key = format!("serve.cookies.names.{k}");
+        match raw.str(&key)? {
+            None => Ok(default.to_string()),
+            Some(v) if token(&v) => Ok(v),
+            Some(v) => Err(err(&key, format!("{v:?} is not a cookie name"))),
+        }
+    };
+    let domain = match raw.str("serve.cookies.domain")?.filter(|d| !d.is_empty()) {
+        None => None,
+        Some(d) if d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') && !d.starts_with("..") => {
+            Some(d)
+        }
+        Some(d) => return Err(err("serve.cookies.domain", format!("{d:?} is not a domain"))),
+    };
+    let session_path = match raw.str("serve.cookies.paths.session")? {
+        None => "/".to_string(),
+        Some(p) if p.starts_with('/') && !p.bytes().any(|b| b <= b' ' || b == b';' || b == 0x7f) => p,
+        Some(p) => return Err(err("serve.cookies.paths.session", format!("{p:?} is not a cookie path"))),
+    };
+    Ok(Cookies {
+        same_site,
+        legacy_workaround: raw.bool("serve.cookies.same_site_legacy_workaround")?.unwrap_or(false),
+        domain,
+        secure,
+        session_path,
+        login_csrf: name("login_csrf", "ory_hydra_login_csrf")?,
+        consent_csrf: name("consent_csrf", "ory_hydra_consent_csrf")?,
+        device_csrf: name("device_csrf", "ory_hydra_device_csrf")?,
+        session: name("session", "ory_hydra_session")?,
+    })
 }
 
 /// A hook: a URL string, or `{url, auth: {type: api_key, config: {in, name, value}}}`.
@@ -467,6 +560,12 @@ impl Config {
         for (i, s) in secrets_system.iter().enumerate() {
             if s.len() < 16 {
                 return Err(err("secrets.system", format!("entry {i} is shorter than 16 characters")));
+            }
+        }
+        let secrets_cookie = raw.list("secrets.cookie")?.unwrap_or_default();
+        for (i, s) in secrets_cookie.iter().enumerate() {
+            if s.len() < 16 {
+                return Err(err("secrets.cookie", format!("entry {i} is shorter than 16 characters")));
             }
         }
         if secrets_system.is_empty() && !dev {
@@ -608,6 +707,7 @@ impl Config {
             Some(n) if (0..=4096).contains(&n) => (n as u64) << 20,
             Some(n) => return Err(err("engine.wal_size_mb", format!("must be between 0 and 4096, got {n}"))),
         };
+        let cookie_settings = cookies(raw, dev, &issuer)?;
         let default_scope = raw
             .list("oidc.dynamic_client_registration.default_scope")?
             .map(|v| v.join(" "))
@@ -632,7 +732,7 @@ impl Config {
         Ok(Config {
             dev,
             dsn,
-            secrets: Secrets { system: secrets_system },
+            secrets: Secrets { system: secrets_system, cookie: secrets_cookie },
             urls: Urls {
                 issuer,
                 public: public_url,
@@ -656,6 +756,11 @@ impl Config {
                 admin,
                 tls_public,
                 tls_admin,
+                cookies: cookie_settings,
+                quiet_health: (
+                    raw.bool("serve.public.request_log.disable_for_health")?.unwrap_or(false),
+                    raw.bool("serve.admin.request_log.disable_for_health")?.unwrap_or(false),
+                ),
                 cors_public: cors_for(raw, "public")?,
                 cors_admin: cors_for(raw, "admin")?,
             },
@@ -712,6 +817,7 @@ impl Config {
                 level: log_level,
                 format: log_format,
                 leak_sensitive_values: raw.bool("log.leak_sensitive_values")?.unwrap_or(false),
+                redaction_text: raw.str("log.redaction_text")?.unwrap_or_else(|| "[redacted]".into()),
             },
             clients_http: ClientsHttp {
                 disallow_private_ip_ranges: raw.bool("clients.http.disallow_private_ip_ranges")?.unwrap_or(!dev),

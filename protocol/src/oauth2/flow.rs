@@ -368,13 +368,10 @@ pub fn murmur3_32(data: &[u8]) -> u32 {
 }
 
 /// Name of the login or consent CSRF cookie of a client.
-/// The device flow's CSRF cookie (one per browser, not per client, as Hydra).
-pub fn device_csrf_cookie_name(dev: bool) -> String {
-    format!("ory_hydra_device_csrf{}", if dev { "_dev" } else { "" })
-}
-
-pub fn csrf_cookie_name(kind: &str, dev: bool, client_id: &str) -> String {
-    format!("ory_hydra_{kind}_csrf{}_{}", if dev { "_dev" } else { "" }, murmur3_32(client_id.as_bytes()))
+/// A login or consent CSRF cookie's name: the configured base name (`ory_hydra_login_csrf`), `_dev`
+/// in dev mode, and the client's murmur3 hash (as Hydra).
+pub fn csrf_cookie_name(base: &str, dev: bool, client_id: &str) -> String {
+    format!("{base}{}_{}", if dev { "_dev" } else { "" }, murmur3_32(client_id.as_bytes()))
 }
 
 #[cfg(test)]
@@ -480,6 +477,6 @@ mod tests {
         assert_eq!(murmur3_32(b""), 0);
         assert_eq!(murmur3_32(b"hello"), 613_153_351);
         assert_eq!(murmur3_32(b"The quick brown fox jumps over the lazy dog"), 0x2e4f_f723);
-        assert!(csrf_cookie_name("login", true, "c").starts_with("ory_hydra_login_csrf_dev_"));
+        assert!(csrf_cookie_name("ory_hydra_login_csrf", true, "c").starts_with("ory_hydra_login_csrf_dev_"));
     }
 }
