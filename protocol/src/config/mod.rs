@@ -1243,6 +1243,26 @@ mod tests {
     }
 
     #[test]
+    fn every_key_of_hydras_schema_has_a_row_in_compat_md() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/compat.md")).unwrap();
+        let start = doc.find("## Every key of Hydra's configuration").expect("the key table in docs/compat.md");
+        let table = &doc[start..];
+        let missing: Vec<&str> = hydra_keys::HYDRA_KEYS
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !table.contains(&format!("| `{k}` |")))
+            .collect();
+        assert!(missing.is_empty(), "keys without a row in docs/compat.md: {missing:?}");
+        // A key this server reads is never listed as refused.
+        for (k, _) in KEYS {
+            let row = table.lines().find(|l| l.starts_with(&format!("| `{k}` |")));
+            if let Some(row) = row {
+                assert!(!row.contains("refused at start-up unless"), "{k} is implemented but listed as refused: {row}");
+            }
+        }
+    }
+
+    #[test]
     fn hook_settings() {
         let c = load(&[SECRET, ("OAUTH2_TOKEN_HOOK", "https://hook.example/token")], false).unwrap();
         let h = c.oauth2.token_hook.unwrap();
