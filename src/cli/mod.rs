@@ -70,6 +70,15 @@ pub enum Command {
     Migrate(MigrateCmd),
     /// Clean the database of expired tokens, finished flows and expired login sessions
     Janitor(JanitorCmd),
+    /// Copy a running server's embedded store into a new directory on its host, without stopping
+    /// it (the admin API's POST /admin/backup)
+    Backup {
+        /// The directory to create (absolute, must not exist), on the server's file system.
+        #[arg(value_name = "DIR")]
+        dir: String,
+        #[command(flatten)]
+        conn: ConnFlags,
+    },
 }
 
 /// `hydra janitor [database_url]`

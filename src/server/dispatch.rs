@@ -6,8 +6,8 @@ use crate::server::respond::Response;
 use crate::server::router::{route, Api, Route};
 use crate::server::state::Worker;
 use crate::server::{
-    authorize, clients, cors, device, flows, introspect, keys, logout, oidc, registration, revoke, sessions, token,
-    trust,
+    authorize, backup, clients, cors, device, flows, introspect, keys, logout, oidc, registration, revoke, sessions,
+    token, trust,
 };
 use hydra_storage::Storage;
 use serde_json::json;
@@ -118,6 +118,7 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
             "Verifiable credentials (OpenID for Verifiable Credential Issuance, draft 00) are not served by this server.",
         )
         .no_store(),
+        Route::Backup => backup::create(w, req).await,
         Route::DeviceAuth => device::authorize(w, req).await,
         Route::DeviceVerify => device::verify(w, req).await,
         Route::DeviceAccept => flows::accept_device(w, req).await,

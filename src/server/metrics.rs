@@ -83,7 +83,7 @@ pub fn route_index(r: &Route) -> usize {
         Route::Userinfo => 20,
         Route::FlowRequest(..) | Route::LogoutRequest(_) => 21,
         Route::ListConsentSessions | Route::RevokeConsentSessions | Route::RevokeLoginSessions => 22,
-        Route::Metrics => 23,
+        Route::Metrics | Route::Backup => 23,
         Route::NotFound | Route::Credentials => 24,
         Route::MethodNotAllowed(_) => 25,
         Route::Logout | Route::LogoutFallback => 26,

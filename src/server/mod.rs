@@ -21,6 +21,7 @@ mod auth;
 pub mod authorize;
 mod backchannel;
 mod background;
+mod backup;
 mod batch;
 mod client_keys;
 mod clients;

@@ -76,6 +76,8 @@ pub enum Route {
     DeviceVerify,
     /// `PUT /admin/oauth2/auth/requests/device/accept`: the verification page accepts a user code.
     DeviceAccept,
+    /// `POST /admin/backup`: an online backup of the embedded store (this project's).
+    Backup,
     /// `GET /admin/metrics/prometheus`
     Metrics,
     NotFound,
@@ -166,6 +168,7 @@ fn admin(m: Method, path: &str) -> Route {
     match path {
         "/version" => return only(m, Method::Get, "GET, HEAD", Route::Version),
         "/metrics/prometheus" => return only(m, Method::Get, "GET, HEAD", Route::Metrics),
+        "/backup" => return only(m, Method::Post, "POST", Route::Backup),
         "/oauth2/introspect" => return only(m, Method::Post, "POST", Route::Introspect),
         "/oauth2/tokens" => return only(m, Method::Delete, "DELETE", Route::DeleteTokens),
         "/oauth2/auth/sessions/consent" => {
@@ -336,6 +339,8 @@ mod tests {
             (Api::Admin, Post, "/oauth2/token", Route::NotFound),
             (Api::Public, Post, "/oauth2/device/auth", Route::DeviceAuth),
             (Api::Public, Post, "/credentials", Route::Credentials),
+            (Api::Admin, Post, "/admin/backup", Route::Backup),
+            (Api::Public, Post, "/admin/backup", Route::NotFound),
             (Api::Public, Get, "/oauth2/device/auth", Route::MethodNotAllowed("POST")),
             (Api::Public, Get, "/oauth2/device/verify", Route::DeviceVerify),
             (Api::Public, Post, "/oauth2/device/verify", Route::MethodNotAllowed("GET, HEAD")),

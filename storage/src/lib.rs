@@ -42,6 +42,6 @@ pub use disk::{FaultMode, Faults, SimDisk};
 pub use error::StoreError;
 pub use records::{ArchivedTokenKind, ArchivedTokenRecord, TokenKind, TokenRecord, TokenView};
 pub use rows::Rows;
-pub use store::{compact_dir, manifest_info, Store, StoreOptions, CLIENT_RECORD_VERSION, FORMAT_VERSION};
+pub use store::{compact_dir, manifest_info, BackupReport, Store, StoreOptions, CLIENT_RECORD_VERSION, FORMAT_VERSION};
 pub use tx::Table;
 pub use wal::DEFAULT_WAL_BYTES;

@@ -516,3 +516,48 @@ fn staged_rows_are_applied_in_bulk() {
         assert_eq!(store.get_token(0, *seq).wait().unwrap().as_ref(), Some(r));
     }
 }
+
+/// An online backup holds every write acknowledged before it began, while writers go on; the
+/// copy opens as a store; a destination that exists is refused.
+#[test]
+fn an_online_backup_holds_every_write_acknowledged_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), &opts(4)).unwrap());
+    block_on(store.put_client("c1", b"{}".to_vec(), PutMode::Create { marks: vec![] })).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..4u32)
+        .map(|p| {
+            let (store, stop, acked) = (store.clone(), stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let seq = block_on(store.next_seq(p)).unwrap();
+                    block_on(store.insert_token(p, seq, &rec("c1", seq))).unwrap();
+                    acked.lock().unwrap().push((p, seq, std::time::Instant::now()));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let began = std::time::Instant::now();
+    let dest = dir.path().join("..").join(format!("backup-{}", std::process::id()));
+    let report = block_on(store.backup(&dest)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(report.files >= 1 + 2 * 5, "{report:?}");
+    assert!(matches!(block_on(store.backup(&dest)), Err(StoreError::Io(_))), "an existing destination is refused");
+    let before: Vec<(u32, u64)> =
+        acked.lock().unwrap().iter().filter(|(_, _, t)| *t < began).map(|(p, s, _)| (*p, *s)).collect();
+    assert!(before.len() > 20, "the writers wrote before the backup: {}", before.len());
+    let copy = Store::open(&dest, &opts(4)).unwrap();
+    for (p, seq) in &before {
+        assert_eq!(block_on(copy.get_token(*p, *seq)).unwrap(), Some(rec("c1", *seq)), "p{p} seq {seq} missing");
+    }
+    assert!(block_on(copy.get_client("c1")).unwrap().is_some());
+    drop(copy);
+    std::fs::remove_dir_all(&dest).ok();
+    assert!(block_on(Store::memory(&opts(2)).unwrap().backup(&dir.path().join("m"))).is_err());
+}

@@ -1247,11 +1247,8 @@ mod tests {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/compat.md")).unwrap();
         let start = doc.find("## Every key of Hydra's configuration").expect("the key table in docs/compat.md");
         let table = &doc[start..];
-        let missing: Vec<&str> = hydra_keys::HYDRA_KEYS
-            .iter()
-            .map(|(k, _)| *k)
-            .filter(|k| !table.contains(&format!("| `{k}` |")))
-            .collect();
+        let missing: Vec<&str> =
+            hydra_keys::HYDRA_KEYS.iter().map(|(k, _)| *k).filter(|k| !table.contains(&format!("| `{k}` |"))).collect();
         assert!(missing.is_empty(), "keys without a row in docs/compat.md: {missing:?}");
         // A key this server reads is never listed as refused.
         for (k, _) in KEYS {

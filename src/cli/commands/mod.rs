@@ -62,6 +62,7 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
             ImportWhat::Jwk { set, files, key, conn } => import_jwks(&set, &files, &key, &conn, out),
         },
         Command::Janitor(c) => super::janitor::janitor(&c, out),
+        Command::Backup { dir, conn } => backup(&dir, &conn, out),
         Command::Migrate(c) => {
             use super::migrate::{run, Action, Confirm};
             let stdin = std::io::stdin();
@@ -128,6 +129,15 @@ pub(crate) fn execute(cmd: Command, out: Out, err: Out) -> i32 {
             1
         }
     }
+}
+
+/// `hydra backup DIR`: asks the server for an online backup into `DIR` and prints its report.
+fn backup(dir: &str, conn: &ConnFlags, out: Out) -> Result<(), String> {
+    let ctx = Ctx::new(conn, DEFAULT_ADMIN_ENDPOINT)?;
+    let body = serde_json::json!({ "dir": dir }).to_string();
+    let resp = ctx.call_ok("POST", "/admin/backup", &[], Some(("application/json", body.as_bytes())))?;
+    let v: Value = serde_json::from_slice(&resp.body).map_err(|e| format!("Error: {e}"))?;
+    write_out(out, &go_json(&v, false))
 }
 
 /// Decodes a form/query component (`+` is a space).
