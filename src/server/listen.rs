@@ -11,13 +11,13 @@ pub(super) fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("cannot resolve {addr}"))
 }
 
-pub(super) fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+pub(super) fn bind_reuseport(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
-    s.listen(1024)?;
+    s.listen(backlog.min(i32::MAX as u32) as i32)?;
     Ok(s.into())
 }

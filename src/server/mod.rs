@@ -37,6 +37,7 @@ pub mod keys;
 mod listen;
 mod logout;
 pub mod metrics;
+mod notify;
 mod oidc;
 pub mod outbound;
 mod registration;
@@ -187,7 +188,8 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
                 Some(a) => a,
                 None => listen::resolve(addr)?,
             };
-            let l = listen::bind_reuseport(target).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let l = listen::bind_reuseport(target, cfg.engine.listen_backlog)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             if resolved.is_none() {
                 resolved = Some(l.local_addr().map_err(|e| e.to_string())?);
             }
@@ -247,6 +249,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
             .name("signals".into())
             .spawn(move || {
                 if sig.forever().next().is_some() {
+                    notify::notify("STOPPING=1");
                     info!("shutting down: no new connections, finishing in-flight requests");
                     shared.shutting_down.store(true, Ordering::SeqCst);
                 }
@@ -256,7 +259,16 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     };
     let janitor = background::spawn_janitor(&shared)?;
     let watcher = watch::spawn(&shared, feed_from)?;
-    let cpus = worker::allowed_cpus();
+    let allowed = worker::allowed_cpus();
+    let cpus = match &shared.config.engine.cpus {
+        None => allowed,
+        Some(chosen) => {
+            if let Some(c) = chosen.iter().find(|c| !allowed.is_empty() && !allowed.contains(c)) {
+                return Err(format!("engine.cpus: CPU {c} is not one this process may run on (allowed: {allowed:?})"));
+            }
+            chosen.clone()
+        }
+    };
     let mut threads = Vec::new();
     for (index, listeners) in per_worker.into_iter().enumerate() {
         let shared = shared.clone();
@@ -267,6 +279,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
             .map_err(|e| e.to_string())?;
         threads.push(t);
     }
+    notify::notify(&format!("READY=1\nMAINPID={}\nSTATUS=serving", std::process::id()));
     let mut code = 0;
     for t in threads {
         match t.join() {

@@ -134,11 +134,20 @@ pub struct Opts {
     pub dev: bool,
     pub secret: Option<String>,
     pub env: Vec<(String, String)>,
+    /// Extra arguments after `serve all` (`-c FILE`).
+    pub args: Vec<String>,
 }
 
 impl Opts {
     pub fn new(driver: &str) -> Opts {
-        Opts { driver: driver.into(), dir: None, dev: false, secret: Some(SECRET.into()), env: Vec::new() }
+        Opts {
+            driver: driver.into(),
+            dir: None,
+            dev: false,
+            secret: Some(SECRET.into()),
+            env: Vec::new(),
+            args: Vec::new(),
+        }
     }
     pub fn dir(mut self, dir: &Path) -> Opts {
         self.dir = Some(dir.to_path_buf());
@@ -152,6 +161,10 @@ impl Opts {
         self.secret = None;
         self
     }
+    pub fn arg(mut self, a: &str) -> Opts {
+        self.args.push(a.into());
+        self
+    }
     pub fn env(mut self, k: &str, v: &str) -> Opts {
         self.env.retain(|(kk, _)| kk != k);
         self.env.push((k.into(), v.into()));
@@ -162,6 +175,7 @@ impl Opts {
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "all"]);
+        cmd.args(&self.args);
         if self.dev {
             cmd.arg("--dev");
         }

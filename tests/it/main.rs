@@ -14,6 +14,7 @@ mod config;
 mod cookies;
 mod cors;
 mod crash;
+mod deploy;
 mod device;
 mod engine;
 mod faults;

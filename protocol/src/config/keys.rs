@@ -82,6 +82,8 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("serve.public.request_log.disable_for_health", Kind::Bool),
     ("serve.admin.request_log.disable_for_health", Kind::Bool),
     ("engine.workers", Kind::Int),
+    ("engine.cpus", Kind::Str),
+    ("engine.listen_backlog", Kind::Int),
     ("engine.partitions", Kind::Int),
     ("engine.durability", Kind::Str),
     ("engine.driver", Kind::Str),

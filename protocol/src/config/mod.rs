@@ -336,6 +336,12 @@ impl std::fmt::Debug for Hook {
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub workers: usize,
+    /// `engine.cpus`: the CPUs the workers are pinned to, in order (worker `i` on the `i`-th,
+    /// round robin); `None`: the CPUs this process may run on.
+    pub cpus: Option<Vec<usize>>,
+    /// `engine.listen_backlog`: each listener's accept queue (the kernel caps it at
+    /// `net.core.somaxconn`).
+    pub listen_backlog: u32,
     pub partitions: u32,
     pub durability: Durability,
     pub driver: Driver,
@@ -379,6 +385,29 @@ pub fn default_data_dir() -> PathBuf {
         return PathBuf::from(h).join(".local/share/hydra-rs");
     }
     PathBuf::from("hydra-data")
+}
+
+/// A CPU list as `taskset` and the kernel write them: `0-3,8,10-11` (each CPU once, below 4096).
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let num = |x: &str| x.trim().parse::<usize>().ok().filter(|n| *n < 4096);
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (num(a), num(b)),
+            None => (num(part), num(part)),
+        };
+        let (Some(a), Some(b)) = (a, b) else { return Err(format!("{part:?} is not a CPU or a range of CPUs")) };
+        if a > b {
+            return Err(format!("{part:?} is an empty range"));
+        }
+        for c in a..=b {
+            if out.contains(&c) {
+                return Err(format!("CPU {c} is listed twice"));
+            }
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 /// `serve.cookies.*`. Outside `--dev` every cookie is `Secure` whatever `secure` says (as Hydra);
@@ -672,7 +701,15 @@ impl Config {
             Some("json") | Some("json_pretty") => LogFormat::Json,
             Some(s) => return Err(err("log.format", format!("must be text or json, got {s:?}"))),
         };
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cpus = match raw.str("engine.cpus")? {
+            None => None,
+            Some(s) if s.trim().is_empty() => None,
+            Some(s) => Some(parse_cpu_list(&s).map_err(|m| err("engine.cpus", m))?),
+        };
+        let cores = match &cpus {
+            Some(c) => c.len(),
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        };
         let workers = match raw.int("engine.workers")? {
             None | Some(0) => cores,
             Some(n) if (1..=1024).contains(&n) => n as usize,
@@ -825,6 +862,14 @@ impl Config {
             },
             engine: Engine {
                 workers,
+                cpus,
+                listen_backlog: match raw.int("engine.listen_backlog")? {
+                    None => 1024,
+                    Some(n) if (1..=65535).contains(&n) => n as u32,
+                    Some(n) => {
+                        return Err(err("engine.listen_backlog", format!("must be between 1 and 65535, got {n}")))
+                    }
+                },
                 partitions,
                 durability,
                 driver,
@@ -1000,6 +1045,22 @@ mod tests {
     }
 
     const SECRET: (&str, &str) = ("SECRETS_SYSTEM", "0123456789abcdef0123");
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0-3,8, 10-11").unwrap(), vec![0, 1, 2, 3, 8, 10, 11]);
+        for bad in ["", "a", "3-1", "1,1", "0-5000", "-1"] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad}");
+        }
+        let c = load(&[SECRET, ("ENGINE_CPUS", "1,3")], false).unwrap();
+        assert_eq!(c.engine.cpus, Some(vec![1, 3]));
+        assert_eq!(c.engine.workers, 2, "one worker per chosen CPU unless engine.workers says");
+        let c = load(&[SECRET, ("ENGINE_CPUS", "0"), ("ENGINE_WORKERS", "3")], false).unwrap();
+        assert_eq!(c.engine.workers, 3);
+        assert_eq!(load(&[SECRET, ("ENGINE_CPUS", "x")], false).unwrap_err().key, "engine.cpus");
+        assert_eq!(load(&[SECRET, ("ENGINE_LISTEN_BACKLOG", "0")], false).unwrap_err().key, "engine.listen_backlog");
+        assert_eq!(load(&[SECRET], false).unwrap().engine.listen_backlog, 1024);
+    }
 
     #[test]
     fn device_settings() {
