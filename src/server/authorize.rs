@@ -296,8 +296,16 @@ pub(crate) async fn login_done(w: &Worker, req: &Request, verifier: &str, device
     let mut session_cookie = None;
     if !flow.login_skip {
         if login.remember {
-            match sessions::remember_login(w, &flow.session_id, &login.subject, login.auth_time, login.remember_for)
-                .await
+            let idp = &login.identity_provider_session_id;
+            match sessions::remember_login(
+                w,
+                &flow.session_id,
+                &login.subject,
+                login.auth_time,
+                login.remember_for,
+                idp,
+            )
+            .await
             {
                 Ok(c) => session_cookie = Some(c),
                 Err(()) => {

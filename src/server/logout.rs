@@ -130,9 +130,15 @@ async fn finish(w: &Worker, req: &Request, verifier: &str) -> Response {
         Ok(false) => return fatal(w, "invalid_request", "The logout verifier has already been used."),
         Err(e) => return fatal(w, "temporarily_unavailable", &store_error(e).full_description()),
     }
+    // The identity provider's session is named in ours: read before it goes.
+    let idp_session = match store.find_login_session(&lr.sid).await {
+        Ok(s) => s.map(|s| s.idp_session).unwrap_or_default(),
+        Err(e) => return fatal(w, "temporarily_unavailable", &store_error(e).full_description()),
+    };
     if let Err(e) = store.delete_login_session(&lr.sid).await {
         return fatal(w, "temporarily_unavailable", &store_error(e).full_description());
     }
+    crate::server::idp::revoke(w, &idp_session);
     let front = match backchannel::session_ended(w, &lr.subject, &lr.sid).await {
         Ok(front) => front,
         // The session is over either way; the clients could not be listed.

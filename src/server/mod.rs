@@ -31,6 +31,7 @@ mod device;
 mod flows;
 mod hook_pool;
 mod hooks;
+mod idp;
 mod introspect;
 mod jwt_bearer;
 pub mod keys;

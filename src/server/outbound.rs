@@ -38,10 +38,11 @@ pub(crate) fn roots() -> Arc<rustls::RootCertStore> {
         .clone()
 }
 
-/// One outbound request: GET, or POST with a form body.
+/// One outbound request: GET, POST with a form body, or DELETE with extra headers.
 pub enum Method<'a> {
     Get,
     PostForm(&'a [u8]),
+    Delete(&'a [(String, String)]),
 }
 
 /// Sends one request and returns the raw answer (head and body, within the cap). Blocking: run
@@ -62,6 +63,14 @@ pub fn exchange_blocking(url: &str, method: Method, allow_private: bool, allow_h
             t.path_and_query
         )
         .into_bytes(),
+        Method::Delete(headers) => {
+            let mut r = format!("DELETE {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hydra-rs\r\n", t.path_and_query);
+            for (k, v) in headers {
+                r.push_str(&format!("{k}: {v}\r\n"));
+            }
+            r.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
+            r.into_bytes()
+        }
         Method::PostForm(body) => {
             let mut r = format!(
                 "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hydra-rs\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

@@ -41,10 +41,16 @@ pub async fn remember_login(
     subject: &str,
     auth_time: i64,
     remember_for: i64,
+    idp_session: &str,
 ) -> Result<(String, i64), ()> {
     let life = if remember_for > 0 { remember_for.min(180 * 24 * 3600) } else { DEFAULT_SESSION_SECS };
-    let s =
-        LoginSession { sid: sid.to_string(), subject: subject.to_string(), auth_time, expires_at: unix_now() + life };
+    let s = LoginSession {
+        sid: sid.to_string(),
+        subject: subject.to_string(),
+        auth_time,
+        expires_at: unix_now() + life,
+        idp_session: idp_session.to_string(),
+    };
     w.shared.store.put_login_session(s).await.map_err(|_| ())?;
     let body = CookieBody { sid: sid.to_string(), sub: subject.to_string() };
     let sealed =
@@ -214,6 +220,7 @@ pub async fn revoke_login(w: &Worker, req: &Request) -> Response {
 async fn revoke_sid_login(w: &Worker, sid: &str) -> Result<(), hydra_storage::StoreError> {
     let Some(s) = w.shared.store.find_login_session(sid).await? else { return Ok(()) };
     w.shared.store.delete_login_session(sid).await?;
+    crate::server::idp::revoke(w, &s.idp_session);
     crate::server::backchannel::session_ended(w, &s.subject, sid).await.map(|_front| ())
 }
 

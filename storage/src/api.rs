@@ -98,7 +98,7 @@ pub enum KeyWrite {
 }
 
 /// A remembered login (the browser's session cookie names `sid` and `subject`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginSession {
     /// The session id (stored in the row's key, not its value).
     #[serde(skip)]
@@ -106,6 +106,10 @@ pub struct LoginSession {
     pub subject: String,
     pub auth_time: i64,
     pub expires_at: i64,
+    /// The identity provider's own session (the login app's `identity_provider_session_id`):
+    /// revoked there when this session ends. Empty for none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub idp_session: String,
 }
 
 /// Where the tokens of a grant live: revoking a consent revokes them.

@@ -675,6 +675,7 @@ impl Runner {
             subject,
             auth_time: self.rng.below(1 << 30) as i64,
             expires_at: self.rng.below(1 << 31) as i64,
+            idp_session: if self.rng.pct(50) { format!("kratos-{}", self.rng.below(1000)) } else { String::new() },
         }
     }
 

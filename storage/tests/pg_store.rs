@@ -216,9 +216,15 @@ fn janitor_steps_delete_exactly_what_is_dead() {
     }
     for (i, sid) in ["s1", "s2", "s3"].iter().enumerate() {
         let expires_at = if i == 1 { now + 100 } else { now - 1 };
-        a.put_login_session(LoginSession { sid: sid.to_string(), subject: format!("u{i}"), auth_time: 0, expires_at })
-            .wait()
-            .unwrap();
+        a.put_login_session(LoginSession {
+            sid: sid.to_string(),
+            subject: format!("u{i}"),
+            auth_time: 0,
+            expires_at,
+            ..Default::default()
+        })
+        .wait()
+        .unwrap();
     }
     let rules = SweepRules {
         before: now,

@@ -128,7 +128,8 @@ fn tokens_below_their_clients_watermark_are_swept() {
 fn expired_login_sessions_go_with_their_id_rows_and_consents_stay() {
     let store = Store::memory(&StoreOptions { partitions: 4, ..Default::default() }).unwrap();
     for (sid, expires_at) in [("old-1", 500), ("old-2", 900), ("new", 5000)] {
-        let s = LoginSession { sid: sid.into(), subject: "jane".into(), auth_time: 1, expires_at };
+        let s =
+            LoginSession { sid: sid.into(), subject: "jane".into(), auth_time: 1, expires_at, ..Default::default() };
         store.put_login_session(s).wait().unwrap();
     }
     let consent = Consent {
@@ -164,7 +165,13 @@ fn expired_login_sessions_go_with_their_id_rows_and_consents_stay() {
     assert_eq!(store.list_consents("jane").wait().unwrap(), vec![consent.clone()], "consents are never swept");
     assert_eq!(store.latest_consent("jane", "app").wait().unwrap(), Some(consent));
     // Expired by the rules' time only: the live session stays.
-    let s = LoginSession { sid: "live".into(), subject: "kim".into(), auth_time: 1, expires_at: 5000 };
+    let s = LoginSession {
+        sid: "live".into(),
+        subject: "kim".into(),
+        auth_time: 1,
+        expires_at: 5000,
+        ..Default::default()
+    };
     store.put_login_session(s.clone()).wait().unwrap();
     for p in 0..4 {
         walk(&store, p, SweepTarget::LoginSessions, 10, &expired_before(1000));

@@ -20,6 +20,7 @@ mod engine;
 mod faults;
 mod flow;
 mod hooks;
+mod idp;
 mod implicit;
 mod introspect;
 mod janitor;

@@ -176,6 +176,11 @@ pub struct Urls {
     pub device_verification: String,
     /// `urls.device.success`: where a browser lands once a device is authorized.
     pub device_success: String,
+    /// `urls.identity_provider.url`: the identity provider's (Ory Kratos') admin API, where a
+    /// login's `identity_provider_session_id` is revoked when the login session ends.
+    pub identity_provider: Option<String>,
+    /// `urls.identity_provider.headers`: sent with each revocation (an API key, usually).
+    pub identity_provider_headers: Vec<(String, String)>,
 }
 
 /// `serve.*`.
@@ -463,6 +468,32 @@ fn cookies(raw: &Raw, dev: bool, issuer: &str) -> Result<Cookies, ConfigError> {
         device_csrf: name("device_csrf", "ory_hydra_device_csrf")?,
         session: name("session", "ory_hydra_session")?,
     })
+}
+
+/// `urls.identity_provider.headers`: an object of header names and values (from the
+/// environment, that object as JSON).
+fn idp_headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
+    const K: &str = "urls.identity_provider.headers";
+    let map = match raw.get(K) {
+        None => return Ok(Vec::new()),
+        Some(Value::Object(m)) => m.clone(),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(err(K, "must be an object of header names and values")),
+        },
+        Some(_) => return Err(err(K, "must be an object of header names and values")),
+    };
+    let token =
+        |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let Value::String(v) = v else { return Err(err(K, format!("the value of {k:?} must be a string"))) };
+        if !token(&k) || v.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(err(K, format!("{k:?} is not a header with a printable value")));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
 }
 
 /// A hook: a URL string, or `{url, auth: {type: api_key, config: {in, name, value}}}`.
@@ -787,6 +818,12 @@ impl Config {
                 )?,
                 device_verification: flow_url(raw, "urls.device.verification", "/oauth2/fallbacks/device", dev)?,
                 device_success: flow_url(raw, "urls.device.success", "/oauth2/fallbacks/device/done", dev)?,
+                identity_provider: match raw.str("urls.identity_provider.url")?.filter(|u| !u.trim().is_empty()) {
+                    // Operator-configured, often in-cluster: plain http is allowed.
+                    Some(u) => Some(strip_slash(&check_url("urls.identity_provider.url", &u, true)?)),
+                    None => None,
+                },
+                identity_provider_headers: idp_headers(raw)?,
             },
             serve: Serve {
                 public,

@@ -58,6 +58,10 @@ pub struct LoginResult {
     /// Unix seconds of the authentication.
     pub auth_time: i64,
     pub force_subject_identifier: String,
+    /// The identity provider's session behind this login, revoked there at logout
+    /// (`urls.identity_provider.url`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub identity_provider_session_id: String,
 }
 
 /// What the consent app decided (`PUT …/consent/accept`).
@@ -242,6 +246,7 @@ pub fn parse_login_accept(body: &[u8], now: i64) -> Result<LoginResult, String> 
         context: Value::Object(object(&m, "context")?),
         auth_time: now,
         force_subject_identifier: string(&m, "force_subject_identifier")?,
+        identity_provider_session_id: string(&m, "identity_provider_session_id")?,
     })
 }
 

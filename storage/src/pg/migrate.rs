@@ -155,6 +155,13 @@ pub const MIGRATIONS: &[Migration] = &[
         up: "ALTER TABLE hydra_rs_flow ADD COLUMN seq bigint NOT NULL DEFAULT 0;",
         down: "ALTER TABLE hydra_rs_flow DROP COLUMN seq;",
     },
+    Migration {
+        version: 3,
+        name: "login sessions name the identity provider's session",
+        // Revoked at the identity provider (urls.identity_provider.url) when the login ends.
+        up: "ALTER TABLE hydra_rs_login ADD COLUMN idp_session bytea NOT NULL DEFAULT ''::bytea;",
+        down: "ALTER TABLE hydra_rs_login DROP COLUMN idp_session;",
+    },
 ];
 
 /// Where a migration stands in a database.

@@ -1,4 +1,4 @@
-//! The statements of the PostgreSQL backend (schema: `migrate.rs`, versions 1 and 2).
+//! The statements of the PostgreSQL backend (schema: `migrate.rs`, versions 1 to 3).
 //!
 //! Invariants: every operation the interface calls one transaction is one statement here, or a
 //! transaction on the exclusive connection (meta writes); a token row below its client's epoch
@@ -112,15 +112,16 @@ pub(crate) const FLOW_GRANT: &str = "SELECT seq FROM hydra_rs_flow WHERE part = 
 pub(crate) const MARK_FLOW: &str =
     "INSERT INTO hydra_rs_flow (part, key, started) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
 
-pub(crate) const PUT_LOGIN: &str = "INSERT INTO hydra_rs_login (subject, sid, auth_time, expires_at) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (subject, sid) DO UPDATE \
-     SET auth_time = excluded.auth_time, expires_at = excluded.expires_at";
+pub(crate) const PUT_LOGIN: &str = "INSERT INTO hydra_rs_login (subject, sid, auth_time, expires_at, idp_session) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subject, sid) DO UPDATE \
+     SET auth_time = excluded.auth_time, expires_at = excluded.expires_at, idp_session = excluded.idp_session";
 
-pub(crate) const GET_LOGIN: &str = "SELECT auth_time, expires_at FROM hydra_rs_login WHERE subject = $1 AND sid = $2";
+pub(crate) const GET_LOGIN: &str =
+    "SELECT auth_time, expires_at, idp_session FROM hydra_rs_login WHERE subject = $1 AND sid = $2";
 
 /// Session ids are 128 random bits: at most one row in practice; the newest if not.
 pub(crate) const FIND_LOGIN: &str =
-    "SELECT subject, auth_time, expires_at FROM hydra_rs_login WHERE sid = $1 ORDER BY expires_at DESC LIMIT 1";
+    "SELECT subject, auth_time, expires_at, idp_session FROM hydra_rs_login WHERE sid = $1 ORDER BY expires_at DESC LIMIT 1";
 
 pub(crate) const DELETE_LOGIN: &str = "DELETE FROM hydra_rs_login WHERE sid = $1";
 

@@ -504,8 +504,8 @@ impl Storage for PgStore {
 
     async fn put_login_session(&self, s: LoginSession) -> Result<()> {
         self.write(async move |c: &Conn| {
-            let params: [&(dyn ToSql + Sync); 4] =
-                [&s.subject.as_bytes(), &s.sid.as_bytes(), &s.auth_time, &s.expires_at];
+            let params: [&(dyn ToSql + Sync); 5] =
+                [&s.subject.as_bytes(), &s.sid.as_bytes(), &s.auth_time, &s.expires_at, &s.idp_session.as_bytes()];
             c.execute(sql::PUT_LOGIN, &params).await.map(|_| ())
         })
         .await
@@ -517,7 +517,13 @@ impl Storage for PgStore {
             let Some(row) = c.query_opt(sql::GET_LOGIN, &[&subject.as_bytes(), &sid.as_bytes()]).await? else {
                 return Ok(None);
             };
-            Ok(Some(LoginSession { sid, subject, auth_time: col(&row, 0)?, expires_at: col(&row, 1)? }))
+            Ok(Some(LoginSession {
+                sid,
+                subject,
+                auth_time: col(&row, 0)?,
+                expires_at: col(&row, 1)?,
+                idp_session: text(&row, 2)?,
+            }))
         })
         .await
     }
@@ -526,7 +532,13 @@ impl Storage for PgStore {
         let sid = sid.to_string();
         self.on(async move |c: &Conn| {
             let Some(row) = c.query_opt(sql::FIND_LOGIN, &[&sid.as_bytes()]).await? else { return Ok(None) };
-            Ok(Some(LoginSession { sid, subject: text(&row, 0)?, auth_time: col(&row, 1)?, expires_at: col(&row, 2)? }))
+            Ok(Some(LoginSession {
+                sid,
+                subject: text(&row, 0)?,
+                auth_time: col(&row, 1)?,
+                expires_at: col(&row, 2)?,
+                idp_session: text(&row, 3)?,
+            }))
         })
         .await
     }
