@@ -201,7 +201,7 @@ impl std::fmt::Display for Millis {
 /// introspection through [`emit`] (warn/info = 0.88 of the instructions per request).
 /// Query parameters whose values are credentials or single-use proofs: never written, even with
 /// `log.leak_sensitive_values` on.
-const SECRET_PARAMS: [&str; 16] = [
+const SECRET_PARAMS: [&str; 17] = [
     "code",
     "token",
     "access_token",
@@ -218,6 +218,7 @@ const SECRET_PARAMS: [&str; 16] = [
     "code_verifier",
     "registration_access_token",
     "logout_token",
+    "request_uri",
 ];
 
 /// A query string for the request log (`log.leak_sensitive_values`): every parameter, the values
@@ -229,7 +230,11 @@ pub fn redacted_query(query: &str, redaction: &str) -> String {
             out.push('&');
         }
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let secret = SECRET_PARAMS.contains(&k) || k.ends_with("_challenge") || k.ends_with("_verifier");
+        // Judged by the name as the endpoint reads it: `co%64e` is `code`.
+        let name =
+            crate::http::form::percent_decode(k.as_bytes()).unwrap_or_else(|_| k.to_string()).to_ascii_lowercase();
+        let secret =
+            SECRET_PARAMS.contains(&name.as_str()) || name.ends_with("_challenge") || name.ends_with("_verifier");
         out.push_str(k);
         if !v.is_empty() || pair.contains('=') {
             out.push('=');
@@ -518,5 +523,7 @@ mod redaction_tests {
                 .replace("empty=[redacted]", "empty=")
         );
         assert!(!redacted_query("device_code=ory_dc_1&user_code=ABCD&client_secret=s3", "x").contains("ory_dc_1"));
+        let sneaky = redacted_query("co%64e=SECRET1&ID_TOKEN_HINT=SECRET2&login%5Fverifier=SECRET3", "x");
+        assert!(!sneaky.contains("SECRET"), "{sneaky}");
     }
 }

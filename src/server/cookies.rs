@@ -48,7 +48,9 @@ pub fn session_name(w: &Worker) -> String {
 
 fn header(w: &Worker, name: &str, value: &str, max_age: i64, same_site: Option<SameSite>) -> String {
     let c = &w.config().serve.cookies;
-    let path = if *name == session_name(w) { c.session_path.as_str() } else { "/" };
+    // The legacy twin goes where its cookie goes.
+    let base = name.strip_suffix("_legacy").unwrap_or(name);
+    let path = if *base == session_name(w) { c.session_path.as_str() } else { "/" };
     let mut h = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly");
     if let Some(d) = &c.domain {
         h.push_str("; Domain=");

@@ -5,10 +5,10 @@
 //! state, so the shared state can hold the pool.
 
 use crate::config::Hook;
-use crate::outbound::{pick, web_target, DEADLINE, TIMEOUT};
+use crate::outbound::{web_target, DEADLINE};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -71,6 +71,20 @@ enum Conn {
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
 
+impl Conn {
+    /// Each read or write waits at most the outbound timeout, and never past the call's deadline.
+    fn timeouts(&self, deadline: Instant) -> std::io::Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
+        let t = Some(left.min(crate::outbound::TIMEOUT));
+        let sock = match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.get_ref(),
+        };
+        sock.set_read_timeout(t)?;
+        sock.set_write_timeout(t)
+    }
+}
+
 impl Read for Conn {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
@@ -113,24 +127,12 @@ fn serve(rx: &Mutex<Receiver<Job>>) {
 
 fn connect(hook: &Hook, allow_private: bool) -> Result<Conn, String> {
     let t = web_target(&hook.url, true)?;
-    let addrs: Vec<_> =
-        (t.host.as_str(), t.port).to_socket_addrs().map_err(|e| format!("cannot resolve {}: {e}", t.host))?.collect();
-    let addr = pick(&addrs, allow_private)?;
-    let sock = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    sock.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    sock.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    let sock = crate::server::outbound::connect(&t, allow_private)?;
     let _ = sock.set_nodelay(true);
     if !t.tls {
         return Ok(Conn::Plain(sock));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(crate::server::outbound::roots())
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(t.host.clone()).map_err(|_| "bad host name".to_string())?;
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())?;
+    let conn = crate::server::outbound::tls_client(&t.host)?;
     Ok(Conn::Tls(Box::new(rustls::StreamOwned::new(conn, sock))))
 }
 
@@ -192,26 +194,47 @@ enum Failure {
     Other(String),
 }
 
+/// Whether an I/O error means the peer had closed the connection (it was idle and kept), as
+/// opposed to a slow or failing peer: only then may the request be sent once more.
+fn closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(e.kind(), BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof)
+}
+
+fn slow(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+}
+
 /// Sends a request and reads one answer: status, body, and whether the connection may be used
-/// again.
+/// again (only when the answer's framing is unambiguous and nothing follows it).
 fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<(u16, Vec<u8>, bool), Failure> {
-    if conn.write_all(req).and_then(|()| conn.flush()).is_err() {
-        return Err(Failure::Stale);
+    let late = || Failure::Other("the token hook took too long to answer".into());
+    let io = |e: std::io::Error| Failure::Other(format!("talking to the token hook failed: {e}"));
+    conn.timeouts(deadline).map_err(io)?;
+    if let Err(e) = conn.write_all(req).and_then(|()| conn.flush()) {
+        return Err(if closed(&e) {
+            Failure::Stale
+        } else if slow(&e) {
+            late()
+        } else {
+            io(e)
+        });
     }
     let mut raw = Vec::with_capacity(1024);
     let mut buf = [0u8; 8192];
-    let late = || Failure::Other("the token hook took too long to answer".into());
     // The head.
-    let (status, head_len, framing, close) = loop {
+    let (status, head_len, framing, keep) = loop {
         if Instant::now() > deadline {
             return Err(late());
         }
+        conn.timeouts(deadline).map_err(io)?;
         let n = match conn.read(&mut buf) {
             Ok(0) if raw.is_empty() => return Err(Failure::Stale),
             Ok(0) => return Err(Failure::Other("the token hook closed the connection mid-answer".into())),
             Ok(n) => n,
-            Err(_) if raw.is_empty() => return Err(Failure::Stale),
-            Err(e) => return Err(Failure::Other(format!("reading the token hook's answer failed: {e}"))),
+            Err(e) if raw.is_empty() && closed(&e) => return Err(Failure::Stale),
+            Err(e) if slow(&e) => return Err(late()),
+            Err(e) => return Err(io(e)),
         };
         raw.extend_from_slice(&buf[..n]);
         if raw.len() > HOOK_MAX_BYTES {
@@ -222,42 +245,74 @@ fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<(u16, Vec<
         match resp.parse(&raw) {
             Ok(httparse::Status::Complete(len)) => {
                 let status = resp.code.unwrap_or(0);
-                let header = |name: &str| {
+                let all = |name: &str| -> Vec<Vec<u8>> {
                     resp.headers
                         .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .filter(|h| h.name.eq_ignore_ascii_case(name))
                         .map(|h| h.value.to_ascii_lowercase())
+                        .collect()
                 };
-                let close = header("connection").is_some_and(|v| v == b"close");
+                let tokens = |name: &str| -> Vec<String> {
+                    all(name)
+                        .iter()
+                        .flat_map(|v| {
+                            String::from_utf8_lossy(v).split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>()
+                        })
+                        .collect()
+                };
                 if (100..200).contains(&status) {
                     // Nothing here asks for an interim answer (no `Expect`).
                     return Err(Failure::Other("the token hook sent an interim answer".into()));
                 }
+                let connection = tokens("connection");
+                let http11 = resp.version == Some(1);
+                let reusable = if http11 {
+                    !connection.iter().any(|t| t == "close")
+                } else {
+                    connection.iter().any(|t| t == "keep-alive")
+                };
+                let te = tokens("transfer-encoding");
+                let lengths = all("content-length");
                 let framing = if status == 204 || status == 304 {
                     Framing::Length(0)
-                } else if header("transfer-encoding").is_some_and(|v| v.ends_with(b"chunked")) {
-                    Framing::Chunked
+                } else if !te.is_empty() {
+                    // RFC 9112 §6.3: chunked last means chunked; with a Content-Length too, or
+                    // any other coding, the framing is not trusted for another answer.
+                    if !lengths.is_empty() {
+                        return Err(Failure::Other("the token hook's answer has both framings".into()));
+                    }
+                    if te.last().is_some_and(|t| t == "chunked") {
+                        Framing::Chunked
+                    } else {
+                        Framing::UntilClose
+                    }
                 } else {
-                    match header("content-length") {
-                        Some(v) => match std::str::from_utf8(&v).ok().and_then(|s| s.trim().parse::<usize>().ok()) {
-                            Some(n) if n <= HOOK_MAX_BYTES => Framing::Length(n),
-                            Some(_) => return Err(Failure::Other("the token hook's answer is too large".into())),
-                            None => return Err(Failure::Other("the token hook's answer is not valid HTTP".into())),
-                        },
-                        None => Framing::UntilClose,
+                    let mut sizes = lengths
+                        .iter()
+                        .map(|v| std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<usize>().ok()));
+                    match (sizes.next(), sizes.all(|x| x.is_some()) && lengths.windows(2).all(|w| w[0] == w[1])) {
+                        (None, _) => Framing::UntilClose,
+                        (Some(Some(n)), true) if n <= HOOK_MAX_BYTES => Framing::Length(n),
+                        (Some(Some(_)), true) => {
+                            return Err(Failure::Other("the token hook's answer is too large".into()))
+                        }
+                        _ => return Err(Failure::Other("the token hook's answer is not valid HTTP".into())),
                     }
                 };
-                break (status, len, framing, close);
+                break (status, len, framing, reusable);
             }
             Ok(httparse::Status::Partial) => continue,
             Err(_) => return Err(Failure::Other("the token hook's answer is not valid HTTP".into())),
         }
     };
     let mut rest = raw.split_off(head_len);
+    // Reads more of the body; `false` at the end of the stream (a TLS peer that closes without
+    // close_notify ends it too).
     let mut more = |conn: &mut Conn, rest: &mut Vec<u8>| -> Result<bool, Failure> {
         if Instant::now() > deadline {
             return Err(late());
         }
+        conn.timeouts(deadline).map_err(io)?;
         match conn.read(&mut buf) {
             Ok(0) => Ok(false),
             Ok(n) => {
@@ -267,7 +322,9 @@ fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<(u16, Vec<
                 }
                 Ok(true)
             }
-            Err(e) => Err(Failure::Other(format!("reading the token hook's answer failed: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) if slow(&e) => Err(late()),
+            Err(e) => Err(io(e)),
         }
     };
     match framing {
@@ -277,8 +334,10 @@ fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<(u16, Vec<
                     return Err(Failure::Other("the token hook's answer was cut short".into()));
                 }
             }
+            // Bytes past the answer would be read as the next call's answer: not kept then.
+            let trailing = rest.len() > n;
             rest.truncate(n);
-            Ok((status, rest, !close))
+            Ok((status, rest, keep && !trailing))
         }
         Framing::Chunked => {
             let mut d = crate::http::body::ChunkedDecoder::new(HOOK_MAX_BYTES);
@@ -288,7 +347,7 @@ fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<(u16, Vec<
                 match d.feed(&rest[fed..], &mut out) {
                     Ok((used, crate::http::body::ChunkedProgress::Done)) => {
                         let trailing = fed + used < rest.len();
-                        return Ok((status, out, !close && !trailing));
+                        return Ok((status, out, keep && !trailing));
                     }
                     Ok((used, crate::http::body::ChunkedProgress::NeedMore)) => fed += used,
                     Err(_) => return Err(Failure::Other("the token hook's chunked answer is malformed".into())),

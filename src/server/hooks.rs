@@ -43,7 +43,7 @@ pub async fn run(w: &Worker, r: &HookRequest<'_>, refresh: bool) -> Result<Chang
         let (status, answer) = match pool.call(hook, body, allow_private).await {
             Ok(x) => x,
             Err(e) => {
-                crate::warn!("a token hook could not be called", "url" = hook.url.as_str(), "error" = e);
+                crate::warn!("a token hook could not be called", "url" = bare(&hook.url), "error" = e);
                 return Err(token_hook::unreachable());
             }
         };
@@ -51,12 +51,17 @@ pub async fn run(w: &Worker, r: &HookRequest<'_>, refresh: bool) -> Result<Chang
             Ok(Answer::Keep) => {}
             Ok(Answer::Replace { access_token, id_token }) => changed = Some((access_token, id_token)),
             Err(e) => {
-                crate::warn!("a token hook refused or failed a grant", "url" = hook.url.as_str(), "status" = status);
+                crate::warn!("a token hook refused or failed a grant", "url" = bare(&hook.url), "status" = status);
                 return Err(e);
             }
         }
     }
     Ok(changed)
+}
+
+/// A hook URL for the log: without its query, which may carry a key.
+fn bare(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
 }
 
 /// Whether any hook is configured (callers skip building the request otherwise).

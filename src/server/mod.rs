@@ -60,6 +60,7 @@ use state::{ClientSnapshot, Shared};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use dispatch::VERSION;
 
@@ -271,16 +272,24 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         }
     };
     let mut threads = Vec::new();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<bool>();
     for (index, listeners) in per_worker.into_iter().enumerate() {
         let shared = shared.clone();
         let cpu = cpus.get(index % cpus.len().max(1)).copied();
+        let ready = ready_tx.clone();
         let t = std::thread::Builder::new()
             .name(format!("worker-{index}"))
-            .spawn(move || worker::run_worker(shared, index, cpu, listeners))
+            .spawn(move || worker::run_worker(shared, index, cpu, listeners, ready))
             .map_err(|e| e.to_string())?;
         threads.push(t);
     }
-    notify::notify(&format!("READY=1\nMAINPID={}\nSTATUS=serving", std::process::id()));
+    drop(ready_tx);
+    // Ready for systemd once every worker has built its runtime (a worker that cannot, for
+    // example without io_uring, fails the start instead).
+    let started = (0..threads.len()).all(|_| ready_rx.recv_timeout(Duration::from_secs(30)) == Ok(true));
+    if started {
+        notify::notify(&format!("READY=1\nMAINPID={}\nSTATUS=serving", std::process::id()));
+    }
     let mut code = 0;
     for t in threads {
         match t.join() {

@@ -8,7 +8,7 @@
 //! the address the guard judged; redirects are not followed; only a `200` with a body within the
 //! cap is returned; nothing fetched is logged.
 
-use crate::outbound::{pick, web_target, DEADLINE, MAX_RESPONSE_BYTES, TIMEOUT};
+use crate::outbound::{pick, web_target, Target, DEADLINE, MAX_RESPONSE_BYTES, TIMEOUT};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,12 +50,7 @@ pub enum Method<'a> {
 pub fn exchange_blocking(url: &str, method: Method, allow_private: bool, allow_http: bool) -> Result<Vec<u8>, String> {
     let t = web_target(url, allow_http)?;
     let deadline = Instant::now() + DEADLINE;
-    let addrs: Vec<_> =
-        (t.host.as_str(), t.port).to_socket_addrs().map_err(|e| format!("cannot resolve {}: {e}", t.host))?.collect();
-    let addr = pick(&addrs, allow_private)?;
-    let sock = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    sock.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    sock.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    let sock = connect(&t, allow_private)?;
     let host = if t.host.contains(':') { format!("[{}]", t.host) } else { t.host.clone() };
     let mut req = match method {
         Method::Get => format!(
@@ -88,17 +83,33 @@ pub fn exchange_blocking(url: &str, method: Method, allow_private: bool, allow_h
         req.clear();
         return read_answer(&mut sock, deadline);
     }
+    let mut tls = rustls::StreamOwned::new(tls_client(&t.host)?, sock);
+    tls.write_all(&req).map_err(|e| format!("TLS or write failed: {e}"))?;
+    read_answer(&mut tls, deadline)
+}
+
+/// Connects to a target under the outbound rules: its host resolved, every address judged, the
+/// connection made to the address judged (no second lookup), with the timeouts set.
+pub(crate) fn connect(t: &Target, allow_private: bool) -> Result<TcpStream, String> {
+    let addrs: Vec<_> =
+        (t.host.as_str(), t.port).to_socket_addrs().map_err(|e| format!("cannot resolve {}: {e}", t.host))?.collect();
+    let addr = pick(&addrs, allow_private)?;
+    let sock = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    sock.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    sock.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    Ok(sock)
+}
+
+/// A TLS client session for `host`, verified against the roots (`roots`).
+pub(crate) fn tls_client(host: &str) -> Result<rustls::ClientConnection, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots())
         .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(t.host.clone()).map_err(|_| "bad host name".to_string())?;
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())?;
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    tls.write_all(&req).map_err(|e| format!("TLS or write failed: {e}"))?;
-    read_answer(&mut tls, deadline)
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|_| "bad host name".to_string())?;
+    rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())
 }
 
 /// Reads until the peer closes, within the deadline and the size cap.

@@ -41,6 +41,7 @@ pub(super) fn run_worker(
     index: usize,
     cpu: Option<usize>,
     listeners: Vec<Listener>,
+    ready: std::sync::mpsc::Sender<bool>,
 ) -> Result<(), String> {
     // One worker per core: pin to the index-th CPU this process is allowed on.
     if let Some(cpu) = cpu {
@@ -53,7 +54,17 @@ pub(super) fn run_worker(
         Driver::Auto => Driver::Legacy,
         d => d,
     };
-    let w = Rc::new(Worker::new(shared, index)?);
+    // The worker counts as started (systemd's READY=1) once its runtime is built.
+    let built = |ok: bool| {
+        let _ = ready.send(ok);
+    };
+    let w = match Worker::new(shared, index) {
+        Ok(w) => Rc::new(w),
+        Err(e) => {
+            built(false);
+            return Err(e);
+        }
+    };
     crate::log::set_batched(true);
     let ran = match driver {
         Driver::IoUring => {
@@ -61,7 +72,9 @@ pub(super) fn run_worker(
                 .with_entries(1024)
                 .enable_timer()
                 .build()
-                .map_err(|e| format!("io_uring runtime: {e} (set ENGINE_DRIVER=legacy to use epoll)"))?;
+                .map_err(|e| format!("io_uring runtime: {e} (set ENGINE_DRIVER=legacy to use epoll)"))
+                .inspect_err(|_| built(false))?;
+            built(true);
             info!("worker started", "worker" = index, "driver" = "io_uring");
             rt.block_on(worker_main(w, listeners))
         }
@@ -69,7 +82,9 @@ pub(super) fn run_worker(
             let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
                 .enable_timer()
                 .build()
-                .map_err(|e| format!("epoll runtime: {e}"))?;
+                .map_err(|e| format!("epoll runtime: {e}"))
+                .inspect_err(|_| built(false))?;
+            built(true);
             info!("worker started", "worker" = index, "driver" = "legacy (epoll)");
             rt.block_on(worker_main(w, listeners))
         }

@@ -194,12 +194,17 @@ impl Store {
     }
 
     /// Copies the data directory into `dest`, which must not exist yet (it is created, mode
-    /// 0700), while the store keeps serving. Files that are not databases (the manifest, a
-    /// generated system secret) go first; then each database with its write-ahead log is copied
-    /// by a job on that database's committer thread, so no write to it runs during its copy:
-    /// every write acknowledged before the backup began is in its log or its file, and the copy
-    /// opens like a store that lost power at that moment (the log is replayed). Writes to a
-    /// database wait while it is copied; the others go on.
+    /// 0700; removed again when the backup fails), while the store keeps serving. Files that are
+    /// not databases (the manifest, a generated system secret) go first; then each database with
+    /// its write-ahead log is copied by a job on that database's committer thread, so no write to
+    /// it runs during its copy: every write acknowledged before the backup began is in its log or
+    /// its file, and each database's copy opens like that database after a power cut at the
+    /// moment of its copy (the log is replayed). The databases are copied one after the other
+    /// (clients and keys first), so the copy as a whole is not one instant: a write that spans
+    /// databases may be in one copy and not the other, as the store already allows across a
+    /// crash (a session's id row is written before its row; tokens of a client missing from the
+    /// copy are never served). Writes to a database wait while it is copied; the others go on; a
+    /// failed copy fails the backup only.
     pub async fn backup(&self, dest: &Path) -> Result<BackupReport, StoreError> {
         let Some(dir) = self.dir.clone() else {
             return Err(StoreError::Io("an in-memory store has no files to back up".into()));
@@ -221,26 +226,44 @@ impl Store {
             if is_db || !entry.file_type().is_ok_and(|t| t.is_file()) || name.to_string_lossy().ends_with(".tmp") {
                 continue;
             }
-            report.bytes += copy_synced(&path, &dest.join(&name))?;
+            match copy_synced(&path, &dest.join(&name)) {
+                Ok(n) => report.bytes += n,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(dest);
+                    return Err(e);
+                }
+            }
             report.files += 1;
         }
         let names = std::iter::once("meta".to_string()).chain((0..self.partitions.len()).map(|p| format!("p{p:04}")));
         for (name, part) in names.zip(std::iter::once(&self.meta).chain(self.partitions.iter())) {
             let (src, dst) = (dir.clone(), dest.to_path_buf());
-            let (files, bytes) = part
+            // The copy's own failure is the job's answer, never the batch's: the other writes of
+            // the batch and the partition go on whatever happens to the backup disk.
+            let copied = part
                 .committer
                 .submit(move |_tx| {
-                    let mut copied = (0usize, 0u64);
-                    for ext in ["redb", "wal"] {
-                        let from = src.join(format!("{name}.{ext}"));
-                        if from.exists() {
-                            copied.1 += copy_synced(&from, &dst.join(format!("{name}.{ext}")))?;
-                            copied.0 += 1;
+                    let copy = || -> Result<(usize, u64), StoreError> {
+                        let mut copied = (0usize, 0u64);
+                        for ext in ["redb", "wal"] {
+                            let from = src.join(format!("{name}.{ext}"));
+                            if from.exists() {
+                                copied.1 += copy_synced(&from, &dst.join(format!("{name}.{ext}")))?;
+                                copied.0 += 1;
+                            }
                         }
-                    }
-                    Ok(copied)
+                        Ok(copied)
+                    };
+                    Ok(copy())
                 })
-                .await?;
+                .await;
+            let (files, bytes) = match copied.and_then(|c| c) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(dest);
+                    return Err(e);
+                }
+            };
             report.files += files;
             report.bytes += bytes;
         }

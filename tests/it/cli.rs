@@ -157,6 +157,19 @@ fn line_matching(r: &mut impl std::io::BufRead, f: impl Fn(&str) -> bool) -> Str
     panic!("no matching line");
 }
 
+/// `hydra example login-consent` on `port` against the admin API `admin`, once it has printed its
+/// banner: the process, its output (to drain), and the banner line.
+fn example_app(admin: &str, port: u16) -> (std::process::Child, std::io::BufReader<std::process::ChildStdout>, String) {
+    let mut app = Command::new(BIN)
+        .args(["example", "login-consent", "-p", &port.to_string(), "-e", admin])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(app.stdout.take().unwrap());
+    let banner = line_matching(&mut out, |l| l.contains("Login & consent app on"));
+    (app, out, banner)
+}
+
 #[test]
 fn example_login_consent_app_and_perform_authorization_code() {
     use crate::browser::{local, query_param, Jar};
@@ -171,13 +184,7 @@ fn example_login_consent_app_and_perform_authorization_code() {
         .start();
     let admin = format!("http://{}", s.admin);
     let public = format!("http://{}", s.public);
-    let mut app_proc = Command::new(BIN)
-        .args(["example", "login-consent", "-p", &app_port.to_string(), "-e", &admin])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut app_out = std::io::BufReader::new(app_proc.stdout.take().unwrap());
-    line_matching(&mut app_out, |l| l.contains("Login & consent app on"));
+    let (mut app_proc, mut app_out, _) = example_app(&admin, app_port);
 
     let cb_port = free_port();
     let c = ok_json(&[
@@ -535,13 +542,7 @@ fn example_device_page_and_perform_device_code() {
         .start();
     let admin = format!("http://{}", s.admin);
     let public = format!("http://{}", s.public);
-    let mut app_proc = Command::new(BIN)
-        .args(["example", "login-consent", "-p", &app_port.to_string(), "-e", &admin])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut app_out = std::io::BufReader::new(app_proc.stdout.take().unwrap());
-    let banner = line_matching(&mut app_out, |l| l.contains("Login & consent app on"));
+    let (mut app_proc, _app_out, banner) = example_app(&admin, app_port);
     assert!(banner.contains("urls.device.verification="), "{banner}");
     let c = create_client(
         &s,

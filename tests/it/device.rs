@@ -391,14 +391,21 @@ fn fresh_challenges_do_not_escape_the_nodes_guessing_budget() {
     assert_eq!(r.header("retry-after"), Some("60"));
 }
 
+/// A device authorization whose user has logged in: the device's answer, the browser's jar, and
+/// the login verifier URL (not yet followed).
+fn logged_in(s: &Server, rp: &Rp) -> (Value, Jar, String) {
+    let dev = device_auth(s, rp, "openid");
+    let mut jar = Jar::default();
+    let lc = to_login(s, &mut jar, &dev);
+    let lv = accept_login(s, &lc, &standard_login());
+    (dev, jar, lv)
+}
+
 #[test]
 fn verifiers_stay_in_their_kind_of_flow_and_are_used_once() {
     let s = api();
     let rp = device_client(s, true);
-    let dev = device_auth(s, &rp, "openid");
-    let mut jar = Jar::default();
-    let lc = to_login(s, &mut jar, &dev);
-    let lv = accept_login(s, &lc, &standard_login());
+    let (_, mut jar, lv) = logged_in(s, &rp);
     // A device flow's login verifier at the authorization endpoint: an error page, no consent.
     let at_auth = lv.replace("/oauth2/device/verify?", "/oauth2/auth?");
     let r = jar.get(s, &at_auth);
@@ -437,10 +444,7 @@ fn verifiers_stay_in_their_kind_of_flow_and_are_used_once() {
 fn a_refusal_cannot_be_taken_back_by_an_accept_of_the_same_flow() {
     let s = api();
     let rp = device_client(s, true);
-    let dev = device_auth(s, &rp, "openid");
-    let mut jar = Jar::default();
-    let lc = to_login(s, &mut jar, &dev);
-    let lv = accept_login(s, &lc, &standard_login());
+    let (dev, mut jar, lv) = logged_in(s, &rp);
     let cc = to_consent(s, &mut jar, &lv);
     // The consent app answers twice before the browser comes back: reject, then accept.
     let reject = format!("/admin/oauth2/auth/requests/consent/reject?consent_challenge={}", form_escape(&cc));

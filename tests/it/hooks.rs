@@ -11,22 +11,27 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A hook server: keeps connections alive, records each request's head and body, and answers
-/// by path.
-struct HookServer {
+/// A loopback HTTP server for outbound calls (token hooks, the identity provider): keeps
+/// connections alive, records each request's head and body, and answers by path (404 for a path
+/// it does not know).
+pub struct HookServer {
     port: u16,
     got: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
 impl HookServer {
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
-    /// The exception that lets the server reach this loopback hook.
-    fn exception(&self) -> String {
+    /// The exception that lets the server reach this loopback server (`/*`: one path segment;
+    /// `/**`: any path).
+    pub fn exception(&self) -> String {
         format!("http://127.0.0.1:{}/*", self.port)
     }
-    fn requests(&self) -> Vec<(String, Value)> {
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    pub fn requests(&self) -> Vec<(String, Value)> {
         self.got.lock().unwrap().clone()
     }
 }
@@ -40,10 +45,13 @@ fn answer(path: &str) -> Vec<u8> {
         "/ok" => json("200 OK", r#"{"session":{"access_token":{"hooked":"yes"},"id_token":{"hook_claim":"x"}}}"#),
         "/legacy" => json("200 OK", r#"{"session":{"access_token":{"legacy":"yes"}}}"#),
         "/keep" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+        p if p.starts_with("/admin/sessions/") => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
         "/deny" => json("403 Forbidden", "{}"),
         "/fail" => json("500 Internal Server Error", "{}"),
         "/garbage" => json("200 OK", "this is not json"),
         "/redirect" => b"HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/both" => b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+        "/slow-second" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
         "/close" => {
             b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"session\":{\"access_token\":{\"closed\":\"yes\"}}}"
                 .to_vec()
@@ -66,7 +74,7 @@ fn answer(path: &str) -> Vec<u8> {
     }
 }
 
-fn hook_server() -> HookServer {
+pub fn hook_server() -> HookServer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -80,6 +88,8 @@ fn hook_server() -> HookServer {
     });
     HookServer { port, got }
 }
+
+static SLOW_SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn serve(mut sock: TcpStream, log: &Mutex<Vec<(String, Value)>>) {
     let _ = sock.set_read_timeout(Some(Duration::from_secs(30)));
@@ -110,11 +120,15 @@ fn serve(mut sock: TcpStream, log: &Mutex<Vec<(String, Value)>>) {
         let body: Value = serde_json::from_slice(&raw[head_end..head_end + length]).unwrap_or(Value::Null);
         raw.drain(..head_end + length);
         let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+        let close = head.to_ascii_lowercase().contains("\r\nconnection: close");
         log.lock().unwrap().push((head, body));
-        if path == "/slow" {
+        // `/slow-second` answers its first request at once and every later one too late.
+        let late = path == "/slow"
+            || (path == "/slow-second" && SLOW_SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0);
+        if late {
             std::thread::sleep(Duration::from_secs(8));
         }
-        if sock.write_all(&answer(&path)).is_err() || path == "/close" {
+        if sock.write_all(&answer(&path)).is_err() || path == "/close" || close {
             return;
         }
     }
@@ -218,6 +232,7 @@ fn a_hook_that_refuses_or_fails_refuses_the_grant() {
         ("/garbage", 500, "server_error", "The token hook target responded with an error."),
         ("/redirect", 500, "server_error", "The token hook target responded with an error."),
         ("/huge", 500, "server_error", "An error occurred while executing the token hook."),
+        ("/both", 500, "server_error", "An error occurred while executing the token hook."),
         ("/missing", 500, "server_error", "The token hook target responded with an error."),
     ] {
         let s = with_hook(&h, path);
@@ -253,6 +268,15 @@ fn a_slow_hook_times_out_without_holding_the_workers() {
     let took = started.elapsed();
     // A hook silent for 5 s (the outbound read timeout) fails the grant.
     assert!(took >= Duration::from_millis(4500) && took < Duration::from_secs(9), "{took:?}");
+
+    // On a kept-alive connection a slow hook is not mistaken for a closed one: called once, not
+    // twice.
+    let s = with_hook(&h, "/slow-second");
+    let (id, secret) = cc_client(&s, "read");
+    access_token(&s, &id, &secret);
+    token_req(&id, &secret, &[]).send(s.public).expect_error(500, "server_error");
+    let calls = h.requests().iter().filter(|(head, _)| head.starts_with("POST /slow-second ")).count();
+    assert_eq!(calls, 2, "the slow call was sent again");
 }
 
 #[test]
