@@ -197,7 +197,7 @@ pub async fn exchange_code(
         Err(ExchangeError::Other(e)) => return Err(e),
     }
     let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
-    let rec = hooked(w, rec, "authorization_code", &mut ext, hook_form).await?;
+    let rec = hooked(w, rec, "authorization_code", &scope, &mut ext, hook_form).await?;
     let issued = issue(w, client, partition, &rec, &scope, Some(&ext)).await?;
     let n = issued.records.len() as u64;
     match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {
@@ -216,10 +216,11 @@ pub(crate) async fn hooked(
     w: &Worker,
     rec: TokenRecord,
     grant_type: &str,
+    scope: &[String],
     ext: &mut GrantExt,
     hook_form: &[(String, String)],
 ) -> Result<TokenRecord, OAuthError> {
-    if crate::server::hooks::with_user(w, &rec, grant_type, ext, hook_form).await? {
+    if crate::server::hooks::with_user(w, &rec, grant_type, scope, ext, hook_form).await? {
         Ok(TokenRecord { ext: ext.encode(), ..rec })
     } else {
         Ok(rec)
@@ -260,7 +261,7 @@ pub async fn refresh(
     let new_scope = authorization_code::refreshed_scope(&rec.scope, scope)?;
     let issued = if crate::server::hooks::configured(w) {
         let mut ext = GrantExt::parse(&rec.ext)?;
-        let rec = hooked(w, rec.clone(), "refresh_token", &mut ext, hook_form).await?;
+        let rec = hooked(w, rec.clone(), "refresh_token", &new_scope, &mut ext, hook_form).await?;
         issue(w, client, partition, &rec, &new_scope, Some(&ext)).await?
     } else {
         issue(w, client, partition, &rec, &new_scope, None).await?

@@ -122,7 +122,8 @@ pub async fn lone(w: &Worker, g: &Lone<'_>, form: &[(String, String)]) -> Result
     })
 }
 
-/// The hooks of a grant with a user (authorization code, device code, refresh): the grant's
+/// The hooks of a grant with a user (authorization code, device code, refresh), whose access
+/// token gets `scope` (a refresh may narrow it): the grant's
 /// `ext` is changed in place when a hook answered `200`: the access token's claims replaced by
 /// the hook's; the ID token's extra claims replaced too, except that for a code or device code
 /// the claims the consent app gave stay (Hydra reads them back from the stored session after
@@ -131,6 +132,7 @@ pub async fn with_user(
     w: &Worker,
     rec: &hydra_storage::TokenRecord,
     grant_type: &str,
+    scope: &[String],
     ext: &mut crate::oauth2::authorization_code::GrantExt,
     form: &[(String, String)],
 ) -> Result<bool, OAuthError> {
@@ -138,13 +140,12 @@ pub async fn with_user(
         return Ok(false);
     }
     let refresh = grant_type == "refresh_token";
-    let scopes = words(&rec.scope);
     let g = &ext.g;
     let r = HookRequest {
         client_id: &rec.client_id,
         grant_type,
-        requested_scopes: &scopes,
-        granted_scopes: &scopes,
+        requested_scopes: scope,
+        granted_scopes: scope,
         granted_audience: &rec.audience,
         form,
         session: token_hook::Session {

@@ -42,6 +42,9 @@ pub struct ClientSnapshot {
     versions: imbl::HashMap<String, u64>,
     /// Per-client token watermarks (one sequence number per partition).
     pub watermarks: imbl::HashMap<String, Arc<Vec<u64>>>,
+    /// Every client's `allowed_cors_origins` pattern (its key), with how many clients list it:
+    /// a CORS preflight asks whether some client allows an origin with two lookups.
+    cors: imbl::HashMap<String, u32>,
 }
 
 impl ClientSnapshot {
@@ -50,7 +53,12 @@ impl ClientSnapshot {
         clients: Vec<(String, StoredClient, Vec<u8>)>,
         watermarks: Vec<(String, Vec<u64>)>,
     ) -> ClientSnapshot {
+        let mut cors = imbl::HashMap::new();
+        for (_, stored, _) in &clients {
+            count_origins(&mut cors, &stored.client, true);
+        }
         ClientSnapshot {
+            cors,
             order: clients.iter().map(|(id, _, _)| id.clone()).collect(),
             clients: clients
                 .into_iter()
@@ -59,6 +67,11 @@ impl ClientSnapshot {
             versions: imbl::HashMap::new(),
             watermarks: watermarks.into_iter().map(|(id, m)| (id, Arc::new(m))).collect(),
         }
+    }
+
+    /// Whether some client's `allowed_cors_origins` allows `origin`.
+    pub fn cors_allows(&self, origin: &str) -> bool {
+        crate::http::cors::candidate_keys(origin).iter().any(|k| self.cors.get(k).is_some_and(|n| *n > 0))
     }
 
     /// Up to `limit` clients after the id `after` (from the first when `None`), in id order, that
@@ -137,6 +150,12 @@ impl Shared {
                 return next;
             }
             next.versions.insert(id.to_string(), version);
+            if let Some(old) = next.clients.get(id).cloned() {
+                count_origins(&mut next.cors, &old.stored.client, false);
+            }
+            if let Some(e) = &entry {
+                count_origins(&mut next.cors, &e.stored.client, true);
+            }
             match &entry {
                 Some(e) => {
                     next.clients.insert(id.to_string(), e.clone());
@@ -164,6 +183,21 @@ impl Shared {
             next.watermarks.insert(id.to_string(), Arc::new(merged));
             next
         });
+    }
+}
+
+/// Adds (or removes) a client's CORS origin patterns to (from) the index.
+fn count_origins(index: &mut imbl::HashMap<String, u32>, client: &crate::oauth2::client::Client, add: bool) {
+    for o in &client.allowed_cors_origins {
+        let Ok(p) = crate::http::cors::OriginPattern::parse(o) else { continue };
+        let key = p.key();
+        let n = index.get(&key).copied().unwrap_or(0);
+        let n = if add { n + 1 } else { n.saturating_sub(1) };
+        if n == 0 {
+            index.remove(&key);
+        } else {
+            index.insert(key, n);
+        }
     }
 }
 

@@ -105,6 +105,21 @@ fn the_listeners_lists_and_the_clients_lists() {
         Req::get("/userinfo").header("Authorization", "Bearer ory_at_forged.x").header("Origin", SPA).send(s.public);
     assert_eq!(allowed_origin(&r), None);
 
+    // A wildcard client origin, and the index following client changes.
+    let (wid, _) = cc_client_with(&s, json!({"scope": "read", "allowed_cors_origins": ["https://*.spa-wild.example"]}));
+    assert_eq!(
+        allowed_origin(&preflight(s.public, "/oauth2/token", "https://x.spa-wild.example", "POST", None)),
+        Some("https://x.spa-wild.example")
+    );
+    assert_eq!(
+        allowed_origin(&preflight(s.public, "/oauth2/token", "https://x.y.spa-wild.example", "POST", None)),
+        None
+    );
+    Req::new("DELETE", &format!("/admin/clients/{wid}")).send(s.admin).expect(204);
+    assert_eq!(allowed_origin(&preflight(s.public, "/oauth2/token", "https://x.spa-wild.example", "POST", None)), None);
+    // SPA is still listed by the first client (and the RP): still allowed.
+    assert_eq!(allowed_origin(&preflight(s.public, "/oauth2/token", SPA, "POST", None)), Some(SPA));
+
     // The admin listener has its own list.
     let r = preflight(s.admin, "/admin/clients", "https://admin.example", "POST", Some("content-type"));
     assert_eq!(allowed_origin(&r), Some("https://admin.example"));

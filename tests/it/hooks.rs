@@ -192,9 +192,10 @@ fn hooks_see_each_grant_and_shape_its_tokens() {
     assert_eq!(body["session"]["id_token"]["id_token_claims"]["sub"], "alice");
     assert!(!body.to_string().contains(&code), "the code reached the hook");
 
-    // Refresh: the legacy hook first, then the token hook, which sees what the first left.
+    // Refresh, narrowing the scope: the legacy hook first, then the token hook, which sees what
+    // the first left and the narrowed scope.
     let before = h.requests().len();
-    let r = refresh(&s, &rp, &field(&t, "refresh_token"), None);
+    let r = refresh(&s, &rp, &field(&t, "refresh_token"), Some("openid"));
     r.expect(200);
     let calls = h.requests()[before..].to_vec();
     assert_eq!(calls.len(), 2, "{calls:?}");
@@ -203,6 +204,7 @@ fn hooks_see_each_grant_and_shape_its_tokens() {
     assert_eq!(calls[0].1["requester"]["grant_types"], json!(["refresh_token"]));
     assert!(calls[1].0.starts_with("POST /ok "));
     assert_eq!(calls[1].1["session"]["extra"], json!({"legacy": "yes"}));
+    assert_eq!(calls[1].1["request"]["granted_scopes"], json!(["openid"]));
     assert_eq!(introspect(&s, &field(&r.json(), "access_token"))["ext"], json!({"hooked": "yes"}));
 }
 

@@ -66,6 +66,33 @@ impl OriginPattern {
     }
 }
 
+impl OriginPattern {
+    /// The pattern as one string (`https://app.example`, `https://*.example.com`): the key of an
+    /// index of patterns.
+    pub fn key(&self) -> String {
+        match self {
+            OriginPattern::Exact(e) => e.clone(),
+            OriginPattern::Label { prefix, suffix } => format!("{prefix}*{suffix}"),
+        }
+    }
+}
+
+/// The keys of the patterns that could allow `origin`: the origin itself, and its one-label
+/// wildcard when its first label is a valid wildcard label (`https://a.example.com` →
+/// `https://*.example.com`). An index holding pattern keys answers a request with two lookups.
+pub fn candidate_keys(origin: &str) -> Vec<String> {
+    let o = origin.to_ascii_lowercase();
+    let mut keys = vec![o.clone()];
+    if let Some((scheme, host)) = o.split_once("://") {
+        if let Some((label, rest)) = host.split_once('.') {
+            if !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                keys.push(format!("{scheme}://*.{rest}"));
+            }
+        }
+    }
+    keys
+}
+
 /// Whether one of a client's `allowed_cors_origins` allows `origin` (patterns that do not parse,
 /// which registration refuses, allow nothing).
 pub fn client_allows(allowed: &[String], origin: &str) -> bool {
@@ -289,6 +316,17 @@ mod tests {
             assert!(OriginPattern::parse(bad).is_err(), "{bad} was accepted");
         }
         assert!(client_allows(&["https://*.example.com".into()], "https://x.example.com"));
+        // The index keys agree with matching.
+        for (pattern, origin, hit) in [
+            ("https://*.example.com", "https://A.example.com", true),
+            ("https://*.example.com", "https://a.b.example.com", false),
+            ("https://app.example", "https://APP.example", true),
+            ("https://*.example.com:8443", "https://x.example.com:8443", true),
+        ] {
+            let p = OriginPattern::parse(pattern).unwrap();
+            assert_eq!(candidate_keys(origin).contains(&p.key()), hit, "{pattern} {origin}");
+            assert_eq!(p.matches(origin), hit, "{pattern} {origin}");
+        }
         assert!(!client_allows(&["https://*.example.com".into(), "junk".into()], "https://example.com"));
     }
 
