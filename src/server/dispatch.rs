@@ -22,7 +22,7 @@ pub async fn dispatch(w: &Worker, api: Api, req: &Request) -> Response {
     let resp = match cors::preflight(w, api, req) {
         Some(p) => p,
         None => {
-            let resp = answer(w, api, req, r.clone()).await;
+            let resp = answer(w, api, req, &r).await;
             cors::decorate(w, api, &r, req, resp).await
         }
     };
@@ -58,7 +58,7 @@ fn request_id(w: &Worker, req: &Request) -> String {
     }
 }
 
-async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
+async fn answer(w: &Worker, api: Api, req: &Request, r: &Route) -> Response {
     let resp = match r {
         Route::HealthAlive => Response::json_value(200, &json!({"status": "ok"})),
         Route::HealthReady => ready(w, api).await,
@@ -69,20 +69,20 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
         Route::DeleteTokens => clients::delete_tokens(w, req).await,
         Route::ListClients => clients::list(w, req),
         Route::CreateClient => clients::create(w, req).await,
-        Route::GetClient(id) => clients::get(w, &id),
-        Route::PutClient(id) => clients::put(w, req, &id).await,
-        Route::PatchClient(id) => clients::patch(w, req, &id).await,
-        Route::DeleteClient(id) => clients::delete(w, &id).await,
-        Route::ClientLifespans(id) => clients::lifespans(w, req, &id).await,
-        Route::RotateSecret(id) => clients::rotate(w, &id).await,
-        Route::DeleteRotatedSecrets(id) => clients::delete_rotated(w, &id).await,
-        Route::GetKeySet(set) => keys::get_set(w, &set),
-        Route::CreateKey(set) => keys::create(w, req, &set).await,
-        Route::PutKeySet(set) => keys::put_set(w, req, &set).await,
-        Route::DeleteKeySet(set) => keys::delete_set(w, &set).await,
-        Route::GetKey(set, kid) => keys::get_key(w, &set, &kid),
-        Route::PutKey(set, kid) => keys::put_key(w, req, &set, &kid).await,
-        Route::DeleteKey(set, kid) => keys::delete_key(w, &set, &kid).await,
+        Route::GetClient(id) => clients::get(w, id),
+        Route::PutClient(id) => clients::put(w, req, id).await,
+        Route::PatchClient(id) => clients::patch(w, req, id).await,
+        Route::DeleteClient(id) => clients::delete(w, id).await,
+        Route::ClientLifespans(id) => clients::lifespans(w, req, id).await,
+        Route::RotateSecret(id) => clients::rotate(w, id).await,
+        Route::DeleteRotatedSecrets(id) => clients::delete_rotated(w, id).await,
+        Route::GetKeySet(set) => keys::get_set(w, set),
+        Route::CreateKey(set) => keys::create(w, req, set).await,
+        Route::PutKeySet(set) => keys::put_set(w, req, set).await,
+        Route::DeleteKeySet(set) => keys::delete_set(w, set).await,
+        Route::GetKey(set, kid) => keys::get_key(w, set, kid),
+        Route::PutKey(set, kid) => keys::put_key(w, req, set, kid).await,
+        Route::DeleteKey(set, kid) => keys::delete_key(w, set, kid).await,
         Route::WellKnownJwks => keys::well_known(w).await,
         Route::Authorize => authorize::handle(w, req).await,
         Route::Fallback(which) => authorize::fallback(req, which),
@@ -93,24 +93,24 @@ async fn answer(w: &Worker, api: Api, req: &Request, r: Route) -> Response {
         Route::RevokeConsentSessions => sessions::revoke_consent(w, req).await,
         Route::RevokeLoginSessions => sessions::revoke_login(w, req).await,
         Route::FlowRequest(consent, action) => {
-            let step = if consent { flows::Step::Consent } else { flows::Step::Login };
+            let step = if *consent { flows::Step::Consent } else { flows::Step::Login };
             match action {
                 None => flows::get(w, req, step).await,
-                Some(accept) => flows::answer(w, req, step, accept).await,
+                Some(accept) => flows::answer(w, req, step, *accept).await,
             }
         }
         Route::Logout => logout::handle(w, req).await,
         Route::LogoutFallback => logout::fallback(w, req).await,
         Route::LogoutRequest(None) => logout::get(w, req).await,
-        Route::LogoutRequest(Some(accept)) => logout::answer(w, req, accept).await,
+        Route::LogoutRequest(Some(accept)) => logout::answer(w, req, *accept).await,
         Route::ListTrust => trust::list(w, req),
         Route::CreateTrust => trust::create(w, req).await,
-        Route::GetTrust(id) => trust::get(w, &id),
-        Route::DeleteTrust(id) => trust::delete(w, &id).await,
+        Route::GetTrust(id) => trust::get(w, id),
+        Route::DeleteTrust(id) => trust::delete(w, id).await,
         Route::Register => registration::create(w, req).await,
-        Route::GetRegistered(id) => registration::get(w, req, &id),
-        Route::PutRegistered(id) => registration::put(w, req, &id).await,
-        Route::DeleteRegistered(id) => registration::delete(w, req, &id).await,
+        Route::GetRegistered(id) => registration::get(w, req, id),
+        Route::PutRegistered(id) => registration::put(w, req, id).await,
+        Route::DeleteRegistered(id) => registration::delete(w, req, id).await,
         // Not built: say so plainly rather than answer 404 (docs/compat.md).
         Route::Credentials => Response::generic_error(
             501,

@@ -435,13 +435,11 @@ fn cookies(raw: &Raw, dev: bool, issuer: &str) -> Result<Cookies, ConfigError> {
     if same_site == SameSite::None && (!secure || !issuer.starts_with("https://")) {
         same_site = SameSite::Lax;
     }
-    let token =
-        |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     let name = |k: &str, default: &str| -> Result<String, ConfigError> {
         let key = format!("serve.cookies.names.{k}");
         match raw.str(&key)? {
             None => Ok(default.to_string()),
-            Some(v) if token(&v) => Ok(v),
+            Some(v) if crate::http::is_token(&v) => Ok(v),
             Some(v) => Err(err(&key, format!("{v:?} is not a cookie name"))),
         }
     };
@@ -483,12 +481,10 @@ fn idp_headers(raw: &Raw) -> Result<Vec<(String, String)>, ConfigError> {
         },
         Some(_) => return Err(err(K, "must be an object of header names and values")),
     };
-    let token =
-        |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     let mut out = Vec::new();
     for (k, v) in map {
         let Value::String(v) = v else { return Err(err(K, format!("the value of {k:?} must be a string"))) };
-        if !token(&k) || v.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        if !crate::http::is_token(&k) || v.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return Err(err(K, format!("{k:?} is not a header with a printable value")));
         }
         out.push((k, v));
@@ -524,9 +520,7 @@ fn hook(raw: &Raw, key: &str) -> Result<Option<Hook>, ConfigError> {
                 other => return Err(err(&k("config.in"), format!("must be header or cookie, got {other:?}"))),
             };
             let name = raw.str(&k("config.name"))?.unwrap_or_default();
-            let token =
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            if !token {
+            if !crate::http::is_token(&name) {
                 return Err(err(&k("config.name"), "must be a header or cookie name"));
             }
             let value = raw.str(&k("config.value"))?.unwrap_or_default();

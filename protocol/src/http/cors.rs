@@ -173,14 +173,12 @@ impl Cors {
                 out
             }
         };
-        let token =
-            |h: &str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         let names = |v: &Option<Vec<String>>, default: &[&str], key: &str| -> Result<Vec<String>, String> {
             let list: Vec<String> = match v {
                 None => default.iter().map(|h| h.to_string()).collect(),
                 Some(l) => l.iter().map(|h| h.trim().to_string()).collect(),
             };
-            match list.iter().find(|h| !token(h)) {
+            match list.iter().find(|h| !super::is_token(h)) {
                 Some(bad) => Err(format!("{key}: {bad:?} is not a header name")),
                 None => Ok(list),
             }

@@ -11,6 +11,12 @@ pub mod response;
 
 use std::fmt;
 
+/// Whether `s` is an RFC 9110 token (§5.6.2): one or more `tchar`s. Header names, cookie names and
+/// configured names that become either are checked with it.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// An HTTP-level failure: the status to answer with and a short reason for the JSON error body.
 ///
 /// The strings are `'static` on purpose: they never echo request bytes back, so an
