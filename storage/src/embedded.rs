@@ -396,9 +396,8 @@ impl Storage for Store {
         if let Some(view) = part.committer.staged().get(seq, TokenView::new) {
             return view.map(Some);
         }
-        let rtx = part.read()?;
-        let table = rtx.open_table(Table::Tokens.def())?;
-        let found = table.get(&token_key(seq)[..])?;
+        let snap = part.committer.staged().tokens(|| Ok(part.read()?.open_table(Table::Tokens.def())?))?;
+        let found = snap.table.get(&token_key(seq)[..])?;
         match found {
             Some(v) => Ok(Some(TokenView::new(v.value())?)),
             None => Ok(None),

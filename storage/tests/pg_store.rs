@@ -48,7 +48,7 @@ fn what_one_node_commits_is_in_force_on_the_other_at_once() {
     assert!(a.get_token(1, later).wait().unwrap().is_some(), "a token issued after the revocation lives");
     // A deleted client's tokens are dead on every node; a new client of that id starts clean.
     a.put_client("app", b"{}".to_vec(), PutMode::Create { marks: vec![] }).wait().unwrap();
-    assert_eq!(a.delete_client("app", vec![]).wait().unwrap().0, true);
+    assert!(a.delete_client("app", vec![]).wait().unwrap().0);
     assert_eq!(b.get_token(1, later).wait().unwrap(), None);
     assert_eq!(
         b.put_client("app", b"{}".to_vec(), PutMode::Create { marks: vec![] }).wait().unwrap().0,
@@ -169,7 +169,7 @@ fn the_feed_tells_a_node_of_the_others_writes_in_commit_order() {
         got.changes,
         vec![Change::Client("one".into()), Change::Keys("set".into()), Change::Watermarks("one".into())]
     );
-    assert!(got.version >= v2 + 1);
+    assert!(got.version > v2);
     assert_eq!(b.get_client("one").wait().unwrap(), Some(b"{\"v\":1}".to_vec()));
     assert!(b.changes_since(got.version).wait().unwrap().changes.is_empty());
     assert!(b.changes_since(got.version + 5).wait().unwrap().resync, "a version from the future reloads");
