@@ -149,9 +149,11 @@ impl Staged {
 
 /// The largest batch one commit takes; bounds the latency of the first request in it.
 const MAX_BATCH: usize = 4096;
-/// Log-backed commits between two checkpoints. A checkpoint's cost grows with the commits since
-/// the previous one (redb settles their freed pages then): every 64 keeps it near 1.5 ms, so it
-/// does not dominate the tail latency.
+/// Log-backed redb commits between two checkpoints. A checkpoint's cost grows with the commits
+/// since the previous one (redb settles their freed pages then): every 64 keeps it near 1.5 ms,
+/// so it does not dominate the tail latency. Staged batches make no redb commit and are not
+/// counted: counted, they made steady issuance checkpoint about 25 times a second
+/// (`docs/design.md` §5, write-ahead log).
 const CHECKPOINT_COMMITS: u32 = 64;
 /// The longest stretch without a checkpoint while writes arrive; also how long an idle
 /// committer waits before checkpointing what the log holds.
@@ -341,8 +343,12 @@ pub(crate) fn recover(db: &Database, wal: &mut Wal) -> Result<u64, StoreError> {
 
 struct State {
     sync: SyncMode,
-    /// Log-backed commits since the last checkpoint.
+    /// Log-backed redb commits since the last checkpoint.
     since: u32,
+    /// Staged batches (log records without a redb commit) since the last checkpoint.
+    appends: u32,
+    /// Checkpoints made (read by `run` to count them).
+    checkpoints: u64,
     last_checkpoint: Instant,
     /// A log append or a commit after it failed: the log's tail is unknown until a checkpoint.
     broken: bool,
@@ -354,7 +360,16 @@ struct State {
 
 impl State {
     fn new(sync: SyncMode) -> State {
-        State { sync, since: 0, last_checkpoint: Instant::now(), broken: false, synced_us: 0, pending: Vec::new() }
+        State {
+            sync,
+            since: 0,
+            appends: 0,
+            checkpoints: 0,
+            last_checkpoint: Instant::now(),
+            broken: false,
+            synced_us: 0,
+            pending: Vec::new(),
+        }
     }
 
     /// Acknowledges a batch of nothing but new token rows once its log record is durable,
@@ -405,7 +420,7 @@ impl State {
             self.pending.push((seq, value));
         }
         drop(map);
-        self.since += 1;
+        self.appends += 1;
         Some(Ok(()))
     }
 
@@ -415,7 +430,7 @@ impl State {
                 self.broken
                     || self.since >= CHECKPOINT_COMMITS
                     || wal.used() * 2 >= wal.size()
-                    || (self.since > 0 && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL)
+                    || (self.since + self.appends > 0 && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL)
             }
             // redb cannot reuse pages freed by non-durable commits until a durable one lands,
             // so a long run of them grows the file and slows every commit (measured: 207
@@ -485,6 +500,8 @@ impl State {
                 wal.reset(next);
             }
             self.since = 0;
+            self.appends = 0;
+            self.checkpoints += 1;
             self.broken = false;
             self.last_checkpoint = Instant::now();
             staged.publish();
@@ -633,17 +650,13 @@ fn run(
             }
         }
         let n = batch.len() as u64;
-        let before = state.since;
+        let before = state.checkpoints;
         let result = match state.stage(&mut batch, &mut completions, staged) {
             Some(r) => r,
             None => state.commit(&db, &mut batch, &mut completions, false, staged),
         };
-        match &result {
-            Err(e) => failed(stats, e, opener.is_some()),
-            Ok(()) if state.since <= before => {
-                stats.checkpoints.fetch_add(1, Relaxed);
-            }
-            Ok(()) => {}
+        if let Err(e) = &result {
+            failed(stats, e, opener.is_some());
         }
         // Counted before anyone is told, so a caller that saw its write done sees it counted.
         let synced = std::mem::take(&mut state.synced_us);
@@ -667,6 +680,7 @@ fn run(
                 failed(stats, &e, opener.is_some());
             }
         }
+        stats.checkpoints.fetch_add(state.checkpoints - before, Relaxed);
     }
     // A last checkpoint: whatever the log or non-durable commits hold becomes part of the
     // durable database, and the next start has nothing to replay.

@@ -614,3 +614,22 @@ fn shared_token_snapshots_never_serve_an_older_table() {
     let reads: u64 = readers.into_iter().map(|h| h.join().unwrap()).sum();
     assert!(reads > 0);
 }
+
+/// Batches of nothing but new tokens are log records without a redb commit, so they do not
+/// count toward the 64 commits that make a checkpoint due: steady issuance checkpoints every
+/// 500 ms or when the log is half full, not every 64 batches (`loadtest/runs/…-ckpt-ab.md`).
+#[test]
+fn staged_batches_alone_do_not_make_checkpoints_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &opts(1)).unwrap();
+    let before = store.partition_stats(0).unwrap().checkpoints.load(std::sync::atomic::Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    for i in 0..200u64 {
+        let seq = store.next_seq(0).wait().unwrap();
+        store.insert_tokens(0, vec![(seq, rec("ckpt", i))]).wait().unwrap();
+    }
+    let made = store.partition_stats(0).unwrap().checkpoints.load(std::sync::atomic::Ordering::Relaxed) - before;
+    // One every 500 ms is allowed for (a slow machine); one every 64 batches would be 3.
+    let by_time = (started.elapsed().as_millis() / 500) as u64;
+    assert!(made <= by_time, "{made} checkpoints for 200 staged batches in {:?}", started.elapsed());
+}
