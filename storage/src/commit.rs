@@ -659,6 +659,9 @@ fn run(
             failed(stats, e, opener.is_some());
         }
         // Counted before anyone is told, so a caller that saw its write done sees it counted.
+        stats.checkpoints.fetch_add(state.checkpoints - before, Relaxed);
+        let before = state.checkpoints;
+        // Counted before anyone is told, so a caller that saw its write done sees it counted.
         let synced = std::mem::take(&mut state.synced_us);
         if synced > 0 {
             stats.sync_hist[bucket(&SYNC_BUCKETS_US, synced)].fetch_add(1, Relaxed);
