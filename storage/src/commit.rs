@@ -152,7 +152,7 @@ const MAX_BATCH: usize = 4096;
 /// Log-backed redb commits between two checkpoints. A checkpoint's cost grows with the commits
 /// since the previous one (redb settles their freed pages then): every 64 keeps it near 1.5 ms,
 /// so it does not dominate the tail latency. Staged batches make no redb commit and are not
-/// counted: counted, they made steady issuance checkpoint about 25 times a second
+/// counted: counted, they made steady issuance checkpoint 25 to 40 times a second
 /// (`docs/design.md` §5, write-ahead log).
 const CHECKPOINT_COMMITS: u32 = 64;
 /// The longest stretch without a checkpoint while writes arrive; also how long an idle
@@ -561,11 +561,14 @@ fn fatal(e: &StoreError) -> bool {
 }
 
 /// Counts a failed commit; a fatal one latches the partition until it is reopened (when it can be).
-fn failed(stats: &CommitStats, e: &StoreError, reopenable: bool) {
+/// Readers stop using a shared snapshot of the latched database, as they stop using it at the
+/// reopen.
+fn failed(stats: &CommitStats, staged: &Staged, e: &StoreError, reopenable: bool) {
     use std::sync::atomic::Ordering::Relaxed;
     stats.failures.fetch_add(1, Relaxed);
     if fatal(e) && reopenable {
         stats.failed.store(true, Relaxed);
+        staged.publish();
     }
 }
 
@@ -656,7 +659,7 @@ fn run(
             None => state.commit(&db, &mut batch, &mut completions, false, staged),
         };
         if let Err(e) = &result {
-            failed(stats, e, opener.is_some());
+            failed(stats, staged, e, opener.is_some());
         }
         // Counted before anyone is told, so a caller that saw its write done sees it counted.
         stats.checkpoints.fetch_add(state.checkpoints - before, Relaxed);
@@ -680,7 +683,7 @@ fn run(
         // leaves them staged, and their log records replay them after a reopen).
         if state.pending.len() >= APPLY_AT && result.is_ok() {
             if let Err(e) = state.commit(&db, &mut batch, &mut completions, false, staged) {
-                failed(stats, &e, opener.is_some());
+                failed(stats, staged, &e, opener.is_some());
             }
         }
         stats.checkpoints.fetch_add(state.checkpoints - before, Relaxed);
