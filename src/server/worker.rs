@@ -96,15 +96,12 @@ type UringRuntime = monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriv
 /// later), else the kernel's default; also says which it got.
 ///
 /// Why: by default the kernel runs io_uring's completion work by interrupting the worker with an
-/// inter-processor interrupt whenever a socket on another core (the load generator's, over
-/// loopback; a NIC's queue) completes one of its receives: 13.9 % of the worker's samples in an
-/// issuance profile were spent returning from those interrupts. Cooperative task running
-/// (`IORING_SETUP_COOP_TASKRUN`) leaves that work for the worker's next entry into the kernel,
-/// which a busy worker makes many times a millisecond. Measured (`docs/design.md` §3, io_uring
-/// setup): `GET /health/alive` 1.3x to 1.4x and issuance 1.1x to 1.2x the rates without it.
-/// `IORING_SETUP_DEFER_TASKRUN` measured faster still for `/health/alive` but needs completions
-/// reaped only with `GETEVENTS`, which monoio does only when it parks: a worker woken from other
-/// threads at every turn could then starve its sockets, so it is not used.
+/// inter-processor interrupt whenever a socket served on another core completes one of its
+/// receives; cooperatively it waits for the worker's next entry into the kernel, which a busy
+/// worker makes many times a millisecond. Measured (`docs/design.md` §3, io_uring setup):
+/// reschedule IPIs 457 → 36–39 per 1,000 issuances; `loadtest/ab.sh` against the build without
+/// it: ceiling 1.28×, issuance 1.22×, introspection 1.34×. Deferred task running is not used:
+/// monoio would reap completions only when it parks.
 fn uring_runtime() -> std::io::Result<(UringRuntime, &'static str)> {
     let build = |coop: bool| {
         let mut urb = io_uring::IoUring::builder();
