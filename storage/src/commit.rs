@@ -150,11 +150,15 @@ impl Staged {
 /// The largest batch one commit takes; bounds the latency of the first request in it.
 const MAX_BATCH: usize = 4096;
 /// Log-backed redb commits between two checkpoints. A checkpoint's cost grows with the commits
-/// since the previous one (redb settles their freed pages then): every 64 keeps it near 1.5 ms,
-/// so it does not dominate the tail latency. Staged batches make no redb commit and are not
-/// counted: counted, they made steady issuance checkpoint 25 to 40 times a second
-/// (`docs/design.md` §5, write-ahead log).
-const CHECKPOINT_COMMITS: u32 = 64;
+/// since the previous one (redb settles their freed pages then), and writes wait for it, so this
+/// sets the tail latency of writes that commit every batch. Refresh rotation at 64 connections
+/// (`bench` flowload, one core), p99 by this bound at the same rate: 64 → 5.3–5.5 ms, 32 → 4.0–4.6
+/// ms (5.9 in one round of nine), 16 → 3.5–4.0 ms; at 16 issuance's p99 rose from 1.8–2.0 to
+/// 3.9–4.1 ms, at 8 refresh lost 5–10 % of its rate
+/// (`loadtest/runs/2026-12-07T105500Z-ef4f235-checkpoint-bound.md`). Staged batches make no redb
+/// commit and are not counted: counted, they made steady issuance checkpoint 25 to 40 times a
+/// second (`docs/design.md` §5, write-ahead log).
+const CHECKPOINT_COMMITS: u32 = 32;
 /// The longest stretch without a checkpoint while writes arrive; also how long an idle
 /// committer waits before checkpointing what the log holds.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
