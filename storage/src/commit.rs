@@ -665,10 +665,11 @@ fn run(
         if let Err(e) = &result {
             failed(stats, staged, e, opener.is_some());
         }
-        // Counted before anyone is told, so a caller that saw its write done sees it counted.
+        // The batch's checkpoints, sync time and size are counted before anyone is told, so a
+        // caller that saw its write done sees it counted.
         stats.checkpoints.fetch_add(state.checkpoints - before, Relaxed);
+        // The bulk apply below counts its own checkpoint, if it makes one.
         let before = state.checkpoints;
-        // Counted before anyone is told, so a caller that saw its write done sees it counted.
         let synced = std::mem::take(&mut state.synced_us);
         if synced > 0 {
             stats.sync_hist[bucket(&SYNC_BUCKETS_US, synced)].fetch_add(1, Relaxed);
