@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # What bounds a ratio to the ceiling: runs the ceiling (GET /health/alive) and issuance
-# (client_credentials) with oha and with wrk, server on SERVER_CPUS and the load generator on
-# LOAD_CPUS as loadtest/run.sh pins them, and shows for each run where both cores went:
+# (client_credentials) with oha and with wrk, and refresh rotation with bench's flowload (a
+# blocking thread per connection, as loadtest/run.sh runs it) and with wrk (one event-driven
+# thread spending a queue of refresh tokens, loadtest/refresh.lua), server on SERVER_CPUS and the
+# load generator on LOAD_CPUS as loadtest/run.sh pins them, and shows for each run where both
+# cores went:
 #   - the load generator's own CPU per request (user + system, from its rusage), and how idle
 #     its core was: a load core near 0 % idle means the generator, not the server, set the rate;
 #   - the server process's CPU per request, and its core split into user, system, softirq
@@ -15,7 +18,8 @@
 #   BIN=<binary> loadtest/bound.sh
 #
 # Env: DURATION (8s), CONNS (64), ROUNDS (2, interleaved), SERVER_CPUS (0), LOAD_CPUS (1), LABEL.
-# wrk runs one thread (the load core count) with a Lua script for the POST; oha as run.sh runs it.
+# wrk runs a thread per load core with a Lua script for the POST (one thread for refresh: its
+# token queue is per thread); oha and flowload as run.sh runs them.
 # Writes the table and the exact commands under loadtest/runs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +67,16 @@ LUA
 } >"$DATA/post.lua"
 # Warms the secret cache.
 token_pool "$ID" "$SECRET" 1 /dev/null
+# Refresh rotation: a client with refresh tokens; wrk's queue is seeded with more tokens than it
+# has connections (it asks for one request more than it has connections before any answer).
+cargo build --release -p hydra-bench --bin flowload
+RP=$(new_client --grant-type authorization_code,refresh_token --response-type code --scope openid,offline_access \
+  --redirect-uri https://rp.example/cb --name bound-rp)
+RP_ID=$(json_field "$RP" client_id)
+RP_SECRET=$(json_field "$RP" client_secret)
+RP_BASIC="Basic $(printf '%s:%s' "$RP_ID" "$RP_SECRET" | base64 -w0)"
+FLOWLOAD=(target/release/flowload --public "http://127.0.0.1:$PUB" --admin "http://127.0.0.1:$ADM" --client "$RP_ID"
+  --secret "$RP_SECRET" --scope offline_access)
 
 cpu_line() { grep "^cpu$1 " /proc/stat; }
 server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
@@ -70,24 +84,36 @@ FIRST_LOAD_CPU=${LOAD_CPUS%%[,-]*}
 
 ROWS=()
 for r in $(seq "$ROUNDS"); do
-  for gen in oha wrk; do
-    for scen in ceiling issuance; do
-      if [ "$scen" = ceiling ]; then URL="http://127.0.0.1:$PUB/health/alive"; else URL="http://127.0.0.1:$PUB/oauth2/token"; fi
-      if [ "$gen" = oha ]; then
+  for run in oha:ceiling oha:issuance wrk:ceiling wrk:issuance flowload:refresh wrk:refresh; do
+    gen=${run%%:*}
+    scen=${run#*:}
+    if [ "$scen" = ceiling ]; then URL="http://127.0.0.1:$PUB/health/alive"; else URL="http://127.0.0.1:$PUB/oauth2/token"; fi
+    case $run in
+      oha:*)
         CMD=(oha --no-tui -z "$DURATION" -c "$CONNS" --output-format json)
         [ "$scen" = ceiling ] || CMD+=(-m POST -T application/x-www-form-urlencoded -a "$ID:$SECRET" -d "$BODY")
-      else
-        CMD=(wrk -t"$LOAD_THREADS" -c"$CONNS" -d"$DURATION" -s "$DATA/$([ "$scen" = ceiling ] && echo report || echo post).lua")
-      fi
+        CMD+=("$URL") ;;
+      wrk:ceiling | wrk:issuance)
+        CMD=(wrk -t"$LOAD_THREADS" -c"$CONNS" -d"$DURATION" -s "$DATA/$([ "$scen" = ceiling ] && echo report || echo post).lua" "$URL") ;;
+      flowload:refresh)
+        CMD=("${FLOWLOAD[@]}" --mode refresh --conns "$CONNS" --duration "${DURATION%s}") ;;
+      wrk:refresh)
+        "${FLOWLOAD[@]}" --mode seed --conns "$((CONNS + 16))" >"$DATA/seed"
+        CMD=(wrk -t1 -c"$CONNS" -d"$DURATION" -s loadtest/refresh.lua "http://127.0.0.1:$PUB" -- "$DATA/seed" "$RP_BASIC") ;;
+    esac
+    {
       s0=$(cpu_line "${SERVER_CPUS%%[,-]*}"); l0=$(cpu_line "$FIRST_LOAD_CPU"); t0=$(server_ticks)
-      /usr/bin/time -f '%U %S' -o "$DATA/time" taskset -c "$LOAD_CPUS" "${CMD[@]}" "$URL" >"$DATA/out" 2>/dev/null
+      /usr/bin/time -f '%U %S' -o "$DATA/time" taskset -c "$LOAD_CPUS" "${CMD[@]}" >"$DATA/out" 2>/dev/null
       s1=$(cpu_line "${SERVER_CPUS%%[,-]*}"); l1=$(cpu_line "$FIRST_LOAD_CPU"); t1=$(server_ticks)
       ROWS+=("$(python3 - "$gen" "$scen" "$r" "$DATA/out" "$(cat "$DATA/time")" "$t0" "$t1" "$s0" "$s1" "$l0" "$l1" \
         "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 gen, scen, rnd, out, rus, t0, t1, s0, s1, l0, l1, tick = sys.argv[1:]
 text = open(out).read()
-if gen == "oha":
+if gen == "flowload":
+    j = json.loads(text.splitlines()[-1])
+    n, bad, rate = j["completed"], j["errors"], j["per_sec"]
+elif gen == "oha":
     j = json.loads(text)
     codes = j.get("statusCodeDistribution", {})
     n = sum(v for k, v in codes.items() if k.startswith("2"))
@@ -113,7 +139,7 @@ print(f"{gen}|{scen}|{rnd}|{rate:.0f}|{gen_us:.2f}|{l['idle']:.1f}|{server_us:.2
 PY
 )")
       echo "${ROWS[-1]}" >&2
-    done
+    }
   done
 done
 
@@ -128,21 +154,23 @@ def med(gen, scen, i):
     return statistics.median(float(r[i]) for r in rows if r[0] == gen and r[1] == scen)
 print("| generator | scenario | req/s | generator CPU µs/req | load core idle % | server CPU µs/req | server core user / system / softirq % | server core iowait % | server core idle % |")
 print("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
-for gen in ("oha", "wrk"):
-    for scen in ("ceiling", "issuance"):
+for gen, scen in (("oha", "ceiling"), ("oha", "issuance"), ("wrk", "ceiling"), ("wrk", "issuance"),
+                  ("flowload", "refresh"), ("wrk", "refresh")):
         print(f"| {gen} | {scen} | {med(gen, scen, 3):.0f} | {med(gen, scen, 4):.2f} | {med(gen, scen, 5):.1f} | "
               f"{med(gen, scen, 6):.2f} | {med(gen, scen, 7):.0f} / {med(gen, scen, 8):.0f} / {med(gen, scen, 9):.0f} | "
               f"{med(gen, scen, 10):.1f} | {med(gen, scen, 11):.1f} |")
 print()
+def rate(gen, scen, r):
+    return next(float(x[3]) for x in rows if x[0] == gen and x[1] == scen and x[2] == str(r))
 for gen in ("oha", "wrk"):
-    ratios = []
-    for r in range(1, rounds + 1):
-        get = lambda scen: next(float(x[3]) for x in rows if x[0] == gen and x[1] == scen and x[2] == str(r))
-        ratios.append(get("issuance") / get("ceiling"))
+    ratios = [rate(gen, "issuance", r) / rate(gen, "ceiling", r) for r in range(1, rounds + 1)]
     cap = med(gen, "ceiling", 4) / med(gen, "issuance", 4)
     print(f"- {gen}: issuance / ceiling by round {', '.join(f'{x:.2f}' for x in ratios)}; the generator's own CPU "
           f"per ceiling request / per issuance request: {cap:.2f} (the ratio it could show for a server that did no work, "
           f"when the ceiling run saturates the load core)")
+for gen, ceiling in (("flowload", "oha"), ("wrk", "wrk")):
+    ratios = [rate(gen, "refresh", r) / rate(ceiling, "ceiling", r) for r in range(1, rounds + 1)]
+    print(f"- refresh with {gen} / {ceiling}'s ceiling by round {', '.join(f'{x:.2f}' for x in ratios)}")
 print()
 print("Every round's rows (generator|scenario|round|req/s|gen µs|load idle %|server µs|user|system|softirq|iowait|idle):")
 print()

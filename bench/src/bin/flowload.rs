@@ -8,8 +8,10 @@
 //! p99 latency, errors.
 //!
 //! `flowload --public http://127.0.0.1:4444 --admin http://127.0.0.1:4445 --client ID --secret S
-//!  --redirect https://rp.example/cb --mode flow|refresh|logout|device --scope "openid offline_access"
+//!  --redirect https://rp.example/cb --mode flow|refresh|logout|device|seed --scope "openid offline_access"
 //!  --conns 32 --duration 15`
+//!
+//! `--mode seed` prints `--conns` refresh tokens of fresh grants, one per line, and exits.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -315,6 +317,21 @@ fn main() {
         redirect: arg("--redirect", "https://rp.example/cb"),
         basic,
     });
+    // Seed mode: N refresh tokens of N fresh grants, one per line, for a load generator that
+    // rotates them itself (loadtest/refresh.lua under wrk).
+    if mode == "seed" {
+        let (mut public, mut admin) = (Conn::new(&public_url), Conn::new(&admin_url));
+        for n in 0..conns as u64 {
+            match flow(&cfg, &mut public, &mut admin, n, false) {
+                Ok(d) => println!("{}", d.refresh_token),
+                Err(e) => {
+                    eprintln!("flowload: seeding failed: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        return;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
