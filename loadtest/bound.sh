@@ -78,6 +78,7 @@ RP_BASIC="Basic $(printf '%s:%s' "$RP_ID" "$RP_SECRET" | base64 -w0)"
 FLOWLOAD=(target/release/flowload --public "http://127.0.0.1:$PUB" --admin "http://127.0.0.1:$ADM" --client "$RP_ID"
   --secret "$RP_SECRET" --scope offline_access)
 
+# One core of each side is read: the first of SERVER_CPUS and of LOAD_CPUS.
 cpu_line() { grep "^cpu$1 " /proc/stat; }
 server_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 FIRST_LOAD_CPU=${LOAD_CPUS%%[,-]*}
@@ -101,12 +102,11 @@ for r in $(seq "$ROUNDS"); do
         "${FLOWLOAD[@]}" --mode seed --conns "$((CONNS + 16))" >"$DATA/seed"
         CMD=(wrk -t1 -c"$CONNS" -d"$DURATION" -s loadtest/refresh.lua "http://127.0.0.1:$PUB" -- "$DATA/seed" "$RP_BASIC") ;;
     esac
-    {
-      s0=$(cpu_line "${SERVER_CPUS%%[,-]*}"); l0=$(cpu_line "$FIRST_LOAD_CPU"); t0=$(server_ticks)
-      /usr/bin/time -f '%U %S' -o "$DATA/time" taskset -c "$LOAD_CPUS" "${CMD[@]}" >"$DATA/out" 2>/dev/null
-      s1=$(cpu_line "${SERVER_CPUS%%[,-]*}"); l1=$(cpu_line "$FIRST_LOAD_CPU"); t1=$(server_ticks)
-      ROWS+=("$(python3 - "$gen" "$scen" "$r" "$DATA/out" "$(cat "$DATA/time")" "$t0" "$t1" "$s0" "$s1" "$l0" "$l1" \
-        "$(getconf CLK_TCK)" <<'PY'
+    s0=$(cpu_line "${SERVER_CPUS%%[,-]*}"); l0=$(cpu_line "$FIRST_LOAD_CPU"); t0=$(server_ticks)
+    /usr/bin/time -f '%U %S' -o "$DATA/time" taskset -c "$LOAD_CPUS" "${CMD[@]}" >"$DATA/out" 2>/dev/null
+    s1=$(cpu_line "${SERVER_CPUS%%[,-]*}"); l1=$(cpu_line "$FIRST_LOAD_CPU"); t1=$(server_ticks)
+    ROWS+=("$(python3 - "$gen" "$scen" "$r" "$DATA/out" "$(cat "$DATA/time")" "$t0" "$t1" "$s0" "$s1" "$l0" "$l1" \
+      "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 gen, scen, rnd, out, rus, t0, t1, s0, s1, l0, l1, tick = sys.argv[1:]
 text = open(out).read()
@@ -130,16 +130,15 @@ def split(a, b):
     d = [int(y) - int(x) for x, y in zip(a.split()[1:9], b.split()[1:9])]
     total = sum(d) or 1
     return {k: 100 * d[i] / total for k, i in
-            (("user", 0), ("system", 2), ("idle", 3), ("iowait", 4), ("softirq", 6), ("steal", 7))}
+          (("user", 0), ("system", 2), ("idle", 3), ("iowait", 4), ("softirq", 6), ("steal", 7))}
 s, l = split(s0, s1), split(l0, l1)
 server_us = (float(t1) - float(t0)) / float(tick) / n * 1e6
 gen_us = (user + system) / n * 1e6
 print(f"{gen}|{scen}|{rnd}|{rate:.0f}|{gen_us:.2f}|{l['idle']:.1f}|{server_us:.2f}|"
-      f"{s['user']:.0f}|{s['system']:.0f}|{s['softirq']:.0f}|{s['iowait']:.1f}|{s['idle']:.1f}")
+    f"{s['user']:.0f}|{s['system']:.0f}|{s['softirq']:.0f}|{s['iowait']:.1f}|{s['idle']:.1f}")
 PY
 )")
-      echo "${ROWS[-1]}" >&2
-    }
+    echo "${ROWS[-1]}" >&2
   done
 done
 
