@@ -90,9 +90,9 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 
-TABLE=$(python3 - "$SCENARIO" "${ROWS[@]}" <<'PY'
+TABLE=$(python3 - "$SCENARIO" "$DURATION" "${ROWS[@]}" <<'PY'
 import sys, collections
-scenario, rows = sys.argv[1], sys.argv[2:]
+scenario, duration, rows = sys.argv[1], sys.argv[2], sys.argv[3:]
 per = collections.defaultdict(list)  # (bin, thread) -> [(us per request, switches per request)]
 for row in rows:
     r, b, ok, threads = row.split("|")
@@ -116,6 +116,16 @@ for (b, name), v in sorted(per.items()):
     if us < 0.05 and name != "(all threads)":
         continue
     print(f"| `{b}` | {name} | {us:.2f} | {sw:.3f} |")
+# Rates by round (rounds interleave the binaries, so a round's ratios compare like with like).
+secs = float(duration.rstrip("s"))
+bins = list(dict.fromkeys(b for (b, _) in per))
+rates = {b: [n / secs for n, _ in per[(b, "(requests)")]] for b in bins}
+print()
+print("| binary | answers per second by round | against the first binary by round |")
+print("| --- | --- | --- |")
+for b in bins:
+    ratios = [r / f for r, f in zip(rates[b], rates[bins[0]])]
+    print(f"| `{b}` | {', '.join(f'{r:.0f}' for r in rates[b])} | {', '.join(f'{x:.2f}' for x in ratios)} |")
 PY
 )
 echo "$TABLE"

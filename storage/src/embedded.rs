@@ -10,11 +10,12 @@ use crate::api::*;
 use crate::commit::Pending;
 use crate::records::{decode_token, encode_token, TokenKind, TokenRecord, TokenView};
 use crate::rows::{
-    delete_family, flow_row, flow_seq, flow_started, get_record, put_family_token, raise_floor, spend, Rows,
+    delete_family, flow_row, flow_seq, flow_started, get_record, put_tokens, raise_floor, revoke_family, spend, Family,
+    Rows,
 };
-use crate::store::{decode_marks, decode_u64, decode_u64_be, raise_marks, token_key, Store, CLIENT_RECORD_VERSION};
+use crate::store::{decode_marks, raise_marks, Store, CLIENT_RECORD_VERSION};
 use crate::sweep::DeadRule;
-use crate::tx::{Table, Tx};
+use crate::tx::{decode_u64, decode_u64_be, token_key, Table, Tx};
 use crate::StoreError;
 use redb::ReadableTable;
 use std::collections::BTreeMap;
@@ -323,17 +324,16 @@ impl Store {
                 return Ok(answer(Spent::Missing));
             };
             if rec.kind == live {
-                spend(tx, seq, &rec, spent)?;
+                let mut family = Family::load(tx, rec.family)?;
+                spend(tx, &mut family, seq, &rec, spent)?;
                 if live == TokenKind::Refresh {
                     let newest = tokens.iter().map(|(s, _)| *s).max().unwrap_or(0);
-                    delete_family(tx, rec.family, Some(TokenKind::Access), newest)?;
+                    delete_family(tx, &mut family, Some(TokenKind::Access), newest)?;
                 }
-                for (s, t) in &tokens {
-                    put_family_token(tx, *s, t)?;
-                }
+                put_tokens(tx, Some(family), &tokens)?;
                 Ok(answer(Spent::Done(Box::new(rec))))
             } else if rec.kind == spent {
-                delete_family(tx, rec.family, None, 0)?;
+                revoke_family(tx, rec.family)?;
                 Ok(answer(Spent::Again))
             } else {
                 Ok(answer(Spent::Missing))
@@ -429,9 +429,7 @@ impl Storage for Store {
                 return Ok(false);
             }
             tx.insert(Table::Flows, &flow, &flow_row(*seq, flow_started))?;
-            for (seq, rec) in &tokens {
-                put_family_token(tx, *seq, rec)?;
-            }
+            put_tokens(tx, None, &tokens)?;
             Ok(true)
         })
     }
@@ -466,7 +464,7 @@ impl Storage for Store {
 
     fn revoke_family(&self, partition: u32, family: u64) -> impl Future<Output = Result<usize>> {
         let Ok(part) = self.part(partition) else { return Pending::ready(Ok(0)) };
-        part.committer.submit(move |tx| delete_family(tx, family, None, 0))
+        part.committer.submit(move |tx| revoke_family(tx, family))
     }
 
     async fn flow_used(&self, partition: u32, key: &str) -> Result<bool> {
@@ -841,5 +839,33 @@ mod tests {
         assert!(store.changes_since(v1).wait().unwrap().resync);
         let now = store.changes_since(0).wait().unwrap().version;
         assert!(!store.changes_since(now - 10).wait().unwrap().resync);
+    }
+
+    #[test]
+    fn opening_a_directory_folds_its_earlier_family_index_in_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions { partitions: 1, ..Default::default() };
+        let token = crate::rows::tests::token;
+        let mut store = Store::open(dir.path(), &opts).unwrap();
+        // As an earlier release left it: one index row per token, and no flag.
+        store
+            .on(0, move |tx| {
+                for (seq, kind) in [(5u64, TokenKind::Access), (6, TokenKind::Refresh)] {
+                    tx.insert(Table::Tokens, &token_key(seq), &encode_token(&token(kind, 5))?)?;
+                    tx.insert(Table::Families, &[5u64.to_be_bytes(), seq.to_be_bytes()].concat(), &[])?;
+                }
+                tx.remove(Table::State, crate::rows::FAMILY_ROWS_FLAG)?;
+                Ok(())
+            })
+            .wait()
+            .unwrap();
+        store.shutdown();
+        drop(store);
+
+        let store = Store::open(dir.path(), &opts).unwrap();
+        let rows = store.on(0, |tx| tx.keys_with_prefix(Table::Families, b"")).wait().unwrap();
+        assert_eq!(rows, [5u64.to_be_bytes().to_vec()]);
+        assert_eq!(store.revoke_family(0, 5).wait().unwrap(), 2);
+        assert!(store.get_token(0, 5).wait().unwrap().is_none() && store.get_token(0, 6).wait().unwrap().is_none());
     }
 }

@@ -9,7 +9,7 @@
 use crate::commit::{Committer, DbSlot, Durability, Opener, SyncMode};
 use crate::disk::{Faults, SimDisk};
 use crate::feed::Feed;
-use crate::tx::{Table, Tx};
+use crate::tx::{decode_u64, decode_u64_be, Table, Tx, FLOOR_KEY};
 use crate::wal::{Wal, DEFAULT_WAL_BYTES};
 use crate::StoreError;
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -21,11 +21,6 @@ use std::sync::Arc;
 /// one write-ahead log per database.
 pub const FORMAT_VERSION: u32 = 2;
 const MANIFEST: &str = "MANIFEST";
-
-/// The single row of [`Table::SeqFloor`].
-pub(crate) const FLOOR_KEY: &[u8] = &[0];
-
-pub(crate) use crate::tx::token_key;
 
 /// Version byte in front of a stored client.
 pub const CLIENT_RECORD_VERSION: u8 = 1;
@@ -84,6 +79,7 @@ impl Partition {
         wtx.commit()?;
         let slot = Arc::new(DbSlot::from(Some(db.clone())));
         let committer = Committer::start(name, slot.clone(), sync, opener)?;
+        upgrade_family_index(&db)?;
         // After the log is replayed: the replayed tokens count.
         let last = {
             let rtx = db.begin_read()?;
@@ -99,6 +95,26 @@ impl Partition {
     /// Commit counters of this partition.
     pub fn stats(&self) -> &crate::commit::CommitStats {
         &self.committer.stats
+    }
+}
+
+/// Folds a family index of the earlier layout (one row per token) into one row per grant, once
+/// per database. Its commits are durable and bypass the committer: it runs after the log was
+/// replayed and a new epoch started, before any job, so no log record older than these commits
+/// can be replayed over them, and jobs' counters start from zero.
+fn upgrade_family_index(db: &Database) -> Result<(), StoreError> {
+    if db.begin_read()?.open_table(Table::State.def())?.get(crate::rows::FAMILY_ROWS_FLAG)?.is_some() {
+        return Ok(());
+    }
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let w = db.begin_write()?;
+        let next = crate::rows::upgrade_families(&mut Tx::new(&w, false), after.as_deref(), 4096)?;
+        w.commit()?;
+        match next {
+            Some(k) => after = Some(k),
+            None => return Ok(()),
+        }
     }
 }
 
@@ -484,14 +500,6 @@ pub(crate) fn decode_marks(bytes: &[u8]) -> Vec<u64> {
 }
 
 /// A little-endian u64 (0 when the slice is not 8 bytes).
-pub(crate) fn decode_u64(b: &[u8]) -> u64 {
-    b.try_into().map(u64::from_le_bytes).unwrap_or(0)
-}
-
-pub(crate) fn decode_u64_be(b: &[u8]) -> u64 {
-    b.try_into().map(u64::from_be_bytes).unwrap_or(0)
-}
-
 /// Compacts every database file of a data directory that no process has open (the janitor
 /// command, after its walk), so that space freed by deletions goes back to the file system.
 /// Returns the total size of the database files before and after.

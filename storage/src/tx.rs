@@ -30,9 +30,11 @@ pub enum Table {
     /// Completed login/consent flows by flow id: the sequence number of the code they produced.
     /// Makes a consent verifier single-use.
     Flows = 7,
-    /// Grant families: family (u64 BE) ‖ sequence (u64 BE) → nothing. Every token of a grant
-    /// (code, access and refresh tokens of every rotation) lives in one partition and is listed
-    /// here, so revoking the grant is one range scan.
+    /// Grant families: family (u64 BE) → the sequence numbers of the grant's live tokens (u64 LE
+    /// each). Every token of a grant (code, access and refresh tokens of every rotation) lives in
+    /// one partition and is listed in its row while live, so revoking the grant reads one row.
+    /// Directories written before one row per grant held family ‖ sequence (both BE) → nothing;
+    /// opening one folds those rows in once (`rows::upgrade_families`).
     Families = 8,
     /// Remembered login sessions: subject ‖ 0 ‖ session id → JSON (the server's).
     LoginSessions = 9,
@@ -89,6 +91,17 @@ impl Table {
     pub(crate) fn all() -> [Table; 12] {
         TABLES
     }
+}
+
+/// The single row of [`Table::SeqFloor`].
+pub(crate) const FLOOR_KEY: &[u8] = &[0];
+
+pub(crate) fn decode_u64(b: &[u8]) -> u64 {
+    b.try_into().map(u64::from_le_bytes).unwrap_or(0)
+}
+
+pub(crate) fn decode_u64_be(b: &[u8]) -> u64 {
+    b.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 /// A [`Table::Tokens`] key: the big-endian sequence number, so keys sort numerically.
@@ -150,6 +163,22 @@ impl<'t> Tx<'t> {
                 break;
             }
             out.push(k.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` keys of a table after `after` (from the first when `None`), in order.
+    pub(crate) fn keys_after(
+        &mut self,
+        t: Table,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        for row in self.table(t)?.range::<&[u8]>((from, Bound::Unbounded))?.take(limit) {
+            out.push(row?.0.value().to_vec());
         }
         Ok(out)
     }

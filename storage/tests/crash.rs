@@ -28,6 +28,60 @@ fn rec(n: u64) -> TokenRecord {
     }
 }
 
+/// A token of a grant: its signature names its sequence number, `family` its grant.
+fn grant_rec(kind: TokenKind, seq: u64, family: u64) -> TokenRecord {
+    TokenRecord {
+        kind,
+        signature: sig(seq),
+        family,
+        client_id: "grants".into(),
+        subject: "s".into(),
+        scope: "offline".into(),
+        audience: vec![],
+        issued_at: seq as i64,
+        expires_at: 5000,
+        ext: String::new(),
+    }
+}
+
+fn sig(seq: u64) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    for c in s.chunks_exact_mut(8) {
+        c.copy_from_slice(&seq.to_le_bytes());
+    }
+    s
+}
+
+/// Grants issued and rotated in chains from a fifth thread, printing each acknowledged grant
+/// (`G p family`) and rotation (`R p family spent access refresh`). A rotation is announced
+/// first (`A …`): one that lands but is not acknowledged before the kill may leave the grant
+/// either way.
+fn rotate_forever(store: &Store, out: &std::sync::Mutex<std::io::Stdout>) {
+    let salt = std::process::id();
+    for g in 0u64.. {
+        let p = (g % 2) as u32;
+        let family = store.next_seq(p).wait().unwrap();
+        let first = vec![(family, grant_rec(TokenKind::Refresh, family, family))];
+        assert!(store.issue_grant(p, &format!("flow-{salt}-{g}"), 0, first).wait().expect("grant"));
+        writeln!(out.lock().expect("stdout"), "G {p} {family}").ok();
+        let mut refresh = family;
+        for _ in 0..1 + g % 5 {
+            let (a, r) = (store.next_seq(p).wait().unwrap(), store.next_seq(p).wait().unwrap());
+            let line = format!("{p} {family} {refresh} {a} {r}");
+            {
+                let mut o = out.lock().expect("stdout");
+                writeln!(o, "A {line}").ok();
+                o.flush().ok();
+            }
+            let new = vec![(a, grant_rec(TokenKind::Access, a, family)), (r, grant_rec(TokenKind::Refresh, r, family))];
+            let done = store.rotate_refresh(p, refresh, sig(refresh), new).wait().expect("rotate");
+            assert!(matches!(done, Rotate::Done(_)), "rotation of {refresh} refused");
+            writeln!(out.lock().expect("stdout"), "R {line}").ok();
+            refresh = r;
+        }
+    }
+}
+
 fn opts() -> StoreOptions {
     // 128 KiB: a batch of a few hundred records fills half of it, so checkpoints by size, by
     // count and the full-log fallback all happen within the child's lifetime.
@@ -38,6 +92,9 @@ fn opts() -> StoreOptions {
 fn child(dir: &str) -> ! {
     let store = std::sync::Arc::new(Store::open(std::path::Path::new(dir), &opts()).expect("open"));
     let out = std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    // The test harness leaves its "test … " line open; the first acknowledgement starts a line
+    // of its own.
+    writeln!(out.lock().expect("stdout")).ok();
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             let (store, out) = (store.clone(), out.clone());
@@ -81,9 +138,12 @@ fn child(dir: &str) -> ! {
             })
         })
         .collect();
+    let (s, o) = (store.clone(), out.clone());
+    let rotating = std::thread::spawn(move || rotate_forever(&s, &o));
     for t in threads {
         let _ = t.join();
     }
+    let _ = rotating.join();
     std::process::exit(3)
 }
 
@@ -93,6 +153,51 @@ struct Acked {
     deleted: Vec<(u32, u64)>,
     deleting: Vec<(u32, u64)>,
     clients: Vec<(String, u64)>,
+    grants: std::collections::BTreeMap<(u32, u64), Grant>,
+}
+
+/// What was acknowledged of one grant: its rotations in order, and one announced after them.
+#[derive(Default)]
+struct Grant {
+    rotations: Vec<[u64; 3]>,
+    announced: Option<[u64; 3]>,
+}
+
+impl Grant {
+    /// Checks the grant's tokens in a reopened store; returns its live tokens.
+    fn check(&self, store: &Store, p: u32, family: u64, round: u32) -> Vec<u64> {
+        let kind = |seq: u64| store.get_token(p, seq).wait().unwrap().map(|r| r.kind);
+        let mut done = self.rotations.clone();
+        if let Some(a @ [spent, ..]) = self.announced {
+            // Landed or not: the refresh token it spent says which.
+            match kind(spent) {
+                Some(TokenKind::RefreshUsed) => done.push(a),
+                k => assert_eq!(k, Some(TokenKind::Refresh), "round {round}: {p}/{family} pending {spent}"),
+            }
+        }
+        let live = match done.last() {
+            Some([_, a, r]) => vec![*a, *r],
+            None => vec![family],
+        };
+        for (i, [spent, access, _]) in done.iter().enumerate() {
+            assert_eq!(kind(*spent), Some(TokenKind::RefreshUsed), "round {round}: {p}/{family} spent {spent}");
+            if i + 1 < done.len() {
+                assert_eq!(kind(*access), None, "round {round}: {p}/{family} rotated-out access {access}");
+            }
+        }
+        let want =
+            if done.is_empty() { [TokenKind::Refresh].as_slice() } else { &[TokenKind::Access, TokenKind::Refresh] };
+        for (seq, k) in live.iter().zip(want) {
+            assert_eq!(kind(*seq), Some(*k), "round {round}: {p}/{family} live {seq}");
+        }
+        live
+    }
+
+    /// The sequence numbers of its acknowledged tokens (an announced rotation's may never
+    /// have been stored, and may be handed out again).
+    fn seqs(&self, family: u64) -> impl Iterator<Item = u64> + '_ {
+        std::iter::once(family).chain(self.rotations.iter().flat_map(|r| [r[1], r[2]]))
+    }
 }
 
 fn parse_line(line: &str, acked: &mut Acked) {
@@ -107,6 +212,23 @@ fn parse_line(line: &str, acked: &mut Acked) {
         ["D", p, s] => acked.deleted.push((p.parse().unwrap(), s.parse().unwrap())),
         ["d", p, s] => acked.deleting.push((p.parse().unwrap(), s.parse().unwrap())),
         ["C", id, n] => acked.clients.push((id.to_string(), n.parse().unwrap())),
+        ["G", p, f] => {
+            acked.grants.insert((p.parse().unwrap(), f.parse().unwrap()), Grant::default());
+        }
+        [op @ ("A" | "R"), p, f, rest @ ..] => {
+            let g = acked
+                .grants
+                .get_mut(&(p.parse().unwrap(), f.parse().unwrap()))
+                .unwrap_or_else(|| panic!("a rotation of no grant: {line:?}"));
+            let r: Vec<u64> = rest.iter().map(|v| v.parse().unwrap()).collect();
+            let r = [r[0], r[1], r[2]];
+            if *op == "A" {
+                g.announced = Some(r);
+            } else {
+                g.rotations.push(r);
+                g.announced = None;
+            }
+        }
         _ => panic!("unexpected line {line:?}"),
     }
 }
@@ -148,7 +270,7 @@ fn acknowledged_writes_survive_sigkill_through_the_log() {
             let Ok(line) = line else { break };
             // A line cut by the kill has no newline and is not returned complete; a partial
             // one would fail to parse, so only whole lines count.
-            if line.starts_with(['T', 'D', 'd', 'C']) {
+            if line.starts_with(['T', 'D', 'd', 'C', 'G', 'A', 'R']) {
                 parse_line(&line, &mut acked);
                 lines += 1;
             }
@@ -186,20 +308,32 @@ fn acknowledged_writes_survive_sigkill_through_the_log() {
                 "round {round}: client {id}"
             );
         }
+        for ((p, family), g) in &acked.grants {
+            let live = g.check(&store, *p, *family, round);
+            if round + 1 == kills {
+                // The family row lists exactly the live tokens: revoking the grant finds them all.
+                assert_eq!(store.revoke_family(*p, *family).wait().unwrap(), live.len(), "{p}/{family}");
+                assert!(live.iter().all(|s| store.get_token(*p, *s).wait().unwrap().is_none()), "{p}/{family}");
+            }
+        }
         // No sequence number handed out again: the next one is above every acknowledged token.
         for p in 0..2u32 {
-            let max = acked.tokens.iter().filter(|t| t.0 == p).map(|t| t.1).max().unwrap_or(0);
+            let grants = acked.grants.iter().filter(|g| g.0 .0 == p).flat_map(|((_, f), g)| g.seqs(*f));
+            let max = acked.tokens.iter().filter(|t| t.0 == p).map(|t| t.1).chain(grants).max().unwrap_or(0);
             assert!(
                 store.next_seq(p).wait().unwrap() > max,
                 "round {round}: partition {p} would reuse a sequence number"
             );
         }
     }
+    let rotations: usize = acked.grants.values().map(|g| g.rotations.len()).sum();
     eprintln!(
-        "{kills} kills, {} tokens, {} deletes, {} clients checked; {replayed} log records replayed",
+        "{kills} kills, {} tokens, {} deletes, {} clients, {} grants and {rotations} rotations checked; {replayed} log records replayed",
         acked.tokens.len(),
         acked.deleted.len(),
-        acked.clients.len()
+        acked.clients.len(),
+        acked.grants.len()
     );
+    assert!(rotations > 0, "no rotation was acknowledged: the test did not exercise the family rows");
     assert!(replayed > 0, "no kill left anything in the log: the test did not exercise replay");
 }
