@@ -88,8 +88,15 @@ fn opts() -> StoreOptions {
     StoreOptions { partitions: 2, wal_bytes: 128 << 10, ..StoreOptions::default() }
 }
 
-/// Writes forever from four threads, printing each acknowledged write.
+/// Writes from four threads, and rotates grants from a fifth, printing each acknowledged write,
+/// until it is killed (or 20 s have passed).
 fn child(dir: &str) -> ! {
+    // The parent kills it within a second; should the parent fail first, it must not write on
+    // as an orphan.
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(20));
+        std::process::exit(4)
+    });
     let store = std::sync::Arc::new(Store::open(std::path::Path::new(dir), &opts()).expect("open"));
     let out = std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));
     // The test harness leaves its "test … " line open; the first acknowledgement starts a line
