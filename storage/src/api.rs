@@ -311,7 +311,8 @@ pub trait Storage: Send + Sync {
         tokens: Vec<(u64, TokenRecord)>,
     ) -> impl Future<Output = Result<Redeem>>;
     /// Spends a refresh token and stores its successors (revoking the grant's earlier access
-    /// tokens), or revokes the grant on a reuse.
+    /// tokens), or revokes the grant on a reuse. The spent marker holds at least what
+    /// [`TokenRecord::spent_as`] keeps; its other fields are the backend's to keep or drop.
     fn rotate_refresh(
         &self,
         partition: u32,

@@ -148,8 +148,7 @@ pub(crate) fn raise_floor(tx: &mut Tx<'_>, seq: u64) -> Result<()> {
 /// marker only has to be found by its own key (to recognise a replay), and the row keeps
 /// listing live tokens only, so a long rotation chain does not make every rotation slower.
 pub(crate) fn spend(tx: &mut Tx<'_>, family: &mut Family, seq: u64, rec: &TokenRecord, kind: TokenKind) -> Result<()> {
-    let spent = TokenRecord { kind, ..rec.clone() };
-    tx.insert(Table::Tokens, &token_key(seq), &encode_token(&spent)?)?;
+    tx.insert(Table::Tokens, &token_key(seq), &encode_token(&rec.spent_as(kind))?)?;
     family.forget(seq);
     Ok(())
 }
