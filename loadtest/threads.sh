@@ -2,7 +2,8 @@
 # CPU time per request by server thread (worker, committer, log writer, ...), from the kernel's
 # per-thread accounting (/proc/<pid>/task/*/stat, user + system) over one oha run of issuance or
 # introspection, for one or more server binaries in turn: what the committer costs per token,
-# and where else the core goes. Also counts each thread's context switches.
+# and where else the core goes. Also counts each thread's context switches, and gives each round's
+# rate (with its ratio to the first binary's in the same round) and p99 latency.
 #
 #   loadtest/threads.sh [binary ...]          # default: this tree's release build
 #
@@ -77,14 +78,16 @@ for r in $(seq "$ROUNDS"); do
         --duration "${DURATION%s}" "${MODE[@]}" >"$DATA/load.json"
         times >"$DATA/times")
       ok=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["errors"] == 0, d; print(d["completed"])' "$DATA/load.json")
+      p99=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["p99_ms"])' "$DATA/load.json")
     else
       (taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z "$DURATION" -c "$CONNS" "${REQ[@]}" >"$DATA/load.json"
         times >"$DATA/times")
       ok=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(v for k, v in d["statusCodeDistribution"].items() if k.startswith("2")))' "$DATA/load.json")
+      p99=$(python3 -c 'import json,sys; print(1000 * json.load(open(sys.argv[1]))["latencyPercentiles"]["p99"])' "$DATA/load.json")
     fi
     snap >"$DATA/after"
     load=$(tail -n1 "$DATA/times" | awk '{gsub(/s/, ""); split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2]}')
-    ROWS+=("$r|$BIN|$ok|$(join "$DATA/before" "$DATA/after" | awk -v tick="$TICK" '{printf "%s:%d:%d:%.3f,", $1, $5-$2, $6-$3, ($7-$4)/tick}')(load_generator):0:0:$load,")
+    ROWS+=("$r|$BIN|$ok|$p99|$(join "$DATA/before" "$DATA/after" | awk -v tick="$TICK" '{printf "%s:%d:%d:%.3f,", $1, $5-$2, $6-$3, ($7-$4)/tick}')(load_generator):0:0:$load,")
     kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=
     rm -rf "$DATA"; DATA=
   done
@@ -95,7 +98,7 @@ import sys, collections
 scenario, duration, rows = sys.argv[1], sys.argv[2], sys.argv[3:]
 per = collections.defaultdict(list)  # (bin, thread) -> [(us per request, switches per request)]
 for row in rows:
-    r, b, ok, threads = row.split("|")
+    r, b, ok, p99, threads = row.split("|")
     ok = int(ok)
     total = 0.0
     for t in filter(None, threads.split(",")):
@@ -105,7 +108,7 @@ for row in rows:
             total += float(secs)
         per[(b, name)].append((float(secs) * 1e6 / ok, (int(vol) + int(nonvol)) / ok))
     per[(b, "(all threads)")].append((total * 1e6 / ok, 0))
-    per[(b, "(requests)")].append((ok, 0))
+    per[(b, "(requests)")].append((ok, float(p99)))
 print(f"| binary | thread | CPU µs per {scenario} request (median of rounds) | context switches per request |")
 print("| --- | --- | ---: | ---: |")
 for (b, name), v in sorted(per.items()):
@@ -120,12 +123,13 @@ for (b, name), v in sorted(per.items()):
 secs = float(duration.rstrip("s"))
 bins = list(dict.fromkeys(b for (b, _) in per))
 rates = {b: [n / secs for n, _ in per[(b, "(requests)")]] for b in bins}
+p99s = {b: [p for _, p in per[(b, "(requests)")]] for b in bins}
 print()
-print("| binary | answers per second by round | against the first binary by round |")
-print("| --- | --- | --- |")
+print("| binary | answers per second by round | against the first binary by round | p99 ms by round |")
+print("| --- | --- | --- | --- |")
 for b in bins:
     ratios = [r / f for r, f in zip(rates[b], rates[bins[0]])]
-    print(f"| `{b}` | {', '.join(f'{r:.0f}' for r in rates[b])} | {', '.join(f'{x:.2f}' for x in ratios)} |")
+    print(f"| `{b}` | {', '.join(f'{r:.0f}' for r in rates[b])} | {', '.join(f'{x:.2f}' for x in ratios)} | {', '.join(f'{p:.2f}' for p in p99s[b])} |")
 PY
 )
 echo "$TABLE"
