@@ -13,7 +13,7 @@ type Result<T> = std::result::Result<T, StoreError>;
 /// A grant's row in [`Table::Families`]: key the family (u64 BE), value the sequence numbers of
 /// its live tokens (u64 LE each). A job loads it once and saves it once, so a rotation reads
 /// and writes one index row where one row per token cost a range scan, two removals and two
-/// inserts (`SCENARIO=refresh loadtest/threads.sh`, docs/design.md §5).
+/// inserts (`SCENARIO=refresh loadtest/threads.sh`, docs/design.md §7, "Grant families").
 pub(crate) struct Family {
     id: u64,
     seqs: Vec<u64>,

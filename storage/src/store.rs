@@ -499,7 +499,6 @@ pub(crate) fn decode_marks(bytes: &[u8]) -> Vec<u64> {
     bytes.chunks_exact(8).map(decode_u64).collect()
 }
 
-/// A little-endian u64 (0 when the slice is not 8 bytes).
 /// Compacts every database file of a data directory that no process has open (the janitor
 /// command, after its walk), so that space freed by deletions goes back to the file system.
 /// Returns the total size of the database files before and after.

@@ -96,10 +96,12 @@ impl Table {
 /// The single row of [`Table::SeqFloor`].
 pub(crate) const FLOOR_KEY: &[u8] = &[0];
 
+/// A little-endian u64 (0 when the slice is not 8 bytes).
 pub(crate) fn decode_u64(b: &[u8]) -> u64 {
     b.try_into().map(u64::from_le_bytes).unwrap_or(0)
 }
 
+/// A big-endian u64 (0 when the slice is not 8 bytes).
 pub(crate) fn decode_u64_be(b: &[u8]) -> u64 {
     b.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
