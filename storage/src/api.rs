@@ -284,6 +284,11 @@ pub trait Storage: Send + Sync {
     /// `tokens[0]` is the code (or, without a code, the grant's spent anchor) and names the grant;
     /// the rest (an access token of the implicit or hybrid flow) join its family. `flow_started`
     /// (unix seconds) lets the janitor tell when the flow can no longer be presented.
+    /// A number that holds a record already is written only when that record is a device
+    /// authorization this code approves ([`TokenRecord::approved_as`]) and its client has not
+    /// revoked it (PostgreSQL: its epoch is current; the embedded store's watermarks are by
+    /// number, so the code stays below them); otherwise nothing is stored, the flow included,
+    /// and it resolves to `false`. So an approval racing a revocation never revives the record.
     fn issue_grant(
         &self,
         partition: u32,

@@ -428,6 +428,11 @@ impl Storage for Store {
             if tx.get(Table::Flows, &flow)?.is_some() {
                 return Ok(false);
             }
+            for (seq, rec) in &tokens {
+                if get_record(tx, *seq)?.is_some_and(|old| !old.approved_as(rec)) {
+                    return Ok(false);
+                }
+            }
             tx.insert(Table::Flows, &flow, &flow_row(*seq, flow_started))?;
             put_tokens(tx, None, &tokens)?;
             Ok(true)

@@ -55,6 +55,17 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
+    /// Whether `new` may take this record's place: only a device authorization becomes its
+    /// grant's code (same signature, same client), once. Anything else already stored under a
+    /// sequence number stays, so a late or repeated approval never overwrites a spent, revoked
+    /// or foreign record.
+    pub fn approved_as(&self, new: &TokenRecord) -> bool {
+        self.kind == TokenKind::Device
+            && new.kind == TokenKind::Code
+            && self.signature == new.signature
+            && self.client_id == new.client_id
+    }
+
     /// The marker that replaces this record once it is spent as `kind`. A spent refresh token
     /// keeps what recognises its reuse (signature, family, client) and what the janitor judges
     /// (issue and expiry), nothing of the grant: no rotation reads it back, and its claims were

@@ -171,6 +171,12 @@ impl Part {
         (!revoked).then_some(rec)
     }
 
+    /// Whether `issue_grant` may store `new` under `seq`: nothing there, or a device record its
+    /// client has not revoked that `new` approves.
+    fn replaceable(&self, seq: u64, new: &TokenRecord) -> bool {
+        self.tokens.get(&seq).is_none_or(|old| old.approved_as(new) && self.visible(seq).is_some())
+    }
+
     fn put_family(&mut self, seq: u64, rec: &TokenRecord) {
         self.fam.insert((rec.family, seq));
         self.put(seq, rec.clone());
@@ -595,6 +601,43 @@ impl Runner {
         }
     }
 
+    /// A device approval: `issue_grant` of a code over a number already stored (mostly a device
+    /// authorization, mostly with its signature and client). Only a device record its client has
+    /// not revoked may be replaced; anything else stays, and the flow stays unused.
+    fn approve(&mut self) {
+        let p = self.part();
+        let part = &self.model.parts[p as usize];
+        let devices: Vec<u64> =
+            part.tokens.iter().filter(|(_, r)| r.kind == TokenKind::Device).map(|(s, _)| *s).collect();
+        let seq = if !devices.is_empty() && self.rng.pct(80) {
+            devices[self.rng.below(devices.len() as u64) as usize]
+        } else if !part.tokens.is_empty() {
+            *part.tokens.keys().nth(self.rng.below(part.tokens.len() as u64) as usize).unwrap()
+        } else {
+            return;
+        };
+        let flow = format!("flow{}", self.rng.below(40));
+        let mut code = self.record(TokenKind::Code, seq);
+        let old = self.model.parts[p as usize].tokens[&seq].clone();
+        if self.rng.pct(80) {
+            code.signature = old.signature;
+            code.client_id = old.client_id.clone();
+        }
+        self.what = format!("approve p{p} {flow} seq {seq} over {:?}", old.kind);
+        let got = self.s().issue_grant(p, &flow, 0, vec![(seq, code.clone())]).wait().unwrap();
+        let part = &mut self.model.parts[p as usize];
+        let want = !part.flows.contains_key(&flow) && part.replaceable(seq, &code);
+        if want {
+            part.flows.insert(flow, seq);
+            part.put_family(seq, &code);
+        }
+        assert_eq!(got, want, "{}", self.ctx());
+        let stored = self.s().get_token(p, seq).wait().unwrap();
+        assert_eq!(kept(stored.as_ref()), kept(self.model.parts[p as usize].visible(seq)), "{}", self.ctx());
+        let revoked = old.approved_as(&code) && self.model.parts[p as usize].visible(seq).is_none();
+        self.saw(format!("approve {got} {:?}{}", old.kind, if revoked { " revoked" } else { "" }));
+    }
+
     fn random_kind(&mut self) -> TokenKind {
         // Mostly access tokens; the others make the grant paths meet plain inserts.
         if self.rng.pct(75) {
@@ -852,11 +895,14 @@ impl Runner {
                 self.what = "load_keys".into();
                 assert_eq!(self.s().load_keys().wait().unwrap(), self.model.load_keys(), "{}", self.ctx());
             }
-            53..=59 => {
+            53..=55 => self.approve(),
+            56..=59 => {
                 let p = self.part();
                 let flow = format!("flow{}", self.rng.below(40));
                 let seq = self.next_seq(p);
-                let code = self.record(TokenKind::Code, seq);
+                // Some grants are device authorizations, for `approve` to find.
+                let kind = if self.rng.pct(30) { TokenKind::Device } else { TokenKind::Code };
+                let code = self.record(kind, seq);
                 // Half the grants also carry an access token (implicit and hybrid flows).
                 let mut tokens = vec![(seq, code)];
                 if self.rng.pct(50) {
@@ -866,7 +912,9 @@ impl Runner {
                 self.what = format!("issue_grant p{p} {flow} seq {seq} with {} records", tokens.len());
                 let got = self.s().issue_grant(p, &flow, 0, tokens.clone()).wait().unwrap();
                 let part = &mut self.model.parts[p as usize];
-                let want = !part.flows.contains_key(&flow);
+                // A number written before by a plain insert (the model writes some at random)
+                // holds a record that a grant may not replace.
+                let want = !part.flows.contains_key(&flow) && tokens.iter().all(|(s, t)| part.replaceable(*s, t));
                 if want {
                     part.flows.insert(flow, seq);
                     for (s, rec) in &tokens {

@@ -21,9 +21,31 @@ macro_rules! record_columns {
     };
 }
 
+/// Whether the stored row `t` may be replaced by the row `$new` (an alias): only a live device
+/// authorization (kind 5) becomes its grant's code (kind 2), same signature and client, as
+/// [`crate::TokenRecord::approved_as`] says; so no write revives a row its client's epoch revoked.
+macro_rules! replaceable {
+    ($new:literal) => {
+        concat!(
+            "t.kind = 5 AND ",
+            $new,
+            ".kind = 2 AND t.signature = ",
+            $new,
+            ".signature AND t.client_id = ",
+            $new,
+            ".client_id AND ",
+            live!()
+        )
+    };
+}
+
 /// Inserts (or replaces) the token rows given as twelve arrays, `$1` … `$12`, optionally only
-/// `WHERE` a condition; each row takes its client's current epoch.
+/// `WHERE` a condition; each row takes its client's current epoch. With `replaceable`, a row
+/// already stored is replaced only where [`replaceable`] allows it.
 macro_rules! insert_tokens {
+    ($cond:literal, replaceable) => {
+        concat!(insert_tokens!($cond), " WHERE ", replaceable!("excluded"))
+    };
     ($cond:literal) => {
         concat!(
             "INSERT INTO hydra_rs_token AS t (part, seq, kind, signature, family, client_id, subject, scope, ",
@@ -80,11 +102,16 @@ pub(crate) const SEQ_BLOCK: &str = "INSERT INTO hydra_rs_seq AS s (part, next) V
      ON CONFLICT (part) DO UPDATE SET next = s.next + $2 RETURNING s.next - $2";
 
 /// Records flow `$14` of partition `$13` (started `$15`, naming record `$16`) and, only if it was
-/// new, its code.
+/// new, its code; neither when a row already stored under one of the numbers may not be
+/// replaced (see [`replaceable`]).
 pub(crate) const ISSUE_CODE: &str = concat!(
-    "WITH f AS (INSERT INTO hydra_rs_flow (part, key, started, seq) VALUES ($13, $14, $15, $16) ",
-    "ON CONFLICT DO NOTHING RETURNING 1) ",
-    insert_tokens!("WHERE EXISTS (SELECT 1 FROM f)")
+    "WITH f AS (INSERT INTO hydra_rs_flow (part, key, started, seq) SELECT $13, $14, $15, $16 ",
+    "WHERE NOT EXISTS (SELECT 1 FROM unnest($1::integer[], $2::bigint[], $3::smallint[], $4::bytea[], ",
+    "$6::bytea[]) AS u(part, seq, kind, signature, client_id) ",
+    "JOIN hydra_rs_token t ON t.part = u.part AND t.seq = u.seq WHERE NOT (",
+    replaceable!("u"),
+    ")) ON CONFLICT DO NOTHING RETURNING 1) ",
+    insert_tokens!("WHERE EXISTS (SELECT 1 FROM f)", replaceable)
 );
 
 pub(crate) const REDEEM: &str = exchange!("");
