@@ -448,8 +448,10 @@ pub async fn delete_rotated(w: &Worker, id: &str) -> Response {
     Response::json_value(200, &body)
 }
 
-/// `DELETE /admin/oauth2/tokens?client_id=`: revokes every access token of the client issued so
-/// far, by raising its per-partition watermarks (one durable write, whatever the token count).
+/// `DELETE /admin/oauth2/tokens?client_id=`: revokes every token of the client issued so far
+/// (access and refresh tokens, codes, device authorizations; Hydra deletes access tokens only,
+/// see `docs/compat.md`), by raising its per-partition watermarks (one durable write, whatever
+/// the token count).
 pub async fn delete_tokens(w: &Worker, req: &Request) -> Response {
     let q = match form::decode_multi(req.head.query().unwrap_or("").as_bytes()) {
         Ok(q) => q,

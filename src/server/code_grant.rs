@@ -16,7 +16,7 @@ use crate::server::keys;
 use crate::server::respond::StoreResult;
 use crate::server::state::{unix_now, Worker};
 use crate::token::{mint, verify, TokenType};
-use hydra_storage::{Redeem, Rotate, Storage, TokenKind, TokenRecord};
+use hydra_storage::{Redeem, Rotate, Storage, StoreError, TokenKind, TokenRecord};
 use serde_json::Value;
 
 pub(crate) fn invalid_grant(hint: &'static str) -> OAuthError {
@@ -136,15 +136,41 @@ pub(crate) async fn issue(
     Ok(Issued { records, body })
 }
 
+/// A grant's record (code, refresh token, device authorization) as the grant paths may use it:
+/// none when its client's watermark (`DELETE /admin/oauth2/tokens`, client deletion) revoked it.
+/// The embedded store keeps such a record until the janitor deletes it; PostgreSQL's reads
+/// already leave it out (its marks are zeros).
+pub(crate) async fn live_record(w: &Worker, partition: u32, seq: u64) -> Result<Option<TokenRecord>, StoreError> {
+    let rec = w.shared.store.get_token(partition, seq).await?;
+    Ok(rec.filter(|r| !revoked_by_client(w, partition, seq, r)))
+}
+
+fn revoked_by_client(w: &Worker, partition: u32, seq: u64, rec: &TokenRecord) -> bool {
+    u16::try_from(partition).is_ok_and(|p| w.shared.clients.load().below_watermark(&rec.client_id, p, seq))
+}
+
+/// After a grant's record was spent into new tokens: if its client's tokens were revoked while
+/// the exchange was under way (the watermark rose after the record was read), the new tokens
+/// must not outlive the revocation, so the grant goes and the request fails.
+pub(crate) async fn revoked_meanwhile(
+    w: &Worker,
+    partition: u32,
+    seq: u64,
+    rec: &TokenRecord,
+) -> Result<(), OAuthError> {
+    if !revoked_by_client(w, partition, seq, rec) {
+        return Ok(());
+    }
+    w.shared.store.revoke_family(partition, rec.family).await.oauth()?;
+    Err(invalid_grant("The token is unknown or was revoked."))
+}
+
 /// Finds a presented token's record for a grant: MAC first, then the read.
 pub(crate) async fn stored(w: &Worker, token: &str, want: TokenType) -> Result<(u32, u64, TokenRecord), OAuthError> {
     let r = verify(&w.shared.token_keys, token).filter(|r| r.token_type == want);
     let Some(r) = r else { return Err(invalid_grant("The token is malformed, forged or of another kind.")) };
     let partition = u32::from(r.partition);
-    let rec = w
-        .shared
-        .store
-        .get_token(partition, r.seq)
+    let rec = live_record(w, partition, r.seq)
         .await
         .oauth()?
         .ok_or_else(|| invalid_grant("The token is unknown or was revoked."))?;
@@ -202,6 +228,7 @@ pub async fn exchange_code(
     let n = issued.records.len() as u64;
     match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {
         Redeem::Done(_) => {
+            revoked_meanwhile(w, partition, seq, &rec).await?;
             w.metrics.tokens_issued.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             Ok(issued.body)
         }
@@ -269,6 +296,7 @@ pub async fn refresh(
     let n = issued.records.len() as u64;
     match w.shared.store.rotate_refresh(partition, seq, rec.signature, issued.records).await.oauth()? {
         Rotate::Done(_) => {
+            revoked_meanwhile(w, partition, seq, &rec).await?;
             w.metrics.tokens_issued.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             Ok(issued.body)
         }

@@ -186,7 +186,7 @@ async fn verified(w: &Worker, req: &Request, verifier: &str, client_id: Option<&
         Some(_) => {}
     }
     let store = &w.shared.store;
-    let rec = match store.get_token(v.partition, v.seq).await {
+    let rec = match code_grant::live_record(w, v.partition, v.seq).await {
         Ok(Some(rec)) if rec.kind == TokenKind::Device && rec.client_id == v.client_id => rec,
         Ok(_) => return invalid(),
         Err(e) => return Response::oauth_error(&crate::server::respond::store_error(e)),
@@ -252,7 +252,7 @@ async fn approve(w: &Worker, req: &Request, verifier: &str, client_id: Option<&s
             "The consent verifier has already been used, has not been granted, or is invalid.",
         )
     };
-    let rec = match store.get_token(d.partition, d.seq).await {
+    let rec = match code_grant::live_record(w, d.partition, d.seq).await {
         Ok(Some(rec)) if rec.kind == TokenKind::Device && rec.client_id == c.flow.request.client_id => rec,
         Ok(Some(rec)) if matches!(rec.kind, TokenKind::Code | TokenKind::CodeUsed) => return used(),
         Ok(_) => return gone(),
@@ -342,6 +342,7 @@ pub async fn exchange(
                     if let Ok(mut g) = w.shared.device.polls.lock() {
                         g.forget((partition, seq));
                     }
+                    code_grant::revoked_meanwhile(w, partition, seq, &rec).await?;
                     w.metrics.tokens_issued.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                     Ok(issued.body)
                 }

@@ -192,7 +192,7 @@ pub async fn pending_device(
         if store.flow_used(partition, &crate::oauth2::device::used_key(&key)).await? {
             return Ok(Err("used"));
         }
-        match store.get_token(partition, seq).await? {
+        match crate::server::code_grant::live_record(w, partition, seq).await? {
             Some(rec) if rec.kind == hydra_storage::TokenKind::Device && rec.expires_at > unix_now() => {
                 Ok(Ok((partition, seq, rec, key)))
             }

@@ -455,3 +455,23 @@ fn a_refusal_cannot_be_taken_back_by_an_accept_of_the_same_flow() {
     other.get(s, &yes).expect_error(403, "access_denied");
     poll(s, &rp, &field(&dev, "device_code")).expect_error(403, "access_denied");
 }
+
+/// Revoking a client's tokens ends its pending device authorizations too: the user code is
+/// no longer accepted and the device's poll fails, on both backends; a device authorization
+/// asked for afterwards works.
+#[test]
+fn revoking_a_clients_tokens_ends_its_pending_device_authorizations() {
+    let s = api();
+    let rp = device_client(s, true);
+    let dev = device_auth(s, &rp, "openid offline_access");
+    poll(s, &rp, &field(&dev, "device_code")).expect_error(400, "authorization_pending");
+    Req::new("DELETE", &format!("/admin/oauth2/tokens?client_id={}", form_escape(&rp.id))).send(s.admin).expect(204);
+    let mut jar = Jar::default();
+    let ch = open_page(s, &mut jar, &field(&dev, "verification_uri"));
+    accept_code(s, &ch, &field(&dev, "user_code")).expect(400);
+    poll(s, &rp, &field(&dev, "device_code")).expect_error(400, "invalid_grant");
+
+    let dev = device_auth(s, &rp, "openid offline_access");
+    assert!(approve(s, &dev, &standard_consent()).contains("device/done"));
+    poll(s, &rp, &field(&dev, "device_code")).expect(200);
+}

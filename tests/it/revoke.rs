@@ -81,3 +81,40 @@ fn revoke_errors() {
         .send(s.public)
         .expect_error(400, "invalid_request");
 }
+
+/// `DELETE /admin/oauth2/tokens?client_id=` ends every token of the client issued before it, as
+/// `docs/compat.md` says: codes and refresh tokens too, at once (not only once the janitor has
+/// deleted them), and a refresh token so ended cannot be rotated into live successors. Client
+/// deletion and re-creation under the same id does the same. The client's new grants work.
+#[test]
+fn revoking_a_clients_tokens_ends_its_codes_and_refresh_tokens() {
+    use crate::browser::*;
+    let s = api();
+    let rp = rp(s, json!({}));
+    let pending = code_for(s, &rp, &[]);
+    let t = exchange(s, &rp, &code_for(s, &rp, &[]), Some(VERIFIER));
+    t.expect(200);
+    let rt = field(&t.json(), "refresh_token");
+    Req::new("DELETE", &format!("/admin/oauth2/tokens?client_id={}", form_escape(&rp.id))).send(s.admin).expect(204);
+    exchange(s, &rp, &pending, Some(VERIFIER)).expect_error(400, "invalid_grant");
+    refresh(s, &rp, &rt, None).expect_error(400, "invalid_grant");
+    assert!(!is_active(s, &rt));
+    // New grants of the same client are untouched.
+    let t = exchange(s, &rp, &code_for(s, &rp, &[]), Some(VERIFIER));
+    t.expect(200);
+    let rt2 = field(&t.json(), "refresh_token");
+    let r = refresh(s, &rp, &rt2, None);
+    r.expect(200);
+    let rt3 = field(&r.json(), "refresh_token");
+
+    // Deleted and created again under the same id: the earlier client's grants stay dead.
+    let pending = code_for(s, &rp, &[]);
+    Req::new("DELETE", &format!("/admin/clients/{}", rp.id)).send(s.admin).expect(204);
+    create_client(
+        s,
+        &json!({"client_id": rp.id, "client_secret": rp.secret, "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"], "redirect_uris": [CB], "scope": "openid offline_access profile"}),
+    );
+    refresh(s, &rp, &rt3, None).expect_error(400, "invalid_grant");
+    exchange(s, &rp, &pending, Some(VERIFIER)).expect_error(400, "invalid_grant");
+}
