@@ -186,6 +186,12 @@ pub enum SweepTarget {
     LoginSessions,
 }
 
+/// How long the janitor keeps a device authorization after it expired, seconds: a device that
+/// polls late is told `expired_token` (RFC 8628 §3.5), which says "start again", rather than
+/// `invalid_grant` for a record that is gone. Devices stop polling at the expiry they were
+/// given, so an hour covers slow clocks and retries.
+pub const DEVICE_KEPT_AFTER_EXPIRY: i64 = 3600;
+
 /// When rows are dead, as data (a SQL backend turns it into a `WHERE` clause).
 #[derive(Debug, Clone, Default)]
 pub struct SweepRules {
@@ -202,13 +208,15 @@ pub struct SweepRules {
 }
 
 impl SweepRules {
-    /// When a token stops being usable, by its expiry and these lifespans.
+    /// When a token's record may go: its expiry, or sooner by these lifespans; a device
+    /// authorization [`DEVICE_KEPT_AFTER_EXPIRY`] later.
     pub fn token_end(&self, rec_kind: crate::TokenKind, issued_at: i64, expires_at: i64) -> i64 {
         use crate::TokenKind as K;
         let cap = match rec_kind {
             K::Access => self.access_lifespan,
             K::Refresh | K::RefreshUsed => self.refresh_lifespan,
-            K::Code | K::CodeUsed | K::Device => None,
+            K::Device => return expires_at.saturating_add(DEVICE_KEPT_AFTER_EXPIRY),
+            K::Code | K::CodeUsed => None,
         };
         cap.map_or(expires_at, |life| expires_at.min(issued_at.saturating_add(life)))
     }

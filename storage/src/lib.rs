@@ -34,7 +34,7 @@ mod wal;
 
 pub use api::{
     partition_of, Change, Changes, Consent, GrantRef, KeyRow, KeyWrite, LoginSession, PutMode, PutOutcome, Recovered,
-    Redeem, Rotate, Step, Storage, SweepRules, SweepTarget,
+    Redeem, Rotate, Step, Storage, SweepRules, SweepTarget, DEVICE_KEPT_AFTER_EXPIRY,
 };
 pub use backend::Backend;
 pub use commit::{block_on, CommitStats, Durability, Pending, Wait, BATCH_BUCKETS, SYNC_BUCKETS_US};

@@ -261,6 +261,28 @@ fn janitor_steps_delete_exactly_what_is_dead() {
     assert!(a.get_login_session("u0", "s1").wait().unwrap().is_none());
 }
 
+/// As the embedded store: an expired device authorization stays `DEVICE_KEPT_AFTER_EXPIRY`
+/// longer (a late poll is told `expired_token`), then goes; other records go at their expiry.
+#[test]
+fn expired_device_authorizations_stay_a_while() {
+    let (_c, a, _b) = two_nodes("device_sweep");
+    let now = 1_000_000;
+    let put = |kind, expires_at, sig| {
+        let seq = a.next_seq(0).wait().unwrap();
+        a.insert_token(0, seq, &rec(kind, seq, "app", sig, now - 4000, expires_at)).wait().unwrap();
+        seq
+    };
+    let recent = put(TokenKind::Device, now - 10, 1);
+    let old = put(TokenKind::Device, now - DEVICE_KEPT_AFTER_EXPIRY - 1, 2);
+    let code = put(TokenKind::Code, now - 10, 3);
+    let rules = SweepRules { before: now, ..Default::default() };
+    let st = a.sweep_step(0, SweepTarget::Tokens, None, 100, &rules).wait().unwrap();
+    assert_eq!((st.examined, st.deleted), (3, 2));
+    assert!(a.get_token(0, recent).wait().unwrap().is_some());
+    assert_eq!(a.get_token(0, old).wait().unwrap(), None);
+    assert_eq!(a.get_token(0, code).wait().unwrap(), None);
+}
+
 /// Writes arriving together commit as one group: a write that fails fails its whole group, and
 /// nothing of a failed write is stored, while every write that was acknowledged is.
 #[test]

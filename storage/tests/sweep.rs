@@ -211,3 +211,25 @@ fn compaction_refuses_a_directory_in_use() {
     assert!(matches!(Store::open(dir.path(), &StoreOptions::default()), Err(StoreError::InUse)));
     drop(store);
 }
+
+/// An expired device authorization stays `DEVICE_KEPT_AFTER_EXPIRY` longer, so a late poll is
+/// told `expired_token`; then it goes. Codes and access tokens go at their expiry.
+#[test]
+fn expired_device_authorizations_stay_a_while() {
+    let store = Store::memory(&StoreOptions { partitions: 1, ..Default::default() }).unwrap();
+    let now = 1_000_000;
+    let mut put = |kind, expires_at| {
+        let seq = store.next_seq(0).wait().unwrap();
+        store.insert_token(0, seq, &rec(kind, seq, expires_at)).wait().unwrap();
+        seq
+    };
+    let recent = put(TokenKind::Device, now - 10);
+    let old = put(TokenKind::Device, now - DEVICE_KEPT_AFTER_EXPIRY - 1);
+    let code = put(TokenKind::Code, now - 10);
+    let at = put(TokenKind::Access, now - 10);
+    assert_eq!(walk(&store, 0, SweepTarget::Tokens, 10, &expired_before(now)), (4, 3, 1));
+    assert!(store.get_token(0, recent).wait().unwrap().is_some());
+    for s in [old, code, at] {
+        assert_eq!(store.get_token(0, s).wait().unwrap(), None, "token {s}");
+    }
+}

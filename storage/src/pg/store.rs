@@ -754,6 +754,7 @@ impl Storage for PgStore {
         // Bounded so `issued_at + lifespan` cannot overflow in SQL.
         let cap = |l: Option<i64>| l.map(|l| l.clamp(0, 1 << 40));
         let (access, refresh) = (cap(rules.access_lifespan), cap(rules.refresh_lifespan));
+        let kept = crate::api::DEVICE_KEPT_AFTER_EXPIRY;
         let flow_before = before.saturating_sub(rules.flow_lifespan);
         let step = move |examined: i64, deleted: i64, next: Option<Vec<u8>>| Step {
             examined: examined as usize,
@@ -767,7 +768,9 @@ impl Storage for PgStore {
                     _ => -1,
                 };
                 self.on(async move |c: &Conn| {
-                    let r = c.query_one(sql::SWEEP_TOKENS, &[&part, &from, &limit, &before, &access, &refresh]).await?;
+                    let r = c
+                        .query_one(sql::SWEEP_TOKENS, &[&part, &from, &limit, &before, &access, &refresh, &kept])
+                        .await?;
                     let last: Option<i64> = col(&r, 2)?;
                     Ok(step(col(&r, 0)?, col(&r, 1)?, last.map(|s| s.to_be_bytes().to_vec())))
                 })
