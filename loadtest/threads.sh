@@ -140,7 +140,12 @@ OUT="loadtest/runs/$STAMP-$(git rev-parse --short HEAD)-threads${LABEL:+-$LABEL}
   echo
   echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)."
   echo "Server: \`taskset -c $SERVER_CPUS\`, a fresh data directory per run, durable commits, log level ${LOG_LEVEL:-info};"
-  echo "load: oha, \`taskset -c $LOAD_CPUS\`, $CONNS connections, $DURATION, $ROUNDS round(s) interleaved."
+  case "$SCENARIO" in
+    refresh) GEN="bench's flowload --mode refresh, $CONNS connections" ;;
+    flow*) GEN="bench's flowload --mode flow, ${FLOW_CONNS:-32} connections" ;;
+    *) GEN="oha, $CONNS connections" ;;
+  esac
+  echo "load: $GEN, \`taskset -c $LOAD_CPUS\`, $DURATION, $ROUNDS round(s) interleaved."
   echo "CPU time is user + system of each thread (/proc/<pid>/task/*/stat) over the load run, divided by the 2xx answers (refresh: completed rotations); (load_generator) is the load process itself, not in (all threads)."
   echo
   echo "$TABLE"
