@@ -95,7 +95,7 @@ pub async fn issue_lone(
         audience: plan.audience,
         issued_at: now,
         expires_at,
-        ext: ext.to_string(),
+        ext: w.seal_ext(partition, seq, ext.to_string())?,
     };
     // Acknowledge only after the record is durable.
     w.batcher.insert(store, partition, seq, record).await.oauth()?;

@@ -543,10 +543,13 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     };
     // The grant's first record holds the grant (userinfo reads it, revocation starts from it):
     // the code, or, when no code was asked for, a record already spent that nobody can present.
+    let seal = |plain: String| w.seal_ext(partition, seq, plain);
+    let unsealable = || error_to_client(w, r, "server_error", "The grant's session could not be sealed.");
+    let Ok(sealed) = seal(ext.encode()) else { return unsealable() };
     let record = if rt.code {
-        grant_record(TokenKind::Code, minted.signature, cfg.ttl.auth_code.as_secs() as i64, ext.encode())
+        grant_record(TokenKind::Code, minted.signature, cfg.ttl.auth_code.as_secs() as i64, sealed)
     } else {
-        grant_record(TokenKind::CodeUsed, minted.signature, at_life, ext.encode())
+        grant_record(TokenKind::CodeUsed, minted.signature, at_life, sealed)
     };
     let mut records = vec![(seq, record)];
     // An access token from the authorization endpoint (implicit, hybrid): in the grant's family,
@@ -567,7 +570,8 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
         let Ok(at) = crate::server::access_token::mint(w, client, partition, at_seq, &g).await else {
             return error_to_client(w, r, "server_error", "The access token could not be signed.");
         };
-        records.push((at_seq, grant_record(TokenKind::Access, at.signature, at_life, ext)));
+        let Ok(sealed) = seal(ext) else { return unsealable() };
+        records.push((at_seq, grant_record(TokenKind::Access, at.signature, at_life, sealed)));
         access_token = Some(at.token);
     }
     // The ID token's key is found before the grant is written, so a client whose algorithm has

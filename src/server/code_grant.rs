@@ -35,7 +35,9 @@ pub(crate) struct Issued {
 /// `scope` is the access token's, the grant's own scope goes to the refresh token. `parsed` is
 /// the grant's `ext` when the caller has decoded it already; otherwise only what is needed is:
 /// the refresh token carries the grant's `ext` as stored, and the grant itself is decoded only
-/// for an ID token.
+/// for an ID token. `sealed_grant_ext` is that `ext` as the store holds it, sealed, when no hook
+/// changed it: the refresh token takes it as it is instead of sealing the claims again (one
+/// seal less per rotation; `loadtest/runs/2026-12-07T19*-threads-at-rest*.md`).
 pub(crate) async fn issue(
     w: &Worker,
     client: &Client,
@@ -43,6 +45,7 @@ pub(crate) async fn issue(
     grant: &TokenRecord,
     scope: &[String],
     parsed: Option<&GrantExt>,
+    sealed_grant_ext: Option<String>,
 ) -> Result<Issued, OAuthError> {
     let (family, subject, refresh_scope, audience) = (grant.family, &grant.subject, &grant.scope, &grant.audience);
     let cfg = w.config();
@@ -67,7 +70,7 @@ pub(crate) async fn issue(
         audience: audience.to_vec(),
         issued_at: now,
         expires_at: now + at_life,
-        ext: at_ext,
+        ext: w.seal_ext(partition, family, at_ext)?,
     };
     let mut refresh = None;
     let refresh_grant: Vec<String> = refresh_scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
@@ -88,7 +91,10 @@ pub(crate) async fn issue(
                 audience: base.audience.clone(),
                 issued_at: now,
                 expires_at: now.saturating_add(rt_life),
-                ext: grant.ext.clone(),
+                ext: match sealed_grant_ext {
+                    Some(sealed) => sealed,
+                    None => w.seal_ext(partition, family, grant.ext.clone())?,
+                },
             },
         );
         refresh = Some((record, rt.token));
@@ -166,18 +172,28 @@ pub(crate) async fn revoked_meanwhile(
 }
 
 /// Finds a presented token's record for a grant: MAC first, then the read.
-pub(crate) async fn stored(w: &Worker, token: &str, want: TokenType) -> Result<(u32, u64, TokenRecord), OAuthError> {
+/// The record's `ext` is in the clear; the last element is it as stored when it was sealed, which
+/// a refresh token of the same grant may carry as it is (the seal binds the grant, not the row).
+pub(crate) async fn stored(
+    w: &Worker,
+    token: &str,
+    want: TokenType,
+) -> Result<(u32, u64, TokenRecord, Option<String>), OAuthError> {
     let r = verify(&w.shared.token_keys, token).filter(|r| r.token_type == want);
     let Some(r) = r else { return Err(invalid_grant("The token is malformed, forged or of another kind.")) };
     let partition = u32::from(r.partition);
-    let rec = live_record(w, partition, r.seq)
+    let mut rec = live_record(w, partition, r.seq)
         .await
         .oauth()?
         .ok_or_else(|| invalid_grant("The token is unknown or was revoked."))?;
     if !crate::token::same_signature(&rec.signature, &r.signature) {
         return Err(invalid_grant("The token is unknown or was revoked."));
     }
-    Ok((partition, r.seq, rec))
+    let mut sealed = None;
+    if let std::borrow::Cow::Owned(plain) = w.open_ext(partition, rec.family, &rec.ext)? {
+        sealed = Some(std::mem::replace(&mut rec.ext, plain));
+    }
+    Ok((partition, r.seq, rec, sealed))
 }
 
 pub async fn exchange_code(
@@ -194,7 +210,7 @@ pub async fn exchange_code(
             "The client is not allowed to use the authorization_code grant.",
         ));
     }
-    let (partition, seq, rec) = stored(w, code, TokenType::AuthorizeCode).await?;
+    let (partition, seq, rec, sealed) = stored(w, code, TokenType::AuthorizeCode).await?;
     if rec.kind == TokenKind::CodeUsed {
         // A replay: the store revokes every token the code bought.
         w.shared.store.redeem_code(partition, seq, rec.signature, Vec::new()).await.oauth()?;
@@ -224,7 +240,8 @@ pub async fn exchange_code(
     }
     let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     let rec = hooked(w, rec, "authorization_code", &scope, &mut ext, hook_form).await?;
-    let issued = issue(w, client, partition, &rec, &scope, Some(&ext)).await?;
+    let sealed = sealed.filter(|_| !crate::server::hooks::configured(w));
+    let issued = issue(w, client, partition, &rec, &scope, Some(&ext), sealed).await?;
     let n = issued.records.len() as u64;
     match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {
         Redeem::Done(_) => {
@@ -267,7 +284,7 @@ pub async fn refresh(
             "The client is not allowed to use the refresh_token grant.",
         ));
     }
-    let (partition, seq, rec) = stored(w, token, TokenType::RefreshToken).await?;
+    let (partition, seq, rec, sealed) = stored(w, token, TokenType::RefreshToken).await?;
     if rec.client_id != client.client_id {
         return Err(invalid_grant("The refresh token was issued to another client."));
     }
@@ -289,9 +306,9 @@ pub async fn refresh(
     let issued = if crate::server::hooks::configured(w) {
         let mut ext = GrantExt::parse(&rec.ext)?;
         let rec = hooked(w, rec.clone(), "refresh_token", &new_scope, &mut ext, hook_form).await?;
-        issue(w, client, partition, &rec, &new_scope, Some(&ext)).await?
+        issue(w, client, partition, &rec, &new_scope, Some(&ext), None).await?
     } else {
-        issue(w, client, partition, &rec, &new_scope, None).await?
+        issue(w, client, partition, &rec, &new_scope, None, sealed).await?
     };
     let n = issued.records.len() as u64;
     match w.shared.store.rotate_refresh(partition, seq, rec.signature, issued.records).await.oauth()? {
@@ -322,6 +339,6 @@ pub async fn userinfo_claims(w: &Worker, scope: &str, family: u64, partition: u3
             "The access token was not issued through a user's authorization.",
         ));
     }
-    let ext = GrantExt::parse(&code.ext)?;
+    let ext = GrantExt::parse(&w.open_ext(partition, code.family, &code.ext)?)?;
     Ok(crate::oauth2::id_token::userinfo(&ext.g.client_subject, &ext.g.id_token))
 }

@@ -262,6 +262,10 @@ async fn approve(w: &Worker, req: &Request, verifier: &str, client_id: Option<&s
     if rec.expires_at <= now {
         return gone();
     }
+    let ext = match w.seal_ext(d.partition, d.seq, c.ext.encode()) {
+        Ok(ext) => ext,
+        Err(e) => return Response::oauth_error(&e),
+    };
     let code = TokenRecord {
         kind: TokenKind::Code,
         signature: rec.signature,
@@ -272,7 +276,7 @@ async fn approve(w: &Worker, req: &Request, verifier: &str, client_id: Option<&s
         audience: c.audience.clone(),
         issued_at: now,
         expires_at: rec.expires_at,
-        ext: c.ext.encode(),
+        ext,
     };
     match store.issue_grant(d.partition, &c.flow.id, c.flow.requested_at, vec![(d.seq, code)]).await {
         Ok(true) => {}
@@ -299,7 +303,7 @@ pub async fn exchange(
             format!("The OAuth 2.0 Client is not allowed to use authorization grant '{}'.", device::GRANT_TYPE),
         ));
     }
-    let (partition, seq, rec) = code_grant::stored(w, device_code, TokenType::DeviceCode).await?;
+    let (partition, seq, rec, sealed) = code_grant::stored(w, device_code, TokenType::DeviceCode).await?;
     if rec.client_id != client.client_id {
         return Err(invalid_grant(
             "The OAuth 2.0 Client ID from this request does not match the one from the authorize request.",
@@ -335,7 +339,8 @@ pub async fn exchange(
             let mut ext = GrantExt::parse(&rec.ext)?;
             let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
             let rec = code_grant::hooked(w, rec, device::GRANT_TYPE, &scope, &mut ext, hook_form).await?;
-            let issued = code_grant::issue(w, client, partition, &rec, &scope, Some(&ext)).await?;
+            let sealed = sealed.filter(|_| !crate::server::hooks::configured(w));
+            let issued = code_grant::issue(w, client, partition, &rec, &scope, Some(&ext), sealed).await?;
             let n = issued.records.len() as u64;
             match store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {
                 Redeem::Done(_) => {

@@ -37,6 +37,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
     {
         return Ok(inactive());
     }
+    let ext = w.open_ext(u32::from(r.partition), rec.family.to_native(), rec.ext.as_str())?;
     let t = ActiveToken {
         refresh: rec.kind.native() == TokenKind::Refresh,
         client_id,
@@ -44,7 +45,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
         scope: rec.scope.as_str(),
         issued_at: rec.issued_at.to_native(),
         expires_at: rec.expires_at.to_native(),
-        ext: rec.ext.as_str(),
+        ext: &ext,
     };
     Ok(active(&t, rec.audience.iter().map(|a| a.as_str()), &cfg.urls.issuer))
 }

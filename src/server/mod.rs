@@ -217,6 +217,7 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
     let cache_key = crate::token::derive_key(&config.secrets.system[0], "hydra-rs/secret-cache/v1");
     let shared = Arc::new(Shared {
         token_keys: crate::token::TokenKeys::new(&config.secrets.system),
+        at_rest: crate::oauth2::at_rest::AtRest::new(&config.secrets.system, config.oauth2.encrypt_at_rest),
         secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cache_key),
         clients: arc_swap::ArcSwap::from_pointee(ClientSnapshot::from_store(clients, watermarks)),
         keys: arc_swap::ArcSwap::from_pointee(key_snapshot),

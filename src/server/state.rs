@@ -123,6 +123,8 @@ pub struct Shared {
     /// One block of counters per worker, summed on scrape.
     pub metrics: Vec<Arc<crate::server::metrics::WorkerMetrics>>,
     pub token_keys: TokenKeys,
+    /// Seals and opens the session claims of token records (`oauth2.session.encrypt_at_rest`).
+    pub at_rest: crate::oauth2::at_rest::AtRest,
     /// Key of the per-worker client-secret digest caches.
     pub secret_cache_key: ring::hmac::Key,
     pub pool: Pool,
@@ -256,6 +258,33 @@ impl RequestIds {
 }
 
 impl Worker {
+    /// A token record's `ext` as it is stored (`oauth2.session.encrypt_at_rest`): sealed to its
+    /// partition and grant family under a key of its own, or as it is when empty or off.
+    pub fn seal_ext(
+        &self,
+        partition: u32,
+        family: u64,
+        plain: String,
+    ) -> Result<String, crate::oauth2::error::OAuthError> {
+        if plain.is_empty() {
+            return Ok(plain);
+        }
+        let random = self.rng.borrow_mut().next32();
+        let mut salt = [0u8; crate::oauth2::at_rest::SALT_LEN];
+        salt.copy_from_slice(&random[..crate::oauth2::at_rest::SALT_LEN]);
+        self.shared.at_rest.seal(partition, family, plain, salt).map_err(|_| ext_unusable())
+    }
+
+    /// A stored `ext` in the clear (one written before sealing, or with it off, as it is).
+    pub fn open_ext<'a>(
+        &self,
+        partition: u32,
+        family: u64,
+        stored: &'a str,
+    ) -> Result<std::borrow::Cow<'a, str>, crate::oauth2::error::OAuthError> {
+        self.shared.at_rest.open(partition, family, stored).map_err(|_| ext_unusable())
+    }
+
     pub fn new(shared: Arc<Shared>, index: usize) -> Result<Worker, String> {
         let partitions = shared.store.partition_count().max(1);
         // With more workers than partitions, workers share a partition: its committer stays the
@@ -353,6 +382,15 @@ impl Drop for StopWait<'_> {
     }
 }
 
+/// A stored session that does not open (its secret was removed from `secrets.system`, or the
+/// row was altered): the server's fault, never the client's.
+fn ext_unusable() -> crate::oauth2::error::OAuthError {
+    crate::oauth2::error::OAuthError::hint(
+        crate::oauth2::error::ErrorCode::ServerError,
+        "The stored session of this grant could not be decrypted.",
+    )
+}
+
 /// Seconds since the Unix epoch.
 /// Milliseconds since the process's first call, on a monotonic clock (the device flow's gates).
 pub fn monotonic_ms() -> u64 {
@@ -378,6 +416,7 @@ pub(crate) fn test_shared() -> Arc<Shared> {
     );
     Arc::new(Shared {
         token_keys: TokenKeys::new(&config.secrets.system),
+        at_rest: crate::oauth2::at_rest::AtRest::new(&config.secrets.system, config.oauth2.encrypt_at_rest),
         secret_cache_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[1; 32]),
         clients: ArcSwap::from_pointee(ClientSnapshot::default()),
         keys: ArcSwap::from_pointee(crate::server::key_snapshot::KeySnapshot::default()),

@@ -161,11 +161,16 @@ impl Cluster {
 
     /// Runs SQL through `psql` against the cluster and returns its output (unaligned, tuples only).
     pub fn psql(&self, sql: &str) -> Result<String, Error> {
+        self.psql_in("postgres", sql)
+    }
+
+    /// [`Cluster::psql`] in database `database`.
+    pub fn psql_in(&self, database: &str, sql: &str) -> Result<String, Error> {
         let out = self
             .pg("psql")
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-p"])
             .arg(self.port.to_string())
-            .args(["-c", sql])
+            .args(["-d", database, "-c", sql])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| fail(format!("psql: {e}")))?;

@@ -64,6 +64,7 @@ pub(super) const KEYS: &[(&str, Kind)] = &[
     ("strategies.access_token", Kind::Str),
     ("strategies.jwt.scope_claim", Kind::Str),
     ("oauth2.exclude_not_before_claim", Kind::Bool),
+    ("oauth2.session.encrypt_at_rest", Kind::Bool),
     ("oauth2.allowed_top_level_claims", Kind::List),
     ("oauth2.mirror_top_level_claims", Kind::Bool),
     ("oauth2.preserve_ext_claims", Kind::Bool),

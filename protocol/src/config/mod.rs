@@ -248,6 +248,9 @@ pub struct OAuth2 {
     pub token_hook: Option<Hook>,
     /// `oauth2.refresh_token_hook`: called before `token_hook` for the refresh grant.
     pub refresh_token_hook: Option<Hook>,
+    /// `oauth2.session.encrypt_at_rest`: seal the session claims of token records
+    /// ([`crate::oauth2::at_rest`]).
+    pub encrypt_at_rest: bool,
 }
 
 /// `oidc.*` and `webfinger.oidc_discovery.*`.
@@ -866,6 +869,7 @@ impl Config {
                 user_code: user_code_policy(raw)?,
                 token_hook: hook(raw, "oauth2.token_hook")?,
                 refresh_token_hook: hook(raw, "oauth2.refresh_token_hook")?,
+                encrypt_at_rest: raw.bool("oauth2.session.encrypt_at_rest")?.unwrap_or(true),
             },
             oidc: Oidc {
                 pairwise_salt: match raw.str("oidc.subject_identifiers.pairwise.salt")? {
@@ -1125,6 +1129,15 @@ mod tests {
         assert_eq!(e.key, "urls.device.verification");
         let e = load(&[SECRET, ("OIDC_SUBJECT_IDENTIFIERS_SUPPORTED_TYPES", "public,pairwise")], false).err().unwrap();
         assert_eq!(e.key, "oidc.subject_identifiers.pairwise.salt");
+    }
+
+    #[test]
+    fn session_claims_are_sealed_at_rest_unless_turned_off() {
+        assert!(load(&[SECRET], false).unwrap().oauth2.encrypt_at_rest, "Hydra's default");
+        let off = load(&[SECRET, ("OAUTH2_SESSION_ENCRYPT_AT_REST", "false")], false).unwrap();
+        assert!(!off.oauth2.encrypt_at_rest);
+        let e = load(&[SECRET, ("OAUTH2_SESSION_ENCRYPT_AT_REST", "sometimes")], false).err().unwrap();
+        assert_eq!(e.key, "oauth2.session.encrypt_at_rest");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! OAuth 2.0 protocol rules, sans-IO: no runtime, no store, no sockets. Each function takes
 //! typed values and returns typed values or an [`error::OAuthError`].
 
+pub mod at_rest;
 pub mod authorization_code;
 pub mod authorize;
 pub mod client;
