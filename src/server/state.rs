@@ -391,13 +391,13 @@ fn ext_unusable() -> crate::oauth2::error::OAuthError {
     )
 }
 
-/// Seconds since the Unix epoch.
 /// Milliseconds since the process's first call, on a monotonic clock (the device flow's gates).
 pub fn monotonic_ms() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64
 }
 
+/// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
