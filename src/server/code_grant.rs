@@ -172,8 +172,9 @@ pub(crate) async fn revoked_meanwhile(
 }
 
 /// Finds a presented token's record for a grant: MAC first, then the read.
-/// The record's `ext` is in the clear; the last element is it as stored when it was sealed, which
-/// a refresh token of the same grant may carry as it is (the seal binds the grant, not the row).
+/// The record's `ext` is in the clear; the last element is it as stored when it was sealed under
+/// the current secret, which a refresh token of the same grant may carry as it is (the seal
+/// binds the grant, not the row).
 pub(crate) async fn stored(
     w: &Worker,
     token: &str,
@@ -190,8 +191,9 @@ pub(crate) async fn stored(
         return Err(invalid_grant("The token is unknown or was revoked."));
     }
     let mut sealed = None;
-    if let std::borrow::Cow::Owned(plain) = w.open_ext(partition, rec.family, &rec.ext)? {
-        sealed = Some(std::mem::replace(&mut rec.ext, plain));
+    if let (std::borrow::Cow::Owned(plain), keep) = w.open_ext_keeping(partition, rec.family, &rec.ext)? {
+        let stored = std::mem::replace(&mut rec.ext, plain);
+        sealed = keep.then_some(stored);
     }
     Ok((partition, r.seq, rec, sealed))
 }

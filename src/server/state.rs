@@ -275,6 +275,17 @@ impl Worker {
         self.shared.at_rest.seal(partition, family, plain, salt).map_err(|_| ext_unusable())
     }
 
+    /// [`Worker::open_ext`], and whether the stored value may go into another record of the
+    /// grant as it is ([`crate::oauth2::at_rest::AtRest::open_keeping`]).
+    pub fn open_ext_keeping<'a>(
+        &self,
+        partition: u32,
+        family: u64,
+        stored: &'a str,
+    ) -> Result<(std::borrow::Cow<'a, str>, bool), crate::oauth2::error::OAuthError> {
+        self.shared.at_rest.open_keeping(partition, family, stored).map_err(|_| ext_unusable())
+    }
+
     /// A stored `ext` in the clear (one written before sealing, or with it off, as it is).
     pub fn open_ext<'a>(
         &self,

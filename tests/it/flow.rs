@@ -698,3 +698,31 @@ fn session_claims_are_sealed_at_rest_and_read_back_everywhere() {
     let ext = &stored_ext(dir.path(), &[&at3])[0];
     assert!(ext.starts_with('{') && ext.contains("gold"), "{ext}");
 }
+
+/// A grant outlives the secret its claims were first sealed under: once `secrets.system` has a
+/// new first entry, a rotation seals the grant's claims again under it (rather than carrying the
+/// value sealed under the old one along), so the old secret can then be dropped and the grant
+/// still refreshes.
+#[test]
+fn sealed_claims_follow_a_rotation_of_the_system_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = "a-new-system-secret-0123456789";
+    let s = Opts::new("io_uring").dir(dir.path()).start();
+    let rp = rp(&s, json!({}));
+    let t = exchange(&s, &rp, &code_for(&s, &rp, &[]), Some(VERIFIER));
+    t.expect(200);
+    let rt = field(&t.json(), "refresh_token");
+    s.stop();
+
+    let s = Opts::new("io_uring").dir(dir.path()).env("SECRETS_SYSTEM", &format!("{new},{SECRET}")).start();
+    let r = refresh(&s, &rp, &rt, None);
+    r.expect(200);
+    let rt = field(&r.json(), "refresh_token");
+    s.stop();
+
+    let s = Opts::new("io_uring").dir(dir.path()).env("SECRETS_SYSTEM", new).start();
+    let r = refresh(&s, &rp, &rt, None);
+    r.expect(200);
+    assert_eq!(introspect(&s, &field(&r.json(), "access_token"))["ext"], json!({"tier": "gold"}));
+    s.stop();
+}

@@ -74,20 +74,35 @@ impl AtRest {
 
     /// The plain value of a stored one of `family` in `partition`.
     pub fn open<'a>(&self, partition: u32, family: u64, stored: &'a str) -> Result<Cow<'a, str>, Unsealable> {
-        let Some(body) = stored.strip_prefix(PREFIX) else { return Ok(Cow::Borrowed(stored)) };
+        self.open_keeping(partition, family, stored).map(|(plain, _)| plain)
+    }
+
+    /// [`AtRest::open`], and whether the stored value may be stored again as it is in another
+    /// record of the grant: only a value sealed under the first secret while sealing is on. A
+    /// value copied from record to record would otherwise keep the secret it was first sealed
+    /// under for as long as the grant lives, and removing that secret from the list would break
+    /// grants whose tokens all verify under the new one.
+    pub fn open_keeping<'a>(
+        &self,
+        partition: u32,
+        family: u64,
+        stored: &'a str,
+    ) -> Result<(Cow<'a, str>, bool), Unsealable> {
+        let Some(body) = stored.strip_prefix(PREFIX) else { return Ok((Cow::Borrowed(stored), false)) };
         let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| Unsealable)?;
         if raw.len() < SALT_LEN + AES_256_GCM.tag_len() {
             return Err(Unsealable);
         }
         let (salt, sealed) = raw.split_at(SALT_LEN);
         let salt: [u8; SALT_LEN] = salt.try_into().map_err(|_| Unsealable)?;
-        for key in &self.keys {
+        for (i, key) in self.keys.iter().enumerate() {
             let mut buf = sealed.to_vec();
             let nonce = Nonce::assume_unique_for_key([0; NONCE_LEN]);
             if let Ok(plain) = value_key(key, &salt)?.open_in_place(nonce, aad(partition, family), &mut buf) {
                 let n = plain.len();
                 buf.truncate(n);
-                return String::from_utf8(buf).map(Cow::Owned).map_err(|_| Unsealable);
+                let plain = String::from_utf8(buf).map_err(|_| Unsealable)?;
+                return Ok((Cow::Owned(plain), self.seal && i == 0));
             }
         }
         Err(Unsealable)
@@ -167,5 +182,11 @@ mod tests {
         assert_eq!(rotated.open(2, 5, &sealed).unwrap(), CLAIMS);
         let fresh = rotated.seal(2, 5, CLAIMS.into(), [4; SALT_LEN]).unwrap();
         assert_eq!(old.open(2, 5, &fresh), Err(Unsealable), "the first secret seals");
+        // Only a value sealed under the first secret, with sealing on, may be stored again as it is.
+        assert_eq!(rotated.open_keeping(2, 5, &fresh).unwrap().1, true);
+        assert_eq!(rotated.open_keeping(2, 5, &sealed).unwrap().1, false, "sealed under a rotated secret");
+        assert_eq!(rotated.open_keeping(2, 5, CLAIMS).unwrap().1, false, "not sealed");
+        let off = AtRest::new(&secrets(&["new-secret-0123456789"]), false);
+        assert_eq!(off.open_keeping(2, 5, &fresh).unwrap().1, false, "sealing is off");
     }
 }
