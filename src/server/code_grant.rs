@@ -35,9 +35,10 @@ pub(crate) struct Issued {
 /// `scope` is the access token's, the grant's own scope goes to the refresh token. `parsed` is
 /// the grant's `ext` when the caller has decoded it already; otherwise only what is needed is:
 /// the refresh token carries the grant's `ext` as stored, and the grant itself is decoded only
-/// for an ID token. `sealed_grant_ext` is that `ext` as the store holds it, sealed, when no hook
-/// changed it: the refresh token takes it as it is instead of sealing the claims again (one
-/// seal less per rotation; `loadtest/runs/2026-12-07T19*-threads-at-rest*.md`).
+/// for an ID token. `sealed_grant_ext` is that `ext` as the store holds it, sealed (from
+/// [`stored`]): unless a token hook is configured (a hook may have changed the claims), the
+/// refresh token takes it as it is instead of sealing them again (one seal less per rotation;
+/// `loadtest/runs/2026-12-07T19*-threads-at-rest*.md`).
 pub(crate) async fn issue(
     w: &Worker,
     client: &Client,
@@ -48,6 +49,7 @@ pub(crate) async fn issue(
     sealed_grant_ext: Option<String>,
 ) -> Result<Issued, OAuthError> {
     let (family, subject, refresh_scope, audience) = (grant.family, &grant.subject, &grant.scope, &grant.audience);
+    let sealed_grant_ext = sealed_grant_ext.filter(|_| !crate::server::hooks::configured(w));
     let cfg = w.config();
     let store = &w.shared.store;
     let now = unix_now();
@@ -242,7 +244,6 @@ pub async fn exchange_code(
     }
     let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     let rec = hooked(w, rec, "authorization_code", &scope, &mut ext, hook_form).await?;
-    let sealed = sealed.filter(|_| !crate::server::hooks::configured(w));
     let issued = issue(w, client, partition, &rec, &scope, Some(&ext), sealed).await?;
     let n = issued.records.len() as u64;
     match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {
@@ -308,7 +309,7 @@ pub async fn refresh(
     let issued = if crate::server::hooks::configured(w) {
         let mut ext = GrantExt::parse(&rec.ext)?;
         let rec = hooked(w, rec.clone(), "refresh_token", &new_scope, &mut ext, hook_form).await?;
-        issue(w, client, partition, &rec, &new_scope, Some(&ext), None).await?
+        issue(w, client, partition, &rec, &new_scope, Some(&ext), sealed).await?
     } else {
         issue(w, client, partition, &rec, &new_scope, None, sealed).await?
     };
