@@ -23,8 +23,17 @@
 //! first, in the same transaction, so the B-tree sees writes in log order. Why: a redb commit
 //! per small batch cost about 4.7 µs of CPU per token, in batches of 256 and more about 2.4 µs
 //! (`storage/examples/commit_cost`), and the acknowledgement no longer waits for the B-tree.
+//!
+//! Deferred batches: a batch of exchanges, rotations and revocations
+//! ([`Committer::submit_deferrable`], changing only token rows, grant rows and the sequence
+//! floor) is acknowledged once its log record is durable, and stays in the open write
+//! transaction; its token rows, removals included, go to [`Staged`] for readers. The next
+//! commit of any other kind, a checkpoint, or [`DEFER_AT`] rows in [`Staged`] commit the
+//! transaction. Invariants: as for staged rows; besides, a batch that fails aborts the open
+//! transaction, and the deferred batches in it are replayed from their redo logs (kept in
+//! memory) into a new one before the next batch runs.
 
-use crate::tx::{log_put, token_key, Table, Tx};
+use crate::tx::{decode_u64_be, for_each_change, log_put, token_key, Table, Tx};
 use crate::wal::Wal;
 use crate::StoreError;
 
@@ -62,17 +71,34 @@ pub(crate) struct Stage {
 
 /// What reaches a committer thread.
 enum Msg {
+    /// A job whose batch is committed to redb before anyone hears of it.
     Job(Job),
+    /// A job whose batch may stay in the open write transaction once logged
+    /// ([`Committer::submit_deferrable`]).
+    Deferrable(Job),
     Stage(Stage),
 }
+
+/// The tables a batch may change and still stay uncommitted in the open write transaction:
+/// readers outside the committer find token rows in [`Staged`]; the other two are read only
+/// by jobs, inside the transaction.
+const DEFERRABLE_TABLES: [Table; 3] = [Table::Tokens, Table::Families, Table::SeqFloor];
 
 /// Staged rows of at least this many tokens are applied to the B-tree in one commit without a
 /// log record of its own. Past about 256 rows a commit's cost per row stops falling
 /// (`storage/examples/commit_cost`); the bound also caps how long one apply holds the committer.
 pub(crate) const APPLY_AT: usize = 512;
 
+/// Token rows in [`Staged`] (staged or deferred) at which the open write transaction is
+/// committed. Refresh rotation, server CPU per rotation (`SCENARIO=refresh ROUNDS=3
+/// loadtest/threads.sh`, `loadtest/runs/2026-12-07T204841Z-3ab48e3-threads-refresh-defer-bounds.md`): a commit per
+/// batch 32.5 µs, deferred up to 128 rows 32.8, 512 rows 31.5, 2048 rows 30.1, 8192 rows 30.5.
+/// Staged issuance rows keep their own bound ([`APPLY_AT`]): at 2048 issuance's p99 rose from
+/// 2.4 to 3.4 ms (`…-205018Z-3ab48e3-threads-issuance-defer-bounds.md`).
+const DEFER_AT: usize = 2048;
+
 /// Token rows acknowledged (their log record is durable) but not yet in the B-tree, by
-/// sequence number, and the token table as readers last opened it. Shared by the committer,
+/// sequence number (a removal as `None`), and the token table as readers last opened it. Shared by the committer,
 /// which fills and drains the rows and publishes every commit, and readers.
 ///
 /// The shared snapshot: opening a read transaction and its token table cost more than the
@@ -87,7 +113,8 @@ pub(crate) const APPLY_AT: usize = 512;
 /// pages that later commits could reuse.
 #[derive(Default)]
 pub struct Staged {
-    rows: std::sync::Mutex<std::collections::HashMap<u64, Arc<[u8]>>>,
+    /// Token rows by sequence number: `None` is a row removed (a tombstone over the B-tree).
+    rows: std::sync::Mutex<std::collections::HashMap<u64, Option<Arc<[u8]>>>>,
     generation: std::sync::atomic::AtomicU64,
     tokens: arc_swap::ArcSwapOption<TokenSnapshot>,
 }
@@ -105,14 +132,15 @@ pub(crate) struct TokenSnapshot {
 }
 
 impl Staged {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Arc<[u8]>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Option<Arc<[u8]>>>> {
         // Nothing panics while holding the lock; a poisoned map is still consistent.
         self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The staged record of token `seq`, read in place.
-    pub(crate) fn get<R>(&self, seq: u64, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        self.lock().get(&seq).map(|v| read(v))
+    /// Token `seq` as the rows not yet committed have it, read in place: `None` when they do
+    /// not name it (the B-tree decides), `Some(None)` when they removed it.
+    pub(crate) fn get<R>(&self, seq: u64, read: impl FnOnce(&[u8]) -> R) -> Option<Option<R>> {
+        self.lock().get(&seq).map(|v| v.as_deref().map(read))
     }
 
     /// How many rows wait.
@@ -268,30 +296,36 @@ impl Committer {
         F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
         A: FnOnce(&T) + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |wtx| {
-            let value = f(wtx)?;
-            Ok(Box::new(move |committed: Result<(), StoreError>| {
-                if committed.is_ok() {
-                    then(&value);
-                }
-                let _ = tx.send(committed.map(|()| value));
-            }) as Completion)
-        });
+        let (job, pending) = job(f, then);
+        self.send(Msg::Job(job));
+        pending
+    }
+
+    /// As [`Committer::submit`] for a job that changes only [`DEFERRABLE_TABLES`]: once its
+    /// batch's log record is durable, the batch may stay in the open write transaction (its
+    /// token rows readable from [`Staged`]) and reach redb with later batches in one commit.
+    pub fn submit_deferrable<T, F>(&self, f: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, pending) = job(f, |_: &T| {});
+        self.send(Msg::Deferrable(job));
+        pending
+    }
+
+    fn send(&self, msg: Msg) {
         if let Some(sender) = &self.sender {
             // A closed channel drops the job and so the reply sender: the caller sees an error.
-            let _ = sender.send(Msg::Job(job));
+            let _ = sender.send(msg);
         }
-        Pending { rx }
     }
 
     /// Queues new token rows (`Table::Tokens`, keyed by sequence number): resolves once they are
     /// durable, which for a batch of nothing but staged rows means once its log record is.
     pub(crate) fn stage(&self, rows: Vec<(u64, Vec<u8>)>) -> Pending<()> {
         let (reply, rx) = oneshot::channel();
-        if let Some(sender) = &self.sender {
-            let _ = sender.send(Msg::Stage(Stage { rows, reply }));
-        }
+        self.send(Msg::Stage(Stage { rows, reply }));
         Pending { rx }
     }
 
@@ -314,6 +348,26 @@ impl Drop for Committer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A job for the committer and the future its caller waits on.
+fn job<T, F, A>(f: F, then: A) -> (Job, Pending<T>)
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    A: FnOnce(&T) + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move |wtx| {
+        let value = f(wtx)?;
+        Ok(Box::new(move |committed: Result<(), StoreError>| {
+            if committed.is_ok() {
+                then(&value);
+            }
+            let _ = tx.send(committed.map(|()| value));
+        }) as Completion)
+    });
+    (job, Pending { rx })
 }
 
 fn read_epoch(db: &Database) -> Result<u64, StoreError> {
@@ -345,6 +399,17 @@ pub(crate) fn recover(db: &Database, wal: &mut Wal) -> Result<u64, StoreError> {
     Ok(records.len() as u64)
 }
 
+/// How [`State::commit`] may end a batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Deferred when the batch allows it, else committed (checkpointed when one is due).
+    MayDefer,
+    /// Committed, the open transaction with it (checkpointed when one is due).
+    Commit,
+    /// A checkpoint.
+    Checkpoint,
+}
+
 struct State {
     sync: SyncMode,
     /// Log-backed redb commits since the last checkpoint.
@@ -358,8 +423,13 @@ struct State {
     broken: bool,
     /// Microseconds spent in durable writes since the counters were last read.
     synced_us: u64,
-    /// Staged rows not yet in the B-tree, in log order (the same rows as [`Staged`]).
+    /// Staged rows not yet in a write transaction, in log order (also in [`Staged`]).
     pending: Vec<(u64, Arc<[u8]>)>,
+    /// The write transaction deferred batches stay in until a commit (see [`State::commit`]).
+    open: Option<redb::WriteTransaction>,
+    /// The redo log of everything in `open`, all of it acknowledged: replayed into a new
+    /// transaction when a later batch fails and `open` has to be aborted.
+    open_log: Vec<u8>,
 }
 
 impl State {
@@ -373,6 +443,8 @@ impl State {
             broken: false,
             synced_us: 0,
             pending: Vec::new(),
+            open: None,
+            open_log: Vec::new(),
         }
     }
 
@@ -420,7 +492,7 @@ impl State {
         let mut map = staged.lock();
         for (seq, value) in rows {
             let value: Arc<[u8]> = value.into();
-            map.insert(seq, value.clone());
+            map.insert(seq, Some(value.clone()));
             self.pending.push((seq, value));
         }
         drop(map);
@@ -444,17 +516,34 @@ impl State {
         }
     }
 
+    /// Runs a batch in the write transaction (the open one, else a new one) and makes it
+    /// durable. A batch of nothing but deferrable jobs, logged and changing only
+    /// [`DEFERRABLE_TABLES`], is *deferred*: once its log record is durable, its token changes go
+    /// to [`Staged`] (where readers look first) and the transaction stays open for the next
+    /// batch; any other batch, a checkpoint, or [`DEFER_AT`] rows in [`Staged`] commit it,
+    /// and with it every deferred batch before. Invariants: what `open` holds is acknowledged
+    /// only once it is in a durable log record of the current epoch (so a crash replays it), and
+    /// it leaves [`Staged`] only after the commit holding it is visible; a failing batch aborts
+    /// `open`, and the deferred batches are replayed from `open_log` into a new transaction.
+    /// Why: a rotation changes four token rows and its grant's row; with a redb commit per batch
+    /// of them the commits took 17 % of the committer's samples, deferred 5 %
+    /// (`flamegraphs/2026-12-07-refresh-3ab48e3.svg`, `…-refresh-deferred.svg`); server CPU per
+    /// rotation fell 7 % ([`DEFER_AT`]).
     fn commit(
         &mut self,
         db: &Database,
         batch: &mut Vec<Msg>,
         done: &mut Vec<Completion>,
-        force_checkpoint: bool,
+        how: How,
         staged: &Staged,
     ) -> Result<(), StoreError> {
-        let mut checkpoint = force_checkpoint || self.due();
-        let mut w = db.begin_write()?;
+        let mut checkpoint = how == How::Checkpoint || self.due();
+        let w = match self.open.take() {
+            Some(w) => w,
+            None => db.begin_write()?,
+        };
         let logged = matches!(self.sync, SyncMode::Log(_)) && !checkpoint;
+        let mut defer = logged && how == How::MayDefer;
         let log = {
             let mut tx = Tx::new(&w, logged);
             // Staged rows first: they are older than every job of this batch. Their log records
@@ -462,13 +551,16 @@ impl State {
             for (seq, value) in &self.pending {
                 if let Err(e) = tx.insert_unlogged(Table::Tokens, &token_key(*seq), value) {
                     drop(tx);
-                    let _ = w.abort();
-                    return Err(e);
+                    return Err(self.abort(db, w, e));
                 }
             }
             for msg in batch.drain(..) {
                 let job = match msg {
-                    Msg::Job(job) => job,
+                    Msg::Job(job) => {
+                        defer = false;
+                        job
+                    }
+                    Msg::Deferrable(job) => job,
                     Msg::Stage(s) => stage_job(s),
                 };
                 // A bug in one job must fail its batch, not end the partition's only writer
@@ -479,22 +571,26 @@ impl State {
                     Ok(d) => done.push(d),
                     Err(e) => {
                         drop(tx);
-                        let _ = w.abort();
-                        return Err(e);
+                        return Err(self.abort(db, w, e));
                     }
                 }
             }
+            defer &= tx.changed_only(&DEFERRABLE_TABLES);
             if let SyncMode::Log(wal) = &self.sync {
                 if logged && !wal.fits(tx.log_len()) {
                     checkpoint = true;
                 }
                 if checkpoint {
-                    tx.insert(Table::State, EPOCH_KEY, &(wal.epoch() + 1).to_le_bytes())?;
+                    if let Err(e) = tx.insert(Table::State, EPOCH_KEY, &(wal.epoch() + 1).to_le_bytes()) {
+                        drop(tx);
+                        return Err(self.abort(db, w, e));
+                    }
                 }
             }
             tx.finish()
         };
         if checkpoint {
+            let mut w = w;
             w.set_durability(redb::Durability::Immediate).map_err(|e| StoreError::Database(e.to_string()))?;
             let t0 = Instant::now();
             w.commit()?;
@@ -508,11 +604,9 @@ impl State {
             self.checkpoints += 1;
             self.broken = false;
             self.last_checkpoint = Instant::now();
-            staged.publish();
             self.applied(staged);
             return Ok(());
         }
-        w.set_durability(redb::Durability::None).map_err(|e| StoreError::Database(e.to_string()))?;
         if let SyncMode::Log(wal) = &mut self.sync {
             if !log.is_empty() {
                 let t0 = Instant::now();
@@ -520,27 +614,77 @@ impl State {
                 self.synced_us += t0.elapsed().as_micros() as u64;
                 if let Err(e) = appended {
                     self.broken = true;
-                    let _ = w.abort();
-                    return Err(e);
+                    return Err(self.abort(db, w, e));
                 }
             }
         }
+        if defer {
+            self.defer(w, &log, staged)?;
+            return Ok(());
+        }
+        let mut w = w;
+        w.set_durability(redb::Durability::None).map_err(|e| StoreError::Database(e.to_string()))?;
         self.since += 1;
         w.commit().inspect_err(|_| self.broken = true)?;
-        staged.publish();
         self.applied(staged);
         Ok(())
     }
 
-    /// After a commit that held the staged rows is visible: they leave [`Staged`].
-    fn applied(&mut self, staged: &Staged) {
-        if self.pending.is_empty() {
-            return;
-        }
+    /// Keeps a logged batch in the open transaction: its token changes become readable from
+    /// [`Staged`], and the rows staged before it, now in the transaction, join `open_log`.
+    fn defer(&mut self, w: redb::WriteTransaction, log: &[u8], staged: &Staged) -> Result<(), StoreError> {
         let mut map = staged.lock();
-        for (seq, _) in self.pending.drain(..) {
-            map.remove(&seq);
+        for (seq, value) in self.pending.drain(..) {
+            log_put(&mut self.open_log, Table::Tokens, &token_key(seq), &value);
         }
+        for_each_change(log, |t, key, value| {
+            if t == Table::Tokens {
+                map.insert(decode_u64_be(key), value.map(Arc::from));
+            }
+            Ok(())
+        })?;
+        drop(map);
+        self.open_log.extend_from_slice(log);
+        self.open = Some(w);
+        if !log.is_empty() {
+            self.appends += 1;
+        }
+        Ok(())
+    }
+
+    /// Aborts `w` after `e` failed its batch. The deferred batches it held were acknowledged:
+    /// they are replayed into a new open transaction, and if that fails too the partition
+    /// must be reopened (its log replays them), so the error becomes fatal.
+    fn abort(&mut self, db: &Database, w: redb::WriteTransaction, e: StoreError) -> StoreError {
+        let _ = w.abort();
+        if self.open_log.is_empty() {
+            return e;
+        }
+        let again = || -> Result<redb::WriteTransaction, StoreError> {
+            let w = db.begin_write()?;
+            Tx::new(&w, false).replay(&self.open_log)?;
+            Ok(w)
+        };
+        match again() {
+            Ok(w) => {
+                self.open = Some(w);
+                e
+            }
+            Err(again) => {
+                self.open_log.clear();
+                self.broken = true;
+                StoreError::Commit(format!("{e}; the deferred batches could not be restored: {again}"))
+            }
+        }
+    }
+
+    /// After a commit is visible: readers stop using older snapshots, and every row in
+    /// [`Staged`] (all of them were in it) leaves.
+    fn applied(&mut self, staged: &Staged) {
+        staged.publish();
+        self.open_log.clear();
+        self.pending.clear();
+        staged.lock().clear();
     }
 }
 
@@ -627,6 +771,8 @@ fn run(
             if let Some(opener) = opener.as_ref().filter(|_| last_reopen.is_none_or(|t| t.elapsed() >= REOPEN_INTERVAL))
             {
                 last_reopen = Some(Instant::now());
+                // The open transaction holds the old database's file; its batches are in the log.
+                drop(state.open.take());
                 if let Ok((db, sync)) = reopen(&mut current, slot, opener, staged) {
                     let db = Arc::new(db);
                     // The replayed log holds every staged row, now in the B-tree.
@@ -660,7 +806,7 @@ fn run(
         let before = state.checkpoints;
         let result = match state.stage(&mut batch, &mut completions, staged) {
             Some(r) => r,
-            None => state.commit(&db, &mut batch, &mut completions, false, staged),
+            None => state.commit(&db, &mut batch, &mut completions, How::MayDefer, staged),
         };
         if let Err(e) = &result {
             failed(stats, staged, e, opener.is_some());
@@ -686,8 +832,8 @@ fn run(
         batch.clear();
         // Enough staged rows: into the B-tree in one commit (no caller waits on it; a failure
         // leaves them staged, and their log records replay them after a reopen).
-        if state.pending.len() >= APPLY_AT && result.is_ok() {
-            if let Err(e) = state.commit(&db, &mut batch, &mut completions, false, staged) {
+        if result.is_ok() && (state.pending.len() >= APPLY_AT || staged.len() >= DEFER_AT) {
+            if let Err(e) = state.commit(&db, &mut batch, &mut completions, How::Commit, staged) {
                 failed(stats, staged, &e, opener.is_some());
             }
         }
@@ -696,7 +842,7 @@ fn run(
     // A last checkpoint: whatever the log or non-durable commits hold becomes part of the
     // durable database, and the next start has nothing to replay.
     if let Some(db) = current.filter(|_| !stats.failed.load(Relaxed)) {
-        if state.commit(&db, &mut batch, &mut completions, true, staged).is_ok() {
+        if state.commit(&db, &mut batch, &mut completions, How::Checkpoint, staged).is_ok() {
             stats.checkpoints.fetch_add(1, Relaxed);
         }
     }

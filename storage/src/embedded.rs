@@ -319,7 +319,8 @@ impl Store {
             return Pending::ready(Ok(answer(Spent::Missing)));
         };
         let spent = if live == TokenKind::Code { TokenKind::CodeUsed } else { TokenKind::RefreshUsed };
-        part.committer.submit(move |tx| {
+        // Token rows and the grant's row only: the batch may stay uncommitted once logged.
+        part.committer.submit_deferrable(move |tx| {
             let Some(rec) = get_record(tx, seq)?.filter(|r| r.signature == signature) else {
                 return Ok(answer(Spent::Missing));
             };
@@ -393,8 +394,8 @@ impl Storage for Store {
         let part = self.part(partition)?;
         // Staged rows first, then the B-tree: a row leaves the stage only once the B-tree
         // commit holding it is visible, so looking in this order never misses it.
-        if let Some(view) = part.committer.staged().get(seq, TokenView::new) {
-            return view.map(Some);
+        if let Some(found) = part.committer.staged().get(seq, TokenView::new) {
+            return found.transpose();
         }
         let snap = part.committer.staged().tokens(|| Ok(part.read()?.open_table(Table::Tokens.def())?))?;
         let found = snap.table.get(&token_key(seq)[..])?;
@@ -406,7 +407,7 @@ impl Storage for Store {
 
     fn delete_token(&self, partition: u32, seq: u64) -> impl Future<Output = Result<bool>> {
         let Ok(part) = self.part(partition) else { return Pending::ready(Ok(false)) };
-        part.committer.submit(move |tx| {
+        part.committer.submit_deferrable(move |tx| {
             let existed = tx.remove(Table::Tokens, &token_key(seq))?;
             if existed {
                 raise_floor(tx, seq)?;
@@ -469,7 +470,7 @@ impl Storage for Store {
 
     fn revoke_family(&self, partition: u32, family: u64) -> impl Future<Output = Result<usize>> {
         let Ok(part) = self.part(partition) else { return Pending::ready(Ok(0)) };
-        part.committer.submit(move |tx| revoke_family(tx, family))
+        part.committer.submit_deferrable(move |tx| revoke_family(tx, family))
     }
 
     async fn flow_used(&self, partition: u32, key: &str) -> Result<bool> {

@@ -123,11 +123,19 @@ pub struct Tx<'t> {
     /// The redo log of everything changed so far, or `None` when nothing is logged (checkpoint
     /// commits, replay, in-memory stores).
     log: Option<Vec<u8>>,
+    /// The tables changed so far, one bit per table id.
+    changed: u16,
 }
 
 impl<'t> Tx<'t> {
     pub(crate) fn new(wtx: &'t WriteTransaction, logged: bool) -> Self {
-        Tx { wtx, open: Default::default(), log: logged.then(Vec::new) }
+        Tx { wtx, open: Default::default(), log: logged.then(Vec::new), changed: 0 }
+    }
+
+    /// Whether every table changed so far is one of `tables`.
+    pub(crate) fn changed_only(&self, tables: &[Table]) -> bool {
+        let allowed = tables.iter().fold(0u16, |m, t| m | 1 << (*t as u8));
+        self.changed & !allowed == 0
     }
 
     fn table(&mut self, t: Table) -> Result<&mut OpenTable<'t>, StoreError> {
@@ -144,6 +152,7 @@ impl<'t> Tx<'t> {
 
     pub fn insert(&mut self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.table(t)?.insert(key, value)?;
+        self.changed |= 1 << (t as u8);
         if let Some(log) = &mut self.log {
             log_put(log, t, key, value);
         }
@@ -153,6 +162,7 @@ impl<'t> Tx<'t> {
     /// Inserts a row whose change is already in a durable log record (a staged row).
     pub(crate) fn insert_unlogged(&mut self, t: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.table(t)?.insert(key, value)?;
+        self.changed |= 1 << (t as u8);
         Ok(())
     }
 
@@ -202,6 +212,9 @@ impl<'t> Tx<'t> {
 
     /// Logs the removal of a key that was there.
     fn log_remove(&mut self, t: Table, key: &[u8], existed: bool) {
+        if existed {
+            self.changed |= 1 << (t as u8);
+        }
         if let (true, Some(log)) = (existed, &mut self.log) {
             log.push(t as u8);
             log.push(OP_REMOVE);
@@ -220,29 +233,48 @@ impl<'t> Tx<'t> {
     }
 
     /// Applies a redo log written by [`Tx::insert`] and [`Tx::remove`].
-    pub(crate) fn replay(&mut self, mut log: &[u8]) -> Result<(), StoreError> {
-        const BAD: StoreError = StoreError::Corrupt("malformed write-ahead log entry");
-        while let [id, op, rest @ ..] = log {
-            let t = Table::from_id(*id).ok_or(BAD)?;
-            let (key, rest) = take_bytes(rest).ok_or(BAD)?;
-            match *op {
-                OP_PUT => {
-                    let (value, rest) = take_bytes(rest).ok_or(BAD)?;
-                    self.table(t)?.insert(key, value)?;
-                    log = rest;
+    pub(crate) fn replay(&mut self, log: &[u8]) -> Result<(), StoreError> {
+        for_each_change(log, |t, key, value| {
+            match value {
+                Some(value) => self.insert_unlogged(t, key, value)?,
+                None => {
+                    if self.table(t)?.remove(key)?.is_some() {
+                        self.changed |= 1 << (t as u8);
+                    }
                 }
-                OP_REMOVE => {
-                    self.table(t)?.remove(key)?;
-                    log = rest;
-                }
-                _ => return Err(BAD),
             }
-        }
-        if log.is_empty() {
             Ok(())
-        } else {
-            Err(BAD)
+        })
+    }
+}
+
+/// Calls `f` with every change of a redo log in order: the table, the key, and the value put
+/// (`None` for a removal). Fails on a malformed log, after the changes before the fault.
+pub(crate) fn for_each_change(
+    mut log: &[u8],
+    mut f: impl FnMut(Table, &[u8], Option<&[u8]>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    const BAD: StoreError = StoreError::Corrupt("malformed write-ahead log entry");
+    while let [id, op, rest @ ..] = log {
+        let t = Table::from_id(*id).ok_or(BAD)?;
+        let (key, rest) = take_bytes(rest).ok_or(BAD)?;
+        match *op {
+            OP_PUT => {
+                let (value, rest) = take_bytes(rest).ok_or(BAD)?;
+                f(t, key, Some(value))?;
+                log = rest;
+            }
+            OP_REMOVE => {
+                f(t, key, None)?;
+                log = rest;
+            }
+            _ => return Err(BAD),
         }
+    }
+    if log.is_empty() {
+        Ok(())
+    } else {
+        Err(BAD)
     }
 }
 

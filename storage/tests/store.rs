@@ -473,11 +473,16 @@ fn staged_tokens_are_readable_deletable_and_survive_a_power_cut() {
     for (seq, r) in &issued {
         assert_eq!(store.get_token(0, *seq).wait().unwrap().as_ref(), Some(r));
     }
-    // A delete of a staged token applies the stage first, in the same commit.
+    // A delete of a staged token is deferred too (it changes token rows only): the staged
+    // rows join the open write transaction, and the removed row is a tombstone readers find
+    // before the B-tree.
     let (gone, _) = issued.remove(0);
     assert!(store.delete_token(0, gone).wait().unwrap());
-    assert_eq!(store.staged_rows(0), Some(0), "the delete's commit carried the staged rows");
+    assert!(store.staged_rows(0).unwrap() > 0, "the delete was committed at once");
     assert_eq!(store.get_token(0, gone).wait().unwrap(), None);
+    for (seq, r) in &issued {
+        assert_eq!(store.get_token(0, *seq).wait().unwrap().as_ref(), Some(r));
+    }
     // More staged rows, then the power goes: only synced bytes survive (no checkpoint ran).
     for i in 100..110u64 {
         let batch = vec![(store.next_seq(0).wait().unwrap(), rec("s", i))];
@@ -632,4 +637,101 @@ fn staged_batches_alone_do_not_make_checkpoints_due() {
     // One every 500 ms is allowed for (a slow machine); one every 64 batches would be 3.
     let by_time = (started.elapsed().as_millis() / 500) as u64;
     assert!(made <= by_time, "{made} checkpoints for 200 staged batches in {:?}", started.elapsed());
+}
+
+/// One grant's chain of rotations as the test made it, and what each of its rows must read as.
+struct Chain {
+    family: u64,
+    /// Spent refresh tokens (markers), and the code's marker.
+    spent: Vec<(u64, TokenKind)>,
+    /// Access tokens a later rotation deleted.
+    gone: Vec<u64>,
+    /// The live access and refresh token and the refresh token's signature byte.
+    live: (u64, u64, u8),
+}
+
+impl Chain {
+    fn start(store: &Store) -> Chain {
+        let family = store.next_seq(0).wait().unwrap();
+        assert!(store.issue_code(0, "deferred", 0, family, grant_rec(TokenKind::Code, family, 1)).wait().unwrap());
+        let (at, rt) = (store.next_seq(0).wait().unwrap(), store.next_seq(0).wait().unwrap());
+        let toks = vec![(at, grant_rec(TokenKind::Access, family, 2)), (rt, grant_rec(TokenKind::Refresh, family, 3))];
+        assert!(matches!(store.redeem_code(0, family, [1; 32], toks).wait().unwrap(), Redeem::Done(_)));
+        Chain { family, spent: vec![(family, TokenKind::CodeUsed)], gone: vec![], live: (at, rt, 3) }
+    }
+
+    fn rotate(&mut self, store: &Store) {
+        let (at0, rt0, sig0) = self.live;
+        let sig = sig0.wrapping_add(2);
+        let (at, rt) = (store.next_seq(0).wait().unwrap(), store.next_seq(0).wait().unwrap());
+        let toks = vec![
+            (at, grant_rec(TokenKind::Access, self.family, sig - 1)),
+            (rt, grant_rec(TokenKind::Refresh, self.family, sig)),
+        ];
+        assert!(matches!(store.rotate_refresh(0, rt0, [sig0; 32], toks).wait().unwrap(), Rotate::Done(_)));
+        self.spent.push((rt0, TokenKind::RefreshUsed));
+        self.gone.push(at0);
+        self.live = (at, rt, sig);
+    }
+
+    fn check(&self, store: &Store, when: &str) {
+        let kind = |seq| store.get_token(0, seq).wait().unwrap().map(|r| r.kind);
+        for (seq, k) in &self.spent {
+            assert_eq!(kind(*seq), Some(*k), "{when}: spent token {seq}");
+        }
+        for seq in &self.gone {
+            assert_eq!(kind(*seq), None, "{when}: deleted access token {seq}");
+        }
+        let (at, rt, sig) = self.live;
+        assert_eq!(kind(at), Some(TokenKind::Access), "{when}: live access token");
+        let live = store.get_token(0, rt).wait().unwrap().unwrap();
+        assert_eq!((live.kind, live.signature), (TokenKind::Refresh, [sig; 32]), "{when}: live refresh token");
+    }
+}
+
+/// Deferred batches (see `commit.rs`): rotations are acknowledged once logged and stay in the
+/// open write transaction, read from memory (removals included); a batch that fails on top of
+/// them loses none of them (they are replayed into a new transaction), a commit of another kind
+/// takes them into the B-tree, a power cut replays them from the log, and the janitor's walk
+/// sees them.
+#[test]
+fn deferred_rotations_are_read_from_memory_and_survive_a_failed_batch_and_a_power_cut() {
+    let wal_opts = StoreOptions { partitions: 1, wal_bytes: 4 << 20, ..StoreOptions::default() };
+    let disk = SimDisk::new();
+    let store = Store::open_sim(&disk, &wal_opts).unwrap();
+    let mut chain = Chain::start(&store);
+    for _ in 0..5 {
+        chain.rotate(&store);
+    }
+    // Deferred (unless a checkpoint came due: one runs after 500 ms, which a very slow machine
+    // might take).
+    assert!(store.staged_rows(0).unwrap() > 0, "the rotations were committed at once");
+    chain.check(&store, "deferred");
+    // A job that fails (a grant without records) aborts the open transaction under the five
+    // rotations; the next rotation needs their grant row, spent markers and removals.
+    assert!(store.issue_grant(0, "bad", 0, vec![]).wait().is_err());
+    chain.check(&store, "after a failed batch");
+    chain.rotate(&store);
+    chain.check(&store, "rotated after a failed batch");
+    // A write of another kind (a flow row) commits the transaction: nothing is left in memory.
+    assert!(store.mark_flow(0, "other", 1).wait().unwrap());
+    assert_eq!(store.staged_rows(0), Some(0));
+    chain.check(&store, "committed");
+    for _ in 0..4 {
+        chain.rotate(&store);
+    }
+    assert!(store.staged_rows(0).unwrap() > 0);
+    let image = disk.crash(&mut || false);
+    drop(store);
+    let store = Store::open_sim(&image, &wal_opts).unwrap();
+    chain.check(&store, "after a power cut");
+    chain.rotate(&store);
+    chain.rotate(&store);
+    assert!(store.staged_rows(0).unwrap() > 0);
+    // The janitor walks the B-tree, so it first commits what memory holds: every row of the
+    // chain is dead at 6000 (they expire at 5000), the deferred ones too.
+    let rules = SweepRules { before: 6000, ..Default::default() };
+    let step = store.sweep_step(0, SweepTarget::Tokens, None, 1000, &rules).wait().unwrap();
+    assert_eq!(step.deleted, chain.spent.len() + 2, "the walk missed deferred rows");
+    assert_eq!(store.revoke_family(0, chain.family).wait().unwrap(), 0, "the grant's row lists nothing");
 }

@@ -218,7 +218,7 @@ fn compaction_refuses_a_directory_in_use() {
 fn expired_device_authorizations_stay_a_while() {
     let store = Store::memory(&StoreOptions { partitions: 1, ..Default::default() }).unwrap();
     let now = 1_000_000;
-    let mut put = |kind, expires_at| {
+    let put = |kind, expires_at| {
         let seq = store.next_seq(0).wait().unwrap();
         store.insert_token(0, seq, &rec(kind, seq, expires_at)).wait().unwrap();
         seq

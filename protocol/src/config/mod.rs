@@ -1374,8 +1374,10 @@ mod tests {
         let file = "oauth2:\n  refresh_token_hook:\n    url: http://10.0.0.5/hook\n    auth:\n      type: api_key\n      config:\n        in: cookie\n        name: k\n        value: s3cret\n";
         let path = std::env::temp_dir().join(format!("hook-{}.yaml", std::process::id()));
         std::fs::write(&path, file).unwrap();
-        let c =
-            Config::load(&[path.clone()], false, &|k| (k == "SECRETS_SYSTEM").then(|| SECRET.1.to_string())).unwrap();
+        let c = Config::load(std::slice::from_ref(&path), false, &|k| {
+            (k == "SECRETS_SYSTEM").then(|| SECRET.1.to_string())
+        })
+        .unwrap();
         std::fs::remove_file(&path).ok();
         let h = c.oauth2.refresh_token_hook.unwrap();
         assert_eq!(h.url, "http://10.0.0.5/hook", "plain http is allowed for an operator's hook");

@@ -183,10 +183,10 @@ mod tests {
         let fresh = rotated.seal(2, 5, CLAIMS.into(), [4; SALT_LEN]).unwrap();
         assert_eq!(old.open(2, 5, &fresh), Err(Unsealable), "the first secret seals");
         // Only a value sealed under the first secret, with sealing on, may be stored again as it is.
-        assert_eq!(rotated.open_keeping(2, 5, &fresh).unwrap().1, true);
-        assert_eq!(rotated.open_keeping(2, 5, &sealed).unwrap().1, false, "sealed under a rotated secret");
-        assert_eq!(rotated.open_keeping(2, 5, CLAIMS).unwrap().1, false, "not sealed");
+        assert!(rotated.open_keeping(2, 5, &fresh).unwrap().1);
+        assert!(!rotated.open_keeping(2, 5, &sealed).unwrap().1, "sealed under a rotated secret");
+        assert!(!rotated.open_keeping(2, 5, CLAIMS).unwrap().1, "not sealed");
         let off = AtRest::new(&secrets(&["new-secret-0123456789"]), false);
-        assert_eq!(off.open_keeping(2, 5, &fresh).unwrap().1, false, "sealing is off");
+        assert!(!off.open_keeping(2, 5, &fresh).unwrap().1, "sealing is off");
     }
 }
