@@ -527,8 +527,8 @@ impl State {
     /// `open`, and the deferred batches are replayed from `open_log` into a new transaction.
     /// Why: a rotation changes four token rows and its grant's row; with a redb commit per batch
     /// of them the commits took 17 % of the committer's samples, deferred 5 %
-    /// (`flamegraphs/2026-12-07-refresh-3ab48e3.svg`, `…-refresh-deferred.svg`); server CPU per
-    /// rotation fell 7 % ([`DEFER_AT`]).
+    /// (`flamegraphs/2026-12-07-refresh-3ab48e3.svg`, `…-refresh-deferred.svg`); the committer's
+    /// CPU per rotation fell 4–8 % in three runs (`docs/design.md` §5, deferred batches).
     fn commit(
         &mut self,
         db: &Database,
