@@ -186,6 +186,23 @@ pub(crate) fn forget_token(tx: &mut Tx<'_>, key: &[u8], value: &[u8]) -> Result<
     raise_floor(tx, seq)
 }
 
+/// Whether a token row the janitor found dead must stay a while: a spent code whose grant still
+/// has tokens in the table. Userinfo reads the grant's claims from the code's record
+/// (`code_grant::userinfo_claims`), so the marker outlives its own expiry until the grant's
+/// access and refresh tokens are gone (a late replay of the code still revokes them, too).
+pub(crate) fn kept_for_its_grant(tx: &mut Tx<'_>, value: &[u8]) -> Result<bool> {
+    let Ok(rec) = decode_token(value) else { return Ok(false) };
+    if rec.kind != TokenKind::CodeUsed {
+        return Ok(false);
+    }
+    for seq in Family::load(tx, rec.family)?.seqs {
+        if tx.get(Table::Tokens, &token_key(seq))?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The one-time upgrade's flag in each partition's [`Table::State`]: its family index is one
 /// row per grant.
 pub(crate) const FAMILY_ROWS_FLAG: &[u8] = b"flag:family_rows_v1";

@@ -283,6 +283,42 @@ fn expired_device_authorizations_stay_a_while() {
     assert_eq!(a.get_token(0, code).wait().unwrap(), None);
 }
 
+/// As the embedded store: a spent code outlives its expiry while its grant has an access or
+/// refresh token (userinfo reads the grant's claims from it), and goes once they are gone.
+#[test]
+fn a_spent_code_stays_while_its_grant_has_tokens() {
+    let (_c, a, b) = two_nodes("code_sweep");
+    let now = 1_000_000;
+    let code = a.next_seq(0).wait().unwrap();
+    assert!(a
+        .issue_code(0, "flow", now - 100, code, rec(TokenKind::Code, code, "app", 1, now - 100, now - 50))
+        .wait()
+        .unwrap());
+    let (at, rt) = (a.next_seq(0).wait().unwrap(), a.next_seq(0).wait().unwrap());
+    let tokens = vec![
+        (at, rec(TokenKind::Access, code, "app", 2, now - 90, now - 10)),
+        (rt, rec(TokenKind::Refresh, code, "app", 3, now - 90, now + 5000)),
+    ];
+    assert!(matches!(a.redeem_code(0, code, [1; 32], tokens).wait().unwrap(), Redeem::Done(_)));
+    // A code of another grant, spent with nothing bought (a failed PKCE check): it goes.
+    let lone = a.next_seq(0).wait().unwrap();
+    assert!(a
+        .issue_code(0, "other", now - 100, lone, rec(TokenKind::Code, lone, "app", 4, now - 100, now - 50))
+        .wait()
+        .unwrap());
+    assert!(matches!(a.redeem_code(0, lone, [4; 32], vec![]).wait().unwrap(), Redeem::Done(_)));
+    let rules = SweepRules { before: now, ..Default::default() };
+    let st = b.sweep_step(0, SweepTarget::Tokens, None, 100, &rules).wait().unwrap();
+    assert_eq!((st.examined, st.deleted), (4, 2), "the expired access token and the lone spent code");
+    assert_eq!(a.get_token(0, code).wait().unwrap().map(|r| r.kind), Some(TokenKind::CodeUsed));
+    assert_eq!(a.get_token(0, at).wait().unwrap(), None);
+    assert_eq!(a.get_token(0, lone).wait().unwrap(), None);
+    assert_eq!(a.revoke_family(0, code).wait().unwrap(), 1);
+    let st = b.sweep_step(0, SweepTarget::Tokens, None, 100, &rules).wait().unwrap();
+    assert_eq!((st.examined, st.deleted), (1, 1));
+    assert_eq!(a.get_token(0, code).wait().unwrap(), None);
+}
+
 /// Writes arriving together commit as one group: a write that fails fails its whole group, and
 /// nothing of a failed write is stored, while every write that was acknowledged is.
 #[test]

@@ -77,13 +77,17 @@ fn sweeping_a_grant_keeps_its_index_and_revocation_right() {
     let (at, rt) = (store.next_seq(0).wait().unwrap(), store.next_seq(0).wait().unwrap());
     let tokens = vec![(at, rec(TokenKind::Access, code, 900)), (rt, rec(TokenKind::Refresh, code, 9000))];
     assert!(matches!(store.redeem_code(0, code, [7; 32], tokens).wait().unwrap(), Redeem::Done(_)));
-    // At t=1000 the spent code marker and the access token are dead; the refresh token lives.
-    assert_eq!(walk(&store, 0, SweepTarget::Tokens, 10, &expired_before(1000)).1, 2);
-    assert_eq!(store.get_token(0, code).wait().unwrap(), None);
+    // At t=1000 the access token is dead; the spent code has expired too, but stays while its
+    // grant has a token (userinfo reads the grant's claims from it); the refresh token lives.
+    assert_eq!(walk(&store, 0, SweepTarget::Tokens, 10, &expired_before(1000)).1, 1);
+    assert_eq!(store.get_token(0, code).wait().unwrap().map(|r| r.kind), Some(TokenKind::CodeUsed));
     assert_eq!(store.get_token(0, at).wait().unwrap(), None);
     // Revoking the grant still finds its refresh token through the family index...
     assert_eq!(store.revoke_family(0, code).wait().unwrap(), 1);
     assert_eq!(store.get_token(0, rt).wait().unwrap(), None);
+    // ...and then the spent code goes too.
+    assert_eq!(walk(&store, 0, SweepTarget::Tokens, 10, &expired_before(1000)).1, 1);
+    assert_eq!(store.get_token(0, code).wait().unwrap(), None);
     // ...and the flow's marker stays until the flow rule says otherwise.
     assert!(store.flow_used(0, "flow").wait().unwrap());
     let flows = SweepRules { before: 2000, flow_lifespan: 1800, ..Default::default() };

@@ -726,3 +726,49 @@ fn sealed_claims_follow_a_rotation_of_the_system_secret() {
     assert_eq!(introspect(&s, &field(&r.json(), "access_token"))["ext"], json!({"tier": "gold"}));
     s.stop();
 }
+
+/// Userinfo reads the grant's claims from its code's record, which the janitor used to delete
+/// once the code had expired (`ttl.auth_code`), failing userinfo for the rest of the grant's
+/// life. The spent code now stays while its grant has tokens, and goes once they are revoked.
+#[test]
+fn userinfo_answers_after_the_code_expired_and_the_janitor_ran() {
+    let s = Opts::new("io_uring").env("TTL_AUTH_CODE", "1s").env("ENGINE_JANITOR_INTERVAL", "1s").start();
+    let scraped = |name: &str| metric(&scrape(&s), name).unwrap_or(0.0) as u64;
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}:\n{}", s.log());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let rp = rp(&s, json!({}));
+    let code = code_for(&s, &rp, &[]);
+    let t = exchange(&s, &rp, &code, Some(VERIFIER));
+    t.expect(200);
+    let (at, rt) = (field(&t.json(), "access_token"), field(&t.json(), "refresh_token"));
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let passes = scraped("hydra_janitor_passes_total");
+    wait_for("two janitor passes after the code expired", &|| scraped("hydra_janitor_passes_total") >= passes + 2);
+    let userinfo = |at: &str| {
+        let u = Req::get("/userinfo").header("Authorization", &format!("Bearer {at}")).send(s.public);
+        u.expect(200);
+        assert_eq!(u.json()["sub"], "alice");
+        assert_eq!(u.json()["email"], "alice@example.com");
+    };
+    // The access token of the exchange, and of a rotation after it.
+    userinfo(&at);
+    let r = refresh(&s, &rp, &rt, None);
+    r.expect(200);
+    let (at2, rt2) = (field(&r.json(), "access_token"), field(&r.json(), "refresh_token"));
+    userinfo(&at2);
+    // Revoked, the grant has no token left: the next passes delete the spent code (the spent
+    // refresh token has not expired, so it is the only row they may delete).
+    let deleted = scraped("hydra_janitor_deleted_total{kind=\"tokens\"}");
+    Req::new("POST", "/oauth2/revoke").basic(&rp.id, &rp.secret).form(&[("token", &rt2)]).send(s.public).expect(200);
+    wait_for("the spent code was not swept once its grant was revoked", &|| {
+        scraped("hydra_janitor_deleted_total{kind=\"tokens\"}") > deleted
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert_eq!(scraped("hydra_janitor_deleted_total{kind=\"tokens\"}"), deleted + 1);
+    s.stop();
+}
