@@ -607,6 +607,8 @@ impl State {
             self.applied(staged);
             return Ok(());
         }
+        // Read back before the log is written, so a deferred batch cannot fail once it is.
+        let changes = if defer { token_changes(&log) } else { None };
         if let SyncMode::Log(wal) = &mut self.sync {
             if !log.is_empty() {
                 let t0 = Instant::now();
@@ -618,8 +620,8 @@ impl State {
                 }
             }
         }
-        if defer {
-            self.defer(w, &log, staged)?;
+        if let Some(changes) = changes {
+            self.defer(w, &log, changes, staged);
             return Ok(());
         }
         let mut w = w;
@@ -632,24 +634,16 @@ impl State {
 
     /// Keeps a logged batch in the open transaction: its token changes become readable from
     /// [`Staged`], and the rows staged before it, now in the transaction, join `open_log`.
-    fn defer(&mut self, w: redb::WriteTransaction, log: &[u8], staged: &Staged) -> Result<(), StoreError> {
-        let mut map = staged.lock();
+    fn defer(&mut self, w: redb::WriteTransaction, log: &[u8], changes: TokenChanges, staged: &Staged) {
         for (seq, value) in self.pending.drain(..) {
             log_put(&mut self.open_log, Table::Tokens, &token_key(seq), &value);
         }
-        for_each_change(log, |t, key, value| {
-            if t == Table::Tokens {
-                map.insert(decode_u64_be(key), value.map(Arc::from));
-            }
-            Ok(())
-        })?;
-        drop(map);
+        staged.lock().extend(changes);
         self.open_log.extend_from_slice(log);
         self.open = Some(w);
         if !log.is_empty() {
             self.appends += 1;
         }
-        Ok(())
     }
 
     /// Aborts `w` after `e` failed its batch. The deferred batches it held were acknowledged:
@@ -686,6 +680,23 @@ impl State {
         self.pending.clear();
         staged.lock().clear();
     }
+}
+
+/// Token rows a batch changed, in log order: the value put, or `None` for a removal.
+type TokenChanges = Vec<(u64, Option<Arc<[u8]>>)>;
+
+/// The token rows a redo log changes (`None` if it does not parse, which a log [`Tx`] wrote
+/// always does).
+fn token_changes(log: &[u8]) -> Option<TokenChanges> {
+    let mut out = Vec::new();
+    for_each_change(log, |t, key, value| {
+        if t == Table::Tokens {
+            out.push((decode_u64_be(key), value.map(Arc::from)));
+        }
+        Ok(())
+    })
+    .ok()?;
+    Some(out)
 }
 
 /// A staged batch committed the ordinary way (with other jobs, or when it cannot be staged).
