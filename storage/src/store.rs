@@ -203,8 +203,8 @@ impl Store {
         self.partitions.get(partition as usize).map(Partition::stats)
     }
 
-    /// How many of a partition's token rows are acknowledged but not yet in its B-tree
-    /// (see `commit.rs`, staged token rows).
+    /// How many of a partition's token rows (removals included) are acknowledged but not yet
+    /// committed to its B-tree (see `commit.rs`, staged rows and deferred batches).
     pub fn staged_rows(&self, partition: u32) -> Option<usize> {
         self.partitions.get(partition as usize).map(|p| p.committer.staged().len())
     }
