@@ -190,12 +190,15 @@ pub(crate) fn forget_token(tx: &mut Tx<'_>, key: &[u8], value: &[u8]) -> Result<
 /// has tokens in the table. Userinfo reads the grant's claims from the code's record
 /// (`code_grant::userinfo_claims`), so the marker outlives its own expiry until the grant's
 /// access and refresh tokens are gone (a late replay of the code still revokes them, too).
-pub(crate) fn kept_for_its_grant(tx: &mut Tx<'_>, value: &[u8]) -> Result<bool> {
+/// A grant made without a code (implicit) starts from a record born spent, which its row lists:
+/// only the grant's other tokens count.
+pub(crate) fn kept_for_its_grant(tx: &mut Tx<'_>, key: &[u8], value: &[u8]) -> Result<bool> {
     let Ok(rec) = decode_token(value) else { return Ok(false) };
     if rec.kind != TokenKind::CodeUsed {
         return Ok(false);
     }
-    for seq in Family::load(tx, rec.family)?.seqs {
+    let own = decode_u64_be(key);
+    for seq in Family::load(tx, rec.family)?.seqs.into_iter().filter(|s| *s != own) {
         if tx.get(Table::Tokens, &token_key(seq))?.is_some() {
             return Ok(true);
         }

@@ -80,7 +80,7 @@ impl Store {
                 let mut n = 0;
                 for k in &doomed {
                     let Some(v) = tx.get(table, k)? else { continue };
-                    if !rule(k, &v) || (table == Table::Tokens && crate::rows::kept_for_its_grant(tx, &v)?) {
+                    if !rule(k, &v) || (table == Table::Tokens && crate::rows::kept_for_its_grant(tx, k, &v)?) {
                         continue;
                     }
                     if table == Table::Tokens {

@@ -319,6 +319,28 @@ fn a_spent_code_stays_while_its_grant_has_tokens() {
     assert_eq!(a.get_token(0, code).wait().unwrap(), None);
 }
 
+/// A grant made without a code (implicit) starts from a record born spent: it stays while the
+/// grant's access token does, then goes.
+#[test]
+fn an_implicit_grants_spent_anchor_goes_after_its_access_token() {
+    let (_c, a, b) = two_nodes("anchor_sweep");
+    let now = 1_000_000;
+    let anchor = a.next_seq(0).wait().unwrap();
+    let at = a.next_seq(0).wait().unwrap();
+    let records = vec![
+        (anchor, rec(TokenKind::CodeUsed, anchor, "app", 1, now - 100, now - 10)),
+        (at, rec(TokenKind::Access, anchor, "app", 2, now - 100, now - 10)),
+    ];
+    assert!(a.issue_grant(0, "implicit", now - 100, records).wait().unwrap());
+    let rules = SweepRules { before: now, ..Default::default() };
+    let st = b.sweep_step(0, SweepTarget::Tokens, None, 100, &rules).wait().unwrap();
+    assert_eq!((st.examined, st.deleted), (2, 1), "the access token");
+    assert!(a.get_token(0, anchor).wait().unwrap().is_some());
+    let st = b.sweep_step(0, SweepTarget::Tokens, None, 100, &rules).wait().unwrap();
+    assert_eq!((st.examined, st.deleted), (1, 1), "then the anchor");
+    assert_eq!(a.get_token(0, anchor).wait().unwrap(), None);
+}
+
 /// Writes arriving together commit as one group: a write that fails fails its whole group, and
 /// nothing of a failed write is stored, while every write that was acknowledged is.
 #[test]

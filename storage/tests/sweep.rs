@@ -95,6 +95,22 @@ fn sweeping_a_grant_keeps_its_index_and_revocation_right() {
     assert!(!store.flow_used(0, "flow").wait().unwrap());
 }
 
+/// A grant made at the authorization endpoint without a code (implicit) starts from a record
+/// born spent, listed in its own grant's row: it stays while the grant's access token does, and
+/// then goes (it does not keep itself).
+#[test]
+fn an_implicit_grants_spent_anchor_goes_after_its_access_token() {
+    let store = Store::memory(&StoreOptions { partitions: 1, ..Default::default() }).unwrap();
+    let anchor = store.next_seq(0).wait().unwrap();
+    let at = store.next_seq(0).wait().unwrap();
+    let records = vec![(anchor, rec(TokenKind::CodeUsed, anchor, 900)), (at, rec(TokenKind::Access, anchor, 900))];
+    assert!(store.issue_grant(0, "implicit", 100, records).wait().unwrap());
+    assert_eq!(walk(&store, 0, SweepTarget::Tokens, 10, &expired_before(1000)).1, 1, "the access token");
+    assert!(store.get_token(0, anchor).wait().unwrap().is_some());
+    assert_eq!(walk(&store, 0, SweepTarget::Tokens, 10, &expired_before(1000)).1, 1, "then the anchor");
+    assert_eq!(store.get_token(0, anchor).wait().unwrap(), None);
+}
+
 #[test]
 fn deleted_newest_tokens_never_give_their_numbers_out_again() {
     let dir = tempfile::tempdir().unwrap();
