@@ -354,6 +354,26 @@ mod tests {
         assert_eq!(dump(&b, Table::Tokens), vec![(b"k2".to_vec(), b"v2".to_vec())]);
     }
 
+    /// What decides whether a batch may stay in the open transaction (`commit.rs`, deferred
+    /// batches): the tables it changed, not those it only read or removed nothing from.
+    #[test]
+    fn changed_tables_are_tracked() {
+        let a = db();
+        let w = a.begin_write().unwrap();
+        let mut tx = Tx::new(&w, true);
+        let deferrable = [Table::Tokens, Table::Families, Table::SeqFloor];
+        assert!(tx.changed_only(&deferrable));
+        tx.insert(Table::Tokens, b"k", b"v").unwrap();
+        tx.insert(Table::Families, b"f", b"1").unwrap();
+        assert!(tx.get(Table::Flows, b"x").unwrap().is_none());
+        assert!(!tx.remove(Table::Clients, b"absent").unwrap());
+        assert!(tx.changed_only(&deferrable), "reads and removals of nothing change nothing");
+        assert!(!tx.changed_only(&[Table::Tokens]));
+        tx.insert(Table::Clients, b"c", b"x").unwrap();
+        assert!(tx.take(Table::Clients, b"c").unwrap().is_some());
+        assert!(!tx.changed_only(&deferrable), "a client was written");
+    }
+
     #[test]
     fn truncated_or_unknown_entries_are_refused() {
         let a = db();
