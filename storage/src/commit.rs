@@ -528,7 +528,7 @@ impl State {
     /// Why: a rotation changes four token rows and its grant's row; with a redb commit per batch
     /// of them the commits took 17 % of the committer's samples, deferred 5 %
     /// (`flamegraphs/2026-12-07-refresh-3ab48e3.svg`, `…-refresh-deferred.svg`); the committer's
-    /// CPU per rotation fell 4–8 % in three runs (`docs/design.md` §5, deferred batches).
+    /// CPU per rotation fell 2–8 % in four runs (`docs/design.md` §5, deferred batches).
     fn commit(
         &mut self,
         db: &Database,
