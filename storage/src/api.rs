@@ -189,7 +189,9 @@ pub enum SweepTarget {
 /// How long the janitor keeps a device authorization after it expired, seconds: a device that
 /// polls late is told `expired_token` (RFC 8628 §3.5), which says "start again", rather than
 /// `invalid_grant` for a record that is gone. Devices stop polling at the expiry they were
-/// given, so an hour covers slow clocks and retries.
+/// given, so an hour covers slow clocks and retries. An unexchanged code is kept as long: a
+/// device authorization the user approved is a code, and its device may poll late too (a
+/// browser's code exchanged late is refused as expired rather than as unknown).
 pub const DEVICE_KEPT_AFTER_EXPIRY: i64 = 3600;
 
 /// When rows are dead, as data (a SQL backend turns it into a `WHERE` clause).
@@ -209,14 +211,14 @@ pub struct SweepRules {
 
 impl SweepRules {
     /// When a token's record may go: its expiry, or sooner by these lifespans; a device
-    /// authorization [`DEVICE_KEPT_AFTER_EXPIRY`] later.
+    /// authorization or an unexchanged code [`DEVICE_KEPT_AFTER_EXPIRY`] later.
     pub fn token_end(&self, rec_kind: crate::TokenKind, issued_at: i64, expires_at: i64) -> i64 {
         use crate::TokenKind as K;
         let cap = match rec_kind {
             K::Access => self.access_lifespan,
             K::Refresh | K::RefreshUsed => self.refresh_lifespan,
-            K::Device => return expires_at.saturating_add(DEVICE_KEPT_AFTER_EXPIRY),
-            K::Code | K::CodeUsed => None,
+            K::Device | K::Code => return expires_at.saturating_add(DEVICE_KEPT_AFTER_EXPIRY),
+            K::CodeUsed => None,
         };
         cap.map_or(expires_at, |life| expires_at.min(issued_at.saturating_add(life)))
     }

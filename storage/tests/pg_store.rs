@@ -261,8 +261,9 @@ fn janitor_steps_delete_exactly_what_is_dead() {
     assert!(a.get_login_session("u0", "s1").wait().unwrap().is_none());
 }
 
-/// As the embedded store: an expired device authorization stays `DEVICE_KEPT_AFTER_EXPIRY`
-/// longer (a late poll is told `expired_token`), then goes; other records go at their expiry.
+/// As the embedded store: an expired device authorization, or an unexchanged code, stays
+/// `DEVICE_KEPT_AFTER_EXPIRY` longer (a late poll is told `expired_token`), then goes; other
+/// records go at their expiry.
 #[test]
 fn expired_device_authorizations_stay_a_while() {
     let (_c, a, _b) = two_nodes("device_sweep");
@@ -274,13 +275,18 @@ fn expired_device_authorizations_stay_a_while() {
     };
     let recent = put(TokenKind::Device, now - 10, 1);
     let old = put(TokenKind::Device, now - DEVICE_KEPT_AFTER_EXPIRY - 1, 2);
+    // An unexchanged code (an approved device authorization is one) stays as long.
     let code = put(TokenKind::Code, now - 10, 3);
+    let old_code = put(TokenKind::Code, now - DEVICE_KEPT_AFTER_EXPIRY - 1, 4);
+    let at = put(TokenKind::Access, now - 10, 5);
     let rules = SweepRules { before: now, ..Default::default() };
     let st = a.sweep_step(0, SweepTarget::Tokens, None, 100, &rules).wait().unwrap();
-    assert_eq!((st.examined, st.deleted), (3, 2));
+    assert_eq!((st.examined, st.deleted), (5, 3));
     assert!(a.get_token(0, recent).wait().unwrap().is_some());
-    assert_eq!(a.get_token(0, old).wait().unwrap(), None);
-    assert_eq!(a.get_token(0, code).wait().unwrap(), None);
+    assert!(a.get_token(0, code).wait().unwrap().is_some());
+    for s in [old, old_code, at] {
+        assert_eq!(a.get_token(0, s).wait().unwrap(), None, "token {s}");
+    }
 }
 
 /// As the embedded store: a spent code outlives its expiry while its grant has an access or

@@ -232,8 +232,9 @@ fn compaction_refuses_a_directory_in_use() {
     drop(store);
 }
 
-/// An expired device authorization stays `DEVICE_KEPT_AFTER_EXPIRY` longer, so a late poll is
-/// told `expired_token`; then it goes. Codes and access tokens go at their expiry.
+/// An expired device authorization, or an unexchanged code (an approved device authorization is
+/// one), stays `DEVICE_KEPT_AFTER_EXPIRY` longer, so a late poll is told `expired_token`; then it
+/// goes. Access tokens go at their expiry.
 #[test]
 fn expired_device_authorizations_stay_a_while() {
     let store = Store::memory(&StoreOptions { partitions: 1, ..Default::default() }).unwrap();
@@ -245,11 +246,15 @@ fn expired_device_authorizations_stay_a_while() {
     };
     let recent = put(TokenKind::Device, now - 10);
     let old = put(TokenKind::Device, now - DEVICE_KEPT_AFTER_EXPIRY - 1);
+    // An unexchanged code (an approved device authorization is one) stays as long.
     let code = put(TokenKind::Code, now - 10);
+    let old_code = put(TokenKind::Code, now - DEVICE_KEPT_AFTER_EXPIRY - 1);
     let at = put(TokenKind::Access, now - 10);
-    assert_eq!(walk(&store, 0, SweepTarget::Tokens, 10, &expired_before(now)), (4, 3, 1));
-    assert!(store.get_token(0, recent).wait().unwrap().is_some());
-    for s in [old, code, at] {
+    assert_eq!(walk(&store, 0, SweepTarget::Tokens, 10, &expired_before(now)), (5, 3, 1));
+    for s in [recent, code] {
+        assert!(store.get_token(0, s).wait().unwrap().is_some(), "token {s}");
+    }
+    for s in [old, old_code, at] {
         assert_eq!(store.get_token(0, s).wait().unwrap(), None, "token {s}");
     }
 }

@@ -236,15 +236,15 @@ pub(crate) const PARTITIONS: &str = "WITH i AS (INSERT INTO hydra_rs_counter (na
 
 /// One janitor step over the tokens of partition `$1` after number `$2`, at most `$3` rows:
 /// deletes those that ended before `$4` (access tokens at most `$5` seconds after issue,
-/// refresh tokens and their spent markers `$6`, when given; device authorizations `$7` seconds
-/// after expiry; spent codes only once their grant has no access or refresh token left) or that
+/// refresh tokens and their spent markers `$6`, when given; device authorizations and unexchanged
+/// codes `$7` seconds after expiry; spent codes only once their grant has no access or refresh token left) or that
 /// their client's epoch revoked. Returns rows examined, rows deleted, the last number examined.
 pub(crate) const SWEEP_TOKENS: &str = concat!(
     "WITH w AS (SELECT seq FROM hydra_rs_token WHERE part = $1 AND seq > $2 ORDER BY seq LIMIT $3), ",
     "d AS (DELETE FROM hydra_rs_token t USING w WHERE t.part = $1 AND t.seq = w.seq AND (",
     "((CASE WHEN t.kind = 0 AND $5::bigint IS NOT NULL THEN least(t.expires_at, t.issued_at + $5) ",
     "WHEN t.kind IN (1, 4) AND $6::bigint IS NOT NULL THEN least(t.expires_at, t.issued_at + $6) ",
-    "WHEN t.kind = 5 THEN t.expires_at + $7::bigint ",
+    "WHEN t.kind IN (2, 5) THEN t.expires_at + $7::bigint ",
     "ELSE t.expires_at END) <= $4 ",
     // A spent code stays while its grant has access or refresh tokens: userinfo reads the
     // grant's claims from it (as `rows::kept_for_its_grant` on the embedded store).
