@@ -113,6 +113,11 @@ pub fn locate(w: &Worker, token: &str) -> Option<TokenRef> {
     // The snapshot's keys are borrowed, not copied: this runs on every JWT introspection.
     let snap = w.shared.keys.load();
     let set = snap.sets.get(ACCESS_TOKEN_SET)?;
+    // A token this worker verified under this very set: its signature holds (see `JwtRefs`).
+    let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().try_into().ok()?;
+    if let Some(r) = w.jwt_refs.borrow_mut().get(set, &digest) {
+        return Some(r);
+    }
     let keys: Vec<&crate::jose::jwk::Jwk> =
         set.iter().map(|k| &k.jwk).filter(|k| k.use_.as_deref() != Some("enc")).collect();
     let verified = crate::jose::jws::verify(token, &keys).ok()?;
@@ -121,5 +126,7 @@ pub fn locate(w: &Worker, token: &str) -> Option<TokenRef> {
         jti: String,
     }
     let claims: Jti = serde_json::from_slice(&verified.payload).ok()?;
-    jti_ref(&claims.jti)
+    let r = jti_ref(&claims.jti)?;
+    w.jwt_refs.borrow_mut().put(set, digest, r);
+    Some(r)
 }

@@ -217,6 +217,8 @@ pub struct Worker {
     pub batcher: std::rc::Rc<crate::server::batch::Batcher>,
     /// client id → (client version, HMAC of the last secret that verified).
     pub secret_cache: RefCell<HashMap<String, (u64, [u8; 32])>>,
+    /// JWT access tokens this worker verified lately (`key_snapshot::JwtRefs`).
+    pub jwt_refs: RefCell<crate::server::key_snapshot::JwtRefs>,
     /// Live connections, for graceful shutdown.
     pub connections: Cell<usize>,
     /// Set once this worker has seen the shutdown flag.
@@ -314,6 +316,7 @@ impl Worker {
             rng: RefCell::new(rng),
             batcher: Default::default(),
             secret_cache: RefCell::new(HashMap::new()),
+            jwt_refs: RefCell::default(),
             connections: Cell::new(0),
             stopping: Cell::new(false),
             stop_wakers: RefCell::new(HashMap::new()),

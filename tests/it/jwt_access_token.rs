@@ -248,3 +248,31 @@ fn global_strategy_claim_shaping_key_rotation_and_deletion() {
     let fresh = access_token(&s, &cid, &csecret);
     assert!(is_active(&s, &fresh));
 }
+
+/// Introspection remembers the JWTs a worker verified (`key_snapshot::JwtRefs`, one worker here so
+/// every call meets the same memory): an altered copy of a remembered token is still refused,
+/// and deleting the key that signed it retires it at once, as without the memory.
+#[test]
+fn remembered_jwts_never_vouch_for_altered_copies_and_follow_key_deletion() {
+    let s = Opts::new("io_uring").env("ENGINE_WORKERS", "1").start();
+    Req::new("POST", "/admin/keys/hydra.jwt.access-token")
+        .json(&json!({"alg": "ES256", "use": "sig", "kid": "es-1"}))
+        .send(s.admin)
+        .expect(201);
+    let (id, secret) = cc_client_with(&s, json!({"scope": "read", "access_token_strategy": "jwt"}));
+    let at = access_token(&s, &id, &secret);
+    let (header, claims) = verified(&s, &at);
+    assert_eq!(header["kid"], "es-1");
+    for _ in 0..3 {
+        assert!(is_active(&s, &at));
+    }
+    let parts: Vec<&str> = at.split('.').collect();
+    let mut longer = claims.clone();
+    longer["exp"] = json!(claims["exp"].as_i64().unwrap() + 86_400);
+    let altered = format!("{}.{}.{}", parts[0], b64(&serde_json::to_vec(&longer).unwrap()), parts[2]);
+    assert!(!is_active(&s, &altered));
+    assert!(is_active(&s, &at));
+    Req::new("DELETE", "/admin/keys/hydra.jwt.access-token/es-1").send(s.admin).expect(204);
+    assert!(!is_active(&s, &at), "a remembered token outlived its key");
+    s.stop();
+}
