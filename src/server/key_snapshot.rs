@@ -52,12 +52,13 @@ impl KeySnapshot {
 /// signature check was most of each introspection (28.7k/s against 98.9k/s for opaque tokens,
 /// `loadtest/runs/2026-12-07T103156Z-dc5d192.md`); the record is still read and checked on every
 /// call, so a hit skips the signature only. Invariants: an entry is used only while its set is
-/// the very `Arc` it was verified under (the cache holds a clone, so the pointer cannot be
-/// reused), so a key deleted or added empties it; only verified tokens enter; at
-/// [`JwtRefs::MAX`] entries it starts over.
+/// the very `Arc` it was verified under (the cache holds a `Weak` of it: the allocation, so its
+/// address, cannot be reused, while a replaced set's keys are still freed at once), so a key
+/// deleted or added empties it; only verified tokens enter; at [`JwtRefs::MAX`] entries it
+/// starts over.
 #[derive(Default)]
 pub struct JwtRefs {
-    set: Option<Arc<Vec<Arc<KeyEntry>>>>,
+    set: std::sync::Weak<Vec<Arc<KeyEntry>>>,
     refs: HashMap<[u8; 32], crate::token::TokenRef>,
 }
 
@@ -67,8 +68,8 @@ impl JwtRefs {
     /// The reference verified for `digest` under `set`, if any; forgets everything verified
     /// under another set.
     pub fn get(&mut self, set: &Arc<Vec<Arc<KeyEntry>>>, digest: &[u8; 32]) -> Option<crate::token::TokenRef> {
-        if !self.set.as_ref().is_some_and(|s| Arc::ptr_eq(s, set)) {
-            self.set = Some(set.clone());
+        if !std::ptr::eq(self.set.as_ptr(), Arc::as_ptr(set)) {
+            self.set = Arc::downgrade(set);
             self.refs.clear();
             return None;
         }
@@ -77,7 +78,7 @@ impl JwtRefs {
 
     /// Remembers a token verified under `set` (after [`JwtRefs::get`] for the same set).
     pub fn put(&mut self, set: &Arc<Vec<Arc<KeyEntry>>>, digest: [u8; 32], r: crate::token::TokenRef) {
-        if !self.set.as_ref().is_some_and(|s| Arc::ptr_eq(s, set)) {
+        if !std::ptr::eq(self.set.as_ptr(), Arc::as_ptr(set)) {
             return;
         }
         if self.refs.len() >= Self::MAX {
@@ -111,6 +112,10 @@ mod jwt_refs_tests {
         // Verified under a set that is no longer current: not remembered.
         c.put(&b, [3; 32], r(3));
         assert_eq!(c.get(&a, &[3; 32]), None);
+        // The memory holds no strong reference to a set, so a replaced one (and its private keys)
+        // is freed with the snapshot that held it.
+        drop(b);
+        assert_eq!(Arc::strong_count(&a), 1);
     }
 
     #[test]
