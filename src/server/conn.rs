@@ -31,7 +31,19 @@ struct Conn<S> {
     stream: S,
     buf: Vec<u8>,
     out: Vec<u8>,
+    /// How long one flush may wait for a client that does not read.
+    write_timeout: Duration,
 }
+
+/// Queued pipelined answers are written once they reach this size, before the next request is
+/// parsed: a client that pipelines and never reads holds at most this much of ours, not one
+/// answer per request it managed to send.
+const PIPELINE_FLUSH_AT: usize = 64 << 10;
+
+/// Buffers grown past this by one large request or answer go back to their usual size, so an
+/// idle keep-alive connection does not keep them.
+const SHRINK_ABOVE: usize = 64 << 10;
+const USUAL_BUF: usize = 8192;
 
 impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     /// Reads more bytes, giving up at `deadline`, or when the worker stops if `stoppable`.
@@ -71,8 +83,16 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
             return true;
         }
         let out = std::mem::take(&mut self.out);
-        let (res, mut out) = self.stream.write_all(out).await;
+        // A client that stops reading is given up on: the write's deadline (a dropped write is
+        // cancelled by the runtime; the connection closes).
+        let write = self.stream.write_all(out);
+        let Ok((res, mut out)) = monoio::time::timeout(self.write_timeout, write).await else {
+            return false;
+        };
         out.clear();
+        if out.capacity() > SHRINK_ABOVE {
+            out = Vec::with_capacity(USUAL_BUF);
+        }
         self.out = out;
         res.is_ok()
     }
@@ -83,7 +103,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
     async fn fail(&mut self, e: HttpError) {
         let r =
             Response::json_value(e.status, &serde_json::json!({"error": e.error, "error_description": e.description}));
-        write_response(&mut self.out, &r, false, false);
+        write_response(&mut self.out, &r, false, false, false);
         if !self.flush().await {
             return;
         }
@@ -137,8 +157,8 @@ fn head_worth_parsing(buf: &[u8], from: usize, limits: &Limits) -> bool {
     }
     let start = from.saturating_sub(3);
     let tail = buf.get(start..).unwrap_or(&[]);
-    // httparse also accepts bare LF line ends.
-    if tail.windows(2).any(|w| w == b"\n\n") || tail.windows(4).any(|w| w == b"\r\n\r\n") {
+    // httparse also accepts bare LF line ends, before a CRLF empty line too (`\n\r\n`).
+    if tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n") {
         return true;
     }
     // A request line longer than the URL limit is answered (414) without waiting for more.
@@ -156,11 +176,15 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, w: &Worker, api
     // Chunk framing may add overhead, but not without bound: a body arriving as one-byte chunks
     // with long extensions would otherwise hold a thousand times its size in memory.
     let max_wire = max_body.saturating_mul(2).saturating_add(16 << 10);
-    let mut c = Conn { stream, buf: Vec::with_capacity(8192), out: Vec::with_capacity(8192) };
+    let write_timeout = cfg.engine.idle_timeout.max(Duration::from_secs(1));
+    let mut c = Conn { stream, buf: Vec::with_capacity(USUAL_BUF), out: Vec::with_capacity(USUAL_BUF), write_timeout };
     loop {
         // Head.
         let mut head_deadline: Option<Instant> = None;
         let mut scanned = 0;
+        if c.out.len() >= PIPELINE_FLUSH_AT && !c.flush().await {
+            return;
+        }
         let head = loop {
             if head_worth_parsing(&c.buf, scanned, &limits) {
                 match parse_head(&c.buf, &limits) {
@@ -246,11 +270,14 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, w: &Worker, api
             }
         };
         let is_head = head.method == Method::Head;
-        let keep_alive = head.keep_alive;
+        let (keep_alive, http10) = (head.keep_alive, head.http10);
         let req = Request { head, body };
         let resp = crate::server::dispatch::dispatch(w, api, &req).await;
         let keep = keep_alive && !resp.close && !w.stopping.get();
-        write_response(&mut c.out, &resp, keep, is_head);
+        write_response(&mut c.out, &resp, keep, keep && http10, is_head);
+        if c.buf.capacity() > SHRINK_ABOVE && c.buf.len() <= USUAL_BUF {
+            c.buf.shrink_to(USUAL_BUF);
+        }
         if !keep {
             let _ = c.flush().await;
             return;
@@ -275,12 +302,16 @@ fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
     })
 }
 
-/// Serializes a response into `out`.
-pub fn write_response(out: &mut Vec<u8>, r: &Response, keep_alive: bool, head_only: bool) {
+/// Serializes a response into `out`; `announce` says the connection stays open (an HTTP/1.0
+/// client's keep-alive, which persists only when the answer says so).
+pub fn write_response(out: &mut Vec<u8>, r: &Response, keep_alive: bool, announce: bool, head_only: bool) {
     let mut w = ResponseWriter::new(out, r.status);
     with_date(|date| w.header("Date", date));
     for (k, v) in &r.headers {
         w.header(k, v);
+    }
+    if announce {
+        w.header("Connection", "keep-alive");
     }
     if head_only {
         w.finish_head(&r.body, keep_alive);
@@ -300,6 +331,7 @@ mod tests {
         assert!(!head_worth_parsing(b"GET / HTTP/1.1\r\nHost: x\r\n", 5, &l));
         assert!(head_worth_parsing(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 5, &l));
         assert!(head_worth_parsing(b"GET / HTTP/1.1\nHost: x\n\n", 5, &l), "bare LF heads");
+        assert!(head_worth_parsing(b"GET / HTTP/1.1\nHost: x\n\r\n", 5, &l), "a bare LF, then CRLF");
         // The terminator split across two reads is still found.
         let full = b"GET / HTTP/1.1\r\n\r\n";
         assert!(head_worth_parsing(full, full.len() - 2, &l));

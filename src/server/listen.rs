@@ -1,5 +1,9 @@
 //! Listening sockets: every worker binds its own listener on the same address with
 //! `SO_REUSEPORT`, so the kernel spreads connections over workers.
+//!
+//! Invariant: an address another process already listens on is refused before the group binds
+//! ("address already in use", as Hydra): `SO_REUSEPORT` would otherwise let a second server of
+//! the same user join silently and take part of the traffic to another database.
 
 use std::net::SocketAddr;
 
@@ -9,6 +13,19 @@ pub(super) fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("cannot resolve {addr}: {e}"))?
         .next()
         .ok_or_else(|| format!("cannot resolve {addr}"))
+}
+
+/// Fails when something already listens on `addr` (a fixed port): a probe socket without
+/// `SO_REUSEPORT` cannot bind where any listener is.
+pub(super) fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Connections of an earlier run in TIME_WAIT do not count.
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())
 }
 
 pub(super) fn bind_reuseport(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {

@@ -188,7 +188,11 @@ fn start(mode: ServeMode, mut config: Config) -> Result<i32, String> {
         for slot in per_worker.iter_mut() {
             let target = match resolved {
                 Some(a) => a,
-                None => listen::resolve(addr)?,
+                None => {
+                    let a = listen::resolve(addr)?;
+                    listen::ensure_free(a).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                    a
+                }
             };
             let l = listen::bind_reuseport(target, cfg.engine.listen_backlog)
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

@@ -120,3 +120,18 @@ fn health_lines_can_be_quieted_and_leaked_queries_keep_secrets_out() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(!d.log().contains("hidden-by-default"));
 }
+
+/// A port another server already listens on is refused at start, as Hydra's Go listener does:
+/// `SO_REUSEPORT` must not let a second server (another database, other secrets) join the first
+/// one's port and take part of its traffic.
+#[test]
+fn a_port_in_use_is_refused() {
+    let first = Opts::new("legacy").start();
+    for (key, port) in [("SERVE_PUBLIC_PORT", first.public.port()), ("SERVE_ADMIN_PORT", first.admin.port())] {
+        let (code, err) = run_to_exit(Opts::new("legacy").env(key, &port.to_string()).command());
+        assert_eq!(code, Some(1), "{key}: {err}");
+        assert!(err.contains("cannot listen on") && err.contains("in use"), "{key}: {err}");
+    }
+    let r = Req::get("/health/alive").send(first.public);
+    r.expect(200);
+}

@@ -93,6 +93,9 @@ pub struct RequestHead {
     pub body: BodyKind,
     pub keep_alive: bool,
     pub expect_continue: bool,
+    /// An HTTP/1.0 request: its connection persists only when the answer says so
+    /// (`Connection: keep-alive`, RFC 9112 §9.3 and Appendix C.2.2).
+    pub http10: bool,
 }
 
 impl RequestHead {
@@ -138,8 +141,9 @@ fn push_span(text: &mut String, s: &str) -> Span {
     Span(start, text.len() as u32)
 }
 
-// Room for "OPTIONS " + " HTTP/1.1\r" around the target when judging a partial request line.
-const REQUEST_LINE_SLACK: usize = 16;
+// Room for "OPTIONS " + " HTTP/1.1" around the target when judging a partial request line
+// (`first_line` has already dropped the CR).
+const REQUEST_LINE_SLACK: usize = 17;
 
 const STACK_HEADERS: usize = 64;
 
@@ -228,6 +232,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, Ht
         body: BodyKind::None,
         keep_alive: false,
         expect_continue: false,
+        http10,
     };
     head.body = body_kind(&head, http10)?;
     head.keep_alive = keep_alive(&head, http10);

@@ -18,7 +18,56 @@ both_drivers!(
     oauth_body_limit_413,
     header_timeout,
     connection_flood_does_not_starve_real_clients,
+    a_client_that_pipelines_and_never_reads_is_dropped,
+    http10_keep_alive_is_announced,
 );
+
+/// A client that pipelines requests and never reads its answers cannot hold the worker: once its
+/// buffers are full, the server's write gives up after the idle timeout (2 s here) and the
+/// connection closes, so the client's own writes start failing.
+fn a_client_that_pipelines_and_never_reads_is_dropped(d: &str) {
+    let s = shared(d);
+    let mut c = TcpStream::connect(s.public).unwrap();
+    c.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let chunk = b"GET /health/alive HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+    let t = Instant::now();
+    let mut stalled_since: Option<Instant> = None;
+    let dropped = loop {
+        match c.write(&chunk) {
+            Ok(_) => stalled_since = None,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                stalled_since.get_or_insert_with(Instant::now);
+            }
+            Err(_) => break true,
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+    };
+    assert!(dropped, "the connection was still open after {:?}", t.elapsed());
+    let waited = stalled_since.map(|i| i.elapsed()).unwrap_or_default();
+    assert!(waited < Duration::from_secs(8), "held {waited:?} after the client stopped reading");
+    still_serves(s);
+}
+
+/// An HTTP/1.0 client that asked to keep the connection is told it stays open (RFC 9112 §9.3,
+/// Appendix C.2.2), and it does; one that did not ask is closed.
+fn http10_keep_alive_is_announced(d: &str) {
+    let s = shared(d);
+    let mut c = Conn::open(s.public);
+    c.set_timeout(Duration::from_secs(5));
+    for _ in 0..2 {
+        c.send(b"GET /health/alive HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let r = c.read_response().expect("an answer on the same connection");
+        r.expect(200);
+        assert_eq!(r.header("connection"), Some("keep-alive"), "{:?}", r.headers);
+    }
+    let mut c = Conn::open(s.public);
+    c.set_timeout(Duration::from_secs(5));
+    c.send(b"GET /health/alive HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.read_response().unwrap();
+    assert_eq!(r.header("connection"), None, "HTTP/1.1 persists without saying so");
+}
 
 fn client(s: &Server) -> (String, String) {
     cc_client(s, "a")
