@@ -138,7 +138,10 @@ async fn single_use(
     checked: &crate::oauth2::client_assertion::Checked,
 ) -> Result<Arc<ClientEntry>, OAuthError> {
     let marker = format!("jti\0{}\0{}", entry.stored.client.client_id, checked.jti);
-    match w.shared.store.mark_flow(w.partition_for(&marker), &marker, checked.exp).await {
+    // The marker outlives every moment the assertion is still accepted (its exp plus the clock
+    // leeway), whatever the janitor's flow lifespan.
+    let until = checked.exp.saturating_add(crate::oauth2::client_assertion::LEEWAY_SECS);
+    match w.shared.store.mark_flow(w.partition_for(&marker), &marker, until).await {
         Ok(true) => Ok(entry),
         Ok(false) => {
             Err(OAuthError::hint(ErrorCode::InvalidClient, "The client_assertion's jti has been used before."))

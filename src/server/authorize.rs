@@ -170,7 +170,10 @@ pub(crate) async fn to_login(
     let session = sessions::current(w, req).await;
     // Whether the remembered session may stand in for a login (OIDC Core §3.1.2.1).
     let mut skip = session.as_ref().is_some_and(|s| {
-        !prompt("login") && !prompt("select_account") && r.max_age.is_none_or(|m| now - s.auth_time <= m as i64)
+        // A max_age past i64 means any age, not a negative one.
+        !prompt("login")
+            && !prompt("select_account")
+            && r.max_age.is_none_or(|m| now.saturating_sub(s.auth_time) <= i64::try_from(m).unwrap_or(i64::MAX))
     });
     // Every hint is verified, with or without a session: a hint that is not one of our ID tokens
     // for this client never leads on to a login (OIDC Core §3.1.2.2).
@@ -191,7 +194,8 @@ pub(crate) async fn to_login(
     if let (Some(sub), Some(s)) = (&hinted, &session) {
         let ours =
             client.and_then(|c| subject_for(&c.subject_type, &s.subject, c.sector_uris(), &cfg.oidc.pairwise_salt));
-        if ours.as_deref() != Some(sub.as_str()) {
+        // The client's identifier for the session's user, or (as Hydra) the subject itself.
+        if ours.as_deref() != Some(sub.as_str()) && s.subject != *sub {
             skip = false;
             if prompt("none") {
                 return error_to_client(w, &r, "login_required", "The id_token_hint names another user.");
@@ -247,16 +251,46 @@ pub(crate) async fn to_login(
 /// The subject an `id_token_hint` names, if it is an ID token this server signed (our key set,
 /// our `iss`) for this client (`aud` holds it); expired ones count (OIDC Core §3.1.2.1).
 fn hinted_subject(w: &Worker, hint: &str, client_id: &str) -> Option<String> {
+    hint_claims(w, hint, client_id)?.get("sub")?.as_str().map(String::from)
+}
+
+/// The claims of an `id_token_hint` that [`hinted_subject`] accepts: what the login and consent
+/// apps see as `oidc_context.id_token_hint_claims` (as Hydra).
+pub(crate) fn hint_claims(
+    w: &Worker,
+    hint: &str,
+    client_id: &str,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
     let keys = crate::server::keys::id_token_public_keys(w);
     let v = crate::jose::jws::verify(hint, &keys).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&v.payload).ok()?;
-    let for_client = match &claims["aud"] {
-        serde_json::Value::String(a) => a == client_id,
-        serde_json::Value::Array(a) => a.iter().any(|x| x == client_id),
+    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&v.payload).ok()?;
+    let for_client = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => a == client_id,
+        Some(serde_json::Value::Array(a)) => a.iter().any(|x| x == client_id),
         _ => false,
     };
-    (claims["iss"] == w.config().urls.issuer.as_str() && for_client)
-        .then(|| claims["sub"].as_str().map(String::from))?
+    let ours = claims.get("iss").and_then(|i| i.as_str()) == Some(w.config().urls.issuer.as_str());
+    (ours && for_client && claims.get("sub").is_some_and(|s| s.is_string())).then_some(claims)
+}
+
+/// Whether the user the login app accepted is the one an `id_token_hint` names: by the subject
+/// itself, the identifier the login forced, or the client's (pairwise) identifier for it, as
+/// Hydra matches them (OIDC Core §3.1.2.1).
+fn login_matches_hint(
+    w: &Worker,
+    client: Option<&crate::oauth2::client::Client>,
+    login: &flow::LoginResult,
+    hinted: &str,
+) -> bool {
+    if hinted == login.subject
+        || (!login.force_subject_identifier.is_empty() && hinted == login.force_subject_identifier)
+    {
+        return true;
+    }
+    let cfg = w.config();
+    client
+        .and_then(|c| subject_for(&c.subject_type, &login.subject, c.sector_uris(), &cfg.oidc.pairwise_salt))
+        .is_some_and(|s| s == hinted)
 }
 
 /// Back from the login app: check the verifier and its cookie, remember the login if asked,
@@ -293,8 +327,35 @@ pub(crate) async fn login_done(w: &Worker, req: &Request, verifier: &str, device
         Some(Outcome::Rejected(e)) => return error_to_client(w, r, &e.error, &e.error_description),
         None => return error_to_client(w, r, "server_error", "The login request was not handled."),
     };
+    let snapshot = w.shared.clients.load();
+    let client = snapshot.clients.get(&r.client_id).map(|e| &e.stored.client);
+    // The hint named a user; another one logging in must not finish the relying party's request
+    // (as Hydra: login_required, and nothing of this login is remembered).
+    if let Some(hint) = &r.id_token_hint {
+        let hinted = hinted_subject(w, hint, &r.client_id);
+        if !hinted.is_some_and(|h| login_matches_hint(w, client, &login, &h)) {
+            return error_to_client(
+                w,
+                r,
+                "login_required",
+                "The user who logged in is not the one the id_token_hint names.",
+            );
+        }
+    }
     let mut session_cookie = None;
     if !flow.login_skip {
+        // A new login ends the session this browser held (its cookie is replaced or cleared), so
+        // a copy of the old cookie cannot log in as that user again (as Hydra).
+        if let Some(old) = sessions::current(w, req).await.filter(|s| s.sid != flow.session_id) {
+            if w.shared.store.delete_login_session(&old.sid).await.is_err() {
+                return error_to_client(
+                    w,
+                    r,
+                    "temporarily_unavailable",
+                    "The previous login session could not be ended.",
+                );
+            }
+        }
         if login.remember {
             let idp = &login.identity_provider_session_id;
             match sessions::remember_login(
@@ -316,15 +377,19 @@ pub(crate) async fn login_done(w: &Worker, req: &Request, verifier: &str, device
             session_cookie = Some((String::new(), 0));
         }
     }
-    let snapshot = w.shared.clients.load();
-    let client = snapshot.clients.get(&r.client_id).map(|e| &e.stored.client);
     let client_skips = client.is_some_and(|c| c.skip_consent);
     // A public client's device flow always asks: anyone can start one for a code they show a
     // victim (as Hydra).
     let must_ask = flow.device.is_some() && client.is_none_or(|c| c.is_public());
+    // Nor does an earlier consent stand in for a public client whose redirect URI another app
+    // could claim (a custom scheme): its identity is not assured (RFC 6749 §10.2, RFC 8252
+    // §8.6; as Hydra). The client's own `skip_consent` is its administrator's call.
+    let unproven = client.is_none_or(|c| c.is_public()) && !crate::oauth2::uri::redirect_proves_client(&r.redirect_uri);
     flow.consent_skip = !must_ask
         && !r.prompt.iter().any(|p| p == "consent")
-        && (client_skips || sessions::remembered_consent(w, &login.subject, &r.client_id, &r.scope, &r.audience).await);
+        && (client_skips
+            || (!unproven
+                && sessions::remembered_consent(w, &login.subject, &r.client_id, &r.scope, &r.audience).await));
     let r = &flow.request;
     if r.prompt.iter().any(|p| p == "none") && !flow.consent_skip {
         return error_to_client(
@@ -496,6 +561,7 @@ pub(crate) async fn remember_consent(w: &Worker, c: &Consented, partition: u32, 
         id_token: c.consent.id_token.clone(),
         grant_partition: partition,
         grant_family: family,
+        skipped: c.flow.consent_skip,
     };
     sessions::store_consent(w, &remembered)
         .await
@@ -521,13 +587,26 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
     let partition = w.partition_for(&flow.id);
     let unavailable =
         || error_to_client(w, r, "temporarily_unavailable", "The grant could not be stored; retry later.");
-    let Ok(seq) = store.next_seq(partition).await else { return unavailable() };
     let rt = r.response();
+    // An ID token answers an OpenID request only: without `openid` granted there is none to give
+    // (as Hydra, whose ID-token handlers then leave the response type unhandled).
+    if rt.id_token && !scope.iter().any(|s| s == "openid") {
+        return error_to_client(
+            w,
+            r,
+            "unsupported_response_type",
+            "The openid scope was not granted, so no ID token can be issued.",
+        );
+    }
+    let Ok(seq) = store.next_seq(partition).await else { return unavailable() };
     let client_subject = ext.g.client_subject.clone();
     let random = w.rng.borrow_mut().next32();
     let minted = mint(&w.shared.token_keys, TokenType::AuthorizeCode, partition as u16, seq, &random);
     let now = unix_now();
-    let at_life = cfg.ttl.access_token.as_secs() as i64;
+    // Tokens from the authorization endpoint live as the client's implicit lifespans say.
+    let life = client
+        .token_lifespans(crate::oauth2::client::IssuedBy::Implicit, crate::server::code_grant::global_lifespans(cfg));
+    let at_life = crate::server::code_grant::secs(life.access);
     // Every record of the grant: its family, client, subject, scope and audience.
     let grant_record = |kind, signature, life: i64, ext: String| TokenRecord {
         kind,
@@ -605,7 +684,7 @@ async fn consent_done(w: &Worker, req: &Request, verifier: &str, client_id: Opti
             subject: &client_subject,
             client_id: &r.client_id,
             now,
-            lifespan_secs: cfg.ttl.id_token.as_secs() as i64,
+            lifespan_secs: crate::server::code_grant::secs(life.id),
             requested_at: flow.requested_at,
             auth_time: login.auth_time,
             nonce: r.nonce.as_deref(),

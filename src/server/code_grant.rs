@@ -7,7 +7,7 @@
 //! `invalid_grant`); tokens are answered only after they are durable.
 
 use crate::oauth2::authorization_code::{self, ExchangeError, GrantExt};
-use crate::oauth2::client::Client;
+use crate::oauth2::client::{Client, IssuedBy, TokenLifespans};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use crate::oauth2::id_token::IdTokenClaims;
 use crate::oauth2::token_response;
@@ -31,7 +31,8 @@ pub(crate) struct Issued {
 }
 
 /// Mints the access token, a refresh token when the grant allows one, and an ID token for
-/// `openid`, all in the family and partition of `grant` (the code or refresh token spent);
+/// `openid`, all in the family and partition of `grant` (the code or refresh token spent), for
+/// `client` through grant `by`, whose client lifespans they live by (else the global TTLs);
 /// `scope` is the access token's, the grant's own scope goes to the refresh token. `parsed` is
 /// the grant's `ext` when the caller has decoded it already; otherwise only what is needed is:
 /// the refresh token carries the grant's `ext` as stored, and the grant itself is decoded only
@@ -41,7 +42,7 @@ pub(crate) struct Issued {
 /// `loadtest/runs/2026-12-07T19*-threads-at-rest*.md`).
 pub(crate) async fn issue(
     w: &Worker,
-    client: &Client,
+    (client, by): (&Client, IssuedBy),
     partition: u32,
     grant: &TokenRecord,
     scope: &[String],
@@ -53,7 +54,8 @@ pub(crate) async fn issue(
     let cfg = w.config();
     let store = &w.shared.store;
     let now = unix_now();
-    let at_life = cfg.ttl.access_token.as_secs() as i64;
+    let life = client.token_lifespans(by, global_lifespans(cfg));
+    let at_life = secs(life.access);
     let at_seq = store.next_seq(partition).await.oauth()?;
     let at_ext = match parsed {
         Some(p) => serde_json::to_string(&p.at).unwrap_or_default(),
@@ -80,7 +82,7 @@ pub(crate) async fn issue(
         let rt_seq = store.next_seq(partition).await.oauth()?;
         let rt =
             mint(&w.shared.token_keys, TokenType::RefreshToken, partition as u16, rt_seq, &w.rng.borrow_mut().next32());
-        let rt_life = cfg.ttl.refresh_token.as_secs().min(i64::MAX as u64 / 4) as i64;
+        let rt_life = secs(life.refresh);
         let record = (
             rt_seq,
             TokenRecord {
@@ -122,7 +124,7 @@ pub(crate) async fn issue(
             subject: &g.client_subject,
             client_id: &client.client_id,
             now,
-            lifespan_secs: cfg.ttl.id_token.as_secs() as i64,
+            lifespan_secs: secs(life.id),
             requested_at: g.requested_at,
             auth_time: g.auth_time,
             nonce: g.nonce.as_deref(),
@@ -142,6 +144,17 @@ pub(crate) async fn issue(
     let body = token_response(&at.token, at_life, id_token.as_deref(), refresh_token, &scope);
     let records = std::iter::once((at_seq, base)).chain(refresh.map(|(r, _)| r)).collect();
     Ok(Issued { records, body })
+}
+
+/// The configured TTLs of access, ID and refresh tokens (what a client without its own
+/// lifespans gets).
+pub(crate) fn global_lifespans(cfg: &crate::config::Config) -> TokenLifespans {
+    TokenLifespans { access: cfg.ttl.access_token, id: cfg.ttl.id_token, refresh: cfg.ttl.refresh_token }
+}
+
+/// Whole seconds of a lifespan, bounded so that adding it to a time cannot overflow.
+pub(crate) fn secs(d: std::time::Duration) -> i64 {
+    d.as_secs().min(i64::MAX as u64 / 4) as i64
 }
 
 /// A grant's record (code, refresh token, device authorization) as the grant paths may use it:
@@ -244,7 +257,7 @@ pub async fn exchange_code(
     }
     let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
     let rec = hooked(w, rec, "authorization_code", &scope, &mut ext, hook_form).await?;
-    let issued = issue(w, client, partition, &rec, &scope, Some(&ext), sealed).await?;
+    let issued = issue(w, (client, IssuedBy::AuthorizationCode), partition, &rec, &scope, Some(&ext), sealed).await?;
     let n = issued.records.len() as u64;
     match w.shared.store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {
         Redeem::Done(_) => {
@@ -309,9 +322,9 @@ pub async fn refresh(
     let issued = if crate::server::hooks::configured(w) {
         let mut ext = GrantExt::parse(&rec.ext)?;
         let rec = hooked(w, rec.clone(), "refresh_token", &new_scope, &mut ext, hook_form).await?;
-        issue(w, client, partition, &rec, &new_scope, Some(&ext), sealed).await?
+        issue(w, (client, IssuedBy::RefreshToken), partition, &rec, &new_scope, Some(&ext), sealed).await?
     } else {
-        issue(w, client, partition, &rec, &new_scope, None, sealed).await?
+        issue(w, (client, IssuedBy::RefreshToken), partition, &rec, &new_scope, None, sealed).await?
     };
     let n = issued.records.len() as u64;
     match w.shared.store.rotate_refresh(partition, seq, rec.signature, issued.records).await.oauth()? {

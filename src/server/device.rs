@@ -339,7 +339,16 @@ pub async fn exchange(
             let mut ext = GrantExt::parse(&rec.ext)?;
             let scope: Vec<String> = rec.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
             let rec = code_grant::hooked(w, rec, device::GRANT_TYPE, &scope, &mut ext, hook_form).await?;
-            let issued = code_grant::issue(w, client, partition, &rec, &scope, Some(&ext), sealed).await?;
+            let issued = code_grant::issue(
+                w,
+                (client, crate::oauth2::client::IssuedBy::DeviceCode),
+                partition,
+                &rec,
+                &scope,
+                Some(&ext),
+                sealed,
+            )
+            .await?;
             let n = issued.records.len() as u64;
             match store.redeem_code(partition, seq, rec.signature, issued.records).await.oauth()? {
                 Redeem::Done(_) => {

@@ -106,10 +106,21 @@ pub async fn get(w: &Worker, req: &Request, step: Step) -> Response {
         Err(r) => return r,
     };
     let client = client_json(w, &flow.request.client_id);
-    match step {
-        Step::Login => Response::json_value(200, &flow::login_request_json(&flow, &c, client)),
-        Step::Consent => Response::json_value(200, &flow::consent_request_json(&flow, &c, client)),
+    let mut body = match step {
+        Step::Login => flow::login_request_json(&flow, &c, client),
+        Step::Consent => flow::consent_request_json(&flow, &c, client),
+    };
+    // The hint's claims, verified again (as Hydra shows them): the apps can tell whom the relying
+    // party expects before they ask anyone to log in.
+    let r = &flow.request;
+    if let Some(claims) =
+        r.id_token_hint.as_deref().and_then(|h| crate::server::authorize::hint_claims(w, h, &r.client_id))
+    {
+        if let Some(ctx) = body.get_mut("oidc_context").and_then(|v| v.as_object_mut()) {
+            ctx.insert("id_token_hint_claims".into(), serde_json::Value::Object(claims));
+        }
     }
+    Response::json_value(200, &body)
 }
 
 /// `PUT …/accept` and `PUT …/reject`: seals the answer into a verifier.

@@ -41,7 +41,9 @@ pub async fn exchange(
         // One issuer's jti space: the same jti from another issuer is another assertion, and a
         // relationship deleted and created again does not reopen it.
         let marker = format!("jwt-bearer\0{}\0{jti}", asserted.issuer);
-        match w.shared.store.mark_flow(w.partition_for(&marker), &marker, asserted.exp).await {
+        // Kept past the assertion's exp plus the clock leeway, whatever the flow lifespan.
+        let until = asserted.exp.saturating_add(crate::oauth2::jwt_bearer::LEEWAY_SECS);
+        match w.shared.store.mark_flow(w.partition_for(&marker), &marker, until).await {
             Ok(true) => {}
             Ok(false) => {
                 return Err(OAuthError::hint(ErrorCode::InvalidGrant, "The assertion's jti has been used before."))

@@ -130,11 +130,31 @@ async fn finish(w: &Worker, req: &Request, verifier: &str) -> Response {
         Ok(false) => return fatal(w, "invalid_request", "The logout verifier has already been used."),
         Err(e) => return fatal(w, "temporarily_unavailable", &store_error(e).full_description()),
     }
-    // The identity provider's session is named in ours: read before it goes.
-    let idp_session = match store.find_login_session(&lr.sid).await {
-        Ok(s) => s.map(|s| s.idp_session).unwrap_or_default(),
+    let session = match store.find_login_session(&lr.sid).await {
+        Ok(s) => s,
         Err(e) => return fatal(w, "temporarily_unavailable", &store_error(e).full_description()),
     };
+    let current = sessions::current(w, req).await;
+    let held = current.as_ref().is_some_and(|s| s.sid == lr.sid);
+    // The browser's cookie is cleared unless it now names another live session (someone else
+    // logged in here meanwhile: that session is not the one being ended).
+    let clear_cookie = held || current.is_none();
+    let done = |resp: Response| {
+        let resp = resp.set_cookie(w, &csrf_cookie_name(w), "", 0);
+        if clear_cookie {
+            resp.set_cookie(w, &crate::server::cookies::session_name(w), "", 0)
+        } else {
+            resp
+        }
+    };
+    // A session that ended meanwhile had its clients told then; an OP-initiated logout ends the
+    // browser's own session only, so once the browser holds another (or none) there is nothing
+    // to end here. Either way: no second round of notices (as Hydra).
+    let Some(session) = session.filter(|_| lr.rp_initiated || held) else {
+        return done(found(lr.redirect.clone()));
+    };
+    // The identity provider's session is named in ours: read before it goes.
+    let idp_session = session.idp_session;
     if let Err(e) = store.delete_login_session(&lr.sid).await {
         return fatal(w, "temporarily_unavailable", &store_error(e).full_description());
     }
@@ -147,7 +167,7 @@ async fn finish(w: &Worker, req: &Request, verifier: &str) -> Response {
             Vec::new()
         }
     };
-    let resp = if front.is_empty() {
+    done(if front.is_empty() {
         found(lr.redirect.clone())
     } else {
         Response {
@@ -156,8 +176,7 @@ async fn finish(w: &Worker, req: &Request, verifier: &str) -> Response {
             body: rules::frontchannel_page(&front, &lr.redirect).into_bytes(),
             close: false,
         }
-    };
-    resp.set_cookie(w, &crate::server::cookies::session_name(w), "", 0).set_cookie(w, &csrf_cookie_name(w), "", 0)
+    })
 }
 
 fn challenge(req: &Request) -> Option<String> {

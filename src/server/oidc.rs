@@ -87,10 +87,12 @@ pub fn discovery(w: &Worker) -> Response {
     Response::json_value(200, &doc)
 }
 
-/// RFC 6750 §3: a bearer error with `WWW-Authenticate`.
-fn bearer_error(e: &OAuthError) -> Response {
+/// RFC 6750 §3: a bearer error with `WWW-Authenticate`; a request that presented no token at
+/// all gets the bare challenge (§3.1: no error code then).
+fn bearer_error(e: &OAuthError, presented: bool) -> Response {
     let mut header = String::from("Bearer");
-    if matches!(e.code, ErrorCode::InvalidToken | ErrorCode::InsufficientScope | ErrorCode::InvalidRequest) {
+    if presented && matches!(e.code, ErrorCode::InvalidToken | ErrorCode::InsufficientScope | ErrorCode::InvalidRequest)
+    {
         header.push_str(&format!(" error=\"{}\"", e.code.as_str()));
     }
     Response::oauth_error(e).header("WWW-Authenticate", header)
@@ -107,7 +109,11 @@ pub(crate) fn bearer(req: &Request) -> Result<Option<String>, OAuthError> {
     if query_token {
         return Err(OAuthError::hint(ErrorCode::InvalidRequest, "Access tokens must not be sent in the URL."));
     }
-    let form_token = if req.head.method == crate::http::request::Method::Post && !req.body.is_empty() {
+    // Only a form-encoded body can carry the token (§2.2); any other body is not ours to read.
+    let form = req.head.header("content-type").is_some_and(|c| {
+        c.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    });
+    let form_token = if req.head.method == crate::http::request::Method::Post && !req.body.is_empty() && form {
         crate::server::common::form_body(req, &[])?.get("access_token").map(String::from)
     } else {
         None
@@ -121,7 +127,7 @@ pub(crate) fn bearer(req: &Request) -> Result<Option<String>, OAuthError> {
 pub async fn userinfo(w: &Worker, req: &Request) -> Response {
     let (claims, client) = match userinfo_claims(w, req).await {
         Ok(x) => x,
-        Err(e) => return bearer_error(&e),
+        Err(e) => return bearer_error(&e, !matches!(bearer(req), Ok(None))),
     };
     if client.stored.client.userinfo_signed_response_alg != "RS256" {
         return Response::json_value(200, &claims).no_store();

@@ -139,9 +139,21 @@ pub struct Consent {
     /// Where the tokens of this consent live (see [`Consent::grant`]).
     pub grant_partition: u32,
     pub grant_family: u64,
+    /// Given in a flow that skipped the consent app (a remembered consent, or the client's
+    /// `skip_consent`): listed, but never the remembered consent of later flows, so re-accepting
+    /// a skipped consent cannot prolong the one remembered (as Hydra).
+    #[serde(default)]
+    pub skipped: bool,
 }
 
 impl Consent {
+    /// Whether later flows of the pair may be skipped by this decision (while it [`holds`]).
+    ///
+    /// [`holds`]: Consent::holds
+    pub fn remembered_for_later(&self) -> bool {
+        self.remember && !self.skipped
+    }
+
     pub fn grant(&self) -> GrantRef {
         GrantRef { partition: self.grant_partition, family: self.grant_family }
     }

@@ -556,7 +556,7 @@ impl Storage for Store {
     async fn put_consent(&self, c: Consent) -> Result<()> {
         let value = serde_json::to_vec(&c).map_err(|_| StoreError::Corrupt("consent session"))?;
         let mut rows = vec![(doc_key(&[&c.subject, &c.client_id, &c.flow_id]), value.clone())];
-        if c.remember {
+        if c.remembered_for_later() {
             rows.push((latest_key(&c.subject, &c.client_id), value));
         }
         self.doc_put(self.place(&c.subject), Table::ConsentSessions, rows).await

@@ -756,6 +756,7 @@ impl Runner {
             id_token: serde_json::Map::new(),
             grant_partition,
             grant_family: r.below(40),
+            skipped: false,
         }
     }
 

@@ -169,6 +169,7 @@ fn expired_login_sessions_go_with_their_id_rows_and_consents_stay() {
         id_token: Default::default(),
         grant_partition: 0,
         grant_family: 1,
+        skipped: false,
     };
     store.put_consent(consent.clone()).wait().unwrap();
     // Rules that call everything dead: only what a target names may go.

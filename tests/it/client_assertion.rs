@@ -315,3 +315,29 @@ fn client_secret_jwt_secrets_survive_a_system_secret_rotation() {
     let s = Opts::new("io_uring").dir(dir.path()).env("SECRETS_SYSTEM", new).start();
     present(&s, Some(&id), &hmac_assertion("HS256", &"r".repeat(32), &claims(&s, &id))).expect(200);
 }
+
+/// A spent `jti` stays spent for as long as its assertion could still be accepted (its `exp` plus
+/// the clock leeway), even when the janitor's flow lifespan is shorter than that leeway.
+#[test]
+fn a_spent_jti_outlives_a_short_flow_lifespan() {
+    let s = Opts::new("legacy").env("TTL_LOGIN_CONSENT_REQUEST", "1s").env("ENGINE_JANITOR_INTERVAL", "1s").start();
+    let key = Jwk::generate(Alg::ES256, "c-key", "sig").unwrap();
+    let id = jwt_client(&s, json!({"jwks": {"keys": [key.public()]}, "token_endpoint_auth_signing_alg": "ES256"}));
+    let mut c = claims(&s, &id);
+    c["exp"] = json!(now() + 1);
+    let assertion = sign(&key, &c);
+    present(&s, Some(&id), &assertion).expect(200);
+    let passes = |s: &Server| {
+        let text = Req::get("/admin/metrics/prometheus").send(s.admin).text();
+        text.lines().find_map(|l| l.strip_prefix("hydra_janitor_passes_total")?.trim().parse::<f64>().ok()).unwrap()
+    };
+    // Past exp + the flow lifespan, with janitor passes after it: still within the 60 s leeway.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let seen = passes(&s);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while passes(&s) < seen + 2.0 {
+        assert!(std::time::Instant::now() < deadline, "no janitor pass:\n{}", s.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    present(&s, Some(&id), &assertion).expect_error(401, "invalid_client");
+}

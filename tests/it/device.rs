@@ -489,3 +489,27 @@ fn revoking_a_clients_tokens_ends_its_pending_device_authorizations() {
     assert!(approve(s, &dev, &standard_consent()).contains("device/done"));
     poll(s, &rp, &field(&dev, "device_code")).expect(200);
 }
+
+/// The client's device-grant lifespans govern the tokens a device gets (as Hydra).
+#[test]
+fn device_tokens_live_as_the_clients_device_lifespans_say() {
+    let s = api();
+    let rp = device_client(s, true);
+    let lifespans = json!({
+        "device_authorization_grant_access_token_lifespan": "9m",
+        "device_authorization_grant_id_token_lifespan": "10m",
+        "device_authorization_grant_refresh_token_lifespan": "11m",
+    });
+    Req::new("PUT", &format!("/admin/clients/{}/lifespans", rp.id)).json(&lifespans).send(s.admin).expect(200);
+    let dev = device_auth(s, &rp, "openid offline_access");
+    approve(s, &dev, &standard_consent());
+    let t = poll(s, &rp, &field(&dev, "device_code"));
+    t.expect(200);
+    let t = t.json();
+    assert_eq!(t["expires_in"], 540, "{t}");
+    let life = |c: &Value| c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap();
+    let id: Value = serde_json::from_str(&jwt_payload(&field(&t, "id_token"))).unwrap();
+    assert!((life(&id) - 600).abs() <= 1, "{id}");
+    let rt = introspect(s, &field(&t, "refresh_token"));
+    assert!((life(&rt) - 660).abs() <= 1, "{rt}");
+}

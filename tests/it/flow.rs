@@ -83,6 +83,10 @@ fn full_flow_issues_a_verified_id_token_and_rotates_refresh_tokens() {
     assert_eq!(u.json()["sub"], "alice");
     assert_eq!(u.json()["email"], "alice@example.com");
     assert!(u.json().get("nonce").is_none());
+    // POST with the header: a body that is not a form is none of userinfo's business (RFC 6750 §2.2).
+    let u =
+        Req::new("POST", "/userinfo").header("Authorization", &format!("Bearer {at}")).json(&json!({})).send(s.public);
+    assert_eq!(u.expect(200).json()["sub"], "alice");
 
     // Refresh: new tokens, a new ID token, the old access token revoked.
     let r = Req::new("POST", "/oauth2/token")
@@ -158,7 +162,8 @@ fn discovery_advertises_what_works() {
     // Userinfo without or with a bad token: 401 with a Bearer challenge.
     let r = Req::get("/userinfo").send(s.public);
     r.expect(401);
-    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    // No token at all: the bare challenge, without an error code (RFC 6750 §3.1).
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     let r = Req::get("/userinfo").header("Authorization", "Bearer ory_at_x.y").send(s.public);
     r.expect(401);
     assert!(r.header("www-authenticate").unwrap().contains("invalid_token"));
@@ -313,6 +318,182 @@ fn id_token_hints_are_verified_without_a_session_too() {
     let s = Opts::new("legacy").dir(dir.path()).env("SECRETS_SYSTEM", secret).env("URLS_SELF_ISSUER", issuer).start();
     let r = Req::get(&auth_path(&rp, &[("id_token_hint", &good)])).send(s.public);
     assert!(query_param(&location(&r), "login_challenge").is_some(), "{}", location(&r));
+}
+
+/// The user an `id_token_hint` names is the one who must log in: the login app sees the hint's
+/// verified claims (`oidc_context.id_token_hint_claims`, as Hydra), and a login accepted for
+/// anyone else ends in `login_required` at the client, with no code and no session remembered.
+#[test]
+fn an_id_token_hint_binds_the_login_to_its_user() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let hint = forge_free_hint_for(s, &rp, "carol");
+    let login_as = |subject: &str| {
+        let mut jar = Jar::default();
+        let lc = start(s, &mut jar, &rp, &[("id_token_hint", &hint)]);
+        let lr = Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={lc}")).send(s.admin).json();
+        assert_eq!(lr["oidc_context"]["id_token_hint_claims"]["sub"], "carol", "{lr}");
+        assert_eq!(lr["oidc_context"]["id_token_hint_claims"]["aud"], json!([rp.id]), "{lr}");
+        let lv = accept_login(s, &lc, &json!({"subject": subject, "remember": true}));
+        let r = jar.get(s, &lv);
+        jar.take(&r);
+        (r, jar)
+    };
+    let (r, jar) = login_as("mallory");
+    let loc = expect_client_error(&r, "login_required");
+    assert!(!jar.0.iter().any(|(k, _)| k == "ory_hydra_session"), "no session for mallory: {:?} ({loc})", jar.0);
+    let (r, _) = login_as("carol");
+    let loc = location(&r);
+    assert!(query_param(&loc, "consent_challenge").is_some(), "the hinted user goes on to consent: {loc}");
+}
+
+/// A `max_age` beyond i64 means any age: a remembered session still stands in for the login.
+#[test]
+fn a_huge_max_age_accepts_any_session_age() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let mut jar = Jar::default();
+    flow_in(s, &mut jar, &rp, &[], true);
+    for max_age in ["9223372036854775807", "9223372036854775808", "18446744073709551615"] {
+        let (done, lr, _) = flow_in(s, &mut jar, &rp, &[("prompt", "none"), ("max_age", max_age)], true);
+        assert_eq!(lr["skip"], true, "{max_age}");
+        assert!(query_param(&done, "code").is_some(), "{max_age}: {done}");
+    }
+}
+
+/// A new login ends the session the browser held, whether or not the new one is remembered: a
+/// copy of the old cookie does not log anyone in again (as Hydra).
+#[test]
+fn a_new_login_ends_the_session_the_browser_held() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    for remember_again in [false, true] {
+        let mut jar = Jar::default();
+        flow_in(s, &mut jar, &rp, &[], true);
+        let copy = jar.clone();
+        let skip = |jar: &Jar| {
+            let r = jar.get(s, &auth_path(&rp, &[]));
+            let lc = query_param(&location(&r), "login_challenge").unwrap();
+            Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={lc}")).send(s.admin).json()["skip"]
+                .clone()
+        };
+        assert_eq!(skip(&copy), json!(true));
+        let (done, lr, _) = flow_in(s, &mut jar, &rp, &[("prompt", "login")], remember_again);
+        assert_eq!(lr["skip"], false);
+        assert!(query_param(&done, "code").is_some(), "{done}");
+        assert_eq!(skip(&copy), json!(false), "the old cookie no longer logs in (remember again: {remember_again})");
+        assert_eq!(skip(&jar), json!(remember_again), "the browser's own session is the new one");
+    }
+}
+
+/// A public client whose redirect URI any app could claim (a custom scheme) is asked for consent
+/// every time: a remembered consent does not stand in, and `prompt=none` is `consent_required`
+/// (RFC 8252 §8.6, as Hydra). The same client with an https redirect is skipped.
+#[test]
+fn remembered_consent_needs_a_redirect_that_proves_a_public_client() {
+    let s = api();
+    let app = "com.example.app:/cb";
+    let rp = rp(s, json!({"token_endpoint_auth_method": "none", "redirect_uris": [app, CB]}));
+    let mut jar = Jar::default();
+    let (done, _, cr) = flow_in(s, &mut jar, &rp, &[("redirect_uri", app)], true);
+    assert_eq!(cr["skip"], false);
+    assert!(done.starts_with(app) && query_param(&done, "code").is_some(), "{done}");
+    let (done, lr, _) = flow_in(s, &mut jar, &rp, &[("redirect_uri", app), ("prompt", "none")], true);
+    assert_eq!(lr["skip"], true, "the login is still remembered");
+    assert!(done.starts_with(app), "{done}");
+    assert_eq!(query_param(&done, "error").as_deref(), Some("consent_required"), "{done}");
+    let (_, _, cr) = flow_in(s, &mut jar, &rp, &[("redirect_uri", app)], true);
+    assert_eq!(cr["skip"], false, "the consent app is asked again");
+    let (_, _, cr) = flow_in(s, &mut jar, &rp, &[], true);
+    assert_eq!(cr["skip"], true, "over https the remembered consent stands in");
+}
+
+/// A consent accepted in a flow that skipped the consent app is listed, but does not become the
+/// remembered consent: re-accepting skipped consents cannot keep one remembered past its
+/// `remember_for` (as Hydra).
+#[test]
+fn skipped_consents_do_not_prolong_the_remembered_one() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let mut jar = Jar::default();
+    let consent = |jar: &mut Jar, remember_for: i64| {
+        let lc = start(s, jar, &rp, &[]);
+        let lv = accept_login(s, &lc, &json!({"subject": bob(&rp), "remember": true}));
+        let cc = to_consent(s, jar, &lv);
+        let cr = Req::get(&format!("/admin/oauth2/auth/requests/consent?consent_challenge={cc}")).send(s.admin).json();
+        let cv = accept_consent(
+            s,
+            &cc,
+            &json!({"grant_scope": cr["requested_scope"], "remember": true, "remember_for": remember_for}),
+        );
+        location(&jar.get(s, &cv));
+        cr["skip"].clone()
+    };
+    assert_eq!(consent(&mut jar, 2), json!(false));
+    assert_eq!(consent(&mut jar, 3600), json!(true), "remembered for 2 s");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(consent(&mut jar, 3600), json!(false), "the skipped re-accept did not renew it");
+    let listed = Req::get(&format!("/admin/oauth2/auth/sessions/consent?subject={}", bob(&rp))).send(s.admin).json();
+    let hour = listed.as_array().map_or(0, |a| a.iter().filter(|c| c["remember_for"] == 3600).count());
+    assert_eq!(hour, 2, "the skipped decision is listed too: {listed}");
+}
+
+/// How long a token lives: `exp - iat` of a JWT, or of an opaque token's introspection.
+fn life_of(s: &Server, token: &str) -> i64 {
+    let c: Value = if token.matches('.').count() == 2 && !token.starts_with("ory_") {
+        serde_json::from_str(&jwt_payload(token)).unwrap()
+    } else {
+        introspect(s, token)
+    };
+    c["exp"].as_i64().unwrap_or_else(|| panic!("no exp: {c}"))
+        - c["iat"].as_i64().unwrap_or_else(|| panic!("no iat: {c}"))
+}
+
+/// A client's own lifespans govern the tokens of the code exchange, of refresh, and of the
+/// authorization endpoint (implicit and hybrid), each grant its own (as Hydra's
+/// `GetEffectiveLifespan`); a client without them gets the global TTLs.
+#[test]
+fn client_lifespans_govern_code_refresh_and_implicit_tokens() {
+    let s = api();
+    let rp = rp(
+        s,
+        json!({"grant_types": ["authorization_code", "refresh_token", "implicit"], "response_types": ["code", "id_token token"]}),
+    );
+    let lifespans = json!({
+        "authorization_code_grant_access_token_lifespan": "1m",
+        "authorization_code_grant_id_token_lifespan": "2m",
+        "authorization_code_grant_refresh_token_lifespan": "3m",
+        "refresh_token_grant_access_token_lifespan": "4m",
+        "refresh_token_grant_id_token_lifespan": "5m",
+        "refresh_token_grant_refresh_token_lifespan": "6m",
+        "implicit_grant_access_token_lifespan": "7m",
+        "implicit_grant_id_token_lifespan": "8m",
+    });
+    let check = |t: &Value, at: i64, id: i64, rt: i64, what: &str| {
+        assert_eq!(t["expires_in"], at, "{what}: {t}");
+        for (k, want) in [("access_token", at), ("id_token", id), ("refresh_token", rt)] {
+            let got = life_of(s, &field(t, k));
+            assert!((got - want).abs() <= 1, "{what}: {k} lives {got} s, not {want}");
+        }
+    };
+    let t = exchange(s, &rp, &code_for(s, &rp, &[]), Some(VERIFIER)).json();
+    check(&t, 3600, 3600, 720 * 3600, "global TTLs");
+    Req::new("PUT", &format!("/admin/clients/{}/lifespans", rp.id)).json(&lifespans).send(s.admin).expect(200);
+    let t = exchange(s, &rp, &code_for(s, &rp, &[]), Some(VERIFIER)).json();
+    check(&t, 60, 120, 180, "code exchange");
+    let t = refresh(s, &rp, &field(&t, "refresh_token"), None).json();
+    check(&t, 240, 300, 360, "refresh");
+    let done = run_flow(
+        s,
+        &rp,
+        &[("response_type", "id_token token"), ("nonce", "nonce-life-1")],
+        &standard_login(),
+        &standard_consent(),
+    );
+    let frag = format!("x?{}", done.split_once('#').map(|(_, f)| f).unwrap_or_else(|| panic!("{done}")));
+    assert_eq!(query_param(&frag, "expires_in").as_deref(), Some("420"), "{done}");
+    assert!((life_of(s, &query_param(&frag, "access_token").unwrap()) - 420).abs() <= 1);
+    assert!((life_of(s, &query_param(&frag, "id_token").unwrap()) - 480).abs() <= 1);
 }
 
 /// `DELETE …/sessions/login?sid=` ends exactly that session (found by its id), not the others
@@ -732,7 +913,9 @@ fn sealed_claims_follow_a_rotation_of_the_system_secret() {
 /// life. The spent code now stays while its grant has tokens, and goes once they are revoked.
 #[test]
 fn userinfo_answers_after_the_code_expired_and_the_janitor_ran() {
-    let s = Opts::new("io_uring").env("TTL_AUTH_CODE", "1s").env("ENGINE_JANITOR_INTERVAL", "1s").start();
+    // Two seconds: times are whole seconds, so a one-second code issued just before a second
+    // boundary could expire before its own exchange.
+    let s = Opts::new("io_uring").env("TTL_AUTH_CODE", "2s").env("ENGINE_JANITOR_INTERVAL", "1s").start();
     let scraped = |name: &str| metric(&scrape(&s), name).unwrap_or(0.0) as u64;
     let wait_for = |what: &str, done: &dyn Fn() -> bool| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -746,7 +929,7 @@ fn userinfo_answers_after_the_code_expired_and_the_janitor_ran() {
     let t = exchange(&s, &rp, &code, Some(VERIFIER));
     t.expect(200);
     let (at, rt) = (field(&t.json(), "access_token"), field(&t.json(), "refresh_token"));
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::thread::sleep(std::time::Duration::from_millis(2200));
     let passes = scraped("hydra_janitor_passes_total");
     wait_for("two janitor passes after the code expired", &|| scraped("hydra_janitor_passes_total") >= passes + 2);
     let userinfo = |at: &str| {

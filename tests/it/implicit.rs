@@ -180,3 +180,30 @@ fn revoking_the_consent_revokes_front_channel_tokens() {
         .expect(204);
     assert_eq!(introspect(s, &at)["active"], false);
 }
+
+/// An ID token answers an OpenID request only: when the consent app leaves `openid` out of the
+/// granted scope, no response type that carries an ID token gets one (nor a code or an access
+/// token in its place): `unsupported_response_type` in the fragment, as Hydra answers.
+#[test]
+fn no_id_token_without_openid_granted() {
+    let s = api();
+    let rp = hybrid_rp(s);
+    for rt in ["id_token", "code id_token", "id_token token", "code id_token token"] {
+        let done = run_flow(
+            s,
+            &rp,
+            &[("response_type", rt), ("nonce", "nonce-implicit-2")],
+            &standard_login(),
+            &json!({"grant_scope": ["offline_access"]}),
+        );
+        let f = fragment(&done);
+        assert_eq!(f.get("error").map(String::as_str), Some("unsupported_response_type"), "{rt}: {done}");
+        for k in ["id_token", "code", "access_token"] {
+            assert!(!f.contains_key(k), "{rt}: {k} in {done}");
+        }
+    }
+    // Without an ID token asked for, a grant without openid is fine.
+    let done = run_flow(s, &rp, &[("response_type", "code token")], &standard_login(), &json!({"grant_scope": []}));
+    let f = fragment(&done);
+    assert!(f.contains_key("code") && f.contains_key("access_token"), "{done}");
+}

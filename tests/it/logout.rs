@@ -541,3 +541,34 @@ fn back_channel_notices_obey_the_outbound_guard() {
     assert!(metric(s, "hydra_backchannel_logout_total{result=\"failed\"}") >= before + 2);
     assert_eq!(rx.count(), 0, "no connection reached the private receiver");
 }
+
+/// An OP-initiated logout verifier whose session ended meanwhile, in a browser where someone
+/// else has logged in since, ends nothing: no front-channel page for the ended session, and the
+/// new user's session cookie and session stay (as Hydra).
+#[test]
+fn a_stale_op_logout_verifier_leaves_the_next_user_alone() {
+    let s = api();
+    let rp = rp(s, json!({"frontchannel_logout_uri": "https://rp.example/fc"}));
+    let mut jar = Jar::default();
+    let alice = login(s, &mut jar, &rp, &uniq("alice"));
+    let c = challenge_of_logout(s, &mut jar, "/oauth2/sessions/logout");
+    let verifier = local(&redirect_to(&put_logout(s, "accept", &c)));
+    let sid = claims(&alice)["sid"].as_str().expect("a sid").to_string();
+    Req::new("DELETE", &format!("/admin/oauth2/auth/sessions/login?sid={sid}")).send(s.admin).expect(204);
+    login(s, &mut jar, &rp, &uniq("bob"));
+    let r = jar.get(s, &verifier);
+    assert!(location(&r).ends_with("/oauth2/fallbacks/logout/callback"), "no front-channel page: {}", r.text());
+    let cleared = set_cookie(&r).into_iter().any(|(k, v)| k == "ory_hydra_session" && v.is_empty());
+    assert!(!cleared, "bob's session cookie stays: {:?}", r.headers);
+    jar.take(&r);
+    assert!(!logged_out(s, &jar, &rp), "bob is still logged in");
+
+    // The same verifier flow with alice's session still held does end it, page and all.
+    let mut jar = Jar::default();
+    login(s, &mut jar, &rp, &uniq("carol"));
+    let c = challenge_of_logout(s, &mut jar, "/oauth2/sessions/logout");
+    let r = jar.get(s, &local(&redirect_to(&put_logout(s, "accept", &c))));
+    assert_eq!(r.status, 200, "the front-channel page: {}", r.text());
+    jar.take(&r);
+    assert!(logged_out(s, &jar, &rp));
+}

@@ -259,6 +259,25 @@ pub fn aud_names(aud: Option<&serde_json::Value>, accepted: &[&str]) -> bool {
     }
 }
 
+/// A time claim (RFC 7519 §2 NumericDate: any JSON number, fractions and exponents included) in
+/// whole seconds: `Ok(None)` when absent, `Err` when present but not a number, so a check of
+/// `nbf`, `iat` or `exp` can never pass by reading a malformed value as a missing one.
+pub fn numeric_date(v: Option<&serde_json::Value>) -> Result<Option<i64>, NotANumericDate> {
+    match v {
+        None => Ok(None),
+        Some(serde_json::Value::Number(n)) => match n.as_i64() {
+            Some(i) => Ok(Some(i)),
+            // Saturating: a date past i64 is as far away as i64::MAX.
+            None => n.as_f64().filter(|f| f.is_finite()).map(|f| Some(f.floor() as i64)).ok_or(NotANumericDate),
+        },
+        Some(_) => Err(NotANumericDate),
+    }
+}
+
+/// A time claim that is not a JSON number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotANumericDate;
+
 /// One part of a compact JWS (0: header, 1: payload) as JSON, **unverified**: for choosing a key
 /// or a client before verification, or where only how an error is delivered depends on it.
 /// Parts over 16 KiB are not read.
@@ -517,5 +536,21 @@ mod tests {
         assert_eq!(half_hash(Alg::EdDSA, data).len(), 43);
         assert_eq!(half_hash(Alg::ES256, data), half_hash(Alg::RS256, data));
         assert_eq!(half_hash(Alg::ES256, data).len(), 22);
+    }
+
+    #[test]
+    fn numeric_dates_are_any_json_number_and_nothing_else() {
+        use serde_json::json;
+        let d = |v: serde_json::Value| numeric_date(Some(&v));
+        assert_eq!(numeric_date(None), Ok(None));
+        assert_eq!(d(json!(1_800_000_000)), Ok(Some(1_800_000_000)));
+        assert_eq!(d(json!(1_800_000_000.9)), Ok(Some(1_800_000_000)));
+        assert_eq!(d(json!(1.8e9)), Ok(Some(1_800_000_000)));
+        assert_eq!(d(json!(-0.5)), Ok(Some(-1)));
+        assert_eq!(d(json!(1e300)), Ok(Some(i64::MAX)));
+        assert_eq!(d(json!(u64::MAX)), Ok(Some(i64::MAX)));
+        for bad in [json!("1800000000"), json!(null), json!(true), json!([1]), json!({})] {
+            assert_eq!(d(bad.clone()), Err(NotANumericDate), "{bad}");
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! ahead; `jti` is required (the caller makes it single use until `exp`).
 
 use crate::jose::jwk::{Alg, Jwk};
-use crate::jose::jws::peek;
+use crate::jose::jws::{numeric_date, peek};
 use serde_json::Value;
 
 /// RFC 7523 §2.2 `client_assertion_type`.
@@ -20,7 +20,7 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 pub const MAX_LIFETIME_SECS: i64 = 3600;
 
 /// Clock skew allowed between the client and this server.
-const LEEWAY_SECS: i64 = 60;
+pub const LEEWAY_SECS: i64 = 60;
 
 /// What a verified assertion leaves to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,17 +131,18 @@ fn claims(
     if !crate::jose::jws::aud_names(c.get("aud"), audiences) {
         return Err(Refused::Claims("the assertion's aud names neither the token endpoint nor the issuer"));
     }
-    let exp = c.get("exp").and_then(Value::as_i64).ok_or(Refused::Claims("the assertion has no exp"))?;
+    let date = |name: &str, bad: &'static str| numeric_date(c.get(name)).map_err(|_| Refused::Claims(bad));
+    let exp = date("exp", "the assertion's exp is not a number")?.ok_or(Refused::Claims("the assertion has no exp"))?;
     if exp <= now - LEEWAY_SECS {
         return Err(Refused::Claims("the assertion has expired"));
     }
     if exp > now + MAX_LIFETIME_SECS {
         return Err(Refused::Claims("the assertion's exp is more than an hour ahead"));
     }
-    if c.get("nbf").and_then(Value::as_i64).is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+    if date("nbf", "the assertion's nbf is not a number")?.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
         return Err(Refused::Claims("the assertion is not valid yet (nbf)"));
     }
-    if c.get("iat").and_then(Value::as_i64).is_some_and(|iat| iat > now + LEEWAY_SECS) {
+    if date("iat", "the assertion's iat is not a number")?.is_some_and(|iat| iat > now + LEEWAY_SECS) {
         return Err(Refused::Claims("the assertion was issued in the future (iat)"));
     }
     let jti = c.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty() && j.len() <= 256);
@@ -192,7 +193,7 @@ mod tests {
         let mut c = claims(now);
         c["aud"] = json!(["x", AUD[1]]);
         assert!(check(&sign(&k, &c), &keys, "c1", "ES256", &AUD, now).is_ok());
-        let bad: [(&str, Value); 10] = [
+        let bad: [(&str, Value); 15] = [
             ("iss", json!("c2")),
             ("sub", json!("c2")),
             ("aud", json!("https://op.example/oauth2/auth")),
@@ -203,6 +204,12 @@ mod tests {
             ("jti", Value::Null),
             ("nbf", json!(now + 3600)),
             ("iat", json!(now + 3600)),
+            // Fractions and exponents are NumericDates too: never read as absent.
+            ("nbf", json!(now as f64 + 3600.5)),
+            ("nbf", json!(1.0e9)),
+            ("iat", json!(now as f64 + 3600.0)),
+            ("nbf", json!("later")),
+            ("exp", json!("soon")),
         ];
         for (name, value) in bad {
             let mut c = claims(now);
@@ -214,6 +221,10 @@ mod tests {
             let r = check(&sign(&k, &c), &keys, "c1", "ES256", &AUD, now);
             assert!(matches!(r, Err(Refused::Claims(_))), "{name}: {r:?}");
         }
+        // A fractional exp is a valid one.
+        let mut c = claims(now);
+        c["exp"] = json!(now as f64 + 60.5);
+        assert_eq!(check(&sign(&k, &c), &keys, "c1", "ES256", &AUD, now).map(|ok| ok.exp), Ok(now + 60));
         // Registered for another algorithm.
         assert!(matches!(check(&sign(&k, &claims(now)), &keys, "c1", "RS256", &AUD, now), Err(Refused::Claims(_))));
     }

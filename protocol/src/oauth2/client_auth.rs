@@ -140,6 +140,11 @@ pub fn extract(authorization: Option<&str>, form: &Form) -> Result<Presented, OA
                 "The client_id in the request body does not match the HTTP authorization header.",
             ));
         }
+        // An empty password is no secret: a public client sent its id the way OAuth libraries
+        // in header mode do (fosite treats it as `none` too).
+        if secret.is_empty() {
+            return Ok(Presented::None { id });
+        }
         return Ok(Presented::Basic { id, secret });
     }
     if has_assertion(form) {
@@ -176,7 +181,8 @@ pub fn extract(authorization: Option<&str>, form: &Form) -> Result<Presented, OA
             .unwrap_or(false);
         return Ok(Presented::Assertion { id, assertion: assertion.to_string(), hmac });
     }
-    match (form.get("client_id"), form.get("client_secret")) {
+    // An empty client_secret is no secret (as fosite): the client authenticates as `none`.
+    match (form.get("client_id"), form.get("client_secret").filter(|s| !s.is_empty())) {
         (Some(id), Some(secret)) if !id.is_empty() => Ok(Presented::Post { id: id.into(), secret: secret.into() }),
         (Some(id), None) if !id.is_empty() => Ok(Presented::None { id: id.into() }),
         _ => Err(OAuthError::hint(
@@ -231,6 +237,11 @@ mod tests {
             Presented::None { id: "a".into() },
             "non-Basic schemes are not client authentication"
         );
+        // An empty secret, in the body or as the Basic password, is no secret (as fosite).
+        let f = decode(b"client_id=a&client_secret=").unwrap();
+        assert_eq!(extract(None, &f).unwrap(), Presented::None { id: "a".into() });
+        let f = decode(b"").unwrap();
+        assert_eq!(extract(Some(&basic("a", "")), &f).unwrap(), Presented::None { id: "a".into() });
     }
 
     #[test]

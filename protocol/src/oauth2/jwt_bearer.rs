@@ -11,7 +11,7 @@
 
 use crate::dates::{parse_rfc3339, rfc3339};
 use crate::jose::jwk::Jwk;
-use crate::jose::jws::peek;
+use crate::jose::jws::{numeric_date, peek};
 use crate::oauth2::error::{ErrorCode, OAuthError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// Clock skew allowed between the assertion's issuer and this server.
-const LEEWAY_SECS: i64 = 60;
+pub const LEEWAY_SECS: i64 = 60;
 
 /// One trust relationship: `issuer` may assert `subject` (or any subject) with `jwk`, for
 /// `scope`, until `expires_at`. Stored as JSON.
@@ -245,13 +245,17 @@ pub fn check<G: std::borrow::Borrow<TrustGrant>>(
             audiences.first().copied().unwrap_or_default()
         )));
     }
-    let exp = c.get("exp").and_then(Value::as_i64);
+    let date = |name: &str| {
+        numeric_date(c.get(name))
+            .map_err(|_| invalid_grant(format!("The '{name}' claim of the JWT in 'assertion' is not a number.")))
+    };
+    let exp = date("exp")?;
     let exp =
         exp.ok_or_else(|| invalid_grant("The JWT in 'assertion' must contain an 'exp' (expiration time) claim."))?;
     if exp <= now - LEEWAY_SECS {
         return Err(invalid_grant("The JWT in 'assertion' has expired."));
     }
-    let iat = c.get("iat").and_then(Value::as_i64);
+    let iat = date("iat")?;
     if iat.is_none() && !policy.iat_optional {
         return Err(invalid_grant("The JWT in 'assertion' must contain an 'iat' (issued at) claim."));
     }
@@ -263,7 +267,7 @@ pub fn check<G: std::borrow::Borrow<TrustGrant>>(
             "The JWT in 'assertion' has an 'exp' (expiration time) unreasonably far in the future (oauth2.grant.jwt.max_ttl).",
         ));
     }
-    if c.get("nbf").and_then(Value::as_i64).is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+    if date("nbf")?.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
         return Err(invalid_grant("The JWT in 'assertion' is not valid yet ('nbf')."));
     }
     let jti = c.get("jti").and_then(Value::as_str).filter(|j| !j.is_empty() && j.len() <= 256).map(String::from);
@@ -364,7 +368,7 @@ mod tests {
         let e = check(&sign(&k, &claims()), &[&g], &AUD, &["admin".into()], W, &p, NOW).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidScope);
         // Claims.
-        let bad: [(&str, Value); 8] = [
+        let bad: [(&str, Value); 11] = [
             ("aud", json!("https://elsewhere.example")),
             ("exp", Value::Null),
             ("exp", json!(NOW - 120)),
@@ -373,6 +377,9 @@ mod tests {
             ("iat", json!(NOW + 3600)),
             ("jti", Value::Null),
             ("nbf", json!(NOW + 3600)),
+            ("nbf", json!(NOW as f64 + 3600.0)),
+            ("iat", json!(NOW as f64 + 3600.5)),
+            ("nbf", json!([NOW])),
         ];
         for (name, v) in bad {
             let mut c = claims();

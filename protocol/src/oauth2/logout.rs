@@ -73,7 +73,7 @@ pub fn verify_hint(hint: &str, keys: &[Jwk], issuer: &str, now: i64) -> Result<H
     if audience.is_empty() {
         return Err("it names no audience");
     }
-    if claims["iat"].as_i64().is_none_or(|iat| iat > now + 60) {
+    if crate::jose::jws::numeric_date(claims.get("iat")).ok().flatten().is_none_or(|iat| iat > now + 60) {
         return Err("its iat is missing or in the future");
     }
     let sid = claims["sid"].as_str().filter(|s| !s.is_empty()).ok_or("it names no session (sid)")?;

@@ -12,7 +12,7 @@
 //! parameters of the same name (§6.3.3).
 
 use crate::jose::jwk::{Alg, Jwk};
-use crate::jose::jws::peek;
+use crate::jose::jws::{numeric_date, peek};
 use serde_json::{Map, Value};
 
 /// What the caller made of a request's `request` / `request_uri`.
@@ -83,10 +83,13 @@ pub fn verify(jwt: &str, keys: &[Jwk], registered_alg: &str, client_id: &str, is
             _ => return bad("The request object's payload is not a JSON object."),
         }
     };
-    if payload.get("exp").and_then(Value::as_i64).is_some_and(|exp| exp <= now - LEEWAY_SECS) {
+    let (Ok(exp), Ok(nbf)) = (numeric_date(payload.get("exp")), numeric_date(payload.get("nbf"))) else {
+        return bad("The request object's exp or nbf is not a number.");
+    };
+    if exp.is_some_and(|exp| exp <= now - LEEWAY_SECS) {
         return bad("The request object has expired.");
     }
-    if payload.get("nbf").and_then(Value::as_i64).is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+    if nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
         return bad("The request object is not valid yet (nbf).");
     }
     RequestObject::Verified(payload)

@@ -243,6 +243,16 @@ pub fn is_redirect_uri_secure(uri: &str) -> bool {
     }
 }
 
+/// Whether a redirect to `uri` goes to the client it names, as far as this server can tell: a
+/// claimed `https` URI, or `http` to this machine (RFC 8252 §8.6, RFC 6749 §10.2). A custom
+/// scheme (`com.example.app:/cb`) can be claimed by any app on the device.
+pub fn redirect_proves_client(uri: &str) -> bool {
+    match Uri::parse_go(uri) {
+        Ok(u) => u.scheme_is("https") || (u.scheme_is("http") && is_localhost(u.hostname())),
+        Err(_) => false,
+    }
+}
+
 pub fn is_localhost(hostname: &str) -> bool {
     hostname == "localhost"
         || hostname.ends_with(".localhost")
@@ -352,6 +362,17 @@ mod tests {
         assert!(!ok("https://127.0.0.1:5000/cb"));
         let localhost = Uri::parse_absolute("http://localhost/cb").unwrap();
         assert!(!loopback_matches(&localhost, &Uri::parse_absolute("http://localhost:5000/cb").unwrap()));
+    }
+
+    #[test]
+    fn only_https_and_local_http_redirects_prove_the_client() {
+        assert!(redirect_proves_client("https://rp.example/cb"));
+        assert!(redirect_proves_client("http://127.0.0.1:8080/cb"));
+        assert!(redirect_proves_client("http://localhost/cb"));
+        assert!(redirect_proves_client("http://[::1]:9/cb"));
+        assert!(!redirect_proves_client("http://rp.example/cb"));
+        assert!(!redirect_proves_client("com.example.app:/cb"));
+        assert!(!redirect_proves_client("not a uri"));
     }
 
     #[test]

@@ -556,17 +556,11 @@ impl Storage for PgStore {
     async fn put_consent(&self, consent: Consent) -> Result<()> {
         let body = serde_json::to_vec(&consent).map_err(|_| StoreError::Corrupt("consent session"))?;
         let (part, family) = (consent.grant_partition as i32, to_i64(consent.grant_family)?);
+        let latest = consent.remembered_for_later();
         self.write(async move |c: &Conn| {
             let k = &consent;
-            let params: [&(dyn ToSql + Sync); 7] = [
-                &k.subject.as_bytes(),
-                &k.client_id.as_bytes(),
-                &k.flow_id.as_bytes(),
-                &part,
-                &family,
-                &body,
-                &k.remember,
-            ];
+            let params: [&(dyn ToSql + Sync); 7] =
+                [&k.subject.as_bytes(), &k.client_id.as_bytes(), &k.flow_id.as_bytes(), &part, &family, &body, &latest];
             c.execute(sql::PUT_CONSENT, &params).await.map(|_| ())
         })
         .await

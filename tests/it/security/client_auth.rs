@@ -257,7 +257,8 @@ fn credentials_in_the_query_string_are_refused() {
 }
 
 /// A public client (`token_endpoint_auth_method: none`) has no secret; presenting one, in either
-/// place, is a method it is not registered for: `401 invalid_client`.
+/// place, is a method it is not registered for: `401 invalid_client`. An empty one is no secret
+/// (as fosite: OAuth libraries in header mode send `Basic base64(id:)`).
 #[test]
 fn public_clients_presenting_a_secret_are_refused() {
     let s = api();
@@ -277,10 +278,15 @@ fn public_clients_presenting_a_secret_are_refused() {
         req.send(s.public)
     };
     send(form(&[]), Some((&public.id, "some-secret"))).expect_error(401, "invalid_client");
-    send(form(&[]), Some((&public.id, ""))).expect_error(401, "invalid_client");
     send(form(&[("client_id", &public.id), ("client_secret", "some-secret")]), None)
         .expect_error(401, "invalid_client");
-    send(form(&[("client_id", &public.id), ("client_secret", "")]), None).expect_error(401, "invalid_client");
+    // An empty secret is none: it gets as far as the (bogus) code.
+    send(form(&[]), Some((&public.id, ""))).expect_error(400, "invalid_grant");
+    send(form(&[("client_id", &public.id), ("client_secret", "")]), None).expect_error(400, "invalid_grant");
+    // A confidential client sending an empty secret is not authenticated by it.
+    let confidential = rp(s, json!({}));
+    send(form(&[]), Some((&confidential.id, ""))).expect_error(401, "invalid_client");
+    send(form(&[("client_id", &confidential.id), ("client_secret", "")]), None).expect_error(401, "invalid_client");
     // Control: identified by client_id alone, it gets as far as the (bogus) code.
     send(form(&[("client_id", &public.id)]), None).expect_error(400, "invalid_grant");
 }

@@ -186,6 +186,47 @@ pub enum Lifespan {
     DeviceAuthorizationRefreshToken,
 }
 
+/// The grants that issue user tokens, each with its own client lifespans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IssuedBy {
+    AuthorizationCode,
+    RefreshToken,
+    DeviceCode,
+    /// The authorization endpoint (implicit and hybrid response types): no refresh token.
+    Implicit,
+}
+
+impl IssuedBy {
+    /// The client fields of its access, ID and refresh token lifespans.
+    fn fields(self) -> [Option<Lifespan>; 3] {
+        use Lifespan::*;
+        match self {
+            IssuedBy::AuthorizationCode => [
+                Some(AuthorizationCodeAccessToken),
+                Some(AuthorizationCodeIdToken),
+                Some(AuthorizationCodeRefreshToken),
+            ],
+            IssuedBy::RefreshToken => {
+                [Some(RefreshTokenAccessToken), Some(RefreshTokenIdToken), Some(RefreshTokenRefreshToken)]
+            }
+            IssuedBy::DeviceCode => [
+                Some(DeviceAuthorizationAccessToken),
+                Some(DeviceAuthorizationIdToken),
+                Some(DeviceAuthorizationRefreshToken),
+            ],
+            IssuedBy::Implicit => [Some(ImplicitAccessToken), Some(ImplicitIdToken), None],
+        }
+    }
+}
+
+/// Access, ID and refresh token lifespans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenLifespans {
+    pub access: Duration,
+    pub id: Duration,
+    pub refresh: Duration,
+}
+
 impl Lifespan {
     pub const ALL: [Lifespan; 13] = [
         Lifespan::AuthorizationCodeAccessToken,
@@ -273,6 +314,18 @@ impl Client {
     /// Per-client override for a token lifespan; `None` means "use the global TTL".
     pub fn lifespan(&self, field: Lifespan) -> Option<Duration> {
         self.lifespan_slot(field).as_deref().and_then(parse_go_duration)
+    }
+
+    /// The lifespans of the tokens a grant issues to this client: its own where set, else the
+    /// global TTLs given (fosite's `GetEffectiveLifespan`).
+    pub fn token_lifespans(&self, by: IssuedBy, global: TokenLifespans) -> TokenLifespans {
+        let [access, id, refresh] = by.fields();
+        let pick = |f: Option<Lifespan>, d: Duration| f.and_then(|f| self.lifespan(f)).unwrap_or(d);
+        TokenLifespans {
+            access: pick(access, global.access),
+            id: pick(id, global.id),
+            refresh: pick(refresh, global.refresh),
+        }
     }
 
     /// Wire JSON. `plaintext_secret` is only passed by the endpoints that reveal a secret once
