@@ -31,8 +31,6 @@ struct Conn<S> {
     stream: S,
     buf: Vec<u8>,
     out: Vec<u8>,
-    /// How long one flush may wait for a client that does not read.
-    write_timeout: Duration,
 }
 
 /// Queued pipelined answers are written once they reach this size, before the next request is
@@ -83,12 +81,9 @@ impl<S: AsyncReadRent + AsyncWriteRent> Conn<S> {
             return true;
         }
         let out = std::mem::take(&mut self.out);
-        // A client that stops reading is given up on: the write's deadline (a dropped write is
-        // cancelled by the runtime; the connection closes).
-        let write = self.stream.write_all(out);
-        let Ok((res, mut out)) = monoio::time::timeout(self.write_timeout, write).await else {
-            return false;
-        };
+        // A client that stops reading does not hold this write for ever: the socket's
+        // TCP_USER_TIMEOUT (`worker.rs`) fails it after the idle timeout.
+        let (res, mut out) = self.stream.write_all(out).await;
         out.clear();
         if out.capacity() > SHRINK_ABOVE {
             out = Vec::with_capacity(USUAL_BUF);
@@ -176,8 +171,7 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, w: &Worker, api
     // Chunk framing may add overhead, but not without bound: a body arriving as one-byte chunks
     // with long extensions would otherwise hold a thousand times its size in memory.
     let max_wire = max_body.saturating_mul(2).saturating_add(16 << 10);
-    let write_timeout = cfg.engine.idle_timeout.max(Duration::from_secs(1));
-    let mut c = Conn { stream, buf: Vec::with_capacity(USUAL_BUF), out: Vec::with_capacity(USUAL_BUF), write_timeout };
+    let mut c = Conn { stream, buf: Vec::with_capacity(USUAL_BUF), out: Vec::with_capacity(USUAL_BUF) };
     loop {
         // Head.
         let mut head_deadline: Option<Instant> = None;

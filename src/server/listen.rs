@@ -28,6 +28,16 @@ pub(super) fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
     s.bind(&addr.into())
 }
 
+/// Sets TCP_USER_TIMEOUT on an accepted connection: data it cannot deliver for `t` (a peer that
+/// vanished, or one whose receive window stays shut because it stopped reading; Linux applies
+/// the timeout to zero-window probes too) fails the pending write, and the connection closes.
+pub(super) fn set_user_timeout(stream: &impl std::os::fd::AsRawFd, t: std::time::Duration) -> std::io::Result<()> {
+    // SAFETY: the descriptor is `stream`'s, which is borrowed for the whole call, so it stays
+    // open and is not reused while `fd` exists; nothing here closes or takes ownership of it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    socket2::SockRef::from(&fd).set_tcp_user_timeout(Some(t))
+}
+
 pub(super) fn bind_reuseport(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

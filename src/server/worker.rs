@@ -163,6 +163,11 @@ async fn worker_main(w: Rc<Worker>, listeners: Vec<Listener>) -> Result<(), Stri
                     None => break,
                     Some(Ok((stream, _peer))) => {
                         let _ = stream.set_nodelay(true);
+                        // A client that stops reading (its window stays shut) or vanishes is cut
+                        // off by the kernel after the idle timeout: a blocked write then fails and
+                        // the connection closes. No timer per write on the request path (callgrind:
+                        // a deadline on every flush cost 615 instructions per ceiling request).
+                        let _ = super::listen::set_user_timeout(&stream, w.config().engine.idle_timeout);
                         w.connections.set(w.connections.get() + 1);
                         let w = w.clone();
                         let acceptor = acceptor.clone();
