@@ -251,26 +251,7 @@ pub(crate) async fn to_login(
 /// The subject an `id_token_hint` names, if it is an ID token this server signed (our key set,
 /// our `iss`) for this client (`aud` holds it); expired ones count (OIDC Core §3.1.2.1).
 fn hinted_subject(w: &Worker, hint: &str, client_id: &str) -> Option<String> {
-    hint_claims(w, hint, client_id)?.get("sub")?.as_str().map(String::from)
-}
-
-/// The claims of an `id_token_hint` that [`hinted_subject`] accepts: what the login and consent
-/// apps see as `oidc_context.id_token_hint_claims` (as Hydra).
-pub(crate) fn hint_claims(
-    w: &Worker,
-    hint: &str,
-    client_id: &str,
-) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let keys = crate::server::keys::id_token_public_keys(w);
-    let v = crate::jose::jws::verify(hint, &keys).ok()?;
-    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&v.payload).ok()?;
-    let for_client = match claims.get("aud") {
-        Some(serde_json::Value::String(a)) => a == client_id,
-        Some(serde_json::Value::Array(a)) => a.iter().any(|x| x == client_id),
-        _ => false,
-    };
-    let ours = claims.get("iss").and_then(|i| i.as_str()) == Some(w.config().urls.issuer.as_str());
-    (ours && for_client && claims.get("sub").is_some_and(|s| s.is_string())).then_some(claims)
+    crate::server::keys::id_token_hint_claims(w, hint, client_id)?.get("sub")?.as_str().map(String::from)
 }
 
 /// Whether the user the login app accepted is the one an `id_token_hint` names: by the subject

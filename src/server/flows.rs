@@ -114,7 +114,7 @@ pub async fn get(w: &Worker, req: &Request, step: Step) -> Response {
     // party expects before they ask anyone to log in.
     let r = &flow.request;
     if let Some(claims) =
-        r.id_token_hint.as_deref().and_then(|h| crate::server::authorize::hint_claims(w, h, &r.client_id))
+        r.id_token_hint.as_deref().and_then(|h| crate::server::keys::id_token_hint_claims(w, h, &r.client_id))
     {
         if let Some(ctx) = body.get_mut("oidc_context").and_then(|v| v.as_object_mut()) {
             ctx.insert("id_token_hint_claims".into(), serde_json::Value::Object(claims));

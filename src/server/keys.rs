@@ -462,3 +462,27 @@ pub async fn well_known(w: &Worker) -> Response {
         DEFAULT_SETS.iter().filter_map(|s| snap.sets.get(*s)).flat_map(|keys| keys.iter().map(|k| k.jwk.public()));
     Response::json_value(200, &keys_json(public))
 }
+
+/// The claims of an `id_token_hint` if it is an ID token this server signed (our key set, our
+/// `iss`) for this client (`aud` holds it); expired ones count (OIDC Core §3.1.2.1). What the
+/// login and consent apps see as `oidc_context.id_token_hint_claims` (as Hydra).
+pub(crate) fn id_token_hint_claims(
+    w: &Worker,
+    hint: &str,
+    client_id: &str,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let keys = id_token_public_keys(w);
+    let v = crate::jose::jws::verify(hint, &keys).ok()?;
+    // A logout token is signed with the same keys; it is no ID token.
+    if !crate::jose::jws::typed_as_jwt(&v.header) {
+        return None;
+    }
+    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&v.payload).ok()?;
+    let for_client = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => a == client_id,
+        Some(serde_json::Value::Array(a)) => a.iter().any(|x| x == client_id),
+        _ => false,
+    };
+    let ours = claims.get("iss").and_then(|i| i.as_str()) == Some(w.config().urls.issuer.as_str());
+    (ours && for_client && claims.get("sub").is_some_and(|s| s.is_string())).then_some(claims)
+}

@@ -171,6 +171,38 @@ fn jwks_uri_keys_are_fetched_and_a_rotation_is_picked_up() {
     assert_eq!(peer.connections.load(std::sync::atomic::Ordering::SeqCst), before);
 }
 
+/// A client whose `jwks_uri` fails (an error status, or no key set) is not fetched again for
+/// every assertion that names it: one failed fetch per ten seconds per client, so bad assertions
+/// cost neither the client's host nor the outbound pool a fetch each.
+#[test]
+fn a_failing_jwks_uri_is_not_fetched_for_every_assertion() {
+    let pki = crate::tls::make_pki();
+    let fetches = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = fetches.clone();
+    let peer = tls_peer(&pki.cert_pem, &pki.key_pem, move |path| {
+        seen.lock().unwrap().push(path.to_string());
+        match path {
+            "/garbage.json" => ok("this is not a key set"),
+            _ => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".into(),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ca_file(&pki, dir.path());
+    let s = Opts::new("legacy")
+        .env("CLIENTS_HTTP_DISALLOW_PRIVATE_IP_RANGES", "false")
+        .env("SSL_CERT_FILE", ca.to_str().unwrap())
+        .start();
+    let key = Jwk::generate(Alg::RS256, "k1", "sig").unwrap();
+    for path in ["/down.json", "/garbage.json"] {
+        let id = jwt_client(&s, json!({"jwks_uri": format!("https://127.0.0.1:{}{path}", peer.addr.port())}));
+        for _ in 0..5 {
+            present(&s, Some(&id), &sign(&key, &claims(&s, &id))).expect_error(401, "invalid_client");
+        }
+        let n = fetches.lock().unwrap().iter().filter(|p| *p == path).count();
+        assert_eq!(n, 1, "{path}: one fetch for five assertions");
+    }
+}
+
 /// An HMAC assertion (`client_secret_jwt`) with `secret` under `alg`.
 fn hmac_assertion(alg: &str, secret: &str, claims: &Value) -> String {
     use base64::Engine;

@@ -259,6 +259,12 @@ pub fn aud_names(aud: Option<&serde_json::Value>, accepted: &[&str]) -> bool {
     }
 }
 
+/// Whether a verified token's header types it as a plain JWT (an ID token), not as another
+/// kind this server signs with the same keys (a `logout+jwt` logout token, RFC 8725 §3.11).
+pub fn typed_as_jwt(header: &serde_json::Value) -> bool {
+    header.get("typ").and_then(|t| t.as_str()).is_none_or(|t| t.eq_ignore_ascii_case("JWT"))
+}
+
 /// A time claim (RFC 7519 §2 NumericDate: any JSON number, fractions and exponents included) in
 /// whole seconds: `Ok(None)` when absent, `Err` when present but not a number, so a check of
 /// `nbf`, `iat` or `exp` can never pass by reading a malformed value as a missing one.
@@ -536,6 +542,16 @@ mod tests {
         assert_eq!(half_hash(Alg::EdDSA, data).len(), 43);
         assert_eq!(half_hash(Alg::ES256, data), half_hash(Alg::RS256, data));
         assert_eq!(half_hash(Alg::ES256, data).len(), 22);
+    }
+
+    #[test]
+    fn only_untyped_and_jwt_typed_tokens_pass_as_id_tokens() {
+        use serde_json::json;
+        assert!(typed_as_jwt(&json!({"alg": "RS256"})));
+        assert!(typed_as_jwt(&json!({"alg": "RS256", "typ": "JWT"})));
+        assert!(typed_as_jwt(&json!({"alg": "RS256", "typ": "jwt"})));
+        assert!(!typed_as_jwt(&json!({"alg": "RS256", "typ": "logout+jwt"})));
+        assert!(!typed_as_jwt(&json!({"alg": "RS256", "typ": "at+jwt"})));
     }
 
     #[test]

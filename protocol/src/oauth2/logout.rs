@@ -61,6 +61,9 @@ pub struct Hint {
 pub fn verify_hint(hint: &str, keys: &[Jwk], issuer: &str, now: i64) -> Result<Hint, &'static str> {
     let v =
         crate::jose::jws::verify(hint, keys).map_err(|_| "its signature does not verify with this server's keys")?;
+    if !crate::jose::jws::typed_as_jwt(&v.header) {
+        return Err("it is not an ID token (its typ names another kind of token)");
+    }
     let claims: Value = serde_json::from_slice(&v.payload).map_err(|_| "its payload is not JSON")?;
     if claims["iss"].as_str() != Some(issuer) {
         return Err("it was issued by another issuer");
@@ -247,6 +250,9 @@ mod tests {
         no_sid.as_object_mut().unwrap().remove("sid");
         assert!(verify_hint(&token(&ours, no_sid), &keys, "https://op", 1000).is_err());
         assert!(verify_hint(&token(&ours, good.clone()), &keys, "https://op", 10).is_err());
+        // A logout token, signed with the same key and naming the session, is no ID token.
+        let logout = Signer::from_jwk(&ours).unwrap().sign_typed(good.to_string().as_bytes(), "logout+jwt").unwrap();
+        assert!(verify_hint(&logout, &keys, "https://op", 1000).is_err());
         // alg:none with our payload, and a payload changed under our signature.
         let real = token(&ours, good.clone());
         let parts: Vec<&str> = real.split('.').collect();
