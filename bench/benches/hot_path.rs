@@ -75,6 +75,7 @@ fn records(c: &mut Criterion) {
                 issued_at: r.issued_at.to_native(),
                 expires_at: r.expires_at.to_native(),
                 ext: r.ext.as_str(),
+                obfuscated_subject: None,
             };
             active(&t, r.audience.iter().map(|a| a.as_str()), "https://issuer/")
         })

@@ -290,8 +290,9 @@ pub fn list(w: &Worker, req: &Request) -> Response {
             return Response::oauth_error(&OAuthError::hint(ErrorCode::InvalidRequest, "page_size must be an integer."))
         }
     };
-    let name = q.get("client_name");
-    let owner = q.get("owner");
+    // An empty filter is no filter (as Hydra).
+    let name = q.get("client_name").filter(|v| !v.is_empty());
+    let owner = q.get("owner").filter(|v| !v.is_empty());
     let bound: Vec<(&str, &str)> =
         [("client_name", name), ("owner", owner)].into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
     let keys = &w.shared.flow_keys;

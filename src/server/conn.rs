@@ -210,6 +210,9 @@ pub async fn serve<S: AsyncReadRent + AsyncWriteRent>(stream: S, w: &Worker, api
                 _ => return,
             }
         };
+        if let Err(e) = crate::http::request::check_host(&head) {
+            return c.fail(e).await;
+        }
         // The head is parsed into owned values; from here the buffer starts at the body.
         c.buf.drain(..head.head_len);
         let body_deadline = Instant::now() + cfg.engine.header_timeout.max(Duration::from_secs(1)) * 3;

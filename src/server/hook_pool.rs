@@ -6,9 +6,9 @@
 
 use crate::config::Hook;
 use crate::outbound::{web_target, DEADLINE};
+use crate::server::outbound::Bounded;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -67,21 +67,19 @@ impl HookPool {
 // ---- The hook threads --------------------------------------------------------------------------
 
 enum Conn {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Plain(Bounded),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Bounded>>),
 }
 
 impl Conn {
-    /// Each read or write waits at most the outbound timeout, and never past the call's deadline.
-    fn timeouts(&self, deadline: Instant) -> std::io::Result<()> {
-        let left = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_millis(1));
-        let t = Some(left.min(crate::outbound::TIMEOUT));
-        let sock = match self {
-            Conn::Plain(s) => s,
-            Conn::Tls(s) => s.get_ref(),
-        };
-        sock.set_read_timeout(t)?;
-        sock.set_write_timeout(t)
+    /// Each read or write of this call, a TLS handshake's included, waits at most the outbound
+    /// timeout, and never past the call's deadline (`Bounded`).
+    fn timeouts(&mut self, deadline: Instant) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.deadline = deadline,
+            Conn::Tls(s) => s.sock.deadline = deadline,
+        }
+        Ok(())
     }
 }
 
@@ -125,10 +123,11 @@ fn serve(rx: &Mutex<Receiver<Job>>) {
     }
 }
 
-fn connect(hook: &Hook, allow_private: bool) -> Result<Conn, String> {
+fn connect(hook: &Hook, allow_private: bool, deadline: Instant) -> Result<Conn, String> {
     let t = web_target(&hook.url, true)?;
     let sock = crate::server::outbound::connect(&t, allow_private)?;
     let _ = sock.set_nodelay(true);
+    let sock = Bounded { sock, deadline };
     if !t.tls {
         return Ok(Conn::Plain(sock));
     }
@@ -138,7 +137,7 @@ fn connect(hook: &Hook, allow_private: bool) -> Result<Conn, String> {
 
 fn request_bytes(hook: &Hook, body: &[u8]) -> Result<Vec<u8>, String> {
     let t = web_target(&hook.url, true)?;
-    let host = if t.host.contains(':') { format!("[{}]", t.host) } else { t.host.clone() };
+    let host = crate::server::outbound::host_header(&t);
     let mut head = format!(
         "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hydra-rs\r\nAccept: application/json\r\nContent-Type: application/json; charset=UTF-8\r\nContent-Length: {}\r\n",
         t.path_and_query,
@@ -175,7 +174,7 @@ fn call_once(conns: &mut HashMap<String, Conn>, job: &Job) -> Result<(u16, Vec<u
             Err(Failure::Other(e)) => return Err(e),
         }
     }
-    let mut conn = connect(&job.hook, job.allow_private)?;
+    let mut conn = connect(&job.hook, job.allow_private, deadline)?;
     match exchange(&mut conn, &req, deadline) {
         Ok((status, body, keep)) => {
             if keep {

@@ -38,6 +38,19 @@ async fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
         return Ok(inactive());
     }
     let ext = w.open_ext(u32::from(r.partition), rec.family.to_native(), rec.ext.as_str())?;
+    // A pairwise client's subject, as its ID tokens name it (the sector's hash: recomputed, not
+    // stored; a login's forced identifier is not known here).
+    let obfuscated =
+        snapshot.clients.get(client_id).map(|e| &e.stored.client).filter(|c| c.subject_type == "pairwise").and_then(
+            |c| {
+                crate::oauth2::id_token::subject_for(
+                    &c.subject_type,
+                    rec.subject.as_str(),
+                    c.sector_uris(),
+                    &cfg.oidc.pairwise_salt,
+                )
+            },
+        );
     let t = ActiveToken {
         refresh: rec.kind.native() == TokenKind::Refresh,
         client_id,
@@ -46,6 +59,7 @@ async fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
         issued_at: rec.issued_at.to_native(),
         expires_at: rec.expires_at.to_native(),
         ext: &ext,
+        obfuscated_subject: obfuscated.as_deref(),
     };
     Ok(active(&t, rec.audience.iter().map(|a| a.as_str()), &cfg.urls.issuer))
 }

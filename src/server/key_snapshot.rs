@@ -31,8 +31,10 @@ impl KeySnapshot {
         self.sets
             .get(set)?
             .iter()
-            .find(|k| k.jwk.use_.as_deref().unwrap_or("sig") == "sig")
-            .and_then(|k| k.signer.clone())
+            .filter(|k| k.jwk.use_.as_deref().unwrap_or("sig") == "sig")
+            // A public key put in front (to publish it) signs nothing: the newest private one does
+            // (as Hydra's `FindPrivateKey`).
+            .find_map(|k| k.signer.clone())
     }
 
     /// The newest private signing key of `set` for algorithm `alg`, if there is one.

@@ -294,8 +294,14 @@ pub async fn create(w: &Worker, req: &Request, set: &str) -> Response {
         Ok(r) => r,
         Err(e) => return server_error(e),
     };
-    match write(w, set, KeyWrite::Add(vec![row])).await {
-        Ok(_) => Response::json_value(201, &keys_json(std::iter::once(jwk))),
+    // A key id already in the set is refused, never replaced (as Hydra: 409); replacing is PUT's.
+    match write(w, set, KeyWrite::Create(vec![row])).await {
+        Ok(true) => Response::json_value(201, &keys_json(std::iter::once(jwk))),
+        Ok(false) => Response::generic_error(
+            409,
+            "Unable to insert or update resource because a resource with that value exists already",
+            "",
+        ),
         Err(r) => r,
     }
 }
@@ -399,7 +405,8 @@ pub async fn delete_key(w: &Worker, set: &str, kid: &str) -> Response {
     }
 }
 
-/// Generates a default set that an admin deleted, once.
+/// Generates a signing key for a default set that an admin deleted, once, or that holds only
+/// public keys (as Hydra generates one when its set has no private key).
 async fn regenerate(w: &Worker, set: &'static str) -> Result<(), Response> {
     let jwk = match w.shared.pool.run(move || generate(Alg::RS256, None, "sig")).await {
         Ok(Ok(k)) => k,
@@ -407,7 +414,11 @@ async fn regenerate(w: &Worker, set: &'static str) -> Result<(), Response> {
         Err(e) => return Err(Response::oauth_error(&e.into())),
     };
     let row = seal_row(&w.shared.key_seal, set, &jwk, now_micros()).map_err(server_error)?;
-    write(w, set, KeyWrite::AddIfEmpty(vec![row])).await.map(|_| ())
+    // An empty set: two first uses race harmlessly. Public keys only: the fresh key (a new id)
+    // is added beside them.
+    let empty = w.shared.keys.load().sets.get(set).is_none_or(|keys| keys.is_empty());
+    let change = if empty { KeyWrite::AddIfEmpty(vec![row]) } else { KeyWrite::Create(vec![row]) };
+    write(w, set, change).await.map(|_| ())
 }
 
 /// The key that signs for a default set, generated again if an admin deleted the set.

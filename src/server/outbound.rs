@@ -50,8 +50,8 @@ pub enum Method<'a> {
 pub fn exchange_blocking(url: &str, method: Method, allow_private: bool, allow_http: bool) -> Result<Vec<u8>, String> {
     let t = web_target(url, allow_http)?;
     let deadline = Instant::now() + DEADLINE;
-    let sock = connect(&t, allow_private)?;
-    let host = if t.host.contains(':') { format!("[{}]", t.host) } else { t.host.clone() };
+    let sock = Bounded { sock: connect(&t, allow_private)?, deadline };
+    let host = host_header(&t);
     let mut req = match method {
         Method::Get => format!(
             "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hydra-rs\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
@@ -86,6 +86,55 @@ pub fn exchange_blocking(url: &str, method: Method, allow_private: bool, allow_h
     let mut tls = rustls::StreamOwned::new(tls_client(&t.host)?, sock);
     tls.write_all(&req).map_err(|e| format!("TLS or write failed: {e}"))?;
     read_answer(&mut tls, deadline)
+}
+
+/// The `Host` field of a request to `t`: the port too unless it is the scheme's default (RFC 9112
+/// §3.2; as Go's client, so Hydra), IPv6 literals in brackets.
+pub(crate) fn host_header(t: &Target) -> String {
+    let host = if t.host.contains(':') { format!("[{}]", t.host) } else { t.host.clone() };
+    let default = if t.tls { 443 } else { 80 };
+    if t.port == default {
+        host
+    } else {
+        format!("{host}:{}", t.port)
+    }
+}
+
+/// A connection whose every read and write, the TLS handshake's included, waits at most the
+/// outbound timeout and never past its deadline: a peer that trickles bytes (a handshake a byte
+/// at a time) cannot stretch a request, or hold one of the few outbound slots, past `DEADLINE`.
+pub(crate) struct Bounded {
+    pub(crate) sock: TcpStream,
+    pub(crate) deadline: Instant,
+}
+
+impl Bounded {
+    fn arm(&self) -> std::io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the outbound deadline passed"));
+        }
+        let t = Some(left.min(TIMEOUT));
+        self.sock.set_read_timeout(t)?;
+        self.sock.set_write_timeout(t)
+    }
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        self.sock.read(buf)
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        self.sock.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sock.flush()
+    }
 }
 
 /// Connects to a target under the outbound rules: its host resolved, every address judged, the
@@ -204,6 +253,17 @@ pub async fn fetch(url: &str, allow_private: bool) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_fields_name_the_port_unless_it_is_the_default() {
+        let h = |url: &str| host_header(&crate::outbound::web_target(url, true).unwrap());
+        assert_eq!(h("https://hook.example/x"), "hook.example");
+        assert_eq!(h("https://hook.example:443/x"), "hook.example");
+        assert_eq!(h("https://hook.example:8443/x"), "hook.example:8443");
+        assert_eq!(h("http://127.0.0.1:15601/x"), "127.0.0.1:15601");
+        assert_eq!(h("http://hook.example/x"), "hook.example");
+        assert_eq!(h("https://[::1]:9443/x"), "[::1]:9443");
+    }
 
     #[test]
     fn answers_are_parsed_strictly() {

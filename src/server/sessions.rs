@@ -199,14 +199,14 @@ pub async fn revoke_consent(w: &Worker, req: &Request) -> Response {
     }
 }
 
-/// `DELETE /admin/oauth2/auth/sessions/login?subject=…` (every session of the subject, no
-/// notices, as Hydra) or `?sid=…` (one session, found through its id row; its clients get
-/// back-channel notices).
+/// `DELETE /admin/oauth2/auth/sessions/login?sid=…` (one session, found through its id row; its
+/// clients get back-channel notices) or `?subject=…` (every session of the subject, no notices);
+/// `sid` wins when both are given (as Hydra).
 pub async fn revoke_login(w: &Worker, req: &Request) -> Response {
     let q = query(req);
-    let result = match (q.get("subject").filter(|s| !s.is_empty()), q.get("sid").filter(|s| !s.is_empty())) {
-        (Some(subject), _) => revoke_subject_logins(w, subject).await,
-        (None, Some(sid)) => revoke_sid_login(w, sid).await,
+    let result = match (q.get("sid").filter(|s| !s.is_empty()), q.get("subject").filter(|s| !s.is_empty())) {
+        (Some(sid), _) => revoke_sid_login(w, sid).await,
+        (None, Some(subject)) => revoke_subject_logins(w, subject).await,
         (None, None) => return Response::generic_error(400, "invalid_request", "Either subject or sid is required."),
     };
     match result {

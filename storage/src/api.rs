@@ -91,6 +91,9 @@ pub enum KeyWrite {
     Add(Vec<KeyRow>),
     /// Adds keys only if the set is empty (two first-use generations race harmlessly).
     AddIfEmpty(Vec<KeyRow>),
+    /// Adds keys only if none of their ids is in the set (`POST /admin/keys/{set}` never
+    /// replaces a key: tokens signed under it would stop verifying).
+    Create(Vec<KeyRow>),
     /// Replaces the whole set with these keys.
     Replace(Vec<KeyRow>),
     DeleteSet,
@@ -405,7 +408,8 @@ pub trait Storage: Send + Sync {
 
     fn load_keys(&self) -> impl Future<Output = Result<Vec<KeyRow>>>;
     /// Resolves to whether anything was there before (delete: the set or key existed;
-    /// `AddIfEmpty`: the set was empty and the keys were written) and the change's version.
+    /// `AddIfEmpty`: the set was empty and the keys were written; `Create`: the keys were written,
+    /// false when one of their ids was taken and nothing was) and the change's version.
     fn write_keys(&self, set: &str, write: KeyWrite) -> impl Future<Output = Result<(bool, u64)>>;
 
     // ---- Change feed, recovery, janitor, health ------------------------------------------------

@@ -676,6 +676,14 @@ impl Storage for Store {
                 KeyWrite::Add(rows) => (rows.as_slice(), false),
                 KeyWrite::AddIfEmpty(rows) if !had => (rows.as_slice(), false),
                 KeyWrite::AddIfEmpty(_) => return Ok((false, Vec::new())),
+                KeyWrite::Create(rows) => {
+                    for r in rows {
+                        if tx.get(Table::Jwks, &key_row_key(&set, &r.kid))?.is_some() {
+                            return Ok((false, Vec::new()));
+                        }
+                    }
+                    (rows.as_slice(), false)
+                }
                 KeyWrite::Replace(rows) => (rows.as_slice(), true),
                 KeyWrite::DeleteSet => (&[][..], true),
                 KeyWrite::DeleteKey(kid) => {
@@ -694,7 +702,7 @@ impl Storage for Store {
                 }
                 put_key_row(tx, row)?;
             }
-            let answer = matches!(write, KeyWrite::AddIfEmpty(_)) || had;
+            let answer = matches!(write, KeyWrite::AddIfEmpty(_) | KeyWrite::Create(_)) || had;
             Ok((answer, vec![Change::Keys(set)]))
         })
     }

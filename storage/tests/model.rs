@@ -422,6 +422,12 @@ impl Model {
             KeyWrite::Add(rows) => (rows.as_slice(), false),
             KeyWrite::AddIfEmpty(rows) if !had => (rows.as_slice(), false),
             KeyWrite::AddIfEmpty(_) => return Ok((false, v)),
+            KeyWrite::Create(rows)
+                if rows.iter().any(|r| self.keys.contains_key(&(set.to_string(), r.kid.clone()))) =>
+            {
+                return Ok((false, v))
+            }
+            KeyWrite::Create(rows) => (rows.as_slice(), false),
             KeyWrite::Replace(rows) => (rows.as_slice(), true),
             KeyWrite::DeleteSet => (&[][..], true),
             KeyWrite::DeleteKey(kid) => return Ok((self.keys.remove(&(set.to_string(), kid.clone())).is_some(), v)),
@@ -435,7 +441,7 @@ impl Model {
         for r in rows {
             self.keys.insert((r.set.clone(), r.kid.clone()), (r.created, r.sealed.clone()));
         }
-        Ok((matches!(write, KeyWrite::AddIfEmpty(_)) || had, v))
+        Ok((matches!(write, KeyWrite::AddIfEmpty(_) | KeyWrite::Create(_)) || had, v))
     }
 
     fn load_keys(&self) -> Vec<KeyRow> {
@@ -865,8 +871,9 @@ impl Runner {
             }
             46..=51 => {
                 let set = format!("s{}", self.rng.below(3));
-                let write = match self.rng.below(7) {
-                    0 | 1 => KeyWrite::Add(self.key_rows(&set)),
+                let write = match self.rng.below(8) {
+                    0 => KeyWrite::Add(self.key_rows(&set)),
+                    1 | 7 => KeyWrite::Create(self.key_rows(&set)),
                     2 => KeyWrite::AddIfEmpty(self.key_rows(&set)),
                     3 => KeyWrite::Replace(self.key_rows(&set)),
                     4 => KeyWrite::DeleteSet,

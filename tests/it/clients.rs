@@ -197,6 +197,13 @@ fn list_pages_walk_everything_once() {
     let items = r.json();
     assert_eq!(items.as_array().unwrap().len(), 3, "{items}");
     assert!(items.as_array().unwrap().iter().all(|c| c["client_name"] == "n1"));
+    // An empty filter is no filter (as Hydra): the owner's clients with any name.
+    let r = Req::get(&format!("/admin/clients?owner={}&client_name=", form_escape(&owner))).send(s.admin);
+    let all = r.json();
+    assert!(
+        all.as_array().unwrap().len() > 3 && all.as_array().unwrap().iter().any(|c| c["client_name"] != "n1"),
+        "{all}"
+    );
     // No match is [] (never null).
     let r = Req::get("/admin/clients?client_name=no-such-name-xyz").send(s.admin);
     r.expect(200);

@@ -496,6 +496,41 @@ fn client_lifespans_govern_code_refresh_and_implicit_tokens() {
     assert!((life_of(s, &query_param(&frag, "id_token").unwrap()) - 480).abs() <= 1);
 }
 
+/// A client registered with neither `response_types` nor `grant_types` has Hydra's defaults,
+/// `code` and `authorization_code`, at the authorization endpoint as at the token endpoint.
+#[test]
+fn a_client_without_types_gets_the_code_flow() {
+    let s = api();
+    let rp = rp(s, json!({"response_types": [], "grant_types": []}));
+    let t = exchange(s, &rp, &code_for(s, &rp, &[]), Some(VERIFIER));
+    assert!(t.expect(200).json()["access_token"].is_string());
+    let r = Req::get(&auth_path(&rp, &[("response_type", "token"), ("nonce", "n-123456")])).send(s.public);
+    let loc = location(&r);
+    assert!(loc.contains("error=unauthorized_client"), "only the defaults: {loc}");
+}
+
+/// With both `sid` and `subject`, `DELETE …/sessions/login` ends the one session (as Hydra).
+#[test]
+fn a_sid_wins_over_a_subject_when_revoking_logins() {
+    let s = api();
+    let rp = rp(s, json!({}));
+    let (mut a, mut b) = (Jar::default(), Jar::default());
+    let (_, lr_a, _) = flow_in(s, &mut a, &rp, &[], true);
+    flow_in(s, &mut b, &rp, &[], true);
+    let skip = |jar: &mut Jar| {
+        let r = jar.get(s, &auth_path(&rp, &[]));
+        let lc = query_param(&location(&r), "login_challenge").unwrap();
+        Req::get(&format!("/admin/oauth2/auth/requests/login?login_challenge={lc}")).send(s.admin).json()["skip"]
+            .clone()
+    };
+    let (sid, subject) = (field(&lr_a, "session_id"), bob(&rp));
+    Req::new("DELETE", &format!("/admin/oauth2/auth/sessions/login?subject={subject}&sid={sid}"))
+        .send(s.admin)
+        .expect(204);
+    assert_eq!(skip(&mut a), json!(false), "the named session ended");
+    assert_eq!(skip(&mut b), json!(true), "the subject's other session did not");
+}
+
 /// `DELETE …/sessions/login?sid=` ends exactly that session (found by its id), not the others
 /// of its subject.
 #[test]
@@ -712,8 +747,10 @@ fn pairwise_clients_see_their_own_subject() {
         use base64::Engine;
         let claims: Value =
             serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-        // Introspection keeps the real subject.
-        assert_eq!(introspect(&s, t["access_token"].as_str().unwrap())["sub"], "erin");
+        // Introspection keeps the real subject, and names the client's as Hydra does.
+        let i = introspect(&s, t["access_token"].as_str().unwrap());
+        assert_eq!(i["sub"], "erin");
+        assert_eq!(i["obfuscated_subject"], claims["sub"], "{i}");
         claims["sub"].as_str().unwrap().to_string()
     };
     let sa = sub_of(&a, CB);

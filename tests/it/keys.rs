@@ -191,6 +191,55 @@ fn a_deleted_default_set_is_generated_again_on_first_use() {
     assert!(published.iter().any(|k| k["kid"] == again[0]["kid"]));
 }
 
+/// `POST /admin/keys/{set}` never replaces a key: a taken `kid` is 409 (as Hydra) and the key
+/// that had it still verifies what it signed.
+#[test]
+fn creating_a_key_under_a_taken_kid_is_409() {
+    let s = Opts::new("legacy").start();
+    let r = Req::new("POST", "/admin/keys/custom-set")
+        .json(&json!({"alg": "ES256", "kid": "k1", "use": "sig"}))
+        .send(s.admin);
+    let first = keys(r.expect(201))[0].clone();
+    let r = Req::new("POST", "/admin/keys/custom-set")
+        .json(&json!({"alg": "RS256", "kid": "k1", "use": "sig"}))
+        .send(s.admin);
+    assert_eq!(r.status, 409, "{}", r.text());
+    let now = keys(&get_set(&s, "custom-set"));
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0]["x"], first["x"], "the first k1 is still there");
+}
+
+/// A public key put in front of a signing set (to publish it) does not stop signing: the newest
+/// private key signs, as Hydra's `FindPrivateKey`; a set of public keys only gets a new private one.
+#[test]
+fn a_public_key_in_front_of_a_signing_set_signs_nothing() {
+    let s = Opts::new("legacy").start();
+    let set = "hydra.openid.id-token";
+    let signing = keys(&get_set(&s, set))[0]["kid"].as_str().unwrap().to_string();
+    let made = Req::new("POST", "/admin/keys/tmp").json(&json!({"alg": "RS256", "kid": "pub-only"})).send(s.admin);
+    let mut public = keys(made.expect(201))[0].clone();
+    for k in ["d", "p", "q", "dp", "dq", "qi"] {
+        public.as_object_mut().unwrap().remove(k);
+    }
+    Req::new("PUT", &format!("/admin/keys/{set}/pub-only")).json(&public).send(s.admin).expect(200);
+    let rp = crate::browser::rp(&s, json!({}));
+    let t = crate::browser::exchange(&s, &rp, &crate::browser::code_for(&s, &rp, &[]), Some(crate::browser::VERIFIER));
+    let id = t.expect(200).json()["id_token"].as_str().unwrap().to_string();
+    let header: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, id.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], signing.as_str(), "the private key signed");
+    // Only public keys left: a private one is generated beside them.
+    Req::new("DELETE", &format!("/admin/keys/{set}/{signing}")).send(s.admin).expect(204);
+    let t = crate::browser::exchange(&s, &rp, &crate::browser::code_for(&s, &rp, &[]), Some(crate::browser::VERIFIER));
+    assert!(t.expect(200).json()["id_token"].is_string());
+    let now = keys(&get_set(&s, set));
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(now.iter().any(|k| k["kid"] == "pub-only"));
+}
+
 /// Keys of every family sign ID tokens when they are newest in `hydra.openid.id-token`, with
 /// `at_hash` of their hash; an encryption key is stored and returned but never signs.
 #[test]

@@ -284,6 +284,17 @@ fn version_error(line: &[u8]) -> HttpError {
     }
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host field, an HTTP/1.0 request at
+/// most one; otherwise 400 (as Go answers, so Hydra). Checked by the connection after a head is
+/// parsed, so this parser's own tests need not name a host.
+pub fn check_host(head: &RequestHead) -> Result<(), HttpError> {
+    let n = head.header_all("host").count();
+    if n > 1 || (n == 0 && !head.http10) {
+        return Err(HttpError::bad_request("The request needs exactly one Host header."));
+    }
+    Ok(())
+}
+
 fn split_target(target: &str) -> Result<(&str, Option<&str>), HttpError> {
     // Absolute-form must be accepted (RFC 9112 §3.2.2) and is served by its path, as Go serves
     // it; authority-form and '*' would need proxy semantics we don't implement.
@@ -489,6 +500,17 @@ mod tests {
     fn leading_empty_lines_are_counted_in_head_len() {
         let raw = b"\r\nGET / HTTP/1.1\r\n\r\n";
         assert_eq!(parse_ok(raw).head_len, raw.len());
+    }
+
+    #[test]
+    fn one_host_header_for_http11_at_most_one_for_http10() {
+        let host = |raw: &[u8]| check_host(&parse_ok(raw)).is_ok();
+        assert!(host(b"GET / HTTP/1.1\r\nHost: op.example\r\n\r\n"));
+        assert!(host(b"GET / HTTP/1.1\r\nHost:\r\n\r\n"), "empty is allowed (no authority)");
+        assert!(!host(b"GET / HTTP/1.1\r\n\r\n"));
+        assert!(!host(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"));
+        assert!(host(b"GET / HTTP/1.0\r\n\r\n"));
+        assert!(!host(b"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"));
     }
 
     #[test]

@@ -14,7 +14,9 @@ use std::fmt;
 pub struct ClientView<'a> {
     pub client_id: &'a str,
     pub redirect_uris: &'a [String],
+    /// As registered; empty means Hydra's default, `code` (OIDC Registration §2).
     pub response_types: &'a [String],
+    /// As registered; empty means Hydra's default, `authorization_code`.
     pub grant_types: &'a [String],
     /// Space-separated scopes the client may request.
     pub scope: &'a str,
@@ -335,12 +337,14 @@ pub fn parse_with(
         }
     };
     // Registered as a set: `id_token token` also allows `token id_token`.
-    if !client.response_types.iter().any(|r| ResponseType::parse(r) == Some(rt)) {
+    let code_only = ResponseType { code: true, id_token: false, token: false };
+    let default_rt = client.response_types.is_empty() && rt == code_only;
+    if !default_rt && !client.response_types.iter().any(|r| ResponseType::parse(r) == Some(rt)) {
         return Err(
             ctx.err("unauthorized_client", format!("The client is not allowed to use response_type {}.", rt.as_str()))
         );
     }
-    if rt.code && !client.grant_types.iter().any(|g| g == "authorization_code") {
+    if rt.code && !client.grant_types.is_empty() && !client.grant_types.iter().any(|g| g == "authorization_code") {
         return Err(ctx.err("unauthorized_client", "The client is not allowed to use grant_type authorization_code."));
     }
     if tokens_in_response && !client.grant_types.iter().any(|g| g == "implicit") {
@@ -1088,6 +1092,16 @@ mod tests {
         let mut fx = one();
         fx.response_types = vec!["token".into()];
         expect_redirect(&with(&[]), &fx, &policy(false, false), "unauthorized_client");
+        // Registered without either list: Hydra's defaults, `code` and `authorization_code`.
+        let mut fx = one();
+        (fx.response_types, fx.grant_types) = (Vec::new(), Vec::new());
+        assert!(run(&with(&[]), &fx, &policy(false, false)).is_ok());
+        expect_redirect(
+            &with(&[("response_type", "code id_token")]),
+            &fx,
+            &policy(false, false),
+            "unauthorized_client",
+        );
     }
 
     #[test]

@@ -89,7 +89,8 @@ impl IdTokenClaims<'_> {
 
 /// The `sub` a client sees: the local subject for `public` clients; for `pairwise` clients
 /// `hex(SHA-256(sector ‖ subject ‖ salt))`, the sector being the host of the client's single
-/// redirect URI (Hydra's rule; a sector identifier URI is not supported yet).
+/// URI (its `sector_identifier_uri`, else its one redirect URI) as Go's `url.URL.Host` gives
+/// it, a port included, so subjects match those Hydra issued.
 pub fn subject_for(subject_type: &str, subject: &str, redirect_uris: &[String], salt: &str) -> Option<String> {
     if subject_type != "pairwise" {
         return Some(subject.to_string());
@@ -97,10 +98,6 @@ pub fn subject_for(subject_type: &str, subject: &str, redirect_uris: &[String], 
     let [uri] = redirect_uris else { return None };
     let host = uri.split_once("://")?.1.split(['/', '?', '#']).next()?;
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => h,
-        _ => host,
-    };
     let d = ring::digest::digest(
         &ring::digest::SHA256,
         [host.as_bytes(), subject.as_bytes(), salt.as_bytes()].concat().as_slice(),
@@ -174,8 +171,17 @@ mod tests {
         let a = subject_for("pairwise", "alice", &["https://a.example/cb".into()], "salt-1234").unwrap();
         let a2 = subject_for("pairwise", "alice", &["https://a.example:8443/other".into()], "salt-1234").unwrap();
         let b = subject_for("pairwise", "alice", &["https://b.example/cb".into()], "salt-1234").unwrap();
-        assert_eq!(a, a2, "same host, same sector");
+        assert_ne!(a, a2, "another port is another sector (Go's Host keeps it, so Hydra's does)");
         assert_ne!(a, b);
+        // The sector as Hydra hashes it: host and port, no user information.
+        let expect = |sector: &str| {
+            let d = ring::digest::digest(&ring::digest::SHA256, format!("{sector}alicesalt-1234").as_bytes());
+            crate::token::hex(d.as_ref())
+        };
+        assert_eq!(a, expect("a.example"));
+        assert_eq!(a2, expect("a.example:8443"));
+        let with_user = subject_for("pairwise", "alice", &["https://u@a.example:8443/cb".into()], "salt-1234");
+        assert_eq!(with_user.as_deref(), Some(expect("a.example:8443").as_str()));
         assert_eq!(a.len(), 64);
         assert!(!a.contains("alice"));
         assert_eq!(subject_for("public", "alice", &[], "s").as_deref(), Some("alice"));

@@ -37,6 +37,9 @@ pub struct ActiveToken<'a> {
     pub expires_at: i64,
     /// The stored `ext` JSON (see [`access_ext`]).
     pub ext: &'a str,
+    /// The subject the client sees when it is not `subject` (a pairwise identifier): Hydra's
+    /// `obfuscated_subject`, for a resource server to link the token to what the client knows.
+    pub obfuscated_subject: Option<&'a str>,
 }
 
 /// The active answer (RFC 7662 §2.2, Hydra's fields), written straight to JSON bytes.
@@ -49,6 +52,10 @@ pub fn active<'a>(t: &ActiveToken<'a>, audience: impl Iterator<Item = &'a str>, 
     s(&mut out, t.client_id);
     out.extend_from_slice(b",\"sub\":");
     s(&mut out, t.subject);
+    if let Some(o) = t.obfuscated_subject.filter(|o| *o != t.subject) {
+        out.extend_from_slice(b",\"obfuscated_subject\":");
+        s(&mut out, o);
+    }
     let _ = write!(out, ",\"exp\":{},\"iat\":{},\"nbf\":{},\"aud\":[", t.expires_at, t.issued_at, t.issued_at);
     for (i, a) in audience.enumerate() {
         if i > 0 {
@@ -102,6 +109,7 @@ mod tests {
             issued_at: 10,
             expires_at: 20,
             ext: "",
+            obfuscated_subject: None,
         }
     }
 
@@ -122,6 +130,11 @@ mod tests {
         assert_eq!(v["token_type"], "Bearer");
         assert_eq!(v["token_use"], "access_token");
         assert!(v.get("ext").is_none());
+        assert!(v.get("obfuscated_subject").is_none());
+        let pairwise = ActiveToken { obfuscated_subject: Some("9f86d081"), ..tok() };
+        assert_eq!(parse(active(&pairwise, std::iter::empty(), "i"))["obfuscated_subject"], "9f86d081");
+        let same = ActiveToken { obfuscated_subject: Some("c\"q"), ..tok() };
+        assert!(parse(active(&same, std::iter::empty(), "i")).get("obfuscated_subject").is_none());
         let t = ActiveToken { scope: "", ext: "{\"k\":1}", ..tok() };
         let v = parse(active(&t, ["a", "b\\"].into_iter(), "i"));
         assert!(v.get("scope").is_none());

@@ -220,6 +220,8 @@ pub(crate) const CHANGES: &str = "SELECT v.value, p.value, c.version, c.kind, c.
 
 pub(crate) const LOAD_KEYS: &str = "SELECT set_name, kid, created, sealed FROM hydra_rs_key ORDER BY set_name, kid";
 
+pub(crate) const KEY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM hydra_rs_key WHERE set_name = $1 AND kid = $2)";
+
 pub(crate) const SET_HAS_KEYS: &str = "SELECT EXISTS (SELECT 1 FROM hydra_rs_key WHERE set_name = $1)";
 
 pub(crate) const PUT_KEY: &str = "INSERT INTO hydra_rs_key (set_name, kid, created, sealed) VALUES ($1, $2, $3, $4) \

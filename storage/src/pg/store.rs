@@ -685,6 +685,16 @@ impl Storage for PgStore {
                 KeyWrite::Add(rows) => (rows.as_slice(), false),
                 KeyWrite::AddIfEmpty(rows) if !had => (rows.as_slice(), false),
                 KeyWrite::AddIfEmpty(_) => return Ok((false, Vec::new())),
+                KeyWrite::Create(rows) => {
+                    for r in rows {
+                        let taken: bool =
+                            col(&c.query_one(sql::KEY_EXISTS, &[&set.as_bytes(), &r.kid.as_bytes()]).await?, 0)?;
+                        if taken {
+                            return Ok((false, Vec::new()));
+                        }
+                    }
+                    (rows.as_slice(), false)
+                }
                 KeyWrite::Replace(rows) => (rows.as_slice(), true),
                 KeyWrite::DeleteSet => (&[][..], true),
                 KeyWrite::DeleteKey(kid) => {
@@ -703,7 +713,7 @@ impl Storage for PgStore {
                     [&r.set.as_bytes(), &r.kid.as_bytes(), &to_i64(r.created)?, &r.sealed];
                 c.execute(sql::PUT_KEY, &params).await?;
             }
-            let answer = matches!(write, KeyWrite::AddIfEmpty(_)) || had;
+            let answer = matches!(write, KeyWrite::AddIfEmpty(_) | KeyWrite::Create(_)) || had;
             Ok((answer, vec![Change::Keys(set)]))
         })
         .await

@@ -19,7 +19,7 @@ both_drivers!(
     header_timeout,
     connection_flood_does_not_starve_real_clients,
     a_client_that_pipelines_and_never_reads_is_dropped,
-    http10_keep_alive_is_announced,
+    http10_keep_alive_host_and_absolute_targets,
 );
 
 /// A client that pipelines requests and never reads its answers cannot hold the worker: once its
@@ -51,8 +51,8 @@ fn a_client_that_pipelines_and_never_reads_is_dropped(d: &str) {
 }
 
 /// An HTTP/1.0 client that asked to keep the connection is told it stays open (RFC 9112 §9.3,
-/// Appendix C.2.2), and it does; one that did not ask is closed.
-fn http10_keep_alive_is_announced(d: &str) {
+/// Appendix C.2.2), and it does; the Host rules of RFC 9112 §3.2; absolute-form targets.
+fn http10_keep_alive_host_and_absolute_targets(d: &str) {
     let s = shared(d);
     let mut c = Conn::open(s.public);
     c.set_timeout(Duration::from_secs(5));
@@ -67,6 +67,20 @@ fn http10_keep_alive_is_announced(d: &str) {
     c.send(b"GET /health/alive HTTP/1.1\r\nHost: x\r\n\r\n");
     let r = c.read_response().unwrap();
     assert_eq!(r.header("connection"), None, "HTTP/1.1 persists without saying so");
+    // Host: one for HTTP/1.1 (RFC 9112 §3.2), at most one for HTTP/1.0; an absolute-form target
+    // is served by its path.
+    for (raw, status) in [
+        (&b"GET /health/alive HTTP/1.1\r\n\r\n"[..], 400),
+        (b"GET /health/alive HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET /health/alive HTTP/1.0\r\n\r\n", 200),
+        (b"GET http://op.example/health/alive HTTP/1.1\r\nHost: op.example\r\n\r\n", 200),
+    ] {
+        let mut c = Conn::open(s.public);
+        c.set_timeout(Duration::from_secs(5));
+        c.send(raw);
+        let r = c.read_response().unwrap();
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(raw));
+    }
 }
 
 fn client(s: &Server) -> (String, String) {

@@ -174,3 +174,36 @@ fn sector_documents_are_fetched_verified_bounded_and_checked() {
     assert!(body.to_string().to_lowercase().contains("certificate"), "{body}");
     s.stop();
 }
+
+/// A peer that answers the TLS handshake a byte at a time (a valid record header announcing a
+/// 16 KiB handshake record, then one byte a second) never makes a single read wait the 5 s
+/// timeout, so only the whole request's 10 s deadline can cut it: it does, and the outbound slot
+/// is free again.
+#[test]
+fn a_handshake_trickled_byte_by_byte_is_cut_at_the_deadline() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut header = [0x16u8, 0x03, 0x03, 0x40, 0x00].into_iter();
+                loop {
+                    let b = header.next().unwrap_or(0x00);
+                    if c.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            });
+        }
+    });
+    let s = Opts::new("legacy").env("CLIENTS_HTTP_DISALLOW_PRIVATE_IP_RANGES", "false").start();
+    let t0 = Instant::now();
+    let body = register(&s, &format!("https://127.0.0.1:{port}/s.json")).expect_error(400, "invalid_client_metadata");
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(14), "the trickled handshake held the request for {took:?}: {body}");
+    assert!(took >= Duration::from_secs(9), "cut before the deadline ({took:?}): {body}");
+    s.stop();
+}
