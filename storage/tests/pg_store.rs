@@ -64,6 +64,71 @@ fn what_one_node_commits_is_in_force_on_the_other_at_once() {
     assert_eq!(a.get_token(2, f).wait().unwrap(), None);
 }
 
+/// A revocation that waits on the row lock of a rotation in flight still revokes what that
+/// rotation commits: the new refresh token, inserted after the revocation's DELETE took its
+/// snapshot, is dead once the revocation answered (its family's marker), on every node; the
+/// janitor later drops the marker with the family. The rotation is held open in `psql` with the
+/// statements' effects (the new token written, the old one spent) and a sleep.
+#[test]
+fn a_revocation_racing_a_rotation_revokes_its_new_tokens() {
+    let (c, a, b) = two_nodes("revoke_race");
+    let family = a.next_seq(3).wait().unwrap();
+    assert!(a
+        .issue_code(3, "flow-r", 0, family, rec(TokenKind::Code, family, "app", 1, 0, i64::MAX / 2))
+        .wait()
+        .unwrap());
+    let (at1, r1) = (a.next_seq(3).wait().unwrap(), a.next_seq(3).wait().unwrap());
+    let bought = vec![
+        (at1, rec(TokenKind::Access, family, "app", 2, 0, i64::MAX / 2)),
+        (r1, rec(TokenKind::Refresh, family, "app", 3, 0, i64::MAX / 2)),
+    ];
+    assert!(matches!(a.redeem_code(3, family, [1; 32], bought).wait().unwrap(), Redeem::Done(_)));
+    let r2 = r1 + 1_000_000;
+    let rotation = format!(
+        "BEGIN; \
+         INSERT INTO hydra_rs_token SELECT part, {r2}, 1, signature, family, client_id, subject, scope, audience, \
+           issued_at, expires_at, ext, epoch FROM hydra_rs_token WHERE part = 3 AND seq = {r1}; \
+         UPDATE hydra_rs_token SET kind = 4 WHERE part = 3 AND seq = {r1}; \
+         DELETE FROM hydra_rs_token WHERE part = 3 AND seq = {at1}; \
+         SELECT pg_sleep(2); COMMIT;"
+    );
+    std::thread::scope(|sc| {
+        let held = sc.spawn(|| c.psql_in("revoke_race", &rotation).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // Waits on r1's row lock until the rotation commits, then deletes what its snapshot held.
+        let t = std::time::Instant::now();
+        b.revoke_family(3, family).wait().unwrap();
+        assert!(t.elapsed() >= std::time::Duration::from_millis(500), "the revocation waited on the rotation");
+        held.join().unwrap();
+    });
+    for node in [&a, &b] {
+        assert_eq!(node.get_token(3, r2).wait().unwrap(), None, "the rotation's new refresh token is revoked");
+        assert!(node.get_token_view(3, r2).wait().unwrap().is_none());
+    }
+    let rotated = vec![(r2 + 1, rec(TokenKind::Access, family, "app", 9, 0, i64::MAX / 2))];
+    assert!(matches!(a.rotate_refresh(3, r2, [3; 32], rotated).wait().unwrap(), Rotate::Missing));
+    // The janitor sweeps the marked family's rows, and the marker with them an hour on.
+    let markers = || c.psql_in("revoke_race", "SELECT count(*) FROM hydra_rs_revoked").unwrap();
+    assert_eq!(markers(), "1");
+    let walk = |before: i64| {
+        let rules = SweepRules { before, ..Default::default() };
+        let mut after = None;
+        loop {
+            let st = a.sweep_step(3, SweepTarget::Tokens, after.take(), 100, &rules).wait().unwrap();
+            match st.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    walk(now);
+    assert_eq!(c.psql_in("revoke_race", "SELECT count(*) FROM hydra_rs_token WHERE part = 3").unwrap(), "0");
+    assert_eq!(markers(), "1", "kept for an hour after its family is gone");
+    walk(now + 3700);
+    assert_eq!(markers(), "0");
+}
+
 #[test]
 fn numbers_never_repeat_across_nodes_and_restarts() {
     let (c, a, b) = two_nodes("numbers");

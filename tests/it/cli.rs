@@ -365,7 +365,7 @@ fn migrate_applies_and_rolls_back_the_postgres_schema() {
     assert_eq!(tables(), "0");
     let (ok, out) = with_stdin(&["migrate", "sql", "up", &dsn], "y\n");
     assert!(ok && out.contains("Applied version 1") && out.contains("Successfully applied migrations!"), "{out}");
-    assert_eq!(tables(), "13", "twelve tables of the schema and the migration table");
+    assert_eq!(tables(), "14", "thirteen tables of the schema and the migration table");
     let o = Command::new(BIN).args(["migrate", "status", "-e"]).env("DSN", &dsn).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && out.contains("\tApplied"), "the DSN from the environment: {out}");

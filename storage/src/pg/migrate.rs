@@ -162,6 +162,22 @@ pub const MIGRATIONS: &[Migration] = &[
         up: "ALTER TABLE hydra_rs_login ADD COLUMN idp_session bytea NOT NULL DEFAULT ''::bytea;",
         down: "ALTER TABLE hydra_rs_login DROP COLUMN idp_session;",
     },
+    Migration {
+        version: 4,
+        name: "revoked grant families",
+        // A revoked family: every token row of it reads as gone, the rows a rotation or code
+        // exchange running at the same time commits after the revocation too (the revocation's
+        // DELETE sees only the rows of its own snapshot). `at`: when (database clock, seconds);
+        // the janitor drops a marker an hour after its family has no rows left.
+        up: "
+        CREATE TABLE hydra_rs_revoked (
+            part   integer NOT NULL,
+            family bigint  NOT NULL,
+            at     bigint  NOT NULL,
+            PRIMARY KEY (part, family)
+        );",
+        down: "DROP TABLE hydra_rs_revoked;",
+    },
 ];
 
 /// Where a migration stands in a database.

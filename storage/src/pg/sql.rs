@@ -1,16 +1,22 @@
-//! The statements of the PostgreSQL backend (schema: `migrate.rs`, versions 1 to 3).
+//! The statements of the PostgreSQL backend (schema: `migrate.rs`, versions 1 to 4).
 //!
 //! Invariants: every operation the interface calls one transaction is one statement here, or a
 //! transaction on the exclusive connection (meta writes); a token row below its client's epoch
 //! is never returned (`LIVE`), so a revocation by client is in force for every node the moment
 //! it commits; token writes read the client's epoch in the same statement, so a token written
 //! concurrently with a revocation is revoked too (its statement read the old epoch or it was
-//! issued after the revocation committed).
+//! issued after the revocation committed); likewise a revoked grant family is a marker row
+//! (`hydra_rs_revoked`) that every read checks, so tokens a rotation or code exchange commits
+//! after the revocation are revoked as well, which a `DELETE` alone (it sees only the rows of its
+//! snapshot) would miss.
 
-/// The condition that a token row `t` is not revoked by its client's epoch.
+/// The condition that a token row `t` is not revoked, by its client's epoch or its family's marker.
 macro_rules! live {
     () => {
-        "t.epoch >= coalesce((SELECT e.epoch FROM hydra_rs_epoch e WHERE e.client_id = t.client_id), 0)"
+        concat!(
+            "t.epoch >= coalesce((SELECT e.epoch FROM hydra_rs_epoch e WHERE e.client_id = t.client_id), 0) ",
+            "AND NOT EXISTS (SELECT 1 FROM hydra_rs_revoked r WHERE r.part = t.part AND r.family = t.family)"
+        )
     };
 }
 
@@ -129,8 +135,16 @@ pub(crate) const PRESENTED: &str = concat!(
     live!()
 );
 
-pub(crate) const REVOKE_FAMILY: &str =
-    "DELETE FROM hydra_rs_token WHERE part = $1 AND family = $2 AND kind IN (0, 1, 2)";
+/// Revokes family `$2` of partition `$1`: its marker (so what a concurrent rotation commits later
+/// is revoked too), and its live rows deleted.
+pub(crate) const REVOKE_FAMILY: &str = "WITH m AS (INSERT INTO hydra_rs_revoked (part, family, at) \
+     VALUES ($1, $2, extract(epoch FROM now())::bigint) ON CONFLICT DO NOTHING) \
+     DELETE FROM hydra_rs_token WHERE part = $1 AND family = $2 AND kind IN (0, 1, 2)";
+
+/// The janitor's step over the family markers of partition `$1`: drops those older than `$2`
+/// whose family has no rows left (an hour's margin is far beyond any transaction in flight).
+pub(crate) const SWEEP_REVOKED: &str = "DELETE FROM hydra_rs_revoked r WHERE r.part = $1 AND r.at < $2 \
+     AND NOT EXISTS (SELECT 1 FROM hydra_rs_token t WHERE t.part = r.part AND t.family = r.family)";
 
 pub(crate) const FLOW_USED: &str = "SELECT 1 FROM hydra_rs_flow WHERE part = $1 AND key = $2";
 
@@ -179,6 +193,8 @@ pub(crate) const REVOKE_CONSENTS: &str = "WITH \
            RETURNING flow_id, grant_part, grant_family), \
      g AS (SELECT DISTINCT ON (flow_id) flow_id, grant_part, grant_family \
            FROM (SELECT * FROM c UNION ALL SELECT * FROM l) x), \
+     m AS (INSERT INTO hydra_rs_revoked (part, family, at) \
+           SELECT DISTINCT grant_part, grant_family, extract(epoch FROM now())::bigint FROM g ON CONFLICT DO NOTHING), \
      d AS (DELETE FROM hydra_rs_token t WHERE (t.part, t.family) IN (SELECT grant_part, grant_family FROM g) \
            AND t.kind IN (0, 1, 2)) \
      SELECT count(*) FROM g";

@@ -776,7 +776,12 @@ impl Storage for PgStore {
                         .query_one(sql::SWEEP_TOKENS, &[&part, &from, &limit, &before, &access, &refresh, &kept])
                         .await?;
                     let last: Option<i64> = col(&r, 2)?;
-                    Ok(step(col(&r, 0)?, col(&r, 1)?, last.map(|s| s.to_be_bytes().to_vec())))
+                    let done = step(col(&r, 0)?, col(&r, 1)?, last.map(|s| s.to_be_bytes().to_vec()));
+                    if done.next.is_none() {
+                        // The walk of the partition is over: the markers of families now gone.
+                        c.execute(sql::SWEEP_REVOKED, &[&part, &before.saturating_sub(3600)]).await?;
+                    }
+                    Ok(done)
                 })
                 .await
             }
