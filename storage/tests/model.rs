@@ -120,6 +120,10 @@ struct Part {
     /// Raised by `delete_token` only (as implemented; see `family_revocation_recycles_...`).
     floor: u64,
     next: u64,
+    /// Families revoked (`revoke_family`, a replay, a consent revocation). PostgreSQL marks them,
+    /// and access and refresh tokens written into one later read as revoked: only a rotation
+    /// racing the revocation does that in the server, so the generator never writes into one.
+    revoked: BTreeSet<u64>,
 }
 
 impl Part {
@@ -134,6 +138,7 @@ impl Part {
             flows: BTreeMap::new(),
             floor: 1,
             next: 1,
+            revoked: BTreeSet::new(),
         }
     }
 
@@ -191,6 +196,9 @@ impl Part {
     }
 
     fn delete_family(&mut self, family: u64, only: Option<TokenKind>) -> usize {
+        if only.is_none() {
+            self.revoked.insert(family);
+        }
         if self.flavor == Flavor::Pg {
             let hit: Vec<u64> = self
                 .tokens
@@ -613,12 +621,14 @@ impl Runner {
     fn approve(&mut self) {
         let p = self.part();
         let part = &self.model.parts[p as usize];
-        let devices: Vec<u64> =
-            part.tokens.iter().filter(|(_, r)| r.kind == TokenKind::Device).map(|(s, _)| *s).collect();
+        // Not in a revoked family: its code's tokens would be written into it (see `Part::revoked`).
+        let open: Vec<(u64, TokenKind)> =
+            part.tokens.iter().filter(|(_, r)| !part.revoked.contains(&r.family)).map(|(s, r)| (*s, r.kind)).collect();
+        let devices: Vec<u64> = open.iter().filter(|(_, k)| *k == TokenKind::Device).map(|(s, _)| *s).collect();
         let seq = if !devices.is_empty() && self.rng.pct(80) {
             devices[self.rng.below(devices.len() as u64) as usize]
-        } else if !part.tokens.is_empty() {
-            *part.tokens.keys().nth(self.rng.below(part.tokens.len() as u64) as usize).unwrap()
+        } else if !open.is_empty() {
+            open[self.rng.below(open.len() as u64) as usize].0
         } else {
             return;
         };
@@ -766,6 +776,17 @@ impl Runner {
         }
     }
 
+    /// `want` as a family to write a token into, unless that family was revoked; then a number
+    /// no revocation named (see `Part::revoked`).
+    fn writable_family(&mut self, p: u32, want: u64) -> u64 {
+        let revoked = &self.model.parts[p as usize].revoked;
+        let mut f = want;
+        while revoked.contains(&f) {
+            f = (1 << 40) + self.rng.below(1 << 20);
+        }
+        f
+    }
+
     fn tokens_with_kind(&mut self, p: u32, kinds: &[TokenKind]) -> Option<u64> {
         let seqs = self.model.parts[p as usize].seqs_of(kinds);
         self.rng.pick(&seqs)
@@ -780,7 +801,8 @@ impl Runner {
                 let p = self.part();
                 let seq = self.next_seq(p);
                 let kind = self.random_kind();
-                let rec = self.record(kind, seq);
+                let family = self.writable_family(p, seq);
+                let rec = self.record(kind, family);
                 self.what = format!("insert_token p{p} seq {seq}");
                 self.s().insert_token(p, seq, &rec).wait().unwrap();
                 self.model.parts[p as usize].put(seq, rec);
@@ -794,6 +816,7 @@ impl Runner {
                     let seq = if self.rng.pct(85) { self.next_seq(p) } else { self.some_seq(p) };
                     let kind = self.random_kind();
                     let family = if self.rng.pct(80) { seq } else { self.some_seq(p) };
+                    let family = self.writable_family(p, family);
                     batch.push((seq, self.record(kind, family)));
                 }
                 self.what = format!("insert_tokens p{p} x{n}");
@@ -908,6 +931,11 @@ impl Runner {
                 let p = self.part();
                 let flow = format!("flow{}", self.rng.below(40));
                 let seq = self.next_seq(p);
+                if self.model.parts[p as usize].revoked.contains(&seq) {
+                    // A fresh number a revocation named before it was handed out: a grant is
+                    // its own family, so it cannot be written (see `Part::revoked`).
+                    return;
+                }
                 // Some grants are device authorizations, for `approve` to find.
                 let kind = if self.rng.pct(30) { TokenKind::Device } else { TokenKind::Code };
                 let code = self.record(kind, seq);

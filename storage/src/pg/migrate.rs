@@ -165,7 +165,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 4,
         name: "revoked grant families",
-        // A revoked family: every token row of it reads as gone, the rows a rotation or code
+        // A revoked family: its access and refresh tokens read as gone, those a rotation or code
         // exchange running at the same time commits after the revocation too (the revocation's
         // DELETE sees only the rows of its own snapshot). `at`: when (database clock, seconds);
         // the janitor drops a marker an hour after its family has no rows left.

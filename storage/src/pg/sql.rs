@@ -10,12 +10,15 @@
 //! after the revocation are revoked as well, which a `DELETE` alone (it sees only the rows of its
 //! snapshot) would miss.
 
-/// The condition that a token row `t` is not revoked, by its client's epoch or its family's marker.
+/// The condition that a token row `t` is not revoked, by its client's epoch or (an access or
+/// refresh token: what a rotation or code exchange racing the revocation writes) its family's
+/// marker; spent markers and codes stay as on the embedded store, so a replay is still told apart.
 macro_rules! live {
     () => {
         concat!(
             "t.epoch >= coalesce((SELECT e.epoch FROM hydra_rs_epoch e WHERE e.client_id = t.client_id), 0) ",
-            "AND NOT EXISTS (SELECT 1 FROM hydra_rs_revoked r WHERE r.part = t.part AND r.family = t.family)"
+            "AND (t.kind NOT IN (0, 1) OR NOT EXISTS (SELECT 1 FROM hydra_rs_revoked r ",
+            "WHERE r.part = t.part AND r.family = t.family))"
         )
     };
 }
@@ -248,9 +251,11 @@ pub(crate) const DELETE_SET: &str = "DELETE FROM hydra_rs_key WHERE set_name = $
 pub(crate) const DELETE_KEY: &str = "DELETE FROM hydra_rs_key WHERE set_name = $1 AND kid = $2";
 
 /// Records the partition count on first open; returns the recorded one.
-pub(crate) const PARTITIONS: &str = "WITH i AS (INSERT INTO hydra_rs_counter (name, value) VALUES ('partitions', $1) \
-     ON CONFLICT (name) DO NOTHING RETURNING value) \
-     SELECT value FROM i UNION ALL SELECT value FROM hydra_rs_counter WHERE name = 'partitions'";
+/// The recorded partition count, recorded as `$1` by the first node: one row always, also for a
+/// node that raced the first (an upsert waits for the other insert and then returns its row,
+/// where `DO NOTHING` and a read in the same snapshot returned none).
+pub(crate) const PARTITIONS: &str = "INSERT INTO hydra_rs_counter (name, value) VALUES ('partitions', $1) \
+     ON CONFLICT (name) DO UPDATE SET value = hydra_rs_counter.value RETURNING value";
 
 /// One janitor step over the tokens of partition `$1` after number `$2`, at most `$3` rows:
 /// deletes those that ended before `$4` (access tokens at most `$5` seconds after issue,
