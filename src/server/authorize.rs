@@ -12,7 +12,7 @@ use crate::http::Request;
 use crate::oauth2::authorization_code::{Grant, GrantExt};
 use crate::oauth2::authorize::{self, html_escape, AuthError, AuthRequest, ClientView, Policy, ResponseMode};
 use crate::oauth2::flow::{self, Flow, Outcome, Purpose};
-use crate::oauth2::id_token::{subject_for, IdTokenClaims};
+use crate::oauth2::id_token::IdTokenClaims;
 use crate::server::common::{form_body, too_old};
 use crate::server::cookies::{self, Csrf, SetCookie};
 use crate::server::flows::Step;
@@ -192,8 +192,7 @@ pub(crate) async fn to_login(
         },
     };
     if let (Some(sub), Some(s)) = (&hinted, &session) {
-        let ours =
-            client.and_then(|c| subject_for(&c.subject_type, &s.subject, c.sector_uris(), &cfg.oidc.pairwise_salt));
+        let ours = client.and_then(|c| c.subject_for(&s.subject, &cfg.oidc.pairwise_salt));
         // The client's identifier for the session's user, or (as Hydra) the subject itself.
         if ours.as_deref() != Some(sub.as_str()) && s.subject != *sub {
             skip = false;
@@ -269,9 +268,7 @@ fn login_matches_hint(
         return true;
     }
     let cfg = w.config();
-    client
-        .and_then(|c| subject_for(&c.subject_type, &login.subject, c.sector_uris(), &cfg.oidc.pairwise_salt))
-        .is_some_and(|s| s == hinted)
+    client.and_then(|c| c.subject_for(&login.subject, &cfg.oidc.pairwise_salt)).is_some_and(|s| s == hinted)
 }
 
 /// Back from the login app: check the verifier and its cookie, remember the login if asked,
@@ -486,7 +483,7 @@ pub(crate) async fn consented(
     let audience: Vec<String> =
         consent.grant_access_token_audience.iter().filter(|a| r.audience.contains(a)).cloned().collect();
     let subject = if login.force_subject_identifier.is_empty() {
-        match subject_for(&client.subject_type, &login.subject, client.sector_uris(), &cfg.oidc.pairwise_salt) {
+        match client.subject_for(&login.subject, &cfg.oidc.pairwise_salt) {
             Some(s) => s,
             None => {
                 return Err(error_to_client(

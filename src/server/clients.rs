@@ -82,11 +82,7 @@ async fn write(w: &Worker, stored: StoredClient, how: Write<'_>) -> Result<(), R
             "conflict",
             "The OAuth 2.0 client was changed by another request while this one was processed; retry.",
         )),
-        PutOutcome::Exists => Err(Response::generic_error(
-            409,
-            "Unable to insert or update resource because a resource with that value exists already",
-            "",
-        )),
+        PutOutcome::Exists => Err(Response::exists_already()),
         PutOutcome::Missing => Err(not_found()),
     }
 }

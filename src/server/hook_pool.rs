@@ -73,13 +73,13 @@ enum Conn {
 
 impl Conn {
     /// Each read or write of this call, a TLS handshake's included, waits at most the outbound
-    /// timeout, and never past the call's deadline (`Bounded`).
-    fn timeouts(&mut self, deadline: Instant) -> std::io::Result<()> {
+    /// timeout, and never past the call's deadline (`Bounded`: past it, a read or write fails
+    /// as timed out).
+    fn set_deadline(&mut self, deadline: Instant) {
         match self {
             Conn::Plain(s) => s.deadline = deadline,
             Conn::Tls(s) => s.sock.deadline = deadline,
         }
-        Ok(())
     }
 }
 
@@ -209,7 +209,7 @@ fn slow(e: &std::io::Error) -> bool {
 fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<(u16, Vec<u8>, bool), Failure> {
     let late = || Failure::Other("the token hook took too long to answer".into());
     let io = |e: std::io::Error| Failure::Other(format!("talking to the token hook failed: {e}"));
-    conn.timeouts(deadline).map_err(io)?;
+    conn.set_deadline(deadline);
     if let Err(e) = conn.write_all(req).and_then(|()| conn.flush()) {
         return Err(if closed(&e) {
             Failure::Stale
@@ -223,10 +223,6 @@ fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<(u16, Vec<
     let mut buf = [0u8; 8192];
     // The head.
     let (status, head_len, framing, keep) = loop {
-        if Instant::now() > deadline {
-            return Err(late());
-        }
-        conn.timeouts(deadline).map_err(io)?;
         let n = match conn.read(&mut buf) {
             Ok(0) if raw.is_empty() => return Err(Failure::Stale),
             Ok(0) => return Err(Failure::Other("the token hook closed the connection mid-answer".into())),
@@ -308,10 +304,6 @@ fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<(u16, Vec<
     // Reads more of the body; `false` at the end of the stream (a TLS peer that closes without
     // close_notify ends it too).
     let mut more = |conn: &mut Conn, rest: &mut Vec<u8>| -> Result<bool, Failure> {
-        if Instant::now() > deadline {
-            return Err(late());
-        }
-        conn.timeouts(deadline).map_err(io)?;
         match conn.read(&mut buf) {
             Ok(0) => Ok(false),
             Ok(n) => {

@@ -30,8 +30,8 @@ async fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
     let client_id = rec.client_id.as_str();
     let snapshot = w.shared.clients.load();
     let cfg = w.config();
+    let Some(client) = snapshot.clients.get(client_id).map(|e| &e.stored.client) else { return Ok(inactive()) };
     if rec.expires_at.to_native() <= unix_now()
-        || !snapshot.clients.contains_key(client_id)
         || snapshot.below_watermark(client_id, r.partition, r.seq)
         || !has_required_scopes(cfg.strategies.scope, rec.scope.as_str(), form.get("scope"))
     {
@@ -40,17 +40,9 @@ async fn run(w: &Worker, req: &Request) -> Result<Vec<u8>, OAuthError> {
     let ext = w.open_ext(u32::from(r.partition), rec.family.to_native(), rec.ext.as_str())?;
     // A pairwise client's subject, as its ID tokens name it (the sector's hash: recomputed, not
     // stored; a login's forced identifier is not known here).
-    let obfuscated =
-        snapshot.clients.get(client_id).map(|e| &e.stored.client).filter(|c| c.subject_type == "pairwise").and_then(
-            |c| {
-                crate::oauth2::id_token::subject_for(
-                    &c.subject_type,
-                    rec.subject.as_str(),
-                    c.sector_uris(),
-                    &cfg.oidc.pairwise_salt,
-                )
-            },
-        );
+    let obfuscated = (client.subject_type == "pairwise")
+        .then(|| client.subject_for(rec.subject.as_str(), &cfg.oidc.pairwise_salt))
+        .flatten();
     let t = ActiveToken {
         refresh: rec.kind.native() == TokenKind::Refresh,
         client_id,

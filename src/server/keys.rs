@@ -297,11 +297,7 @@ pub async fn create(w: &Worker, req: &Request, set: &str) -> Response {
     // A key id already in the set is refused, never replaced (as Hydra: 409); replacing is PUT's.
     match write(w, set, KeyWrite::Create(vec![row])).await {
         Ok(true) => Response::json_value(201, &keys_json(std::iter::once(jwk))),
-        Ok(false) => Response::generic_error(
-            409,
-            "Unable to insert or update resource because a resource with that value exists already",
-            "",
-        ),
+        Ok(false) => Response::exists_already(),
         Err(r) => r,
     }
 }
@@ -489,11 +485,7 @@ pub(crate) fn id_token_hint_claims(
         return None;
     }
     let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&v.payload).ok()?;
-    let for_client = match claims.get("aud") {
-        Some(serde_json::Value::String(a)) => a == client_id,
-        Some(serde_json::Value::Array(a)) => a.iter().any(|x| x == client_id),
-        _ => false,
-    };
+    let for_client = crate::jose::jws::aud_names(claims.get("aud"), &[client_id]);
     let ours = claims.get("iss").and_then(|i| i.as_str()) == Some(w.config().urls.issuer.as_str());
     (ours && for_client && claims.get("sub").is_some_and(|s| s.is_string())).then_some(claims)
 }

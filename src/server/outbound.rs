@@ -81,11 +81,11 @@ pub fn exchange_blocking(url: &str, method: Method, allow_private: bool, allow_h
         let mut sock = sock;
         sock.write_all(&req).map_err(|e| format!("write failed: {e}"))?;
         req.clear();
-        return read_answer(&mut sock, deadline);
+        return read_answer(&mut sock);
     }
     let mut tls = rustls::StreamOwned::new(tls_client(&t.host)?, sock);
     tls.write_all(&req).map_err(|e| format!("TLS or write failed: {e}"))?;
-    read_answer(&mut tls, deadline)
+    read_answer(&mut tls)
 }
 
 /// The `Host` field of a request to `t`: the port too unless it is the scheme's default (RFC 9112
@@ -161,14 +161,11 @@ pub(crate) fn tls_client(host: &str) -> Result<rustls::ClientConnection, String>
     rustls::ClientConnection::new(Arc::new(cfg), name).map_err(|e| e.to_string())
 }
 
-/// Reads until the peer closes, within the deadline and the size cap.
-fn read_answer(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, String> {
+/// Reads until the peer closes, within the size cap (the deadline is the connection's, `Bounded`).
+fn read_answer(r: &mut dyn Read) -> Result<Vec<u8>, String> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
-        if Instant::now() > deadline {
-            return Err("the peer took too long to answer".into());
-        }
         match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
@@ -179,6 +176,9 @@ fn read_answer(r: &mut dyn Read, deadline: Instant) -> Result<Vec<u8>, String> {
             }
             // A peer that closes without close_notify after a complete answer is common.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+                return Err("the peer took too long to answer".into())
+            }
             Err(e) => return Err(format!("reading the answer failed: {e}")),
         }
     }

@@ -75,6 +75,15 @@ impl Response {
         Response::json_value(status, &serde_json::json!({"error": error, "error_description": description}))
     }
 
+    /// Hydra's 409 for a create whose identifier is taken (a client id, a key id).
+    pub fn exists_already() -> Response {
+        Response::generic_error(
+            409,
+            "Unable to insert or update resource because a resource with that value exists already",
+            "",
+        )
+    }
+
     pub fn not_found() -> Response {
         Response::oauth_error(&OAuthError::hint(
             ErrorCode::NotFound,

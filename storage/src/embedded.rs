@@ -676,14 +676,10 @@ impl Storage for Store {
                 KeyWrite::Add(rows) => (rows.as_slice(), false),
                 KeyWrite::AddIfEmpty(rows) if !had => (rows.as_slice(), false),
                 KeyWrite::AddIfEmpty(_) => return Ok((false, Vec::new())),
-                KeyWrite::Create(rows) => {
-                    for r in rows {
-                        if tx.get(Table::Jwks, &key_row_key(&set, &r.kid))?.is_some() {
-                            return Ok((false, Vec::new()));
-                        }
-                    }
-                    (rows.as_slice(), false)
+                KeyWrite::Create(rows) if rows.iter().any(|r| existing.contains(&key_row_key(&set, &r.kid))) => {
+                    return Ok((false, Vec::new()))
                 }
+                KeyWrite::Create(rows) => (rows.as_slice(), false),
                 KeyWrite::Replace(rows) => (rows.as_slice(), true),
                 KeyWrite::DeleteSet => (&[][..], true),
                 KeyWrite::DeleteKey(kid) => {

@@ -124,6 +124,16 @@ fn assertions_authenticate_once_and_bad_ones_never() {
     present(&s, Some(&id), &sign(&key, &fresh)).expect(200);
 }
 
+/// A server that trusts `pki`'s CA (written to `dir`, path returned) and may reach loopback peers.
+fn trusting(pki: &crate::tls::Pki, dir: &std::path::Path) -> (Server, std::path::PathBuf) {
+    let ca = ca_file(pki, dir);
+    let s = Opts::new("legacy")
+        .env("CLIENTS_HTTP_DISALLOW_PRIVATE_IP_RANGES", "false")
+        .env("SSL_CERT_FILE", ca.to_str().unwrap())
+        .start();
+    (s, ca)
+}
+
 #[test]
 fn jwks_uri_keys_are_fetched_and_a_rotation_is_picked_up() {
     let pki = crate::tls::make_pki();
@@ -138,11 +148,7 @@ fn jwks_uri_keys_are_fetched_and_a_rotation_is_picked_up() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let ca = ca_file(&pki, dir.path());
-    let s = Opts::new("legacy")
-        .env("CLIENTS_HTTP_DISALLOW_PRIVATE_IP_RANGES", "false")
-        .env("SSL_CERT_FILE", ca.to_str().unwrap())
-        .start();
+    let (s, ca) = trusting(&pki, dir.path());
     let k1 = Jwk::generate(Alg::RS256, "k1", "sig").unwrap();
     *served.lock().unwrap() = json!({"keys": [k1.public()]});
     let uri = format!("https://127.0.0.1:{}/jwks.json", peer.addr.port());
@@ -187,11 +193,7 @@ fn a_failing_jwks_uri_is_not_fetched_for_every_assertion() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let ca = ca_file(&pki, dir.path());
-    let s = Opts::new("legacy")
-        .env("CLIENTS_HTTP_DISALLOW_PRIVATE_IP_RANGES", "false")
-        .env("SSL_CERT_FILE", ca.to_str().unwrap())
-        .start();
+    let (s, _) = trusting(&pki, dir.path());
     let key = Jwk::generate(Alg::RS256, "k1", "sig").unwrap();
     for path in ["/down.json", "/garbage.json"] {
         let id = jwt_client(&s, json!({"jwks_uri": format!("https://127.0.0.1:{}{path}", peer.addr.port())}));

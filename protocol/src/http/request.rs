@@ -203,7 +203,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, Ht
     };
     let (path, query) = split_target(req.path.unwrap_or(""))?;
 
-    // head_len bounds every string below, so the text never grows.
+    // head_len bounds every string below (but for obs-text, whose bytes become 3-byte U+FFFD), so
+    // the text grows only then.
     let mut text = String::with_capacity(head_len);
     let path = push_span(&mut text, path);
     let query = query.map(|q| push_span(&mut text, q));

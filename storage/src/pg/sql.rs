@@ -250,7 +250,6 @@ pub(crate) const DELETE_SET: &str = "DELETE FROM hydra_rs_key WHERE set_name = $
 
 pub(crate) const DELETE_KEY: &str = "DELETE FROM hydra_rs_key WHERE set_name = $1 AND kid = $2";
 
-/// Records the partition count on first open; returns the recorded one.
 /// The recorded partition count, recorded as `$1` by the first node: one row always, also for a
 /// node that raced the first (an upsert waits for the other insert and then returns its row,
 /// where `DO NOTHING` and a read in the same snapshot returned none).

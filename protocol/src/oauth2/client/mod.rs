@@ -311,6 +311,11 @@ impl Client {
         }
     }
 
+    /// The `sub` this client's tokens name for `subject` (pairwise or public, OIDC Core §8).
+    pub fn subject_for(&self, subject: &str, pairwise_salt: &str) -> Option<String> {
+        crate::oauth2::id_token::subject_for(&self.subject_type, subject, self.sector_uris(), pairwise_salt)
+    }
+
     /// Per-client override for a token lifespan; `None` means "use the global TTL".
     pub fn lifespan(&self, field: Lifespan) -> Option<Duration> {
         self.lifespan_slot(field).as_deref().and_then(parse_go_duration)
